@@ -1,0 +1,336 @@
+//! The ledger store: a directory of ledger files with create / append / seal / read / delete.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::error::{HotTierError, Result};
+use crate::files::{self, LedgerFileKind};
+use crate::format::{
+    FOOTER_TRAILER_LEN, decode_footer_offsets, decode_footer_trailer, encode_footer,
+};
+use crate::read::{EntryIndex, read_range};
+use crate::recovery;
+use crate::writer::{LedgerWriter, OpenLedger, SealedLedger};
+
+/// Limits of the store. Units are in the names.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Largest payload accepted by `append` (and believed during recovery).
+    pub max_entry_bytes: usize,
+    /// Bytes an open ledger may hold in its pending batch before `append` waits.
+    pub max_pending_bytes_per_ledger: usize,
+    /// How many sealed ledgers keep their file handle and offset index in memory.
+    pub sealed_cache_ledgers: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_entry_bytes: 64 << 20,
+            max_pending_bytes_per_ledger: 64 << 20,
+            sealed_cache_ledgers: 64,
+        }
+    }
+}
+
+/// A ledger found open at start-up, now truncated to its valid prefix and sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveredLedger {
+    pub sealed: SealedLedger,
+    /// Bytes cut off the end of the file (torn or corrupt tail).
+    pub discarded_bytes: u64,
+}
+
+/// Whether a ledger is still written, and how much it holds (durable part only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerStat {
+    pub ledger_id: u64,
+    pub sealed: bool,
+    pub entries: u64,
+    pub size_bytes: u64,
+}
+
+struct SealedHandle {
+    file: File,
+    path: PathBuf,
+    index: EntryIndex,
+}
+
+struct Inner {
+    dir: PathBuf,
+    options: StoreOptions,
+    open: Mutex<HashMap<u64, Arc<OpenLedger>>>,
+    sealed: Mutex<HashMap<u64, Arc<SealedHandle>>>,
+}
+
+/// Durable local ledger storage. Cheap to clone.
+#[derive(Clone)]
+pub struct LedgerStore {
+    inner: Arc<Inner>,
+}
+
+impl LedgerStore {
+    /// Opens (creating if needed) the store in `dir`. Ledgers left open by a previous process are
+    /// recovered: truncated to their last valid entry and sealed. They are returned so the caller
+    /// can record their final size.
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        options: StoreOptions,
+    ) -> Result<(Self, Vec<RecoveredLedger>)> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| HotTierError::io("create directory", &dir, e))?;
+        let store = LedgerStore {
+            inner: Arc::new(Inner {
+                dir,
+                options,
+                open: Mutex::new(HashMap::new()),
+                sealed: Mutex::new(HashMap::new()),
+            }),
+        };
+        let mut recovered = Vec::new();
+        for (kind, _) in store.scan_dir()? {
+            match kind {
+                LedgerFileKind::Open(id) => recovered.push(store.recover_open(id)?),
+                LedgerFileKind::Sealed(_) => {}
+            }
+        }
+        recovered.sort_by_key(|r| r.sealed.ledger_id);
+        Ok((store, recovered))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn scan_dir(&self) -> Result<Vec<(LedgerFileKind, PathBuf)>> {
+        let dir = &self.inner.dir;
+        let mut out = Vec::new();
+        let rd = std::fs::read_dir(dir).map_err(|e| HotTierError::io("list", dir, e))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| HotTierError::io("list", dir, e))?;
+            if let Some(kind) = entry.file_name().to_str().and_then(files::classify) {
+                out.push((kind, entry.path()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ids of every ledger that has a file (open or sealed), ascending.
+    pub fn list_ledgers(&self) -> Result<Vec<u64>> {
+        let mut ids: Vec<u64> = self
+            .scan_dir()?
+            .into_iter()
+            .map(|(k, _)| match k {
+                LedgerFileKind::Open(id) | LedgerFileKind::Sealed(id) => id,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    fn recover_open(&self, id: u64) -> Result<RecoveredLedger> {
+        let dir = &self.inner.dir;
+        let path = files::open_path(dir, id);
+        let file = files::open_rw(&path)?;
+        let outcome = recovery::scan(id, &path, &file, self.inner.options.max_entry_bytes)?;
+        if outcome.header_missing {
+            file.write_all_at(&crate::format::encode_file_header(id), 0)
+                .map_err(|e| HotTierError::io("write header", &path, e))?;
+        }
+        if outcome.discarded_bytes > 0 {
+            tracing::warn!(
+                ledger_id = id,
+                discarded_bytes = outcome.discarded_bytes,
+                entries = outcome.index.offsets.len(),
+                "truncated torn or corrupt tail of unsealed ledger"
+            );
+        }
+        let footer = encode_footer(&outcome.index.offsets);
+        file.set_len(outcome.index.data_end)
+            .and_then(|_| file.write_all_at(&footer, outcome.index.data_end))
+            .and_then(|_| file.sync_all())
+            .map_err(|e| HotTierError::io("seal recovered ledger", &path, e))?;
+        std::fs::rename(&path, files::sealed_path(dir, id))
+            .map_err(|e| HotTierError::io("rename", &path, e))?;
+        files::fsync_dir(dir)?;
+        Ok(RecoveredLedger {
+            sealed: SealedLedger {
+                ledger_id: id,
+                entries: outcome.index.offsets.len() as u64,
+                size_bytes: outcome.index.payload_bytes,
+            },
+            discarded_bytes: outcome.discarded_bytes,
+        })
+    }
+
+    /// Creates ledger `id` and returns its only writer.
+    pub fn create_ledger(&self, id: u64) -> Result<LedgerWriter> {
+        if files::sealed_path(&self.inner.dir, id).exists() {
+            return Err(HotTierError::LedgerExists(id));
+        }
+        let o = &self.inner.options;
+        let ledger = OpenLedger::create(
+            self.inner.dir.clone(),
+            id,
+            o.max_entry_bytes,
+            o.max_pending_bytes_per_ledger.max(o.max_entry_bytes + 64),
+        )?;
+        self.lock_open().insert(id, Arc::clone(&ledger));
+        let weak = Arc::downgrade(&self.inner);
+        Ok(LedgerWriter {
+            ledger,
+            on_sealed: Box::new(move |id| {
+                if let Some(inner) = weak.upgrade() {
+                    inner
+                        .open
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                }
+            }),
+        })
+    }
+
+    fn lock_open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<OpenLedger>>> {
+        self.inner.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sealed_handle(&self, id: u64) -> Result<Arc<SealedHandle>> {
+        let mut cache = self.inner.sealed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = cache.get(&id) {
+            return Ok(Arc::clone(h));
+        }
+        let path = files::sealed_path(&self.inner.dir, id);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(HotTierError::NoSuchLedger(id));
+            }
+            Err(e) => return Err(HotTierError::io("open", &path, e)),
+        };
+        let index = load_footer(id, &file, &path)?;
+        let handle = Arc::new(SealedHandle { file, path, index });
+        if cache.len() >= self.inner.options.sealed_cache_ledgers.max(1) {
+            // Any victim will do: the cache only saves a footer read.
+            if let Some(victim) = cache.keys().next().copied() {
+                cache.remove(&victim);
+            }
+        }
+        cache.insert(id, Arc::clone(&handle));
+        Ok(handle)
+    }
+
+    /// Reads entries `first..=last` of any ledger (open: only durable entries are visible). Stops
+    /// after at least one entry once `max_bytes` of records would be exceeded.
+    pub fn read(&self, id: u64, first: u64, last: u64, max_bytes: usize) -> Result<Vec<Bytes>> {
+        let open = self.lock_open().get(&id).cloned();
+        if let Some(ledger) = open {
+            let index = ledger
+                .durable
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            return read_range(
+                id,
+                &ledger.file,
+                &ledger.path,
+                &index,
+                first,
+                last,
+                max_bytes,
+            );
+        }
+        let h = self.sealed_handle(id)?;
+        read_range(id, &h.file, &h.path, &h.index, first, last, max_bytes)
+    }
+
+    /// Size and state of a ledger.
+    pub fn stat(&self, id: u64) -> Result<LedgerStat> {
+        if let Some(ledger) = self.lock_open().get(&id).cloned() {
+            let d = ledger.durable.read().unwrap_or_else(|p| p.into_inner());
+            return Ok(LedgerStat {
+                ledger_id: id,
+                sealed: false,
+                entries: d.offsets.len() as u64,
+                size_bytes: d.payload_bytes,
+            });
+        }
+        let h = self.sealed_handle(id)?;
+        Ok(LedgerStat {
+            ledger_id: id,
+            sealed: true,
+            entries: h.index.offsets.len() as u64,
+            size_bytes: h.index.payload_bytes,
+        })
+    }
+
+    /// Removes a ledger's file. Deleting a ledger that does not exist is not an error (idempotent).
+    pub fn delete_ledger(&self, id: u64) -> Result<()> {
+        self.inner
+            .sealed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        self.lock_open().remove(&id);
+        for path in [
+            files::sealed_path(&self.inner.dir, id),
+            files::open_path(&self.inner.dir, id),
+        ] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(HotTierError::io("delete", &path, e)),
+            }
+        }
+        files::fsync_dir(&self.inner.dir)
+    }
+}
+
+fn load_footer(id: u64, file: &File, path: &Path) -> Result<EntryIndex> {
+    let len = file
+        .metadata()
+        .map_err(|e| HotTierError::io("stat", path, e))?
+        .len();
+    let corrupt = |detail: &str| HotTierError::Corrupt {
+        ledger_id: id,
+        detail: detail.to_string(),
+    };
+    if len < crate::format::FILE_HEADER_LEN + FOOTER_TRAILER_LEN {
+        return Err(corrupt("sealed file too short"));
+    }
+    let mut trailer = [0u8; FOOTER_TRAILER_LEN as usize];
+    file.read_exact_at(&mut trailer, len - FOOTER_TRAILER_LEN)
+        .map_err(|e| HotTierError::io("read footer", path, e))?;
+    let (n, crc) = decode_footer_trailer(id, &trailer)?;
+    // Bound the allocation by the file size before trusting `n`.
+    let offsets_len = n
+        .checked_mul(8)
+        .filter(|l| l + FOOTER_TRAILER_LEN + crate::format::FILE_HEADER_LEN <= len)
+        .ok_or_else(|| corrupt("footer entry count exceeds the file"))?;
+    let data_end = len - FOOTER_TRAILER_LEN - offsets_len;
+    let mut raw = vec![0u8; offsets_len as usize];
+    file.read_exact_at(&mut raw, data_end)
+        .map_err(|e| HotTierError::io("read footer", path, e))?;
+    let offsets = decode_footer_offsets(id, &raw, n, crc)?;
+    if offsets
+        .first()
+        .is_some_and(|&o| o < crate::format::FILE_HEADER_LEN)
+        || offsets.last().is_some_and(|&o| o >= data_end)
+    {
+        return Err(corrupt("footer offsets point outside the records"));
+    }
+    // Payload bytes = span of records minus their headers.
+    let records_span = data_end - crate::format::FILE_HEADER_LEN;
+    let payload_bytes = records_span.saturating_sub(n * crate::format::RECORD_HEADER_LEN as u64);
+    Ok(EntryIndex {
+        offsets,
+        data_end,
+        payload_bytes,
+    })
+}

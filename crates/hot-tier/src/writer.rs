@@ -1,0 +1,388 @@
+//! The single writer of an open ledger, with group commit.
+//!
+//! `append` encodes the record into the ledger's pending batch and returns at once with a
+//! [`PendingAppend`] that resolves when the entry is durable. One flusher thread per open ledger
+//! takes the whole pending batch, writes it with one `pwrite` and makes it durable with one
+//! `fdatasync`, then completes every waiter of that batch in entry order. While it syncs, new
+//! appends collect in the next batch, so many concurrent appends share one fsync.
+//!
+//! Memory is bounded: every append first takes permits (bytes) from a per-ledger budget that the
+//! flusher gives back after the batch is durable; a full budget makes `append` wait.
+//!
+//! Crash windows: a record is acknowledged only after the fsync that covers it returned; a crash
+//! before that can leave it torn or partly written, which start-up recovery truncates.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::error::{HotTierError, Result};
+use crate::files;
+use crate::format::{FILE_HEADER_LEN, RECORD_HEADER_LEN, encode_footer, encode_record};
+use crate::read::EntryIndex;
+
+struct Waiter {
+    entry_id: u64,
+    tx: oneshot::Sender<Result<u64>>,
+}
+
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    waiters: Vec<Waiter>,
+    offsets: Vec<u64>,
+    payload_bytes: u64,
+    permits: usize,
+}
+
+struct WriterState {
+    next_entry_id: u64,
+    /// File position where the next record will be placed (after everything pending).
+    next_offset: u64,
+    batch: Batch,
+    failed: Option<String>,
+    /// Set once `seal` was called: no more appends; the flusher seals when the batch is drained.
+    seal_requested: Option<oneshot::Sender<Result<EntryIndex>>>,
+    closing: bool,
+}
+
+/// An open ledger: shared by its writer, its flusher thread and readers.
+pub(crate) struct OpenLedger {
+    pub id: u64,
+    dir: PathBuf,
+    pub path: PathBuf,
+    pub file: File,
+    state: Mutex<WriterState>,
+    wake: Condvar,
+    /// Entries known durable; readers see exactly these.
+    pub durable: RwLock<EntryIndex>,
+    budget: Semaphore,
+    budget_bytes: usize,
+    max_entry_bytes: usize,
+    /// Batches made durable so far (each one `fdatasync`).
+    fsyncs: AtomicU64,
+}
+
+impl OpenLedger {
+    /// Creates the file (header fsynced, directory entry fsynced) and starts the flusher thread.
+    pub fn create(
+        dir: PathBuf,
+        id: u64,
+        max_entry_bytes: usize,
+        budget_bytes: usize,
+    ) -> Result<Arc<Self>> {
+        use std::io::Write;
+        let path = files::open_path(&dir, id);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => HotTierError::LedgerExists(id),
+                _ => HotTierError::io("create", &path, e),
+            })?;
+        file.write_all(&crate::format::encode_file_header(id))
+            .and_then(|_| file.sync_data())
+            .map_err(|e| HotTierError::io("write header", &path, e))?;
+        files::fsync_dir(&dir)?;
+        let ledger = Arc::new(OpenLedger {
+            id,
+            dir,
+            path,
+            file,
+            state: Mutex::new(WriterState {
+                next_entry_id: 0,
+                next_offset: FILE_HEADER_LEN,
+                batch: Batch::default(),
+                failed: None,
+                seal_requested: None,
+                closing: false,
+            }),
+            wake: Condvar::new(),
+            durable: RwLock::new(EntryIndex {
+                offsets: Vec::new(),
+                data_end: FILE_HEADER_LEN,
+                payload_bytes: 0,
+            }),
+            budget: Semaphore::new(budget_bytes),
+            budget_bytes,
+            max_entry_bytes,
+            fsyncs: AtomicU64::new(0),
+        });
+        let flusher = Arc::clone(&ledger);
+        std::thread::Builder::new()
+            .name(format!("ledger-{id}-flush"))
+            .spawn(move || flusher.flush_loop())
+            .map_err(|e| HotTierError::io("spawn flusher thread", "", e))?;
+        Ok(ledger)
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, WriterState> {
+        // A panic while holding the lock cannot leave the batch half-updated in a way that matters
+        // more than losing the process, so a poisoned lock is simply taken over.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn append(&self, payload: Bytes) -> Result<PendingAppend> {
+        if payload.len() > self.max_entry_bytes {
+            return Err(HotTierError::EntryTooLarge {
+                size: payload.len(),
+                max: self.max_entry_bytes,
+            });
+        }
+        let record_len = RECORD_HEADER_LEN + payload.len();
+        let permits = record_len.min(self.budget_bytes);
+        let permit = self
+            .budget
+            .acquire_many(permits as u32)
+            .await
+            .map_err(|_| HotTierError::Sealed(self.id))?;
+        permit.forget();
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.lock_state();
+        if let Some(reason) = &st.failed {
+            let reason = reason.clone();
+            drop(st);
+            self.budget.add_permits(permits);
+            return Err(HotTierError::LedgerFailed {
+                ledger_id: self.id,
+                reason,
+            });
+        }
+        if st.seal_requested.is_some() || st.closing {
+            drop(st);
+            self.budget.add_permits(permits);
+            return Err(HotTierError::Sealed(self.id));
+        }
+        let entry_id = st.next_entry_id;
+        st.next_entry_id += 1;
+        let offset = st.next_offset;
+        st.next_offset += record_len as u64;
+        let batch = &mut st.batch;
+        encode_record(&mut batch.bytes, entry_id, &payload);
+        batch.offsets.push(offset);
+        batch.payload_bytes += payload.len() as u64;
+        batch.permits += permits;
+        batch.waiters.push(Waiter { entry_id, tx });
+        drop(st);
+        self.wake.notify_one();
+        Ok(PendingAppend { entry_id, rx })
+    }
+
+    fn flush_loop(self: Arc<Self>) {
+        loop {
+            let (batch, start) = {
+                let mut st = self.lock_state();
+                while st.batch.waiters.is_empty() && st.seal_requested.is_none() && !st.closing {
+                    st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                if st.batch.waiters.is_empty() {
+                    if let Some(reply) = st.seal_requested.take() {
+                        let failed = st.failed.clone();
+                        drop(st);
+                        let result = match failed {
+                            Some(reason) => Err(HotTierError::LedgerFailed {
+                                ledger_id: self.id,
+                                reason,
+                            }),
+                            None => self.write_footer_and_rename(),
+                        };
+                        let _ = reply.send(result);
+                    }
+                    self.budget.close();
+                    return;
+                }
+                let batch = std::mem::take(&mut st.batch);
+                let start = st.next_offset - batch.bytes.len() as u64;
+                (batch, start)
+            };
+            let result = self
+                .file
+                .write_all_at(&batch.bytes, start)
+                .and_then(|_| self.file.sync_data());
+            match result {
+                Ok(()) => {
+                    self.fsyncs.fetch_add(1, Ordering::Relaxed);
+                    {
+                        let mut durable = self.durable.write().unwrap_or_else(|p| p.into_inner());
+                        durable.offsets.extend_from_slice(&batch.offsets);
+                        durable.data_end = start + batch.bytes.len() as u64;
+                        durable.payload_bytes += batch.payload_bytes;
+                    }
+                    for w in batch.waiters {
+                        let _ = w.tx.send(Ok(w.entry_id));
+                    }
+                }
+                Err(e) => {
+                    let reason = format!("write+fsync of {}: {e}", self.path.display());
+                    tracing::error!(ledger_id = self.id, %reason, "ledger write failed");
+                    let mut st = self.lock_state();
+                    st.failed = Some(reason.clone());
+                    // Nothing after a failed fsync can be trusted: fail what is pending too.
+                    let rest = std::mem::take(&mut st.batch);
+                    self.budget.add_permits(rest.permits);
+                    drop(st);
+                    for w in batch.waiters.into_iter().chain(rest.waiters) {
+                        let _ = w.tx.send(Err(HotTierError::LedgerFailed {
+                            ledger_id: self.id,
+                            reason: reason.clone(),
+                        }));
+                    }
+                }
+            }
+            self.budget.add_permits(batch.permits);
+        }
+    }
+
+    /// Runs on the flusher thread once every append is durable.
+    fn write_footer_and_rename(&self) -> Result<EntryIndex> {
+        let index = self
+            .durable
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let footer = encode_footer(&index.offsets);
+        self.file
+            .write_all_at(&footer, index.data_end)
+            .and_then(|_| self.file.set_len(index.data_end + footer.len() as u64))
+            .and_then(|_| self.file.sync_all())
+            .map_err(|e| HotTierError::io("write footer", &self.path, e))?;
+        let sealed = files::sealed_path(&self.dir, self.id);
+        std::fs::rename(&self.path, &sealed)
+            .map_err(|e| HotTierError::io("rename", &self.path, e))?;
+        files::fsync_dir(&self.dir)?;
+        Ok(index)
+    }
+
+    fn request_seal(&self) -> oneshot::Receiver<Result<EntryIndex>> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.lock_state();
+        if st.seal_requested.is_some() || st.closing {
+            drop(st);
+            let _ = tx.send(Err(HotTierError::Sealed(self.id)));
+            return rx;
+        }
+        st.seal_requested = Some(tx);
+        drop(st);
+        self.wake.notify_one();
+        rx
+    }
+
+    /// Stops the flusher after the pending batch without sealing (the file stays `.open`).
+    fn close_unsealed(&self) {
+        let mut st = self.lock_state();
+        st.closing = true;
+        drop(st);
+        self.wake.notify_one();
+    }
+}
+
+/// An append that was accepted; resolves to its entry id once the entry is durable.
+#[must_use = "an append is only acknowledged when its PendingAppend resolves"]
+pub struct PendingAppend {
+    entry_id: u64,
+    rx: oneshot::Receiver<Result<u64>>,
+}
+
+impl PendingAppend {
+    /// The id the entry will have (known before it is durable).
+    pub fn entry_id(&self) -> u64 {
+        self.entry_id
+    }
+}
+
+impl std::future::Future for PendingAppend {
+    type Output = Result<u64>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let id = self.entry_id;
+        std::pin::Pin::new(&mut self.rx).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| {
+                Err(HotTierError::LedgerFailed {
+                    ledger_id: id,
+                    reason: "flusher stopped before the entry was durable".into(),
+                })
+            })
+        })
+    }
+}
+
+/// What sealing a ledger produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedLedger {
+    pub ledger_id: u64,
+    /// Number of entries (ids 0..entries).
+    pub entries: u64,
+    /// Sum of payload bytes.
+    pub size_bytes: u64,
+}
+
+/// The one writer of an open ledger.
+pub struct LedgerWriter {
+    pub(crate) ledger: Arc<OpenLedger>,
+    pub(crate) on_sealed: Box<dyn Fn(u64) + Send + Sync>,
+}
+
+impl LedgerWriter {
+    pub fn ledger_id(&self) -> u64 {
+        self.ledger.id
+    }
+
+    /// Queues `payload` as the next entry. Waits only while the ledger's memory budget is full.
+    pub async fn append(&self, payload: Bytes) -> Result<PendingAppend> {
+        self.ledger.append(payload).await
+    }
+
+    /// Entries accepted so far (durable or pending).
+    pub fn entries_accepted(&self) -> u64 {
+        self.ledger.lock_state().next_entry_id
+    }
+
+    /// Durable entries and payload bytes.
+    pub fn durable_stats(&self) -> (u64, u64) {
+        let d = self
+            .ledger
+            .durable
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        (d.offsets.len() as u64, d.payload_bytes)
+    }
+
+    /// How many group commits (one `fdatasync` each) this ledger has made.
+    pub fn fsync_count(&self) -> u64 {
+        self.ledger.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Waits for every accepted append, then makes the ledger immutable (footer + rename, fsynced).
+    pub async fn seal(self) -> Result<SealedLedger> {
+        let rx = self.ledger.request_seal();
+        let index = rx.await.unwrap_or_else(|_| {
+            Err(HotTierError::LedgerFailed {
+                ledger_id: self.ledger.id,
+                reason: "flusher stopped during seal".into(),
+            })
+        })?;
+        (self.on_sealed)(self.ledger.id);
+        Ok(SealedLedger {
+            ledger_id: self.ledger.id,
+            entries: index.offsets.len() as u64,
+            size_bytes: index.payload_bytes,
+        })
+    }
+}
+
+impl Drop for LedgerWriter {
+    fn drop(&mut self) {
+        // Dropped without `seal` (shutdown or crash simulation): stop the flusher after what is
+        // pending; the file stays `.open` and start-up recovery seals it.
+        self.ledger.close_unsealed();
+    }
+}

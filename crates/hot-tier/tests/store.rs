@@ -1,0 +1,242 @@
+//! Functional tests of the ledger store: appends, group commit, seal, reads while writing,
+//! corruption handling and recovery.
+
+use std::os::unix::fs::FileExt;
+
+use bytes::Bytes;
+use hot_tier::{HotTierError, LedgerStore, StoreOptions};
+
+fn payload(i: u64) -> Bytes {
+    Bytes::from(format!("entry-{i}-").repeat((i % 7 + 1) as usize))
+}
+
+fn ledger_file(dir: &std::path::Path, id: u64, ext: &str) -> std::path::PathBuf {
+    dir.join(format!("{id:020}.{ext}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_seal_read_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert!(recovered.is_empty());
+    let w = store.create_ledger(3).unwrap();
+    let mut pending = Vec::new();
+    for i in 0..100 {
+        pending.push(w.append(payload(i)).await.unwrap());
+    }
+    for (i, p) in pending.into_iter().enumerate() {
+        assert_eq!(p.await.unwrap(), i as u64);
+    }
+    // Read while the ledger is still open.
+    let got = store.read(3, 10, 19, usize::MAX).unwrap();
+    assert_eq!(got, (10..20).map(payload).collect::<Vec<_>>());
+    let sealed = w.seal().await.unwrap();
+    assert_eq!(sealed.entries, 100);
+    let expected_size: u64 = (0..100).map(|i| payload(i).len() as u64).sum();
+    assert_eq!(sealed.size_bytes, expected_size);
+    assert!(ledger_file(dir.path(), 3, "sealed").exists());
+    drop(store);
+
+    let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert!(recovered.is_empty(), "a sealed ledger needs no recovery");
+    let stat = store.stat(3).unwrap();
+    assert!(stat.sealed);
+    assert_eq!((stat.entries, stat.size_bytes), (100, expected_size));
+    assert_eq!(
+        store.read(3, 0, 99, usize::MAX).unwrap(),
+        (0..100).map(payload).collect::<Vec<_>>()
+    );
+    assert!(matches!(
+        store.read(3, 100, 100, usize::MAX),
+        Err(HotTierError::NoSuchEntry {
+            last_entry_id: 99,
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.create_ledger(3),
+        Err(HotTierError::LedgerExists(3))
+    ));
+    store.delete_ledger(3).unwrap();
+    assert!(matches!(
+        store.read(3, 0, 0, usize::MAX),
+        Err(HotTierError::NoSuchLedger(3))
+    ));
+    store.delete_ledger(3).unwrap(); // idempotent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_bytes_limits_a_range_read_but_returns_at_least_one_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let w = store.create_ledger(1).unwrap();
+    for _ in 0..10 {
+        w.append(Bytes::from(vec![7u8; 1000]))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.read(1, 0, 9, 1).unwrap().len(), 1);
+    assert_eq!(store.read(1, 0, 9, 3 * 1016).unwrap().len(), 3);
+    assert_eq!(store.read(1, 0, 9, usize::MAX).unwrap().len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let w = std::sync::Arc::new(store.create_ledger(1).unwrap());
+    // Queue many appends before awaiting any: they must complete with far fewer fsyncs.
+    let mut pending = Vec::new();
+    for i in 0..2000u64 {
+        pending.push(w.append(payload(i)).await.unwrap());
+    }
+    for (i, p) in pending.into_iter().enumerate() {
+        assert_eq!(p.await.unwrap(), i as u64);
+    }
+    let syncs = w.fsync_count();
+    assert!(
+        syncs < 1000,
+        "2000 appends took {syncs} fsyncs: no group commit"
+    );
+    assert_eq!(store.read(1, 0, 1999, usize::MAX).unwrap().len(), 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_tail_of_unsealed_ledger_is_truncated_at_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let w = store.create_ledger(9).unwrap();
+        for i in 0..20 {
+            w.append(payload(i)).await.unwrap().await.unwrap();
+        }
+        // Dropped without sealing: the file stays `.open`, as after a crash.
+    }
+    let path = ledger_file(dir.path(), 9, "open");
+    let len = std::fs::metadata(&path).unwrap().len();
+    // Flip a byte in the payload of the last entry.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, len - 3).unwrap();
+    f.write_all_at(&[b[0] ^ 0x40], len - 3).unwrap();
+    drop(f);
+
+    let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(
+        recovered[0].sealed.entries, 19,
+        "the corrupt last entry must be cut off"
+    );
+    assert!(recovered[0].discarded_bytes > 0);
+    assert_eq!(
+        store.read(9, 0, 18, usize::MAX).unwrap(),
+        (0..19).map(payload).collect::<Vec<_>>()
+    );
+    assert!(matches!(
+        store.read(9, 19, 19, usize::MAX),
+        Err(HotTierError::NoSuchEntry { .. })
+    ));
+    assert!(ledger_file(dir.path(), 9, "sealed").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_tail_and_garbage_after_the_last_record_are_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let w = store.create_ledger(2).unwrap();
+        for i in 0..5 {
+            w.append(payload(i)).await.unwrap().await.unwrap();
+        }
+    }
+    let path = ledger_file(dir.path(), 2, "open");
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    // Half a record header, then garbage: what a crash mid-write can leave behind.
+    f.write_all_at(&[0x10, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 5], len)
+        .unwrap();
+    drop(f);
+    let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(recovered[0].sealed.entries, 5);
+    assert_eq!(recovered[0].discarded_bytes, 9);
+    assert_eq!(store.read(2, 0, 4, usize::MAX).unwrap().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_byte_in_sealed_ledger_fails_that_entry_with_checksum_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let w = store.create_ledger(4).unwrap();
+    for i in 0..10 {
+        w.append(payload(i)).await.unwrap().await.unwrap();
+    }
+    w.seal().await.unwrap();
+    drop(store);
+    // Entry 0 starts after the 16-byte file header and its 16-byte record header.
+    let path = ledger_file(dir.path(), 4, "sealed");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    f.write_all_at(b"X", 16 + 16 + 2).unwrap();
+    drop(f);
+
+    let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert!(recovered.is_empty());
+    let err = store.read(4, 0, 0, usize::MAX).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            HotTierError::ChecksumMismatch {
+                ledger_id: 4,
+                entry_id: 0
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("checksum mismatch in ledger 4 entry 0")
+    );
+    // Other entries are unaffected.
+    assert_eq!(
+        store.read(4, 1, 9, usize::MAX).unwrap(),
+        (1..10).map(payload).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_after_seal_and_oversized_entries_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        max_entry_bytes: 1024,
+        ..StoreOptions::default()
+    };
+    let (store, _) = LedgerStore::open(dir.path(), options).unwrap();
+    let w = store.create_ledger(1).unwrap();
+    assert!(matches!(
+        w.append(Bytes::from(vec![0u8; 1025])).await,
+        Err(HotTierError::EntryTooLarge {
+            size: 1025,
+            max: 1024
+        })
+    ));
+    w.append(Bytes::from_static(b"ok"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let sealed = w.seal().await.unwrap();
+    assert_eq!(sealed.entries, 1);
+    assert!(matches!(
+        store.create_ledger(1),
+        Err(HotTierError::LedgerExists(1))
+    ));
+}
