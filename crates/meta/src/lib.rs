@@ -1,1 +1,68 @@
-//! placeholder
+//! # meta — versioned key/value metadata
+//!
+//! The single source of truth about which ledgers exist, where their data lives and where each
+//! cursor stands. The trait is deliberately narrow (get, compare-and-set put, delete, list by
+//! prefix) so that an etcd implementation can sit behind it later: every operation maps to one
+//! etcd request (range, txn with a mod-revision compare, delete, range with a prefix).
+//!
+//! Every value carries a version that grows by one on each successful put; writers pass the
+//! version they read ([`Expected::Version`]) so that concurrent read-modify-write cycles cannot
+//! silently overwrite each other.
+
+mod redb_store;
+
+pub use redb_store::RedbStore;
+
+/// A stored value with its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub value: Vec<u8>,
+    /// 1 for a freshly created key, +1 on every put.
+    pub version: u64,
+}
+
+/// The precondition of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// Write whatever is there.
+    Any,
+    /// The key must not exist.
+    Absent,
+    /// The key must exist with exactly this version.
+    Version(u64),
+}
+
+/// Errors of a metadata store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetaError {
+    /// The precondition of a put or delete did not hold: somebody else changed the key.
+    #[error("version conflict on {key}: expected {expected:?}, found {found:?}")]
+    Conflict {
+        key: String,
+        expected: Expected,
+        found: Option<u64>,
+    },
+    /// The backing store failed (I/O, corruption, unavailable service).
+    #[error("metadata store failure during {op} of {key}: {detail}")]
+    Backend {
+        op: &'static str,
+        key: String,
+        detail: String,
+    },
+}
+
+pub type Result<T, E = MetaError> = std::result::Result<T, E>;
+
+/// Versioned key/value metadata with compare-and-set.
+#[async_trait::async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// The value and version of `key`, if it exists.
+    async fn get(&self, key: &str) -> Result<Option<Versioned>>;
+    /// Writes `value` if `expected` holds; returns the new version.
+    async fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64>;
+    /// Deletes `key` if `expected` holds. Deleting an absent key with `Expected::Any` succeeds.
+    async fn delete(&self, key: &str, expected: Expected) -> Result<()>;
+    /// Every key that starts with `prefix`, in ascending order.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+}
