@@ -1,1 +1,29 @@
-//! placeholder
+//! # ledger — the managed ledger
+//!
+//! A topic's log is a *managed ledger*: an ordered list of hot-tier ledgers persisted in the
+//! metadata store. Only the last ledger is written; it rolls over on Pulsar's entry-count, size
+//! and time rules. Durable cursors (one per subscription) persist their mark-delete position and
+//! individually acknowledged entries. Retention removes ledgers every cursor has consumed and the
+//! namespace policy no longer needs. Reads from any position yield entries across ledger
+//! boundaries in order.
+//!
+//! This crate knows nothing of the Pulsar protocol; positions are `(ledgerId, entryId)`.
+
+pub mod clock;
+pub mod config;
+pub mod cursor;
+pub mod error;
+mod factory;
+mod ids;
+pub mod info;
+mod managed_ledger;
+pub mod position;
+pub mod retention;
+
+pub use clock::{Clock, SystemClock, TestClock};
+pub use config::ManagedLedgerConfig;
+pub use cursor::{CursorState, InitialPosition};
+pub use error::{LedgerError, Result};
+pub use factory::ManagedLedgerFactory;
+pub use managed_ledger::{AppendReceipt, Entry, LedgerStats, ManagedLedger};
+pub use position::Position;

@@ -128,12 +128,17 @@ impl MetadataStore for RedbStore {
             let tx = db.begin_write().map_err(|e| backend("delete", &k, e))?;
             {
                 let mut table = tx.open_table(TABLE).map_err(|e| backend("delete", &k, e))?;
-                let found = match table.get(k.as_str()).map_err(|e| backend("delete", &k, e))? {
+                let found = match table
+                    .get(k.as_str())
+                    .map_err(|e| backend("delete", &k, e))?
+                {
                     Some(raw) => Some(decode(&k, raw.value())?.version),
                     None => None,
                 };
                 check(&k, expected, found)?;
-                table.remove(k.as_str()).map_err(|e| backend("delete", &k, e))?;
+                table
+                    .remove(k.as_str())
+                    .map_err(|e| backend("delete", &k, e))?;
             }
             tx.commit().map_err(|e| backend("delete", &k, e))?;
             Ok(())
@@ -147,7 +152,10 @@ impl MetadataStore for RedbStore {
             let tx = db.begin_read().map_err(|e| backend("list", &p, e))?;
             let table = tx.open_table(TABLE).map_err(|e| backend("list", &p, e))?;
             let mut out = Vec::new();
-            for item in table.range(p.as_str()..).map_err(|e| backend("list", &p, e))? {
+            for item in table
+                .range(p.as_str()..)
+                .map_err(|e| backend("list", &p, e))?
+            {
                 let (k, _) = item.map_err(|e| backend("list", &p, e))?;
                 let k = k.value();
                 if !k.starts_with(p.as_str()) {
@@ -172,12 +180,20 @@ mod tests {
         {
             let s = RedbStore::open(&path).unwrap();
             assert_eq!(s.get("/a").await.unwrap(), None);
-            assert_eq!(s.put("/a", b"1".to_vec(), Expected::Absent).await.unwrap(), 1);
+            assert_eq!(
+                s.put("/a", b"1".to_vec(), Expected::Absent).await.unwrap(),
+                1
+            );
             assert!(matches!(
                 s.put("/a", b"x".to_vec(), Expected::Absent).await,
                 Err(MetaError::Conflict { found: Some(1), .. })
             ));
-            assert_eq!(s.put("/a", b"2".to_vec(), Expected::Version(1)).await.unwrap(), 2);
+            assert_eq!(
+                s.put("/a", b"2".to_vec(), Expected::Version(1))
+                    .await
+                    .unwrap(),
+                2
+            );
             assert!(matches!(
                 s.put("/a", b"3".to_vec(), Expected::Version(1)).await,
                 Err(MetaError::Conflict { .. })

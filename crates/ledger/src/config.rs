@@ -1,0 +1,33 @@
+//! Per-topic settings of a managed ledger (rollover limits and retention), with Pulsar's defaults.
+
+/// How a managed ledger rolls over and what it retains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedLedgerConfig {
+    /// `managedLedgerMaxEntriesPerLedger` (default 50 000).
+    pub max_entries_per_ledger: u64,
+    /// `managedLedgerMaxSizePerLedgerMbytes` (default 2048 MiB), in bytes.
+    pub max_size_per_ledger_bytes: u64,
+    /// `managedLedgerMinLedgerRolloverTimeMinutes` (default 10), in ms: a full ledger is not
+    /// rolled over before it is this old.
+    pub min_rollover_ms: u64,
+    /// `managedLedgerMaxLedgerRolloverTimeMinutes` (default 240), in ms: a ledger with entries is
+    /// rolled over once it is this old, full or not.
+    pub max_rollover_ms: u64,
+    /// Namespace retention time in ms: -1 = unlimited, 0 = none.
+    pub retention_time_ms: i64,
+    /// Namespace retention size in bytes: -1 = unlimited, 0 = none.
+    pub retention_size_bytes: i64,
+}
+
+impl Default for ManagedLedgerConfig {
+    fn default() -> Self {
+        ManagedLedgerConfig {
+            max_entries_per_ledger: 50_000,
+            max_size_per_ledger_bytes: 2048 << 20,
+            min_rollover_ms: 10 * 60_000,
+            max_rollover_ms: 240 * 60_000,
+            retention_time_ms: 0,
+            retention_size_bytes: 0,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Errors of the managed ledger.
+
+use crate::position::Position;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    #[error(transparent)]
+    HotTier(#[from] hot_tier::HotTierError),
+    #[error(transparent)]
+    Meta(#[from] meta::MetaError),
+    /// Stored metadata could not be decoded.
+    #[error("metadata of {key} is unreadable: {detail}")]
+    BadMetadata { key: String, detail: String },
+    /// The managed ledger was closed; no more appends or reads.
+    #[error("managed ledger {0} is closed")]
+    Closed(String),
+    /// No cursor of that name.
+    #[error("cursor {cursor} not found on {ledger}")]
+    CursorNotFound { ledger: String, cursor: String },
+    /// A position that does not exist in this managed ledger.
+    #[error("invalid position {position} for {ledger}")]
+    InvalidPosition { ledger: String, position: Position },
+    /// A blocking task panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;

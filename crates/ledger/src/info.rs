@@ -1,0 +1,134 @@
+//! What a managed ledger persists in the metadata store, and where.
+//!
+//! Key layout (all JSON values):
+//! - `/ml/<name>` → [`ManagedLedgerInfo`]: the ordered list of ledgers — the only truth about
+//!   which ledgers of the topic exist and where their data is;
+//! - `/cursors/<name>/<cursor>` → [`CursorInfo`]: a subscription's mark-delete position and the
+//!   entries acknowledged individually above it;
+//! - `/counters/ledger-id` → the next ledger id to hand out (shared by every managed ledger).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LedgerError, Result};
+use crate::position::Position;
+
+pub const ML_PREFIX: &str = "/ml/";
+pub const CURSOR_PREFIX: &str = "/cursors/";
+pub const LEDGER_ID_COUNTER: &str = "/counters/ledger-id";
+
+pub fn ml_key(name: &str) -> String {
+    format!("{ML_PREFIX}{name}")
+}
+
+pub fn cursor_prefix(name: &str) -> String {
+    format!("{CURSOR_PREFIX}{name}/")
+}
+
+pub fn cursor_key(name: &str, cursor: &str) -> String {
+    format!("{CURSOR_PREFIX}{name}/{cursor}")
+}
+
+/// Where a ledger's copy in long-term storage is (filled in by offload; a placeholder until then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct OffloadContext {
+    /// The offload attempt's UUID (lowercase, hyphenated): names the objects.
+    pub uuid: String,
+    /// Both objects are written and the attempt was confirmed.
+    pub complete: bool,
+    /// The hot copy was deleted after the deletion lag.
+    pub hot_deleted: bool,
+    /// When the offload was marked complete (ms).
+    pub timestamp_ms: u64,
+    pub driver_name: String,
+    pub driver_metadata: BTreeMap<String, String>,
+}
+
+/// One ledger of a managed ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerInfo {
+    pub ledger_id: i64,
+    /// Entries in the ledger; 0 while it is being written (the live count is in memory).
+    pub entries: i64,
+    /// Payload bytes; 0 while it is being written.
+    pub size: i64,
+    /// When the ledger was closed (ms); 0 while it is being written.
+    pub timestamp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload: Option<OffloadContext>,
+}
+
+impl LedgerInfo {
+    pub fn new_open(ledger_id: i64) -> Self {
+        LedgerInfo {
+            ledger_id,
+            entries: 0,
+            size: 0,
+            timestamp: 0,
+            offload: None,
+        }
+    }
+}
+
+/// The persisted ledger list of one managed ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ManagedLedgerInfo {
+    pub ledgers: Vec<LedgerInfo>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// The persisted state of one durable cursor (subscription).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorInfo {
+    /// Every entry at or before this position is acknowledged.
+    pub mark_delete: Position,
+    /// Acknowledged entries after `mark_delete`, as inclusive ranges `[ledger, first, last]`.
+    #[serde(default)]
+    pub individually_deleted: Vec<[i64; 3]>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, i64>,
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising these plain structs to JSON cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(key: &str, raw: &[u8]) -> Result<T> {
+    serde_json::from_slice(raw).map_err(|e| LedgerError::BadMetadata {
+        key: key.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Turns a sorted set of positions into inclusive per-ledger ranges.
+pub fn to_ranges(positions: impl IntoIterator<Item = Position>) -> Vec<[i64; 3]> {
+    let mut out: Vec<[i64; 3]> = Vec::new();
+    for p in positions {
+        match out.last_mut() {
+            Some(r) if r[0] == p.ledger_id && r[2] + 1 == p.entry_id => r[2] = p.entry_id,
+            _ => out.push([p.ledger_id, p.entry_id, p.entry_id]),
+        }
+    }
+    out
+}
+
+/// Expands ranges back into positions, refusing absurd ranges from damaged metadata.
+pub fn from_ranges(key: &str, ranges: &[[i64; 3]]) -> Result<Vec<Position>> {
+    let mut out = Vec::new();
+    for r in ranges {
+        let len = r[2]
+            .checked_sub(r[1])
+            .filter(|l| (0..10_000_000).contains(l));
+        let Some(len) = len else {
+            return Err(LedgerError::BadMetadata {
+                key: key.to_string(),
+                detail: format!("bad acknowledged range {r:?}"),
+            });
+        };
+        out.extend((0..=len).map(|i| Position::new(r[0], r[1] + i)));
+    }
+    Ok(out)
+}

@@ -1,0 +1,660 @@
+//! The managed ledger: one topic's log as an ordered list of ledgers.
+//!
+//! Only the last ledger is written. It rolls over (sealed, a new one created) on Pulsar's rules:
+//! when it holds `max_entries_per_ledger` entries or `max_size_per_ledger_bytes` bytes and is older
+//! than `min_rollover_ms`, or when it has entries and is older than `max_rollover_ms`. The ledger
+//! list is persisted in the metadata store *before* a new ledger's file is created, so after a crash
+//! a listed ledger without a file is simply empty, and a file without a listing is garbage.
+//!
+//! Locks: `write` (appends, rollover, trim, ledger list) is taken before `cursors`, never after.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use hot_tier::{HotTierError, LedgerStore, LedgerWriter, PendingAppend};
+use meta::{Expected, MetadataStore};
+
+use crate::clock::Clock;
+use crate::config::ManagedLedgerConfig;
+use crate::cursor::{CursorState, InitialPosition};
+use crate::error::{LedgerError, Result};
+use crate::ids::LedgerIdAllocator;
+use crate::info::{self, CursorInfo, LedgerInfo, ManagedLedgerInfo};
+use crate::position::Position;
+use crate::retention::{RetentionPolicy, ledgers_to_trim};
+
+/// One entry read from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub position: Position,
+    pub data: Bytes,
+}
+
+/// Live counters of a managed ledger, for stats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerStats {
+    pub entries_added: u64,
+    pub number_of_entries: i64,
+    pub total_size: i64,
+    pub current_ledger_entries: u64,
+    pub current_ledger_size: u64,
+    pub last_ledger_created_ms: u64,
+    pub last_confirmed: Position,
+    pub ledgers: Vec<LedgerInfo>,
+}
+
+/// The ledger list as readers see it: ordered, the ledger being written last.
+#[derive(Debug, Clone, Default)]
+struct View {
+    ledgers: Vec<LedgerInfo>,
+    current_id: i64,
+}
+
+struct WriteState {
+    writer: Option<LedgerWriter>,
+    info: ManagedLedgerInfo,
+    info_version: u64,
+    current_created_ms: u64,
+    current_entries: u64,
+    current_size: u64,
+    closed: bool,
+}
+
+struct Shared {
+    name: String,
+    store: LedgerStore,
+    meta: Arc<dyn MetadataStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<LedgerIdAllocator>,
+    config: RwLock<ManagedLedgerConfig>,
+    write: tokio::sync::Mutex<WriteState>,
+    view: RwLock<View>,
+    cursors: tokio::sync::Mutex<BTreeMap<String, CursorState>>,
+    entries_added: AtomicU64,
+}
+
+/// A topic's log. Cheap to clone; every clone is the same ledger.
+#[derive(Clone)]
+pub struct ManagedLedger {
+    shared: Arc<Shared>,
+}
+
+/// An accepted append; resolves to the entry's position once it is durable.
+#[must_use = "an append is acknowledged only when its receipt resolves"]
+pub struct AppendReceipt {
+    ledger_id: i64,
+    pending: PendingAppend,
+}
+
+impl AppendReceipt {
+    /// The position the entry will have.
+    pub fn position(&self) -> Position {
+        Position::new(self.ledger_id, self.pending.entry_id() as i64)
+    }
+}
+
+impl std::future::Future for AppendReceipt {
+    type Output = Result<Position>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let ledger_id = self.ledger_id;
+        std::pin::Pin::new(&mut self.pending).poll(cx).map(|r| {
+            r.map(|e| Position::new(ledger_id, e as i64))
+                .map_err(Into::into)
+        })
+    }
+}
+
+impl ManagedLedger {
+    pub(crate) async fn open(
+        name: &str,
+        config: ManagedLedgerConfig,
+        store: LedgerStore,
+        meta: Arc<dyn MetadataStore>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<LedgerIdAllocator>,
+    ) -> Result<Self> {
+        let key = info::ml_key(name);
+        let (ml_info, info_version) = match meta.get(&key).await? {
+            Some(v) => (
+                info::decode::<ManagedLedgerInfo>(&key, &v.value)?,
+                v.version,
+            ),
+            None => {
+                let fresh = ManagedLedgerInfo::default();
+                let version = meta
+                    .put(&key, info::encode(&fresh), Expected::Absent)
+                    .await?;
+                (fresh, version)
+            }
+        };
+        let mut cursors = BTreeMap::new();
+        for ck in meta.list(&info::cursor_prefix(name)).await? {
+            if let Some(v) = meta.get(&ck).await? {
+                let ci: CursorInfo = info::decode(&ck, &v.value)?;
+                let cname = ck[info::cursor_prefix(name).len()..].to_string();
+                cursors.insert(cname, CursorState::from_info(&ck, &ci)?);
+            }
+        }
+        let ml = ManagedLedger {
+            shared: Arc::new(Shared {
+                name: name.to_string(),
+                store,
+                meta,
+                clock,
+                ids,
+                config: RwLock::new(config),
+                write: tokio::sync::Mutex::new(WriteState {
+                    writer: None,
+                    info: ml_info,
+                    info_version,
+                    current_created_ms: 0,
+                    current_entries: 0,
+                    current_size: 0,
+                    closed: false,
+                }),
+                view: RwLock::new(View::default()),
+                cursors: tokio::sync::Mutex::new(cursors),
+                entries_added: AtomicU64::new(0),
+            }),
+        };
+        {
+            // Whatever ledger was being written when the process stopped has been recovered and
+            // sealed by the store; close it in the list and continue in a fresh ledger.
+            let mut st = ml.shared.write.lock().await;
+            ml.rollover(&mut st).await?;
+        }
+        Ok(ml)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn config(&self) -> ManagedLedgerConfig {
+        self.shared
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes rollover or retention settings (e.g. after a namespace policy update).
+    pub fn set_config(&self, config: ManagedLedgerConfig) {
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    fn view(&self) -> View {
+        self.shared
+            .view
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn publish_view(&self, st: &WriteState) {
+        let current_id = st.info.ledgers.last().map(|l| l.ledger_id).unwrap_or(-1);
+        *self.shared.view.write().unwrap_or_else(|p| p.into_inner()) = View {
+            ledgers: st.info.ledgers.clone(),
+            current_id,
+        };
+    }
+
+    async fn persist_info(&self, st: &mut WriteState, next: ManagedLedgerInfo) -> Result<()> {
+        let key = info::ml_key(&self.shared.name);
+        let version = self
+            .shared
+            .meta
+            .put(
+                &key,
+                info::encode(&next),
+                Expected::Version(st.info_version),
+            )
+            .await?;
+        st.info = next;
+        st.info_version = version;
+        self.publish_view(st);
+        Ok(())
+    }
+
+    fn is_full(&self, st: &WriteState) -> bool {
+        if st.current_entries == 0 || st.writer.is_none() {
+            return false;
+        }
+        let c = self.config();
+        let age_ms = self
+            .shared
+            .clock
+            .now_ms()
+            .saturating_sub(st.current_created_ms);
+        let space_reached = st.current_entries >= c.max_entries_per_ledger
+            || st.current_size >= c.max_size_per_ledger_bytes;
+        let max_age_reached = age_ms >= c.max_rollover_ms;
+        (space_reached || max_age_reached)
+            && (c.min_rollover_ms == 0 || age_ms > c.min_rollover_ms || max_age_reached)
+    }
+
+    /// Seals the ledger being written (if any), drops it from the list if it stayed empty, adds a
+    /// fresh ledger to the list (persisted first), then creates its file.
+    async fn rollover(&self, st: &mut WriteState) -> Result<()> {
+        let now = self.shared.clock.now_ms();
+        let mut next = st.info.clone();
+        let mut empty_sealed = None;
+        if let Some(last) = next.ledgers.last_mut().filter(|l| l.timestamp == 0) {
+            let (entries, size) = match st.writer.take() {
+                Some(w) => match w.seal().await {
+                    Ok(s) => (s.entries, s.size_bytes),
+                    Err(e) => {
+                        tracing::warn!(ledger = %self.shared.name, ledger_id = last.ledger_id, error = %e, "seal failed; closing ledger at its durable entries");
+                        self.durable_stat(last.ledger_id)?
+                    }
+                },
+                None => self.durable_stat(last.ledger_id)?,
+            };
+            last.entries = entries as i64;
+            last.size = size as i64;
+            last.timestamp = now;
+            if entries == 0 {
+                empty_sealed = next.ledgers.pop().map(|l| l.ledger_id);
+            }
+        }
+        st.writer = None;
+        let new_id = self.shared.ids.next().await?;
+        next.ledgers.push(LedgerInfo::new_open(new_id));
+        self.persist_info(st, next).await?;
+        if let Some(id) = empty_sealed {
+            self.delete_hot_copy(id);
+        }
+        let writer = self.shared.store.create_ledger(new_id as u64)?;
+        st.writer = Some(writer);
+        st.current_created_ms = now;
+        st.current_entries = 0;
+        st.current_size = 0;
+        tracing::debug!(ledger = %self.shared.name, ledger_id = new_id, "rolled over to a new ledger");
+        Ok(())
+    }
+
+    /// Entries and bytes of a ledger's durable part; a ledger without a file is empty.
+    fn durable_stat(&self, ledger_id: i64) -> Result<(u64, u64)> {
+        match self.shared.store.stat(ledger_id as u64) {
+            Ok(s) => Ok((s.entries, s.size_bytes)),
+            Err(HotTierError::NoSuchLedger(_)) => Ok((0, 0)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn delete_hot_copy(&self, ledger_id: i64) {
+        if let Err(e) = self.shared.store.delete_ledger(ledger_id as u64) {
+            // The ledger is already out of the list: the file is garbage, collected at start-up.
+            tracing::warn!(ledger = %self.shared.name, ledger_id, error = %e, "could not delete ledger file");
+        }
+    }
+
+    /// Appends an entry. Returns once the entry is queued (waiting only for rollover or memory
+    /// budget); the receipt resolves when it is durable. Receipts resolve in append order.
+    pub async fn append(&self, data: Bytes) -> Result<AppendReceipt> {
+        let len = data.len() as u64;
+        let mut st = self.shared.write.lock().await;
+        if st.closed {
+            return Err(LedgerError::Closed(self.shared.name.clone()));
+        }
+        if st.writer.is_none() || self.is_full(&st) {
+            self.rollover(&mut st).await?;
+        }
+        let pending = match self.writer(&st)?.append(data.clone()).await {
+            Ok(p) => p,
+            Err(HotTierError::LedgerFailed { .. } | HotTierError::Sealed(_)) => {
+                // The ledger can take no more (a failed fsync): continue in a new one.
+                self.rollover(&mut st).await?;
+                self.writer(&st)?.append(data).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        st.current_entries += 1;
+        st.current_size += len;
+        self.shared.entries_added.fetch_add(1, Ordering::Relaxed);
+        let receipt = AppendReceipt {
+            ledger_id: st.info.ledgers.last().map(|l| l.ledger_id).unwrap_or(-1),
+            pending,
+        };
+        if self.is_full(&st) {
+            // Roll over right away, as Pulsar does, so a full ledger is sealed without waiting
+            // for the next append. A failure here does not fail this (accepted) append: the next
+            // append retries the rollover.
+            match self.rollover(&mut st).await {
+                Ok(()) => {
+                    drop(st);
+                    if let Err(e) = self.trim().await {
+                        tracing::warn!(ledger = %self.shared.name, error = %e, "trim after rollover failed");
+                    }
+                }
+                Err(e) => tracing::warn!(ledger = %self.shared.name, error = %e, "rollover failed"),
+            }
+        }
+        Ok(receipt)
+    }
+
+    fn writer<'a>(&self, st: &'a WriteState) -> Result<&'a LedgerWriter> {
+        st.writer
+            .as_ref()
+            .ok_or_else(|| LedgerError::Closed(self.shared.name.clone()))
+    }
+
+    /// Rolls over an idle ledger that reached its maximum age (call periodically), then trims.
+    pub async fn check_rollover(&self) -> Result<bool> {
+        let mut st = self.shared.write.lock().await;
+        let rolled = if !st.closed && self.is_full(&st) {
+            self.rollover(&mut st).await?;
+            true
+        } else {
+            false
+        };
+        drop(st);
+        self.trim().await?;
+        Ok(rolled)
+    }
+
+    /// The last durable entry, or `(current ledger, -1)` if there is none.
+    pub fn last_confirmed(&self) -> Position {
+        let view = self.view();
+        for l in view.ledgers.iter().rev() {
+            let entries = if l.ledger_id == view.current_id {
+                self.durable_stat(l.ledger_id)
+                    .map(|(e, _)| e as i64)
+                    .unwrap_or(0)
+            } else {
+                l.entries
+            };
+            if entries > 0 {
+                return Position::new(l.ledger_id, entries - 1);
+            }
+        }
+        Position::new(view.current_id, -1)
+    }
+
+    /// The position after `p`, skipping empty and removed ledgers.
+    fn next_position(view: &View, p: Position) -> Position {
+        if p.ledger_id == view.current_id {
+            return Position::new(p.ledger_id, p.entry_id + 1);
+        }
+        if let Some(l) = view.ledgers.iter().find(|l| l.ledger_id == p.ledger_id)
+            && p.entry_id + 1 < l.entries
+        {
+            return Position::new(p.ledger_id, p.entry_id + 1);
+        }
+        view.ledgers
+            .iter()
+            .find(|l| {
+                l.ledger_id > p.ledger_id && (l.entries > 0 || l.ledger_id == view.current_id)
+            })
+            .map(|l| Position::new(l.ledger_id, 0))
+            .unwrap_or(Position::new(p.ledger_id, p.entry_id + 1))
+    }
+
+    /// Reads up to `max_entries` durable entries starting at `from`, across ledger boundaries, in
+    /// order. Stops early (after at least one entry) when `max_bytes` of payload is reached.
+    pub async fn read(
+        &self,
+        from: Position,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>> {
+        let view = self.view();
+        let store = self.shared.store.clone();
+        tokio::task::spawn_blocking(move || {
+            read_blocking(&store, &view, from, max_entries, max_bytes)
+        })
+        .await
+        .map_err(|e| LedgerError::Task(e.to_string()))?
+    }
+
+    /// Removes the ledgers retention no longer needs (never one a cursor still needs, never the
+    /// ledger being written) from the list, then deletes their files. Returns their ids.
+    pub async fn trim(&self) -> Result<Vec<i64>> {
+        let mut st = self.shared.write.lock().await;
+        if st.closed {
+            return Ok(Vec::new());
+        }
+        let slowest = self
+            .shared
+            .cursors
+            .lock()
+            .await
+            .values()
+            .map(|c| c.mark_delete)
+            .min();
+        let c = self.config();
+        let policy = RetentionPolicy {
+            time_ms: c.retention_time_ms,
+            size_bytes: c.retention_size_bytes,
+        };
+        let ids = ledgers_to_trim(
+            &st.info.ledgers,
+            st.current_size as i64,
+            slowest,
+            policy,
+            self.shared.clock.now_ms(),
+        );
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let mut next = st.info.clone();
+        next.ledgers.retain(|l| !ids.contains(&l.ledger_id));
+        self.persist_info(&mut st, next).await?;
+        drop(st);
+        for &id in &ids {
+            self.delete_hot_copy(id);
+        }
+        tracing::info!(ledger = %self.shared.name, ?ids, "retention removed ledgers");
+        Ok(ids)
+    }
+
+    /// Seals the ledger being written and refuses further appends.
+    pub async fn close(&self) -> Result<()> {
+        let mut st = self.shared.write.lock().await;
+        if st.closed {
+            return Ok(());
+        }
+        st.closed = true;
+        if let Some(w) = st.writer.take() {
+            let sealed = w.seal().await?;
+            let mut next = st.info.clone();
+            if let Some(last) = next.ledgers.last_mut() {
+                last.entries = sealed.entries as i64;
+                last.size = sealed.size_bytes as i64;
+                last.timestamp = self.shared.clock.now_ms();
+            }
+            self.persist_info(&mut st, next).await?;
+        }
+        Ok(())
+    }
+
+    /// Ledger list and counters.
+    pub async fn stats(&self) -> LedgerStats {
+        let st = self.shared.write.lock().await;
+        let closed_size: i64 = st.info.ledgers.iter().map(|l| l.size).sum();
+        let closed_entries: i64 = st.info.ledgers.iter().map(|l| l.entries).sum();
+        LedgerStats {
+            entries_added: self.shared.entries_added.load(Ordering::Relaxed),
+            number_of_entries: closed_entries + st.current_entries as i64,
+            total_size: closed_size + st.current_size as i64,
+            current_ledger_entries: st.current_entries,
+            current_ledger_size: st.current_size,
+            last_ledger_created_ms: st.current_created_ms,
+            last_confirmed: self.last_confirmed(),
+            ledgers: st.info.ledgers.clone(),
+        }
+    }
+
+    // ----- cursors -----
+
+    async fn persist_cursor(&self, name: &str, state: &CursorState) -> Result<()> {
+        let key = info::cursor_key(&self.shared.name, name);
+        self.shared
+            .meta
+            .put(&key, info::encode(&state.to_info()), Expected::Any)
+            .await?;
+        Ok(())
+    }
+
+    /// Opens the durable cursor `name`, creating it at `initial` if it does not exist. Returns its
+    /// mark-delete position (an existing cursor keeps its stored position).
+    pub async fn open_cursor(&self, name: &str, initial: InitialPosition) -> Result<Position> {
+        let mut cursors = self.shared.cursors.lock().await;
+        if let Some(c) = cursors.get(name) {
+            return Ok(c.mark_delete);
+        }
+        let mark_delete = match initial {
+            InitialPosition::Latest => self.last_confirmed(),
+            InitialPosition::Earliest => {
+                let view = self.view();
+                Position::new(
+                    view.ledgers
+                        .first()
+                        .map(|l| l.ledger_id)
+                        .unwrap_or(view.current_id),
+                    -1,
+                )
+            }
+        };
+        let state = CursorState::new(mark_delete);
+        self.persist_cursor(name, &state).await?;
+        cursors.insert(name.to_string(), state);
+        Ok(mark_delete)
+    }
+
+    fn cursor_not_found(&self, name: &str) -> LedgerError {
+        LedgerError::CursorNotFound {
+            ledger: self.shared.name.clone(),
+            cursor: name.to_string(),
+        }
+    }
+
+    /// Acknowledges individual entries; returns the new mark-delete position.
+    pub async fn ack(&self, cursor: &str, positions: &[Position]) -> Result<Position> {
+        let view = self.view();
+        let mut cursors = self.shared.cursors.lock().await;
+        let c = cursors
+            .get_mut(cursor)
+            .ok_or_else(|| self.cursor_not_found(cursor))?;
+        c.ack(positions, |p| Self::next_position(&view, p));
+        let snapshot = c.clone();
+        self.persist_cursor(cursor, &snapshot).await?;
+        Ok(snapshot.mark_delete)
+    }
+
+    /// Acknowledges everything up to and including `upto`; returns the new mark-delete position.
+    pub async fn ack_cumulative(&self, cursor: &str, upto: Position) -> Result<Position> {
+        let view = self.view();
+        let mut cursors = self.shared.cursors.lock().await;
+        let c = cursors
+            .get_mut(cursor)
+            .ok_or_else(|| self.cursor_not_found(cursor))?;
+        c.ack_cumulative(upto, |p| Self::next_position(&view, p));
+        let snapshot = c.clone();
+        self.persist_cursor(cursor, &snapshot).await?;
+        Ok(snapshot.mark_delete)
+    }
+
+    /// Moves a cursor so that `read_from` is the next entry it delivers (seek).
+    pub async fn reset_cursor(&self, cursor: &str, read_from: Position) -> Result<()> {
+        let mut cursors = self.shared.cursors.lock().await;
+        let c = cursors
+            .get_mut(cursor)
+            .ok_or_else(|| self.cursor_not_found(cursor))?;
+        c.reset(Position::new(read_from.ledger_id, read_from.entry_id - 1));
+        let snapshot = c.clone();
+        self.persist_cursor(cursor, &snapshot).await
+    }
+
+    /// The position after a cursor's mark-delete position: where it resumes reading.
+    pub async fn cursor_read_position(&self, cursor: &str) -> Result<Position> {
+        let cursors = self.shared.cursors.lock().await;
+        let c = cursors
+            .get(cursor)
+            .ok_or_else(|| self.cursor_not_found(cursor))?;
+        Ok(Self::next_position(&self.view(), c.mark_delete))
+    }
+
+    /// Every durable cursor with its state.
+    pub async fn cursors(&self) -> Vec<(String, CursorState)> {
+        self.shared
+            .cursors
+            .lock()
+            .await
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub async fn delete_cursor(&self, cursor: &str) -> Result<()> {
+        let mut cursors = self.shared.cursors.lock().await;
+        cursors
+            .remove(cursor)
+            .ok_or_else(|| self.cursor_not_found(cursor))?;
+        let key = info::cursor_key(&self.shared.name, cursor);
+        self.shared.meta.delete(&key, Expected::Any).await?;
+        Ok(())
+    }
+}
+
+fn read_blocking(
+    store: &LedgerStore,
+    view: &View,
+    from: Position,
+    max_entries: usize,
+    max_bytes: usize,
+) -> Result<Vec<Entry>> {
+    let mut out: Vec<Entry> = Vec::new();
+    let mut budget = max_bytes;
+    for l in view
+        .ledgers
+        .iter()
+        .filter(|l| l.ledger_id >= from.ledger_id)
+    {
+        if out.len() >= max_entries || budget == 0 {
+            break;
+        }
+        let start = if l.ledger_id == from.ledger_id {
+            from.entry_id.max(0)
+        } else {
+            0
+        };
+        let count = if l.ledger_id == view.current_id {
+            match store.stat(l.ledger_id as u64) {
+                Ok(s) => s.entries as i64,
+                Err(HotTierError::NoSuchLedger(_)) => 0,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            l.entries
+        };
+        if start >= count {
+            continue;
+        }
+        let want = (max_entries - out.len()) as i64;
+        let last = (count - 1).min(start + want - 1);
+        let data = store.read(l.ledger_id as u64, start as u64, last as u64, budget)?;
+        let cut_short = (data.len() as i64) < last - start + 1;
+        for (i, d) in data.into_iter().enumerate() {
+            budget = budget.saturating_sub(d.len());
+            out.push(Entry {
+                position: Position::new(l.ledger_id, start + i as i64),
+                data: d,
+            });
+        }
+        if cut_short {
+            // The byte budget ran out inside this ledger.
+            break;
+        }
+    }
+    Ok(out)
+}

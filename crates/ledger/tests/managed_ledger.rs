@@ -1,0 +1,335 @@
+//! Managed-ledger behaviour over a real ledger store and a real redb metadata store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hot_tier::{LedgerStore, StoreOptions};
+use ledger::{InitialPosition, ManagedLedgerConfig, ManagedLedgerFactory, Position, TestClock};
+use meta::RedbStore;
+
+const MIN: u64 = 60_000;
+
+fn factory(dir: &Path, clock: &TestClock) -> ManagedLedgerFactory {
+    let (store, _) = LedgerStore::open(dir.join("ledgers"), StoreOptions::default()).unwrap();
+    let meta = Arc::new(RedbStore::open(&dir.join("meta.redb")).unwrap());
+    ManagedLedgerFactory::new(store, meta, Arc::new(clock.clone()))
+}
+
+fn config(max_entries: u64) -> ManagedLedgerConfig {
+    ManagedLedgerConfig {
+        max_entries_per_ledger: max_entries,
+        min_rollover_ms: 0,
+        retention_time_ms: -1,
+        retention_size_bytes: -1,
+        ..ManagedLedgerConfig::default()
+    }
+}
+
+fn entry(i: usize) -> Bytes {
+    Bytes::from(format!("message-{i:05}"))
+}
+
+async fn append_n(ml: &ledger::ManagedLedger, range: std::ops::Range<usize>) -> Vec<Position> {
+    let mut receipts = Vec::new();
+    for i in range {
+        receipts.push(ml.append(entry(i)).await.unwrap());
+    }
+    let mut out = Vec::new();
+    for r in receipts {
+        out.push(r.await.unwrap());
+    }
+    out
+}
+
+async fn read_all(ml: &ledger::ManagedLedger, from: Position) -> Vec<ledger::Entry> {
+    let mut out = Vec::new();
+    let mut pos = from;
+    loop {
+        let batch = ml.read(pos, 7, usize::MAX).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        pos = Position::new(last.position.ledger_id, last.position.entry_id + 1);
+        out.extend(batch);
+    }
+    out
+}
+
+fn closed_entry_counts(stats: &ledger::LedgerStats) -> Vec<i64> {
+    stats.ledgers[..stats.ledgers.len() - 1]
+        .iter()
+        .map(|l| l.entries)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollover_by_entry_count_and_reads_across_ledgers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let f = factory(dir.path(), &clock);
+    let ml = f.open("t/ns/persistent/a", config(10)).await.unwrap();
+    let positions = append_n(&ml, 0..25).await;
+    let stats = ml.stats().await;
+    assert_eq!(closed_entry_counts(&stats), vec![10, 10], "{stats:?}");
+    assert_eq!(stats.current_ledger_entries, 5);
+    assert_eq!(stats.number_of_entries, 25);
+    // Positions grow monotonically and entry ids restart at 0 in each ledger.
+    assert!(positions.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(positions[10].entry_id, 0);
+    assert_ne!(positions[9].ledger_id, positions[10].ledger_id);
+
+    let all = read_all(&ml, Position::EARLIEST).await;
+    assert_eq!(
+        all.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
+        (0..25).map(entry).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        positions
+    );
+    // From the middle of a ledger.
+    let tail = read_all(&ml, positions[13]).await;
+    assert_eq!(tail.len(), 12);
+    assert_eq!(ml.last_confirmed(), positions[24]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollover_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let f = factory(dir.path(), &clock);
+    let mut c = config(1_000_000);
+    c.max_size_per_ledger_bytes = 1000;
+    let ml = f.open("t/ns/persistent/size", c).await.unwrap();
+    for _ in 0..25 {
+        ml.append(Bytes::from(vec![1u8; 100]))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let stats = ml.stats().await;
+    assert_eq!(closed_entry_counts(&stats), vec![10, 10]);
+    assert!(stats.ledgers[..2].iter().all(|l| l.size == 1000));
+    assert_eq!(stats.current_ledger_size, 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollover_by_time_and_min_rollover_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let f = factory(dir.path(), &clock);
+    let c = ManagedLedgerConfig {
+        max_entries_per_ledger: 5,
+        min_rollover_ms: 10 * MIN,
+        max_rollover_ms: 240 * MIN,
+        retention_time_ms: -1,
+        retention_size_bytes: -1,
+        ..ManagedLedgerConfig::default()
+    };
+    let ml = f.open("t/ns/persistent/time", c).await.unwrap();
+    // Full by count, but younger than the minimum rollover time: keeps growing.
+    append_n(&ml, 0..8).await;
+    assert_eq!(ml.stats().await.ledgers.len(), 1);
+    clock.advance_ms(10 * MIN + 1);
+    append_n(&ml, 8..9).await;
+    let stats = ml.stats().await;
+    assert_eq!(
+        closed_entry_counts(&stats),
+        vec![8],
+        "rolled over once old enough"
+    );
+    assert_eq!(stats.current_ledger_entries, 1);
+
+    // An idle ledger with entries rolls over at the maximum age on the periodic check.
+    assert!(!ml.check_rollover().await.unwrap());
+    clock.advance_ms(240 * MIN);
+    assert!(ml.check_rollover().await.unwrap());
+    let stats = ml.stats().await;
+    assert_eq!(closed_entry_counts(&stats), vec![8, 1]);
+    // An empty ledger never rolls over.
+    clock.advance_ms(1000 * MIN);
+    assert!(!ml.check_rollover().await.unwrap());
+    assert_eq!(read_all(&ml, Position::EARLIEST).await.len(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_and_ledger_list_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let name = "t/ns/persistent/restart";
+    let (positions, ledgers_before) = {
+        let f = factory(dir.path(), &clock);
+        let ml = f.open(name, config(10)).await.unwrap();
+        ml.open_cursor("sub-a", InitialPosition::Earliest)
+            .await
+            .unwrap();
+        let positions = append_n(&ml, 0..25).await;
+        ml.open_cursor("sub-latest", InitialPosition::Latest)
+            .await
+            .unwrap();
+        ml.ack_cumulative("sub-a", positions[11]).await.unwrap();
+        ml.ack("sub-a", &[positions[13], positions[14], positions[20]])
+            .await
+            .unwrap();
+        let ledgers = ml.stats().await.ledgers;
+        // No close: the process "dies" with the current ledger open.
+        (positions, ledgers)
+    };
+    let f = factory(dir.path(), &clock);
+    f.collect_garbage().await.unwrap();
+    let ml = f.open(name, config(10)).await.unwrap();
+    let stats = ml.stats().await;
+    // Same ledgers (the open one now closed with its 5 entries), plus a fresh one for appends.
+    assert_eq!(stats.ledgers.len(), ledgers_before.len() + 1);
+    assert_eq!(
+        stats.ledgers[..3]
+            .iter()
+            .map(|l| (l.ledger_id, l.entries))
+            .collect::<Vec<_>>(),
+        ledgers_before
+            .iter()
+            .zip([10, 10, 5])
+            .map(|(l, n)| (l.ledger_id, n))
+            .collect::<Vec<_>>()
+    );
+    let cursors = ml.cursors().await;
+    let a = &cursors.iter().find(|(n, _)| n == "sub-a").unwrap().1;
+    assert_eq!(a.mark_delete, positions[11]);
+    assert_eq!(
+        a.individually_deleted.iter().copied().collect::<Vec<_>>(),
+        vec![positions[13], positions[14], positions[20]]
+    );
+    let latest = &cursors.iter().find(|(n, _)| n == "sub-latest").unwrap().1;
+    assert_eq!(latest.mark_delete, positions[24]);
+    assert_eq!(
+        ml.cursor_read_position("sub-a").await.unwrap(),
+        positions[12]
+    );
+
+    // Every entry is still there and appends continue in the fresh ledger.
+    let p = append_n(&ml, 25..26).await[0];
+    assert_eq!(p, Position::new(stats.ledgers.last().unwrap().ledger_id, 0));
+    let all = read_all(&ml, Position::EARLIEST).await;
+    assert_eq!(
+        all.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
+        (0..26).map(entry).collect::<Vec<_>>()
+    );
+    // Acking the gap moves mark-delete across the acknowledged ones.
+    let md = ml.ack("sub-a", &[positions[12]]).await.unwrap();
+    assert_eq!(md, positions[14]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_size_never_removes_what_a_cursor_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let f = factory(dir.path(), &clock);
+    let mut c = config(10);
+    c.retention_size_bytes = 0;
+    c.retention_time_ms = 0;
+    let ml = f.open("t/ns/persistent/ret", c.clone()).await.unwrap();
+    ml.open_cursor("slow", InitialPosition::Earliest)
+        .await
+        .unwrap();
+    let positions = append_n(&ml, 0..45).await;
+    let ids: Vec<i64> = ml
+        .stats()
+        .await
+        .ledgers
+        .iter()
+        .map(|l| l.ledger_id)
+        .collect();
+    assert_eq!(ids.len(), 5);
+    // The cursor has consumed nothing: nothing goes, even with zero retention.
+    assert!(ml.trim().await.unwrap().is_empty());
+    // Consumed into the middle of the second ledger: only the first ledger goes.
+    ml.ack_cumulative("slow", positions[14]).await.unwrap();
+    assert_eq!(ml.trim().await.unwrap(), vec![ids[0]]);
+    assert!(
+        !dir.path()
+            .join(format!("ledgers/{:020}.sealed", ids[0]))
+            .exists()
+    );
+    assert!(
+        dir.path()
+            .join(format!("ledgers/{:020}.sealed", ids[1]))
+            .exists()
+    );
+
+    // Everything consumed: size retention alone decides, keeping the newest bytes.
+    ml.ack_cumulative("slow", positions[44]).await.unwrap();
+    c.retention_time_ms = -1;
+    c.retention_size_bytes = 2 * 10 * entry(0).len() as i64; // two ledgers' worth
+    ml.set_config(c.clone());
+    // Four closed ledgers of 10 entries + 5 in the current one: 35 entries left after the first
+    // trim; keeping at least 20 entries' bytes removes only the oldest (25 remain).
+    assert_eq!(ml.trim().await.unwrap(), vec![ids[1]]);
+    // The ledger being written is never removed.
+    c.retention_size_bytes = 0;
+    ml.set_config(c);
+    assert_eq!(ml.trim().await.unwrap(), vec![ids[2], ids[3]]);
+    assert_eq!(ml.stats().await.ledgers.len(), 1);
+    let left = read_all(&ml, Position::EARLIEST).await;
+    assert_eq!(left.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_time_removes_only_expired_consumed_ledgers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let f = factory(dir.path(), &clock);
+    let mut c = config(10);
+    c.retention_time_ms = 60 * MIN as i64;
+    c.retention_size_bytes = -1;
+    let ml = f.open("t/ns/persistent/ret-time", c).await.unwrap();
+    append_n(&ml, 0..10).await; // ledger 1 closed at t0
+    clock.advance_ms(30 * MIN);
+    append_n(&ml, 10..20).await; // ledger 2 closed at t0+30m
+    let ids: Vec<i64> = ml
+        .stats()
+        .await
+        .ledgers
+        .iter()
+        .map(|l| l.ledger_id)
+        .collect();
+    // No cursors: everything is consumed; nothing is old enough yet.
+    clock.advance_ms(31 * MIN);
+    assert_eq!(
+        ml.trim().await.unwrap(),
+        vec![ids[0]],
+        "only the ledger closed 61 min ago"
+    );
+    clock.advance_ms(30 * MIN);
+    assert_eq!(ml.trim().await.unwrap(), vec![ids[1]]);
+    // A cursor created now at Latest needs nothing older either; the open ledger stays.
+    assert!(ml.trim().await.unwrap().is_empty());
+    assert_eq!(ml.stats().await.ledgers.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_close_then_reopen_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let name = "t/ns/persistent/del";
+    {
+        let f = factory(dir.path(), &clock);
+        let ml = f.open(name, config(10)).await.unwrap();
+        append_n(&ml, 0..12).await;
+        f.close_all().await.unwrap();
+        assert!(
+            ml.append(entry(99)).await.is_err(),
+            "closed ledger refuses appends"
+        );
+    }
+    let f = factory(dir.path(), &clock);
+    assert!(f.collect_garbage().await.unwrap().is_empty());
+    assert_eq!(f.names().await.unwrap(), vec![name.to_string()]);
+    let ml = f.open(name, config(10)).await.unwrap();
+    assert_eq!(read_all(&ml, Position::EARLIEST).await.len(), 12);
+    ml.open_cursor("s", InitialPosition::Earliest)
+        .await
+        .unwrap();
+    f.delete(name).await.unwrap();
+    assert!(f.names().await.unwrap().is_empty());
+    assert!(f.store().list_ledgers().unwrap().is_empty());
+}
