@@ -63,6 +63,11 @@ impl ManagedLedgerFactory {
         self.open.lock().await.get(name).cloned()
     }
 
+    /// Every managed ledger open in this process.
+    pub async fn open_ledgers(&self) -> Vec<ManagedLedger> {
+        self.open.lock().await.values().cloned().collect()
+    }
+
     /// Names of every managed ledger in the metadata store.
     pub async fn names(&self) -> Result<Vec<String>> {
         Ok(self

@@ -1,1 +1,67 @@
-fn main() {}
+//! # tierlog — the broker binary
+//!
+//! Reads configuration and the environment (the only crate that does), builds the runtime and
+//! serves the broker; also hosts the command-line tools.
+
+mod config;
+mod metrics;
+mod standalone;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "tierlog",
+    version,
+    about = "A Pulsar-compatible streaming log broker with tiered storage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a standalone broker: local hot tier, embedded metadata, admin/metrics HTTP port.
+    Standalone {
+        /// Configuration file in Pulsar's key=value format (default: conf/standalone.conf if it
+        /// exists). Any key can be overridden by the environment variable TIERLOG_<key>.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Standalone { config } => {
+            let default = PathBuf::from("conf/standalone.conf");
+            let file = config.or_else(|| default.exists().then_some(default));
+            let (config, warnings) =
+                config::load(file.as_deref(), std::env::vars()).context("configuration refused")?;
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("tierlog-worker")
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(standalone::run(config))
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Metrics in Prometheus text exposition format, rendered on request from live state.
+
+use std::fmt::Write;
+
+use ledger::ManagedLedgerFactory;
+
+/// One per-managed-ledger metric family: name, type, help, and how to read it from the stats.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: fn(&ledger::LedgerStats) -> i64,
+}
+
+const FAMILIES: [Family; 4] = [
+    Family {
+        name: "tierlog_ml_entries_added_total",
+        kind: "counter",
+        help: "Entries appended since the broker started.",
+        value: |s| s.entries_added as i64,
+    },
+    Family {
+        name: "tierlog_ml_entries",
+        kind: "gauge",
+        help: "Entries stored in the managed ledger.",
+        value: |s| s.number_of_entries,
+    },
+    Family {
+        name: "tierlog_ml_storage_bytes",
+        kind: "gauge",
+        help: "Payload bytes stored in the managed ledger.",
+        value: |s| s.total_size,
+    },
+    Family {
+        name: "tierlog_ml_ledgers",
+        kind: "gauge",
+        help: "Ledgers in the managed ledger's list.",
+        value: |s| s.ledgers.len() as i64,
+    },
+];
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders every metric of the broker.
+pub async fn render(factory: &ManagedLedgerFactory) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP tierlog_build_info Build of the running broker."
+    );
+    let _ = writeln!(out, "# TYPE tierlog_build_info gauge");
+    let _ = writeln!(
+        out,
+        "tierlog_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut ledgers = factory.open_ledgers().await;
+    ledgers.sort_by(|a, b| a.name().cmp(b.name()));
+    let _ = writeln!(
+        out,
+        "# HELP tierlog_managed_ledgers Managed ledgers open in this broker."
+    );
+    let _ = writeln!(out, "# TYPE tierlog_managed_ledgers gauge");
+    let _ = writeln!(out, "tierlog_managed_ledgers {}", ledgers.len());
+    let mut rows = Vec::new();
+    for ml in &ledgers {
+        rows.push((escape(ml.name()), ml.stats().await));
+    }
+    for f in &FAMILIES {
+        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+        for (ml, stats) in &rows {
+            let _ = writeln!(
+                out,
+                "{}{{managed_ledger=\"{ml}\"}} {}",
+                f.name,
+                (f.value)(stats)
+            );
+        }
+    }
+    out
+}
