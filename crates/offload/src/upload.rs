@@ -1,0 +1,307 @@
+//! Writing one ledger to the object store in Pulsar's format.
+//!
+//! One multipart upload per ledger, one part per block, up to `parallel_parts` parts in flight
+//! (each a spawned task, so uploads proceed while the next block is built). Memory is bounded by
+//! (`parallel_parts` + 1) × block size.
+//!
+//! Crash and failure windows:
+//! 1. before `complete`: the multipart upload is aborted on any error; after a crash it is left
+//!    incomplete (no object exists) and the store's lifecycle rules or the next attempt's cleanup
+//!    remove it;
+//! 2. after the data object, before the index: the data object is deleted on error; after a crash
+//!    a data object without index remains, which no reader takes as complete (readers start from
+//!    the index) and the managed ledger deletes with the failed attempt's UUID;
+//! 3. only after the index is written does the caller mark the ledger offloaded.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{MultipartUpload, ObjectStore, PutMultipartOptions, PutOptions, PutPayload};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::driver::{Driver, OffloadConfig};
+use crate::error::{OffloadError, Result};
+use crate::format::block::{BLOCK_HEADER_LEN, BlockBuilder, RECORD_HEADER_LEN, block_size};
+use crate::format::index::{IndexEntry, encode_index_v1};
+use crate::format::ledger_metadata::{
+    CustomMetadataEntry, DigestType, LedgerMetadataFormat, LedgerState, Segment,
+};
+use crate::keys::{self, MANAGED_LEDGER_NAME};
+use crate::source::LedgerSource;
+
+/// What an offload wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffloadResult {
+    pub uuid: Uuid,
+    pub data_key: String,
+    pub index_key: String,
+    pub blocks: usize,
+    pub data_object_len: u64,
+    pub entries: u64,
+}
+
+/// Reads a ledger's entries in order, a bounded batch at a time.
+struct EntryReader<'a> {
+    source: &'a dyn LedgerSource,
+    next: i64,
+    last: i64,
+    buffered: VecDeque<Bytes>,
+}
+
+const READ_BATCH_BYTES: usize = 8 << 20;
+
+impl EntryReader<'_> {
+    async fn peek(&mut self) -> Result<Option<&Bytes>> {
+        if self.buffered.is_empty() && self.next <= self.last {
+            let batch = self
+                .source
+                .read(self.next, self.last, READ_BATCH_BYTES)
+                .await
+                .map_err(|reason| OffloadError::Source {
+                    ledger_id: self.source.ledger_id(),
+                    reason,
+                })?;
+            if batch.is_empty() {
+                return Err(OffloadError::Source {
+                    ledger_id: self.source.ledger_id(),
+                    reason: format!("no entries returned from entry {}", self.next),
+                });
+            }
+            self.next += batch.len() as i64;
+            self.buffered.extend(batch);
+        }
+        Ok(self.buffered.front())
+    }
+
+    fn pop(&mut self) {
+        self.buffered.pop_front();
+    }
+}
+
+fn ledger_metadata(
+    source: &dyn LedgerSource,
+    extra: &BTreeMap<String, String>,
+) -> LedgerMetadataFormat {
+    let mut custom = vec![
+        CustomMetadataEntry {
+            key: Some("application".into()),
+            value: Some(b"pulsar".to_vec()),
+        },
+        CustomMetadataEntry {
+            key: Some("component".into()),
+            value: Some(b"managed-ledger".to_vec()),
+        },
+    ];
+    if let Some(name) = extra.get(MANAGED_LEDGER_NAME) {
+        custom.push(CustomMetadataEntry {
+            key: Some("pulsar/managed-ledger".into()),
+            value: Some(name.as_bytes().to_vec()),
+        });
+    }
+    LedgerMetadataFormat {
+        quorum_size: 1,
+        ensemble_size: 1,
+        length: source.length() as i64,
+        last_entry_id: Some(source.last_entry_id()),
+        state: LedgerState::Closed as i32,
+        segment: vec![Segment {
+            ensemble_member: vec!["tierlog-hot-tier:0".into()],
+            first_entry_id: 0,
+        }],
+        digest_type: Some(DigestType::Crc32c as i32),
+        password: None,
+        ack_quorum_size: Some(1),
+        ctime: Some(source.created_ms() as i64),
+        custom_metadata: custom,
+        c_token: None,
+    }
+}
+
+/// Offloads `source` under `uuid`: data object (multipart) first, index last.
+pub async fn offload_ledger(
+    config: &OffloadConfig,
+    store: &Arc<dyn ObjectStore>,
+    source: &dyn LedgerSource,
+    uuid: Uuid,
+    extra: &BTreeMap<String, String>,
+) -> Result<OffloadResult> {
+    let ledger_id = source.ledger_id();
+    let last = source.last_entry_id();
+    if last < 0 {
+        return Err(OffloadError::InvalidLedger {
+            ledger_id,
+            reason: "an empty or open ledger is never offloaded".into(),
+        });
+    }
+    let location = config.location();
+    let data_key = keys::data_key(&uuid, ledger_id);
+    let index_key = keys::index_key(&uuid, ledger_id);
+    let with_metadata = config.driver != Driver::Filesystem;
+    let attrs = |role| {
+        if with_metadata {
+            keys::object_attributes(role, &config.cluster_name, extra)
+        } else {
+            Default::default()
+        }
+    };
+
+    let data_path = Path::from(data_key.as_str());
+    let mut upload = store
+        .put_multipart_opts(
+            &data_path,
+            PutMultipartOptions {
+                attributes: attrs("data"),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| OffloadError::store("initiating multipart upload", &location, &data_key, e))?;
+    let uploaded = upload_blocks(config, source, upload.as_mut(), &location, &data_key).await;
+    let (index_entries, data_len) = match uploaded {
+        Ok(v) => v,
+        Err(e) => {
+            abort(upload.as_mut(), &location, &data_key).await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = upload.complete().await {
+        abort(upload.as_mut(), &location, &data_key).await;
+        return Err(OffloadError::store(
+            "completing multipart upload",
+            &location,
+            &data_key,
+            e,
+        ));
+    }
+
+    let index = encode_index_v1(data_len, &index_entries, &ledger_metadata(source, extra));
+    let index_path = Path::from(index_key.as_str());
+    let put = store
+        .put_opts(
+            &index_path,
+            PutPayload::from(index),
+            PutOptions {
+                attributes: attrs("index"),
+                ..Default::default()
+            },
+        )
+        .await;
+    if let Err(e) = put {
+        // Without its index the data object is useless; remove it.
+        if let Err(del) = object_store::ObjectStoreExt::delete(store.as_ref(), &data_path).await {
+            tracing::warn!(key = %data_key, error = %del, "could not delete data object after the index upload failed");
+        }
+        return Err(OffloadError::store(
+            "writing index",
+            &location,
+            &index_key,
+            e,
+        ));
+    }
+    Ok(OffloadResult {
+        uuid,
+        data_key,
+        index_key,
+        blocks: index_entries.len(),
+        data_object_len: data_len,
+        entries: (last + 1) as u64,
+    })
+}
+
+async fn abort(upload: &mut dyn MultipartUpload, location: &str, key: &str) {
+    if let Err(e) = upload.abort().await {
+        tracing::warn!(location, key, error = %e, "could not abort multipart upload; the store's lifecycle rules must reclaim it");
+    }
+}
+
+async fn upload_blocks(
+    config: &OffloadConfig,
+    source: &dyn LedgerSource,
+    upload: &mut dyn MultipartUpload,
+    location: &str,
+    key: &str,
+) -> Result<(Vec<IndexEntry>, u64)> {
+    let ledger_id = source.ledger_id();
+    let last = source.last_entry_id();
+    let mut reader = EntryReader {
+        source,
+        next: 0,
+        last,
+        buffered: VecDeque::new(),
+    };
+    let mut next_entry = 0i64;
+    let mut payload_written = 0u64;
+    let mut offset = 0u64;
+    let mut index = Vec::new();
+    let mut in_flight: VecDeque<JoinHandle<object_store::Result<()>>> = VecDeque::new();
+    let result = async {
+        while next_entry <= last {
+            let remaining_entries = (last - next_entry + 1) as u64;
+            let size = block_size(
+                config.max_block_size_bytes,
+                remaining_entries,
+                source.length().saturating_sub(payload_written),
+            );
+            let mut block = BlockBuilder::new(size, next_entry as u64).map_err(|e| OffloadError::InvalidLedger {
+                ledger_id,
+                reason: e.to_string(),
+            })?;
+            while next_entry <= last {
+                let Some(entry) = reader.peek().await? else { break };
+                let len = entry.len() as u64;
+                if !block.try_add(entry) {
+                    if block.entries() == 0 {
+                        return Err(OffloadError::InvalidLedger {
+                            ledger_id,
+                            reason: format!(
+                                "entry {next_entry} of {len} bytes does not fit in a block of {size} bytes \
+                                 (max block size {} needs to be at least {})",
+                                config.max_block_size_bytes,
+                                BLOCK_HEADER_LEN + RECORD_HEADER_LEN + len
+                            ),
+                        });
+                    }
+                    break;
+                }
+                reader.pop();
+                payload_written += len;
+                next_entry += 1;
+            }
+            let first = next_entry - block.entries() as i64;
+            index.push(IndexEntry { first_entry_id: first, part_id: index.len() as i32 + 1, block_offset: offset as i64 });
+            offset += size;
+            if in_flight.len() >= config.parallel_parts {
+                wait_part(in_flight.pop_front(), location, key).await?;
+            }
+            let part = upload.put_part(PutPayload::from(block.finish()));
+            in_flight.push_back(tokio::spawn(part));
+        }
+        while let Some(h) = in_flight.pop_front() {
+            wait_part(Some(h), location, key).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        for h in &in_flight {
+            h.abort();
+        }
+    }
+    result.map(|()| (index, offset))
+}
+
+async fn wait_part(
+    handle: Option<JoinHandle<object_store::Result<()>>>,
+    location: &str,
+    key: &str,
+) -> Result<()> {
+    let Some(h) = handle else { return Ok(()) };
+    match h.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(OffloadError::store("uploading part", location, key, e)),
+        Err(e) => Err(OffloadError::Task(format!("part upload task: {e}"))),
+    }
+}
