@@ -1,0 +1,219 @@
+//! Offload against a real S3-compatible server (moto on 127.0.0.1), with faults injected by a
+//! real HTTP proxy or by killing the server.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{VecSource, assert_reads_back};
+use offload::keys::MANAGED_LEDGER_NAME;
+use offload::{BlobStoreOffloader, Driver, LedgerOffloader, OffloadConfig, OffloadError};
+use testkit::moto::MotoServer;
+use testkit::proxy::HttpProxy;
+use uuid::Uuid;
+
+fn s3_config(driver: Driver, endpoint: &str, bucket: &str) -> OffloadConfig {
+    let mut c = OffloadConfig::new(driver, bucket);
+    c.endpoint = Some(endpoint.to_string());
+    c.credential_id = Some("testing".into());
+    c.credential_secret = Some("testing".into());
+    c.max_block_size_bytes = 5 << 20;
+    c.max_retries = 2;
+    c.retry_max_backoff = Duration::from_millis(200);
+    c
+}
+
+fn extra() -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        MANAGED_LEDGER_NAME.to_string(),
+        "public/default/persistent/t".to_string(),
+    )])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trips_with_pulsar_layout_and_metadata() {
+    let moto = MotoServer::start();
+    moto.create_bucket("offload-bucket");
+    for driver in [Driver::S3, Driver::AwsS3] {
+        let o = BlobStoreOffloader::new(s3_config(driver, &moto.endpoint(), "offload-bucket"))
+            .await
+            .unwrap();
+        let cases: Vec<(VecSource, u64)> = vec![
+            (VecSource::with_sizes(1, [17]), 5 << 20),
+            (VecSource::with_sizes(2, [0, 0, 0]), 5 << 20),
+            (
+                VecSource::with_sizes(3, (0..100_000).map(|i| (i * 13) % 300)),
+                5 << 20,
+            ),
+            (VecSource::with_sizes(4, [5 << 20, 0, 5 << 20, 1]), 64 << 20),
+        ];
+        for (src, block) in cases {
+            let mut c = o.config().clone();
+            c.max_block_size_bytes = block;
+            let o = BlobStoreOffloader::new(c).await.unwrap();
+            let uuid = Uuid::new_v4();
+            let r = o.offload(&src, uuid, &extra()).await.unwrap();
+            let data = moto.get_object("offload-bucket", &r.data_key);
+            assert_eq!(&data[..4], &[0xFB, 0xDB, 0xAB, 0xCB], "block magic");
+            assert_eq!(data.len() as u64, r.data_object_len);
+            let index = moto.get_object("offload-bucket", &r.index_key);
+            assert_eq!(&index[..4], &[0xDE, 0x47, 0xDE, 0x47], "index magic");
+            for (key, role) in [(&r.data_key, "data"), (&r.index_key, "index")] {
+                let headers = moto.head_object("offload-bucket", key);
+                let get = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                assert_eq!(
+                    get("x-amz-meta-s3managedledgeroffloaderformatversion").as_deref(),
+                    Some("1")
+                );
+                assert_eq!(get("x-amz-meta-role").as_deref(), Some(role));
+                assert_eq!(
+                    get("x-amz-meta-managedledgername").as_deref(),
+                    Some("public/default/persistent/t")
+                );
+            }
+            let h = o.read(src.id, uuid, &o.driver_metadata()).await.unwrap();
+            assert_reads_back(&h, &src, 1000).await;
+        }
+    }
+    assert!(moto.multipart_uploads("offload-bucket").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_bucket_is_named_in_the_error() {
+    let moto = MotoServer::start();
+    let o = BlobStoreOffloader::new(s3_config(Driver::S3, &moto.endpoint(), "no-such-bucket"))
+        .await
+        .unwrap();
+    let e = o
+        .offload(&VecSource::with_sizes(1, [10]), Uuid::new_v4(), &extra())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, OffloadError::NoSuchBucket { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("bucket \"no-such-bucket\" does not exist"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_part_aborts_the_upload_and_a_retry_succeeds() {
+    let moto = MotoServer::start();
+    moto.create_bucket("faults");
+    let proxy = HttpProxy::start(moto.port);
+    let o = BlobStoreOffloader::new(s3_config(Driver::S3, &proxy.endpoint(), "faults"))
+        .await
+        .unwrap();
+    // ~20 MiB: four 5 MiB parts. Part 3 and everything after it answers 500.
+    let src = VecSource::with_sizes(5, (0..20_000).map(|_| 1000));
+    proxy.fail("PUT", "partNumber=3", 0, 500);
+    let e = o.offload(&src, Uuid::new_v4(), &extra()).await.unwrap_err();
+    assert!(e.to_string().contains("uploading part"), "{e}");
+    assert!(
+        e.to_string().contains("500") || e.to_string().contains("InternalError"),
+        "{e}"
+    );
+    assert!(proxy.counts().1 >= 1);
+    assert!(
+        moto.multipart_uploads("faults").is_empty(),
+        "the multipart upload must be aborted"
+    );
+    assert!(
+        moto.list_keys("faults").is_empty(),
+        "nothing half-written may exist"
+    );
+
+    proxy.clear_faults();
+    let uuid = Uuid::new_v4();
+    o.offload(&src, uuid, &extra()).await.unwrap();
+    let h = o.read(5, uuid, &o.driver_metadata()).await.unwrap();
+    assert_reads_back(&h, &src, 5000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_index_write_removes_the_data_object() {
+    let moto = MotoServer::start();
+    moto.create_bucket("faults");
+    let proxy = HttpProxy::start(moto.port);
+    let o = BlobStoreOffloader::new(s3_config(Driver::S3, &proxy.endpoint(), "faults"))
+        .await
+        .unwrap();
+    proxy.fail("PUT", "-index", 0, 503);
+    let e = o
+        .offload(
+            &VecSource::with_sizes(6, [100; 10]),
+            Uuid::new_v4(),
+            &extra(),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("writing index"), "{e}");
+    assert!(
+        moto.list_keys("faults").is_empty(),
+        "data object without index must be deleted"
+    );
+    assert!(moto.multipart_uploads("faults").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_killed_mid_upload_fails_with_the_cause_and_a_retry_succeeds() {
+    let mut moto = MotoServer::start();
+    moto.create_bucket("kill");
+    let mut config = s3_config(Driver::S3, &moto.endpoint(), "kill");
+    config.parallel_parts = 1;
+    let o = Arc::new(BlobStoreOffloader::new(config).await.unwrap());
+    let src = Arc::new(VecSource::with_sizes(8, (0..60_000).map(|_| 1000)));
+    let task = {
+        let (o, src) = (Arc::clone(&o), Arc::clone(&src));
+        tokio::spawn(async move { o.offload(src.as_ref(), Uuid::new_v4(), &extra()).await })
+    };
+    // Kill the server once the upload is under way.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while o
+        .counters()
+        .parts
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "upload never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    moto.kill();
+    let e = task.await.unwrap().unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("kill") && (text.contains("uploading part") || text.contains("completing")),
+        "{text}"
+    );
+
+    moto.restart();
+    moto.create_bucket("kill");
+    let uuid = Uuid::new_v4();
+    o.offload(src.as_ref(), uuid, &extra()).await.unwrap();
+    let h = o.read(8, uuid, &o.driver_metadata()).await.unwrap();
+    assert_reads_back(&h, &src, 10_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_without_the_format_version_are_refused() {
+    let moto = MotoServer::start();
+    moto.create_bucket("versions");
+    let o = BlobStoreOffloader::new(s3_config(Driver::S3, &moto.endpoint(), "versions"))
+        .await
+        .unwrap();
+    let uuid = Uuid::new_v4();
+    let r = o
+        .offload(&VecSource::with_sizes(3, [5; 5]), uuid, &extra())
+        .await
+        .unwrap();
+    let index = moto.get_object("versions", &r.index_key);
+    moto.put_object("versions", &r.index_key, &index);
+    let e = o.read(3, uuid, &o.driver_metadata()).await.unwrap_err();
+    assert!(
+        matches!(e, OffloadError::BadFormatVersion { found: None, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("expected \"1\""), "{e}");
+}

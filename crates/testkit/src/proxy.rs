@@ -1,0 +1,234 @@
+//! An HTTP/1.1 proxy on 127.0.0.1 in front of a real server, for fault and latency injection.
+//!
+//! Each request is read whole (head + `Content-Length` body), then either answered locally with an
+//! error status (a fault rule matched) or, after the configured delay, forwarded on a fresh
+//! upstream connection with `Connection: close`, and the response streamed back. The proxy runs
+//! its own runtime on its own thread, so any test can use it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Debug, Clone)]
+struct Rule {
+    method: String,
+    path_contains: String,
+    skip: usize,
+    seen: usize,
+    status: u16,
+}
+
+#[derive(Default)]
+struct State {
+    delay: Mutex<Duration>,
+    rules: Mutex<Vec<Rule>>,
+    requests: AtomicU64,
+    failed: AtomicU64,
+}
+
+pub struct HttpProxy {
+    pub port: u16,
+    state: Arc<State>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpProxy {
+    /// Starts a proxy forwarding to `127.0.0.1:upstream_port`.
+    pub fn start(upstream_port: u16) -> HttpProxy {
+        let state = Arc::new(State::default());
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let port = std_listener.local_addr().expect("addr").port();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let st = Arc::clone(&state);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("proxy runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).expect("listener");
+                let accept = async {
+                    loop {
+                        let Ok((client, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let st = Arc::clone(&st);
+                        tokio::spawn(async move {
+                            let _ = serve(client, upstream_port, st).await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stop_rx => {}
+                }
+            });
+        });
+        HttpProxy {
+            port,
+            state,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Delay added before forwarding each request.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.state.delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
+    }
+
+    /// Answers `status` to every request whose method is `method` and whose path contains
+    /// `path_contains`, after letting the first `skip` such requests through.
+    pub fn fail(&self, method: &str, path_contains: &str, skip: usize, status: u16) {
+        self.state
+            .rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Rule {
+                method: method.into(),
+                path_contains: path_contains.into(),
+                skip,
+                seen: 0,
+                status,
+            });
+    }
+
+    pub fn clear_faults(&self) {
+        self.state
+            .rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Requests received, and requests answered with an injected error.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.state.requests.load(Ordering::Relaxed),
+            self.state.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for HttpProxy {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn injected_status(state: &State, method: &str, path: &str) -> Option<u16> {
+    let mut rules = state.rules.lock().unwrap_or_else(|p| p.into_inner());
+    for r in rules.iter_mut() {
+        if r.method.eq_ignore_ascii_case(method) && path.contains(&r.path_contains) {
+            r.seen += 1;
+            if r.seen > r.skip {
+                return Some(r.status);
+            }
+        }
+    }
+    None
+}
+
+async fn serve(client: TcpStream, upstream_port: u16, state: Arc<State>) -> std::io::Result<()> {
+    let (read, mut write) = client.into_split();
+    let mut reader = BufReader::new(read);
+    // Read the request head.
+    let mut head_lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        if line == "\r\n" || line == "\n" {
+            break;
+        }
+        head_lines.push(line.trim_end().to_string());
+    }
+    let Some(request_line) = head_lines.first().cloned() else {
+        return Ok(());
+    };
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let content_length: usize = head_lines
+        .iter()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; content_length];
+    reader.read_exact(&mut body).await?;
+    state.requests.fetch_add(1, Ordering::Relaxed);
+
+    if let Some(status) = injected_status(&state, &method, &path) {
+        state.failed.fetch_add(1, Ordering::Relaxed);
+        let msg = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected fault {status}</Message></Error>"
+        );
+        let resp = format!(
+            "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
+            msg.len()
+        );
+        write.write_all(resp.as_bytes()).await?;
+        return write.shutdown().await;
+    }
+
+    let delay = *state.delay.lock().unwrap_or_else(|p| p.into_inner());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port)).await?;
+    let mut head = String::new();
+    for l in &head_lines {
+        if l.split_once(':')
+            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("connection"))
+        {
+            continue;
+        }
+        head.push_str(l);
+        head.push_str("\r\n");
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    upstream.write_all(head.as_bytes()).await?;
+    upstream.write_all(&body).await?;
+
+    // Response head: force Connection: close, then stream the rest.
+    let (up_read, _up_write) = upstream.into_split();
+    let mut up = BufReader::new(up_read);
+    let mut resp_head = String::new();
+    loop {
+        let mut line = String::new();
+        if up.read_line(&mut line).await? == 0 {
+            break;
+        }
+        if line == "\r\n" || line == "\n" {
+            break;
+        }
+        if line
+            .split_once(':')
+            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("connection"))
+        {
+            continue;
+        }
+        resp_head.push_str(&line);
+    }
+    resp_head.push_str("Connection: close\r\n\r\n");
+    write.write_all(resp_head.as_bytes()).await?;
+    tokio::io::copy(&mut up, &mut write).await?;
+    write.shutdown().await
+}
