@@ -28,6 +28,22 @@ pub fn venv_python() -> PathBuf {
     moto_binary().with_file_name("python3")
 }
 
+/// Credentials created by [`MotoServer::start_with_iam`].
+#[derive(Debug, Clone)]
+pub struct IamSetup {
+    pub access_key: String,
+    pub secret_key: String,
+    pub role_arn: String,
+}
+
+fn json_field(json: &str, field: &str) -> String {
+    let pat = format!("\"{field}\": \"");
+    json.split_once(&pat)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(v, _)| v.to_string())
+        .unwrap_or_else(|| panic!("{field} missing in {json}"))
+}
+
 pub struct MotoServer {
     pub port: u16,
     child: Option<Child>,
@@ -43,6 +59,31 @@ impl MotoServer {
     /// Starts moto enforcing SigV4 and IAM policies after the first `no_auth_actions` requests.
     pub fn start_with_auth(no_auth_actions: u32) -> MotoServer {
         Self::start_on(crate::free_port(), Some(no_auth_actions))
+    }
+
+    /// Starts moto enforcing SigV4 and IAM, with `bucket`, an IAM user allowed S3 and STS, and a
+    /// role it may assume (set up by `moto_iam_setup.py` during the grace actions).
+    pub fn start_with_iam(bucket: &str) -> (MotoServer, IamSetup) {
+        const SETUP_ACTIONS: u32 = 6;
+        let server = Self::start_with_auth(SETUP_ACTIONS);
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto_iam_setup.py");
+        let out = Command::new(venv_python())
+            .arg(script)
+            .args([&server.endpoint(), bucket])
+            .output()
+            .expect("run moto_iam_setup.py");
+        assert!(
+            out.status.success(),
+            "IAM setup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json = String::from_utf8_lossy(&out.stdout).to_string();
+        let setup = IamSetup {
+            access_key: json_field(&json, "access_key"),
+            secret_key: json_field(&json, "secret_key"),
+            role_arn: json_field(&json, "role_arn"),
+        };
+        (server, setup)
     }
 
     fn start_on(port: u16, no_auth_actions: Option<u32>) -> MotoServer {
