@@ -16,7 +16,11 @@ const GOLDEN_DATA: &[u8] = include_bytes!("golden/ledger-3.data");
 const GOLDEN_INDEX: &[u8] = include_bytes!("golden/ledger-3.index");
 
 fn entries() -> Vec<Bytes> {
-    vec![Bytes::from_static(b"hello"), Bytes::from_static(b"abc"), Bytes::new()]
+    vec![
+        Bytes::from_static(b"hello"),
+        Bytes::from_static(b"abc"),
+        Bytes::new(),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,14 +33,25 @@ async fn golden_objects_decode_to_the_expected_entries() {
 
     let dir = tempfile::tempdir().unwrap();
     let uuid = Uuid::parse_str("6f1c2b9e-0d4a-4c2e-9b7a-3e5f8d1c2a40").unwrap();
-    std::fs::write(dir.path().join(offload::keys::data_key(&uuid, 3)), GOLDEN_DATA).unwrap();
-    std::fs::write(dir.path().join(offload::keys::index_key(&uuid, 3)), GOLDEN_INDEX).unwrap();
+    std::fs::write(
+        dir.path().join(offload::keys::data_key(&uuid, 3)),
+        GOLDEN_DATA,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join(offload::keys::index_key(&uuid, 3)),
+        GOLDEN_INDEX,
+    )
+    .unwrap();
     let mut c = OffloadConfig::new(Driver::Filesystem, "");
     c.filesystem_path = dir.path().to_path_buf();
     let o = BlobStoreOffloader::new(c).await.unwrap();
     let h = o.read(3, uuid, &o.driver_metadata()).await.unwrap();
     assert_eq!(h.read(0, 2).await.unwrap(), entries());
-    assert_eq!(h.read(1, 1).await.unwrap(), vec![Bytes::from_static(b"abc")]);
+    assert_eq!(
+        h.read(1, 1).await.unwrap(),
+        vec![Bytes::from_static(b"abc")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,8 +60,20 @@ async fn writer_reproduces_the_golden_objects() {
     let mut c = OffloadConfig::new(Driver::Filesystem, "");
     c.filesystem_path = dir.path().to_path_buf();
     let o = BlobStoreOffloader::new(c).await.unwrap();
-    let extra = BTreeMap::from([(MANAGED_LEDGER_NAME.to_string(), "public/default/persistent/golden".to_string())]);
-    let r = o.offload(&VecSource::new(3, entries()), Uuid::new_v4(), &extra).await.unwrap();
-    assert_eq!(std::fs::read(dir.path().join(&r.data_key)).unwrap(), GOLDEN_DATA);
-    assert_eq!(std::fs::read(dir.path().join(&r.index_key)).unwrap(), GOLDEN_INDEX);
+    let extra = BTreeMap::from([(
+        MANAGED_LEDGER_NAME.to_string(),
+        "public/default/persistent/golden".to_string(),
+    )]);
+    let r = o
+        .offload(&VecSource::new(3, entries()), Uuid::new_v4(), &extra)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join(&r.data_key)).unwrap(),
+        GOLDEN_DATA
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join(&r.index_key)).unwrap(),
+        GOLDEN_INDEX
+    );
 }

@@ -5,6 +5,7 @@
 
 mod config;
 mod metrics;
+mod offload_dump;
 mod standalone;
 
 use std::path::PathBuf;
@@ -32,6 +33,15 @@ enum Command {
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
     },
+    /// Tools for tiered storage.
+    #[command(subcommand)]
+    Offload(OffloadCommand),
+}
+
+#[derive(Subcommand)]
+enum OffloadCommand {
+    /// Print an offloaded ledger's metadata and every entry (size, SHA-256), without a broker.
+    Dump(offload_dump::DumpArgs),
 }
 
 fn init_logging() {
@@ -62,6 +72,13 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(standalone::run(config))
+        }
+        Command::Offload(OffloadCommand::Dump(args)) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(offload_dump::run(args))
         }
     }
 }

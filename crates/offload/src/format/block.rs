@@ -88,6 +88,57 @@ pub(crate) fn be_i32(b: &[u8]) -> i32 {
     i32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// Decodes a whole block: its header and every record up to the padding or the block's end.
+/// Returns `(entry_id, payload)` pairs. Lengths are checked against the bytes present before any
+/// allocation, so damaged input gives an error, never a panic.
+pub fn decode_block(bytes: &[u8]) -> FormatResult<(BlockHeader, Vec<(u64, Bytes)>)> {
+    let header = decode_block_header(bytes)?;
+    let end = usize::try_from(header.block_len)
+        .ok()
+        .filter(|&e| e <= bytes.len())
+        .ok_or(FormatError::Truncated {
+            what: "block",
+            need: header.block_len,
+            have: bytes.len() as u64,
+        })?;
+    let mut pos = usize::try_from(header.header_len)
+        .map_err(|_| FormatError::Invalid("header length".into()))?;
+    let mut out = Vec::new();
+    let mut expected = header.first_entry_id;
+    while pos + 4 <= end {
+        let len = be_i32(&bytes[pos..pos + 4]);
+        if len < 0 {
+            break; // padding
+        }
+        if pos + RECORD_HEADER_LEN as usize > end {
+            return Err(FormatError::Truncated {
+                what: "record header",
+                need: (pos + 12) as u64,
+                have: end as u64,
+            });
+        }
+        let id = be_i64(&bytes[pos + 4..pos + 12]);
+        if id < 0 || id as u64 != expected {
+            return Err(FormatError::Invalid(format!(
+                "expected entry {expected}, found {id}"
+            )));
+        }
+        let start = pos + RECORD_HEADER_LEN as usize;
+        let stop = start
+            .checked_add(len as usize)
+            .filter(|&s| s <= end)
+            .ok_or(FormatError::Truncated {
+                what: "record",
+                need: (start as u64).saturating_add(len as u64),
+                have: end as u64,
+            })?;
+        out.push((id as u64, Bytes::copy_from_slice(&bytes[start..stop])));
+        expected += 1;
+        pos = stop;
+    }
+    Ok((header, out))
+}
+
 /// Builds one block in memory: header, then records while they fit, then padding.
 pub struct BlockBuilder {
     buf: BytesMut,
@@ -193,6 +244,36 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn block_round_trip(payloads in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 1..40),
+                            slack in 0u64..64, first in 0u64..1_000_000) {
+            let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
+            let size = block_size(64 << 20, payloads.len() as u64, bytes) + slack;
+            let mut b = BlockBuilder::new(size, first).unwrap();
+            for p in &payloads {
+                proptest::prop_assert!(b.try_add(p));
+            }
+            let block = b.finish();
+            proptest::prop_assert_eq!(block.len() as u64, size);
+            let (h, entries) = decode_block(&block).unwrap();
+            proptest::prop_assert_eq!(h.first_entry_id, first);
+            proptest::prop_assert_eq!(entries.len(), payloads.len());
+            for (i, (id, data)) in entries.iter().enumerate() {
+                proptest::prop_assert_eq!(*id, first + i as u64);
+                proptest::prop_assert_eq!(&data[..], &payloads[i][..]);
+            }
+        }
+
+        #[test]
+        fn block_decoder_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), cut in 0usize..600) {
+            let _ = decode_block(&bytes[..cut.min(bytes.len())]);
+            let mut b = BlockBuilder::new(300, 0).unwrap();
+            b.try_add(&bytes[..bytes.len().min(100)]);
+            let mut block = b.finish().to_vec();
+            if cut < block.len() { block[cut] ^= 0x80; }
+            let _ = decode_block(&block);
+        }
+
         #[test]
         fn header_decoder_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
             let _ = decode_block_header(&bytes);
