@@ -27,16 +27,20 @@ pub enum ConfigError {
         line: usize,
         text: String,
     },
+    #[error("{0}")]
+    Offload(String),
     #[error("cannot read configuration file {path}: {reason}")]
     Unreadable { path: String, reason: String },
 }
 
 /// Every setting the broker uses, typed and validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub cluster_name: String,
     pub bind_address: String,
     pub advertised_address: String,
+    // Validated now; the binary-protocol listener (issue 5) binds it.
+    #[allow(dead_code)]
     pub broker_service_port: u16,
     pub web_service_port: u16,
     /// Root of everything the broker stores locally (hot tier, metadata).
@@ -51,6 +55,8 @@ pub struct BrokerConfig {
     pub default_retention_size_in_mb: i64,
     /// How often idle ledgers are checked for time-based rollover and retention.
     pub retention_check_interval_in_seconds: u64,
+    /// Tiered storage; `None` when `managedLedgerOffloadDriver=none`.
+    pub offload: Option<offload::OffloadConfig>,
 }
 
 /// Raw keys and values, with where each came from (for error messages and warnings).
@@ -202,6 +208,7 @@ fn from_values(
         )?,
         default_retention_time_in_minutes: raw.signed("defaultRetentionTimeInMinutes", 0, -1)?,
         default_retention_size_in_mb: raw.signed("defaultRetentionSizeInMB", 0, -1)?,
+        offload: None,
         retention_check_interval_in_seconds: raw.unsigned(
             "retentionCheckIntervalInSeconds",
             120,
@@ -223,12 +230,143 @@ fn from_values(
             ),
         });
     }
+    let offload = offload_config(&mut raw, &config)?;
+    let config = BrokerConfig { offload, ..config };
     let warnings = raw
         .values
         .keys()
         .map(|k| format!("unknown or unsupported configuration key {k:?} is ignored"))
         .collect();
     Ok((config, warnings))
+}
+
+impl BrokerConfig {
+    /// Managed-ledger settings for topics of namespaces with default policies.
+    pub fn managed_ledger_config(&self) -> ledger::ManagedLedgerConfig {
+        let minutes_to_ms = |m: i64| if m < 0 { -1 } else { m * 60_000 };
+        let mb_to_bytes = |m: i64| if m < 0 { -1 } else { m << 20 };
+        ledger::ManagedLedgerConfig {
+            max_entries_per_ledger: self.managed_ledger_max_entries_per_ledger,
+            max_size_per_ledger_bytes: self.managed_ledger_max_size_per_ledger_mbytes << 20,
+            min_rollover_ms: self.managed_ledger_min_ledger_rollover_time_minutes * 60_000,
+            max_rollover_ms: self.managed_ledger_max_ledger_rollover_time_minutes * 60_000,
+            retention_time_ms: minutes_to_ms(self.default_retention_time_in_minutes),
+            retention_size_bytes: mb_to_bytes(self.default_retention_size_in_mb),
+        }
+    }
+}
+
+/// The offload settings, resolved as Pulsar resolves them: the driver-specific key
+/// (`s3ManagedLedgerOffload*` for `aws-s3`/`S3`, `gcsManagedLedgerOffload*` for
+/// `google-cloud-storage`) first, then the generic `managedLedgerOffload*` key.
+fn offload_config(
+    raw: &mut Raw,
+    broker: &BrokerConfig,
+) -> Result<Option<offload::OffloadConfig>, ConfigError> {
+    use offload::{Driver, OffloadConfig};
+    let driver_name = raw.string("managedLedgerOffloadDriver", "filesystem");
+    // Read every offload key, whichever driver is chosen, so none is reported as unknown.
+    let s3 = |raw: &mut Raw, suffix: &str| raw.take(&format!("s3ManagedLedgerOffload{suffix}"));
+    let s3_keys: Vec<(&str, Option<String>)> = [
+        "Bucket",
+        "Region",
+        "ServiceEndpoint",
+        "MaxBlockSizeInBytes",
+        "ReadBufferSizeInBytes",
+        "CredentialId",
+        "CredentialSecret",
+        "Role",
+        "RoleSessionName",
+    ]
+    .into_iter()
+    .map(|k| (k, s3(raw, k)))
+    .collect();
+    let gcs_keys: Vec<(&str, Option<String>)> = [
+        "Bucket",
+        "Region",
+        "MaxBlockSizeInBytes",
+        "ReadBufferSizeInBytes",
+        "ServiceAccountKeyFile",
+    ]
+    .into_iter()
+    .map(|k| (k, raw.take(&format!("gcsManagedLedgerOffload{k}"))))
+    .collect();
+    let generic_keys: Vec<(&str, Option<String>)> = [
+        "Bucket",
+        "Region",
+        "ServiceEndpoint",
+        "MaxBlockSizeInBytes",
+        "ReadBufferSizeInBytes",
+    ]
+    .into_iter()
+    .map(|k| (k, raw.take(&format!("managedLedgerOffload{k}"))))
+    .collect();
+    let fs_uri = raw.take("fileSystemURI");
+    let parallel = raw.unsigned("managedLedgerOffloadUploadParallelism", 4, 1, 64)?;
+    let read_ahead = raw.unsigned("managedLedgerOffloadReadAheadRequests", 8, 1, 256)?;
+    if driver_name.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let driver = Driver::parse(&driver_name).map_err(|_| ConfigError::InvalidValue {
+        key: "managedLedgerOffloadDriver".into(),
+        value: driver_name.clone(),
+        allowed: format!("one of {}, or none", Driver::NAMES.join(", ")),
+    })?;
+    let (prefix, specific) = match driver {
+        Driver::AwsS3 | Driver::S3 => ("s3ManagedLedgerOffload", &s3_keys),
+        Driver::GoogleCloudStorage => ("gcsManagedLedgerOffload", &gcs_keys),
+        _ => ("managedLedgerOffload", &generic_keys),
+    };
+    let get = |name: &str| -> Option<(String, String)> {
+        let find = |list: &Vec<(&str, Option<String>)>, p: &str| {
+            list.iter()
+                .find(|(k, _)| *k == name)
+                .and_then(|(k, v)| v.clone().map(|v| (format!("{p}{k}"), v)))
+        };
+        find(specific, prefix).or_else(|| find(&generic_keys, "managedLedgerOffload"))
+    };
+    let number = |name: &str, default: u64| -> Result<u64, ConfigError> {
+        match get(name) {
+            None => Ok(default),
+            Some((key, v)) => v.parse::<u64>().map_err(|_| ConfigError::InvalidValue {
+                key,
+                value: v,
+                allowed: "a number of bytes".into(),
+            }),
+        }
+    };
+    let mut c = OffloadConfig::new(driver, get("Bucket").map(|(_, v)| v).unwrap_or_default());
+    c.region = get("Region").map(|(_, v)| v);
+    c.endpoint = get("ServiceEndpoint").map(|(_, v)| v);
+    c.max_block_size_bytes = number("MaxBlockSizeInBytes", 64 << 20)?;
+    c.read_buffer_size_bytes = number("ReadBufferSizeInBytes", 1 << 20)?;
+    c.parallel_parts = parallel as usize;
+    c.read_ahead_requests = read_ahead as usize;
+    let s3_value = |k: &str| {
+        s3_keys
+            .iter()
+            .find(|(n, _)| *n == k)
+            .and_then(|(_, v)| v.clone())
+    };
+    c.credential_id = s3_value("CredentialId");
+    c.credential_secret = s3_value("CredentialSecret");
+    c.role = s3_value("Role");
+    if let Some(name) = s3_value("RoleSessionName") {
+        c.role_session_name = name;
+    }
+    c.gcs_service_account_key_file = gcs_keys
+        .iter()
+        .find(|(n, _)| *n == "ServiceAccountKeyFile")
+        .and_then(|(_, v)| v.clone())
+        .map(PathBuf::from);
+    c.filesystem_path = match fs_uri {
+        Some(uri) => PathBuf::from(uri.strip_prefix("file://").unwrap_or(&uri)),
+        None => broker.data_directory.join("offloaded"),
+    };
+    c.cluster_name = broker.cluster_name.clone();
+    c.validate()
+        .map_err(|e| ConfigError::Offload(e.to_string()))?;
+    Ok(Some(c))
 }
 
 #[cfg(test)]
@@ -259,6 +397,23 @@ mod tests {
         assert_eq!(c.managed_ledger_min_ledger_rollover_time_minutes, 10);
         assert_eq!(c.managed_ledger_max_ledger_rollover_time_minutes, 240);
         assert_eq!(c.data_directory, PathBuf::from("data"));
+        let ml = c.managed_ledger_config();
+        assert_eq!(ml.max_size_per_ledger_bytes, 2048 << 20);
+        assert_eq!(
+            (ml.min_rollover_ms, ml.max_rollover_ms),
+            (600_000, 14_400_000)
+        );
+        assert_eq!((ml.retention_time_ms, ml.retention_size_bytes), (0, 0));
+        let (c, _) = load_text(
+            "defaultRetentionTimeInMinutes=-1\ndefaultRetentionSizeInMB=10\n",
+            &[],
+        )
+        .unwrap();
+        let ml = c.managed_ledger_config();
+        assert_eq!(
+            (ml.retention_time_ms, ml.retention_size_bytes),
+            (-1, 10 << 20)
+        );
     }
 
     #[test]
@@ -275,6 +430,90 @@ mod tests {
         assert_eq!(
             c.bind_address, "0.0.0.0",
             "an empty value means the default"
+        );
+    }
+
+    #[test]
+    fn offload_defaults_to_the_filesystem_under_the_data_directory() {
+        let (c, _) = load_text("dataDirectory=/srv/tl\n", &[]).unwrap();
+        let o = c.offload.unwrap();
+        assert_eq!(o.driver, offload::Driver::Filesystem);
+        assert_eq!(o.filesystem_path, PathBuf::from("/srv/tl/offloaded"));
+        let (c, _) = load_text("managedLedgerOffloadDriver=none\n", &[]).unwrap();
+        assert!(c.offload.is_none());
+        let (c, _) = load_text("fileSystemURI=file:///mnt/tier\n", &[]).unwrap();
+        assert_eq!(
+            c.offload.unwrap().filesystem_path,
+            PathBuf::from("/mnt/tier")
+        );
+    }
+
+    #[test]
+    fn s3_keys_resolve_specific_before_generic() {
+        let text = "managedLedgerOffloadDriver=S3\ns3ManagedLedgerOffloadBucket=b1\nmanagedLedgerOffloadBucket=generic\n\
+                    s3ManagedLedgerOffloadServiceEndpoint=http://127.0.0.1:9000\ns3ManagedLedgerOffloadRole=arn:r\n";
+        let (c, warnings) = load_text(text, &[]).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let o = c.offload.unwrap();
+        assert_eq!(o.bucket, "b1");
+        assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(o.region_or_default(), "us-east-1");
+        assert_eq!(o.role.as_deref(), Some("arn:r"));
+        assert_eq!(o.role_session_name, "pulsar-s3-offload");
+        assert_eq!(o.max_block_size_bytes, 64 << 20);
+        let (c, _) = load_text(
+            "managedLedgerOffloadDriver=azureblob\nmanagedLedgerOffloadBucket=c\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.offload.unwrap().bucket, "c");
+    }
+
+    #[test]
+    fn bad_offload_settings_are_refused() {
+        let err = load_text("managedLedgerOffloadDriver=tape\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("managedLedgerOffloadDriver: \"tape\""),
+            "{err}"
+        );
+        let err = load_text(
+            "managedLedgerOffloadDriver=aws-s3\ns3ManagedLedgerOffloadBucket=b\ns3ManagedLedgerOffloadMaxBlockSizeInBytes=1048576\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("s3ManagedLedgerOffloadMaxBlockSizeInBytes cannot be less than 5MB"),
+            "{err}"
+        );
+        let err = load_text(
+            "managedLedgerOffloadDriver=S3\ns3ManagedLedgerOffloadBucket=b\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("requires s3ManagedLedgerOffloadServiceEndpoint"),
+            "{err}"
+        );
+        let err = load_text("managedLedgerOffloadDriver=aws-s3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("s3ManagedLedgerOffloadBucket is required"),
+            "{err}"
+        );
+        let err = load_text(
+            "managedLedgerOffloadDriver=S3\ns3ManagedLedgerOffloadReadBufferSizeInBytes=big\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("s3ManagedLedgerOffloadReadBufferSizeInBytes: \"big\""),
+            "{err}"
         );
     }
 

@@ -47,7 +47,10 @@ fn escape(label: &str) -> String {
 }
 
 /// Renders every metric of the broker.
-pub async fn render(factory: &ManagedLedgerFactory) -> String {
+pub async fn render(
+    factory: &ManagedLedgerFactory,
+    offloader: Option<&offload::BlobStoreOffloader>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -82,6 +85,42 @@ pub async fn render(factory: &ManagedLedgerFactory) -> String {
                 (f.value)(stats)
             );
         }
+    }
+    if let Some(o) = offloader {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = o.counters();
+        let _ = writeln!(
+            out,
+            "# HELP tierlog_offload_requests_total Object store requests by operation."
+        );
+        let _ = writeln!(out, "# TYPE tierlog_offload_requests_total counter");
+        for (op, v) in [
+            ("get", &c.gets),
+            ("put", &c.puts),
+            ("upload_part", &c.parts),
+            ("delete", &c.deletes),
+        ] {
+            let _ = writeln!(
+                out,
+                "tierlog_offload_requests_total{{op=\"{op}\"}} {}",
+                v.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tierlog_offload_bytes_total Bytes moved to and from the object store."
+        );
+        let _ = writeln!(out, "# TYPE tierlog_offload_bytes_total counter");
+        let _ = writeln!(
+            out,
+            "tierlog_offload_bytes_total{{direction=\"read\"}} {}",
+            c.get_bytes.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "tierlog_offload_bytes_total{{direction=\"write\"}} {}",
+            c.part_bytes.load(Relaxed)
+        );
     }
     out
 }

@@ -13,6 +13,7 @@ use axum::routing::get;
 use hot_tier::{LedgerStore, StoreOptions};
 use ledger::{ManagedLedgerFactory, SystemClock};
 use meta::RedbStore;
+use offload::BlobStoreOffloader;
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
@@ -20,6 +21,10 @@ use crate::metrics;
 
 struct Broker {
     factory: Arc<ManagedLedgerFactory>,
+    /// Tiered storage, when a driver is configured (used by offload, issue 4).
+    offloader: Option<Arc<BlobStoreOffloader>>,
+    /// Settings of topics in namespaces with default policies.
+    ml_defaults: ledger::ManagedLedgerConfig,
 }
 
 pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
@@ -55,9 +60,22 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .collect_garbage()
         .await
         .context("collecting unreferenced ledger files")?;
+    let offloader = match &config.offload {
+        Some(c) => {
+            let o = BlobStoreOffloader::new(c.clone())
+                .await
+                .with_context(|| format!("setting up the {} offload driver", c.driver.name()))?;
+            tracing::info!(driver = c.driver.name(), location = %c.location(), "tiered storage configured");
+            Some(Arc::new(o))
+        }
+        None => None,
+    };
     let broker = Arc::new(Broker {
         factory: Arc::clone(&factory),
+        offloader,
+        ml_defaults: config.managed_ledger_config(),
     });
+    tracing::debug!(defaults = ?broker.ml_defaults, "managed ledger defaults");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let web_addr: SocketAddr = format!("{}:{}", config.bind_address, config.web_service_port)
@@ -87,6 +105,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
 
     tracing::info!(
         web = %web_addr,
+        advertised = %config.advertised_address,
         data = %data.display(),
         startup_ms = started.elapsed().as_millis() as u64,
         "tierlog standalone ready"
@@ -111,7 +130,7 @@ async fn metrics_handler(State(broker): State<Arc<Broker>>) -> impl axum::respon
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&broker.factory).await,
+        metrics::render(&broker.factory, broker.offloader.as_deref()).await,
     )
 }
 

@@ -87,6 +87,10 @@ fn standalone_serves_metrics_and_shuts_down_cleanly_on_sigterm_and_sigint() {
             "{body}"
         );
         assert!(body.contains("tierlog_build_info{version="), "{body}");
+        assert!(
+            body.contains("tierlog_offload_requests_total{op=\"get\"} 0"),
+            "{body}"
+        );
         let stderr = stop(child, signal);
         assert!(
             stderr.contains(&format!("received SIG{signal}")),
@@ -95,6 +99,10 @@ fn standalone_serves_metrics_and_shuts_down_cleanly_on_sigterm_and_sigint() {
         assert!(stderr.contains("shut down cleanly"), "{stderr}");
     }
     assert!(dir.path().join("data/metadata.redb").exists());
+    assert!(
+        dir.path().join("data/offloaded").is_dir(),
+        "filesystem offload is the default"
+    );
 }
 
 #[test]
@@ -121,6 +129,37 @@ fn bad_configuration_stops_startup_naming_the_key() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("defaultRetentionSizeInMB: \"-7\""));
+
+    for (key, value, expected) in [
+        (
+            "managedLedgerOffloadDriver",
+            "tape",
+            "invalid value for managedLedgerOffloadDriver: \"tape\"",
+        ),
+        (
+            "s3ManagedLedgerOffloadMaxBlockSizeInBytes",
+            "1024",
+            "cannot be less than 5MB",
+        ),
+    ] {
+        let out = tierlog()
+            .args(["standalone", "--config", "/dev/null"])
+            .env(
+                "TIERLOG_managedLedgerOffloadDriver",
+                if key == "managedLedgerOffloadDriver" {
+                    value
+                } else {
+                    "aws-s3"
+                },
+            )
+            .env("TIERLOG_s3ManagedLedgerOffloadBucket", "b")
+            .env(format!("TIERLOG_{key}"), value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 }
 
 #[test]
