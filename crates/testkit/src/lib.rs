@@ -4,6 +4,7 @@
 //! `./scripts/test` into `.venv`) on 127.0.0.1; [`proxy`] sits between a client and that server to
 //! add latency per request or answer chosen requests with errors.
 
+pub mod azurite;
 pub mod moto;
 pub mod proxy;
 

@@ -1,0 +1,254 @@
+//! Offload and read-back throughput as ratios to raw object-store operations on the same server,
+//! in the same run, without and with 20 ms of added latency per request.
+//!
+//! Run: `./scripts/bench offload` (or `cargo bench -p offload --bench offload` once `.venv` exists).
+//! `TIERLOG_BENCH_MIB` sets the ledger size (default 512 MiB).
+//!
+//! - raw PUT: the same number of bytes as the data object, as one multipart upload with the same
+//!   part size and the same number of parts in flight, straight through object_store;
+//! - offload: a generated ledger of 4 KiB entries through the offloader (blocks, index);
+//! - raw GET: one whole-object GET of the data object, streamed;
+//! - read-back: every entry through a read handle, 1000 entries per read;
+//! - peak RSS added during the offload (VmHWM after resetting it), the ledger being generated on
+//!   the fly so that only the offload's own buffers count.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use offload::{BlobStoreOffloader, Driver, LedgerOffloader, LedgerSource, OffloadConfig};
+use testkit::moto::MotoServer;
+use testkit::proxy::HttpProxy;
+
+const ENTRY: usize = 4096;
+const BLOCK: u64 = 64 << 20;
+const PARALLEL: usize = 4;
+
+/// A ledger whose entries are generated when read.
+struct Generated {
+    entries: i64,
+}
+
+fn entry(i: i64) -> Bytes {
+    let mut v = vec![(i % 251) as u8; ENTRY];
+    v[..8].copy_from_slice(&i.to_be_bytes());
+    Bytes::from(v)
+}
+
+#[async_trait::async_trait]
+impl LedgerSource for Generated {
+    fn ledger_id(&self) -> i64 {
+        1
+    }
+    fn last_entry_id(&self) -> i64 {
+        self.entries - 1
+    }
+    fn length(&self) -> u64 {
+        self.entries as u64 * ENTRY as u64
+    }
+    fn created_ms(&self) -> u64 {
+        0
+    }
+    async fn read(&self, first: i64, last: i64, max_bytes: usize) -> Result<Vec<Bytes>, String> {
+        let n = ((max_bytes / ENTRY).max(1) as i64).min(last - first + 1);
+        Ok((first..first + n).map(entry).collect())
+    }
+}
+
+fn mb_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn vm_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn raw_put(store: &Arc<dyn ObjectStore>, key: &str, total: u64) -> Duration {
+    let start = Instant::now();
+    let mut upload = store
+        .put_multipart(&Path::from(key))
+        .await
+        .expect("initiate");
+    let mut in_flight = VecDeque::new();
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(BLOCK);
+        if in_flight.len() >= PARALLEL {
+            let h: tokio::task::JoinHandle<object_store::Result<()>> =
+                in_flight.pop_front().expect("part");
+            h.await.expect("join").expect("part");
+        }
+        let part = upload.put_part(PutPayload::from(vec![0x5au8; n as usize]));
+        in_flight.push_back(tokio::spawn(part));
+        left -= n;
+    }
+    for h in in_flight {
+        h.await.expect("join").expect("part");
+    }
+    upload.complete().await.expect("complete");
+    start.elapsed()
+}
+
+async fn raw_get(store: &Arc<dyn ObjectStore>, key: &str) -> (u64, Duration) {
+    let start = Instant::now();
+    let mut stream = store
+        .get(&Path::from(key))
+        .await
+        .expect("get")
+        .into_stream();
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        n += chunk.expect("chunk").len() as u64;
+    }
+    (n, start.elapsed())
+}
+
+struct Row {
+    offload: f64,
+    raw_put: f64,
+    read: f64,
+    raw_get: f64,
+    gets_per_gib: f64,
+    peak_rss_mib: f64,
+}
+
+async fn run(endpoint: &str, entries: i64) -> Row {
+    let mut c = OffloadConfig::new(Driver::S3, "bench");
+    c.endpoint = Some(endpoint.to_string());
+    c.credential_id = Some("bench".into());
+    c.credential_secret = Some("bench".into());
+    c.max_block_size_bytes = BLOCK;
+    c.parallel_parts = PARALLEL;
+    let o = BlobStoreOffloader::new(c.clone()).await.expect("offloader");
+    let raw_store = c.build_store().await.expect("store");
+    let source = Generated { entries };
+
+    let uuid = uuid::Uuid::new_v4();
+    let rss_before = vm_rss_kib();
+    reset_peak_rss();
+    let start = Instant::now();
+    let r = o
+        .offload(&source, uuid, &BTreeMap::new())
+        .await
+        .expect("offload");
+    let offload_time = start.elapsed();
+    let peak_rss_mib = vm_hwm_kib().saturating_sub(rss_before) as f64 / 1024.0;
+    let bytes = r.data_object_len;
+
+    let put_time = raw_put(&raw_store, "raw-put-object", bytes).await;
+    let (got, get_time) = raw_get(&raw_store, &r.data_key).await;
+    assert_eq!(got, bytes);
+
+    // Reference: 1 MiB ranged GETs one after the other, straight through object_store.
+    let start = Instant::now();
+    let mut off = 0u64;
+    while off < bytes {
+        let end = (off + (1 << 20)).min(bytes);
+        raw_store
+            .get_range(&Path::from(r.data_key.as_str()), off..end)
+            .await
+            .expect("range");
+        off = end;
+    }
+    let ranged = mb_s(bytes, start.elapsed());
+    println!("  (raw sequential 1 MiB ranged GETs {ranged:.1} MB/s)");
+
+    let h = o.read(1, uuid, &o.driver_metadata()).await.expect("open");
+    let gets_before = o.counters().gets();
+    let start = Instant::now();
+    let mut first = 0;
+    while first < entries {
+        let last = (first + 999).min(entries - 1);
+        let got = h.read(first, last).await.expect("read");
+        assert_eq!(got[0], entry(first));
+        first = last + 1;
+    }
+    let read_time = start.elapsed();
+    let gets = o.counters().gets() - gets_before;
+    Row {
+        offload: mb_s(bytes, offload_time),
+        raw_put: mb_s(bytes, put_time),
+        read: mb_s(source.length(), read_time),
+        raw_get: mb_s(bytes, get_time),
+        gets_per_gib: gets as f64 * (1u64 << 30) as f64 / bytes as f64,
+        peak_rss_mib,
+    }
+}
+
+fn print(label: &str, r: &Row) {
+    println!("{label}");
+    println!(
+        "  offload            {:8.1} MB/s   raw multipart PUT {:8.1} MB/s   ratio {:.2}",
+        r.offload,
+        r.raw_put,
+        r.offload / r.raw_put
+    );
+    println!(
+        "  sequential read    {:8.1} MB/s   raw whole GET     {:8.1} MB/s   ratio {:.2}",
+        r.read,
+        r.raw_get,
+        r.read / r.raw_get
+    );
+    println!("  GETs per GiB read  {:8.0}", r.gets_per_gib);
+    println!(
+        "  peak RSS added during offload {:.0} MiB (block {} MiB x {} parts in flight)",
+        r.peak_rss_mib,
+        BLOCK >> 20,
+        PARALLEL
+    );
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let mib: i64 = std::env::var("TIERLOG_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
+    let entries = mib * (1 << 20) / ENTRY as i64;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let moto = MotoServer::start();
+    moto.create_bucket("bench");
+    println!("offload benchmark: {mib} MiB ledger of {ENTRY}-byte entries, moto on 127.0.0.1");
+    let direct = rt.block_on(run(&moto.endpoint(), entries));
+    print("direct", &direct);
+    let proxy = HttpProxy::start(moto.port);
+    let through = rt.block_on(run(&proxy.endpoint(), entries));
+    print("through the loopback proxy, no added latency", &through);
+    proxy.set_delay(Duration::from_millis(20));
+    let delayed = rt.block_on(run(&proxy.endpoint(), entries));
+    print("through the loopback proxy, +20 ms per request", &delayed);
+}
