@@ -140,11 +140,11 @@ struct Row {
     peak_rss_mib: f64,
 }
 
-async fn run(endpoint: &str, entries: i64) -> Row {
+async fn run(endpoint: &str, entries: i64, (key, secret): (&str, &str)) -> Row {
     let mut c = OffloadConfig::new(Driver::S3, "bench");
     c.endpoint = Some(endpoint.to_string());
-    c.credential_id = Some("bench".into());
-    c.credential_secret = Some("bench".into());
+    c.credential_id = Some(key.into());
+    c.credential_secret = Some(secret.into());
     c.max_block_size_bytes = BLOCK;
     c.parallel_parts = PARALLEL;
     let o = BlobStoreOffloader::new(c.clone()).await.expect("offloader");
@@ -240,15 +240,47 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let moto = MotoServer::start();
-    moto.create_bucket("bench");
-    println!("offload benchmark: {mib} MiB ledger of {ENTRY}-byte entries, moto on 127.0.0.1");
-    let direct = rt.block_on(run(&moto.endpoint(), entries));
+    // Prefer s3s-fs (disk-backed, serves ranges without copying the object); moto otherwise.
+    let dir = std::env::temp_dir().join(format!("tierlog-bench-{}", std::process::id()));
+    let (port, endpoint, creds, name, _guard): (
+        u16,
+        String,
+        (&str, &str),
+        &str,
+        Box<dyn std::any::Any>,
+    ) = match testkit::s3s_fs::binary() {
+        Some(bin) => {
+            let s = testkit::s3s_fs::S3sFs::start(&bin, &dir);
+            s.create_bucket("bench");
+            (
+                s.port,
+                s.endpoint(),
+                (testkit::s3s_fs::ACCESS_KEY, testkit::s3s_fs::SECRET_KEY),
+                "s3s-fs",
+                Box::new(s),
+            )
+        }
+        None => {
+            let m = MotoServer::start();
+            m.create_bucket("bench");
+            (
+                m.port,
+                m.endpoint(),
+                ("bench", "bench"),
+                "moto",
+                Box::new(m),
+            )
+        }
+    };
+    println!("offload benchmark: {mib} MiB ledger of {ENTRY}-byte entries, {name} on 127.0.0.1");
+    let direct = rt.block_on(run(&endpoint, entries, creds));
     print("direct", &direct);
-    let proxy = HttpProxy::start(moto.port);
-    let through = rt.block_on(run(&proxy.endpoint(), entries));
+    let proxy = HttpProxy::start(port);
+    let through = rt.block_on(run(&proxy.endpoint(), entries, creds));
     print("through the loopback proxy, no added latency", &through);
     proxy.set_delay(Duration::from_millis(20));
-    let delayed = rt.block_on(run(&proxy.endpoint(), entries));
+    let delayed = rt.block_on(run(&proxy.endpoint(), entries, creds));
     print("through the loopback proxy, +20 ms per request", &delayed);
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
 }

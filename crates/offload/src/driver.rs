@@ -135,7 +135,7 @@ impl OffloadConfig {
             max_block_size_bytes: 64 << 20,
             read_buffer_size_bytes: 1 << 20,
             parallel_parts: 4,
-            read_ahead_requests: 8,
+            read_ahead_requests: 16,
             credential_id: None,
             credential_secret: None,
             role: None,

@@ -303,7 +303,7 @@ fn offload_config(
     .collect();
     let fs_uri = raw.take("fileSystemURI");
     let parallel = raw.unsigned("managedLedgerOffloadUploadParallelism", 4, 1, 64)?;
-    let read_ahead = raw.unsigned("managedLedgerOffloadReadAheadRequests", 8, 1, 256)?;
+    let read_ahead = raw.unsigned("managedLedgerOffloadReadAheadRequests", 16, 1, 256)?;
     if driver_name.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
