@@ -127,3 +127,70 @@ pub async fn aws_provider(config: &OffloadConfig) -> Result<AwsCredentialProvide
     };
     Ok(Arc::new(CachingAwsCredentials::new(provider)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use aws_credential_types::provider::future;
+    use object_store::CredentialProvider;
+
+    use super::*;
+
+    /// Hands out credentials that expire `lifetime` from now, counting calls.
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<AtomicU32>,
+        lifetime: Duration,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            future::ProvideCredentials::ready(Ok(aws_credential_types::Credentials::new(
+                format!("key-{n}"),
+                "secret",
+                Some("token".into()),
+                Some(SystemTime::now() + self.lifetime),
+                "test",
+            )))
+        }
+    }
+
+    async fn calls_for(lifetime: Duration) -> (u32, String) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = CachingAwsCredentials::new(SharedCredentialsProvider::new(Counting {
+            calls: Arc::clone(&calls),
+            lifetime,
+        }));
+        let mut last = String::new();
+        for _ in 0..5 {
+            last = c.get_credential().await.unwrap().key_id.clone();
+        }
+        (calls.load(Ordering::SeqCst), last)
+    }
+
+    #[tokio::test]
+    async fn credentials_are_cached_until_shortly_before_expiry() {
+        assert_eq!(
+            calls_for(Duration::from_secs(3600)).await,
+            (1, "key-0".into())
+        );
+        // Within the refresh margin: never used, fetched again each time.
+        assert_eq!(
+            calls_for(Duration::from_secs(60)).await,
+            (5, "key-4".into())
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let c = CachingAwsCredentials::new(SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new("AKID", "very-secret", None, None, "t"),
+        ));
+        assert!(!format!("{c:?}").contains("very-secret"));
+    }
+}
