@@ -17,6 +17,12 @@ pub struct ManagedLedgerConfig {
     pub retention_time_ms: i64,
     /// Namespace retention size in bytes: -1 = unlimited, 0 = none.
     pub retention_size_bytes: i64,
+    /// `managedLedgerOffloadDeletionLagMs`: how long after a ledger is offloaded its hot copy is
+    /// deleted (`None`: never).
+    pub offload_deletion_lag_ms: Option<u64>,
+    /// `managedLedgerDataReadPriority`: read the tier when both copies exist
+    /// (`tiered-storage-first`, Pulsar's default) or the hot copy (`bookkeeper-first`).
+    pub read_tiered_first: bool,
 }
 
 impl Default for ManagedLedgerConfig {
@@ -28,6 +34,8 @@ impl Default for ManagedLedgerConfig {
             max_rollover_ms: 240 * 60_000,
             retention_time_ms: 0,
             retention_size_bytes: 0,
+            offload_deletion_lag_ms: Some(4 * 3600 * 1000),
+            read_tiered_first: true,
         }
     }
 }

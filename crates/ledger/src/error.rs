@@ -21,6 +21,14 @@ pub enum LedgerError {
     /// A position that does not exist in this managed ledger.
     #[error("invalid position {position} for {ledger}")]
     InvalidPosition { ledger: String, position: Position },
+    #[error(transparent)]
+    Offload(#[from] offload::OffloadError),
+    /// No offload driver is configured.
+    #[error("no offload driver is configured")]
+    OffloadNotConfigured,
+    /// Only one offload runs per managed ledger at a time.
+    #[error("Offload already in progress")]
+    OffloadInProgress,
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),

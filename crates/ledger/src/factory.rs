@@ -20,6 +20,7 @@ pub struct ManagedLedgerFactory {
     clock: Arc<dyn Clock>,
     ids: Arc<LedgerIdAllocator>,
     open: tokio::sync::Mutex<HashMap<String, ManagedLedger>>,
+    offloader: Option<Arc<dyn offload::LedgerOffloader>>,
 }
 
 impl ManagedLedgerFactory {
@@ -30,7 +31,14 @@ impl ManagedLedgerFactory {
             meta,
             clock,
             open: tokio::sync::Mutex::new(HashMap::new()),
+            offloader: None,
         }
+    }
+
+    /// Managed ledgers opened from now on offload through `offloader`.
+    pub fn with_offloader(mut self, offloader: Arc<dyn offload::LedgerOffloader>) -> Self {
+        self.offloader = Some(offloader);
+        self
     }
 
     pub fn store(&self) -> &LedgerStore {
@@ -52,6 +60,7 @@ impl ManagedLedgerFactory {
             Arc::clone(&self.meta),
             Arc::clone(&self.clock),
             Arc::clone(&self.ids),
+            self.offloader.clone(),
         )
         .await?;
         open.insert(name.to_string(), ml.clone());

@@ -8,13 +8,16 @@
 //!
 //! Locks: `write` (appends, rollover, trim, ledger list) is taken before `cursors`, never after.
 
-use std::collections::BTreeMap;
+mod tiering;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use hot_tier::{HotTierError, LedgerStore, LedgerWriter, PendingAppend};
 use meta::{Expected, MetadataStore};
+use offload::{LedgerOffloader, OffloadedLedger};
 
 use crate::clock::Clock;
 use crate::config::ManagedLedgerConfig;
@@ -73,6 +76,13 @@ struct Shared {
     view: RwLock<View>,
     cursors: tokio::sync::Mutex<BTreeMap<String, CursorState>>,
     entries_added: AtomicU64,
+    offloader: Option<Arc<dyn LedgerOffloader>>,
+    /// Held while an offload runs: one per managed ledger at a time.
+    offload_lock: tokio::sync::Mutex<()>,
+    /// The ledger being uploaded right now; retention does not remove it underneath the upload.
+    offloading: std::sync::Mutex<Option<i64>>,
+    /// Open read handles of offloaded ledgers.
+    tiered: tokio::sync::Mutex<HashMap<i64, Arc<OffloadedLedger>>>,
 }
 
 /// A topic's log. Cheap to clone; every clone is the same ledger.
@@ -117,6 +127,7 @@ impl ManagedLedger {
         meta: Arc<dyn MetadataStore>,
         clock: Arc<dyn Clock>,
         ids: Arc<LedgerIdAllocator>,
+        offloader: Option<Arc<dyn LedgerOffloader>>,
     ) -> Result<Self> {
         let key = info::ml_key(name);
         let (ml_info, info_version) = match meta.get(&key).await? {
@@ -160,6 +171,10 @@ impl ManagedLedger {
                 view: RwLock::new(View::default()),
                 cursors: tokio::sync::Mutex::new(cursors),
                 entries_added: AtomicU64::new(0),
+                offloader,
+                offload_lock: tokio::sync::Mutex::new(()),
+                offloading: std::sync::Mutex::new(None),
+                tiered: tokio::sync::Mutex::new(HashMap::new()),
             }),
         };
         {
@@ -168,6 +183,7 @@ impl ManagedLedger {
             let mut st = ml.shared.write.lock().await;
             ml.rollover(&mut st).await?;
         }
+        ml.clean_incomplete_offloads().await?;
         Ok(ml)
     }
 
@@ -400,7 +416,8 @@ impl ManagedLedger {
     }
 
     /// Reads up to `max_entries` durable entries starting at `from`, across ledger boundaries, in
-    /// order. Stops early (after at least one entry) when `max_bytes` of payload is reached.
+    /// order, from whichever tier holds each ledger. Stops early (after at least one entry) when
+    /// `max_bytes` of payload is reached.
     pub async fn read(
         &self,
         from: Position,
@@ -408,12 +425,65 @@ impl ManagedLedger {
         max_bytes: usize,
     ) -> Result<Vec<Entry>> {
         let view = self.view();
-        let store = self.shared.store.clone();
-        tokio::task::spawn_blocking(move || {
-            read_blocking(&store, &view, from, max_entries, max_bytes)
-        })
-        .await
-        .map_err(|e| LedgerError::Task(e.to_string()))?
+        let mut out: Vec<Entry> = Vec::new();
+        let mut budget = max_bytes;
+        for l in view
+            .ledgers
+            .iter()
+            .filter(|l| l.ledger_id >= from.ledger_id)
+        {
+            if out.len() >= max_entries || budget == 0 {
+                break;
+            }
+            let start = if l.ledger_id == from.ledger_id {
+                from.entry_id.max(0)
+            } else {
+                0
+            };
+            let count = if l.ledger_id == view.current_id {
+                self.durable_stat(l.ledger_id)?.0 as i64
+            } else {
+                l.entries
+            };
+            if start >= count {
+                continue;
+            }
+            let want = (max_entries - out.len()) as i64;
+            let last = (count - 1).min(start + want - 1);
+            let mut data = if self.reads_from_tier(l) {
+                self.tiered_handle(l).await?.read(start, last).await?
+            } else {
+                let store = self.shared.store.clone();
+                let id = l.ledger_id as u64;
+                tokio::task::spawn_blocking(move || {
+                    store.read(id, start as u64, last as u64, budget)
+                })
+                .await
+                .map_err(|e| LedgerError::Task(e.to_string()))??
+            };
+            let mut used = 0usize;
+            let keep = data
+                .iter()
+                .take_while(|d| {
+                    let fits = used == 0 || used + d.len() <= budget;
+                    used += d.len();
+                    fits
+                })
+                .count();
+            data.truncate(keep.max(1));
+            let cut_short = (data.len() as i64) < last - start + 1;
+            for (i, d) in data.into_iter().enumerate() {
+                budget = budget.saturating_sub(d.len());
+                out.push(Entry {
+                    position: Position::new(l.ledger_id, start + i as i64),
+                    data: d,
+                });
+            }
+            if cut_short {
+                break; // the byte budget ran out inside this ledger
+            }
+        }
+        Ok(out)
     }
 
     /// Removes the ledgers retention no longer needs (never one a cursor still needs, never the
@@ -436,24 +506,76 @@ impl ManagedLedger {
             time_ms: c.retention_time_ms,
             size_bytes: c.retention_size_bytes,
         };
-        let ids = ledgers_to_trim(
+        let now = self.shared.clock.now_ms();
+        let uploading = *self
+            .shared
+            .offloading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // A ledger being offloaded is not removed underneath its upload (nor anything after it).
+        let ids: Vec<i64> = ledgers_to_trim(
             &st.info.ledgers,
             st.current_size as i64,
             slowest,
             policy,
-            self.shared.clock.now_ms(),
-        );
-        if ids.is_empty() {
+            now,
+        )
+        .into_iter()
+        .take_while(|id| Some(*id) != uploading)
+        .collect();
+        // Hot copies of offloaded ledgers whose deletion lag has passed.
+        let lagged: Vec<i64> = match c.offload_deletion_lag_ms {
+            None => Vec::new(),
+            Some(lag) => st
+                .info
+                .ledgers
+                .iter()
+                .filter(|l| !ids.contains(&l.ledger_id))
+                .filter(|l| {
+                    l.offload.as_ref().is_some_and(|o| {
+                        o.complete && !o.hot_deleted && now.saturating_sub(o.timestamp_ms) > lag
+                    })
+                })
+                .map(|l| l.ledger_id)
+                .collect(),
+        };
+        if ids.is_empty() && lagged.is_empty() {
             return Ok(ids);
         }
         let mut next = st.info.clone();
+        let removed: Vec<LedgerInfo> = next
+            .ledgers
+            .iter()
+            .filter(|l| ids.contains(&l.ledger_id))
+            .cloned()
+            .collect();
         next.ledgers.retain(|l| !ids.contains(&l.ledger_id));
+        for l in next
+            .ledgers
+            .iter_mut()
+            .filter(|l| lagged.contains(&l.ledger_id))
+        {
+            if let Some(o) = l.offload.as_mut() {
+                o.hot_deleted = true;
+            }
+        }
         self.persist_info(&mut st, next).await?;
         drop(st);
-        for &id in &ids {
+        for &id in ids.iter().chain(&lagged) {
             self.delete_hot_copy(id);
         }
-        tracing::info!(ledger = %self.shared.name, ?ids, "retention removed ledgers");
+        for l in &removed {
+            if let Some(ctx) = &l.offload {
+                self.delete_offloaded(l.ledger_id, ctx, "trimmed by retention")
+                    .await;
+            }
+        }
+        if !ids.is_empty() {
+            tracing::info!(ledger = %self.shared.name, ?ids, "retention removed ledgers");
+        }
+        if !lagged.is_empty() {
+            tracing::info!(ledger = %self.shared.name, ?lagged, "deleted hot copies of offloaded ledgers");
+        }
         Ok(ids)
     }
 
@@ -604,57 +726,4 @@ impl ManagedLedger {
         self.shared.meta.delete(&key, Expected::Any).await?;
         Ok(())
     }
-}
-
-fn read_blocking(
-    store: &LedgerStore,
-    view: &View,
-    from: Position,
-    max_entries: usize,
-    max_bytes: usize,
-) -> Result<Vec<Entry>> {
-    let mut out: Vec<Entry> = Vec::new();
-    let mut budget = max_bytes;
-    for l in view
-        .ledgers
-        .iter()
-        .filter(|l| l.ledger_id >= from.ledger_id)
-    {
-        if out.len() >= max_entries || budget == 0 {
-            break;
-        }
-        let start = if l.ledger_id == from.ledger_id {
-            from.entry_id.max(0)
-        } else {
-            0
-        };
-        let count = if l.ledger_id == view.current_id {
-            match store.stat(l.ledger_id as u64) {
-                Ok(s) => s.entries as i64,
-                Err(HotTierError::NoSuchLedger(_)) => 0,
-                Err(e) => return Err(e.into()),
-            }
-        } else {
-            l.entries
-        };
-        if start >= count {
-            continue;
-        }
-        let want = (max_entries - out.len()) as i64;
-        let last = (count - 1).min(start + want - 1);
-        let data = store.read(l.ledger_id as u64, start as u64, last as u64, budget)?;
-        let cut_short = (data.len() as i64) < last - start + 1;
-        for (i, d) in data.into_iter().enumerate() {
-            budget = budget.saturating_sub(d.len());
-            out.push(Entry {
-                position: Position::new(l.ledger_id, start + i as i64),
-                data: d,
-            });
-        }
-        if cut_short {
-            // The byte budget ran out inside this ledger.
-            break;
-        }
-    }
-    Ok(out)
 }

@@ -55,6 +55,10 @@ pub struct BrokerConfig {
     pub default_retention_size_in_mb: i64,
     /// How often idle ledgers are checked for time-based rollover and retention.
     pub retention_check_interval_in_seconds: u64,
+    /// `managedLedgerOffloadDeletionLagMs` (default 4 h); negative: never delete hot copies.
+    pub managed_ledger_offload_deletion_lag_ms: i64,
+    /// `managedLedgerDataReadPriority`: `tiered-storage-first` (default) or `bookkeeper-first`.
+    pub read_tiered_first: bool,
     /// Tiered storage; `None` when `managedLedgerOffloadDriver=none`.
     pub offload: Option<offload::OffloadConfig>,
 }
@@ -209,6 +213,25 @@ fn from_values(
         default_retention_time_in_minutes: raw.signed("defaultRetentionTimeInMinutes", 0, -1)?,
         default_retention_size_in_mb: raw.signed("defaultRetentionSizeInMB", 0, -1)?,
         offload: None,
+        managed_ledger_offload_deletion_lag_ms: raw.signed(
+            "managedLedgerOffloadDeletionLagMs",
+            14_400_000,
+            i64::MIN,
+        )?,
+        read_tiered_first: match raw
+            .string("managedLedgerDataReadPriority", "tiered-storage-first")
+            .as_str()
+        {
+            "tiered-storage-first" => true,
+            "bookkeeper-first" => false,
+            other => {
+                return Err(ConfigError::InvalidValue {
+                    key: "managedLedgerDataReadPriority".into(),
+                    value: other.into(),
+                    allowed: "tiered-storage-first or bookkeeper-first".into(),
+                });
+            }
+        },
         retention_check_interval_in_seconds: raw.unsigned(
             "retentionCheckIntervalInSeconds",
             120,
@@ -252,6 +275,9 @@ impl BrokerConfig {
             max_rollover_ms: self.managed_ledger_max_ledger_rollover_time_minutes * 60_000,
             retention_time_ms: minutes_to_ms(self.default_retention_time_in_minutes),
             retention_size_bytes: mb_to_bytes(self.default_retention_size_in_mb),
+            offload_deletion_lag_ms: u64::try_from(self.managed_ledger_offload_deletion_lag_ms)
+                .ok(),
+            read_tiered_first: self.read_tiered_first,
         }
     }
 }

@@ -1,0 +1,287 @@
+//! Tiered storage in the managed ledger: offloading sealed ledgers, reading them back from the
+//! tier, deleting hot copies after the deletion lag, and cleaning up failed attempts.
+//!
+//! Offload context state machine of a ledger (persisted in the ledger list):
+//! ```text
+//! none ──prepare (uuid persisted BEFORE upload)──► {uuid, !complete}
+//!   {uuid, !complete} ──data + index written, uuid unchanged──► {uuid, complete, timestamp}
+//!   {uuid, !complete} at open or next attempt ──► objects of uuid deleted, context cleared / new uuid
+//!   {complete, !hot_deleted} ──deletion lag elapsed (trim)──► {hot_deleted}, hot file deleted
+//!   any ──ledger trimmed by retention──► ledger removed, objects of uuid deleted
+//! ```
+//! Crash windows: before or during the upload the context says incomplete, so the ledger is still
+//! read from the hot tier and the next open deletes whatever objects the attempt left; after the
+//! index but before the completion is persisted, the same happens (the objects are redone by the
+//! next offload). A ledger is marked complete only after both objects exist.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hot_tier::LedgerStore;
+use offload::{DriverMetadata, LedgerOffloader, LedgerSource, OffloadedLedger};
+use uuid::Uuid;
+
+use super::ManagedLedger;
+use crate::error::{LedgerError, Result};
+use crate::info::{LedgerInfo, OffloadContext};
+use crate::position::Position;
+
+/// A sealed hot-tier ledger as the offloader's source.
+pub(super) struct HotLedgerSource {
+    pub store: LedgerStore,
+    pub info: LedgerInfo,
+    pub created_ms: u64,
+}
+
+#[async_trait::async_trait]
+impl LedgerSource for HotLedgerSource {
+    fn ledger_id(&self) -> i64 {
+        self.info.ledger_id
+    }
+    fn last_entry_id(&self) -> i64 {
+        self.info.entries - 1
+    }
+    fn length(&self) -> u64 {
+        self.info.size.max(0) as u64
+    }
+    fn created_ms(&self) -> u64 {
+        self.created_ms
+    }
+    async fn read(&self, first: i64, last: i64, max_bytes: usize) -> Result<Vec<Bytes>, String> {
+        let (store, id) = (self.store.clone(), self.info.ledger_id as u64);
+        tokio::task::spawn_blocking(move || store.read(id, first as u64, last as u64, max_bytes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+}
+
+pub(super) fn driver_metadata(ctx: &OffloadContext) -> DriverMetadata {
+    DriverMetadata {
+        driver_name: ctx.driver_name.clone(),
+        properties: ctx.driver_metadata.clone(),
+    }
+}
+
+fn parse_uuid(ctx: &OffloadContext) -> Option<Uuid> {
+    Uuid::parse_str(&ctx.uuid).ok()
+}
+
+impl ManagedLedger {
+    fn offloader(&self) -> Result<Arc<dyn LedgerOffloader>> {
+        self.shared
+            .offloader
+            .clone()
+            .ok_or(LedgerError::OffloadNotConfigured)
+    }
+
+    /// Deletes the objects of an offload attempt, logging (not failing) on error: an object no
+    /// ledger list references is garbage a later pass may collect.
+    pub(super) async fn delete_offloaded(&self, ledger_id: i64, ctx: &OffloadContext, why: &str) {
+        let (Some(offloader), Some(uuid)) = (self.shared.offloader.clone(), parse_uuid(ctx)) else {
+            return;
+        };
+        self.shared.tiered.lock().await.remove(&ledger_id);
+        if let Err(e) = offloader
+            .delete(ledger_id, uuid, &driver_metadata(ctx))
+            .await
+        {
+            tracing::warn!(ledger = %self.shared.name, ledger_id, uuid = %ctx.uuid, why, error = %e, "could not delete offloaded objects");
+        }
+    }
+
+    /// At open: attempts that never completed are cleaned up (their objects deleted, the context
+    /// cleared) so the ledger is read from the hot tier and offloaded again later.
+    pub(super) async fn clean_incomplete_offloads(&self) -> Result<()> {
+        let mut st = self.shared.write.lock().await;
+        let incomplete: Vec<(i64, OffloadContext)> = st
+            .info
+            .ledgers
+            .iter()
+            .filter_map(|l| {
+                l.offload
+                    .as_ref()
+                    .filter(|c| !c.complete)
+                    .map(|c| (l.ledger_id, c.clone()))
+            })
+            .collect();
+        if incomplete.is_empty() {
+            return Ok(());
+        }
+        let mut next = st.info.clone();
+        for l in &mut next.ledgers {
+            if l.offload.as_ref().is_some_and(|c| !c.complete) {
+                l.offload = None;
+            }
+        }
+        self.persist_info(&mut st, next).await?;
+        drop(st);
+        for (id, ctx) in incomplete {
+            tracing::info!(ledger = %self.shared.name, ledger_id = id, uuid = %ctx.uuid, "cleaning up an incomplete offload");
+            self.delete_offloaded(id, &ctx, "incomplete offload").await;
+        }
+        Ok(())
+    }
+
+    /// Offloads every sealed, non-empty, not yet offloaded ledger before `limit`, oldest first, one
+    /// at a time. Returns the first position not offloaded (Pulsar's `firstUnoffloadedMessage`), or
+    /// the first error. Only one offload runs per managed ledger at a time.
+    pub async fn offload_prefix(&self, limit: Position) -> Result<Position> {
+        let offloader = self.offloader()?;
+        let _running = self
+            .shared
+            .offload_lock
+            .try_lock()
+            .map_err(|_| LedgerError::OffloadInProgress)?;
+        let (selected, first_retained) = {
+            let st = self.shared.write.lock().await;
+            let ledgers = &st.info.ledgers;
+            let current = ledgers.last().map(|l| l.ledger_id).unwrap_or(-1);
+            let mut selected = Vec::new();
+            let mut first_retained = current;
+            for l in ledgers.iter().filter(|l| l.ledger_id != current) {
+                if l.ledger_id >= limit.ledger_id {
+                    first_retained = l.ledger_id;
+                    break;
+                }
+                let done = l.offload.as_ref().is_some_and(|c| c.complete);
+                if !done && l.size > 0 && l.entries > 0 {
+                    selected.push(l.ledger_id);
+                }
+            }
+            (selected, first_retained)
+        };
+        let mut first_unoffloaded = Position::new(first_retained, 0);
+        let mut first_error = None;
+        for id in selected {
+            if let Err(e) = self.offload_one(&offloader, id).await {
+                tracing::warn!(ledger = %self.shared.name, ledger_id = id, error = %e, "offload of ledger failed");
+                first_unoffloaded = first_unoffloaded.min(Position::new(id, 0));
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(first_unoffloaded),
+        }
+    }
+
+    async fn offload_one(
+        &self,
+        offloader: &Arc<dyn LedgerOffloader>,
+        ledger_id: i64,
+    ) -> Result<()> {
+        let uuid = Uuid::new_v4();
+        let driver = offloader.driver_metadata();
+        // Prepare: the attempt's uuid is persisted before anything is uploaded.
+        let (info, previous) = {
+            let mut st = self.shared.write.lock().await;
+            let Some(pos) = st
+                .info
+                .ledgers
+                .iter()
+                .position(|l| l.ledger_id == ledger_id)
+            else {
+                return Ok(()); // trimmed meanwhile: nothing to do
+            };
+            let mut next = st.info.clone();
+            let previous = next.ledgers[pos].offload.replace(OffloadContext {
+                uuid: uuid.hyphenated().to_string(),
+                complete: false,
+                hot_deleted: false,
+                timestamp_ms: 0,
+                driver_name: driver.driver_name.clone(),
+                driver_metadata: driver.properties.clone(),
+            });
+            let info = next.ledgers[pos].clone();
+            self.persist_info(&mut st, next).await?;
+            *self
+                .shared
+                .offloading
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(ledger_id);
+            (info, previous)
+        };
+        if let Some(prev) = previous.filter(|p| !p.uuid.is_empty()) {
+            self.delete_offloaded(ledger_id, &prev, "previous failed offload")
+                .await;
+        }
+        let source = HotLedgerSource {
+            store: self.shared.store.clone(),
+            info,
+            created_ms: 0,
+        };
+        let extra = BTreeMap::from([(
+            offload::keys::MANAGED_LEDGER_NAME.to_string(),
+            self.shared.name.clone(),
+        )]);
+        let uploaded = offloader.offload(&source, uuid, &extra).await;
+        *self
+            .shared
+            .offloading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        uploaded?;
+        // Complete: only if the ledger still carries this attempt's uuid.
+        let mut st = self.shared.write.lock().await;
+        let mut next = st.info.clone();
+        let ours = next
+            .ledgers
+            .iter_mut()
+            .find(|l| l.ledger_id == ledger_id)
+            .and_then(|l| l.offload.as_mut())
+            .filter(|c| c.uuid == uuid.hyphenated().to_string());
+        match ours {
+            Some(ctx) => {
+                ctx.complete = true;
+                ctx.timestamp_ms = self.shared.clock.now_ms();
+                self.persist_info(&mut st, next).await?;
+                Ok(())
+            }
+            None => {
+                drop(st);
+                let ctx = OffloadContext {
+                    uuid: uuid.hyphenated().to_string(),
+                    driver_name: driver.driver_name,
+                    driver_metadata: driver.properties,
+                    ..Default::default()
+                };
+                self.delete_offloaded(ledger_id, &ctx, "ledger changed during offload")
+                    .await;
+                Ok(())
+            }
+        }
+    }
+
+    /// The tier's read handle for an offloaded ledger (opened once, then cached).
+    pub(super) async fn tiered_handle(&self, info: &LedgerInfo) -> Result<Arc<OffloadedLedger>> {
+        let mut handles = self.shared.tiered.lock().await;
+        if let Some(h) = handles.get(&info.ledger_id) {
+            return Ok(Arc::clone(h));
+        }
+        let ctx = info
+            .offload
+            .as_ref()
+            .ok_or(LedgerError::OffloadNotConfigured)?;
+        let uuid = parse_uuid(ctx).ok_or_else(|| LedgerError::BadMetadata {
+            key: crate::info::ml_key(&self.shared.name),
+            detail: format!("offload uuid {:?} of ledger {}", ctx.uuid, info.ledger_id),
+        })?;
+        let h = Arc::new(
+            self.offloader()?
+                .read(info.ledger_id, uuid, &driver_metadata(ctx))
+                .await?,
+        );
+        handles.insert(info.ledger_id, Arc::clone(&h));
+        Ok(h)
+    }
+
+    /// Whether reads of this ledger go to the tier.
+    pub(super) fn reads_from_tier(&self, info: &LedgerInfo) -> bool {
+        match &info.offload {
+            Some(c) if c.complete => c.hot_deleted || self.config().read_tiered_first,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Offload orchestration in the managed ledger over a real ledger store, a real redb metadata
+//! store and a real filesystem offloader (Pulsar's object format in a directory).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hot_tier::{LedgerStore, StoreOptions};
+use ledger::{
+    LedgerError, ManagedLedger, ManagedLedgerConfig, ManagedLedgerFactory, Position, TestClock,
+};
+use meta::RedbStore;
+use offload::{
+    BlobStoreOffloader, Driver, DriverMetadata, LedgerOffloader, LedgerSource, OffloadConfig,
+    OffloadResult, OffloadedLedger,
+};
+use uuid::Uuid;
+
+/// Where an injected failure happens during an offload.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FailAt {
+    Never,
+    BeforeUpload,
+    AfterDataBeforeIndex,
+    AfterIndexBeforeMetadata,
+}
+
+/// A real offloader with a failure injected at one step, and an optional gate to hold it.
+struct Faulty {
+    inner: BlobStoreOffloader,
+    dir: std::path::PathBuf,
+    fail: FailAt,
+    gate: Option<Arc<tokio::sync::Notify>>,
+}
+
+#[async_trait::async_trait]
+impl LedgerOffloader for Faulty {
+    fn driver_name(&self) -> &str {
+        self.inner.driver_name()
+    }
+    fn driver_metadata(&self) -> DriverMetadata {
+        self.inner.driver_metadata()
+    }
+    async fn offload(
+        &self,
+        ledger: &dyn LedgerSource,
+        uuid: Uuid,
+        extra: &BTreeMap<String, String>,
+    ) -> offload::Result<OffloadResult> {
+        if let Some(g) = &self.gate {
+            g.notified().await;
+        }
+        let injected = |step: &str| offload::OffloadError::Task(format!("injected failure {step}"));
+        if self.fail == FailAt::BeforeUpload {
+            return Err(injected("before upload"));
+        }
+        let r = self.inner.offload(ledger, uuid, extra).await?;
+        match self.fail {
+            FailAt::AfterDataBeforeIndex => {
+                std::fs::remove_file(self.dir.join(&r.index_key)).unwrap();
+                Err(injected("after data"))
+            }
+            FailAt::AfterIndexBeforeMetadata => Err(injected("after index")),
+            _ => Ok(r),
+        }
+    }
+    async fn read(
+        &self,
+        ledger_id: i64,
+        uuid: Uuid,
+        driver: &DriverMetadata,
+    ) -> offload::Result<OffloadedLedger> {
+        self.inner.read(ledger_id, uuid, driver).await
+    }
+    async fn delete(
+        &self,
+        ledger_id: i64,
+        uuid: Uuid,
+        driver: &DriverMetadata,
+    ) -> offload::Result<()> {
+        self.inner.delete(ledger_id, uuid, driver).await
+    }
+}
+
+async fn offloader(
+    dir: &Path,
+    fail: FailAt,
+    gate: Option<Arc<tokio::sync::Notify>>,
+) -> Arc<dyn LedgerOffloader> {
+    let mut c = OffloadConfig::new(Driver::Filesystem, "");
+    c.filesystem_path = dir.to_path_buf();
+    Arc::new(Faulty {
+        inner: BlobStoreOffloader::new(c).await.unwrap(),
+        dir: dir.to_path_buf(),
+        fail,
+        gate,
+    })
+}
+
+fn factory(dir: &Path, clock: &TestClock, o: Arc<dyn LedgerOffloader>) -> ManagedLedgerFactory {
+    let (store, _) = LedgerStore::open(dir.join("ledgers"), StoreOptions::default()).unwrap();
+    let meta = Arc::new(RedbStore::open(&dir.join("meta.redb")).unwrap());
+    ManagedLedgerFactory::new(store, meta, Arc::new(clock.clone())).with_offloader(o)
+}
+
+fn config() -> ManagedLedgerConfig {
+    ManagedLedgerConfig {
+        max_entries_per_ledger: 100,
+        min_rollover_ms: 0,
+        retention_time_ms: -1,
+        retention_size_bytes: -1,
+        offload_deletion_lag_ms: Some(0),
+        ..ManagedLedgerConfig::default()
+    }
+}
+
+fn entry(i: usize) -> Bytes {
+    Bytes::from(format!("entry-{i:06}-").repeat(1 + i % 9))
+}
+
+async fn append(ml: &ManagedLedger, range: std::ops::Range<usize>) {
+    let mut receipts = Vec::new();
+    for i in range {
+        receipts.push(ml.append(entry(i)).await.unwrap());
+    }
+    for r in receipts {
+        r.await.unwrap();
+    }
+}
+
+async fn read_all(ml: &ManagedLedger) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut pos = Position::EARLIEST;
+    loop {
+        let batch = ml.read(pos, 97, usize::MAX).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        pos = Position::new(last.position.ledger_id, last.position.entry_id + 1);
+        out.extend(batch.into_iter().map(|e| e.data));
+    }
+    out
+}
+
+fn objects(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+fn hot_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("ledgers")).unwrap().count()
+}
+
+const NAME: &str = "public/default/persistent/tiered";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offload_delete_hot_copies_read_from_the_tier_and_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = dir.path().join("tier");
+    let clock = TestClock::new(1_000_000);
+    {
+        let f = factory(
+            dir.path(),
+            &clock,
+            offloader(&tier, FailAt::Never, None).await,
+        );
+        let ml = f.open(NAME, config()).await.unwrap();
+        append(&ml, 0..1000).await;
+        let stats = ml.stats().await;
+        assert_eq!(
+            stats.ledgers.len(),
+            11,
+            "10 full ledgers and an empty current one"
+        );
+        let current = stats.ledgers.last().unwrap().ledger_id;
+        let first_unoffloaded = ml.offload_prefix(Position::new(current, 0)).await.unwrap();
+        assert_eq!(first_unoffloaded, Position::new(current, 0));
+        let stats = ml.stats().await;
+        assert!(stats.ledgers[..10].iter().all(|l| {
+            l.offload
+                .as_ref()
+                .is_some_and(|o| o.complete && !o.hot_deleted)
+        }));
+        assert_eq!(objects(&tier), 20, "a data and an index object per ledger");
+        // Nothing more to offload: a second call succeeds at once.
+        assert_eq!(
+            ml.offload_prefix(Position::new(current, 0)).await.unwrap(),
+            Position::new(current, 0)
+        );
+
+        // Deletion lag 0: the next trim after the offload deletes the hot copies.
+        clock.advance_ms(1);
+        ml.trim().await.unwrap();
+        assert_eq!(
+            hot_files(dir.path()),
+            1,
+            "only the current ledger's file remains"
+        );
+        assert!(
+            ml.stats().await.ledgers[..10]
+                .iter()
+                .all(|l| l.offload.as_ref().unwrap().hot_deleted)
+        );
+        assert_eq!(
+            read_all(&ml).await,
+            (0..1000).map(entry).collect::<Vec<_>>()
+        );
+        append(&ml, 1000..1010).await;
+    }
+    let f = factory(
+        dir.path(),
+        &clock,
+        offloader(&tier, FailAt::Never, None).await,
+    );
+    let ml = f.open(NAME, config()).await.unwrap();
+    assert_eq!(
+        read_all(&ml).await,
+        (0..1010).map(entry).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_failure_window_leaves_a_state_the_next_open_cleans_up() {
+    for fail in [
+        FailAt::BeforeUpload,
+        FailAt::AfterDataBeforeIndex,
+        FailAt::AfterIndexBeforeMetadata,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let tier = dir.path().join("tier");
+        let clock = TestClock::new(1_000_000);
+        let current = {
+            let f = factory(dir.path(), &clock, offloader(&tier, fail, None).await);
+            let ml = f.open(NAME, config()).await.unwrap();
+            append(&ml, 0..250).await;
+            let current = ml.stats().await.ledgers.last().unwrap().ledger_id;
+            let e = ml
+                .offload_prefix(Position::new(current, 0))
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("injected failure"), "{fail:?}: {e}");
+            let stats = ml.stats().await;
+            assert!(
+                stats
+                    .ledgers
+                    .iter()
+                    .all(|l| l.offload.as_ref().is_none_or(|o| !o.complete)),
+                "{fail:?}: no ledger may be marked offloaded"
+            );
+            clock.advance_ms(1);
+            ml.trim().await.unwrap();
+            assert_eq!(
+                read_all(&ml).await.len(),
+                250,
+                "{fail:?}: reads still come from the hot tier"
+            );
+            current
+            // Dropped without close: as if the broker died here.
+        };
+        let f = factory(
+            dir.path(),
+            &clock,
+            offloader(&tier, FailAt::Never, None).await,
+        );
+        let ml = f.open(NAME, config()).await.unwrap();
+        assert!(
+            ml.stats().await.ledgers.iter().all(|l| l.offload.is_none()),
+            "{fail:?}: contexts cleared"
+        );
+        assert_eq!(objects(&tier), 0, "{fail:?}: orphaned objects removed");
+        assert_eq!(
+            read_all(&ml).await,
+            (0..250).map(entry).collect::<Vec<_>>(),
+            "{fail:?}"
+        );
+        // A later attempt (new uuid) succeeds.
+        ml.offload_prefix(Position::new(current, 0)).await.unwrap();
+        assert_eq!(objects(&tier), 4, "{fail:?}: two ledgers offloaded");
+        clock.advance_ms(1);
+        ml.trim().await.unwrap();
+        assert_eq!(
+            read_all(&ml).await,
+            (0..250).map(entry).collect::<Vec<_>>(),
+            "{fail:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_offload_runs_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let f = factory(
+        dir.path(),
+        &clock,
+        offloader(
+            &dir.path().join("tier"),
+            FailAt::Never,
+            Some(Arc::clone(&gate)),
+        )
+        .await,
+    );
+    let ml = f.open(NAME, config()).await.unwrap();
+    append(&ml, 0..150).await;
+    let current = ml.stats().await.ledgers.last().unwrap().ledger_id;
+    let running = {
+        let ml = ml.clone();
+        tokio::spawn(async move { ml.offload_prefix(Position::new(current, 0)).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = ml
+        .offload_prefix(Position::new(current, 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(second, LedgerError::OffloadInProgress), "{second}");
+    assert_eq!(second.to_string(), "Offload already in progress");
+    gate.notify_one();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removing_an_offloaded_ledger_deletes_its_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = dir.path().join("tier");
+    let clock = TestClock::new(1_000_000);
+    let f = factory(
+        dir.path(),
+        &clock,
+        offloader(&tier, FailAt::Never, None).await,
+    );
+    let mut c = config();
+    c.offload_deletion_lag_ms = None;
+    let ml = f.open(NAME, c.clone()).await.unwrap();
+    append(&ml, 0..300).await;
+    let current = ml.stats().await.ledgers.last().unwrap().ledger_id;
+    ml.offload_prefix(Position::new(current, 0)).await.unwrap();
+    assert_eq!(objects(&tier), 6);
+    assert_eq!(
+        hot_files(dir.path()),
+        4,
+        "no deletion lag configured: hot copies stay"
+    );
+    c.retention_size_bytes = 0;
+    c.retention_time_ms = 0;
+    ml.set_config(c);
+    assert_eq!(ml.trim().await.unwrap().len(), 3);
+    assert_eq!(objects(&tier), 0, "objects of trimmed ledgers are deleted");
+    assert_eq!(hot_files(dir.path()), 1);
+}
