@@ -23,6 +23,13 @@ pub struct ManagedLedgerConfig {
     /// `managedLedgerDataReadPriority`: read the tier when both copies exist
     /// (`tiered-storage-first`, Pulsar's default) or the hot copy (`bookkeeper-first`).
     pub read_tiered_first: bool,
+    /// Automatic offload by size (`managedLedgerOffloadAutoTriggerSizeThresholdBytes`, namespace
+    /// `offload-threshold`): keep at most this many bytes of closed ledgers in the hot tier;
+    /// 0 = offload every closed ledger, negative = off.
+    pub offload_threshold_bytes: i64,
+    /// Automatic offload by age (`managedLedgerOffloadThresholdInSeconds`): offload ledgers closed
+    /// at least this long ago; negative = off.
+    pub offload_threshold_seconds: i64,
 }
 
 impl Default for ManagedLedgerConfig {
@@ -36,6 +43,8 @@ impl Default for ManagedLedgerConfig {
             retention_size_bytes: 0,
             offload_deletion_lag_ms: Some(4 * 3600 * 1000),
             read_tiered_first: true,
+            offload_threshold_bytes: -1,
+            offload_threshold_seconds: -1,
         }
     }
 }

@@ -351,6 +351,7 @@ impl ManagedLedger {
                     if let Err(e) = self.trim().await {
                         tracing::warn!(ledger = %self.shared.name, error = %e, "trim after rollover failed");
                     }
+                    self.maybe_offload_in_background();
                 }
                 Err(e) => tracing::warn!(ledger = %self.shared.name, error = %e, "rollover failed"),
             }
@@ -375,6 +376,9 @@ impl ManagedLedger {
         };
         drop(st);
         self.trim().await?;
+        if rolled {
+            self.maybe_offload_in_background();
+        }
         Ok(rolled)
     }
 

@@ -346,3 +346,56 @@ async fn retention_removing_an_offloaded_ledger_deletes_its_objects() {
     assert_eq!(objects(&tier), 0, "objects of trimmed ledgers are deleted");
     assert_eq!(hot_files(dir.path()), 1);
 }
+
+async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threshold_zero_offloads_each_ledger_after_rollover_and_negative_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = dir.path().join("tier");
+    let clock = TestClock::new(1_000_000);
+    let f = factory(
+        dir.path(),
+        &clock,
+        offloader(&tier, FailAt::Never, None).await,
+    );
+    let mut c = config();
+    c.offload_threshold_bytes = 0;
+    let ml = f.open(NAME, c).await.unwrap();
+    append(&ml, 0..500).await;
+    wait_until("five ledgers offloaded", async || {
+        ml.stats()
+            .await
+            .ledgers
+            .iter()
+            .filter(|l| l.offload.as_ref().is_some_and(|o| o.complete))
+            .count()
+            == 5
+    })
+    .await;
+    assert_eq!(objects(&tier), 10);
+
+    let mut c = config();
+    c.offload_threshold_bytes = -1;
+    let other = f.open("public/default/persistent/never", c).await.unwrap();
+    append(&other, 0..500).await;
+    assert!(other.auto_offload().await.unwrap().is_empty());
+    assert!(
+        other
+            .stats()
+            .await
+            .ledgers
+            .iter()
+            .all(|l| l.offload.is_none())
+    );
+    assert_eq!(objects(&tier), 10);
+}

@@ -59,6 +59,10 @@ pub struct BrokerConfig {
     pub managed_ledger_offload_deletion_lag_ms: i64,
     /// `managedLedgerDataReadPriority`: `tiered-storage-first` (default) or `bookkeeper-first`.
     pub read_tiered_first: bool,
+    /// `managedLedgerOffloadAutoTriggerSizeThresholdBytes` (-1: off).
+    pub offload_threshold_bytes: i64,
+    /// `managedLedgerOffloadThresholdInSeconds` (-1: off).
+    pub offload_threshold_seconds: i64,
     /// Tiered storage; `None` when `managedLedgerOffloadDriver=none`.
     pub offload: Option<offload::OffloadConfig>,
 }
@@ -213,6 +217,16 @@ fn from_values(
         default_retention_time_in_minutes: raw.signed("defaultRetentionTimeInMinutes", 0, -1)?,
         default_retention_size_in_mb: raw.signed("defaultRetentionSizeInMB", 0, -1)?,
         offload: None,
+        offload_threshold_bytes: raw.signed(
+            "managedLedgerOffloadAutoTriggerSizeThresholdBytes",
+            -1,
+            i64::MIN,
+        )?,
+        offload_threshold_seconds: raw.signed(
+            "managedLedgerOffloadThresholdInSeconds",
+            -1,
+            i64::MIN,
+        )?,
         managed_ledger_offload_deletion_lag_ms: raw.signed(
             "managedLedgerOffloadDeletionLagMs",
             14_400_000,
@@ -278,6 +292,8 @@ impl BrokerConfig {
             offload_deletion_lag_ms: u64::try_from(self.managed_ledger_offload_deletion_lag_ms)
                 .ok(),
             read_tiered_first: self.read_tiered_first,
+            offload_threshold_bytes: self.offload_threshold_bytes,
+            offload_threshold_seconds: self.offload_threshold_seconds,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::metrics;
 
 struct Broker {
     factory: Arc<ManagedLedgerFactory>,
-    /// Tiered storage, when a driver is configured (used by offload, issue 4).
+    /// Tiered storage, when a driver is configured (also handed to every managed ledger).
     offloader: Option<Arc<BlobStoreOffloader>>,
     /// Settings of topics in namespaces with default policies.
     ml_defaults: ledger::ManagedLedgerConfig,
@@ -51,15 +51,6 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let meta_path = data.join("metadata.redb");
     let meta = RedbStore::open(&meta_path)
         .with_context(|| format!("opening metadata {}", meta_path.display()))?;
-    let factory = Arc::new(ManagedLedgerFactory::new(
-        store,
-        Arc::new(meta),
-        Arc::new(SystemClock),
-    ));
-    factory
-        .collect_garbage()
-        .await
-        .context("collecting unreferenced ledger files")?;
     let offloader = match &config.offload {
         Some(c) => {
             let o = BlobStoreOffloader::new(c.clone())
@@ -70,6 +61,15 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let mut factory = ManagedLedgerFactory::new(store, Arc::new(meta), Arc::new(SystemClock));
+    if let Some(o) = &offloader {
+        factory = factory.with_offloader(Arc::clone(o) as Arc<dyn offload::LedgerOffloader>);
+    }
+    let factory = Arc::new(factory);
+    factory
+        .collect_garbage()
+        .await
+        .context("collecting unreferenced ledger files")?;
     let broker = Arc::new(Broker {
         factory: Arc::clone(&factory),
         offloader,
