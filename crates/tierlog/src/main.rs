@@ -3,6 +3,7 @@
 //! Reads configuration and the environment (the only crate that does), builds the runtime and
 //! serves the broker; also hosts the command-line tools.
 
+mod admin;
 mod config;
 mod metrics;
 mod offload_dump;

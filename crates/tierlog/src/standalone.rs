@@ -61,7 +61,10 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let mut factory = ManagedLedgerFactory::new(store, Arc::new(meta), Arc::new(SystemClock));
+    // One metadata store for ledgers, cursors and admin policies.
+    let meta_store: Arc<dyn meta::MetadataStore> = Arc::new(meta);
+    let mut factory =
+        ManagedLedgerFactory::new(store, Arc::clone(&meta_store), Arc::new(SystemClock));
     if let Some(o) = &offloader {
         factory = factory.with_offloader(Arc::clone(o) as Arc<dyn offload::LedgerOffloader>);
     }
@@ -70,6 +73,17 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .collect_garbage()
         .await
         .context("collecting unreferenced ledger files")?;
+    let admin_state = Arc::new(crate::admin::AdminState {
+        factory: Arc::clone(&factory),
+        policies: crate::admin::PolicyStore::new(meta_store),
+        defaults: config.managed_ledger_config(),
+        offload_status: Default::default(),
+    });
+    admin_state
+        .policies
+        .ensure_defaults(&config.cluster_name)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating public/default: {}", e.reason))?;
     let broker = Arc::new(Broker {
         factory: Arc::clone(&factory),
         offloader,
@@ -87,7 +101,8 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/admin/v2/brokers/health", get(|| async { "ok" }))
-        .with_state(Arc::clone(&broker));
+        .with_state(Arc::clone(&broker))
+        .merge(crate::admin::router(admin_state));
     let mut http_shutdown = shutdown_rx.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -1,0 +1,225 @@
+//! Tenants, namespaces and namespace policies, persisted in the metadata store with Pulsar's JSON
+//! field names:
+//! - `/admin/tenants/<tenant>` → `{"adminRoles":[],"allowedClusters":[...]}`
+//! - `/admin/policies/<tenant>/<namespace>` → [`Policies`]
+
+use std::sync::Arc;
+
+use meta::{Expected, MetadataStore};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantInfo {
+    #[serde(default)]
+    pub admin_roles: Vec<String>,
+    #[serde(default)]
+    pub allowed_clusters: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionPolicies {
+    pub retention_time_in_minutes: i64,
+    #[serde(rename = "retentionSizeInMB")]
+    pub retention_size_in_mb: i64,
+}
+
+/// A namespace's policies (the fields tierlog applies), in Pulsar's field names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policies {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policies: Option<RetentionPolicies>,
+    /// -1 = not set (broker default applies), other negatives = off, 0 = as soon as possible.
+    #[serde(default = "minus_one")]
+    pub offload_threshold: i64,
+    #[serde(default = "minus_one")]
+    pub offload_threshold_in_seconds: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_deletion_lag_ms: Option<i64>,
+}
+
+fn minus_one() -> i64 {
+    -1
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            retention_policies: None,
+            offload_threshold: -1,
+            offload_threshold_in_seconds: -1,
+            offload_deletion_lag_ms: None,
+        }
+    }
+}
+
+pub struct PolicyStore {
+    meta: Arc<dyn MetadataStore>,
+}
+
+fn tenant_key(t: &str) -> String {
+    format!("/admin/tenants/{t}")
+}
+
+fn ns_key(t: &str, ns: &str) -> String {
+    format!("/admin/policies/{t}/{ns}")
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=:.".contains(c))
+}
+
+impl PolicyStore {
+    pub fn new(meta: Arc<dyn MetadataStore>) -> Self {
+        PolicyStore { meta }
+    }
+
+    /// Creates `public` and `public/default` if missing, as Pulsar standalone does.
+    pub async fn ensure_defaults(&self, cluster: &str) -> Result<(), ApiError> {
+        if !self.tenant_exists("public").await? {
+            let info = TenantInfo {
+                admin_roles: vec![],
+                allowed_clusters: vec![cluster.to_string()],
+            };
+            self.create_tenant("public", &info).await?;
+        }
+        if !self.namespace_exists("public", "default").await? {
+            self.create_namespace("public", "default").await?;
+        }
+        Ok(())
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<String>, ApiError> {
+        let keys = self.meta.list("/admin/tenants/").await?;
+        Ok(keys
+            .into_iter()
+            .map(|k| k["/admin/tenants/".len()..].to_string())
+            .collect())
+    }
+
+    pub async fn tenant_exists(&self, t: &str) -> Result<bool, ApiError> {
+        Ok(self.meta.get(&tenant_key(t)).await?.is_some())
+    }
+
+    pub async fn tenant(&self, t: &str) -> Result<TenantInfo, ApiError> {
+        let v = self
+            .meta
+            .get(&tenant_key(t))
+            .await?
+            .ok_or_else(|| ApiError::not_found("Tenant does not exist"))?;
+        serde_json::from_slice(&v.value).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    pub async fn create_tenant(&self, t: &str, info: &TenantInfo) -> Result<(), ApiError> {
+        if !valid_name(t) {
+            return Err(ApiError::precondition(format!("Invalid tenant name {t}")));
+        }
+        let body = serde_json::to_vec(info).map_err(|e| ApiError::internal(e.to_string()))?;
+        match self.meta.put(&tenant_key(t), body, Expected::Absent).await {
+            Ok(_) => Ok(()),
+            Err(meta::MetaError::Conflict { .. }) => {
+                Err(ApiError::conflict("Tenant already exists"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_tenant(&self, t: &str) -> Result<(), ApiError> {
+        if !self.tenant_exists(t).await? {
+            return Err(ApiError::not_found("Tenant does not exist"));
+        }
+        if !self.namespaces(t).await?.is_empty() {
+            return Err(ApiError::conflict("The tenant still has active namespaces"));
+        }
+        self.meta.delete(&tenant_key(t), Expected::Any).await?;
+        Ok(())
+    }
+
+    pub async fn namespaces(&self, t: &str) -> Result<Vec<String>, ApiError> {
+        let prefix = format!("/admin/policies/{t}/");
+        let keys = self.meta.list(&prefix).await?;
+        Ok(keys
+            .into_iter()
+            .map(|k| format!("{t}/{}", &k[prefix.len()..]))
+            .collect())
+    }
+
+    pub async fn namespace_exists(&self, t: &str, ns: &str) -> Result<bool, ApiError> {
+        Ok(self.meta.get(&ns_key(t, ns)).await?.is_some())
+    }
+
+    pub async fn create_namespace(&self, t: &str, ns: &str) -> Result<(), ApiError> {
+        if !self.tenant_exists(t).await? {
+            return Err(ApiError::not_found("Tenant does not exist"));
+        }
+        if !valid_name(ns) {
+            return Err(ApiError::precondition(format!(
+                "Invalid namespace name {t}/{ns}"
+            )));
+        }
+        let body = serde_json::to_vec(&Policies::default())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        match self.meta.put(&ns_key(t, ns), body, Expected::Absent).await {
+            Ok(_) => Ok(()),
+            Err(meta::MetaError::Conflict { .. }) => {
+                Err(ApiError::conflict("Namespace already exists"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_namespace(&self, t: &str, ns: &str) -> Result<(), ApiError> {
+        if !self.namespace_exists(t, ns).await? {
+            return Err(ApiError::not_found("Namespace does not exist"));
+        }
+        self.meta.delete(&ns_key(t, ns), Expected::Any).await?;
+        Ok(())
+    }
+
+    pub async fn policies(&self, t: &str, ns: &str) -> Result<Policies, ApiError> {
+        if !self.tenant_exists(t).await? {
+            return Err(ApiError::not_found("Tenant does not exist"));
+        }
+        let v = self
+            .meta
+            .get(&ns_key(t, ns))
+            .await?
+            .ok_or_else(|| ApiError::not_found("Namespace does not exist"))?;
+        serde_json::from_slice(&v.value).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// Read-modify-write of a namespace's policies (compare-and-set on the version).
+    pub async fn update(
+        &self,
+        t: &str,
+        ns: &str,
+        f: impl Fn(&mut Policies),
+    ) -> Result<Policies, ApiError> {
+        loop {
+            self.policies(t, ns).await?;
+            let v = self
+                .meta
+                .get(&ns_key(t, ns))
+                .await?
+                .ok_or_else(|| ApiError::not_found("Namespace does not exist"))?;
+            let mut p: Policies =
+                serde_json::from_slice(&v.value).map_err(|e| ApiError::internal(e.to_string()))?;
+            f(&mut p);
+            let body = serde_json::to_vec(&p).map_err(|e| ApiError::internal(e.to_string()))?;
+            match self
+                .meta
+                .put(&ns_key(t, ns), body, Expected::Version(v.version))
+                .await
+            {
+                Ok(_) => return Ok(p),
+                Err(meta::MetaError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
