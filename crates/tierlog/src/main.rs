@@ -4,6 +4,7 @@
 //! serves the broker; also hosts the command-line tools.
 
 mod admin;
+mod admin_cli;
 mod config;
 mod metrics;
 mod offload_dump;
@@ -34,6 +35,8 @@ enum Command {
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
     },
+    /// Administer a broker over its REST API (mirrors pulsar-admin).
+    Admin(admin_cli::AdminArgs),
     /// Tools for tiered storage.
     #[command(subcommand)]
     Offload(OffloadCommand),
@@ -73,6 +76,13 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(standalone::run(config))
+        }
+        Command::Admin(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(admin_cli::run(args))
         }
         Command::Offload(OffloadCommand::Dump(args)) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
