@@ -1,5 +1,7 @@
 //! Managed-ledger behaviour over a real ledger store and a real redb metadata store.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,15 +45,7 @@ async fn append_n(ml: &ledger::ManagedLedger, range: std::ops::Range<usize>) -> 
 }
 
 async fn read_all(ml: &ledger::ManagedLedger, from: Position) -> Vec<ledger::Entry> {
-    let mut out = Vec::new();
-    let mut pos = from;
-    loop {
-        let batch = ml.read(pos, 7, usize::MAX).await.unwrap();
-        let Some(last) = batch.last() else { break };
-        pos = Position::new(last.position.ledger_id, last.position.entry_id + 1);
-        out.extend(batch);
-    }
-    out
+    common::read_from(ml, from, 7).await
 }
 
 fn closed_entry_counts(stats: &ledger::LedgerStats) -> Vec<i64> {

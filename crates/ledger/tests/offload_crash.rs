@@ -6,6 +6,8 @@
 //! The child is this test binary (`crash_child`, ignored in normal runs); it aborts itself
 //! (SIGABRT: no destructors, no flushing) at the chosen step.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -250,13 +252,5 @@ fn crash_at_each_offload_step() {
 }
 
 async fn read_all(ml: &ManagedLedger) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut pos = Position::EARLIEST;
-    loop {
-        let batch = ml.read(pos, 500, usize::MAX).await.unwrap();
-        let Some(last) = batch.last() else { break };
-        pos = Position::new(last.position.ledger_id, last.position.entry_id + 1);
-        out.extend(batch.into_iter().map(|e| e.data));
-    }
-    out
+    common::read_payloads(ml, 500).await
 }

@@ -2,6 +2,8 @@
 //! with a reason naming the bucket, the topic keeps working, and once the bucket exists a later
 //! offload succeeds and reads come from the bucket.
 
+mod common;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -75,13 +77,6 @@ async fn missing_bucket_then_bucket_created() {
         6,
         "three ledgers: data + index each"
     );
-    let mut got = Vec::new();
-    let mut pos = Position::EARLIEST;
-    loop {
-        let batch = ml.read(pos, 128, usize::MAX).await.unwrap();
-        let Some(last) = batch.last() else { break };
-        pos = Position::new(last.position.ledger_id, last.position.entry_id + 1);
-        got.extend(batch.into_iter().map(|e| e.data));
-    }
+    let got = common::read_payloads(&ml, 128).await;
     assert_eq!(got, (0..650).map(entry).collect::<Vec<_>>());
 }

@@ -1,6 +1,8 @@
 //! Offload orchestration in the managed ledger over a real ledger store, a real redb metadata
 //! store and a real filesystem offloader (Pulsar's object format in a directory).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -130,15 +132,7 @@ async fn append(ml: &ManagedLedger, range: std::ops::Range<usize>) {
 }
 
 async fn read_all(ml: &ManagedLedger) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut pos = Position::EARLIEST;
-    loop {
-        let batch = ml.read(pos, 97, usize::MAX).await.unwrap();
-        let Some(last) = batch.last() else { break };
-        pos = Position::new(last.position.ledger_id, last.position.entry_id + 1);
-        out.extend(batch.into_iter().map(|e| e.data));
-    }
-    out
+    common::read_payloads(ml, 97).await
 }
 
 fn objects(dir: &Path) -> usize {

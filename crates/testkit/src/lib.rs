@@ -8,6 +8,7 @@ pub mod azurite;
 pub mod moto;
 pub mod proxy;
 pub mod s3s_fs;
+pub mod standalone;
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {

@@ -1,55 +1,24 @@
 //! `tierlog admin` against a running `tierlog standalone`: pulsar-admin's arguments, output
 //! strings and exit codes.
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+use testkit::standalone::Standalone;
+
+fn start(dir: &Path) -> Standalone {
+    Standalone::start(Path::new(env!("CARGO_BIN_EXE_tierlog")), dir, &[])
 }
 
-struct Broker(Child, String);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &std::path::Path) -> Broker {
-    let web = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .args(["standalone", "--config", "/dev/null"])
-        .env("TIERLOG_dataDirectory", dir.join("data"))
-        .env("TIERLOG_bindAddress", "127.0.0.1")
-        .env("TIERLOG_webServicePort", web.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let b = Broker(child, format!("http://127.0.0.1:{web}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !admin(&b, &["tenants", "list"]).status.success() {
-        assert!(Instant::now() < deadline, "broker did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    b
-}
-
-fn admin(b: &Broker, args: &[&str]) -> Output {
+fn admin(b: &Standalone, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .args(["admin", "--admin-url", &b.1])
+        .args(["admin", "--admin-url", &b.admin_url()])
         .args(args)
         .output()
         .unwrap()
 }
 
-fn ok(b: &Broker, args: &[&str]) -> String {
+fn ok(b: &Standalone, args: &[&str]) -> String {
     let out = admin(b, args);
     assert!(
         out.status.success(),
@@ -59,7 +28,7 @@ fn ok(b: &Broker, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn fails(b: &Broker, args: &[&str]) -> String {
+fn fails(b: &Standalone, args: &[&str]) -> String {
     let out = admin(b, args);
     assert!(!out.status.success(), "{args:?} should fail");
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)

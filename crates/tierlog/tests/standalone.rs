@@ -1,86 +1,21 @@
 //! The real `tierlog` binary: start-up, metrics over HTTP, clean shutdown on signals, and refusal
 //! of bad configuration.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use testkit::standalone::Standalone;
 
 fn tierlog() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tierlog"))
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-fn start(dir: &Path, web: u16) -> Child {
-    tierlog()
-        .args(["standalone", "--config", "/dev/null"])
-        .env("TIERLOG_dataDirectory", dir.join("data"))
-        .env("TIERLOG_bindAddress", "127.0.0.1")
-        .env("TIERLOG_webServicePort", web.to_string())
-        .env("TIERLOG_brokerServicePort", free_port().to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if http_get(port, "/admin/v2/brokers/health").is_some_and(|(s, _)| s == 200) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("broker did not become ready");
-}
-
-fn stop(child: Child, signal: &str) -> String {
-    let status = Command::new("kill")
-        .args(["-s", signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
-    stderr
 }
 
 #[test]
 fn standalone_serves_metrics_and_shuts_down_cleanly_on_sigterm_and_sigint() {
     let dir = tempfile::tempdir().unwrap();
     for signal in ["TERM", "INT"] {
-        let web = free_port();
-        let child = start(dir.path(), web);
-        wait_ready(web);
-        let (status, body) = http_get(web, "/metrics").unwrap();
+        let broker = Standalone::start(Path::new(env!("CARGO_BIN_EXE_tierlog")), dir.path(), &[]);
+        let (status, body) = broker.call("GET", "/metrics", None);
         assert_eq!(status, 200);
         assert!(
             body.contains("# TYPE tierlog_managed_ledgers gauge"),
@@ -91,7 +26,9 @@ fn standalone_serves_metrics_and_shuts_down_cleanly_on_sigterm_and_sigint() {
             body.contains("tierlog_offload_requests_total{op=\"get\"} 0"),
             "{body}"
         );
-        let stderr = stop(child, signal);
+        let out = broker.stop(signal);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
         assert!(
             stderr.contains(&format!("received SIG{signal}")),
             "{stderr}"

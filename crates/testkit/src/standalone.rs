@@ -1,0 +1,92 @@
+//! The real `tierlog standalone` binary on 127.0.0.1 with its own data directory and ports.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Standalone {
+    child: Option<Child>,
+    pub web_port: u16,
+}
+
+impl Standalone {
+    /// Starts `bin standalone` with an empty config file, data under `dir/data`, free ports, and
+    /// extra `TIERLOG_<key>` settings in `env`; waits until the health endpoint answers.
+    pub fn start(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> Standalone {
+        let web_port = crate::free_port();
+        let mut cmd = Command::new(bin);
+        cmd.args(["standalone", "--config", "/dev/null"])
+            .env("TIERLOG_dataDirectory", dir.join("data"))
+            .env("TIERLOG_bindAddress", "127.0.0.1")
+            .env("TIERLOG_webServicePort", web_port.to_string())
+            .env("TIERLOG_brokerServicePort", crate::free_port().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let s = Standalone {
+            child: Some(cmd.spawn().expect("start tierlog standalone")),
+            web_port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.call("GET", "/admin/v2/brokers/health", None).0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "tierlog standalone did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.web_port)
+    }
+
+    /// One HTTP/1.1 request; returns the status (0 if unreachable) and the body.
+    pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.web_port)) else {
+            return (0, String::new());
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        let body = body.unwrap_or("");
+        let _ = write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        let status = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Sends `signal` (e.g. "TERM", "INT") and waits for the process to end.
+    pub fn stop(mut self, signal: &str) -> Output {
+        let child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-s", signal, &child.id().to_string()])
+            .status();
+        child.wait_with_output().expect("wait for tierlog")
+    }
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
