@@ -218,9 +218,7 @@ impl RangeReader {
     /// Makes the chunk containing `pos` current, fetching (and prefetching) as needed.
     async fn advance(&mut self) -> Result<()> {
         if self.pending.is_empty() {
-            if self.next_fetch != self.pos {
-                self.next_fetch = self.pos;
-            }
+            self.next_fetch = self.pos;
             self.spawn_fetch();
         }
         let Some((start, handle)) = self.pending.pop_front() else {

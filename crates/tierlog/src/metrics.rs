@@ -46,17 +46,24 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Writes the `# HELP` and `# TYPE` lines of a metric family.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
 /// Renders every metric of the broker.
 pub async fn render(
     factory: &ManagedLedgerFactory,
     offloader: Option<&offload::BlobStoreOffloader>,
 ) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP tierlog_build_info Build of the running broker."
+    header(
+        &mut out,
+        "tierlog_build_info",
+        "gauge",
+        "Build of the running broker.",
     );
-    let _ = writeln!(out, "# TYPE tierlog_build_info gauge");
     let _ = writeln!(
         out,
         "tierlog_build_info{{version=\"{}\"}} 1",
@@ -64,19 +71,19 @@ pub async fn render(
     );
     let mut ledgers = factory.open_ledgers().await;
     ledgers.sort_by(|a, b| a.name().cmp(b.name()));
-    let _ = writeln!(
-        out,
-        "# HELP tierlog_managed_ledgers Managed ledgers open in this broker."
+    header(
+        &mut out,
+        "tierlog_managed_ledgers",
+        "gauge",
+        "Managed ledgers open in this broker.",
     );
-    let _ = writeln!(out, "# TYPE tierlog_managed_ledgers gauge");
     let _ = writeln!(out, "tierlog_managed_ledgers {}", ledgers.len());
     let mut rows = Vec::new();
     for ml in &ledgers {
         rows.push((escape(ml.name()), ml.stats().await));
     }
     for f in &FAMILIES {
-        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
-        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+        header(&mut out, f.name, f.kind, f.help);
         for (ml, stats) in &rows {
             let _ = writeln!(
                 out,
@@ -89,11 +96,12 @@ pub async fn render(
     if let Some(o) = offloader {
         use std::sync::atomic::Ordering::Relaxed;
         let c = o.counters();
-        let _ = writeln!(
-            out,
-            "# HELP tierlog_offload_requests_total Object store requests by operation."
+        header(
+            &mut out,
+            "tierlog_offload_requests_total",
+            "counter",
+            "Object store requests by operation.",
         );
-        let _ = writeln!(out, "# TYPE tierlog_offload_requests_total counter");
         for (op, v) in [
             ("get", &c.gets),
             ("put", &c.puts),
@@ -106,11 +114,12 @@ pub async fn render(
                 v.load(Relaxed)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP tierlog_offload_bytes_total Bytes moved to and from the object store."
+        header(
+            &mut out,
+            "tierlog_offload_bytes_total",
+            "counter",
+            "Bytes moved to and from the object store.",
         );
-        let _ = writeln!(out, "# TYPE tierlog_offload_bytes_total counter");
         let _ = writeln!(
             out,
             "tierlog_offload_bytes_total{{direction=\"read\"}} {}",

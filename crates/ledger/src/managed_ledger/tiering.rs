@@ -331,13 +331,19 @@ impl ManagedLedger {
         if let Some(h) = handles.get(&info.ledger_id) {
             return Ok(Arc::clone(h));
         }
+        let bad = |detail: String| LedgerError::BadMetadata {
+            key: crate::info::ml_key(&self.shared.name),
+            detail,
+        };
         let ctx = info
             .offload
             .as_ref()
-            .ok_or(LedgerError::OffloadNotConfigured)?;
-        let uuid = parse_uuid(ctx).ok_or_else(|| LedgerError::BadMetadata {
-            key: crate::info::ml_key(&self.shared.name),
-            detail: format!("offload uuid {:?} of ledger {}", ctx.uuid, info.ledger_id),
+            .ok_or_else(|| bad(format!("ledger {} has no offload context", info.ledger_id)))?;
+        let uuid = parse_uuid(ctx).ok_or_else(|| {
+            bad(format!(
+                "offload uuid {:?} of ledger {}",
+                ctx.uuid, info.ledger_id
+            ))
         })?;
         let h = Arc::new(
             self.offloader()?

@@ -181,7 +181,8 @@ impl PolicyStore {
         Ok(())
     }
 
-    pub async fn policies(&self, t: &str, ns: &str) -> Result<Policies, ApiError> {
+    /// A namespace's policies with their version (404 for a missing tenant or namespace).
+    async fn versioned(&self, t: &str, ns: &str) -> Result<(Policies, u64), ApiError> {
         if !self.tenant_exists(t).await? {
             return Err(ApiError::not_found("Tenant does not exist"));
         }
@@ -190,7 +191,12 @@ impl PolicyStore {
             .get(&ns_key(t, ns))
             .await?
             .ok_or_else(|| ApiError::not_found("Namespace does not exist"))?;
-        serde_json::from_slice(&v.value).map_err(|e| ApiError::internal(e.to_string()))
+        let p = serde_json::from_slice(&v.value).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok((p, v.version))
+    }
+
+    pub async fn policies(&self, t: &str, ns: &str) -> Result<Policies, ApiError> {
+        Ok(self.versioned(t, ns).await?.0)
     }
 
     /// Read-modify-write of a namespace's policies (compare-and-set on the version).
@@ -201,19 +207,12 @@ impl PolicyStore {
         f: impl Fn(&mut Policies),
     ) -> Result<Policies, ApiError> {
         loop {
-            self.policies(t, ns).await?;
-            let v = self
-                .meta
-                .get(&ns_key(t, ns))
-                .await?
-                .ok_or_else(|| ApiError::not_found("Namespace does not exist"))?;
-            let mut p: Policies =
-                serde_json::from_slice(&v.value).map_err(|e| ApiError::internal(e.to_string()))?;
+            let (mut p, version) = self.versioned(t, ns).await?;
             f(&mut p);
             let body = serde_json::to_vec(&p).map_err(|e| ApiError::internal(e.to_string()))?;
             match self
                 .meta
-                .put(&ns_key(t, ns), body, Expected::Version(v.version))
+                .put(&ns_key(t, ns), body, Expected::Version(version))
                 .await
             {
                 Ok(_) => return Ok(p),
