@@ -400,6 +400,23 @@ impl ManagedLedger {
         Position::new(view.current_id, -1)
     }
 
+    /// The position of the first retained entry (or where the first entry will go).
+    pub fn first_position(&self) -> Position {
+        let view = self.view();
+        let first = view
+            .ledgers
+            .iter()
+            .find(|l| l.entries > 0 || l.ledger_id == view.current_id)
+            .map(|l| l.ledger_id)
+            .unwrap_or(view.current_id);
+        Position::new(first, 0)
+    }
+
+    /// The position that follows `p` (skipping empty and removed ledgers).
+    pub fn position_after(&self, p: Position) -> Position {
+        Self::next_position(&self.view(), p)
+    }
+
     /// The position after `p`, skipping empty and removed ledgers.
     fn next_position(view: &View, p: Position) -> Position {
         if p.ledger_id == view.current_id {

@@ -39,8 +39,6 @@ pub struct BrokerConfig {
     pub cluster_name: String,
     pub bind_address: String,
     pub advertised_address: String,
-    // Validated now; the binary-protocol listener (issue 5) binds it.
-    #[allow(dead_code)]
     pub broker_service_port: u16,
     pub web_service_port: u16,
     /// Root of everything the broker stores locally (hot tier, metadata).

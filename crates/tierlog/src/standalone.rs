@@ -78,6 +78,11 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         policies: crate::admin::PolicyStore::new(meta_store),
         defaults: config.managed_ledger_config(),
         offload_status: Default::default(),
+        broker: Default::default(),
+        web_service_url: format!(
+            "http://{}:{}",
+            config.advertised_address, config.web_service_port
+        ),
     });
     admin_state
         .policies
@@ -92,6 +97,26 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     tracing::debug!(defaults = ?broker.ml_defaults, "managed ledger defaults");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let broker_addr: SocketAddr = format!("{}:{}", config.bind_address, config.broker_service_port)
+        .parse()
+        .with_context(|| format!("bindAddress {:?} is not an IP address", config.bind_address))?;
+    let broker_listener = tokio::net::TcpListener::bind(broker_addr)
+        .await
+        .with_context(|| format!("binding the broker service port {broker_addr}"))?;
+    let service = broker::BrokerService::new(
+        Arc::new(crate::admin::AdminTopics(Arc::clone(&admin_state))),
+        broker::BrokerServiceConfig {
+            server_version: format!("tierlog-{}", env!("CARGO_PKG_VERSION")),
+            service_url: format!(
+                "pulsar://{}:{}",
+                config.advertised_address, config.broker_service_port
+            ),
+            max_message_size: u32::try_from(config.max_message_size).unwrap_or(u32::MAX),
+            cluster_name: config.cluster_name.clone(),
+        },
+    );
+    let _ = admin_state.broker.set(Arc::clone(&service));
+    let binary = tokio::spawn(Arc::clone(&service).serve(broker_listener, shutdown_rx.clone()));
     let web_addr: SocketAddr = format!("{}:{}", config.bind_address, config.web_service_port)
         .parse()
         .with_context(|| format!("bindAddress {:?} is not an IP address", config.bind_address))?;
@@ -120,6 +145,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
 
     tracing::info!(
         web = %web_addr,
+        broker = %broker_addr,
         advertised = %config.advertised_address,
         data = %data.display(),
         startup_ms = started.elapsed().as_millis() as u64,
@@ -129,6 +155,10 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = maintenance.await;
+    // Connections close and pending acknowledgements are persisted before the ledgers seal.
+    if let Err(e) = binary.await {
+        tracing::warn!(error = %e, "broker service task failed");
+    }
     match http.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "web service ended with an error"),

@@ -6,6 +6,7 @@
 //! topic when it is opened (policy value if set, else the broker default).
 
 mod error;
+mod lookup;
 mod policies;
 mod time;
 mod topics;
@@ -18,6 +19,7 @@ use axum::routing::{get, put};
 use ledger::{ManagedLedger, ManagedLedgerConfig, ManagedLedgerFactory};
 
 pub use error::ApiError;
+pub use lookup::AdminTopics;
 use policies::Policies;
 pub use policies::PolicyStore;
 
@@ -34,6 +36,10 @@ pub struct AdminState {
     pub policies: PolicyStore,
     pub defaults: ManagedLedgerConfig,
     pub offload_status: Mutex<HashMap<String, OffloadStatus>>,
+    /// The binary-protocol service, once started (topics it has loaded are unloaded on delete).
+    pub broker: std::sync::OnceLock<Arc<broker::BrokerService>>,
+    /// `http://host:port` of this web service, for HTTP lookups.
+    pub web_service_url: String,
 }
 
 /// `tenant/namespace/persistent/topic`: the managed ledger behind a persistent topic.
@@ -140,6 +146,20 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route(
             "/admin/v2/persistent/{t}/{ns}/{topic}/offload",
             put(tp::trigger_offload).get(tp::offload_status),
+        )
+        .route(
+            "/admin/v2/persistent/{t}/{ns}/{topic}/partitions",
+            get(lookup::get_partitions)
+                .put(lookup::create_partitions)
+                .delete(lookup::delete_partitions),
+        )
+        .route(
+            "/admin/v2/persistent/{t}/{ns}/partitioned",
+            get(lookup::list_partitioned),
+        )
+        .route(
+            "/lookup/v2/topic/{domain}/{t}/{ns}/{topic}",
+            get(lookup::lookup),
         )
         .route(
             "/admin/v2/persistent/{t}/{ns}/{topic}/internalStats",

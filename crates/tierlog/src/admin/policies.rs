@@ -2,6 +2,7 @@
 //! field names:
 //! - `/admin/tenants/<tenant>` → `{"adminRoles":[],"allowedClusters":[...]}`
 //! - `/admin/policies/<tenant>/<namespace>` → [`Policies`]
+//! - `/admin/partitioned/<tenant>/<namespace>/<topic>` → `{"partitions":N}`
 
 use std::sync::Arc;
 
@@ -221,4 +222,69 @@ impl PolicyStore {
             }
         }
     }
+
+    /// Partition count of a partitioned topic, if `topic` is one.
+    pub async fn partitions(
+        &self,
+        t: &str,
+        ns: &str,
+        topic: &str,
+    ) -> Result<Option<u32>, ApiError> {
+        let Some(v) = self.meta.get(&partitioned_key(t, ns, topic)).await? else {
+            return Ok(None);
+        };
+        let m: PartitionedTopicMetadata =
+            serde_json::from_slice(&v.value).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(Some(m.partitions))
+    }
+
+    pub async fn create_partitioned(
+        &self,
+        t: &str,
+        ns: &str,
+        topic: &str,
+        partitions: u32,
+    ) -> Result<(), ApiError> {
+        let body = serde_json::to_vec(&PartitionedTopicMetadata { partitions })
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        match self
+            .meta
+            .put(&partitioned_key(t, ns, topic), body, Expected::Absent)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(meta::MetaError::Conflict { .. }) => {
+                Err(ApiError::conflict("This topic already exists"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_partitioned(&self, t: &str, ns: &str, topic: &str) -> Result<(), ApiError> {
+        self.meta
+            .delete(&partitioned_key(t, ns, topic), Expected::Any)
+            .await?;
+        Ok(())
+    }
+
+    /// Local names of the namespace's partitioned topics.
+    pub async fn partitioned_topics(&self, t: &str, ns: &str) -> Result<Vec<String>, ApiError> {
+        let prefix = format!("/admin/partitioned/{t}/{ns}/");
+        Ok(self
+            .meta
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .map(|k| k[prefix.len()..].to_string())
+            .collect())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct PartitionedTopicMetadata {
+    pub partitions: u32,
+}
+
+fn partitioned_key(t: &str, ns: &str, topic: &str) -> String {
+    format!("/admin/partitioned/{t}/{ns}/{topic}")
 }

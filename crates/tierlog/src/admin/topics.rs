@@ -229,6 +229,9 @@ pub async fn delete_topic(
     Path((t, ns, topic)): Path<(String, String, String)>,
 ) -> ApiResult {
     existing_topic(&s, &t, &ns, &topic).await?;
+    if let Some(b) = s.broker.get() {
+        b.unload(&format!("persistent://{t}/{ns}/{topic}")).await;
+    }
     s.factory.delete(&ml_name(&t, &ns, &topic)).await?;
     s.offload_status
         .lock()

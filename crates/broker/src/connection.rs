@@ -1,0 +1,760 @@
+//! One client connection: the handshake, then every command in arrival order. Replies and
+//! MESSAGE frames go through one writer task; SEND receipts through a FIFO task that awaits each
+//! append's durability in order, so receipts leave in SEND order. When too many sends are
+//! pending, the reader stops reading the socket (back-pressure).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ledger::{AppendReceipt, Position};
+use protocol::pb::base_command::Type;
+use protocol::pb::{self, BaseCommand, ServerError};
+use protocol::{FrameDecoder, FrameError, TopicName, commands, encode_command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::error::BrokerError;
+use crate::service::{BrokerService, schema_version_bytes};
+use crate::subscription::{ConsumerSpec, Outbox, SubType, Subscription, initial_position};
+use crate::topic::{ProducerEntry, Start, Topic};
+
+/// Sends waiting for durability per connection before the reader pauses (as Pulsar does).
+const MAX_PENDING_SENDS: usize = 1000;
+/// Silence after which the broker pings, and after which (again) it gives up.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
+struct PendingSend {
+    producer_id: u64,
+    sequence_id: u64,
+    highest_sequence_id: u64,
+    receipt: AppendReceipt,
+    topic: Arc<Topic>,
+}
+
+struct Consumer {
+    topic: Arc<Topic>,
+    sub: Arc<Subscription>,
+}
+
+struct Conn {
+    svc: Arc<BrokerService>,
+    id: u64,
+    peer: SocketAddr,
+    outbox: Outbox,
+    sends: mpsc::Sender<PendingSend>,
+    connected: bool,
+    protocol_version: i32,
+    producers: HashMap<u64, Arc<Topic>>,
+    consumers: HashMap<u64, Consumer>,
+}
+
+/// Why a connection is closed by the broker.
+#[derive(Debug)]
+struct Close(String);
+
+pub(crate) async fn run(
+    svc: Arc<BrokerService>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (outbox, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(async move {
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        while let Some(first) = out_rx.recv().await {
+            buf.clear();
+            buf.extend_from_slice(&first);
+            while buf.len() < 256 * 1024 {
+                match out_rx.try_recv() {
+                    Ok(more) => buf.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            if wr.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let (sends, send_rx) = mpsc::channel(MAX_PENDING_SENDS);
+    let receipts = tokio::spawn(send_receipts(send_rx, outbox.clone()));
+    let mut conn = Conn {
+        svc: Arc::clone(&svc),
+        id,
+        peer,
+        outbox,
+        sends,
+        connected: false,
+        protocol_version: 0,
+        producers: HashMap::new(),
+        consumers: HashMap::new(),
+    };
+    let decoder = FrameDecoder::new(svc.config.max_message_size);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut pinged = false;
+    let reason = 'conn: loop {
+        // Handle every complete frame already buffered.
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    if let Err(Close(why)) = conn.handle(frame.command, frame.payload).await {
+                        break 'conn why;
+                    }
+                }
+                Ok(None) => break,
+                Err(FrameError::Checksum {
+                    expected,
+                    actual,
+                    command,
+                }) => {
+                    if let Some(send) = &command.send {
+                        conn.send(commands::send_error(
+                            send.producer_id,
+                            send.sequence_id,
+                            ServerError::ChecksumError,
+                            format!("checksum mismatch: {expected:#010x} != {actual:#010x}"),
+                        ));
+                    }
+                    break 'conn format!(
+                        "payload checksum mismatch ({expected:#010x} != {actual:#010x})"
+                    );
+                }
+                Err(e) => break 'conn e.to_string(),
+            }
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(KEEPALIVE, rd.read_buf(&mut buf)) => r,
+            _ = crate::service::until_true(&mut shutdown) => break 'conn "broker shutting down".to_string(),
+        };
+        match read {
+            Ok(Ok(0)) => break "closed by the client".to_string(),
+            Ok(Ok(_)) => pinged = false,
+            Ok(Err(e)) => break format!("read error: {e}"),
+            Err(_) if !pinged && conn.connected => {
+                conn.send(commands::ping());
+                pinged = true;
+            }
+            Err(_) => break "keepalive timeout".to_string(),
+        }
+    };
+    tracing::debug!(conn = id, peer = %peer, reason, "connection closed");
+    conn.cleanup();
+    drop(conn);
+    let _ = receipts.await;
+    let _ = writer.await;
+}
+
+/// Awaits each append in SEND order and answers it.
+async fn send_receipts(mut rx: mpsc::Receiver<PendingSend>, outbox: Outbox) {
+    while let Some(p) = rx.recv().await {
+        let reply = match p.receipt.await {
+            Ok(pos) => {
+                p.topic.notify_appended();
+                BaseCommand {
+                    send_receipt: Some(pb::CommandSendReceipt {
+                        producer_id: p.producer_id,
+                        sequence_id: p.sequence_id,
+                        message_id: Some(pb::MessageIdData {
+                            ledger_id: pos.ledger_id as u64,
+                            entry_id: pos.entry_id as u64,
+                            ..Default::default()
+                        }),
+                        highest_sequence_id: Some(p.highest_sequence_id),
+                    }),
+                    ..commands::base(Type::SendReceipt)
+                }
+            }
+            Err(e) => {
+                tracing::warn!(topic = %p.topic.name, error = %e, "append failed");
+                commands::send_error(
+                    p.producer_id,
+                    p.sequence_id,
+                    ServerError::PersistenceError,
+                    format!("storing the message failed: {e}"),
+                )
+            }
+        };
+        if outbox.send(encode_command(&reply)).is_err() {
+            return;
+        }
+    }
+}
+
+fn position(id: &pb::MessageIdData) -> Position {
+    Position::new(id.ledger_id as i64, id.entry_id as i64)
+}
+
+impl Conn {
+    fn send(&self, cmd: BaseCommand) {
+        let _ = self.outbox.send(encode_command(&cmd));
+    }
+
+    fn fail(&self, request_id: u64, e: &BrokerError) {
+        self.send(commands::error(request_id, e.server_error(), e.to_string()));
+    }
+
+    fn topic_name(name: &str) -> Result<TopicName, BrokerError> {
+        Ok(TopicName::parse(name)?)
+    }
+
+    async fn handle(
+        &mut self,
+        cmd: BaseCommand,
+        payload: Option<protocol::Payload>,
+    ) -> Result<(), Close> {
+        let ty = Type::try_from(cmd.r#type)
+            .map_err(|_| Close(format!("unknown command type {}", cmd.r#type)))?;
+        if !self.connected {
+            return match (ty, cmd.connect) {
+                (Type::Connect, Some(c)) => {
+                    self.protocol_version = c
+                        .protocol_version
+                        .unwrap_or(0)
+                        .min(protocol::SERVER_PROTOCOL_VERSION);
+                    self.connected = true;
+                    tracing::debug!(conn = self.id, peer = %self.peer, client = %c.client_version, version = self.protocol_version, "connected");
+                    self.send(BaseCommand {
+                        connected: Some(pb::CommandConnected {
+                            server_version: self.svc.config.server_version.clone(),
+                            protocol_version: Some(self.protocol_version),
+                            max_message_size: Some(self.svc.config.max_message_size as i32),
+                        }),
+                        ..commands::base(Type::Connected)
+                    });
+                    Ok(())
+                }
+                _ => Err(Close(format!("{ty:?} before CONNECT"))),
+            };
+        }
+        macro_rules! body {
+            ($field:ident) => {
+                cmd.$field.ok_or_else(|| {
+                    Close(format!("{ty:?} without its {} body", stringify!($field)))
+                })?
+            };
+        }
+        match ty {
+            Type::Connect => return Err(Close("second CONNECT on a connection".into())),
+            Type::Ping => self.send(commands::pong()),
+            Type::Pong => {}
+            Type::PartitionedMetadata => {
+                let c = body!(partition_metadata);
+                self.partitioned_metadata(c).await
+            }
+            Type::Lookup => {
+                let c = body!(lookup_topic);
+                self.lookup(c)
+            }
+            Type::GetTopicsOfNamespace => {
+                let c = body!(get_topics_of_namespace);
+                match self.svc.store.list(&c.namespace).await {
+                    Ok(topics) => self.send(BaseCommand {
+                        get_topics_of_namespace_response: Some(
+                            pb::CommandGetTopicsOfNamespaceResponse {
+                                request_id: c.request_id,
+                                topics: topics
+                                    .into_iter()
+                                    .filter(|t| {
+                                        !t.rsplit('/').next().unwrap_or("").starts_with("__")
+                                    })
+                                    .collect(),
+                                filtered: Some(false),
+                                topics_hash: None,
+                                changed: Some(true),
+                            },
+                        ),
+                        ..commands::base(Type::GetTopicsOfNamespaceResponse)
+                    }),
+                    Err(e) => self.fail(c.request_id, &e),
+                }
+            }
+            Type::Producer => {
+                let c = body!(producer);
+                let rid = c.request_id;
+                if let Err(e) = self.producer(c).await {
+                    self.fail(rid, &e);
+                }
+            }
+            Type::Send => {
+                let c = body!(send);
+                let Some(payload) = payload else {
+                    return Err(Close("SEND without a payload".into()));
+                };
+                self.publish(c, payload).await?;
+            }
+            Type::CloseProducer => {
+                let c = body!(close_producer);
+                if let Some(t) = self.producers.remove(&c.producer_id) {
+                    t.remove_producer((self.id, c.producer_id));
+                }
+                self.send(commands::success(c.request_id));
+            }
+            Type::Subscribe => {
+                let c = body!(subscribe);
+                let rid = c.request_id;
+                match self.subscribe(c).await {
+                    Ok(()) => self.send(commands::success(rid)),
+                    Err(e) => self.fail(rid, &e),
+                }
+            }
+            Type::Flow => {
+                let c = body!(flow);
+                if let Some(k) = self.consumers.get(&c.consumer_id) {
+                    k.sub.flow((self.id, c.consumer_id), c.message_permits);
+                }
+            }
+            Type::Ack => {
+                let c = body!(ack);
+                self.ack(c);
+            }
+            Type::RedeliverUnacknowledgedMessages => {
+                let c = body!(redeliver_unacknowledged_messages);
+                if let Some(k) = self.consumers.get(&c.consumer_id) {
+                    let ids: Vec<Position> = c.message_ids.iter().map(position).collect();
+                    k.sub.redeliver(
+                        (self.id, c.consumer_id),
+                        (!ids.is_empty()).then_some(ids.as_slice()),
+                    );
+                }
+            }
+            Type::Seek => {
+                let c = body!(seek);
+                let rid = c.request_id;
+                match self.seek(c).await {
+                    Ok(()) => self.send(commands::success(rid)),
+                    Err(e) => self.fail(rid, &e),
+                }
+            }
+            Type::GetLastMessageId => {
+                let c = body!(get_last_message_id);
+                let rid = c.request_id;
+                if let Err(e) = self.last_message_id(c).await {
+                    self.fail(rid, &e);
+                }
+            }
+            Type::Unsubscribe => {
+                let c = body!(unsubscribe);
+                let rid = c.request_id;
+                match self.unsubscribe(c).await {
+                    Ok(()) => self.send(commands::success(rid)),
+                    Err(e) => self.fail(rid, &e),
+                }
+            }
+            Type::CloseConsumer => {
+                let c = body!(close_consumer);
+                self.close_consumer(c.consumer_id).await;
+                self.send(commands::success(c.request_id));
+            }
+            Type::GetSchema => {
+                let c = body!(get_schema);
+                self.get_schema(c);
+            }
+            Type::ConsumerStats => {
+                let c = body!(consumer_stats);
+                self.send(commands::error(
+                    c.request_id,
+                    ServerError::UnknownError,
+                    "consumer stats are not supported",
+                ));
+            }
+            other => {
+                tracing::debug!(conn = self.id, command = ?other, "ignoring an unsupported command");
+            }
+        }
+        Ok(())
+    }
+
+    async fn partitioned_metadata(&self, c: pb::CommandPartitionedTopicMetadata) {
+        let result = match Self::topic_name(&c.topic) {
+            Ok(t) if t.partition().is_some() => Ok(0),
+            Ok(t) => self.svc.store.partitions(&t).await,
+            Err(e) => Err(e),
+        };
+        let resp = match result {
+            Ok(n) => pb::CommandPartitionedTopicMetadataResponse {
+                partitions: Some(n),
+                request_id: c.request_id,
+                response: Some(
+                    pb::command_partitioned_topic_metadata_response::LookupType::Success as i32,
+                ),
+                error: None,
+                message: None,
+            },
+            Err(e) => pb::CommandPartitionedTopicMetadataResponse {
+                partitions: None,
+                request_id: c.request_id,
+                response: Some(
+                    pb::command_partitioned_topic_metadata_response::LookupType::Failed as i32,
+                ),
+                error: Some(e.server_error() as i32),
+                message: Some(e.to_string()),
+            },
+        };
+        self.send(BaseCommand {
+            partition_metadata_response: Some(resp),
+            ..commands::base(Type::PartitionedMetadataResponse)
+        });
+    }
+
+    fn lookup(&self, c: pb::CommandLookupTopic) {
+        use pb::command_lookup_topic_response::LookupType;
+        let resp = match Self::topic_name(&c.topic) {
+            Ok(_) => pb::CommandLookupTopicResponse {
+                broker_service_url: Some(self.svc.config.service_url.clone()),
+                response: Some(LookupType::Connect as i32),
+                request_id: c.request_id,
+                authoritative: Some(true),
+                // Pulsar standalone's answer: clients dial the URL they already use.
+                proxy_through_service_url: Some(true),
+                ..Default::default()
+            },
+            Err(e) => pb::CommandLookupTopicResponse {
+                response: Some(LookupType::Failed as i32),
+                request_id: c.request_id,
+                error: Some(e.server_error() as i32),
+                message: Some(e.to_string()),
+                ..Default::default()
+            },
+        };
+        self.send(BaseCommand {
+            lookup_topic_response: Some(resp),
+            ..commands::base(Type::LookupResponse)
+        });
+    }
+
+    async fn producer(&mut self, c: pb::CommandProducer) -> Result<(), BrokerError> {
+        let name = Self::topic_name(&c.topic)?;
+        let topic = self.svc.topic(&name).await?;
+        let producer_name = match c.producer_name.as_deref() {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => self.svc.generate_producer_name(),
+        };
+        let exclusive =
+            matches!(c.producer_access_mode, Some(m) if m != pb::ProducerAccessMode::Shared as i32);
+        topic.add_producer(
+            (self.id, c.producer_id),
+            ProducerEntry {
+                name: producer_name.clone(),
+                exclusive,
+            },
+        )?;
+        if let Some(sub) = c
+            .initial_subscription_name
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
+            topic
+                .ml
+                .open_cursor(sub, ledger::InitialPosition::Earliest)
+                .await?;
+        }
+        let schema_version = c
+            .schema
+            .map(|s| schema_version_bytes(self.svc.put_schema(&name, s).version));
+        self.producers.insert(c.producer_id, topic);
+        self.send(BaseCommand {
+            producer_success: Some(pb::CommandProducerSuccess {
+                request_id: c.request_id,
+                producer_name,
+                last_sequence_id: Some(-1),
+                schema_version,
+                topic_epoch: None,
+                producer_ready: Some(true),
+            }),
+            ..commands::base(Type::ProducerSuccess)
+        });
+        Ok(())
+    }
+
+    async fn publish(
+        &mut self,
+        c: pb::CommandSend,
+        payload: protocol::Payload,
+    ) -> Result<(), Close> {
+        let Some(topic) = self.producers.get(&c.producer_id).cloned() else {
+            return Err(Close(format!(
+                "SEND for unknown producer {}",
+                c.producer_id
+            )));
+        };
+        match topic.ml.append(payload.entry).await {
+            Ok(receipt) => {
+                let p = PendingSend {
+                    producer_id: c.producer_id,
+                    sequence_id: c.sequence_id,
+                    highest_sequence_id: c
+                        .highest_sequence_id
+                        .filter(|h| *h > 0)
+                        .unwrap_or(c.sequence_id),
+                    receipt,
+                    topic,
+                };
+                // Waits when MAX_PENDING_SENDS are in flight: the socket is not read meanwhile.
+                self.sends
+                    .send(p)
+                    .await
+                    .map_err(|_| Close("receipt task ended".into()))
+            }
+            Err(e) => {
+                tracing::warn!(topic = %topic.name, error = %e, "append rejected");
+                self.send(commands::send_error(
+                    c.producer_id,
+                    c.sequence_id,
+                    ServerError::PersistenceError,
+                    format!("storing the message failed: {e}"),
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, c: pb::CommandSubscribe) -> Result<(), BrokerError> {
+        let key = (self.id, c.consumer_id);
+        if let Some(k) = self.consumers.get(&c.consumer_id)
+            && k.sub.has_consumer(key)
+        {
+            return Ok(());
+        }
+        let name = Self::topic_name(&c.topic)?;
+        let topic = self.svc.topic(&name).await?;
+        let sub_type = SubType::from_wire(c.sub_type);
+        let durable = c.durable.unwrap_or(true);
+        let start = if durable {
+            Start::Durable(initial_position(c.initial_position))
+        } else {
+            Start::NonDurable(c.start_message_id.as_ref().map(position))
+        };
+        if let Some(s) = &c.schema {
+            self.svc.put_schema(&name, s.clone());
+        }
+        let sub = topic.subscription(&c.subscription, sub_type, start).await?;
+        sub.add_consumer(
+            ConsumerSpec {
+                key,
+                name: c.consumer_name.clone().unwrap_or_default(),
+                priority: c.priority_level.unwrap_or(0),
+                outbox: self.outbox.clone(),
+            },
+            sub_type,
+        )?;
+        self.consumers
+            .insert(c.consumer_id, Consumer { topic, sub });
+        Ok(())
+    }
+
+    fn ack(&self, c: pb::CommandAck) {
+        let Some(k) = self.consumers.get(&c.consumer_id) else {
+            return; // Pulsar ignores acks of unknown consumers
+        };
+        let cumulative = c.ack_type == pb::command_ack::AckType::Cumulative as i32;
+        let mut result = Ok(());
+        if cumulative {
+            if let Some(id) = c.message_id.first() {
+                // An ack_set leaves some batch messages unacked: settle up to the entry before.
+                let p = position(id);
+                let upto = if id.ack_set.iter().any(|w| *w != 0) {
+                    Position::new(p.ledger_id, p.entry_id - 1)
+                } else {
+                    p
+                };
+                result = k.sub.ack_cumulative(upto);
+            }
+        } else {
+            // A batch entry is settled once no message in it is left unacked.
+            let done: Vec<Position> = c
+                .message_id
+                .iter()
+                .filter(|id| id.ack_set.iter().all(|w| *w == 0))
+                .map(position)
+                .collect();
+            if !done.is_empty() {
+                k.sub.ack_individual(done);
+            }
+        }
+        if let Some(rid) = c.request_id {
+            let (error, message) = match &result {
+                Ok(()) => (None, None),
+                Err(e) => (Some(e.server_error() as i32), Some(e.to_string())),
+            };
+            self.send(BaseCommand {
+                ack_response: Some(pb::CommandAckResponse {
+                    consumer_id: c.consumer_id,
+                    request_id: Some(rid),
+                    error,
+                    message,
+                    ..Default::default()
+                }),
+                ..commands::base(Type::AckResponse)
+            });
+        } else if let Err(e) = result {
+            tracing::debug!(conn = self.id, error = %e, "ack rejected");
+        }
+    }
+
+    async fn seek(&mut self, c: pb::CommandSeek) -> Result<(), BrokerError> {
+        let k = self
+            .consumers
+            .get(&c.consumer_id)
+            .ok_or(BrokerError::ConsumerNotFound)?;
+        let (topic, sub) = (Arc::clone(&k.topic), Arc::clone(&k.sub));
+        let ml = &topic.ml;
+        let target = if let Some(id) = &c.message_id {
+            let p = position(id);
+            if p.ledger_id < 0 {
+                ml.first_position()
+            } else if p == Position::LATEST {
+                ml.position_after(ml.last_confirmed())
+            } else {
+                Position::new(p.ledger_id, p.entry_id.max(0))
+            }
+        } else if let Some(ts) = c.message_publish_time {
+            find_by_publish_time(ml, ts).await?
+        } else {
+            return Err(BrokerError::Metadata(
+                "SEEK needs a message id or a publish time".into(),
+            ));
+        };
+        let detached = sub.seek(target).await?;
+        // The detached consumers re-subscribe; forget them on this connection.
+        for (conn, cid) in detached {
+            if conn == self.id {
+                self.consumers.remove(&cid);
+            }
+        }
+        Ok(())
+    }
+
+    async fn last_message_id(&self, c: pb::CommandGetLastMessageId) -> Result<(), BrokerError> {
+        let k = self
+            .consumers
+            .get(&c.consumer_id)
+            .ok_or(BrokerError::ConsumerNotFound)?;
+        let ml = &k.topic.ml;
+        let last = ml.last_confirmed();
+        let partition = k.topic.partition;
+        let mut id = if last.entry_id < 0 {
+            commands::message_id(-1, -1, partition)
+        } else {
+            commands::message_id(last.ledger_id, last.entry_id, partition)
+        };
+        if last.entry_id >= 0
+            && let Some(e) = ml.read(last, 1, usize::MAX).await?.pop()
+            && let Ok((meta, _)) = protocol::parse_entry(&e.data)
+            && let Some(n) = meta.num_messages_in_batch
+        {
+            id.batch_index = Some(n - 1);
+        }
+        let md = k.sub.mark_delete();
+        self.send(BaseCommand {
+            get_last_message_id_response: Some(pb::CommandGetLastMessageIdResponse {
+                last_message_id: id,
+                request_id: c.request_id,
+                consumer_mark_delete_position: Some(commands::message_id(
+                    md.ledger_id,
+                    md.entry_id,
+                    partition,
+                )),
+            }),
+            ..commands::base(Type::GetLastMessageIdResponse)
+        });
+        Ok(())
+    }
+
+    async fn unsubscribe(&mut self, c: pb::CommandUnsubscribe) -> Result<(), BrokerError> {
+        let k = self
+            .consumers
+            .get(&c.consumer_id)
+            .ok_or(BrokerError::ConsumerNotFound)?;
+        if k.sub.consumer_count() > 1 {
+            return Err(BrokerError::ConsumerBusy(format!(
+                "Subscription {} has other connected consumers",
+                k.sub.name
+            )));
+        }
+        let k = self
+            .consumers
+            .remove(&c.consumer_id)
+            .ok_or(BrokerError::ConsumerNotFound)?;
+        k.sub.remove_consumer((self.id, c.consumer_id));
+        k.topic.remove_subscription(&k.sub.name).await;
+        k.sub.delete().await
+    }
+
+    async fn close_consumer(&mut self, consumer_id: u64) {
+        if let Some(k) = self.consumers.remove(&consumer_id) {
+            let left = k.sub.remove_consumer((self.id, consumer_id));
+            if left == 0 && !k.sub.is_durable() {
+                k.topic.remove_subscription(&k.sub.name).await;
+                k.sub.close().await;
+            }
+        }
+    }
+
+    fn get_schema(&self, c: pb::CommandGetSchema) {
+        let found = Self::topic_name(&c.topic)
+            .ok()
+            .and_then(|t| self.svc.schema(&t));
+        let resp = match found {
+            Some(s) => pb::CommandGetSchemaResponse {
+                request_id: c.request_id,
+                schema: Some(s.schema),
+                schema_version: Some(schema_version_bytes(s.version)),
+                ..Default::default()
+            },
+            None => pb::CommandGetSchemaResponse {
+                request_id: c.request_id,
+                error_code: Some(ServerError::TopicNotFound as i32),
+                error_message: Some(format!("no schema for topic {}", c.topic)),
+                ..Default::default()
+            },
+        };
+        self.send(BaseCommand {
+            get_schema_response: Some(resp),
+            ..commands::base(Type::GetSchemaResponse)
+        });
+    }
+
+    /// Detaches everything this connection had attached.
+    fn cleanup(&mut self) {
+        for (pid, t) in self.producers.drain() {
+            t.remove_producer((self.id, pid));
+        }
+        for (cid, k) in self.consumers.drain() {
+            let left = k.sub.remove_consumer((self.id, cid));
+            if left == 0 && !k.sub.is_durable() {
+                tokio::spawn(async move {
+                    k.topic.remove_subscription(&k.sub.name).await;
+                    k.sub.close().await;
+                });
+            }
+        }
+    }
+}
+
+/// The first entry published at or after `ts` (ms), or the end of the topic.
+async fn find_by_publish_time(
+    ml: &ledger::ManagedLedger,
+    ts: u64,
+) -> Result<Position, BrokerError> {
+    let mut from = ml.first_position();
+    loop {
+        let batch = ml.read(from, 1000, 64 << 20).await?;
+        let Some(last) = batch.last().map(|e| e.position) else {
+            return Ok(ml.position_after(ml.last_confirmed()));
+        };
+        for e in &batch {
+            if let Ok((meta, _)) = protocol::parse_entry(&e.data)
+                && meta.publish_time >= ts
+            {
+                return Ok(e.position);
+            }
+        }
+        from = Position::new(last.ledger_id, last.entry_id + 1);
+    }
+}

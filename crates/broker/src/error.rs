@@ -1,0 +1,37 @@
+use protocol::pb::ServerError;
+
+/// A failed broker operation, with the Pulsar error code a client is told.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("{0}")]
+    InvalidTopicName(#[from] protocol::TopicNameError),
+    #[error("topic {0} not found")]
+    TopicNotFound(String),
+    #[error("{0}")]
+    ConsumerBusy(String),
+    #[error("{0}")]
+    ProducerBusy(String),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("consumer not found")]
+    ConsumerNotFound,
+    #[error("storage error: {0}")]
+    Storage(#[from] ledger::LedgerError),
+    #[error("{0}")]
+    Metadata(String),
+}
+
+impl BrokerError {
+    pub fn server_error(&self) -> ServerError {
+        match self {
+            BrokerError::InvalidTopicName(_) => ServerError::InvalidTopicName,
+            BrokerError::TopicNotFound(_) => ServerError::TopicNotFound,
+            BrokerError::ConsumerBusy(_) => ServerError::ConsumerBusy,
+            BrokerError::ProducerBusy(_) => ServerError::ProducerBusy,
+            BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
+            BrokerError::ConsumerNotFound => ServerError::MetadataError,
+            BrokerError::Storage(_) => ServerError::PersistenceError,
+            BrokerError::Metadata(_) => ServerError::MetadataError,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The Pulsar-compatible broker service: accepts binary-protocol connections on
+//! `brokerServicePort`, maps topics onto managed ledgers, runs producers (SEND → durable append →
+//! SEND_RECEIPT, in order) and subscriptions (cursors, flow-controlled dispatch, acks,
+//! redelivery, seek). Entries are stored as received from the magic number on and relayed
+//! unchanged, so what Pulsar wrote can be served and the other way round.
+//!
+//! Topic storage and namespace policies come from the embedding binary through [`TopicStore`].
+
+mod connection;
+mod error;
+mod service;
+mod subscription;
+mod topic;
+
+pub use error::BrokerError;
+pub use service::{BrokerService, BrokerServiceConfig, StoredSchema, TopicStore};
+pub use subscription::SubType;
+pub use topic::Topic;

@@ -1,0 +1,192 @@
+//! The broker service: the listener, the table of loaded topics, producer naming and schemas.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use ledger::ManagedLedger;
+use protocol::TopicName;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::error::BrokerError;
+use crate::topic::Topic;
+
+/// Where topics live and how they are configured: implemented by the embedding binary (namespace
+/// policies, the managed-ledger factory, partitioned-topic metadata).
+#[async_trait::async_trait]
+pub trait TopicStore: Send + Sync {
+    /// Opens, creating if needed, the managed ledger behind a (non-partitioned or partition) topic.
+    async fn open(&self, topic: &TopicName) -> Result<ManagedLedger, BrokerError>;
+    /// Partition count of a partitioned topic; 0 for anything else.
+    async fn partitions(&self, topic: &TopicName) -> Result<u32, BrokerError>;
+    /// Every topic of a namespace (`tenant/ns`), full names, partitions listed one by one.
+    async fn list(&self, namespace: &str) -> Result<Vec<String>, BrokerError>;
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerServiceConfig {
+    /// Reported in CONNECTED.
+    pub server_version: String,
+    /// `pulsar://host:port` handed out by LOOKUP.
+    pub service_url: String,
+    pub max_message_size: u32,
+    /// Prefix of generated producer names (`<cluster>-<n>`).
+    pub cluster_name: String,
+}
+
+/// A schema stored per base topic (`tenant/ns/topic`), version 0.
+#[derive(Debug, Clone)]
+pub struct StoredSchema {
+    pub schema: protocol::pb::Schema,
+    pub version: u64,
+}
+
+pub struct BrokerService {
+    pub(crate) store: Arc<dyn TopicStore>,
+    pub(crate) config: BrokerServiceConfig,
+    topics: tokio::sync::Mutex<HashMap<String, Arc<Topic>>>,
+    producer_names: AtomicU64,
+    connection_ids: AtomicU64,
+    schemas: std::sync::Mutex<HashMap<String, StoredSchema>>,
+    connections: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl BrokerService {
+    pub fn new(store: Arc<dyn TopicStore>, config: BrokerServiceConfig) -> Arc<Self> {
+        Arc::new(BrokerService {
+            store,
+            config,
+            topics: Default::default(),
+            producer_names: AtomicU64::new(0),
+            connection_ids: AtomicU64::new(0),
+            schemas: Default::default(),
+            connections: Default::default(),
+        })
+    }
+
+    pub fn config(&self) -> &BrokerServiceConfig {
+        &self.config
+    }
+
+    /// Serves connections until `shutdown` turns true; then closes them all and flushes the
+    /// subscriptions' pending acknowledgements.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        let mut stopping = shutdown.clone();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let id = self.connection_ids.fetch_add(1, Ordering::Relaxed);
+                        let svc = Arc::clone(&self);
+                        let stop = shutdown.clone();
+                        self.connections.lock().await.spawn(async move {
+                            crate::connection::run(svc, stream, peer, id, stop).await;
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                _ = until_true(&mut stopping) => break,
+            }
+        }
+        let mut conns = std::mem::take(&mut *self.connections.lock().await);
+        while conns.join_next().await.is_some() {}
+        self.close().await;
+    }
+
+    /// Stops every subscription's dispatcher and persists its pending acks.
+    pub async fn close(&self) {
+        let topics: Vec<Arc<Topic>> = self.topics.lock().await.drain().map(|(_, t)| t).collect();
+        for t in topics {
+            t.close().await;
+        }
+    }
+
+    /// The loaded topic, loading (and creating) it on first use.
+    pub async fn topic(&self, name: &TopicName) -> Result<Arc<Topic>, BrokerError> {
+        let key = name.to_string();
+        let mut topics = self.topics.lock().await;
+        if let Some(t) = topics.get(&key) {
+            return Ok(Arc::clone(t));
+        }
+        let ml = self.store.open(name).await?;
+        let t = Arc::new(Topic::new(name.clone(), ml));
+        topics.insert(key, Arc::clone(&t));
+        Ok(t)
+    }
+
+    /// A loaded topic, without loading it.
+    pub async fn loaded_topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.lock().await.get(name).cloned()
+    }
+
+    /// Forgets a topic (it was deleted): its subscriptions stop.
+    pub async fn unload(&self, name: &str) {
+        let t = self.topics.lock().await.remove(name);
+        if let Some(t) = t {
+            t.close().await;
+        }
+    }
+
+    pub(crate) fn generate_producer_name(&self) -> String {
+        let n = self.producer_names.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{}-{n}", self.config.cluster_name, boot_id())
+    }
+
+    fn schema_key(topic: &TopicName) -> String {
+        let b = topic.base();
+        format!("{}/{}/{}", b.tenant, b.namespace, b.local)
+    }
+
+    /// Stores the first schema seen for a topic; returns the stored one.
+    pub(crate) fn put_schema(
+        &self,
+        topic: &TopicName,
+        schema: protocol::pb::Schema,
+    ) -> StoredSchema {
+        let mut s = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
+        s.entry(Self::schema_key(topic))
+            .or_insert(StoredSchema { schema, version: 0 })
+            .clone()
+    }
+
+    pub fn schema(&self, topic: &TopicName) -> Option<StoredSchema> {
+        let s = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
+        s.get(&Self::schema_key(topic)).cloned()
+    }
+}
+
+/// Distinguishes producer names generated by different runs of the broker.
+fn boot_id() -> u64 {
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() % 1_000_000)
+            .unwrap_or(0)
+    })
+}
+
+/// Schema versions travel as 8-byte big-endian numbers (Pulsar's `LongSchemaVersion`).
+pub(crate) fn schema_version_bytes(v: u64) -> Bytes {
+    Bytes::copy_from_slice(&v.to_be_bytes())
+}
+
+/// Resolves once the flag turns true (never, if its sender is gone while false). Unlike
+/// `wait_for`, holds no guard across the await, so the future stays `Send`.
+pub(crate) async fn until_true(rx: &mut watch::Receiver<bool>) {
+    loop {
+        let done = *rx.borrow_and_update();
+        if done {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

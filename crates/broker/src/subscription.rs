@@ -1,0 +1,629 @@
+//! A subscription: its cursor (durable, persisted by the managed ledger; or in memory for
+//! readers), the attached consumers with their permits, the entries delivered but not yet
+//! acknowledged, and the dispatcher task that pushes entries to consumers.
+//!
+//! Dispatch order: redeliveries first (oldest position first), then new entries from the read
+//! position. Permits are counted per message (a batch costs its size). Acks update the local
+//! state at once and are persisted by a separate task in groups, so a consumer acking every
+//! message does not cost one metadata commit per message.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ledger::{InitialPosition, Position};
+use protocol::commands;
+use protocol::frame::encode_message;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use crate::error::BrokerError;
+use crate::topic::{Start, Topic};
+
+/// How many entries one dispatch round reads at most.
+const READ_BATCH: usize = 100;
+/// Byte budget of one dispatch round's read.
+const READ_BYTES: usize = 8 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubType {
+    Exclusive,
+    Shared,
+    Failover,
+    KeyShared,
+}
+
+impl SubType {
+    pub fn from_wire(v: i32) -> SubType {
+        match v {
+            1 => SubType::Shared,
+            2 => SubType::Failover,
+            3 => SubType::KeyShared,
+            _ => SubType::Exclusive,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SubType::Exclusive => "Exclusive",
+            SubType::Shared => "Shared",
+            SubType::Failover => "Failover",
+            SubType::KeyShared => "Key_Shared",
+        }
+    }
+}
+
+/// A consumer is known by (connection id, consumer id).
+pub(crate) type ConsumerKey = (u64, u64);
+
+/// Frames to one connection's writer.
+pub(crate) type Outbox = mpsc::UnboundedSender<Bytes>;
+
+pub(crate) struct ConsumerSpec {
+    pub key: ConsumerKey,
+    pub name: String,
+    pub priority: i32,
+    pub outbox: Outbox,
+}
+
+struct Consumer {
+    spec: ConsumerSpec,
+    permits: i64,
+}
+
+enum AckOp {
+    Individual(Vec<Position>),
+    Cumulative(Position),
+    Reset(Position, oneshot::Sender<Result<(), BrokerError>>),
+}
+
+struct State {
+    sub_type: SubType,
+    consumers: Vec<Consumer>,
+    /// The next entry to read for first delivery.
+    read_position: Position,
+    /// Everything at or below is acknowledged.
+    mark_delete: Position,
+    /// Acknowledged above the mark-delete position.
+    acked: BTreeSet<Position>,
+    /// Delivered, not yet acknowledged: position → consumer.
+    pending: BTreeMap<Position, ConsumerKey>,
+    /// To deliver again before anything new.
+    redeliver: BTreeSet<Position>,
+    redelivery_counts: HashMap<Position, u32>,
+    /// Round-robin cursor over consumers (Shared).
+    next_consumer: usize,
+    /// Bumped by seek, so a dispatch round that read before the seek discards its entries.
+    epoch: u64,
+    closed: bool,
+}
+
+impl State {
+    fn is_acked(&self, p: Position) -> bool {
+        p <= self.mark_delete || self.acked.contains(&p)
+    }
+
+    fn has_permits(&self) -> bool {
+        match self.sub_type {
+            SubType::Exclusive | SubType::Failover => self
+                .active_index()
+                .is_some_and(|i| self.consumers[i].permits > 0),
+            SubType::Shared | SubType::KeyShared => self.consumers.iter().any(|c| c.permits > 0),
+        }
+    }
+
+    /// The consumer that receives everything (Exclusive, Failover).
+    fn active_index(&self) -> Option<usize> {
+        (0..self.consumers.len()).min_by(|&a, &b| {
+            let (ca, cb) = (&self.consumers[a].spec, &self.consumers[b].spec);
+            (ca.priority, &ca.name, ca.key).cmp(&(cb.priority, &cb.name, cb.key))
+        })
+    }
+
+    fn pick(&mut self, key: Option<&[u8]>) -> Option<usize> {
+        let n = self.consumers.len();
+        if n == 0 {
+            return None;
+        }
+        let with_permits = |s: &State, i: usize| s.consumers[i].permits > 0;
+        match (self.sub_type, key) {
+            (SubType::Exclusive | SubType::Failover, _) => {
+                self.active_index().filter(|&i| with_permits(self, i))
+            }
+            (SubType::KeyShared, Some(k)) => {
+                // Stable key → consumer map over consumers ordered by their identity.
+                let mut order: Vec<usize> = (0..n).collect();
+                order.sort_by_key(|&i| self.consumers[i].spec.key);
+                let i = order[crc32c::crc32c(k) as usize % n];
+                with_permits(self, i).then_some(i)
+            }
+            _ => {
+                for step in 0..n {
+                    let i = (self.next_consumer + step) % n;
+                    if with_permits(self, i) {
+                        self.next_consumer = i + 1;
+                        return Some(i);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Puts a consumer's unacknowledged deliveries back for redelivery.
+    fn return_pending(&mut self, key: ConsumerKey, only: Option<&[Position]>) {
+        let mine: Vec<Position> = self
+            .pending
+            .iter()
+            .filter(|(p, k)| **k == key && only.is_none_or(|o| o.contains(p)))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in mine {
+            self.pending.remove(&p);
+            self.redeliver.insert(p);
+            *self.redelivery_counts.entry(p).or_insert(0) += 1;
+        }
+    }
+
+    fn settle(&mut self, p: Position) {
+        self.pending.remove(&p);
+        self.redeliver.remove(&p);
+        self.redelivery_counts.remove(&p);
+    }
+}
+
+pub struct Subscription {
+    pub name: String,
+    topic: Arc<Topic>,
+    durable: bool,
+    state: Mutex<State>,
+    wake: Notify,
+    acks: Mutex<Option<mpsc::UnboundedSender<AckOp>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Subscription {
+    pub(crate) async fn create(
+        topic: Arc<Topic>,
+        name: &str,
+        sub_type: SubType,
+        start: Start,
+    ) -> Result<Arc<Subscription>, BrokerError> {
+        let ml = &topic.ml;
+        let (durable, mark_delete, acked, read_position) = match start {
+            Start::Durable(initial) => {
+                ml.open_cursor(name, initial).await?;
+                let state = ml
+                    .cursors()
+                    .await
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, s)| s)
+                    .ok_or_else(|| BrokerError::Metadata(format!("cursor {name} vanished")))?;
+                let read = ml.cursor_read_position(name).await?;
+                (true, state.mark_delete, state.individually_deleted, read)
+            }
+            Start::NonDurable(at) => {
+                let read = match at {
+                    None => ml.position_after(ml.last_confirmed()),
+                    Some(p) if p == Position::EARLIEST || p.ledger_id < 0 => ml.first_position(),
+                    Some(p) if p == Position::LATEST => ml.position_after(ml.last_confirmed()),
+                    Some(p) => Position::new(p.ledger_id, p.entry_id.max(0)),
+                };
+                let md = Position::new(read.ledger_id, read.entry_id - 1);
+                (false, md, BTreeSet::new(), read)
+            }
+        };
+        let sub = Arc::new(Subscription {
+            name: name.to_string(),
+            topic: Arc::clone(&topic),
+            durable,
+            state: Mutex::new(State {
+                sub_type,
+                consumers: Vec::new(),
+                read_position,
+                mark_delete,
+                acked,
+                pending: BTreeMap::new(),
+                redeliver: BTreeSet::new(),
+                redelivery_counts: HashMap::new(),
+                next_consumer: 0,
+                epoch: 0,
+                closed: false,
+            }),
+            wake: Notify::new(),
+            acks: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            stop: watch::channel(false).0,
+        });
+        let mut tasks = Vec::new();
+        if durable {
+            let (tx, rx) = mpsc::unbounded_channel();
+            *lock(&sub.acks) = Some(tx);
+            tasks.push(tokio::spawn(persist_acks(Arc::clone(&sub), rx)));
+        }
+        tasks.push(tokio::spawn(Arc::clone(&sub).dispatch_loop()));
+        *lock(&sub.tasks) = tasks;
+        Ok(sub)
+    }
+
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Attaches a consumer, enforcing the subscription type's rules.
+    pub(crate) fn add_consumer(
+        &self,
+        spec: ConsumerSpec,
+        sub_type: SubType,
+    ) -> Result<(), BrokerError> {
+        let mut st = self.state();
+        if st.consumers.iter().any(|c| c.spec.key == spec.key) {
+            return Ok(());
+        }
+        if !st.consumers.is_empty() {
+            if st.sub_type != sub_type {
+                return Err(BrokerError::ConsumerBusy(format!(
+                    "Subscription {} is of type {}, a {} consumer cannot attach",
+                    self.name,
+                    st.sub_type.name(),
+                    sub_type.name()
+                )));
+            }
+            if sub_type == SubType::Exclusive {
+                return Err(BrokerError::ConsumerBusy(
+                    "Exclusive consumer is already connected".into(),
+                ));
+            }
+        }
+        st.sub_type = sub_type;
+        st.consumers.push(Consumer { spec, permits: 0 });
+        drop(st);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    pub(crate) fn has_consumer(&self, key: ConsumerKey) -> bool {
+        self.state().consumers.iter().any(|c| c.spec.key == key)
+    }
+
+    /// Detaches a consumer; its unacknowledged deliveries go back for redelivery. Returns how
+    /// many consumers are left.
+    pub(crate) fn remove_consumer(&self, key: ConsumerKey) -> usize {
+        let mut st = self.state();
+        st.consumers.retain(|c| c.spec.key != key);
+        st.return_pending(key, None);
+        let left = st.consumers.len();
+        drop(st);
+        self.wake.notify_one();
+        left
+    }
+
+    pub(crate) fn consumer_count(&self) -> usize {
+        self.state().consumers.len()
+    }
+
+    pub(crate) fn flow(&self, key: ConsumerKey, permits: u32) {
+        let mut st = self.state();
+        if let Some(c) = st.consumers.iter_mut().find(|c| c.spec.key == key) {
+            c.permits = c.permits.saturating_add(i64::from(permits));
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn redeliver(&self, key: ConsumerKey, only: Option<&[Position]>) {
+        let mut st = self.state();
+        let only = match st.sub_type {
+            SubType::Shared | SubType::KeyShared => only,
+            // Exclusive/Failover rewind everything the consumer holds.
+            SubType::Exclusive | SubType::Failover => None,
+        };
+        st.return_pending(key, only);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn ack_individual(&self, positions: Vec<Position>) {
+        {
+            let mut st = self.state();
+            for &p in &positions {
+                if p > st.mark_delete {
+                    st.acked.insert(p);
+                }
+                st.settle(p);
+            }
+        }
+        self.send_ack(AckOp::Individual(positions));
+    }
+
+    pub(crate) fn ack_cumulative(&self, upto: Position) -> Result<(), BrokerError> {
+        {
+            let mut st = self.state();
+            if matches!(st.sub_type, SubType::Shared | SubType::KeyShared) {
+                return Err(BrokerError::NotAllowed(
+                    "Cumulative acks are not allowed on Shared or Key_Shared subscriptions".into(),
+                ));
+            }
+            if upto > st.mark_delete {
+                st.mark_delete = upto;
+                let keep = st
+                    .acked
+                    .split_off(&Position::new(upto.ledger_id, upto.entry_id + 1));
+                st.acked = keep;
+                let settled: Vec<Position> = st.pending.range(..=upto).map(|(p, _)| *p).collect();
+                for p in settled {
+                    st.settle(p);
+                }
+                let redo: Vec<Position> = st.redeliver.range(..=upto).copied().collect();
+                for p in redo {
+                    st.settle(p);
+                }
+            }
+        }
+        self.send_ack(AckOp::Cumulative(upto));
+        Ok(())
+    }
+
+    fn send_ack(&self, op: AckOp) {
+        if let Some(tx) = lock(&self.acks).as_ref() {
+            let _ = tx.send(op);
+        }
+    }
+
+    /// The subscription's mark-delete position, for GET_LAST_MESSAGE_ID.
+    pub(crate) fn mark_delete(&self) -> Position {
+        self.state().mark_delete
+    }
+
+    /// Seek: detaches every consumer (CLOSE_CONSUMER, the clients re-subscribe) and moves the
+    /// cursor so that `read_from` is delivered next.
+    pub(crate) async fn seek(&self, read_from: Position) -> Result<Vec<ConsumerKey>, BrokerError> {
+        let detached = {
+            let mut st = self.state();
+            let consumers = std::mem::take(&mut st.consumers);
+            for c in &consumers {
+                let _ = c
+                    .spec
+                    .outbox
+                    .send(protocol::encode_command(&commands::close_consumer(
+                        c.spec.key.1,
+                    )));
+            }
+            st.epoch += 1;
+            st.pending.clear();
+            st.redeliver.clear();
+            st.redelivery_counts.clear();
+            st.acked.clear();
+            st.read_position = read_from;
+            st.mark_delete = Position::new(read_from.ledger_id, read_from.entry_id - 1);
+            consumers.into_iter().map(|c| c.spec.key).collect()
+        };
+        let tx = lock(&self.acks).clone();
+        if let Some(tx) = tx {
+            let (done_tx, done_rx) = oneshot::channel();
+            let _ = tx.send(AckOp::Reset(read_from, done_tx));
+            done_rx
+                .await
+                .map_err(|_| BrokerError::Metadata("subscription closed during seek".into()))??;
+        }
+        self.wake.notify_one();
+        Ok(detached)
+    }
+
+    /// Stops the dispatcher and persists pending acks.
+    pub(crate) async fn close(&self) {
+        self.state().closed = true;
+        let _ = self.stop.send(true);
+        lock(&self.acks).take();
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Deletes the durable cursor (unsubscribe).
+    pub(crate) async fn delete(&self) -> Result<(), BrokerError> {
+        self.close().await;
+        if self.durable {
+            self.topic.ml.delete_cursor(&self.name).await?;
+        }
+        Ok(())
+    }
+
+    async fn dispatch_loop(self: Arc<Self>) {
+        let mut appended = self.topic.watch_appended();
+        let mut stop = self.stop.subscribe();
+        loop {
+            let stopped = *stop.borrow();
+            if stopped {
+                return;
+            }
+            match self.dispatch_once().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic.name, subscription = %self.name, error = %e, "dispatch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = appended.changed() => {}
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// One round: read what the consumers have permits for and push it. Returns whether
+    /// anything was delivered (then another round follows at once).
+    async fn dispatch_once(&self) -> Result<bool, BrokerError> {
+        enum Plan {
+            Redeliver(Vec<Position>),
+            Read(Position, usize),
+        }
+        let (plan, epoch) = {
+            let st = self.state();
+            if st.closed || !st.has_permits() {
+                return Ok(false);
+            }
+            let permits: i64 = st.consumers.iter().map(|c| c.permits.max(0)).sum();
+            let n = (permits as usize).clamp(1, READ_BATCH);
+            let plan = if st.redeliver.is_empty() {
+                Plan::Read(st.read_position, n)
+            } else {
+                Plan::Redeliver(st.redeliver.iter().take(n).copied().collect())
+            };
+            (plan, st.epoch)
+        };
+        let ml = &self.topic.ml;
+        let (entries, redelivering) = match &plan {
+            Plan::Read(from, n) => (ml.read(*from, *n, READ_BYTES).await?, false),
+            Plan::Redeliver(ps) => {
+                let mut out = Vec::with_capacity(ps.len());
+                let mut gone = Vec::new();
+                for &p in ps {
+                    match ml.read(p, 1, READ_BYTES).await?.pop() {
+                        Some(e) if e.position == p => out.push(e),
+                        _ => gone.push(p), // removed by retention
+                    }
+                }
+                if !gone.is_empty() {
+                    let mut st = self.state();
+                    for p in gone {
+                        st.settle(p);
+                    }
+                }
+                (out, true)
+            }
+        };
+        if entries.is_empty() {
+            return Ok(false);
+        }
+        let mut st = self.state();
+        if st.epoch != epoch || st.closed {
+            return Ok(true);
+        }
+        let mut delivered = false;
+        for e in entries {
+            let pos = e.position;
+            if !redelivering && pos < st.read_position {
+                continue;
+            }
+            if st.is_acked(pos) || (redelivering && !st.redeliver.contains(&pos)) {
+                if !redelivering {
+                    st.read_position = Position::new(pos.ledger_id, pos.entry_id + 1);
+                }
+                continue;
+            }
+            let meta = protocol::parse_entry(&e.data).ok().map(|(m, _)| m);
+            let count = meta
+                .as_ref()
+                .map(protocol::entry::message_count)
+                .unwrap_or(1);
+            let key = meta.as_ref().and_then(protocol::entry::routing_key);
+            let Some(i) = st.pick(key) else { break };
+            let redeliveries = st.redelivery_counts.get(&pos).copied().unwrap_or(0);
+            let c = &mut st.consumers[i];
+            c.permits -= i64::from(count);
+            let cmd = commands::message(
+                c.spec.key.1,
+                commands::message_id(pos.ledger_id, pos.entry_id, self.topic.partition),
+                redeliveries,
+            );
+            let key = c.spec.key;
+            let sent = c.spec.outbox.send(encode_message(&cmd, &e.data)).is_ok();
+            if !sent {
+                // The connection is gone; its clean-up detaches the consumer.
+                c.permits = 0;
+                break;
+            }
+            delivered = true;
+            st.pending.insert(pos, key);
+            if redelivering {
+                st.redeliver.remove(&pos);
+            } else {
+                st.read_position = Position::new(pos.ledger_id, pos.entry_id + 1);
+            }
+        }
+        Ok(delivered)
+    }
+}
+
+/// Applies acknowledgements to the durable cursor, many at a time.
+async fn persist_acks(sub: Arc<Subscription>, mut rx: mpsc::UnboundedReceiver<AckOp>) {
+    let ml = sub.topic.ml.clone();
+    while let Some(first) = rx.recv().await {
+        let mut ops = vec![first];
+        while let Ok(op) = rx.try_recv() {
+            ops.push(op);
+        }
+        let mut individual: Vec<Position> = Vec::new();
+        for op in ops {
+            match op {
+                AckOp::Individual(ps) => individual.extend(ps),
+                AckOp::Cumulative(p) => {
+                    flush_individual(&sub, &ml, &mut individual).await;
+                    match ml.ack_cumulative(&sub.name, p).await {
+                        Ok(md) => sub.prune_acked(md),
+                        Err(e) => {
+                            tracing::warn!(subscription = %sub.name, error = %e, "persisting a cumulative ack failed")
+                        }
+                    }
+                }
+                AckOp::Reset(p, done) => {
+                    flush_individual(&sub, &ml, &mut individual).await;
+                    let r = ml
+                        .reset_cursor(&sub.name, p)
+                        .await
+                        .map_err(BrokerError::from);
+                    let _ = done.send(r);
+                }
+            }
+        }
+        flush_individual(&sub, &ml, &mut individual).await;
+    }
+}
+
+async fn flush_individual(sub: &Subscription, ml: &ledger::ManagedLedger, ps: &mut Vec<Position>) {
+    if ps.is_empty() {
+        return;
+    }
+    match ml.ack(&sub.name, ps).await {
+        Ok(md) => sub.prune_acked(md),
+        Err(e) => tracing::warn!(subscription = %sub.name, error = %e, "persisting acks failed"),
+    }
+    ps.clear();
+}
+
+impl Subscription {
+    /// The cursor's mark-delete position moved: forget acks at or below it.
+    fn prune_acked(&self, md: Position) {
+        let mut st = self.state();
+        if md > st.mark_delete {
+            st.mark_delete = md;
+        }
+        let floor = st.mark_delete;
+        st.acked = st
+            .acked
+            .split_off(&Position::new(floor.ledger_id, floor.entry_id + 1));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Where a durable subscription starts when it is created.
+pub(crate) fn initial_position(v: Option<i32>) -> InitialPosition {
+    match v {
+        Some(1) => InitialPosition::Earliest,
+        _ => InitialPosition::Latest,
+    }
+}

@@ -1,0 +1,200 @@
+//! Frames on the wire: `[totalSize u32][commandSize u32][BaseCommand]`, followed for payload
+//! commands (SEND, MESSAGE) by `[magic 0x0e01][crc32c u32][metadataSize u32][MessageMetadata]
+//! [payload]`. All integers are big-endian.
+//!
+//! A SEND's payload is kept as the bytes from the magic onward: that is what a managed-ledger
+//! entry holds and what MESSAGE relays, unchanged, so the checksum stays valid end to end.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::Message;
+
+use crate::pb::{BaseCommand, MessageMetadata};
+
+/// Magic number in front of the checksum of a payload command.
+pub const MAGIC_CRC32C: u16 = 0x0e01;
+/// Magic number of broker entry metadata, which tierlog never sends (pulsar-rs cannot parse it).
+pub const MAGIC_BROKER_ENTRY_METADATA: u16 = 0x0e02;
+/// Pulsar's default `maxMessageSize`, advertised in CONNECTED.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u32 = 5 * 1024 * 1024;
+/// Room for headers on top of the largest message, as Pulsar's frame decoder allows.
+pub const FRAME_PADDING: u32 = 10 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {size} bytes exceeds the maximum frame size of {max} bytes")]
+    TooLarge { size: u64, max: u64 },
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error("undecodable command: {0}")]
+    BadCommand(#[from] prost::DecodeError),
+    #[error("payload checksum mismatch: frame says {expected:#010x}, payload has {actual:#010x}")]
+    Checksum {
+        expected: u32,
+        actual: u32,
+        /// The command the payload came with, so a SEND can be answered with SEND_ERROR.
+        command: Box<BaseCommand>,
+    },
+}
+
+/// The payload of a SEND or MESSAGE.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    /// The bytes from the magic onward, with a valid checksum (added when the sender sent none).
+    pub entry: Bytes,
+    /// The decoded message metadata, for the broker's own decisions (never re-encoded).
+    pub metadata: MessageMetadata,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub command: BaseCommand,
+    pub payload: Option<Payload>,
+}
+
+/// Splits a byte stream into frames, enforcing the maximum frame size before buffering a frame.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameDecoder {
+    max_frame: u32,
+}
+
+impl FrameDecoder {
+    /// A decoder that accepts frames of up to `max_message_size` + [`FRAME_PADDING`] bytes.
+    pub fn new(max_message_size: u32) -> Self {
+        FrameDecoder {
+            max_frame: max_message_size.saturating_add(FRAME_PADDING),
+        }
+    }
+
+    pub fn max_frame(&self) -> u32 {
+        self.max_frame
+    }
+
+    /// Takes one frame off the front of `buf`, or returns `None` when more bytes are needed. An
+    /// error means the stream can no longer be trusted: the connection should be closed.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if buf.len() < 4 {
+            return Ok(None);
+        }
+        let total = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        if total > self.max_frame {
+            return Err(FrameError::TooLarge {
+                size: u64::from(total),
+                max: u64::from(self.max_frame),
+            });
+        }
+        if buf.len() < 4 + total as usize {
+            buf.reserve(4 + total as usize - buf.len());
+            return Ok(None);
+        }
+        buf.advance(4);
+        let frame = buf.split_to(total as usize).freeze();
+        decode_frame_body(frame).map(Some)
+    }
+}
+
+/// Decodes `[commandSize][BaseCommand][payload section]` (everything after `totalSize`).
+pub fn decode_frame_body(mut frame: Bytes) -> Result<Frame, FrameError> {
+    if frame.len() < 4 {
+        return Err(FrameError::Malformed(format!(
+            "frame of {} bytes has no command size",
+            frame.len()
+        )));
+    }
+    let cmd_size = frame.get_u32() as usize;
+    if cmd_size > frame.len() {
+        return Err(FrameError::Malformed(format!(
+            "command size {cmd_size} exceeds the {} bytes left in the frame",
+            frame.len()
+        )));
+    }
+    let command = BaseCommand::decode(frame.split_to(cmd_size))?;
+    if frame.is_empty() {
+        return Ok(Frame {
+            command,
+            payload: None,
+        });
+    }
+    match split_payload(frame) {
+        Ok(payload) => Ok(Frame {
+            command,
+            payload: Some(payload),
+        }),
+        Err(PayloadError::Frame(e)) => Err(e),
+        Err(PayloadError::Checksum { expected, actual }) => Err(FrameError::Checksum {
+            expected,
+            actual,
+            command: Box::new(command),
+        }),
+    }
+}
+
+enum PayloadError {
+    Frame(FrameError),
+    Checksum { expected: u32, actual: u32 },
+}
+
+fn split_payload(payload: Bytes) -> Result<Payload, PayloadError> {
+    let malformed = |m: String| PayloadError::Frame(FrameError::Malformed(m));
+    if payload.len() >= 2 && payload[..2] == MAGIC_BROKER_ENTRY_METADATA.to_be_bytes() {
+        return Err(malformed(
+            "broker entry metadata is not accepted from clients".into(),
+        ));
+    }
+    let (entry, checked) = if payload.len() >= 2 && payload[..2] == MAGIC_CRC32C.to_be_bytes() {
+        if payload.len() < 6 {
+            return Err(malformed("payload ends inside its checksum".into()));
+        }
+        let expected = u32::from_be_bytes([payload[2], payload[3], payload[4], payload[5]]);
+        let actual = crc32c::crc32c(&payload[6..]);
+        if expected != actual {
+            return Err(PayloadError::Checksum { expected, actual });
+        }
+        (payload, 6)
+    } else {
+        // No checksum section (protocol < v6): add one so the stored entry is self-checking.
+        let mut with = BytesMut::with_capacity(payload.len() + 6);
+        with.put_u16(MAGIC_CRC32C);
+        with.put_u32(crc32c::crc32c(&payload));
+        with.extend_from_slice(&payload);
+        (with.freeze(), 6)
+    };
+    let metadata = crate::entry::metadata_after_checksum(&entry[checked..])
+        .map_err(|e| malformed(e.to_string()))?;
+    Ok(Payload { entry, metadata })
+}
+
+/// `[total][cmdSize][command]`.
+pub fn encode_command(cmd: &BaseCommand) -> Bytes {
+    let len = cmd.encoded_len();
+    let mut b = BytesMut::with_capacity(8 + len);
+    b.put_u32(4 + len as u32);
+    b.put_u32(len as u32);
+    // Encoding into a buffer with enough capacity cannot fail.
+    let _ = cmd.encode(&mut b);
+    b.freeze()
+}
+
+/// A MESSAGE (or any payload command) carrying a stored entry unchanged.
+pub fn encode_message(cmd: &BaseCommand, entry: &[u8]) -> Bytes {
+    let len = cmd.encoded_len();
+    let mut b = BytesMut::with_capacity(8 + len + entry.len());
+    b.put_u32((4 + len + entry.len()) as u32);
+    b.put_u32(len as u32);
+    let _ = cmd.encode(&mut b);
+    b.extend_from_slice(entry);
+    b.freeze()
+}
+
+/// A client's SEND: the command, then magic, checksum, metadata and payload.
+pub fn encode_send(cmd: &BaseCommand, metadata: &MessageMetadata, payload: &[u8]) -> Bytes {
+    let meta_len = metadata.encoded_len();
+    let mut body = BytesMut::with_capacity(4 + meta_len + payload.len());
+    body.put_u32(meta_len as u32);
+    let _ = metadata.encode(&mut body);
+    body.extend_from_slice(payload);
+    let mut entry = BytesMut::with_capacity(6 + body.len());
+    entry.put_u16(MAGIC_CRC32C);
+    entry.put_u32(crc32c::crc32c(&body));
+    entry.extend_from_slice(&body);
+    encode_message(cmd, &entry)
+}
