@@ -65,7 +65,9 @@ impl Topic {
         entry: ProducerEntry,
     ) -> Result<(), BrokerError> {
         let mut p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-        if p.get(&key).is_some_and(|existing| existing.name == entry.name) {
+        if p.get(&key)
+            .is_some_and(|existing| existing.name == entry.name)
+        {
             return Ok(());
         }
         if p.values().any(|e| e.name == entry.name) {

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 pub struct Standalone {
     child: Option<Child>,
     pub web_port: u16,
+    /// The binary-protocol port (`pulsar://127.0.0.1:<broker_port>`).
+    pub broker_port: u16,
 }
 
 impl Standalone {
@@ -16,12 +18,13 @@ impl Standalone {
     /// extra `TIERLOG_<key>` settings in `env`; waits until the health endpoint answers.
     pub fn start(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> Standalone {
         let web_port = crate::free_port();
+        let broker_port = crate::free_port();
         let mut cmd = Command::new(bin);
         cmd.args(["standalone", "--config", "/dev/null"])
             .env("TIERLOG_dataDirectory", dir.join("data"))
             .env("TIERLOG_bindAddress", "127.0.0.1")
             .env("TIERLOG_webServicePort", web_port.to_string())
-            .env("TIERLOG_brokerServicePort", crate::free_port().to_string())
+            .env("TIERLOG_brokerServicePort", broker_port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -30,6 +33,7 @@ impl Standalone {
         let s = Standalone {
             child: Some(cmd.spawn().expect("start tierlog standalone")),
             web_port,
+            broker_port,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while s.call("GET", "/admin/v2/brokers/health", None).0 != 200 {
@@ -40,6 +44,18 @@ impl Standalone {
             std::thread::sleep(Duration::from_millis(50));
         }
         s
+    }
+
+    pub fn service_url(&self) -> String {
+        format!("pulsar://127.0.0.1:{}", self.broker_port)
+    }
+
+    /// SIGKILL: no clean shutdown.
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     pub fn admin_url(&self) -> String {

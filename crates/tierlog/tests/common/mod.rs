@@ -1,0 +1,195 @@
+//! Shared helpers of the client tests: a broker, a pulsar-rs client, produce and consume loops.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use pulsar::consumer::{ConsumerOptions, InitialPosition};
+use pulsar::producer::{Message, ProducerOptions};
+use pulsar::{Consumer, Pulsar, SubType, TokioExecutor};
+use testkit::standalone::Standalone;
+
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tierlog"))
+}
+
+pub fn start(dir: &Path, env: &[(&str, &str)]) -> Standalone {
+    Standalone::start(bin(), dir, env)
+}
+
+pub async fn client(broker: &Standalone) -> Pulsar<TokioExecutor> {
+    Pulsar::builder(broker.service_url(), TokioExecutor)
+        .build()
+        .await
+        .expect("pulsar-rs connects")
+}
+
+/// The i-th test message: payload, key, properties, event time.
+pub fn message(i: usize, size: usize) -> Message {
+    let mut payload = format!("m-{i:07}-").into_bytes();
+    payload.extend((0..size.saturating_sub(payload.len())).map(|j| (i * 31 + j) as u8));
+    Message {
+        payload,
+        properties: HashMap::from([("i".to_string(), i.to_string())]),
+        partition_key: Some(format!("key-{}", i % 13)),
+        event_time: Some(1_700_000_000_000 + i as u64),
+        ..Default::default()
+    }
+}
+
+/// Sends `range` through one producer and waits for every receipt; returns the message ids.
+pub async fn produce(
+    client: &Pulsar<TokioExecutor>,
+    topic: &str,
+    range: std::ops::Range<usize>,
+    size: usize,
+    mut options: ProducerOptions,
+) -> Vec<(u64, u64)> {
+    // Wait for room instead of failing with SlowDown when the connection queue is full.
+    options.block_queue_if_full = true;
+    let batching = options.batch_size.is_some_and(|b| b > 1);
+    let mut producer = client
+        .producer()
+        .with_topic(topic)
+        .with_options(options)
+        .build()
+        .await
+        .expect("producer");
+    // pulsar-rs refuses sends (SlowDown) when its connection queue is full: keep a window.
+    let mut pending = std::collections::VecDeque::new();
+    let mut ids = Vec::new();
+    let settle = |r: Result<pulsar::proto::CommandSendReceipt, pulsar::Error>| {
+        let id = r
+            .expect("receipt")
+            .message_id
+            .expect("receipt has a message id");
+        (id.ledger_id, id.entry_id)
+    };
+    for i in range {
+        if pending.len() >= 500 {
+            let p: pulsar::producer::SendFuture = pending.pop_front().expect("window");
+            ids.push(settle(p.await));
+        }
+        pending.push_back(
+            producer
+                .send_non_blocking(message(i, size))
+                .await
+                .expect("send accepted"),
+        );
+    }
+    if batching {
+        producer.send_batch().await.expect("flush batch");
+    }
+    for p in pending {
+        ids.push(settle(p.await));
+    }
+    producer.close().await.expect("close producer");
+    ids
+}
+
+pub async fn consumer(
+    client: &Pulsar<TokioExecutor>,
+    topic: &str,
+    sub: &str,
+    ty: SubType,
+    initial: InitialPosition,
+) -> Consumer<Vec<u8>, TokioExecutor> {
+    client
+        .consumer()
+        .with_topic(topic)
+        .with_subscription(sub)
+        .with_subscription_type(ty)
+        .with_options(ConsumerOptions::default().with_initial_position(initial))
+        .build()
+        .await
+        .expect("consumer")
+}
+
+/// Receives until `n` messages arrived (acking each when `ack`), or panics after `timeout` of
+/// silence. Returns (index property, payload, key, event time) per message.
+pub async fn receive(
+    consumer: &mut Consumer<Vec<u8>, TokioExecutor>,
+    n: usize,
+    ack: bool,
+    timeout: Duration,
+) -> Vec<(usize, Vec<u8>, Option<String>, Option<u64>)> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let msg = tokio::time::timeout(timeout, consumer.try_next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} messages arrived", out.len()))
+            .expect("consumer stream")
+            .expect("stream open");
+        let i = msg
+            .payload
+            .metadata
+            .properties
+            .iter()
+            .find(|kv| kv.key == "i")
+            .map(|kv| kv.value.parse().expect("index"))
+            .expect("property i");
+        out.push((
+            i,
+            msg.payload.data.clone(),
+            msg.key(),
+            msg.payload.metadata.event_time,
+        ));
+        if ack {
+            consumer.ack(&msg).await.expect("ack");
+        }
+    }
+    out
+}
+
+/// Asserts that nothing more arrives within `wait`.
+pub async fn assert_silent(consumer: &mut Consumer<Vec<u8>, TokioExecutor>, wait: Duration) {
+    if let Ok(Some(Ok(m))) = tokio::time::timeout(wait, consumer.try_next())
+        .await
+        .map(|r| r.transpose())
+    {
+        panic!("unexpected message {:?}", m.message_id());
+    }
+}
+
+/// Asserts each received message equals what [`message`] produced for its index.
+pub fn check(received: &[(usize, Vec<u8>, Option<String>, Option<u64>)], size: usize) {
+    for (i, data, key, event) in received {
+        let m = message(*i, size);
+        assert_eq!(data, &m.payload, "payload of message {i}");
+        assert_eq!(key, &m.partition_key, "key of message {i}");
+        assert_eq!(event, &m.event_time, "event time of message {i}");
+    }
+}
+
+/// Receives (acking) until nothing arrives for `quiet`.
+pub async fn receive_until_quiet(
+    consumer: &mut Consumer<Vec<u8>, TokioExecutor>,
+    quiet: Duration,
+) -> Vec<(usize, Vec<u8>, Option<String>, Option<u64>)> {
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(quiet, consumer.try_next()).await {
+            Err(_) => return out,
+            Ok(next) => {
+                let msg = next.expect("consumer stream").expect("stream open");
+                let i = msg
+                    .payload
+                    .metadata
+                    .properties
+                    .iter()
+                    .find(|kv| kv.key == "i")
+                    .map(|kv| kv.value.parse().expect("index"))
+                    .expect("property i");
+                out.push((
+                    i,
+                    msg.payload.data.clone(),
+                    msg.key(),
+                    msg.payload.metadata.event_time,
+                ));
+                consumer.ack(&msg).await.expect("ack");
+            }
+        }
+    }
+}
