@@ -193,3 +193,28 @@ pub async fn receive_until_quiet(
         }
     }
 }
+
+/// Receives until quiet, acking the messages for which `ack(index)` is true.
+pub async fn receive_until_quiet_with(
+    consumer: &mut Consumer<Vec<u8>, TokioExecutor>,
+    quiet: Duration,
+    mut ack: impl FnMut(usize) -> bool,
+) -> Vec<usize> {
+    let mut out = Vec::new();
+    while let Ok(next) = tokio::time::timeout(quiet, consumer.try_next()).await {
+        let msg = next.expect("consumer stream").expect("stream open");
+        let i: usize = msg
+            .payload
+            .metadata
+            .properties
+            .iter()
+            .find(|kv| kv.key == "i")
+            .map(|kv| kv.value.parse().expect("index"))
+            .expect("property i");
+        out.push(i);
+        if ack(i) {
+            consumer.ack(&msg).await.expect("ack");
+        }
+    }
+    out
+}
