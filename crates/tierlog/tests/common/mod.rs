@@ -11,6 +11,9 @@ use pulsar::producer::{Message, ProducerOptions};
 use pulsar::{Consumer, Pulsar, SubType, TokioExecutor};
 use testkit::standalone::Standalone;
 
+/// One received message: (index property, payload, key, event time).
+pub type Received = (usize, Vec<u8>, Option<String>, Option<u64>);
+
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tierlog"))
 }
@@ -114,7 +117,7 @@ pub async fn receive(
     n: usize,
     ack: bool,
     timeout: Duration,
-) -> Vec<(usize, Vec<u8>, Option<String>, Option<u64>)> {
+) -> Vec<Received> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let msg = tokio::time::timeout(timeout, consumer.try_next())
@@ -154,7 +157,7 @@ pub async fn assert_silent(consumer: &mut Consumer<Vec<u8>, TokioExecutor>, wait
 }
 
 /// Asserts each received message equals what [`message`] produced for its index.
-pub fn check(received: &[(usize, Vec<u8>, Option<String>, Option<u64>)], size: usize) {
+pub fn check(received: &[Received], size: usize) {
     for (i, data, key, event) in received {
         let m = message(*i, size);
         assert_eq!(data, &m.payload, "payload of message {i}");
@@ -167,7 +170,7 @@ pub fn check(received: &[(usize, Vec<u8>, Option<String>, Option<u64>)], size: u
 pub async fn receive_until_quiet(
     consumer: &mut Consumer<Vec<u8>, TokioExecutor>,
     quiet: Duration,
-) -> Vec<(usize, Vec<u8>, Option<String>, Option<u64>)> {
+) -> Vec<Received> {
     let mut out = Vec::new();
     loop {
         match tokio::time::timeout(quiet, consumer.try_next()).await {
