@@ -66,7 +66,7 @@ fn every_captured_frame_decodes_and_re_encodes_byte_for_byte() {
 fn the_captured_send_becomes_the_captured_message_entry() {
     let frames = captured_frames();
     let dec = FrameDecoder::new(protocol::DEFAULT_MAX_MESSAGE_SIZE);
-    let mut decode = |what: &str| {
+    let decode = |what: &str| {
         let (_, b) = frames.iter().find(|(w, _)| w == what).unwrap();
         dec.decode(&mut BytesMut::from(&b[..])).unwrap().unwrap()
     };
