@@ -353,7 +353,7 @@ impl Conn {
             }
             Type::GetSchema => {
                 let c = body!(get_schema);
-                self.get_schema(c);
+                self.get_schema(c).await;
             }
             Type::ConsumerStats => {
                 let c = body!(consumer_stats);
@@ -454,9 +454,12 @@ impl Conn {
                 .open_cursor(sub, ledger::InitialPosition::Earliest)
                 .await?;
         }
-        let schema_version = c
-            .schema
-            .map(|s| schema_version_bytes(self.svc.put_schema(&name, s).version));
+        let schema_version = match c.schema {
+            Some(s) => Some(schema_version_bytes(
+                self.svc.put_schema(&name, s).await?.version,
+            )),
+            None => None,
+        };
         self.producers.insert(c.producer_id, topic);
         self.send(BaseCommand {
             producer_success: Some(pb::CommandProducerSuccess {
@@ -530,8 +533,10 @@ impl Conn {
         } else {
             Start::NonDurable(c.start_message_id.as_ref().map(position))
         };
-        if let Some(s) = &c.schema {
-            self.svc.put_schema(&name, s.clone());
+        if let Some(s) = &c.schema
+            && s.r#type != pb::schema::Type::None as i32
+        {
+            self.svc.put_schema(&name, s.clone()).await?;
         }
         let sub = topic.subscription(&c.subscription, sub_type, start).await?;
         sub.add_consumer(
@@ -696,10 +701,11 @@ impl Conn {
         }
     }
 
-    fn get_schema(&self, c: pb::CommandGetSchema) {
-        let found = Self::topic_name(&c.topic)
-            .ok()
-            .and_then(|t| self.svc.schema(&t));
+    async fn get_schema(&self, c: pb::CommandGetSchema) {
+        let found = match Self::topic_name(&c.topic) {
+            Ok(t) => self.svc.schema(&t).await.ok().flatten(),
+            Err(_) => None,
+        };
         let resp = match found {
             Some(s) => pb::CommandGetSchemaResponse {
                 request_id: c.request_id,

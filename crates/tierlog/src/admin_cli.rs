@@ -100,6 +100,24 @@ pub enum Topics {
     Delete {
         topic: String,
     },
+    /// Create a partitioned topic with --partitions N.
+    CreatePartitionedTopic {
+        #[arg(long, short = 'p')]
+        partitions: u32,
+        topic: String,
+    },
+    /// Partition count of a partitioned topic ({"partitions": N}).
+    GetPartitionedTopicMetadata {
+        topic: String,
+    },
+    /// Delete a partitioned topic and its partitions.
+    DeletePartitionedTopic {
+        topic: String,
+    },
+    /// List the partitioned topics of a namespace.
+    ListPartitionedTopics {
+        namespace: String,
+    },
     Stats {
         topic: String,
     },
@@ -435,6 +453,25 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
         }
         Topics::Delete { topic } => {
             c.call(M::DELETE, &path(&topic)?.0, None).await?;
+        }
+        Topics::CreatePartitionedTopic { partitions, topic } => {
+            let p = format!("{}/partitions", path(&topic)?.0);
+            c.call(M::PUT, &p, Some(json!(partitions))).await?;
+        }
+        Topics::GetPartitionedTopicMetadata { topic } => {
+            print_json(&c.get(&format!("{}/partitions", path(&topic)?.0)).await?)?
+        }
+        Topics::DeletePartitionedTopic { topic } => {
+            c.call(M::DELETE, &format!("{}/partitions", path(&topic)?.0), None)
+                .await?;
+        }
+        Topics::ListPartitionedTopics { namespace } => {
+            let (t, n) = namespace_parts(&namespace)?;
+            print_list(
+                &c.get(&format!("/admin/v2/persistent/{t}/{n}/partitioned"))
+                    .await?,
+                output,
+            )?;
         }
         Topics::Stats { topic } => {
             print_json(&c.get(&format!("{}/stats", path(&topic)?.0)).await?)?

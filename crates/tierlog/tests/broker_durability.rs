@@ -415,3 +415,64 @@ async fn malformed_frames_close_only_their_connection() {
         (10..20).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn schemas_are_stored_and_returned_by_get_schema_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), &[]);
+    let schema = pb::Schema {
+        name: "orders".into(),
+        schema_data: bytes::Bytes::from_static(b"{\"type\":\"record\"}"),
+        r#type: pb::schema::Type::Json as i32,
+        properties: vec![pb::KeyValue {
+            key: "k".into(),
+            value: "v".into(),
+        }],
+    };
+    let mut raw = Raw::connect(broker.broker_port);
+    raw.send(&BaseCommand {
+        producer: Some(pb::CommandProducer {
+            topic: "persistent://public/default/orders-partition-1".into(),
+            producer_id: 1,
+            request_id: 1,
+            schema: Some(schema.clone()),
+            ..Default::default()
+        }),
+        ..commands::base(Type::Producer)
+    });
+    let ok = raw
+        .recv()
+        .unwrap()
+        .producer_success
+        .expect("producer success");
+    assert_eq!(ok.schema_version.as_deref(), Some(&[0u8; 8][..]));
+    drop(raw);
+    assert!(broker.stop("TERM").status.success());
+
+    let broker = common::start(dir.path(), &[]);
+    let mut raw = Raw::connect(broker.broker_port);
+    let get = |topic: &str| BaseCommand {
+        get_schema: Some(pb::CommandGetSchema {
+            request_id: 9,
+            topic: topic.into(),
+            schema_version: None,
+        }),
+        ..commands::base(Type::GetSchema)
+    };
+    // Partitions share their base topic's schema.
+    raw.send(&get("orders"));
+    let resp = raw
+        .recv()
+        .unwrap()
+        .get_schema_response
+        .expect("schema response");
+    assert_eq!(resp.error_code, None, "{resp:?}");
+    assert_eq!(resp.schema, Some(schema));
+    raw.send(&get("no-such-schema"));
+    let resp = raw
+        .recv()
+        .unwrap()
+        .get_schema_response
+        .expect("schema response");
+    assert_eq!(resp.error_code, Some(pb::ServerError::TopicNotFound as i32));
+}

@@ -136,3 +136,38 @@ async fn pulsar_rs_round_trip_batched_and_compressed() {
     }
     assert_eq!(seen.len(), 4000);
 }
+
+#[test]
+fn python_client_features_partitions_nack_seek_readers_regex_http_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_tierlog"))
+        .args(["admin", "--admin-url", &broker.admin_url()])
+        .args(["topics", "create-partitioned-topic", "-p", "3", "parts"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) = broker.call(
+        "GET",
+        "/admin/v2/persistent/public/default/parts/partitions",
+        None,
+    );
+    assert_eq!((status, body.as_str()), (200, "{\"partitions\":3}"));
+    let script = testkit::workspace_root().join("crates/tierlog/tests/clients/python_features.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(broker.service_url())
+        .arg(broker.admin_url())
+        .output()
+        .expect("run the Python client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: String = stderr.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+    assert!(out.status.success(), "{stdout}\n{tail}");
+    assert!(stdout.ends_with("OK\n"), "{stdout}");
+    eprintln!("{stdout}");
+}

@@ -71,6 +71,26 @@ impl broker::TopicStore for AdminTopics {
         }
         Ok(out)
     }
+
+    async fn schema(&self, key: &str) -> Result<Option<Vec<u8>>, BrokerError> {
+        self.0
+            .policies
+            .schema(key)
+            .await
+            .map_err(|e| BrokerError::Metadata(e.reason))
+    }
+
+    async fn put_schema_if_absent(
+        &self,
+        key: &str,
+        schema: Vec<u8>,
+    ) -> Result<Vec<u8>, BrokerError> {
+        self.0
+            .policies
+            .put_schema_if_absent(key, schema)
+            .await
+            .map_err(|e| BrokerError::Metadata(e.reason))
+    }
 }
 
 type S = State<Arc<AdminState>>;

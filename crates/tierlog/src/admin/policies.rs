@@ -285,6 +285,33 @@ pub struct PartitionedTopicMetadata {
     pub partitions: u32,
 }
 
+impl PolicyStore {
+    /// The schema stored for `tenant/ns/topic` (opaque bytes).
+    pub async fn schema(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
+        Ok(self
+            .meta
+            .get(&format!("/schemas/{key}"))
+            .await?
+            .map(|v| v.value))
+    }
+
+    /// Stores a schema unless one exists; returns the stored one.
+    pub async fn put_schema_if_absent(
+        &self,
+        key: &str,
+        schema: Vec<u8>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let k = format!("/schemas/{key}");
+        match self.meta.put(&k, schema.clone(), Expected::Absent).await {
+            Ok(_) => Ok(schema),
+            Err(meta::MetaError::Conflict { .. }) => {
+                Ok(self.meta.get(&k).await?.map(|v| v.value).unwrap_or(schema))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 fn partitioned_key(t: &str, ns: &str, topic: &str) -> String {
     format!("/admin/partitioned/{t}/{ns}/{topic}")
 }
