@@ -115,7 +115,8 @@ pub enum Topics {
         topic: String,
     },
     /// List the partitioned topics of a namespace.
-    ListPartitionedTopics {
+    #[command(name = "list-partitioned-topics")]
+    ListPartitioned {
         namespace: String,
     },
     Stats {
@@ -465,7 +466,7 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
             c.call(M::DELETE, &format!("{}/partitions", path(&topic)?.0), None)
                 .await?;
         }
-        Topics::ListPartitionedTopics { namespace } => {
+        Topics::ListPartitioned { namespace } => {
             let (t, n) = namespace_parts(&namespace)?;
             print_list(
                 &c.get(&format!("/admin/v2/persistent/{t}/{n}/partitioned"))
