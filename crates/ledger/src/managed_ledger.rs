@@ -76,7 +76,8 @@ struct Shared {
     view: RwLock<View>,
     cursors: tokio::sync::Mutex<BTreeMap<String, CursorState>>,
     entries_added: AtomicU64,
-    offloader: Option<Arc<dyn LedgerOffloader>>,
+    /// Where new offloads go (namespace/topic offload policies may replace it while open).
+    offloader: RwLock<Option<Arc<dyn LedgerOffloader>>>,
     /// Held while an offload runs: one per managed ledger at a time.
     offload_lock: tokio::sync::Mutex<()>,
     /// The ledger being uploaded right now; retention does not remove it underneath the upload.
@@ -171,7 +172,7 @@ impl ManagedLedger {
                 view: RwLock::new(View::default()),
                 cursors: tokio::sync::Mutex::new(cursors),
                 entries_added: AtomicU64::new(0),
-                offloader,
+                offloader: RwLock::new(offloader),
                 offload_lock: tokio::sync::Mutex::new(()),
                 offloading: std::sync::Mutex::new(None),
                 tiered: tokio::sync::Mutex::new(HashMap::new()),

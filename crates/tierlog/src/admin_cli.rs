@@ -44,6 +44,151 @@ pub enum Tenants {
     },
 }
 
+/// pulsar-admin's `set-offload-policies` options (multi-letter short forms such as `-mbs` are
+/// rewritten to their long forms by [`expand_short_flags`]).
+#[derive(Debug, clap::Args)]
+pub struct OffloadPolicyArgs {
+    #[arg(long, short = 'd')]
+    driver: String,
+    #[arg(long, short = 'r')]
+    region: Option<String>,
+    #[arg(long, short = 'b')]
+    bucket: Option<String>,
+    #[arg(long, short = 'e')]
+    endpoint: Option<String>,
+    #[arg(long = "s3-role")]
+    role: Option<String>,
+    #[arg(long = "s3-role-session-name")]
+    role_session_name: Option<String>,
+    #[arg(long = "maxBlockSize")]
+    max_block_size: Option<String>,
+    #[arg(long = "readBufferSize")]
+    read_buffer_size: Option<String>,
+    #[arg(long = "offloadAfterThreshold", allow_hyphen_values = true)]
+    threshold: Option<String>,
+    #[arg(long = "offloadAfterThresholdInSeconds", allow_hyphen_values = true)]
+    threshold_seconds: Option<String>,
+    #[arg(long = "offloadAfterElapsed", allow_hyphen_values = true)]
+    deletion_lag: Option<String>,
+    #[arg(long = "offloadedReadPriority")]
+    read_priority: Option<String>,
+}
+
+impl OffloadPolicyArgs {
+    /// The OffloadPolicies JSON body, with pulsar-admin's client-side checks.
+    fn body(&self) -> anyhow::Result<serde_json::Value> {
+        let driver = self.driver.to_ascii_lowercase();
+        if ![
+            "s3",
+            "aws-s3",
+            "google-cloud-storage",
+            "filesystem",
+            "azureblob",
+            "aliyun-oss",
+        ]
+        .contains(&driver.as_str())
+        {
+            bail!(
+                "The driver {} is not supported, you can use one of S3, aws-s3, google-cloud-storage, filesystem, azureblob, aliyun-oss",
+                self.driver
+            );
+        }
+        let s3 = driver == "s3" || driver == "aws-s3";
+        if s3 && self.region.is_none() && self.endpoint.is_none() {
+            bail!(
+                "Either s3ManagedLedgerOffloadRegion or s3ManagedLedgerOffloadServiceEndpoint must be set if s3 offload enabled"
+            );
+        }
+        let prefix = if driver == "google-cloud-storage" {
+            "gcs"
+        } else {
+            "s3"
+        };
+        let mut b = serde_json::Map::new();
+        b.insert("managedLedgerOffloadDriver".into(), json!(self.driver));
+        let mut put = |k: String, v: serde_json::Value| {
+            b.insert(k, v);
+        };
+        if let Some(v) = &self.region {
+            put(format!("{prefix}ManagedLedgerOffloadRegion"), json!(v));
+            put("managedLedgerOffloadRegion".into(), json!(v));
+        }
+        if let Some(v) = &self.bucket {
+            put(format!("{prefix}ManagedLedgerOffloadBucket"), json!(v));
+            put("managedLedgerOffloadBucket".into(), json!(v));
+        }
+        if let Some(v) = &self.endpoint {
+            put("s3ManagedLedgerOffloadServiceEndpoint".into(), json!(v));
+            put("managedLedgerOffloadServiceEndpoint".into(), json!(v));
+        }
+        if let Some(v) = &self.role {
+            put("s3ManagedLedgerOffloadRole".into(), json!(v));
+        }
+        if let Some(v) = &self.role_session_name {
+            put("s3ManagedLedgerOffloadRoleSessionName".into(), json!(v));
+        }
+        if let Some(v) = &self.max_block_size {
+            put(
+                "s3ManagedLedgerOffloadMaxBlockSizeInBytes".into(),
+                json!(parse_size(v)?),
+            );
+        }
+        if let Some(v) = &self.read_buffer_size {
+            put(
+                "s3ManagedLedgerOffloadReadBufferSizeInBytes".into(),
+                json!(parse_size(v)?),
+            );
+        }
+        if let Some(v) = &self.threshold {
+            put(
+                "managedLedgerOffloadThresholdInBytes".into(),
+                json!(parse_size(v)?),
+            );
+        }
+        if let Some(v) = &self.threshold_seconds {
+            put(
+                "managedLedgerOffloadThresholdInSeconds".into(),
+                json!(parse_time_seconds(v)?),
+            );
+        }
+        if let Some(v) = &self.deletion_lag {
+            let secs = parse_time_seconds(v)?;
+            put(
+                "managedLedgerOffloadDeletionLagInMillis".into(),
+                json!(if secs < 0 { secs } else { secs * 1000 }),
+            );
+        }
+        if let Some(v) = &self.read_priority {
+            if v != "tiered-storage-first" && v != "bookkeeper-first" {
+                bail!("--offloadedReadPriority must be tiered-storage-first or bookkeeper-first");
+            }
+            put("managedLedgerOffloadedReadPriority".into(), json!(v));
+        }
+        Ok(serde_json::Value::Object(b))
+    }
+}
+
+/// Rewrites pulsar-admin's multi-letter short options (`-mbs 64M`) to their long forms.
+pub fn expand_short_flags(args: impl Iterator<Item = String>) -> Vec<String> {
+    const MAP: [(&str, &str); 8] = [
+        ("-ro", "--s3-role"),
+        ("-rsn", "--s3-role-session-name"),
+        ("-mbs", "--maxBlockSize"),
+        ("-rbs", "--readBufferSize"),
+        ("-oat", "--offloadAfterThreshold"),
+        ("-oats", "--offloadAfterThresholdInSeconds"),
+        ("-oae", "--offloadAfterElapsed"),
+        ("-orp", "--offloadedReadPriority"),
+    ];
+    args.map(|a| {
+        MAP.iter()
+            .find(|(short, _)| *short == a)
+            .map(|(_, long)| long.to_string())
+            .unwrap_or(a)
+    })
+    .collect()
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Namespaces {
     /// List the namespaces of a tenant.
@@ -86,6 +231,18 @@ pub enum Namespaces {
     ClearOffloadDeletionLag {
         namespace: String,
     },
+    /// Set the namespace's offload policies (driver, location, thresholds, lag, read priority).
+    SetOffloadPolicies {
+        #[command(flatten)]
+        policy: Box<OffloadPolicyArgs>,
+        namespace: String,
+    },
+    GetOffloadPolicies {
+        namespace: String,
+    },
+    RemoveOffloadPolicies {
+        namespace: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +261,32 @@ pub enum Topics {
     CreatePartitionedTopic {
         #[arg(long, short = 'p')]
         partitions: u32,
+        topic: String,
+    },
+    /// Topic-level offload policies (win over the namespace's, field by field).
+    SetOffloadPolicies {
+        #[command(flatten)]
+        policy: Box<OffloadPolicyArgs>,
+        topic: String,
+    },
+    GetOffloadPolicies {
+        topic: String,
+    },
+    RemoveOffloadPolicies {
+        topic: String,
+    },
+    /// Topic-level retention: --size and --time as for namespaces.
+    SetRetention {
+        topic: String,
+        #[arg(long, short = 's', allow_hyphen_values = true)]
+        size: String,
+        #[arg(long, short = 't', allow_hyphen_values = true)]
+        time: String,
+    },
+    GetRetention {
+        topic: String,
+    },
+    RemoveRetention {
         topic: String,
     },
     /// Partition count of a partitioned topic ({"partitions": N}).
@@ -137,6 +320,15 @@ pub enum Topics {
         wait: bool,
         topic: String,
     },
+}
+
+/// `POST …/retention` body from pulsar-admin's --size and --time (only a literal -1 stays -1).
+fn retention_body(size: &str, time: &str) -> anyhow::Result<serde_json::Value> {
+    let bytes = parse_size(size)?;
+    let secs = parse_time_seconds(time)?;
+    let minutes = if secs == -1 { -1 } else { secs / 60 };
+    let mb = if bytes == -1 { -1 } else { bytes / (1 << 20) };
+    Ok(json!({"retentionTimeInMinutes": minutes, "retentionSizeInMB": mb}))
 }
 
 /// pulsar-admin's size syntax: an integer, optionally followed by k/m/g/t (binary units).
@@ -370,17 +562,24 @@ async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow
             size,
             time,
         } => {
-            let bytes = parse_size(&size)?;
-            let secs = parse_time_seconds(&time)?;
-            let minutes = if secs == -1 { -1 } else { secs / 60 };
-            let mb = if bytes == -1 { -1 } else { bytes / (1 << 20) };
-            let body = json!({"retentionTimeInMinutes": minutes, "retentionSizeInMB": mb});
             c.call(
                 M::POST,
                 &format!("{}/retention", base(&namespace)?),
-                Some(body),
+                Some(retention_body(&size, &time)?),
             )
             .await?;
+        }
+        Namespaces::SetOffloadPolicies { policy, namespace } => {
+            let p = format!("{}/offloadPolicies", base(&namespace)?);
+            c.call(M::POST, &p, Some(policy.body()?)).await?;
+        }
+        Namespaces::GetOffloadPolicies { namespace } => print_json(
+            &c.get(&format!("{}/offloadPolicies", base(&namespace)?))
+                .await?,
+        )?,
+        Namespaces::RemoveOffloadPolicies { namespace } => {
+            let p = format!("{}/removeOffloadPolicies", base(&namespace)?);
+            c.call(M::DELETE, &p, None).await?;
         }
         Namespaces::GetRetention { namespace } => {
             print_json(&c.get(&format!("{}/retention", base(&namespace)?)).await?)?
@@ -454,6 +653,34 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
         }
         Topics::Delete { topic } => {
             c.call(M::DELETE, &path(&topic)?.0, None).await?;
+        }
+        Topics::SetOffloadPolicies { policy, topic } => {
+            let p = format!("{}/offloadPolicies", path(&topic)?.0);
+            c.call(M::POST, &p, Some(policy.body()?)).await?;
+        }
+        Topics::GetOffloadPolicies { topic } => print_json(
+            &c.get(&format!("{}/offloadPolicies", path(&topic)?.0))
+                .await?,
+        )?,
+        Topics::RemoveOffloadPolicies { topic } => {
+            c.call(
+                M::DELETE,
+                &format!("{}/offloadPolicies", path(&topic)?.0),
+                None,
+            )
+            .await?;
+        }
+        Topics::SetRetention { topic, size, time } => {
+            let p = format!("{}/retention", path(&topic)?.0);
+            c.call(M::POST, &p, Some(retention_body(&size, &time)?))
+                .await?;
+        }
+        Topics::GetRetention { topic } => {
+            print_json(&c.get(&format!("{}/retention", path(&topic)?.0)).await?)?
+        }
+        Topics::RemoveRetention { topic } => {
+            c.call(M::DELETE, &format!("{}/retention", path(&topic)?.0), None)
+                .await?;
         }
         Topics::CreatePartitionedTopic { partitions, topic } => {
             let p = format!("{}/partitions", path(&topic)?.0);

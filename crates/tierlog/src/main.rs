@@ -59,7 +59,7 @@ fn init_logging() {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(admin_cli::expand_short_flags(std::env::args()));
     init_logging();
     match cli.command {
         Command::Standalone { config } => {

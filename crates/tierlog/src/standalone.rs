@@ -79,6 +79,9 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         defaults: config.managed_ledger_config(),
         offload_status: Default::default(),
         broker: Default::default(),
+        offload_base: config.offload.clone(),
+        broker_offloader: offloader.clone(),
+        policy_offloaders: Default::default(),
         web_service_url: format!(
             "http://{}:{}",
             config.advertised_address, config.web_service_port

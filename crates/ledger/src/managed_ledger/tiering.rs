@@ -105,7 +105,7 @@ impl ManagedLedger {
     /// after a rollover). Waits its turn if an offload is already running.
     pub fn maybe_offload_in_background(&self) {
         let c = self.config();
-        if self.shared.offloader.is_none()
+        if self.current_offloader().is_none()
             || (c.offload_threshold_bytes < 0 && c.offload_threshold_seconds < 0)
         {
             return;
@@ -141,16 +141,39 @@ impl ManagedLedger {
     }
 
     fn offloader(&self) -> Result<Arc<dyn LedgerOffloader>> {
+        self.current_offloader()
+            .ok_or(LedgerError::OffloadNotConfigured)
+    }
+
+    fn current_offloader(&self) -> Option<Arc<dyn LedgerOffloader>> {
         self.shared
             .offloader
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .ok_or(LedgerError::OffloadNotConfigured)
+    }
+
+    /// Replaces the offloader new offloads use (an offload policy changed). Ledgers offloaded
+    /// before keep their driver metadata and are read and deleted through the new offloader at
+    /// their recorded location.
+    pub fn set_offloader(&self, offloader: Option<Arc<dyn LedgerOffloader>>) {
+        *self
+            .shared
+            .offloader
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = offloader;
+    }
+
+    /// Name of the driver new offloads use, if any.
+    pub fn offload_driver(&self) -> Option<String> {
+        self.current_offloader()
+            .map(|o| o.driver_name().to_string())
     }
 
     /// Deletes the objects of an offload attempt, logging (not failing) on error: an object no
     /// ledger list references is garbage a later pass may collect.
     pub(super) async fn delete_offloaded(&self, ledger_id: i64, ctx: &OffloadContext, why: &str) {
-        let (Some(offloader), Some(uuid)) = (self.shared.offloader.clone(), parse_uuid(ctx)) else {
+        let (Some(offloader), Some(uuid)) = (self.current_offloader(), parse_uuid(ctx)) else {
             return;
         };
         self.shared.tiered.lock().await.remove(&ledger_id);

@@ -36,15 +36,15 @@ pub struct AdminTopics(pub Arc<AdminState>);
 #[async_trait::async_trait]
 impl broker::TopicStore for AdminTopics {
     async fn open(&self, topic: &TopicName) -> Result<ManagedLedger, BrokerError> {
-        let s = &self.0;
-        let p = s
-            .policies
-            .policies(&topic.tenant, &topic.namespace)
+        self.0
+            .open_ml(
+                &topic.tenant,
+                &topic.namespace,
+                &topic.local,
+                &topic_ml_name(topic),
+            )
             .await
-            .map_err(|e| broker_error(topic, e))?;
-        Ok(s.factory
-            .open(&topic_ml_name(topic), s.effective_config(&p))
-            .await?)
+            .map_err(|e| broker_error(topic, e))
     }
 
     async fn partitions(&self, topic: &TopicName) -> Result<u32, BrokerError> {

@@ -7,6 +7,7 @@
 
 mod error;
 mod lookup;
+mod offload_policies;
 mod policies;
 mod time;
 mod topics;
@@ -20,8 +21,8 @@ use ledger::{ManagedLedger, ManagedLedgerConfig, ManagedLedgerFactory};
 
 pub use error::ApiError;
 pub use lookup::AdminTopics;
-use policies::Policies;
 pub use policies::PolicyStore;
+use policies::{Policies, TopicPolicies};
 
 /// Pulsar's `LongRunningProcessStatus` of a topic's last offload since broker start.
 #[derive(Debug, Clone)]
@@ -40,6 +41,11 @@ pub struct AdminState {
     pub broker: std::sync::OnceLock<Arc<broker::BrokerService>>,
     /// `http://host:port` of this web service, for HTTP lookups.
     pub web_service_url: String,
+    /// The broker's offload settings and offloader (what topics use without offload policies).
+    pub offload_base: Option<offload::OffloadConfig>,
+    pub broker_offloader: Option<Arc<offload::BlobStoreOffloader>>,
+    /// Offloaders of offload policies with their own location.
+    pub policy_offloaders: offload_policies::PolicyOffloaders,
 }
 
 /// `tenant/namespace/persistent/topic`: the managed ledger behind a persistent topic.
@@ -48,58 +54,76 @@ pub fn ml_name(t: &str, ns: &str, topic: &str) -> String {
 }
 
 impl AdminState {
-    /// The managed-ledger settings of topics in `t/ns`: namespace policy where set, broker
-    /// default otherwise. Any negative retention value means unlimited (as older brokers did).
-    pub fn effective_config(&self, p: &Policies) -> ManagedLedgerConfig {
+    /// The managed-ledger settings of a topic: topic policy, else namespace policy, else broker
+    /// default, field by field. Any negative retention value means unlimited (as older brokers
+    /// did).
+    pub fn effective_config(&self, p: &Policies, tp: &TopicPolicies) -> ManagedLedgerConfig {
         let mut c = self.defaults.clone();
-        if let Some(r) = p.retention_policies {
-            c.retention_time_ms = if r.retention_time_in_minutes < 0 {
-                -1
-            } else {
-                r.retention_time_in_minutes * 60_000
-            };
-            c.retention_size_bytes = if r.retention_size_in_mb < 0 {
-                -1
-            } else {
-                r.retention_size_in_mb << 20
-            };
-        }
-        if p.offload_threshold != -1 {
-            c.offload_threshold_bytes = p.offload_threshold;
-        }
-        if p.offload_threshold_in_seconds != -1 {
-            c.offload_threshold_seconds = p.offload_threshold_in_seconds;
-        }
-        if let Some(lag) = p.offload_deletion_lag_ms {
-            c.offload_deletion_lag_ms = u64::try_from(lag).ok();
-        }
+        offload_policies::apply_to_config(&mut c, p, tp);
         c
     }
 
-    /// Opens the topic's managed ledger with its namespace's settings (404 if the namespace does
-    /// not exist).
+    /// Opens the topic's managed ledger with its effective settings and offloader (404 if the
+    /// namespace does not exist).
     pub async fn open_topic(
         &self,
         t: &str,
         ns: &str,
         topic: &str,
     ) -> Result<ManagedLedger, ApiError> {
-        let p = self.policies.policies(t, ns).await?;
-        Ok(self
-            .factory
-            .open(&ml_name(t, ns, topic), self.effective_config(&p))
-            .await?)
+        self.open_ml(t, ns, topic, &ml_name(t, ns, topic)).await
     }
 
-    /// Applies changed policies to the namespace's open topics.
-    async fn apply(&self, t: &str, ns: &str, p: &Policies) {
-        let prefix = format!("{t}/{ns}/persistent/");
-        let c = self.effective_config(p);
+    /// Opens a managed ledger of namespace `t/ns` named `name` (topic `topic`).
+    pub async fn open_ml(
+        &self,
+        t: &str,
+        ns: &str,
+        topic: &str,
+        name: &str,
+    ) -> Result<ManagedLedger, ApiError> {
+        let p = self.policies.policies(t, ns).await?;
+        let tp = self.policies.topic_policies(t, ns, topic).await?;
+        let ml = self
+            .factory
+            .open(name, self.effective_config(&p, &tp))
+            .await?;
+        self.apply_offloader(&ml, &p, &tp).await?;
+        Ok(ml)
+    }
+
+    async fn apply_offloader(
+        &self,
+        ml: &ManagedLedger,
+        p: &Policies,
+        tp: &TopicPolicies,
+    ) -> Result<(), ApiError> {
+        let o = self
+            .policy_offloaders
+            .resolve(
+                self.offload_base.as_ref(),
+                self.broker_offloader.as_ref(),
+                p,
+                tp,
+            )
+            .await?;
+        ml.set_offloader(o);
+        Ok(())
+    }
+
+    /// Applies changed namespace or topic policies to the open topics they cover.
+    async fn apply(&self, t: &str, ns: &str) -> Result<(), ApiError> {
+        let p = self.policies.policies(t, ns).await?;
         for ml in self.factory.open_ledgers().await {
-            if ml.name().starts_with(&prefix) {
-                ml.set_config(c.clone());
-            }
+            let Some(rest) = ml.name().strip_prefix(&format!("{t}/{ns}/")) else {
+                continue;
+            };
+            let topic = rest.split_once('/').map(|(_, l)| l).unwrap_or(rest);
+            let tp = self.policies.topic_policies(t, ns, topic).await?;
+            ml.set_config(self.effective_config(&p, &tp));
+            self.apply_offloader(&ml, &p, &tp).await?;
         }
+        Ok(())
     }
 }
 
@@ -146,6 +170,26 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route(
             "/admin/v2/persistent/{t}/{ns}/{topic}/offload",
             put(tp::trigger_offload).get(tp::offload_status),
+        )
+        .route(
+            "/admin/v2/namespaces/{t}/{ns}/offloadPolicies",
+            get(tp::get_offload_policies).post(tp::set_offload_policies),
+        )
+        .route(
+            "/admin/v2/namespaces/{t}/{ns}/removeOffloadPolicies",
+            axum::routing::delete(tp::remove_offload_policies),
+        )
+        .route(
+            "/admin/v2/persistent/{t}/{ns}/{topic}/offloadPolicies",
+            get(tp::get_topic_offload_policies)
+                .post(tp::set_topic_offload_policies)
+                .delete(tp::remove_topic_offload_policies),
+        )
+        .route(
+            "/admin/v2/persistent/{t}/{ns}/{topic}/retention",
+            get(tp::get_topic_retention)
+                .post(tp::set_topic_retention)
+                .delete(tp::remove_topic_retention),
         )
         .route(
             "/admin/v2/persistent/{t}/{ns}/{topic}/partitions",

@@ -2,6 +2,7 @@
 //! field names:
 //! - `/admin/tenants/<tenant>` → `{"adminRoles":[],"allowedClusters":[...]}`
 //! - `/admin/policies/<tenant>/<namespace>` → [`Policies`]
+//! - `/admin/topic-policies/<tenant>/<namespace>/<topic>` → [`TopicPolicies`]
 //! - `/admin/partitioned/<tenant>/<namespace>/<topic>` → `{"partitions":N}`
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use meta::{Expected, MetadataStore};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::offload_policies::OffloadPolicies;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,6 +42,18 @@ pub struct Policies {
     pub offload_threshold_in_seconds: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload_deletion_lag_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_policies: Option<OffloadPolicies>,
+}
+
+/// Topic-level policies (they win over the namespace's, field by field for offload policies).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicPolicies {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policies: Option<RetentionPolicies>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_policies: Option<OffloadPolicies>,
 }
 
 fn minus_one() -> i64 {
@@ -53,6 +67,7 @@ impl Default for Policies {
             offload_threshold: -1,
             offload_threshold_in_seconds: -1,
             offload_deletion_lag_ms: None,
+            offload_policies: None,
         }
     }
 }
@@ -310,6 +325,67 @@ impl PolicyStore {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+impl PolicyStore {
+    /// A topic's own policies (empty when none are set).
+    pub async fn topic_policies(
+        &self,
+        t: &str,
+        ns: &str,
+        topic: &str,
+    ) -> Result<TopicPolicies, ApiError> {
+        match self.meta.get(&topic_policies_key(t, ns, topic)).await? {
+            Some(v) => {
+                serde_json::from_slice(&v.value).map_err(|e| ApiError::internal(e.to_string()))
+            }
+            None => Ok(TopicPolicies::default()),
+        }
+    }
+
+    /// Read-modify-write of a topic's policies.
+    pub async fn update_topic_policies(
+        &self,
+        t: &str,
+        ns: &str,
+        topic: &str,
+        f: impl Fn(&mut TopicPolicies),
+    ) -> Result<TopicPolicies, ApiError> {
+        let key = topic_policies_key(t, ns, topic);
+        loop {
+            let (mut p, expected) = match self.meta.get(&key).await? {
+                Some(v) => (
+                    serde_json::from_slice(&v.value)
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                    Expected::Version(v.version),
+                ),
+                None => (TopicPolicies::default(), Expected::Absent),
+            };
+            f(&mut p);
+            let body = serde_json::to_vec(&p).map_err(|e| ApiError::internal(e.to_string()))?;
+            match self.meta.put(&key, body, expected).await {
+                Ok(_) => return Ok(p),
+                Err(meta::MetaError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub async fn delete_topic_policies(
+        &self,
+        t: &str,
+        ns: &str,
+        topic: &str,
+    ) -> Result<(), ApiError> {
+        self.meta
+            .delete(&topic_policies_key(t, ns, topic), Expected::Any)
+            .await?;
+        Ok(())
+    }
+}
+
+fn topic_policies_key(t: &str, ns: &str, topic: &str) -> String {
+    format!("/admin/topic-policies/{t}/{ns}/{topic}")
 }
 
 fn partitioned_key(t: &str, ns: &str, topic: &str) -> String {

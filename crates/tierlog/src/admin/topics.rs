@@ -84,8 +84,8 @@ pub async fn get_policies(State(s): S, Path((t, ns)): Path<(String, String)>) ->
 }
 
 async fn update(s: &AdminState, t: &str, ns: &str, f: impl Fn(&mut Policies)) -> ApiResult {
-    let p = s.policies.update(t, ns, f).await?;
-    s.apply(t, ns, &p).await;
+    s.policies.update(t, ns, f).await?;
+    s.apply(t, ns).await?;
     no_content()
 }
 
@@ -113,12 +113,7 @@ pub async fn set_retention(
     body: Bytes,
 ) -> ApiResult {
     let r: RetentionPolicies = parse(&body, "retention policies")?;
-    // Pulsar rejects a single zero limit next to a non-zero one.
-    if (r.retention_time_in_minutes == 0) != (r.retention_size_in_mb == 0) {
-        return Err(ApiError::precondition(
-            "Invalid retention policy: Setting a single time or size limit to 0 is invalid when one of the limits has a non-zero value. Use the value of -1 instead of 0 to ignore a specific limit.",
-        ));
-    }
+    retention_valid(&r)?;
     update(&s, &t, &ns, move |p| p.retention_policies = Some(r)).await
 }
 
@@ -233,6 +228,7 @@ pub async fn delete_topic(
         b.unload(&format!("persistent://{t}/{ns}/{topic}")).await;
     }
     s.factory.delete(&ml_name(&t, &ns, &topic)).await?;
+    s.policies.delete_topic_policies(&t, &ns, &topic).await?;
     s.offload_status
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -411,4 +407,101 @@ pub async fn stats(State(s): S, Path((t, ns, topic)): Path<(String, String, Stri
         "subscriptions": subscriptions,
     }))
     .into_response())
+}
+
+fn retention_valid(r: &RetentionPolicies) -> Result<(), ApiError> {
+    // Pulsar rejects a single zero limit next to a non-zero one.
+    if (r.retention_time_in_minutes == 0) != (r.retention_size_in_mb == 0) {
+        return Err(ApiError::precondition(
+            "Invalid retention policy: Setting a single time or size limit to 0 is invalid when one of the limits has a non-zero value. Use the value of -1 instead of 0 to ignore a specific limit.",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn get_offload_policies(State(s): S, Path((t, ns)): Path<(String, String)>) -> ApiResult {
+    let p = s.policies.policies(&t, &ns).await?;
+    Ok(Json(p.offload_policies.unwrap_or_default()).into_response())
+}
+
+pub async fn set_offload_policies(
+    State(s): S,
+    Path((t, ns)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let op = super::offload_policies::OffloadPolicies::parse(&body, s.offload_base.as_ref())?;
+    update(&s, &t, &ns, move |p| p.offload_policies = Some(op.clone())).await
+}
+
+pub async fn remove_offload_policies(
+    State(s): S,
+    Path((t, ns)): Path<(String, String)>,
+) -> ApiResult {
+    update(&s, &t, &ns, |p| p.offload_policies = None).await
+}
+
+/// Topic-level policy handlers: the namespace must exist, the topic need not be loaded.
+async fn update_topic(
+    s: &AdminState,
+    (t, ns, topic): &(String, String, String),
+    f: impl Fn(&mut super::policies::TopicPolicies),
+) -> ApiResult {
+    s.policies.policies(t, ns).await?;
+    s.policies.update_topic_policies(t, ns, topic, f).await?;
+    s.apply(t, ns).await?;
+    no_content()
+}
+
+pub async fn get_topic_offload_policies(
+    State(s): S,
+    Path((t, ns, topic)): Path<(String, String, String)>,
+) -> ApiResult {
+    s.policies.policies(&t, &ns).await?;
+    let tp = s.policies.topic_policies(&t, &ns, &topic).await?;
+    Ok(Json(tp.offload_policies.unwrap_or_default()).into_response())
+}
+
+pub async fn set_topic_offload_policies(
+    State(s): S,
+    Path(path): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let op = super::offload_policies::OffloadPolicies::parse(&body, s.offload_base.as_ref())?;
+    update_topic(&s, &path, move |p| p.offload_policies = Some(op.clone())).await
+}
+
+pub async fn remove_topic_offload_policies(
+    State(s): S,
+    Path(path): Path<(String, String, String)>,
+) -> ApiResult {
+    update_topic(&s, &path, |p| p.offload_policies = None).await
+}
+
+pub async fn get_topic_retention(
+    State(s): S,
+    Path((t, ns, topic)): Path<(String, String, String)>,
+) -> ApiResult {
+    s.policies.policies(&t, &ns).await?;
+    let tp = s.policies.topic_policies(&t, &ns, &topic).await?;
+    match tp.retention_policies {
+        Some(r) => Ok(Json(r).into_response()),
+        None => Ok(axum::http::StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+pub async fn set_topic_retention(
+    State(s): S,
+    Path(path): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let r: RetentionPolicies = parse(&body, "retention policies")?;
+    retention_valid(&r)?;
+    update_topic(&s, &path, move |p| p.retention_policies = Some(r)).await
+}
+
+pub async fn remove_topic_retention(
+    State(s): S,
+    Path(path): Path<(String, String, String)>,
+) -> ApiResult {
+    update_topic(&s, &path, |p| p.retention_policies = None).await
 }
