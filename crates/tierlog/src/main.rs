@@ -8,6 +8,7 @@ mod admin_cli;
 mod config;
 mod metrics;
 mod offload_dump;
+mod perf;
 mod standalone;
 
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ enum Command {
     /// Tools for tiered storage.
     #[command(subcommand)]
     Offload(OffloadCommand),
+    /// Load generator over the binary protocol (mirrors pulsar-perf).
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 #[derive(Subcommand)]
@@ -83,6 +87,13 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(admin_cli::run(args))
+        }
+        Command::Perf(cmd) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(perf::run(cmd))
         }
         Command::Offload(OffloadCommand::Dump(args)) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,250 @@
+"""Broker benchmarks with `tierlog perf` over the binary protocol, each next to a raw baseline
+measured in the same run on the same machine:
+
+  produce   1 KiB messages, durable acks, max throughput    ÷ raw write+fdatasync (1 MiB per sync)
+  latency   -r 1000 -s 2048 publish latency percentiles      (target p99 <= 5 ms)
+  consume   catch-up read from the hot tier                  ÷ raw sequential read of the ledger files
+  offload   offload through the broker to s3s-fs             ÷ raw multipart PUT (boto3, 64 MiB parts, 4 in flight)
+  cold read catch-up read of offloaded data after restart    ÷ raw whole-object GETs; GETs per GiB
+  plus peak RSS of the broker per phase and start-up time to ready.
+
+usage: bench/broker.py TIERLOG_BIN S3S_FS_BIN WORKDIR   (run by ./scripts/bench broker)
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+
+BIN, S3S, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+PRODUCE_MSGS = int(os.environ.get("TIERLOG_BENCH_MESSAGES", "400000"))  # x 1 KiB
+LATENCY_SECS = int(os.environ.get("TIERLOG_BENCH_LATENCY_SECS", "30"))
+MB = 1e6
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Broker:
+    def __init__(self, data, env=None):
+        self.web, self.port = free_port(), free_port()
+        e = dict(os.environ)
+        e.update({
+            "TIERLOG_dataDirectory": data,
+            "TIERLOG_webServicePort": str(self.web),
+            "TIERLOG_brokerServicePort": str(self.port),
+            "TIERLOG_bindAddress": "127.0.0.1",
+            "TIERLOG_defaultRetentionTimeInMinutes": "-1",
+            "TIERLOG_defaultRetentionSizeInMB": "-1",
+            "RUST_LOG": "warn",
+        })
+        e.update(env or {})
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen([BIN, "standalone", "--config", "/dev/null"], env=e,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while True:
+            try:
+                urllib.request.urlopen(self.http("/admin/v2/brokers/health"), timeout=1).read()
+                break
+            except Exception:
+                if time.monotonic() - t0 > 30:
+                    raise SystemExit("broker did not start")
+                time.sleep(0.005)
+        self.startup_ms = (time.monotonic() - t0) * 1000
+
+    def http(self, path):
+        return f"http://127.0.0.1:{self.web}{path}"
+
+    def url(self):
+        return f"pulsar://127.0.0.1:{self.port}"
+
+    def get(self, path):
+        return urllib.request.urlopen(self.http(path), timeout=30).read().decode()
+
+    def put(self, path, body):
+        req = urllib.request.Request(self.http(path), data=json.dumps(body).encode(), method="PUT",
+                                     headers={"Content-Type": "application/json"})
+        return urllib.request.urlopen(req, timeout=30).read()
+
+    def peak_rss_mib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return 0
+
+    def metric(self, name):
+        for line in self.get("/metrics").splitlines():
+            if line.startswith(name):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def perf(*args):
+    out = subprocess.run([BIN, "perf", *args, "--output", "json"], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def raw_fsync_write(path, total, chunk=1 << 20):
+    buf = os.urandom(chunk)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    t0 = time.monotonic()
+    for _ in range(total // chunk):
+        os.write(fd, buf)
+        os.fdatasync(fd)
+    secs = time.monotonic() - t0
+    os.close(fd)
+    return total / secs / MB
+
+
+def raw_read(paths):
+    total, t0 = 0, time.monotonic()
+    for p in paths:
+        with open(p, "rb", buffering=0) as f:
+            while True:
+                b = f.read(1 << 20)
+                if not b:
+                    break
+                total += len(b)
+    return total / (time.monotonic() - t0) / MB
+
+
+def files(d):
+    return [os.path.join(d, f) for f in sorted(os.listdir(d))]
+
+
+def line(label, value, unit, base_label=None, base=None):
+    s = f"{label:<34} {value:10.1f} {unit}"
+    if base is not None:
+        s += f"   {base_label:<34} {base:10.1f} {unit}   ratio {value / base:5.2f}"
+    print(s, flush=True)
+    return s
+
+
+if os.path.exists(WORK):
+    shutil.rmtree(WORK)
+os.makedirs(WORK)
+report = []
+
+# Hot tier: produce at max rate, then publish latency at the seed's load, then catch-up reads.
+data = os.path.join(WORK, "hot")
+b = Broker(data)
+report.append(line("start-up to ready (empty data dir)", b.startup_ms, "ms"))
+p = perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), "bench-max")
+raw = raw_fsync_write(os.path.join(WORK, "raw-fsync"), PRODUCE_MSGS * 1024)
+os.remove(os.path.join(WORK, "raw-fsync"))
+report.append(line("produce 1 KiB, durable acks", p["mbytePerSec"] * 1.048576, "MB/s",
+                   "raw write+fdatasync 1 MiB", raw))
+lat = perf("produce", "-u", b.url(), "-r", "1000", "-s", "2048", "--test-duration", str(LATENCY_SECS),
+           "bench-latency")
+l = lat["latencyMs"]
+s = (f"publish latency -r 1000 -s 2048 ({lat['msgPerSec']:.0f} msg/s): p50 {l['p50']:.3f} ms  "
+     f"p99 {l['p99']:.3f} ms  p99.9 {l['p999']:.3f} ms  max {l['max']:.3f} ms")
+print(s, flush=True)
+report.append(s)
+c = perf("consume", "-u", b.url(), "-p", "Earliest", "-m", str(PRODUCE_MSGS), "bench-max")
+report.append(line("peak RSS, produce + latency + consume", b.peak_rss_mib(), "MiB"))
+b.stop()
+raw = raw_read(files(os.path.join(data, "ledgers")))
+b = Broker(data)
+report.append(line(f"start-up to ready ({PRODUCE_MSGS // 1000}k entries)", b.startup_ms, "ms"))
+c = perf("consume", "-u", b.url(), "-p", "Earliest", "-s", "after-restart", "-m", str(PRODUCE_MSGS), "bench-max")
+raw = raw_read(files(os.path.join(data, "ledgers")))
+report.append(line("consume catch-up (hot tier)", c["mbytePerSec"] * 1.048576, "MB/s",
+                   "raw sequential read of the files", raw))
+b.stop()
+
+# Tiered: offload to s3s-fs through the broker, then cold catch-up after the hot copies are gone.
+s3dir = os.path.join(WORK, "s3")
+os.makedirs(os.path.join(s3dir, "tier"))
+s3port = free_port()
+s3 = subprocess.Popen([S3S, "--host", "127.0.0.1", "--port", str(s3port), "--access-key", "k",
+                       "--secret-key", "s", "--domain", "localhost", s3dir],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+endpoint = f"http://127.0.0.1:{s3port}"
+client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",
+                      region_name="us-east-1")
+for _ in range(100):
+    try:
+        client.list_objects_v2(Bucket="tier")
+        break
+    except Exception:
+        time.sleep(0.1)
+env = {
+    "TIERLOG_managedLedgerOffloadDriver": "S3",
+    "TIERLOG_s3ManagedLedgerOffloadBucket": "tier",
+    "TIERLOG_s3ManagedLedgerOffloadRegion": "us-east-1",
+    "TIERLOG_s3ManagedLedgerOffloadServiceEndpoint": endpoint,
+    "TIERLOG_managedLedgerMaxSizePerLedgerMbytes": "64",
+    "TIERLOG_managedLedgerMinLedgerRolloverTimeMinutes": "0",
+    "TIERLOG_managedLedgerOffloadDeletionLagMs": "0",
+    "TIERLOG_retentionCheckIntervalInSeconds": "1",
+    "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_EC2_METADATA_DISABLED": "true",
+}
+data = os.path.join(WORK, "tiered")
+b = Broker(data, env)
+perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), "cold")
+stats = json.loads(b.get("/admin/v2/persistent/public/default/cold/internalStats"))
+current = stats["ledgers"][-1]["ledgerId"]
+sealed_bytes = sum(x["size"] for x in stats["ledgers"][:-1])
+t0 = time.monotonic()
+b.put("/admin/v2/persistent/public/default/cold/offload", {"ledgerId": current, "entryId": 0})
+while True:
+    st = json.loads(b.get("/admin/v2/persistent/public/default/cold/offload"))
+    if st["status"] in ("SUCCESS", "ERROR"):
+        break
+    time.sleep(0.02)
+offload_secs = time.monotonic() - t0
+if st["status"] != "SUCCESS":
+    raise SystemExit(f"offload failed: {st}")
+blob = os.urandom(1 << 20) * (sealed_bytes // (1 << 20))
+import io  # noqa: E402
+t0 = time.monotonic()
+client.upload_fileobj(io.BytesIO(blob), "tier", "raw-multipart",
+                      Config=TransferConfig(multipart_threshold=1, multipart_chunksize=64 << 20, max_concurrency=4))
+raw_put = len(blob) / (time.monotonic() - t0) / MB
+client.delete_object(Bucket="tier", Key="raw-multipart")
+del blob
+report.append(line("offload through the broker", sealed_bytes / offload_secs / MB, "MB/s",
+                   "raw multipart PUT (boto3)", raw_put))
+report.append(line("peak RSS, produce + offload", b.peak_rss_mib(), "MiB"))
+while any(f.endswith(".sealed") for f in os.listdir(os.path.join(data, "ledgers"))):
+    time.sleep(0.2)
+b.stop()
+b = Broker(data, env)
+gets0 = b.metric('tierlog_offload_requests_total{op="get"}')
+c = perf("consume", "-u", b.url(), "-p", "Earliest", "-m", str(PRODUCE_MSGS), "cold")
+gets = b.metric('tierlog_offload_requests_total{op="get"}') - gets0
+keys = [o["Key"] for o in client.list_objects_v2(Bucket="tier")["Contents"] if not o["Key"].endswith("-index")]
+t0, total = time.monotonic(), 0
+for k in keys:
+    body = client.get_object(Bucket="tier", Key=k)["Body"]
+    for chunk in body.iter_chunks(1 << 20):
+        total += len(chunk)
+raw_get = total / (time.monotonic() - t0) / MB
+report.append(line("cold catch-up read (tier only)", c["mbytePerSec"] * 1.048576, "MB/s",
+                   "raw whole-object GETs (boto3)", raw_get))
+s = f"GET requests per GiB read from the tier: {gets / (sealed_bytes / (1 << 30)):.0f}"
+print(s, flush=True)
+report.append(s)
+report.append(line("peak RSS, cold catch-up", b.peak_rss_mib(), "MiB"))
+b.stop()
+s3.terminate()
+shutil.rmtree(WORK)
+with open(os.environ.get("TIERLOG_BENCH_REPORT", "/dev/null"), "w") as f:
+    f.write("\n".join(report) + "\n")

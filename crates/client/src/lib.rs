@@ -1,0 +1,457 @@
+//! A small client for Pulsar's binary protocol, built on the `protocol` crate: one connection,
+//! producers that pipeline SENDs (optionally as batches) and report receipts, consumers with
+//! flow control and acks. It exists so `tierlog perf` measures the broker the way clients see it
+//! without depending on a third-party client; it speaks only to brokers that serve every topic
+//! themselves (LOOKUP answers are not followed).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message;
+use protocol::pb::base_command::Type;
+use protocol::pb::{self, BaseCommand};
+use protocol::{FrameDecoder, commands, encode_command, encode_send};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid service URL {0:?}: expected pulsar://host:port")]
+    Url(String),
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connection closed")]
+    Closed,
+    #[error("broker error {code:?}: {message}")]
+    Server {
+        code: pb::ServerError,
+        message: String,
+    },
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// A receipt for one SEND: its sequence id and the entry it became.
+#[derive(Debug, Clone, Copy)]
+pub struct Receipt {
+    pub sequence_id: u64,
+    pub ledger_id: u64,
+    pub entry_id: u64,
+}
+
+/// A delivered entry: its id and the stored bytes (magic, checksum, metadata, payload).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: pb::MessageIdData,
+    pub entry: Bytes,
+}
+
+#[derive(Default)]
+struct Routes {
+    requests: HashMap<u64, oneshot::Sender<BaseCommand>>,
+    producers: HashMap<u64, mpsc::UnboundedSender<std::result::Result<Receipt, ClientError>>>,
+    consumers: HashMap<u64, mpsc::UnboundedSender<Delivery>>,
+}
+
+/// One connection to a broker. Cheap to clone.
+#[derive(Clone)]
+pub struct Connection {
+    out: mpsc::UnboundedSender<Bytes>,
+    routes: Arc<Mutex<Routes>>,
+    ids: Arc<AtomicU64>,
+}
+
+fn lock(r: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
+    r.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Connection {
+    /// Connects to `pulsar://host:port` and completes the handshake.
+    pub async fn connect(url: &str) -> Result<Connection> {
+        let addr = url
+            .strip_prefix("pulsar://")
+            .map(|a| a.trim_end_matches('/').to_string())
+            .ok_or_else(|| ClientError::Url(url.to_string()))?;
+        let stream = TcpStream::connect(&addr)
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(256 * 1024);
+            while let Some(first) = out_rx.recv().await {
+                buf.clear();
+                buf.extend_from_slice(&first);
+                while buf.len() < 1 << 20 {
+                    match out_rx.try_recv() {
+                        Ok(more) => buf.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                if wr.write_all(&buf).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let routes: Arc<Mutex<Routes>> = Default::default();
+        let (connected_tx, connected_rx) = oneshot::channel();
+        let reader_routes = Arc::clone(&routes);
+        let pong = out.clone();
+        tokio::spawn(async move {
+            let dec = FrameDecoder::new(protocol::DEFAULT_MAX_MESSAGE_SIZE);
+            let mut buf = BytesMut::with_capacity(1 << 20);
+            let mut connected = Some(connected_tx);
+            'read: loop {
+                loop {
+                    match dec.decode(&mut buf) {
+                        Ok(Some(f)) => {
+                            if f.command.r#type == Type::Connected as i32 {
+                                if let Some(tx) = connected.take() {
+                                    let _ = tx.send(Ok(()));
+                                }
+                                continue;
+                            }
+                            route(&reader_routes, &pong, f.command, f.payload);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "bad frame from broker");
+                            break 'read;
+                        }
+                    }
+                }
+                match rd.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            if let Some(tx) = connected.take() {
+                let _ = tx.send(Err(ClientError::Closed));
+            }
+            let mut r = lock(&reader_routes);
+            r.requests.clear();
+            for (_, p) in r.producers.drain() {
+                let _ = p.send(Err(ClientError::Closed));
+            }
+            r.consumers.clear();
+        });
+        let _ = out.send(encode_command(&BaseCommand {
+            connect: Some(pb::CommandConnect {
+                client_version: format!("tierlog-perf-{}", env!("CARGO_PKG_VERSION")),
+                protocol_version: Some(protocol::SERVER_PROTOCOL_VERSION),
+                ..Default::default()
+            }),
+            ..commands::base(Type::Connect)
+        }));
+        connected_rx.await.map_err(|_| ClientError::Closed)??;
+        Ok(Connection {
+            out,
+            routes,
+            ids: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn request(&self, request_id: u64, cmd: BaseCommand) -> Result<BaseCommand> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.routes).requests.insert(request_id, tx);
+        self.out
+            .send(encode_command(&cmd))
+            .map_err(|_| ClientError::Closed)?;
+        let reply = rx.await.map_err(|_| ClientError::Closed)?;
+        if let Some(e) = &reply.error {
+            return Err(ClientError::Server {
+                code: pb::ServerError::try_from(e.error).unwrap_or(pb::ServerError::UnknownError),
+                message: e.message.clone(),
+            });
+        }
+        Ok(reply)
+    }
+
+    /// Partition count of a topic (0 when not partitioned).
+    pub async fn partitions(&self, topic: &str) -> Result<u32> {
+        let rid = self.next_id();
+        let reply = self
+            .request(
+                rid,
+                BaseCommand {
+                    partition_metadata: Some(pb::CommandPartitionedTopicMetadata {
+                        topic: topic.to_string(),
+                        request_id: rid,
+                        ..Default::default()
+                    }),
+                    ..commands::base(Type::PartitionedMetadata)
+                },
+            )
+            .await?;
+        let r = reply
+            .partition_metadata_response
+            .ok_or_else(|| ClientError::Protocol("no partitioned metadata".into()))?;
+        if let Some(code) = r.error {
+            return Err(ClientError::Server {
+                code: pb::ServerError::try_from(code).unwrap_or(pb::ServerError::UnknownError),
+                message: r.message.unwrap_or_default(),
+            });
+        }
+        Ok(r.partitions.unwrap_or(0))
+    }
+
+    /// Creates a producer; receipts arrive on the returned channel in SEND order.
+    pub async fn producer(
+        &self,
+        topic: &str,
+    ) -> Result<(
+        Producer,
+        mpsc::UnboundedReceiver<std::result::Result<Receipt, ClientError>>,
+    )> {
+        let (id, rid) = (self.next_id(), self.next_id());
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.routes).producers.insert(id, tx);
+        let reply = self
+            .request(
+                rid,
+                BaseCommand {
+                    producer: Some(pb::CommandProducer {
+                        topic: topic.to_string(),
+                        producer_id: id,
+                        request_id: rid,
+                        ..Default::default()
+                    }),
+                    ..commands::base(Type::Producer)
+                },
+            )
+            .await?;
+        let name = reply
+            .producer_success
+            .map(|p| p.producer_name)
+            .ok_or_else(|| ClientError::Protocol("no PRODUCER_SUCCESS".into()))?;
+        Ok((
+            Producer {
+                conn: self.clone(),
+                id,
+                name,
+                next_sequence: 0,
+            },
+            rx,
+        ))
+    }
+
+    /// Subscribes; deliveries arrive on the returned channel. `sub_type` and `initial` use the
+    /// protocol's numbers (Exclusive 0, Shared 1, Failover 2, Key_Shared 3; Latest 0, Earliest 1).
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+        subscription: &str,
+        sub_type: i32,
+        initial: i32,
+    ) -> Result<(Consumer, mpsc::UnboundedReceiver<Delivery>)> {
+        let (id, rid) = (self.next_id(), self.next_id());
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.routes).consumers.insert(id, tx);
+        self.request(
+            rid,
+            BaseCommand {
+                subscribe: Some(pb::CommandSubscribe {
+                    topic: topic.to_string(),
+                    subscription: subscription.to_string(),
+                    sub_type,
+                    consumer_id: id,
+                    request_id: rid,
+                    initial_position: Some(initial),
+                    ..Default::default()
+                }),
+                ..commands::base(Type::Subscribe)
+            },
+        )
+        .await?;
+        Ok((
+            Consumer {
+                conn: self.clone(),
+                id,
+            },
+            rx,
+        ))
+    }
+}
+
+fn route(
+    routes: &Mutex<Routes>,
+    out: &mpsc::UnboundedSender<Bytes>,
+    cmd: BaseCommand,
+    payload: Option<protocol::Payload>,
+) {
+    let ty = Type::try_from(cmd.r#type).ok();
+    let mut r = lock(routes);
+    let request_id = match ty {
+        Some(Type::Ping) => {
+            let _ = out.send(encode_command(&commands::pong()));
+            return;
+        }
+        Some(Type::SendReceipt) => {
+            if let Some(s) = cmd.send_receipt
+                && let Some(p) = r.producers.get(&s.producer_id)
+            {
+                let id = s.message_id.unwrap_or_default();
+                let _ = p.send(Ok(Receipt {
+                    sequence_id: s.sequence_id,
+                    ledger_id: id.ledger_id,
+                    entry_id: id.entry_id,
+                }));
+            }
+            return;
+        }
+        Some(Type::SendError) => {
+            if let Some(s) = cmd.send_error
+                && let Some(p) = r.producers.get(&s.producer_id)
+            {
+                let _ = p.send(Err(ClientError::Server {
+                    code: pb::ServerError::try_from(s.error)
+                        .unwrap_or(pb::ServerError::UnknownError),
+                    message: s.message,
+                }));
+            }
+            return;
+        }
+        Some(Type::Message) => {
+            if let (Some(m), Some(p)) = (cmd.message, payload)
+                && let Some(c) = r.consumers.get(&m.consumer_id)
+            {
+                let _ = c.send(Delivery {
+                    id: m.message_id,
+                    entry: p.entry,
+                });
+            }
+            return;
+        }
+        Some(Type::Success) => cmd.success.as_ref().map(|s| s.request_id),
+        Some(Type::Error) => cmd.error.as_ref().map(|s| s.request_id),
+        Some(Type::ProducerSuccess) => cmd.producer_success.as_ref().map(|s| s.request_id),
+        Some(Type::PartitionedMetadataResponse) => cmd
+            .partition_metadata_response
+            .as_ref()
+            .map(|s| s.request_id),
+        _ => None,
+    };
+    if let Some(rid) = request_id
+        && let Some(tx) = r.requests.remove(&rid)
+    {
+        let _ = tx.send(cmd);
+    }
+}
+
+pub struct Producer {
+    conn: Connection,
+    id: u64,
+    name: String,
+    next_sequence: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Producer {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends `payloads` as one entry: a single message, or a batch when there are several.
+    /// Returns the SEND's sequence id (its receipt carries it back).
+    pub fn send(&mut self, payloads: &[Bytes]) -> Result<u64> {
+        let seq = self.next_sequence;
+        self.next_sequence += payloads.len().max(1) as u64;
+        let mut meta = pb::MessageMetadata {
+            producer_name: self.name.clone(),
+            sequence_id: seq,
+            publish_time: now_ms(),
+            ..Default::default()
+        };
+        let batch;
+        let body: &[u8] = if payloads.len() == 1 {
+            &payloads[0]
+        } else {
+            meta.num_messages_in_batch = Some(payloads.len() as i32);
+            let mut b = BytesMut::new();
+            for (i, p) in payloads.iter().enumerate() {
+                let single = pb::SingleMessageMetadata {
+                    payload_size: p.len() as i32,
+                    sequence_id: Some(seq + i as u64),
+                    ..Default::default()
+                };
+                b.put_u32(single.encoded_len() as u32);
+                let _ = single.encode(&mut b);
+                b.extend_from_slice(p);
+            }
+            batch = b.freeze();
+            &batch
+        };
+        let cmd = BaseCommand {
+            send: Some(pb::CommandSend {
+                producer_id: self.id,
+                sequence_id: seq,
+                num_messages: (payloads.len() > 1).then_some(payloads.len() as i32),
+                ..Default::default()
+            }),
+            ..commands::base(Type::Send)
+        };
+        self.conn
+            .out
+            .send(encode_send(&cmd, &meta, body))
+            .map_err(|_| ClientError::Closed)?;
+        Ok(seq)
+    }
+}
+
+pub struct Consumer {
+    conn: Connection,
+    id: u64,
+}
+
+impl Consumer {
+    pub fn flow(&self, permits: u32) -> Result<()> {
+        self.conn
+            .out
+            .send(encode_command(&BaseCommand {
+                flow: Some(pb::CommandFlow {
+                    consumer_id: self.id,
+                    message_permits: permits,
+                }),
+                ..commands::base(Type::Flow)
+            }))
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// Acknowledges entries individually (one ACK frame).
+    pub fn ack(&self, ids: Vec<pb::MessageIdData>) -> Result<()> {
+        self.conn
+            .out
+            .send(encode_command(&BaseCommand {
+                ack: Some(pb::CommandAck {
+                    consumer_id: self.id,
+                    ack_type: pb::command_ack::AckType::Individual as i32,
+                    message_id: ids,
+                    ..Default::default()
+                }),
+                ..commands::base(Type::Ack)
+            }))
+            .map_err(|_| ClientError::Closed)
+    }
+}

@@ -1,0 +1,602 @@
+//! `tierlog perf produce|consume`: pulsar-perf's load generator over the binary protocol. A
+//! stats line every interval (10 s by default) and an aggregated summary with HdrHistogram
+//! percentiles when `-m` is reached, the duration ends or on Ctrl-C; `--output json` for the
+//! summary.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use hdrhistogram::Histogram;
+
+#[derive(Debug, Subcommand)]
+pub enum PerfCommand {
+    /// Publish messages at a rate and measure publish latency (send → durable receipt).
+    Produce(ProduceArgs),
+    /// Consume topics and measure throughput and end-to-end latency (publish time → receipt).
+    Consume(ConsumeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Broker service URL.
+    #[arg(
+        long = "service-url",
+        short = 'u',
+        default_value = "pulsar://localhost:6650"
+    )]
+    service_url: String,
+    /// Seconds between stats lines.
+    #[arg(long = "stats-interval", default_value_t = 10)]
+    stats_interval: u64,
+    /// Stop after this many seconds (0 = until -m or Ctrl-C).
+    #[arg(long = "test-duration", visible_alias = "time", default_value_t = 0)]
+    test_duration: u64,
+    /// Summary format: human lines or one JSON object.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    output: String,
+    topics: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Messages per second over all producers (0 = as fast as possible).
+    #[arg(long, short = 'r', default_value_t = 100)]
+    rate: u64,
+    /// Payload size in bytes.
+    #[arg(long, short = 's', default_value_t = 1024)]
+    size: usize,
+    /// Producers per topic.
+    #[arg(long = "num-producers", short = 'n', default_value_t = 1)]
+    producers: usize,
+    /// Stop after this many messages (0 = no limit).
+    #[arg(long = "num-messages", short = 'm', default_value_t = 0)]
+    total: u64,
+    #[arg(long = "batch-max-messages", default_value_t = 1000)]
+    batch_max_messages: usize,
+    #[arg(long = "batch-delay-ms", default_value_t = 1)]
+    batch_delay_ms: u64,
+    /// Send every message as its own entry.
+    #[arg(long = "disable-batching", short = 'd')]
+    disable_batching: bool,
+    /// Messages in flight per producer before sending waits.
+    #[arg(long = "max-pending", default_value_t = 1000)]
+    max_pending: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    #[arg(long = "subscriber-name", short = 's', default_value = "sub")]
+    subscription: String,
+    #[arg(long = "subscription-type", short = 't', default_value = "Exclusive",
+          value_parser = ["Exclusive", "Shared", "Failover", "Key_Shared"])]
+    sub_type: String,
+    #[arg(long = "subscription-position", short = 'p', default_value = "Latest",
+          value_parser = ["Latest", "Earliest"])]
+    position: String,
+    /// Stop after this many messages (0 = no limit).
+    #[arg(long = "num-messages", short = 'm', default_value_t = 0)]
+    total: u64,
+    #[arg(long = "receiver-queue-size", short = 'q', default_value_t = 1000)]
+    queue: u32,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Counters and histograms shared by the workers and the reporter.
+struct Stats {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    failures: AtomicU64,
+    /// Latencies in microseconds: since the last stats line, and since the start.
+    interval: Mutex<Histogram<u64>>,
+    total: Mutex<Histogram<u64>>,
+    record_after: Instant,
+}
+
+impl Stats {
+    fn new(warmup: Duration) -> anyhow::Result<Arc<Stats>> {
+        let h = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram");
+        Ok(Arc::new(Stats {
+            messages: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            interval: Mutex::new(h()?),
+            total: Mutex::new(h()?),
+            record_after: Instant::now() + warmup,
+        }))
+    }
+
+    fn record(&self, latency_us: u64) {
+        if Instant::now() < self.record_after {
+            return;
+        }
+        let v = latency_us.clamp(1, 60_000_000);
+        let _ = self
+            .interval
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(v);
+        let _ = self
+            .total
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(v);
+    }
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn latency_line(h: &Histogram<u64>) -> String {
+    format!(
+        "Latency: mean: {:7.3} ms - med: {:7.3} - 95pct: {:7.3} - 99pct: {:7.3} - 99.9pct: {:7.3} - 99.99pct: {:7.3} - Max: {:7.3}",
+        h.mean() / 1000.0,
+        ms(h, 0.5),
+        ms(h, 0.95),
+        ms(h, 0.99),
+        ms(h, 0.999),
+        ms(h, 0.9999),
+        h.max() as f64 / 1000.0
+    )
+}
+
+/// Prints a stats line every `every` until `done`.
+async fn report(
+    stats: Arc<Stats>,
+    every: Duration,
+    what: &'static str,
+    failures: bool,
+    done: Arc<AtomicBool>,
+) {
+    let (mut last_msgs, mut last_bytes, mut last_fail) = (0u64, 0u64, 0u64);
+    let mut last = Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        if done.load(Ordering::Relaxed) {
+            return;
+        }
+        let (m, b, f) = (
+            stats.messages.load(Ordering::Relaxed),
+            stats.bytes.load(Ordering::Relaxed),
+            stats.failures.load(Ordering::Relaxed),
+        );
+        let secs = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        let line = {
+            let mut h = stats.interval.lock().unwrap_or_else(|p| p.into_inner());
+            let l = latency_line(&h);
+            h.reset();
+            l
+        };
+        let fail = if failures {
+            format!(" --- failure {:8.1} msg/s", (f - last_fail) as f64 / secs)
+        } else {
+            String::new()
+        };
+        println!(
+            "Throughput {what}: {m:7} msg --- {:8.1} msg/s --- {:8.1} Mbit/s{fail} --- {line}",
+            (m - last_msgs) as f64 / secs,
+            (b - last_bytes) as f64 * 8.0 / 1024.0 / 1024.0 / secs,
+        );
+        (last_msgs, last_bytes, last_fail) = (m, b, f);
+    }
+}
+
+fn summary(stats: &Stats, started: Instant, verb: &str, output: &str) -> anyhow::Result<()> {
+    let secs = started.elapsed().as_secs_f64();
+    let m = stats.messages.load(Ordering::Relaxed);
+    let b = stats.bytes.load(Ordering::Relaxed);
+    let h = stats.total.lock().unwrap_or_else(|p| p.into_inner());
+    let rate = m as f64 / secs;
+    let mbit = b as f64 * 8.0 / 1024.0 / 1024.0 / secs;
+    if output == "json" {
+        let v = serde_json::json!({
+            "messages": m,
+            "bytes": b,
+            "failures": stats.failures.load(Ordering::Relaxed),
+            "seconds": secs,
+            "msgPerSec": rate,
+            "mbitPerSec": mbit,
+            "mbytePerSec": b as f64 / 1048576.0 / secs,
+            "latencyMs": {
+                "mean": h.mean() / 1000.0,
+                "p50": ms(&h, 0.5), "p95": ms(&h, 0.95), "p99": ms(&h, 0.99),
+                "p999": ms(&h, 0.999), "p9999": ms(&h, 0.9999), "p99999": ms(&h, 0.99999),
+                "max": h.max() as f64 / 1000.0,
+                "samples": h.len(),
+            }
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "Aggregated throughput stats --- {m} records {verb} --- {rate:.3} msg/s --- {mbit:.3} Mbit/s"
+        );
+        println!(
+            "Aggregated latency stats --- Latency: mean: {:7.3} ms - med: {:7.3} - 95pct: {:7.3} - 99pct: {:7.3} - 99.9pct: {:7.3} - 99.99pct: {:7.3} - 99.999pct: {:7.3} - Max: {:7.3}",
+            h.mean() / 1000.0,
+            ms(&h, 0.5),
+            ms(&h, 0.95),
+            ms(&h, 0.99),
+            ms(&h, 0.999),
+            ms(&h, 0.9999),
+            ms(&h, 0.99999),
+            h.max() as f64 / 1000.0
+        );
+    }
+    Ok(())
+}
+
+/// Waits for Ctrl-C or the test duration, whichever comes first (duration 0 = no limit).
+async fn stop_signal(duration: u64) {
+    let timer = async {
+        if duration == 0 {
+            std::future::pending::<()>().await
+        } else {
+            tokio::time::sleep(Duration::from_secs(duration)).await
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = timer => {}
+    }
+}
+
+/// Topic names as pulsar-perf expands them: partitions of a partitioned topic separately.
+async fn expand_topics(
+    conn: &client::Connection,
+    topics: &[String],
+) -> anyhow::Result<Vec<String>> {
+    if topics.is_empty() {
+        bail!("no topic given");
+    }
+    let mut out = Vec::new();
+    for t in topics {
+        let n = conn
+            .partitions(t)
+            .await
+            .with_context(|| format!("partitions of {t}"))?;
+        if n == 0 {
+            out.push(t.clone());
+        } else {
+            out.extend((0..n).map(|i| format!("{t}-partition-{i}")));
+        }
+    }
+    Ok(out)
+}
+
+/// A smooth token bucket: `rate` permits per second shared by every producer.
+struct RateLimiter {
+    interval_ns: u64,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    fn new(rate: u64) -> Option<Arc<RateLimiter>> {
+        (rate > 0).then(|| {
+            Arc::new(RateLimiter {
+                interval_ns: 1_000_000_000 / rate,
+                next: Mutex::new(Instant::now()),
+            })
+        })
+    }
+
+    async fn acquire(&self) {
+        let at = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            // No burst after an idle period: at most one interval of credit.
+            if *next + Duration::from_nanos(self.interval_ns) < now {
+                *next = now;
+            }
+            let at = *next;
+            *next += Duration::from_nanos(self.interval_ns);
+            at
+        };
+        let now = Instant::now();
+        if at > now {
+            tokio::time::sleep(at - now).await;
+        }
+    }
+}
+
+pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
+    match cmd {
+        PerfCommand::Produce(a) => produce(a).await,
+        PerfCommand::Consume(a) => consume(a).await,
+    }
+}
+
+async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
+    let conn = client::Connection::connect(&a.common.service_url)
+        .await
+        .with_context(|| format!("connecting to {}", a.common.service_url))?;
+    let topics = expand_topics(&conn, &a.common.topics).await?;
+    // pulsar-perf's payload: random upper-case letters, one buffer reused for every message.
+    let payload: Bytes = {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        (0..a.size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b'A' + (x % 26) as u8
+            })
+            .collect::<Vec<u8>>()
+            .into()
+    };
+    let stats = Stats::new(Duration::from_secs(1))?;
+    let limiter = RateLimiter::new(a.rate);
+    let remaining = Arc::new(AtomicU64::new(if a.total == 0 {
+        u64::MAX
+    } else {
+        a.total
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let batch = if a.disable_batching {
+        1
+    } else {
+        a.batch_max_messages.max(1)
+    };
+    let mut workers = Vec::new();
+    for topic in &topics {
+        for _ in 0..a.producers {
+            let (producer, receipts) = conn
+                .producer(topic)
+                .await
+                .with_context(|| format!("creating a producer on {topic}"))?;
+            workers.push(tokio::spawn(produce_loop(
+                producer,
+                receipts,
+                payload.clone(),
+                batch,
+                Duration::from_millis(a.batch_delay_ms),
+                a.max_pending,
+                limiter.clone(),
+                Arc::clone(&remaining),
+                Arc::clone(&stop),
+                Arc::clone(&stats),
+            )));
+        }
+    }
+    eprintln!(
+        "Producing to {} topic(s) with {} producer(s) at {} msg/s, {} bytes per message",
+        topics.len(),
+        workers.len(),
+        if a.rate == 0 {
+            "max".to_string()
+        } else {
+            a.rate.to_string()
+        },
+        a.size
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = tokio::spawn(report(
+        Arc::clone(&stats),
+        Duration::from_secs(a.common.stats_interval.max(1)),
+        "produced",
+        true,
+        Arc::clone(&done),
+    ));
+    let all = futures_join(workers);
+    tokio::select! {
+        r = all => r?,
+        _ = stop_signal(a.common.test_duration) => {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    reporter.abort();
+    summary(&stats, started, "sent", &a.common.output)
+}
+
+async fn futures_join(
+    workers: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+) -> anyhow::Result<()> {
+    for w in workers {
+        w.await.context("producer task")??;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn produce_loop(
+    mut producer: client::Producer,
+    mut receipts: tokio::sync::mpsc::UnboundedReceiver<client::Result<client::Receipt>>,
+    payload: Bytes,
+    batch: usize,
+    batch_delay: Duration,
+    max_pending: usize,
+    limiter: Option<Arc<RateLimiter>>,
+    remaining: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+) -> anyhow::Result<()> {
+    // Sends in flight, in order: (sequence id, when each of its messages was handed over).
+    let mut inflight: VecDeque<(u64, Vec<Instant>)> = VecDeque::new();
+    let mut pending_msgs = 0usize;
+    let mut current: Vec<Instant> = Vec::with_capacity(batch);
+    let mut batch_started = Instant::now();
+    let len = payload.len() as u64;
+    let settle = |r: client::Result<client::Receipt>,
+                  inflight: &mut VecDeque<(u64, Vec<Instant>)>,
+                  pending: &mut usize|
+     -> anyhow::Result<()> {
+        let Some((seq, starts)) = inflight.pop_front() else {
+            bail!("receipt without a pending send");
+        };
+        *pending -= starts.len();
+        match r {
+            Ok(rc) if rc.sequence_id == seq => {
+                let now = Instant::now();
+                for s in &starts {
+                    stats.record((now - *s).as_micros() as u64);
+                }
+                stats
+                    .messages
+                    .fetch_add(starts.len() as u64, Ordering::Relaxed);
+                stats
+                    .bytes
+                    .fetch_add(len * starts.len() as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(rc) => bail!(
+                "receipt for sequence {} while {seq} was expected",
+                rc.sequence_id
+            ),
+            Err(e) => {
+                stats
+                    .failures
+                    .fetch_add(starts.len() as u64, Ordering::Relaxed);
+                tracing::warn!(error = %e, "send failed");
+                Ok(())
+            }
+        }
+    };
+    loop {
+        let finished = stop.load(Ordering::Relaxed)
+            || remaining
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1))
+                .is_err();
+        if !finished {
+            if let Some(l) = &limiter {
+                l.acquire().await;
+            }
+            if current.is_empty() {
+                batch_started = Instant::now();
+            }
+            current.push(Instant::now());
+        }
+        let flush = !current.is_empty()
+            && (finished || current.len() >= batch || batch_started.elapsed() >= batch_delay);
+        if flush {
+            let payloads = vec![payload.clone(); current.len()];
+            let seq = producer.send(&payloads).context("send")?;
+            pending_msgs += current.len();
+            inflight.push_back((seq, std::mem::take(&mut current)));
+        }
+        // Collect receipts that arrived; wait when the window is full.
+        while pending_msgs >= max_pending || (finished && !inflight.is_empty()) {
+            match receipts.recv().await {
+                Some(r) => settle(r, &mut inflight, &mut pending_msgs)?,
+                None => bail!("connection closed"),
+            }
+        }
+        while let Ok(r) = receipts.try_recv() {
+            settle(r, &mut inflight, &mut pending_msgs)?;
+        }
+        if finished && inflight.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+async fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
+    let conn = client::Connection::connect(&a.common.service_url)
+        .await
+        .with_context(|| format!("connecting to {}", a.common.service_url))?;
+    let topics = expand_topics(&conn, &a.common.topics).await?;
+    let sub_type = match a.sub_type.as_str() {
+        "Shared" => 1,
+        "Failover" => 2,
+        "Key_Shared" => 3,
+        _ => 0,
+    };
+    let initial = i32::from(a.position == "Earliest");
+    let stats = Stats::new(Duration::ZERO)?;
+    let remaining = Arc::new(AtomicU64::new(if a.total == 0 {
+        u64::MAX
+    } else {
+        a.total
+    }));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for topic in &topics {
+        let (consumer, deliveries) = conn
+            .subscribe(topic, &a.subscription, sub_type, initial)
+            .await
+            .with_context(|| format!("subscribing to {topic}"))?;
+        workers.push(tokio::spawn(consume_loop(
+            consumer,
+            deliveries,
+            a.queue,
+            Arc::clone(&remaining),
+            Arc::clone(&stats),
+        )));
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = tokio::spawn(report(
+        Arc::clone(&stats),
+        Duration::from_secs(a.common.stats_interval.max(1)),
+        "received",
+        false,
+        Arc::clone(&done),
+    ));
+    tokio::select! {
+        r = futures_join(workers) => r?,
+        _ = stop_signal(a.common.test_duration) => {}
+    }
+    done.store(true, Ordering::Relaxed);
+    reporter.abort();
+    summary(&stats, started, "received", &a.common.output)
+}
+
+async fn consume_loop(
+    consumer: client::Consumer,
+    mut deliveries: tokio::sync::mpsc::UnboundedReceiver<client::Delivery>,
+    queue: u32,
+    remaining: Arc<AtomicU64>,
+    stats: Arc<Stats>,
+) -> anyhow::Result<()> {
+    consumer.flow(queue).context("flow")?;
+    let mut consumed_since_flow = 0u32;
+    let mut acks = Vec::with_capacity(100);
+    while let Some(d) = deliveries.recv().await {
+        let (count, payload_bytes, publish_ms) = match protocol::parse_entry(&d.entry) {
+            Ok((meta, at)) => (
+                protocol::entry::message_count(&meta),
+                (d.entry.len() - at) as u64,
+                meta.publish_time,
+            ),
+            Err(_) => (1, d.entry.len() as u64, 0),
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|t| t.as_millis() as u64)
+            .unwrap_or(0);
+        for _ in 0..count {
+            stats.record(now_ms.saturating_sub(publish_ms) * 1000);
+        }
+        stats
+            .messages
+            .fetch_add(u64::from(count), Ordering::Relaxed);
+        stats.bytes.fetch_add(payload_bytes, Ordering::Relaxed);
+        acks.push(d.id);
+        consumed_since_flow += count;
+        let left = remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                Some(r.saturating_sub(u64::from(count)))
+            })
+            .unwrap_or(0)
+            .saturating_sub(u64::from(count));
+        if acks.len() >= 100 || deliveries.is_empty() || left == 0 {
+            consumer.ack(std::mem::take(&mut acks)).context("ack")?;
+        }
+        if consumed_since_flow >= queue / 2 {
+            consumer.flow(consumed_since_flow).context("flow")?;
+            consumed_since_flow = 0;
+        }
+        if left == 0 {
+            return Ok(());
+        }
+    }
+    bail!("connection closed")
+}
