@@ -96,6 +96,11 @@ struct State {
     /// Bumped by seek, so a dispatch round that read before the seek discards its entries.
     epoch: u64,
     closed: bool,
+    /// Entries read from the read position on but not delivered yet (no permits left): the
+    /// next round starts with them instead of reading them again.
+    buffered: std::collections::VecDeque<ledger::Entry>,
+    /// Messages per entry seen so far (batches), to size reads to the permits.
+    avg_messages_per_entry: f64,
 }
 
 impl State {
@@ -231,6 +236,8 @@ impl Subscription {
                 next_consumer: 0,
                 epoch: 0,
                 closed: false,
+                buffered: std::collections::VecDeque::new(),
+                avg_messages_per_entry: 1.0,
             }),
             wake: Notify::new(),
             acks: Mutex::new(None),
@@ -400,6 +407,7 @@ impl Subscription {
             st.redeliver.clear();
             st.redelivery_counts.clear();
             st.acked.clear();
+            st.buffered.clear();
             st.read_position = read_from;
             st.mark_delete = Position::new(read_from.ledger_id, read_from.entry_id - 1);
             consumers.into_iter().map(|c| c.spec.key).collect()
@@ -467,28 +475,34 @@ impl Subscription {
         enum Plan {
             Redeliver(Vec<Position>),
             Read(Position, usize),
+            Buffered(Vec<ledger::Entry>),
         }
         let (plan, epoch) = {
-            let st = self.state();
+            let mut st = self.state();
             if st.closed || !st.has_permits() {
                 return Ok(false);
             }
             let permits: i64 = st.consumers.iter().map(|c| c.permits.max(0)).sum();
-            let n = (permits as usize).clamp(1, READ_BATCH);
-            let plan = if st.redeliver.is_empty() {
-                Plan::Read(st.read_position, n)
-            } else {
+            // Entries, not messages: a batch entry uses as many permits as it has messages.
+            let n =
+                ((permits as f64 / st.avg_messages_per_entry).ceil() as usize).clamp(1, READ_BATCH);
+            let plan = if !st.redeliver.is_empty() {
                 Plan::Redeliver(st.redeliver.iter().take(n).copied().collect())
+            } else if !st.buffered.is_empty() {
+                Plan::Buffered(st.buffered.drain(..).collect())
+            } else {
+                Plan::Read(st.read_position, n)
             };
             (plan, st.epoch)
         };
         let ml = &self.topic.ml;
-        let (entries, redelivering) = match &plan {
-            Plan::Read(from, n) => (ml.read(*from, *n, READ_BYTES).await?, false),
+        let (entries, redelivering) = match plan {
+            Plan::Buffered(entries) => (entries, false),
+            Plan::Read(from, n) => (ml.read(from, n, READ_BYTES).await?, false),
             Plan::Redeliver(ps) => {
                 let mut out = Vec::with_capacity(ps.len());
                 let mut gone = Vec::new();
-                for &p in ps {
+                for p in ps {
                     match ml.read(p, 1, READ_BYTES).await?.pop() {
                         Some(e) if e.position == p => out.push(e),
                         _ => gone.push(p), // removed by retention
@@ -511,7 +525,8 @@ impl Subscription {
             return Ok(true);
         }
         let mut delivered = false;
-        for e in entries {
+        let mut entries: std::collections::VecDeque<ledger::Entry> = entries.into();
+        while let Some(e) = entries.pop_front() {
             let pos = e.position;
             if !redelivering && pos < st.read_position {
                 continue;
@@ -528,7 +543,15 @@ impl Subscription {
                 .map(protocol::entry::message_count)
                 .unwrap_or(1);
             let key = meta.as_ref().and_then(protocol::entry::routing_key);
-            let Some(i) = st.pick(key) else { break };
+            let Some(i) = st.pick(key) else {
+                if !redelivering {
+                    // Keep what was read for the next round, in order.
+                    entries.push_front(e);
+                    st.buffered = entries;
+                }
+                break;
+            };
+            st.avg_messages_per_entry = 0.5 * st.avg_messages_per_entry + 0.5 * f64::from(count);
             let redeliveries = st.redelivery_counts.get(&pos).copied().unwrap_or(0);
             let c = &mut st.consumers[i];
             c.permits -= i64::from(count);
@@ -540,7 +563,8 @@ impl Subscription {
             let key = c.spec.key;
             let sent = c.spec.outbox.send(encode_message(&cmd, &e.data)).is_ok();
             if !sent {
-                // The connection is gone; its clean-up detaches the consumer.
+                // The connection is gone; its clean-up detaches the consumer. Entries not
+                // delivered are read again from the read position.
                 c.permits = 0;
                 break;
             }
