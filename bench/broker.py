@@ -145,11 +145,18 @@ report = []
 data = os.path.join(WORK, "hot")
 b = Broker(data)
 report.append(line("start-up to ready (empty data dir)", b.startup_ms, "ms"))
-p = perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), "bench-max")
-raw = raw_fsync_write(os.path.join(WORK, "raw-fsync"), PRODUCE_MSGS * 1024)
-os.remove(os.path.join(WORK, "raw-fsync"))
-report.append(line("produce 1 KiB, durable acks", p["mbytePerSec"] * 1.048576, "MB/s",
-                   "raw write+fdatasync 1 MiB", raw))
+# This VM's disk varies 2-5x between identical runs: interleave three raw and three broker runs
+# and compare the best of each.
+best_raw, best_produce = 0.0, 0.0
+for i in range(3):
+    raw = raw_fsync_write(os.path.join(WORK, "raw-fsync"), PRODUCE_MSGS * 1024)
+    os.remove(os.path.join(WORK, "raw-fsync"))
+    p = perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), f"bench-max-{i}")
+    mbs = p["mbytePerSec"] * 1.048576
+    print(f"  run {i}: raw {raw:.1f} MB/s, produce {mbs:.1f} MB/s", flush=True)
+    best_raw, best_produce = max(best_raw, raw), max(best_produce, mbs)
+report.append(line("produce 1 KiB, durable acks (best/3)", best_produce, "MB/s",
+                   "raw write+fdatasync 1 MiB (best/3)", best_raw))
 lat = perf("produce", "-u", b.url(), "-r", "1000", "-s", "2048", "--test-duration", str(LATENCY_SECS),
            "bench-latency")
 l = lat["latencyMs"]
@@ -157,13 +164,13 @@ s = (f"publish latency -r 1000 -s 2048 ({lat['msgPerSec']:.0f} msg/s): p50 {l['p
      f"p99 {l['p99']:.3f} ms  p99.9 {l['p999']:.3f} ms  max {l['max']:.3f} ms")
 print(s, flush=True)
 report.append(s)
-c = perf("consume", "-u", b.url(), "-p", "Earliest", "-m", str(PRODUCE_MSGS), "bench-max")
+c = perf("consume", "-u", b.url(), "-p", "Earliest", "-m", str(PRODUCE_MSGS), "bench-max-0")
 report.append(line("peak RSS, produce + latency + consume", b.peak_rss_mib(), "MiB"))
 b.stop()
 raw = raw_read(files(os.path.join(data, "ledgers")))
 b = Broker(data)
-report.append(line(f"start-up to ready ({PRODUCE_MSGS // 1000}k entries)", b.startup_ms, "ms"))
-c = perf("consume", "-u", b.url(), "-p", "Earliest", "-s", "after-restart", "-m", str(PRODUCE_MSGS), "bench-max")
+report.append(line(f"start-up to ready ({3 * PRODUCE_MSGS // 1000}k messages)", b.startup_ms, "ms"))
+c = perf("consume", "-u", b.url(), "-p", "Earliest", "-s", "after-restart", "-m", str(PRODUCE_MSGS), "bench-max-0")
 raw = raw_read(files(os.path.join(data, "ledgers")))
 report.append(line("consume catch-up (hot tier)", c["mbytePerSec"] * 1.048576, "MB/s",
                    "raw sequential read of the files", raw))

@@ -473,7 +473,10 @@ impl ManagedLedger {
             let want = (max_entries - out.len()) as i64;
             let last = (count - 1).min(start + want - 1);
             let mut data = if self.reads_from_tier(l) {
-                self.tiered_handle(l).await?.read(start, last).await?
+                self.tiered_handle(l)
+                    .await?
+                    .read_up_to(start, last, budget)
+                    .await?
             } else {
                 let store = self.shared.store.clone();
                 let id = l.ledger_id as u64;

@@ -341,6 +341,13 @@ impl OffloadedLedger {
 
     /// Reads entries `first..=last` in order.
     pub async fn read(&self, first: i64, last: i64) -> Result<Vec<Bytes>> {
+        self.read_up_to(first, last, usize::MAX).await
+    }
+
+    /// Reads entries from `first` in order, up to `last` or until `max_bytes` of entry data
+    /// have been read (at least one entry), so a caller with a byte budget does not fetch
+    /// entries it would drop.
+    pub async fn read_up_to(&self, first: i64, last: i64, max_bytes: usize) -> Result<Vec<Bytes>> {
         if first < 0 || first > last || last > self.index.last_entry_id {
             return Err(OffloadError::NoSuchEntry {
                 ledger_id: self.ledger_id,
@@ -357,7 +364,9 @@ impl OffloadedLedger {
         st.reader.seek(start);
         let mut out = Vec::with_capacity((last - first + 1).min(10_000) as usize);
         let mut expected = first;
+        let mut used = 0usize;
         while expected <= last {
+            let record_start = st.reader.pos;
             let len = be_i32(&st.reader.read_exact(4).await?);
             if len < 0 {
                 // Padding or the next block's header: jump to the block that starts here.
@@ -369,8 +378,14 @@ impl OffloadedLedger {
             if id != expected {
                 return Err(self.corrupt(format!("expected entry {expected}, found entry {id}")));
             }
+            if !out.is_empty() && used.saturating_add(len as usize) > max_bytes {
+                // Over budget: the next read resumes at this record.
+                st.reader.seek(record_start);
+                break;
+            }
             out.push(st.reader.read_exact(len as u64).await?);
             expected += 1;
+            used = used.saturating_add(len as usize);
         }
         st.resume = Some((expected, st.reader.pos));
         Ok(out)

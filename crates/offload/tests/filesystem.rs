@@ -166,3 +166,39 @@ async fn corrupt_index_and_data_objects_give_errors() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_budgeted_reads_stop_before_the_budget_and_resume_where_they_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = fs_offloader(dir.path(), 5 << 20).await;
+    // 300 entries of 100..399 bytes over two blocks.
+    let src = VecSource::with_sizes(9, (0..300).map(|i| 100 + i));
+    let uuid = Uuid::new_v4();
+    o.offload(&src, uuid, &BTreeMap::new()).await.unwrap();
+    let h = o.read(9, uuid, &o.driver_metadata()).await.unwrap();
+    let mut next = 0i64;
+    let mut reads = 0;
+    while next <= h.last_entry_id() {
+        let got = h.read_up_to(next, h.last_entry_id(), 1000).await.unwrap();
+        assert!(!got.is_empty());
+        let total: usize = got.iter().map(|e| e.len()).sum();
+        assert!(
+            got.len() == 1 || total <= 1000,
+            "{} entries, {total} bytes",
+            got.len()
+        );
+        for (k, e) in got.iter().enumerate() {
+            assert_eq!(
+                e.as_ref(),
+                &src.entries[next as usize + k][..],
+                "entry {}",
+                next as usize + k
+            );
+        }
+        next += got.len() as i64;
+        reads += 1;
+    }
+    assert!(reads > 30, "{reads} reads of at most 1000 bytes");
+    // A budget smaller than one entry still returns that entry.
+    assert_eq!(h.read_up_to(5, 10, 1).await.unwrap().len(), 1);
+}

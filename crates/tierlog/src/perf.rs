@@ -63,8 +63,13 @@ pub struct ProduceArgs {
     /// Send every message as its own entry.
     #[arg(long = "disable-batching", short = 'd')]
     disable_batching: bool,
-    /// Messages in flight per producer before sending waits.
-    #[arg(long = "max-pending", default_value_t = 1000)]
+    /// Messages in flight per producer before sending waits (pulsar-perf's --max-outstanding;
+    /// several batches in flight keep the broker's group commit busy).
+    #[arg(
+        long = "max-pending",
+        visible_alias = "max-outstanding",
+        default_value_t = 10000
+    )]
     max_pending: usize,
     #[command(flatten)]
     common: Common,
@@ -288,22 +293,17 @@ impl RateLimiter {
         })
     }
 
-    async fn acquire(&self) {
-        let at = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            // No burst after an idle period: at most one interval of credit.
-            if *next + Duration::from_nanos(self.interval_ns) < now {
-                *next = now;
-            }
-            let at = *next;
-            *next += Duration::from_nanos(self.interval_ns);
-            at
-        };
+    /// Reserves the next permit; returns when it may be used.
+    fn reserve(&self) -> Instant {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if at > now {
-            tokio::time::sleep(at - now).await;
+        // No burst after an idle period: at most one interval of credit.
+        if *next + Duration::from_nanos(self.interval_ns) < now {
+            *next = now;
         }
+        let at = *next;
+        *next += Duration::from_nanos(self.interval_ns);
+        at
     }
 }
 
@@ -467,8 +467,17 @@ async fn produce_loop(
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1))
                 .is_err();
         if !finished {
-            if let Some(l) = &limiter {
-                l.acquire().await;
+            if let Some(at) = limiter.as_ref().map(|l| l.reserve()) {
+                // A waiting batch leaves when its delay ends, not when the next message comes.
+                let deadline = batch_started + batch_delay;
+                if !current.is_empty() && deadline < at {
+                    tokio::time::sleep_until(deadline.into()).await;
+                    let payloads = vec![payload.clone(); current.len()];
+                    let seq = producer.send(&payloads).context("send")?;
+                    pending_msgs += current.len();
+                    inflight.push_back((seq, std::mem::take(&mut current)));
+                }
+                tokio::time::sleep_until(at.into()).await;
             }
             if current.is_empty() {
                 batch_started = Instant::now();
