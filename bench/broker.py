@@ -100,12 +100,28 @@ def perf(*args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def drop_caches():
+    """Frees the page cache (root only) so raw and broker runs write into the same kind of
+    pages; returns whether it could."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("1")
+        return True
+    except OSError:
+        return False
+
+
+# Raw writes cycle through 64 MiB of distinct buffers: a broker writes data that just arrived
+# from the network, never one buffer that stays in the CPU cache.
+RAW_BUFFERS = [os.urandom(1 << 20) for _ in range(64)]
+
+
 def raw_fsync_write(path, total, chunk=1 << 20):
-    buf = os.urandom(chunk)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     t0 = time.monotonic()
-    for _ in range(total // chunk):
-        os.write(fd, buf)
+    for i in range(total // chunk):
+        os.write(fd, RAW_BUFFERS[i % len(RAW_BUFFERS)])
         os.fdatasync(fd)
     secs = time.monotonic() - t0
     os.close(fd)
@@ -145,19 +161,24 @@ report = []
 data = os.path.join(WORK, "hot")
 b = Broker(data)
 report.append(line("start-up to ready (empty data dir)", b.startup_ms, "ms"))
-# This VM's disk varies 2-5x between identical runs: interleave three raw and three broker runs
-# and compare the best of each. The raw files are kept until the phase ends, as the broker keeps
-# its ledgers: on this VM, writing into page-cache pages that were just freed is several times
-# faster than first-touch pages, and a baseline that deletes its file between runs measures that.
+# This VM's write speed depends on the state of the page cache (writing into pages freed a
+# moment ago is up to 5x faster than first-touch pages), so each run starts from a dropped page
+# cache (when running as root), raw and broker runs are interleaved, and the best of each counts.
+# Raw files are kept until the phase ends, as the broker keeps its ledgers.
 best_raw, best_produce = 0.0, 0.0
+dropped = True
 for i in range(3):
+    dropped &= drop_caches()
     raw = raw_fsync_write(os.path.join(WORK, f"raw-fsync-{i}"), PRODUCE_MSGS * 1024)
+    dropped &= drop_caches()
     p = perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), f"bench-max-{i}")
     mbs = p["mbytePerSec"] * 1.048576
     print(f"  run {i}: raw {raw:.1f} MB/s, produce {mbs:.1f} MB/s", flush=True)
     best_raw, best_produce = max(best_raw, raw), max(best_produce, mbs)
 for i in range(3):
     os.remove(os.path.join(WORK, f"raw-fsync-{i}"))
+if not dropped:
+    print("  (page cache not dropped: not root; runs are noisier)", flush=True)
 report.append(line("produce 1 KiB, durable acks (best/3)", best_produce, "MB/s",
                    "raw write+fdatasync 1 MiB (best/3)", best_raw))
 lat = perf("produce", "-u", b.url(), "-r", "1000", "-s", "2048", "--test-duration", str(LATENCY_SECS),
