@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 use protocol::pb::base_command::Type;
 use protocol::pb::{self, BaseCommand};
-use protocol::{FrameDecoder, commands, encode_command, encode_send};
+use protocol::{FrameDecoder, commands, encode_command, encode_send_parts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -384,25 +384,35 @@ impl Producer {
             publish_time: now_ms(),
             ..Default::default()
         };
-        let batch;
-        let body: &[u8] = if payloads.len() == 1 {
-            &payloads[0]
-        } else {
+        // A batch is `[u32 size][SingleMessageMetadata][payload]` per message.
+        let mut headers: Vec<Vec<u8>> = Vec::new();
+        if payloads.len() > 1 {
             meta.num_messages_in_batch = Some(payloads.len() as i32);
-            let mut b = BytesMut::new();
-            for (i, p) in payloads.iter().enumerate() {
-                let single = pb::SingleMessageMetadata {
-                    payload_size: p.len() as i32,
-                    sequence_id: Some(seq + i as u64),
-                    ..Default::default()
-                };
-                b.put_u32(single.encoded_len() as u32);
-                let _ = single.encode(&mut b);
-                b.extend_from_slice(p);
+            headers = payloads
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let single = pb::SingleMessageMetadata {
+                        payload_size: p.len() as i32,
+                        sequence_id: Some(seq + i as u64),
+                        ..Default::default()
+                    };
+                    let mut h = Vec::with_capacity(4 + single.encoded_len());
+                    h.put_u32(single.encoded_len() as u32);
+                    let _ = single.encode(&mut h);
+                    h
+                })
+                .collect();
+        }
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(payloads.len() * 2);
+        if headers.is_empty() {
+            parts.extend(payloads.iter().map(|p| p.as_ref()));
+        } else {
+            for (h, p) in headers.iter().zip(payloads) {
+                parts.push(h);
+                parts.push(p);
             }
-            batch = b.freeze();
-            &batch
-        };
+        }
         let cmd = BaseCommand {
             send: Some(pb::CommandSend {
                 producer_id: self.id,
@@ -414,7 +424,7 @@ impl Producer {
         };
         self.conn
             .out
-            .send(encode_send(&cmd, &meta, body))
+            .send(encode_send_parts(&cmd, &meta, &parts))
             .map_err(|_| ClientError::Closed)?;
         Ok(seq)
     }

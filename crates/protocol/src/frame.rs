@@ -187,14 +187,29 @@ pub fn encode_message(cmd: &BaseCommand, entry: &[u8]) -> Bytes {
 
 /// A client's SEND: the command, then magic, checksum, metadata and payload.
 pub fn encode_send(cmd: &BaseCommand, metadata: &MessageMetadata, payload: &[u8]) -> Bytes {
+    encode_send_parts(cmd, metadata, &[payload])
+}
+
+/// A SEND whose payload is the concatenation of `parts` (e.g. a batch's message headers and
+/// payloads), built in one buffer with one copy of each part.
+pub fn encode_send_parts(cmd: &BaseCommand, metadata: &MessageMetadata, parts: &[&[u8]]) -> Bytes {
+    let cmd_len = cmd.encoded_len();
     let meta_len = metadata.encoded_len();
-    let mut body = BytesMut::with_capacity(4 + meta_len + payload.len());
-    body.put_u32(meta_len as u32);
-    let _ = metadata.encode(&mut body);
-    body.extend_from_slice(payload);
-    let mut entry = BytesMut::with_capacity(6 + body.len());
-    entry.put_u16(MAGIC_CRC32C);
-    entry.put_u32(crc32c::crc32c(&body));
-    entry.extend_from_slice(&body);
-    encode_message(cmd, &entry)
+    let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+    let total = 4 + cmd_len + 2 + 4 + 4 + meta_len + payload_len;
+    let mut b = BytesMut::with_capacity(4 + total);
+    b.put_u32(total as u32);
+    b.put_u32(cmd_len as u32);
+    let _ = cmd.encode(&mut b);
+    b.put_u16(MAGIC_CRC32C);
+    let crc_at = b.len();
+    b.put_u32(0);
+    b.put_u32(meta_len as u32);
+    let _ = metadata.encode(&mut b);
+    for p in parts {
+        b.extend_from_slice(p);
+    }
+    let crc = crc32c::crc32c(&b[crc_at + 4..]);
+    b[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
 }

@@ -17,7 +17,7 @@ pub mod pb {
 pub use entry::{EntryError, parse_entry};
 pub use frame::{
     DEFAULT_MAX_MESSAGE_SIZE, FRAME_PADDING, Frame, FrameDecoder, FrameError, Payload,
-    encode_command, encode_message, encode_send,
+    encode_command, encode_message, encode_send, encode_send_parts,
 };
 pub use topic::{Domain, TopicName, TopicNameError};
 
