@@ -45,6 +45,9 @@ struct WriterState {
     /// File position where the next record will be placed (after everything pending).
     next_offset: u64,
     batch: Batch,
+    /// The previous batch's buffer, cleared, for the next batch: reusing it spares a fresh
+    /// multi-megabyte allocation (and its page faults) per group commit.
+    spare: Vec<u8>,
     failed: Option<String>,
     /// Set once `seal` was called: no more appends; the flusher seals when the batch is drained.
     seal_requested: Option<oneshot::Sender<Result<EntryIndex>>>,
@@ -100,6 +103,7 @@ impl OpenLedger {
                 next_entry_id: 0,
                 next_offset: FILE_HEADER_LEN,
                 batch: Batch::default(),
+                spare: Vec::new(),
                 failed: None,
                 seal_requested: None,
                 closing: false,
@@ -199,20 +203,31 @@ impl OpenLedger {
                     return;
                 }
                 let batch = std::mem::take(&mut st.batch);
+                st.batch.bytes = std::mem::take(&mut st.spare);
                 let start = st.next_offset - batch.bytes.len() as u64;
                 (batch, start)
             };
+            let mut batch = batch;
             let result = self
                 .file
                 .write_all_at(&batch.bytes, start)
                 .and_then(|_| self.file.sync_data());
+            let batch_len = batch.bytes.len() as u64;
+            let mut bytes = std::mem::take(&mut batch.bytes);
+            if bytes.capacity() <= 64 << 20 {
+                bytes.clear();
+                let mut st = self.lock_state();
+                if st.spare.capacity() < bytes.capacity() {
+                    st.spare = bytes;
+                }
+            }
             match result {
                 Ok(()) => {
                     self.fsyncs.fetch_add(1, Ordering::Relaxed);
                     {
                         let mut durable = self.durable.write().unwrap_or_else(|p| p.into_inner());
                         durable.offsets.extend_from_slice(&batch.offsets);
-                        durable.data_end = start + batch.bytes.len() as u64;
+                        durable.data_end = start + batch_len;
                         durable.payload_bytes += batch.payload_bytes;
                     }
                     for w in batch.waiters {
