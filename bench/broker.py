@@ -23,7 +23,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 
 BIN, S3S, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
-PRODUCE_MSGS = int(os.environ.get("TIERLOG_BENCH_MESSAGES", "400000"))  # x 1 KiB
+PRODUCE_MSGS = int(os.environ.get("TIERLOG_BENCH_MESSAGES", "600000"))  # x 1 KiB
 LATENCY_SECS = int(os.environ.get("TIERLOG_BENCH_LATENCY_SECS", "30"))
 MB = 1e6
 
@@ -221,7 +221,7 @@ env = {
     "TIERLOG_s3ManagedLedgerOffloadBucket": "tier",
     "TIERLOG_s3ManagedLedgerOffloadRegion": "us-east-1",
     "TIERLOG_s3ManagedLedgerOffloadServiceEndpoint": endpoint,
-    "TIERLOG_managedLedgerMaxSizePerLedgerMbytes": "64",
+    "TIERLOG_managedLedgerMaxSizePerLedgerMbytes": "256",
     "TIERLOG_managedLedgerMinLedgerRolloverTimeMinutes": "0",
     "TIERLOG_managedLedgerOffloadDeletionLagMs": "0",
     "TIERLOG_retentionCheckIntervalInSeconds": "1",

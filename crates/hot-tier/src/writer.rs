@@ -214,7 +214,8 @@ impl OpenLedger {
                 .and_then(|_| self.file.sync_data());
             let batch_len = batch.bytes.len() as u64;
             let mut bytes = std::mem::take(&mut batch.bytes);
-            if bytes.capacity() <= 64 << 20 {
+            // Bounded so an idle ledger holds at most 16 MiB it does not use.
+            if bytes.capacity() <= 16 << 20 {
                 bytes.clear();
                 let mut st = self.lock_state();
                 if st.spare.capacity() < bytes.capacity() {
