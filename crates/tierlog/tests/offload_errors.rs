@@ -5,22 +5,12 @@
 
 mod common;
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use pulsar::SubType;
 use pulsar::consumer::InitialPosition;
 use pulsar::producer::ProducerOptions;
 use testkit::moto::MotoServer;
-use testkit::standalone::Standalone;
-
-fn admin(b: &Standalone, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .args(["admin", "--admin-url", &b.admin_url()])
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offload_to_a_missing_bucket_reports_error_and_the_topic_keeps_working() {
@@ -49,13 +39,13 @@ async fn offload_to_a_missing_bucket_reports_error_and_the_topic_keeps_working()
     let client = common::client(&broker).await;
     common::produce(&client, "errs", 0..500, 200, ProducerOptions::default()).await;
 
-    let out = admin(&broker, &["topics", "offload", "-s", "0", "errs"]);
+    let out = common::admin(&broker, &["topics", "offload", "-s", "0", "errs"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = admin(&broker, &["topics", "offload-status", "-w", "errs"]);
+    let out = common::admin(&broker, &["topics", "offload-status", "-w", "errs"]);
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
@@ -99,9 +89,9 @@ async fn offload_to_a_missing_bucket_reports_error_and_the_topic_keeps_working()
 
     // Once the bucket exists, the same request succeeds.
     moto.create_bucket("later-bucket");
-    let out = admin(&broker, &["topics", "offload", "-s", "0", "errs"]);
+    let out = common::admin(&broker, &["topics", "offload", "-s", "0", "errs"]);
     assert!(out.status.success());
-    let out = admin(&broker, &["topics", "offload-status", "-w", "errs"]);
+    let out = common::admin(&broker, &["topics", "offload-status", "-w", "errs"]);
     assert!(
         out.status.success(),
         "{}",

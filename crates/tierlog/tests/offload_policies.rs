@@ -4,26 +4,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pulsar::producer::ProducerOptions;
 use testkit::moto::MotoServer;
 use testkit::standalone::Standalone;
-
-fn admin_ok(b: &Standalone, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .args(["admin", "--admin-url", &b.admin_url()])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn offloaded_ledgers(b: &Standalone, topic: &str) -> usize {
     let (_, body) = b.call(
@@ -92,7 +77,7 @@ async fn namespace_and_topic_offload_policies_and_topic_retention() {
     let got: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(got["managedLedgerOffloadThresholdInBytes"], -1);
     assert_eq!(got["managedLedgerOffloadDeletionLagInMillis"], 3600000);
-    admin_ok(
+    common::admin_ok(
         &b,
         &[
             "topics",
@@ -104,7 +89,7 @@ async fn namespace_and_topic_offload_policies_and_topic_retention() {
             "eager",
         ],
     );
-    let got = admin_ok(&b, &["topics", "get-offload-policies", "eager"]);
+    let got = common::admin_ok(&b, &["topics", "get-offload-policies", "eager"]);
     assert!(
         got.contains("\"managedLedgerOffloadThresholdInBytes\": 0"),
         "{got}"
@@ -122,7 +107,7 @@ async fn namespace_and_topic_offload_policies_and_topic_retention() {
     );
 
     // Changing the namespace policy reaches open topics.
-    admin_ok(
+    common::admin_ok(
         &b,
         &[
             "namespaces",
@@ -136,7 +121,7 @@ async fn namespace_and_topic_offload_policies_and_topic_retention() {
     );
     common::produce(&client, "lazy", 300..360, 100, ProducerOptions::default()).await;
     wait_offloaded(&b, "lazy", 5).await;
-    admin_ok(
+    common::admin_ok(
         &b,
         &["namespaces", "remove-offload-policies", "public/default"],
     );
@@ -146,7 +131,7 @@ async fn namespace_and_topic_offload_policies_and_topic_retention() {
     // Topic retention: 204 while unset, the policy once set, cleared again.
     let t = "/admin/v2/persistent/public/default/eager/retention";
     assert_eq!(b.call("GET", t, None).0, 204);
-    admin_ok(
+    common::admin_ok(
         &b,
         &["topics", "set-retention", "-s", "1G", "-t", "2h", "eager"],
     );
@@ -162,7 +147,7 @@ async fn namespace_and_topic_offload_policies_and_topic_retention() {
         Some("{\"retentionTimeInMinutes\":0,\"retentionSizeInMB\":5}"),
     );
     assert_eq!(status, 412, "{got}");
-    admin_ok(&b, &["topics", "remove-retention", "eager"]);
+    common::admin_ok(&b, &["topics", "remove-retention", "eager"]);
     assert_eq!(b.call("GET", t, None).0, 204);
     // Unknown namespace: 404.
     let (status, _) = b.call(
@@ -187,7 +172,7 @@ async fn a_namespace_offload_policy_with_its_own_bucket_receives_that_namespaces
     // The broker itself offloads to the filesystem (the default).
     let b = common::start(dir.path(), &env);
     let endpoint = moto.endpoint();
-    admin_ok(
+    common::admin_ok(
         &b,
         &[
             "namespaces",
@@ -209,7 +194,7 @@ async fn a_namespace_offload_policy_with_its_own_bucket_receives_that_namespaces
             "public/default",
         ],
     );
-    let got = admin_ok(
+    let got = common::admin_ok(
         &b,
         &["namespaces", "get-offload-policies", "public/default"],
     );

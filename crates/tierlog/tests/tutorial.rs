@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use pulsar::SubType;
@@ -16,25 +15,6 @@ use testkit::standalone::Standalone;
 
 const TOTAL: usize = 50_000;
 const SIZE: usize = 2048;
-
-fn admin(b: &Standalone, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .args(["admin", "--admin-url", &b.admin_url()])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(b: &Standalone, args: &[&str]) -> String {
-    let out = admin(b, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn internal_stats(b: &Standalone) -> serde_json::Value {
     let (status, body) = b.call(
@@ -68,7 +48,7 @@ async fn seed_tutorial_offloads_to_s3_and_reads_everything_back_after_restart() 
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ];
     let broker = common::start(dir.path(), &env);
-    ok(
+    common::admin_ok(
         &broker,
         &[
             "namespaces",
@@ -80,7 +60,7 @@ async fn seed_tutorial_offloads_to_s3_and_reads_everything_back_after_restart() 
             "3d",
         ],
     );
-    ok(
+    common::admin_ok(
         &broker,
         &[
             "namespaces",
@@ -103,7 +83,7 @@ async fn seed_tutorial_offloads_to_s3_and_reads_everything_back_after_restart() 
     assert_eq!(ids.len(), TOTAL);
     drop(client);
 
-    let out = ok(
+    let out = common::admin_ok(
         &broker,
         &["topics", "offload", "--size-threshold", "10M", "test-topic"],
     );
@@ -113,7 +93,7 @@ async fn seed_tutorial_offloads_to_s3_and_reads_everything_back_after_restart() 
         ),
         "{out}"
     );
-    let status = ok(&broker, &["topics", "offload-status", "-w", "test-topic"]);
+    let status = common::admin_ok(&broker, &["topics", "offload-status", "-w", "test-topic"]);
     assert!(
         status.trim_end().ends_with("Offload was a success"),
         "{status}"

@@ -110,6 +110,47 @@ pub async fn consumer(
         .expect("consumer")
 }
 
+/// The `i` property every test message carries.
+fn index_of(msg: &pulsar::consumer::Message<Vec<u8>>) -> usize {
+    msg.payload
+        .metadata
+        .properties
+        .iter()
+        .find(|kv| kv.key == "i")
+        .map(|kv| kv.value.parse().expect("index"))
+        .expect("property i")
+}
+
+fn received(msg: &pulsar::consumer::Message<Vec<u8>>) -> Received {
+    (
+        index_of(msg),
+        msg.payload.data.clone(),
+        msg.key(),
+        msg.payload.metadata.event_time,
+    )
+}
+
+/// `tierlog admin --admin-url <broker> <args>`.
+pub fn admin(b: &Standalone, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tierlog"))
+        .args(["admin", "--admin-url", &b.admin_url()])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// [`admin`] that must succeed; its standard output.
+pub fn admin_ok(b: &Standalone, args: &[&str]) -> String {
+    let out = admin(b, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Receives until `n` messages arrived (acking each when `ack`), or panics after `timeout` of
 /// silence. Returns (index property, payload, key, event time) per message.
 pub async fn receive(
@@ -125,20 +166,7 @@ pub async fn receive(
             .unwrap_or_else(|_| panic!("only {} of {n} messages arrived", out.len()))
             .expect("consumer stream")
             .expect("stream open");
-        let i = msg
-            .payload
-            .metadata
-            .properties
-            .iter()
-            .find(|kv| kv.key == "i")
-            .map(|kv| kv.value.parse().expect("index"))
-            .expect("property i");
-        out.push((
-            i,
-            msg.payload.data.clone(),
-            msg.key(),
-            msg.payload.metadata.event_time,
-        ));
+        out.push(received(&msg));
         if ack {
             consumer.ack(&msg).await.expect("ack");
         }
@@ -177,20 +205,7 @@ pub async fn receive_until_quiet(
             Err(_) => return out,
             Ok(next) => {
                 let msg = next.expect("consumer stream").expect("stream open");
-                let i = msg
-                    .payload
-                    .metadata
-                    .properties
-                    .iter()
-                    .find(|kv| kv.key == "i")
-                    .map(|kv| kv.value.parse().expect("index"))
-                    .expect("property i");
-                out.push((
-                    i,
-                    msg.payload.data.clone(),
-                    msg.key(),
-                    msg.payload.metadata.event_time,
-                ));
+                out.push(received(&msg));
                 consumer.ack(&msg).await.expect("ack");
             }
         }
@@ -206,14 +221,7 @@ pub async fn receive_until_quiet_with(
     let mut out = Vec::new();
     while let Ok(next) = tokio::time::timeout(quiet, consumer.try_next()).await {
         let msg = next.expect("consumer stream").expect("stream open");
-        let i: usize = msg
-            .payload
-            .metadata
-            .properties
-            .iter()
-            .find(|kv| kv.key == "i")
-            .map(|kv| kv.value.parse().expect("index"))
-            .expect("property i");
+        let i = index_of(&msg);
         out.push(i);
         if ack(i) {
             consumer.ack(&msg).await.expect("ack");
