@@ -1,10 +1,12 @@
 //! The single writer of an open ledger, with group commit.
 //!
 //! `append` encodes the record into the ledger's pending batch and returns at once with a
-//! [`PendingAppend`] that resolves when the entry is durable. One flusher thread per open ledger
-//! takes the whole pending batch, writes it with one `pwrite` and makes it durable with one
-//! `fdatasync`, then completes every waiter of that batch in entry order. While it syncs, new
-//! appends collect in the next batch, so many concurrent appends share one fsync.
+//! [`PendingAppend`] that resolves when the entry is durable. Two threads per open ledger form a
+//! pipeline: the flusher takes the whole pending batch and writes it with one `pwrite`; the
+//! syncer takes every batch written so far, makes them durable with one `fdatasync` and completes
+//! their waiters in entry order. The copy of one batch into the page cache thus overlaps the
+//! fsync of the previous ones (the flusher spent ~70 % of its time waiting on fsync before), and
+//! while either runs new appends collect in the next batch, so many appends share one fsync.
 //!
 //! Memory is bounded: every append first takes permits (bytes) from a per-ledger budget that the
 //! flusher gives back after the batch is durable; a full budget makes `append` wait.
@@ -40,6 +42,15 @@ struct Batch {
     permits: usize,
 }
 
+/// Batches written but not yet covered by an fsync, handed from the flusher to the syncer.
+#[derive(Default)]
+struct SyncQueue {
+    /// (batch without its bytes, file offset where it ends), in file order.
+    written: Vec<(Batch, u64)>,
+    /// The flusher has stopped: the syncer drains the queue and ends.
+    done: bool,
+}
+
 struct WriterState {
     next_entry_id: u64,
     /// File position where the next record will be placed (after everything pending).
@@ -69,6 +80,8 @@ pub(crate) struct OpenLedger {
     max_entry_bytes: usize,
     /// Batches made durable so far (each one `fdatasync`).
     fsyncs: AtomicU64,
+    sync: Mutex<SyncQueue>,
+    sync_wake: Condvar,
 }
 
 impl OpenLedger {
@@ -118,6 +131,8 @@ impl OpenLedger {
             budget_bytes,
             max_entry_bytes,
             fsyncs: AtomicU64::new(0),
+            sync: Mutex::new(SyncQueue::default()),
+            sync_wake: Condvar::new(),
         });
         let flusher = Arc::clone(&ledger);
         std::thread::Builder::new()
@@ -179,40 +194,70 @@ impl OpenLedger {
         Ok(PendingAppend { entry_id, rx })
     }
 
+    fn lock_sync(&self) -> MutexGuard<'_, SyncQueue> {
+        self.sync.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fails every waiter of `batches` (and gives their budget back).
+    fn fail_batches(&self, batches: impl IntoIterator<Item = Batch>, reason: &str) {
+        for b in batches {
+            self.budget.add_permits(b.permits);
+            for w in b.waiters {
+                let _ = w.tx.send(Err(HotTierError::LedgerFailed {
+                    ledger_id: self.id,
+                    reason: reason.to_string(),
+                }));
+            }
+        }
+    }
+
+    /// Marks the ledger failed and fails what is pending; returns the reason.
+    fn fail(&self, reason: String) -> String {
+        tracing::error!(ledger_id = self.id, %reason, "ledger write failed");
+        let mut st = self.lock_state();
+        let reason = st.failed.get_or_insert(reason).clone();
+        // Nothing after a failed write or fsync can be trusted: fail what is pending too.
+        let rest = std::mem::take(&mut st.batch);
+        drop(st);
+        self.fail_batches([rest], &reason);
+        reason
+    }
+
+    /// Stage 1: writes each pending batch into the file and hands it to the syncer.
     fn flush_loop(self: Arc<Self>) {
-        loop {
-            let (batch, start) = {
+        let syncer = {
+            let me = Arc::clone(&self);
+            std::thread::Builder::new()
+                .name(format!("ledger-{}-sync", self.id))
+                .spawn(move || me.sync_loop())
+        };
+        let syncer = match syncer {
+            Ok(h) => Some(h),
+            Err(e) => {
+                self.fail(format!("spawning the sync thread: {e}"));
+                None
+            }
+        };
+        let seal_reply = loop {
+            let (mut batch, start, failed) = {
                 let mut st = self.lock_state();
                 while st.batch.waiters.is_empty() && st.seal_requested.is_none() && !st.closing {
                     st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
                 }
                 if st.batch.waiters.is_empty() {
-                    if let Some(reply) = st.seal_requested.take() {
-                        let failed = st.failed.clone();
-                        drop(st);
-                        let result = match failed {
-                            Some(reason) => Err(HotTierError::LedgerFailed {
-                                ledger_id: self.id,
-                                reason,
-                            }),
-                            None => self.write_footer_and_rename(),
-                        };
-                        let _ = reply.send(result);
-                    }
-                    self.budget.close();
-                    return;
+                    break st.seal_requested.take();
                 }
                 let batch = std::mem::take(&mut st.batch);
                 st.batch.bytes = std::mem::take(&mut st.spare);
                 let start = st.next_offset - batch.bytes.len() as u64;
-                (batch, start)
+                (batch, start, st.failed.clone())
             };
-            let mut batch = batch;
-            let result = self
-                .file
-                .write_all_at(&batch.bytes, start)
-                .and_then(|_| self.file.sync_data());
-            let batch_len = batch.bytes.len() as u64;
+            if let Some(reason) = failed {
+                self.fail_batches([batch], &reason);
+                continue;
+            }
+            let written = self.file.write_all_at(&batch.bytes, start);
+            let end = start + batch.bytes.len() as u64;
             let mut bytes = std::mem::take(&mut batch.bytes);
             // Bounded so an idle ledger holds at most 16 MiB it does not use.
             if bytes.capacity() <= 16 << 20 {
@@ -222,37 +267,79 @@ impl OpenLedger {
                     st.spare = bytes;
                 }
             }
-            match result {
+            match written {
+                Ok(()) => {
+                    self.lock_sync().written.push((batch, end));
+                    self.sync_wake.notify_one();
+                }
+                Err(e) => {
+                    let reason = self.fail(format!("write of {}: {e}", self.path.display()));
+                    self.fail_batches([batch], &reason);
+                }
+            }
+        };
+        // Everything written must be durable before the ledger seals or closes.
+        self.lock_sync().done = true;
+        self.sync_wake.notify_one();
+        if let Some(h) = syncer {
+            let _ = h.join();
+        }
+        if let Some(reply) = seal_reply {
+            let failed = self.lock_state().failed.clone();
+            let result = match failed {
+                Some(reason) => Err(HotTierError::LedgerFailed {
+                    ledger_id: self.id,
+                    reason,
+                }),
+                None => self.write_footer_and_rename(),
+            };
+            let _ = reply.send(result);
+        }
+        self.budget.close();
+    }
+
+    /// Stage 2: one `fdatasync` covers every batch written so far; then their waiters complete.
+    fn sync_loop(self: Arc<Self>) {
+        let mut failed: Option<String> = None;
+        loop {
+            let written = {
+                let mut q = self.lock_sync();
+                while q.written.is_empty() && !q.done {
+                    q = self.sync_wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+                if q.written.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut q.written)
+            };
+            if let Some(reason) = &failed {
+                self.fail_batches(written.into_iter().map(|(b, _)| b), reason);
+                continue;
+            }
+            match self.file.sync_data() {
                 Ok(()) => {
                     self.fsyncs.fetch_add(1, Ordering::Relaxed);
                     {
                         let mut durable = self.durable.write().unwrap_or_else(|p| p.into_inner());
-                        durable.offsets.extend_from_slice(&batch.offsets);
-                        durable.data_end = start + batch_len;
-                        durable.payload_bytes += batch.payload_bytes;
+                        for (b, end) in &written {
+                            durable.offsets.extend_from_slice(&b.offsets);
+                            durable.data_end = *end;
+                            durable.payload_bytes += b.payload_bytes;
+                        }
                     }
-                    for w in batch.waiters {
-                        let _ = w.tx.send(Ok(w.entry_id));
+                    for (b, _) in written {
+                        for w in b.waiters {
+                            let _ = w.tx.send(Ok(w.entry_id));
+                        }
+                        self.budget.add_permits(b.permits);
                     }
                 }
                 Err(e) => {
-                    let reason = format!("write+fsync of {}: {e}", self.path.display());
-                    tracing::error!(ledger_id = self.id, %reason, "ledger write failed");
-                    let mut st = self.lock_state();
-                    st.failed = Some(reason.clone());
-                    // Nothing after a failed fsync can be trusted: fail what is pending too.
-                    let rest = std::mem::take(&mut st.batch);
-                    self.budget.add_permits(rest.permits);
-                    drop(st);
-                    for w in batch.waiters.into_iter().chain(rest.waiters) {
-                        let _ = w.tx.send(Err(HotTierError::LedgerFailed {
-                            ledger_id: self.id,
-                            reason: reason.clone(),
-                        }));
-                    }
+                    let reason = self.fail(format!("fsync of {}: {e}", self.path.display()));
+                    self.fail_batches(written.into_iter().map(|(b, _)| b), &reason);
+                    failed = Some(reason);
                 }
             }
-            self.budget.add_permits(batch.permits);
         }
     }
 
