@@ -108,6 +108,36 @@ fn perf_produce_and_consume_report_like_pulsar_perf() {
         "{out}"
     );
 
+    // Without -m: runs until --test-duration ends, or until Ctrl-C, then prints the summary.
+    let out = perf(&[
+        "produce",
+        "-u",
+        &url,
+        "-r",
+        "200",
+        "--test-duration",
+        "1",
+        "timed",
+    ]);
+    assert!(out.contains("Aggregated throughput stats --- "), "{out}");
+    let child = Command::new(env!("CARGO_BIN_EXE_tierlog"))
+        .args(["perf", "produce", "-u", &url, "-r", "200", "interrupted"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Aggregated latency stats --- Latency: mean: "),
+        "{text}"
+    );
+
     // A broker that is not there: a clear error, non-zero exit.
     let out = Command::new(env!("CARGO_BIN_EXE_tierlog"))
         .args([
