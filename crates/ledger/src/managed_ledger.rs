@@ -73,7 +73,8 @@ struct Shared {
     ids: Arc<LedgerIdAllocator>,
     config: RwLock<ManagedLedgerConfig>,
     write: tokio::sync::Mutex<WriteState>,
-    view: RwLock<View>,
+    /// Replaced whole on every change, so readers take a cheap snapshot.
+    view: RwLock<Arc<View>>,
     cursors: tokio::sync::Mutex<BTreeMap<String, CursorState>>,
     entries_added: AtomicU64,
     /// Where new offloads go (namespace/topic offload policies may replace it while open).
@@ -169,7 +170,7 @@ impl ManagedLedger {
                     current_size: 0,
                     closed: false,
                 }),
-                view: RwLock::new(View::default()),
+                view: RwLock::new(Arc::new(View::default())),
                 cursors: tokio::sync::Mutex::new(cursors),
                 entries_added: AtomicU64::new(0),
                 offloader: RwLock::new(offloader),
@@ -209,20 +210,16 @@ impl ManagedLedger {
             .unwrap_or_else(|p| p.into_inner()) = config;
     }
 
-    fn view(&self) -> View {
-        self.shared
-            .view
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn view(&self) -> Arc<View> {
+        Arc::clone(&self.shared.view.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn publish_view(&self, st: &WriteState) {
         let current_id = st.info.ledgers.last().map(|l| l.ledger_id).unwrap_or(-1);
-        *self.shared.view.write().unwrap_or_else(|p| p.into_inner()) = View {
+        *self.shared.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(View {
             ledgers: st.info.ledgers.clone(),
             current_id,
-        };
+        });
     }
 
     async fn persist_info(&self, st: &mut WriteState, next: ManagedLedgerInfo) -> Result<()> {
@@ -416,6 +413,13 @@ impl ManagedLedger {
     /// The position that follows `p` (skipping empty and removed ledgers).
     pub fn position_after(&self, p: Position) -> Position {
         Self::next_position(&self.view(), p)
+    }
+
+    /// [`position_after`](Self::position_after) over one snapshot of the ledger list, for
+    /// callers that step through many positions (cursor acks).
+    pub fn successor(&self) -> impl Fn(Position) -> Position + use<> {
+        let view = self.view();
+        move |p| Self::next_position(&view, p)
     }
 
     /// The position after `p`, skipping empty and removed ledgers.
@@ -729,6 +733,11 @@ impl ManagedLedger {
             .get(cursor)
             .ok_or_else(|| self.cursor_not_found(cursor))?;
         Ok(Self::next_position(&self.view(), c.mark_delete))
+    }
+
+    /// One durable cursor's state.
+    pub async fn cursor(&self, name: &str) -> Option<CursorState> {
+        self.shared.cursors.lock().await.get(name).cloned()
     }
 
     /// Every durable cursor with its state.
