@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::error::BrokerError;
 use crate::service::{BrokerService, schema_version_bytes};
-use crate::subscription::{ConsumerSpec, Outbox, SubType, Subscription, initial_position};
+use crate::subscription::{
+    ConsumerSpec, Outbox, SubType, Subscription, initial_position, read_position_for,
+};
 use crate::topic::{ProducerEntry, Start, Topic};
 
 /// Sends waiting for durability per connection before the reader pauses (as Pulsar does).
@@ -38,6 +40,17 @@ struct PendingSend {
 struct Consumer {
     topic: Arc<Topic>,
     sub: Arc<Subscription>,
+}
+
+impl Consumer {
+    /// Detaches the consumer; a reader's subscription ends with its last consumer.
+    async fn detach(self, key: (u64, u64)) {
+        let left = self.sub.remove_consumer(key);
+        if left == 0 && !self.sub.is_durable() {
+            self.topic.remove_subscription(&self.sub.name).await;
+            self.sub.close().await;
+        }
+    }
 }
 
 struct Conn {
@@ -610,14 +623,7 @@ impl Conn {
         let (topic, sub) = (Arc::clone(&k.topic), Arc::clone(&k.sub));
         let ml = &topic.ml;
         let target = if let Some(id) = &c.message_id {
-            let p = position(id);
-            if p.ledger_id < 0 {
-                ml.first_position()
-            } else if p == Position::LATEST {
-                ml.position_after(ml.last_confirmed())
-            } else {
-                Position::new(p.ledger_id, p.entry_id.max(0))
-            }
+            read_position_for(ml, position(id))
         } else if let Some(ts) = c.message_publish_time {
             find_by_publish_time(ml, ts).await?
         } else {
@@ -693,11 +699,7 @@ impl Conn {
 
     async fn close_consumer(&mut self, consumer_id: u64) {
         if let Some(k) = self.consumers.remove(&consumer_id) {
-            let left = k.sub.remove_consumer((self.id, consumer_id));
-            if left == 0 && !k.sub.is_durable() {
-                k.topic.remove_subscription(&k.sub.name).await;
-                k.sub.close().await;
-            }
+            k.detach((self.id, consumer_id)).await;
         }
     }
 
@@ -732,13 +734,8 @@ impl Conn {
             t.remove_producer((self.id, pid));
         }
         for (cid, k) in self.consumers.drain() {
-            let left = k.sub.remove_consumer((self.id, cid));
-            if left == 0 && !k.sub.is_durable() {
-                tokio::spawn(async move {
-                    k.topic.remove_subscription(&k.sub.name).await;
-                    k.sub.close().await;
-                });
-            }
+            let key = (self.id, cid);
+            tokio::spawn(async move { k.detach(key).await });
         }
     }
 }

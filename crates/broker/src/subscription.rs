@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ledger::{InitialPosition, Position};
+use ledger::{CursorState, InitialPosition, ManagedLedger, Position};
 use protocol::commands;
 use protocol::frame::encode_message;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -82,10 +82,9 @@ struct State {
     consumers: Vec<Consumer>,
     /// The next entry to read for first delivery.
     read_position: Position,
-    /// Everything at or below is acknowledged.
-    mark_delete: Position,
-    /// Acknowledged above the mark-delete position.
-    acked: BTreeSet<Position>,
+    /// What is acknowledged: the mark-delete position and the acks above it (the same state the
+    /// managed ledger persists for durable cursors; readers keep only this copy).
+    cursor: CursorState,
     /// Delivered, not yet acknowledged: position → consumer.
     pending: BTreeMap<Position, ConsumerKey>,
     /// To deliver again before anything new.
@@ -95,7 +94,6 @@ struct State {
     next_consumer: usize,
     /// Bumped by seek, so a dispatch round that read before the seek discards its entries.
     epoch: u64,
-    closed: bool,
     /// Entries read from the read position on but not delivered yet (no permits left): the
     /// next round starts with them instead of reading them again.
     buffered: std::collections::VecDeque<ledger::Entry>,
@@ -105,7 +103,7 @@ struct State {
 
 impl State {
     fn is_acked(&self, p: Position) -> bool {
-        p <= self.mark_delete || self.acked.contains(&p)
+        p <= self.cursor.mark_delete || self.cursor.individually_deleted.contains(&p)
     }
 
     fn has_permits(&self) -> bool {
@@ -196,30 +194,22 @@ impl Subscription {
         start: Start,
     ) -> Result<Arc<Subscription>, BrokerError> {
         let ml = &topic.ml;
-        let (durable, mark_delete, acked, read_position) = match start {
+        let (durable, cursor) = match start {
             Start::Durable(initial) => {
                 ml.open_cursor(name, initial).await?;
-                let state = ml
-                    .cursors()
+                let cursor = ml
+                    .cursor(name)
                     .await
-                    .into_iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, s)| s)
                     .ok_or_else(|| BrokerError::Metadata(format!("cursor {name} vanished")))?;
-                let read = ml.cursor_read_position(name).await?;
-                (true, state.mark_delete, state.individually_deleted, read)
+                (true, cursor)
             }
             Start::NonDurable(at) => {
-                let read = match at {
-                    None => ml.position_after(ml.last_confirmed()),
-                    Some(p) if p == Position::EARLIEST || p.ledger_id < 0 => ml.first_position(),
-                    Some(p) if p == Position::LATEST => ml.position_after(ml.last_confirmed()),
-                    Some(p) => Position::new(p.ledger_id, p.entry_id.max(0)),
-                };
+                let read = read_position_for(ml, at.unwrap_or(Position::LATEST));
                 let md = Position::new(read.ledger_id, read.entry_id - 1);
-                (false, md, BTreeSet::new(), read)
+                (false, CursorState::new(md))
             }
         };
+        let read_position = ml.position_after(cursor.mark_delete);
         let sub = Arc::new(Subscription {
             name: name.to_string(),
             topic: Arc::clone(&topic),
@@ -228,14 +218,12 @@ impl Subscription {
                 sub_type,
                 consumers: Vec::new(),
                 read_position,
-                mark_delete,
-                acked,
+                cursor,
                 pending: BTreeMap::new(),
                 redeliver: BTreeSet::new(),
                 redelivery_counts: HashMap::new(),
                 next_consumer: 0,
                 epoch: 0,
-                closed: false,
                 buffered: std::collections::VecDeque::new(),
                 avg_messages_per_entry: 1.0,
             }),
@@ -257,6 +245,10 @@ impl Subscription {
 
     pub fn is_durable(&self) -> bool {
         self.durable
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.stop.borrow()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -338,11 +330,10 @@ impl Subscription {
 
     pub(crate) fn ack_individual(&self, positions: Vec<Position>) {
         {
+            let next = self.topic.ml.successor();
             let mut st = self.state();
+            st.cursor.ack(&positions, next);
             for &p in &positions {
-                if p > st.mark_delete {
-                    st.acked.insert(p);
-                }
                 st.settle(p);
             }
         }
@@ -351,26 +342,22 @@ impl Subscription {
 
     pub(crate) fn ack_cumulative(&self, upto: Position) -> Result<(), BrokerError> {
         {
+            let next = self.topic.ml.successor();
             let mut st = self.state();
             if matches!(st.sub_type, SubType::Shared | SubType::KeyShared) {
                 return Err(BrokerError::NotAllowed(
                     "Cumulative acks are not allowed on Shared or Key_Shared subscriptions".into(),
                 ));
             }
-            if upto > st.mark_delete {
-                st.mark_delete = upto;
-                let keep = st
-                    .acked
-                    .split_off(&Position::new(upto.ledger_id, upto.entry_id + 1));
-                st.acked = keep;
-                let settled: Vec<Position> = st.pending.range(..=upto).map(|(p, _)| *p).collect();
-                for p in settled {
-                    st.settle(p);
-                }
-                let redo: Vec<Position> = st.redeliver.range(..=upto).copied().collect();
-                for p in redo {
-                    st.settle(p);
-                }
+            st.cursor.ack_cumulative(upto, next);
+            let settled: Vec<Position> = st
+                .pending
+                .range(..=upto)
+                .map(|(p, _)| *p)
+                .chain(st.redeliver.range(..=upto).copied())
+                .collect();
+            for p in settled {
+                st.settle(p);
             }
         }
         self.send_ack(AckOp::Cumulative(upto));
@@ -385,7 +372,7 @@ impl Subscription {
 
     /// The subscription's mark-delete position, for GET_LAST_MESSAGE_ID.
     pub(crate) fn mark_delete(&self) -> Position {
-        self.state().mark_delete
+        self.state().cursor.mark_delete
     }
 
     /// Seek: detaches every consumer (CLOSE_CONSUMER, the clients re-subscribe) and moves the
@@ -406,10 +393,10 @@ impl Subscription {
             st.pending.clear();
             st.redeliver.clear();
             st.redelivery_counts.clear();
-            st.acked.clear();
             st.buffered.clear();
             st.read_position = read_from;
-            st.mark_delete = Position::new(read_from.ledger_id, read_from.entry_id - 1);
+            st.cursor
+                .reset(Position::new(read_from.ledger_id, read_from.entry_id - 1));
             consumers.into_iter().map(|c| c.spec.key).collect()
         };
         let tx = lock(&self.acks).clone();
@@ -426,7 +413,6 @@ impl Subscription {
 
     /// Stops the dispatcher and persists pending acks.
     pub(crate) async fn close(&self) {
-        self.state().closed = true;
         let _ = self.stop.send(true);
         lock(&self.acks).take();
         let tasks = std::mem::take(&mut *lock(&self.tasks));
@@ -479,7 +465,7 @@ impl Subscription {
         }
         let (plan, epoch) = {
             let mut st = self.state();
-            if st.closed || !st.has_permits() {
+            if self.is_closed() || !st.has_permits() {
                 return Ok(false);
             }
             let permits: i64 = st.consumers.iter().map(|c| c.permits.max(0)).sum();
@@ -521,7 +507,7 @@ impl Subscription {
             return Ok(false);
         }
         let mut st = self.state();
-        if st.epoch != epoch || st.closed {
+        if st.epoch != epoch || self.is_closed() {
             return Ok(true);
         }
         let mut delivered = false;
@@ -594,11 +580,8 @@ async fn persist_acks(sub: Arc<Subscription>, mut rx: mpsc::UnboundedReceiver<Ac
                 AckOp::Individual(ps) => individual.extend(ps),
                 AckOp::Cumulative(p) => {
                     flush_individual(&sub, &ml, &mut individual).await;
-                    match ml.ack_cumulative(&sub.name, p).await {
-                        Ok(md) => sub.prune_acked(md),
-                        Err(e) => {
-                            tracing::warn!(subscription = %sub.name, error = %e, "persisting a cumulative ack failed")
-                        }
+                    if let Err(e) = ml.ack_cumulative(&sub.name, p).await {
+                        tracing::warn!(subscription = %sub.name, error = %e, "persisting a cumulative ack failed");
                     }
                 }
                 AckOp::Reset(p, done) => {
@@ -619,29 +602,27 @@ async fn flush_individual(sub: &Subscription, ml: &ledger::ManagedLedger, ps: &m
     if ps.is_empty() {
         return;
     }
-    match ml.ack(&sub.name, ps).await {
-        Ok(md) => sub.prune_acked(md),
-        Err(e) => tracing::warn!(subscription = %sub.name, error = %e, "persisting acks failed"),
+    if let Err(e) = ml.ack(&sub.name, ps).await {
+        tracing::warn!(subscription = %sub.name, error = %e, "persisting acks failed");
     }
     ps.clear();
 }
 
-impl Subscription {
-    /// The cursor's mark-delete position moved: forget acks at or below it.
-    fn prune_acked(&self, md: Position) {
-        let mut st = self.state();
-        if md > st.mark_delete {
-            st.mark_delete = md;
-        }
-        let floor = st.mark_delete;
-        st.acked = st
-            .acked
-            .split_off(&Position::new(floor.ledger_id, floor.entry_id + 1));
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The read position a client's message id asks for (reader start, seek): earliest `(-1,-1)` is
+/// the first retained entry, latest the position after the last entry, anything else the entry
+/// itself (a `(L,-1)` id, "before entry 0", is entry 0).
+pub(crate) fn read_position_for(ml: &ManagedLedger, id: Position) -> Position {
+    if id.ledger_id < 0 {
+        ml.first_position()
+    } else if id == Position::LATEST {
+        ml.position_after(ml.last_confirmed())
+    } else {
+        Position::new(id.ledger_id, id.entry_id.max(0))
+    }
 }
 
 /// Where a durable subscription starts when it is created.
