@@ -126,11 +126,6 @@ impl BrokerService {
         Ok(t)
     }
 
-    /// A loaded topic, without loading it.
-    pub async fn loaded_topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics.lock().await.get(name).cloned()
-    }
-
     /// Forgets a topic (it was deleted): its subscriptions stop.
     pub async fn unload(&self, name: &str) {
         let t = self.topics.lock().await.remove(name);

@@ -97,13 +97,6 @@ impl Topic {
         p.remove(&key);
     }
 
-    pub fn producer_count(&self) -> usize {
-        self.producers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
-
     /// The subscription `name`, created if missing.
     pub(crate) async fn subscription(
         self: &Arc<Self>,

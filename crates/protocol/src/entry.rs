@@ -5,7 +5,7 @@
 use prost::Message;
 
 use crate::frame::MAGIC_CRC32C;
-use crate::pb::{MessageMetadata, SingleMessageMetadata};
+use crate::pb::MessageMetadata;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
@@ -17,8 +17,6 @@ pub enum EntryError {
     MetadataSize { size: usize, left: usize },
     #[error("undecodable message metadata: {0}")]
     Metadata(#[from] prost::DecodeError),
-    #[error("malformed batch: {0}")]
-    Batch(String),
 }
 
 /// Decodes `[metadataSize][MessageMetadata]…` (the part the checksum covers).
@@ -60,36 +58,4 @@ pub fn routing_key(meta: &MessageMetadata) -> Option<&[u8]> {
         .as_deref()
         .filter(|k| !k.is_empty())
         .or_else(|| meta.partition_key.as_deref().map(str::as_bytes))
-}
-
-/// Splits an uncompressed batch payload into its messages' metadata and payloads (used by tests
-/// and tools; the broker itself never looks inside a batch).
-pub fn split_batch(
-    mut payload: &[u8],
-    count: u32,
-) -> Result<Vec<(SingleMessageMetadata, Vec<u8>)>, EntryError> {
-    let mut out = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        if payload.len() < 4 {
-            return Err(EntryError::Batch(format!("message {i} has no header")));
-        }
-        let size = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) as usize;
-        payload = &payload[4..];
-        if size > payload.len() {
-            return Err(EntryError::Batch(format!(
-                "message {i} metadata overruns the batch"
-            )));
-        }
-        let smm = SingleMessageMetadata::decode(&payload[..size])?;
-        payload = &payload[size..];
-        let len = smm.payload_size.max(0) as usize;
-        if len > payload.len() {
-            return Err(EntryError::Batch(format!(
-                "message {i} payload overruns the batch"
-            )));
-        }
-        out.push((smm, payload[..len].to_vec()));
-        payload = &payload[len..];
-    }
-    Ok(out)
 }

@@ -65,10 +65,6 @@ impl FrameDecoder {
         }
     }
 
-    pub fn max_frame(&self) -> u32 {
-        self.max_frame
-    }
-
     /// Takes one frame off the front of `buf`, or returns `None` when more bytes are needed. An
     /// error means the stream can no longer be trusted: the connection should be closed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {

@@ -84,11 +84,6 @@ impl TopicName {
         })
     }
 
-    /// `tenant/namespace`.
-    pub fn namespace_name(&self) -> String {
-        format!("{}/{}", self.tenant, self.namespace)
-    }
-
     /// The partition index, if the local name ends in `-partition-<plain decimal>`.
     pub fn partition(&self) -> Option<u32> {
         let (_, idx) = self.local.rsplit_once(PARTITION_MARK)?;
