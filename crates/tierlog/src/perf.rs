@@ -99,7 +99,7 @@ struct Stats {
     messages: AtomicU64,
     bytes: AtomicU64,
     failures: AtomicU64,
-    /// Latencies in microseconds: since the last stats line, and since the start.
+    /// Latencies in microseconds since the last stats line; each line folds them into `total`.
     interval: Mutex<Histogram<u64>>,
     total: Mutex<Histogram<u64>>,
     record_after: Instant,
@@ -128,11 +128,19 @@ impl Stats {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .record(v);
+    }
+
+    /// Moves the interval's latencies into the total; returns the interval's latency line.
+    fn close_interval(&self) -> String {
+        let mut h = self.interval.lock().unwrap_or_else(|p| p.into_inner());
+        let line = latency_line(&h);
         let _ = self
             .total
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .record(v);
+            .add(&*h);
+        h.reset();
+        line
     }
 }
 
@@ -175,12 +183,7 @@ async fn report(
         );
         let secs = last.elapsed().as_secs_f64();
         last = Instant::now();
-        let line = {
-            let mut h = stats.interval.lock().unwrap_or_else(|p| p.into_inner());
-            let l = latency_line(&h);
-            h.reset();
-            l
-        };
+        let line = stats.close_interval();
         let fail = if failures {
             format!(" --- failure {:8.1} msg/s", (f - last_fail) as f64 / secs)
         } else {
@@ -199,6 +202,7 @@ fn summary(stats: &Stats, started: Instant, verb: &str, output: &str) -> anyhow:
     let secs = started.elapsed().as_secs_f64();
     let m = stats.messages.load(Ordering::Relaxed);
     let b = stats.bytes.load(Ordering::Relaxed);
+    stats.close_interval();
     let h = stats.total.lock().unwrap_or_else(|p| p.into_inner());
     let rate = m as f64 / secs;
     let mbit = b as f64 * 8.0 / 1024.0 / 1024.0 / secs;
@@ -472,10 +476,13 @@ async fn produce_loop(
                 let deadline = batch_started + batch_delay;
                 if !current.is_empty() && deadline < at {
                     tokio::time::sleep_until(deadline.into()).await;
-                    let payloads = vec![payload.clone(); current.len()];
-                    let seq = producer.send(&payloads).context("send")?;
-                    pending_msgs += current.len();
-                    inflight.push_back((seq, std::mem::take(&mut current)));
+                    send_batch(
+                        &mut producer,
+                        &payload,
+                        &mut current,
+                        &mut inflight,
+                        &mut pending_msgs,
+                    )?;
                 }
                 tokio::time::sleep_until(at.into()).await;
             }
@@ -487,10 +494,13 @@ async fn produce_loop(
         let flush = !current.is_empty()
             && (finished || current.len() >= batch || batch_started.elapsed() >= batch_delay);
         if flush {
-            let payloads = vec![payload.clone(); current.len()];
-            let seq = producer.send(&payloads).context("send")?;
-            pending_msgs += current.len();
-            inflight.push_back((seq, std::mem::take(&mut current)));
+            send_batch(
+                &mut producer,
+                &payload,
+                &mut current,
+                &mut inflight,
+                &mut pending_msgs,
+            )?;
         }
         // Collect receipts that arrived; wait when the window is full.
         while pending_msgs >= max_pending || (finished && !inflight.is_empty()) {
@@ -506,6 +516,21 @@ async fn produce_loop(
             return Ok(());
         }
     }
+}
+
+/// Sends the messages collected in `current` as one entry and tracks it until its receipt.
+fn send_batch(
+    producer: &mut client::Producer,
+    payload: &Bytes,
+    current: &mut Vec<Instant>,
+    inflight: &mut VecDeque<(u64, Vec<Instant>)>,
+    pending_msgs: &mut usize,
+) -> anyhow::Result<()> {
+    let payloads = vec![payload.clone(); current.len()];
+    let seq = producer.send(&payloads).context("send")?;
+    *pending_msgs += current.len();
+    inflight.push_back((seq, std::mem::take(current)));
+    Ok(())
 }
 
 async fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
