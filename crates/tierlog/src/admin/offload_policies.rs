@@ -72,6 +72,24 @@ struct Location {
     file_system_uri: Option<String>,
 }
 
+impl Location {
+    /// Field by field: this location's value where set, else `other`'s.
+    fn or(self, other: Location) -> Location {
+        Location {
+            driver: self.driver.or(other.driver),
+            bucket: self.bucket.or(other.bucket),
+            region: self.region.or(other.region),
+            endpoint: self.endpoint.or(other.endpoint),
+            max_block: self.max_block.or(other.max_block),
+            read_buffer: self.read_buffer.or(other.read_buffer),
+            role: self.role.or(other.role),
+            role_session_name: self.role_session_name.or(other.role_session_name),
+            gcs_key_file: self.gcs_key_file.or(other.gcs_key_file),
+            file_system_uri: self.file_system_uri.or(other.file_system_uri),
+        }
+    }
+}
+
 impl OffloadPolicies {
     fn location(&self) -> Location {
         let or = |a: &Option<String>, b: &Option<String>, c: &Option<String>| {
@@ -250,22 +268,10 @@ impl PolicyOffloaders {
         tp: &TopicPolicies,
     ) -> Result<Option<Arc<dyn LedgerOffloader>>, ApiError> {
         let (t, n) = (tp.offload_policies.as_ref(), p.offload_policies.as_ref());
-        let (lt, ln) = (
-            t.map(|o| o.location()).unwrap_or_default(),
-            n.map(|o| o.location()).unwrap_or_default(),
-        );
-        let merged = Location {
-            driver: lt.driver.or(ln.driver),
-            bucket: lt.bucket.or(ln.bucket),
-            region: lt.region.or(ln.region),
-            endpoint: lt.endpoint.or(ln.endpoint),
-            max_block: lt.max_block.or(ln.max_block),
-            read_buffer: lt.read_buffer.or(ln.read_buffer),
-            role: lt.role.or(ln.role),
-            role_session_name: lt.role_session_name.or(ln.role_session_name),
-            gcs_key_file: lt.gcs_key_file.or(ln.gcs_key_file),
-            file_system_uri: lt.file_system_uri.or(ln.file_system_uri),
-        };
+        let merged = t
+            .map(|o| o.location())
+            .unwrap_or_default()
+            .or(n.map(|o| o.location()).unwrap_or_default());
         if merged == Location::default() {
             return Ok(broker.map(|b| Arc::clone(b) as Arc<dyn LedgerOffloader>));
         }
