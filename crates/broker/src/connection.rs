@@ -8,12 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use ledger::{AppendReceipt, Position};
+use protocol::io::{FrameReader, ReadError};
 use protocol::pb::base_command::Type;
 use protocol::pb::{self, BaseCommand, ServerError};
-use protocol::{FrameDecoder, FrameError, TopicName, commands, encode_command};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use protocol::{FrameDecoder, FrameError, NamespaceName, TopicName, commands, encode_command};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
@@ -35,6 +34,9 @@ struct PendingSend {
     highest_sequence_id: u64,
     receipt: AppendReceipt,
     topic: Arc<Topic>,
+    /// Messages in the entry (a batch counts its messages) and its size, for stats.
+    messages: u64,
+    bytes: u64,
 }
 
 struct Consumer {
@@ -61,6 +63,7 @@ struct Conn {
     sends: mpsc::Sender<PendingSend>,
     connected: bool,
     protocol_version: i32,
+    client_version: String,
     producers: HashMap<u64, Arc<Topic>>,
     consumers: HashMap<u64, Consumer>,
 }
@@ -76,25 +79,8 @@ pub(crate) async fn run(
     id: u64,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (mut rd, mut wr) = stream.into_split();
-    let (outbox, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
-    let writer = tokio::spawn(async move {
-        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-        while let Some(first) = out_rx.recv().await {
-            buf.clear();
-            buf.extend_from_slice(&first);
-            while buf.len() < 256 * 1024 {
-                match out_rx.try_recv() {
-                    Ok(more) => buf.extend_from_slice(&more),
-                    Err(_) => break,
-                }
-            }
-            if wr.write_all(&buf).await.is_err() {
-                return;
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
+    let (rd, wr) = stream.into_split();
+    let (outbox, writer) = protocol::io::spawn_writer(wr, 256 * 1024);
     let (sends, send_rx) = mpsc::channel(MAX_PENDING_SENDS);
     let receipts = tokio::spawn(send_receipts(send_rx, outbox.clone()));
     let mut conn = Conn {
@@ -105,50 +91,42 @@ pub(crate) async fn run(
         sends,
         connected: false,
         protocol_version: 0,
+        client_version: String::new(),
         producers: HashMap::new(),
         consumers: HashMap::new(),
     };
-    let decoder = FrameDecoder::new(svc.config.max_message_size);
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut frames = FrameReader::new(rd, FrameDecoder::new(svc.config.max_message_size));
     let mut pinged = false;
-    let reason = 'conn: loop {
-        // Handle every complete frame already buffered.
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(frame)) => {
-                    if let Err(Close(why)) = conn.handle(frame.command, frame.payload).await {
-                        break 'conn why;
-                    }
-                }
-                Ok(None) => break,
-                Err(FrameError::Checksum {
-                    expected,
-                    actual,
-                    command,
-                }) => {
-                    if let Some(send) = &command.send {
-                        conn.send(commands::send_error(
-                            send.producer_id,
-                            send.sequence_id,
-                            ServerError::ChecksumError,
-                            format!("checksum mismatch: {expected:#010x} != {actual:#010x}"),
-                        ));
-                    }
-                    break 'conn format!(
-                        "payload checksum mismatch ({expected:#010x} != {actual:#010x})"
-                    );
-                }
-                Err(e) => break 'conn e.to_string(),
-            }
-        }
-        let read = tokio::select! {
-            r = tokio::time::timeout(KEEPALIVE, rd.read_buf(&mut buf)) => r,
-            _ = crate::service::until_true(&mut shutdown) => break 'conn "broker shutting down".to_string(),
+    let reason = loop {
+        let next = tokio::select! {
+            r = tokio::time::timeout(KEEPALIVE, frames.next()) => r,
+            _ = crate::service::until_true(&mut shutdown) => break "broker shutting down".to_string(),
         };
-        match read {
-            Ok(Ok(0)) => break "closed by the client".to_string(),
-            Ok(Ok(_)) => pinged = false,
-            Ok(Err(e)) => break format!("read error: {e}"),
+        match next {
+            Ok(Ok(Some(frame))) => {
+                // Any command proves the peer alive, as in Pulsar.
+                pinged = false;
+                if let Err(Close(why)) = conn.handle(frame.command, frame.payload).await {
+                    break why;
+                }
+            }
+            Ok(Ok(None)) => break "closed by the client".to_string(),
+            Ok(Err(ReadError::Frame(FrameError::Checksum {
+                expected,
+                actual,
+                command,
+            }))) => {
+                if let Some(send) = &command.send {
+                    conn.send(commands::send_error(
+                        send.producer_id,
+                        send.sequence_id,
+                        ServerError::ChecksumError,
+                        format!("checksum mismatch: {expected:#010x} != {actual:#010x}"),
+                    ));
+                }
+                break format!("payload checksum mismatch ({expected:#010x} != {actual:#010x})");
+            }
+            Ok(Err(e)) => break e.to_string(),
             Err(_) if !pinged && conn.connected => {
                 conn.send(commands::ping());
                 pinged = true;
@@ -168,6 +146,7 @@ async fn send_receipts(mut rx: mpsc::Receiver<PendingSend>, outbox: Outbox) {
     while let Some(p) = rx.recv().await {
         let reply = match p.receipt.await {
             Ok(pos) => {
+                p.topic.count_in(p.messages, p.bytes);
                 p.topic.notify_appended();
                 BaseCommand {
                     send_receipt: Some(pb::CommandSendReceipt {
@@ -231,6 +210,7 @@ impl Conn {
                         .unwrap_or(0)
                         .min(protocol::SERVER_PROTOCOL_VERSION);
                     self.connected = true;
+                    self.client_version = c.client_version.clone();
                     tracing::debug!(conn = self.id, peer = %self.peer, client = %c.client_version, version = self.protocol_version, "connected");
                     self.send(BaseCommand {
                         connected: Some(pb::CommandConnected {
@@ -266,16 +246,20 @@ impl Conn {
             }
             Type::GetTopicsOfNamespace => {
                 let c = body!(get_topics_of_namespace);
-                match self.svc.store.list(&c.namespace).await {
+                let listed = match NamespaceName::parse(&c.namespace) {
+                    Ok(ns) => self.svc.store.list(&ns).await,
+                    Err(e) => Err(e.into()),
+                };
+                match listed {
                     Ok(topics) => self.send(BaseCommand {
                         get_topics_of_namespace_response: Some(
                             pb::CommandGetTopicsOfNamespaceResponse {
                                 request_id: c.request_id,
+                                // System topics (`__…`) are not listed, as in Pulsar.
                                 topics: topics
                                     .into_iter()
-                                    .filter(|t| {
-                                        !t.rsplit('/').next().unwrap_or("").starts_with("__")
-                                    })
+                                    .filter(|t| !t.local().starts_with("__"))
+                                    .map(|t| t.to_string())
                                     .collect(),
                                 filtered: Some(false),
                                 topics_hash: None,
@@ -385,7 +369,7 @@ impl Conn {
 
     async fn partitioned_metadata(&self, c: pb::CommandPartitionedTopicMetadata) {
         let result = match Self::topic_name(&c.topic) {
-            Ok(t) if t.partition().is_some() => Ok(0),
+            Ok(t) if t.partition_index().is_some() => Ok(0),
             Ok(t) => self.svc.store.partitions(&t).await,
             Err(e) => Err(e),
         };
@@ -455,6 +439,9 @@ impl Conn {
             ProducerEntry {
                 name: producer_name.clone(),
                 exclusive,
+                address: self.peer.to_string(),
+                client_version: self.client_version.clone(),
+                connected_since: std::time::SystemTime::now(),
             },
         )?;
         if let Some(sub) = c
@@ -499,9 +486,13 @@ impl Conn {
                 c.producer_id
             )));
         };
+        let messages = protocol::entry::message_count(&payload.metadata).into();
+        let bytes = payload.entry.len() as u64;
         match topic.ml.append(payload.entry).await {
             Ok(receipt) => {
                 let p = PendingSend {
+                    messages,
+                    bytes,
                     producer_id: c.producer_id,
                     sequence_id: c.sequence_id,
                     highest_sequence_id: c
@@ -558,6 +549,9 @@ impl Conn {
                 name: c.consumer_name.clone().unwrap_or_default(),
                 priority: c.priority_level.unwrap_or(0),
                 outbox: self.outbox.clone(),
+                address: self.peer.to_string(),
+                client_version: self.client_version.clone(),
+                connected_since: std::time::SystemTime::now(),
             },
             sub_type,
         )?;

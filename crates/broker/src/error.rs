@@ -4,7 +4,7 @@ use protocol::pb::ServerError;
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("{0}")]
-    InvalidTopicName(#[from] protocol::TopicNameError),
+    InvalidTopicName(#[from] protocol::NameError),
     #[error("topic {0} not found")]
     TopicNotFound(String),
     #[error("{0}")]

@@ -9,6 +9,7 @@
 mod connection;
 mod error;
 mod service;
+pub mod stats;
 mod subscription;
 mod topic;
 

@@ -1,34 +1,36 @@
 //! The broker service: the listener, the table of loaded topics, producer naming and schemas.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use ledger::ManagedLedger;
-use protocol::TopicName;
+use once_map::OnceMap;
+use protocol::{NamespaceName, TopicName};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::BrokerError;
 use crate::topic::Topic;
 
-/// Where topics live and how they are configured: implemented by the embedding binary (namespace
-/// policies, the managed-ledger factory, partitioned-topic metadata).
+/// Where topics live and how they are configured: implemented by the policy layer (namespace
+/// policies, the managed-ledger factory, partitioned-topic metadata, schemas).
 #[async_trait::async_trait]
 pub trait TopicStore: Send + Sync {
-    /// Opens, creating if needed, the managed ledger behind a (non-partitioned or partition) topic.
+    /// Opens, creating if needed, the managed ledger behind a (non-partitioned or partition) topic,
+    /// with the topic's effective policies.
     async fn open(&self, topic: &TopicName) -> Result<ManagedLedger, BrokerError>;
     /// Partition count of a partitioned topic; 0 for anything else.
     async fn partitions(&self, topic: &TopicName) -> Result<u32, BrokerError>;
-    /// Every topic of a namespace (`tenant/ns`), full names, partitions listed one by one.
-    async fn list(&self, namespace: &str) -> Result<Vec<String>, BrokerError>;
-    /// The schema stored for a base topic (`tenant/ns/topic`), prost-encoded `Schema`.
-    async fn schema(&self, key: &str) -> Result<Option<Vec<u8>>, BrokerError>;
-    /// Stores a schema unless one exists; returns the one stored.
+    /// Every topic of a namespace, partitions listed one by one.
+    async fn list(&self, namespace: &NamespaceName) -> Result<Vec<TopicName>, BrokerError>;
+    /// The schema stored for a topic (shared by the partitions of a partitioned topic),
+    /// prost-encoded `Schema`.
+    async fn schema(&self, topic: &TopicName) -> Result<Option<Vec<u8>>, BrokerError>;
+    /// Stores a schema for a topic unless one exists; returns the one stored.
     async fn put_schema_if_absent(
         &self,
-        key: &str,
+        topic: &TopicName,
         schema: Vec<u8>,
     ) -> Result<Vec<u8>, BrokerError>;
 }
@@ -44,7 +46,7 @@ pub struct BrokerServiceConfig {
     pub cluster_name: String,
 }
 
-/// A schema stored per base topic (`tenant/ns/topic`), version 0.
+/// A topic's schema (shared by the partitions of a partitioned topic), version 0.
 #[derive(Debug, Clone)]
 pub struct StoredSchema {
     pub schema: protocol::pb::Schema,
@@ -54,7 +56,8 @@ pub struct StoredSchema {
 pub struct BrokerService {
     pub(crate) store: Arc<dyn TopicStore>,
     pub(crate) config: BrokerServiceConfig,
-    topics: tokio::sync::Mutex<HashMap<String, Arc<Topic>>>,
+    /// Loaded topics; loading one does I/O, which never holds up loading another.
+    topics: OnceMap<TopicName, Arc<Topic>>,
     producer_names: AtomicU64,
     connection_ids: AtomicU64,
     connections: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
@@ -107,29 +110,37 @@ impl BrokerService {
 
     /// Stops every subscription's dispatcher and persists its pending acks.
     pub async fn close(&self) {
-        let topics: Vec<Arc<Topic>> = self.topics.lock().await.drain().map(|(_, t)| t).collect();
-        for t in topics {
+        for t in self.topics.drain() {
             t.close().await;
         }
     }
 
     /// The loaded topic, loading (and creating) it on first use.
     pub async fn topic(&self, name: &TopicName) -> Result<Arc<Topic>, BrokerError> {
-        let key = name.to_string();
-        let mut topics = self.topics.lock().await;
-        if let Some(t) = topics.get(&key) {
-            return Ok(Arc::clone(t));
-        }
-        let ml = self.store.open(name).await?;
-        let t = Arc::new(Topic::new(name.clone(), ml));
-        topics.insert(key, Arc::clone(&t));
-        Ok(t)
+        self.topics
+            .get_or_try_init(name.clone(), || async {
+                let ml = self.store.open(name).await?;
+                Ok(Arc::new(Topic::new(name.clone(), ml)))
+            })
+            .await
     }
 
-    /// Forgets a topic (it was deleted): its subscriptions stop.
-    pub async fn unload(&self, name: &str) {
-        let t = self.topics.lock().await.remove(name);
-        if let Some(t) = t {
+    /// Pulsar's `TopicStats` of a topic (loading it if needed).
+    pub async fn topic_stats(
+        &self,
+        name: &TopicName,
+    ) -> Result<crate::stats::TopicStats, BrokerError> {
+        Ok(self.topic(name).await?.stats().await)
+    }
+
+    /// The topic if it is loaded.
+    pub fn loaded(&self, name: &TopicName) -> Option<Arc<Topic>> {
+        self.topics.get(name)
+    }
+
+    /// Unloads a topic: its subscriptions stop and persist their acknowledgements.
+    pub async fn unload(&self, name: &TopicName) {
+        if let Some(t) = self.topics.remove(name) {
             t.close().await;
         }
     }
@@ -137,11 +148,6 @@ impl BrokerService {
     pub(crate) fn generate_producer_name(&self) -> String {
         let n = self.producer_names.fetch_add(1, Ordering::Relaxed);
         format!("{}-{}-{n}", self.config.cluster_name, boot_id())
-    }
-
-    fn schema_key(topic: &TopicName) -> String {
-        let b = topic.base();
-        format!("{}/{}/{}", b.tenant, b.namespace, b.local)
     }
 
     /// Stores the first schema seen for a topic (all partitions share it); returns the stored one.
@@ -153,13 +159,13 @@ impl BrokerService {
         use prost::Message;
         let stored = self
             .store
-            .put_schema_if_absent(&Self::schema_key(topic), schema.encode_to_vec())
+            .put_schema_if_absent(topic, schema.encode_to_vec())
             .await?;
         decode_schema(&stored)
     }
 
     pub async fn schema(&self, topic: &TopicName) -> Result<Option<StoredSchema>, BrokerError> {
-        match self.store.schema(&Self::schema_key(topic)).await? {
+        match self.store.schema(topic).await? {
             Some(raw) => Ok(Some(decode_schema(&raw)?)),
             None => Ok(None),
         }

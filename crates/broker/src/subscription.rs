@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use ledger::{CursorState, InitialPosition, ManagedLedger, Position};
 use protocol::commands;
 use protocol::frame::encode_message;
@@ -56,19 +55,25 @@ impl SubType {
 /// A consumer is known by (connection id, consumer id).
 pub(crate) type ConsumerKey = (u64, u64);
 
-/// Frames to one connection's writer.
-pub(crate) type Outbox = mpsc::UnboundedSender<Bytes>;
+pub(crate) use protocol::io::Outbox;
 
 pub(crate) struct ConsumerSpec {
     pub key: ConsumerKey,
     pub name: String,
     pub priority: i32,
     pub outbox: Outbox,
+    /// The client's address and version, and when it attached (for stats).
+    pub address: String,
+    pub client_version: String,
+    pub connected_since: std::time::SystemTime,
 }
 
 struct Consumer {
     spec: ConsumerSpec,
     permits: i64,
+    /// Messages and bytes delivered to it.
+    msg_out: u64,
+    bytes_out: u64,
 }
 
 enum AckOp {
@@ -85,8 +90,11 @@ struct State {
     /// What is acknowledged: the mark-delete position and the acks above it (the same state the
     /// managed ledger persists for durable cursors; readers keep only this copy).
     cursor: CursorState,
-    /// Delivered, not yet acknowledged: position → consumer.
-    pending: BTreeMap<Position, ConsumerKey>,
+    /// Delivered, not yet acknowledged: position → (consumer, messages in the entry).
+    pending: BTreeMap<Position, (ConsumerKey, u32)>,
+    /// Messages and bytes delivered by this subscription.
+    msg_out: u64,
+    bytes_out: u64,
     /// To deliver again before anything new.
     redeliver: BTreeSet<Position>,
     redelivery_counts: HashMap<Position, u32>,
@@ -158,7 +166,7 @@ impl State {
         let mine: Vec<Position> = self
             .pending
             .iter()
-            .filter(|(p, k)| **k == key && only.is_none_or(|o| o.contains(p)))
+            .filter(|(p, (k, _))| *k == key && only.is_none_or(|o| o.contains(p)))
             .map(|(p, _)| *p)
             .collect();
         for p in mine {
@@ -220,6 +228,8 @@ impl Subscription {
                 read_position,
                 cursor,
                 pending: BTreeMap::new(),
+                msg_out: 0,
+                bytes_out: 0,
                 redeliver: BTreeSet::new(),
                 redelivery_counts: HashMap::new(),
                 next_consumer: 0,
@@ -281,7 +291,12 @@ impl Subscription {
             }
         }
         st.sub_type = sub_type;
-        st.consumers.push(Consumer { spec, permits: 0 });
+        st.consumers.push(Consumer {
+            spec,
+            permits: 0,
+            msg_out: 0,
+            bytes_out: 0,
+        });
         drop(st);
         self.wake.notify_one();
         Ok(())
@@ -367,6 +382,52 @@ impl Subscription {
     fn send_ack(&self, op: AckOp) {
         if let Some(tx) = lock(&self.acks).as_ref() {
             let _ = tx.send(op);
+        }
+    }
+
+    /// Pulsar's `SubscriptionStats` of this subscription.
+    pub(crate) fn stats(&self, ml: &ManagedLedger) -> crate::stats::SubscriptionStats {
+        let st = self.state();
+        let unacked = |key: Option<ConsumerKey>| -> u64 {
+            st.pending
+                .values()
+                .filter(|(k, _)| key.is_none_or(|key| *k == key))
+                .map(|(_, n)| u64::from(*n))
+                .sum()
+        };
+        let consumers = st
+            .consumers
+            .iter()
+            .map(|c| crate::stats::ConsumerStats {
+                consumer_name: c.spec.name.clone(),
+                available_permits: c.permits,
+                unacked_messages: unacked(Some(c.spec.key)),
+                msg_out_counter: c.msg_out,
+                bytes_out_counter: c.bytes_out,
+                address: c.spec.address.clone(),
+                connected_since: crate::stats::timestamp(c.spec.connected_since),
+                client_version: c.spec.client_version.clone(),
+            })
+            .collect();
+        let active_consumer_name = match st.sub_type {
+            SubType::Exclusive | SubType::Failover => {
+                st.active_index().map(|i| st.consumers[i].spec.name.clone())
+            }
+            SubType::Shared | SubType::KeyShared => None,
+        };
+        crate::stats::SubscriptionStats {
+            sub_type: st.sub_type.name(),
+            msg_backlog: ml.backlog(&st.cursor),
+            unacked_messages: unacked(None),
+            msg_out_counter: st.msg_out,
+            bytes_out_counter: st.bytes_out,
+            active_consumer_name,
+            consumers,
+            is_durable: self.durable,
+            non_contiguous_deleted_messages_ranges: ledger::info::to_ranges(
+                st.cursor.individually_deleted.iter().copied(),
+            )
+            .len() as u64,
         }
     }
 
@@ -539,8 +600,12 @@ impl Subscription {
             };
             st.avg_messages_per_entry = 0.5 * st.avg_messages_per_entry + 0.5 * f64::from(count);
             let redeliveries = st.redelivery_counts.get(&pos).copied().unwrap_or(0);
+            st.msg_out += u64::from(count);
+            st.bytes_out += e.data.len() as u64;
             let c = &mut st.consumers[i];
             c.permits -= i64::from(count);
+            c.msg_out += u64::from(count);
+            c.bytes_out += e.data.len() as u64;
             let cmd = commands::message(
                 c.spec.key.1,
                 commands::message_id(pos.ledger_id, pos.entry_id, self.topic.partition),
@@ -555,7 +620,7 @@ impl Subscription {
                 break;
             }
             delivered = true;
-            st.pending.insert(pos, key);
+            st.pending.insert(pos, (key, count));
             if redelivering {
                 st.redeliver.remove(&pos);
             } else {

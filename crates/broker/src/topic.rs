@@ -1,13 +1,16 @@
 //! A loaded topic: its managed ledger, producers and subscriptions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use ledger::{InitialPosition, ManagedLedger, Position};
 use protocol::TopicName;
 use tokio::sync::watch;
 
 use crate::error::BrokerError;
+use crate::stats::{PublisherStats, SubscriptionStats, TopicStats, timestamp};
 use crate::subscription::{SubType, Subscription};
 
 /// A producer attached to the topic, by (connection, producer id).
@@ -15,6 +18,9 @@ use crate::subscription::{SubType, Subscription};
 pub(crate) struct ProducerEntry {
     pub name: String,
     pub exclusive: bool,
+    pub address: String,
+    pub client_version: String,
+    pub connected_since: SystemTime,
 }
 
 pub struct Topic {
@@ -26,6 +32,9 @@ pub struct Topic {
     appended: watch::Sender<u64>,
     subscriptions: tokio::sync::Mutex<HashMap<String, Arc<Subscription>>>,
     producers: std::sync::Mutex<HashMap<(u64, u64), ProducerEntry>>,
+    /// Messages and bytes published since the topic was loaded.
+    msg_in: AtomicU64,
+    bytes_in: AtomicU64,
 }
 
 /// Where a new subscription starts reading.
@@ -39,7 +48,7 @@ pub(crate) enum Start {
 
 impl Topic {
     pub(crate) fn new(name: TopicName, ml: ManagedLedger) -> Self {
-        let partition = name.partition().map(|p| p as i32).unwrap_or(-1);
+        let partition = name.partition_index().map(|p| p as i32).unwrap_or(-1);
         Topic {
             name,
             ml,
@@ -47,7 +56,15 @@ impl Topic {
             appended: watch::channel(0).0,
             subscriptions: Default::default(),
             producers: Default::default(),
+            msg_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a stored entry of `messages` messages and `bytes` bytes.
+    pub(crate) fn count_in(&self, messages: u64, bytes: u64) {
+        self.msg_in.fetch_add(messages, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn notify_appended(&self) {
@@ -128,6 +145,68 @@ impl Topic {
             .collect();
         for s in subs {
             s.close().await;
+        }
+    }
+
+    /// Pulsar's `TopicStats` of this topic: its producers, its subscriptions (loaded ones with
+    /// their consumers, and durable cursors no consumer has attached to since the topic loaded).
+    pub async fn stats(&self) -> TopicStats {
+        let ml_stats = self.ml.stats().await;
+        let offloaded: i64 = ml_stats
+            .ledgers
+            .iter()
+            .filter(|l| l.offload.as_ref().is_some_and(|o| o.complete))
+            .map(|l| l.size)
+            .sum();
+        let mut publishers: Vec<PublisherStats> = {
+            let p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+            p.iter()
+                .map(|((_, id), e)| PublisherStats {
+                    producer_id: *id,
+                    producer_name: e.name.clone(),
+                    access_mode: if e.exclusive { "Exclusive" } else { "Shared" },
+                    address: e.address.clone(),
+                    connected_since: timestamp(e.connected_since),
+                    client_version: e.client_version.clone(),
+                })
+                .collect()
+        };
+        publishers.sort_by(|a, b| a.producer_name.cmp(&b.producer_name));
+        let loaded: Vec<Arc<Subscription>> =
+            self.subscriptions.lock().await.values().cloned().collect();
+        let mut subscriptions = BTreeMap::new();
+        for sub in &loaded {
+            subscriptions.insert(sub.name.clone(), sub.stats(&self.ml));
+        }
+        for (name, cursor) in self.ml.cursors().await {
+            subscriptions
+                .entry(name)
+                .or_insert_with(|| SubscriptionStats {
+                    sub_type: "None",
+                    msg_backlog: self.ml.backlog(&cursor),
+                    unacked_messages: 0,
+                    msg_out_counter: 0,
+                    bytes_out_counter: 0,
+                    active_consumer_name: None,
+                    consumers: Vec::new(),
+                    is_durable: true,
+                    non_contiguous_deleted_messages_ranges: ledger::info::to_ranges(
+                        cursor.individually_deleted.iter().copied(),
+                    )
+                    .len() as u64,
+                });
+        }
+        TopicStats {
+            msg_in_counter: self.msg_in.load(Ordering::Relaxed),
+            bytes_in_counter: self.bytes_in.load(Ordering::Relaxed),
+            msg_out_counter: subscriptions.values().map(|s| s.msg_out_counter).sum(),
+            bytes_out_counter: subscriptions.values().map(|s| s.bytes_out_counter).sum(),
+            storage_size: ml_stats.total_size,
+            offloaded_storage_size: offloaded,
+            publishers,
+            waiting_publishers: 0,
+            subscriptions,
+            deduplication_status: "Disabled",
         }
     }
 }

@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use prost::Message;
+use protocol::io::{FrameReader, Outbox};
 use protocol::pb::base_command::Type;
 use protocol::pb::{self, BaseCommand};
 use protocol::{FrameDecoder, commands, encode_command, encode_send_parts};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -64,7 +64,7 @@ struct Routes {
 /// One connection to a broker. Cheap to clone.
 #[derive(Clone)]
 pub struct Connection {
-    out: mpsc::UnboundedSender<Bytes>,
+    out: Outbox,
     routes: Arc<Mutex<Routes>>,
     ids: Arc<AtomicU64>,
 }
@@ -87,54 +87,30 @@ impl Connection {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
-        let (out, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
-        tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(256 * 1024);
-            while let Some(first) = out_rx.recv().await {
-                buf.clear();
-                buf.extend_from_slice(&first);
-                while buf.len() < 1 << 20 {
-                    match out_rx.try_recv() {
-                        Ok(more) => buf.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
-                }
-                if wr.write_all(&buf).await.is_err() {
-                    return;
-                }
-            }
-        });
+        let (rd, wr) = stream.into_split();
+        // The writer task ends when the last sender (this connection's clones) is dropped.
+        let (out, _writer) = protocol::io::spawn_writer(wr, 1 << 20);
         let routes: Arc<Mutex<Routes>> = Default::default();
         let (connected_tx, connected_rx) = oneshot::channel();
         let reader_routes = Arc::clone(&routes);
         let pong = out.clone();
         tokio::spawn(async move {
-            let dec = FrameDecoder::new(protocol::DEFAULT_MAX_MESSAGE_SIZE);
-            let mut buf = BytesMut::with_capacity(1 << 20);
+            let mut frames =
+                FrameReader::new(rd, FrameDecoder::new(protocol::DEFAULT_MAX_MESSAGE_SIZE));
             let mut connected = Some(connected_tx);
-            'read: loop {
-                loop {
-                    match dec.decode(&mut buf) {
-                        Ok(Some(f)) => {
-                            if f.command.r#type == Type::Connected as i32 {
-                                if let Some(tx) = connected.take() {
-                                    let _ = tx.send(Ok(()));
-                                }
-                                continue;
-                            }
-                            route(&reader_routes, &pong, f.command, f.payload);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "bad frame from broker");
-                            break 'read;
+            loop {
+                match frames.next().await {
+                    Ok(Some(f)) if f.command.r#type == Type::Connected as i32 => {
+                        if let Some(tx) = connected.take() {
+                            let _ = tx.send(Ok(()));
                         }
                     }
-                }
-                match rd.read_buf(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                    Ok(Some(f)) => route(&reader_routes, &pong, f.command, f.payload),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bad frame from broker");
+                        break;
+                    }
                 }
             }
             if let Some(tx) = connected.take() {
@@ -291,7 +267,7 @@ impl Connection {
 
 fn route(
     routes: &Mutex<Routes>,
-    out: &mpsc::UnboundedSender<Bytes>,
+    out: &Outbox,
     cmd: BaseCommand,
     payload: Option<protocol::Payload>,
 ) {

@@ -191,7 +191,11 @@ impl OpenLedger {
         batch.waiters.push(Waiter { entry_id, tx });
         drop(st);
         self.wake.notify_one();
-        Ok(PendingAppend { entry_id, rx })
+        Ok(PendingAppend {
+            ledger_id: self.id,
+            entry_id,
+            rx,
+        })
     }
 
     fn lock_sync(&self) -> MutexGuard<'_, SyncQueue> {
@@ -389,6 +393,7 @@ impl OpenLedger {
 /// An append that was accepted; resolves to its entry id once the entry is durable.
 #[must_use = "an append is only acknowledged when its PendingAppend resolves"]
 pub struct PendingAppend {
+    ledger_id: u64,
     entry_id: u64,
     rx: oneshot::Receiver<Result<u64>>,
 }
@@ -406,11 +411,11 @@ impl std::future::Future for PendingAppend {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let id = self.entry_id;
+        let ledger_id = self.ledger_id;
         std::pin::Pin::new(&mut self.rx).poll(cx).map(|r| {
             r.unwrap_or_else(|_| {
                 Err(HotTierError::LedgerFailed {
-                    ledger_id: id,
+                    ledger_id,
                     reason: "flusher stopped before the entry was durable".into(),
                 })
             })
@@ -487,5 +492,28 @@ impl Drop for LedgerWriter {
         // Dropped without `seal` (shutdown or crash simulation): stop the flusher after what is
         // pending; the file stays `.open` and start-up recovery seals it.
         self.ledger.close_unsealed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_append_abandoned_by_its_flusher_names_its_ledger() {
+        let (tx, rx) = oneshot::channel();
+        let pending = PendingAppend {
+            ledger_id: 7,
+            entry_id: 3,
+            rx,
+        };
+        drop(tx);
+        match pending.await {
+            Err(HotTierError::LedgerFailed { ledger_id, reason }) => {
+                assert_eq!(ledger_id, 7, "the ledger, not the entry id 3");
+                assert!(reason.contains("flusher stopped"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -15,6 +15,9 @@ pub enum LedgerError {
     /// The managed ledger was closed; no more appends or reads.
     #[error("managed ledger {0} is closed")]
     Closed(String),
+    /// The managed ledger is being deleted.
+    #[error("managed ledger {0} is being deleted")]
+    Deleting(String),
     /// No cursor of that name.
     #[error("cursor {cursor} not found on {ledger}")]
     CursorNotFound { ledger: String, cursor: String },

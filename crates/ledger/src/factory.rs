@@ -1,85 +1,127 @@
 //! Opens managed ledgers over one ledger store and one metadata store, and keeps one instance
-//! per name so every user of a topic shares its state.
+//! per name so every user of a topic shares its state. Opening one managed ledger (metadata
+//! reads, recovery of its last ledger) never holds up opening another.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use hot_tier::LedgerStore;
-use meta::{Expected, MetadataStore};
+use meta::MetadataStore;
+use offload::{BlobStoreReader, Credentials, LedgerOffloader, ObjectStores, TierReader};
+use once_map::OnceMap;
 
 use crate::clock::Clock;
 use crate::config::ManagedLedgerConfig;
-use crate::error::Result;
+use crate::error::{LedgerError, Result};
 use crate::ids::LedgerIdAllocator;
 use crate::info::{self, ManagedLedgerInfo};
 use crate::managed_ledger::ManagedLedger;
 
+/// What every managed ledger of a factory shares.
+pub(crate) struct Deps {
+    pub store: LedgerStore,
+    pub meta: Arc<dyn MetadataStore>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<LedgerIdAllocator>,
+    /// Reads offloaded ledgers of managed ledgers that have no offloader.
+    pub reader: Arc<dyn TierReader>,
+}
+
 pub struct ManagedLedgerFactory {
-    store: LedgerStore,
-    meta: Arc<dyn MetadataStore>,
-    clock: Arc<dyn Clock>,
-    ids: Arc<LedgerIdAllocator>,
-    open: tokio::sync::Mutex<HashMap<String, ManagedLedger>>,
-    offloader: Option<Arc<dyn offload::LedgerOffloader>>,
+    deps: Deps,
+    open: OnceMap<String, ManagedLedger>,
+    /// The offloader of managed ledgers opened without one of their own.
+    offloader: Option<Arc<dyn LedgerOffloader>>,
 }
 
 impl ManagedLedgerFactory {
     pub fn new(store: LedgerStore, meta: Arc<dyn MetadataStore>, clock: Arc<dyn Clock>) -> Self {
+        let reader = BlobStoreReader::new(
+            Credentials::default(),
+            1 << 20,
+            16,
+            Arc::new(ObjectStores::default()),
+        );
         ManagedLedgerFactory {
-            ids: Arc::new(LedgerIdAllocator::new(Arc::clone(&meta))),
-            store,
-            meta,
-            clock,
-            open: tokio::sync::Mutex::new(HashMap::new()),
+            deps: Deps {
+                ids: Arc::new(LedgerIdAllocator::new(Arc::clone(&meta))),
+                store,
+                meta,
+                clock,
+                reader: Arc::new(reader),
+            },
+            open: OnceMap::new(),
             offloader: None,
         }
     }
 
-    /// Managed ledgers opened from now on offload through `offloader`.
-    pub fn with_offloader(mut self, offloader: Arc<dyn offload::LedgerOffloader>) -> Self {
+    /// Managed ledgers opened with [`open`](Self::open) offload through `offloader`.
+    pub fn with_offloader(mut self, offloader: Arc<dyn LedgerOffloader>) -> Self {
         self.offloader = Some(offloader);
         self
     }
 
-    pub fn store(&self) -> &LedgerStore {
-        &self.store
+    /// Offloaded ledgers of managed ledgers without an offloader are read through `reader`
+    /// (the broker's store cache and credentials).
+    pub fn with_reader(mut self, reader: Arc<dyn TierReader>) -> Self {
+        self.deps.reader = reader;
+        self
     }
 
-    /// Opens (creating if needed) the managed ledger `name`. An already open one is returned as is
-    /// (its config is updated).
+    pub fn store(&self) -> &LedgerStore {
+        &self.deps.store
+    }
+
+    /// Opens (creating if needed) the managed ledger `name` with the factory's offloader.
     pub async fn open(&self, name: &str, config: ManagedLedgerConfig) -> Result<ManagedLedger> {
-        let mut open = self.open.lock().await;
-        if let Some(ml) = open.get(name) {
-            ml.set_config(config);
-            return Ok(ml.clone());
+        self.open_with(name, config, self.offloader.clone()).await
+    }
+
+    /// Opens (creating if needed) the managed ledger `name` with `config` and `offloader`; an
+    /// already open one gets them. A managed ledger being deleted does not open.
+    pub async fn open_with(
+        &self,
+        name: &str,
+        config: ManagedLedgerConfig,
+        offloader: Option<Arc<dyn LedgerOffloader>>,
+    ) -> Result<ManagedLedger> {
+        let ml = self.instance(name, &config, &offloader).await?;
+        if ml.is_deleting().await {
+            return Err(LedgerError::Deleting(name.to_string()));
         }
-        let ml = ManagedLedger::open(
-            name,
-            config,
-            self.store.clone(),
-            Arc::clone(&self.meta),
-            Arc::clone(&self.clock),
-            Arc::clone(&self.ids),
-            self.offloader.clone(),
-        )
-        .await?;
-        open.insert(name.to_string(), ml.clone());
+        ml.set_config(config);
+        ml.set_offloader(offloader);
         Ok(ml)
+    }
+
+    /// The one instance of `name`, opened if needed (also one being deleted).
+    async fn instance(
+        &self,
+        name: &str,
+        config: &ManagedLedgerConfig,
+        offloader: &Option<Arc<dyn LedgerOffloader>>,
+    ) -> Result<ManagedLedger> {
+        self.open
+            .get_or_try_init(name.to_string(), || {
+                ManagedLedger::open(name, config.clone(), &self.deps, offloader.clone())
+            })
+            .await
     }
 
     /// The managed ledger `name` if it is open.
     pub async fn get_open(&self, name: &str) -> Option<ManagedLedger> {
-        self.open.lock().await.get(name).cloned()
+        self.open.get(&name.to_string())
     }
 
     /// Every managed ledger open in this process.
     pub async fn open_ledgers(&self) -> Vec<ManagedLedger> {
-        self.open.lock().await.values().cloned().collect()
+        self.open.values()
     }
 
     /// Names of every managed ledger in the metadata store.
     pub async fn names(&self) -> Result<Vec<String>> {
         Ok(self
+            .deps
             .meta
             .list(info::ML_PREFIX)
             .await?
@@ -90,43 +132,62 @@ impl ManagedLedgerFactory {
 
     /// Whether a managed ledger of this name exists (open or not).
     pub async fn exists(&self, name: &str) -> Result<bool> {
-        Ok(self.meta.get(&info::ml_key(name)).await?.is_some())
+        Ok(self.deps.meta.get(&info::ml_key(name)).await?.is_some())
     }
 
-    /// Deletes a managed ledger: its ledgers' files, its cursors, its ledger list.
+    /// Deletes a managed ledger and everything it stored: hot files, tier objects, cursors and
+    /// its ledger list ([`ManagedLedger::delete`]). Deleting one that does not exist succeeds;
+    /// repeating an interrupted deletion finishes it.
     pub async fn delete(&self, name: &str) -> Result<()> {
-        if let Some(ml) = self.open.lock().await.remove(name) {
-            ml.close().await?;
+        if !self.exists(name).await? {
+            self.open.remove(&name.to_string());
+            return Ok(());
         }
-        let key = info::ml_key(name);
-        if let Some(v) = self.meta.get(&key).await? {
+        let ml = self
+            .instance(name, &ManagedLedgerConfig::default(), &self.offloader)
+            .await?;
+        let result = ml.delete().await;
+        self.open.remove(&name.to_string());
+        result
+    }
+
+    /// Finishes the deletions a crash interrupted (managed ledgers still marked `deleting`).
+    /// Run at start-up, before [`collect_garbage`](Self::collect_garbage).
+    pub async fn finish_deletions(&self) -> Result<Vec<String>> {
+        let mut finished = Vec::new();
+        for key in self.deps.meta.list(info::ML_PREFIX).await? {
+            let Some(v) = self.deps.meta.get(&key).await? else {
+                continue;
+            };
             let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
-            for ck in self.meta.list(&info::cursor_prefix(name)).await? {
-                self.meta.delete(&ck, Expected::Any).await?;
-            }
-            self.meta.delete(&key, Expected::Version(v.version)).await?;
-            for l in ml_info.ledgers {
-                self.store.delete_ledger(l.ledger_id as u64)?;
+            if ml_info.deleting {
+                let name = &key[info::ML_PREFIX.len()..];
+                self.delete(name).await?;
+                finished.push(name.to_string());
             }
         }
-        Ok(())
+        if !finished.is_empty() {
+            tracing::info!(?finished, "finished interrupted deletions");
+        }
+        Ok(finished)
     }
 
     /// Deletes ledger files that no ledger list references (left by a crash between a list update
     /// and a file deletion). Run at start-up, before any managed ledger is opened: a ledger being
     /// created concurrently could otherwise look unreferenced.
     pub async fn collect_garbage(&self) -> Result<Vec<u64>> {
+        let meta = &self.deps.meta;
         let mut referenced = BTreeSet::new();
-        for key in self.meta.list(info::ML_PREFIX).await? {
-            if let Some(v) = self.meta.get(&key).await? {
+        for key in meta.list(info::ML_PREFIX).await? {
+            if let Some(v) = meta.get(&key).await? {
                 let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
                 referenced.extend(ml_info.ledgers.iter().map(|l| l.ledger_id as u64));
             }
         }
         let mut removed = Vec::new();
-        for id in self.store.list_ledgers()? {
+        for id in self.deps.store.list_ledgers()? {
             if !referenced.contains(&id) {
-                self.store.delete_ledger(id)?;
+                self.deps.store.delete_ledger(id)?;
                 removed.push(id);
             }
         }
@@ -138,8 +199,7 @@ impl ManagedLedgerFactory {
 
     /// Closes every open managed ledger (seals their current ledgers).
     pub async fn close_all(&self) -> Result<()> {
-        let all: Vec<ManagedLedger> = self.open.lock().await.drain().map(|(_, v)| v).collect();
-        for ml in all {
+        for ml in self.open.drain() {
             ml.close().await?;
         }
         Ok(())

@@ -31,6 +31,8 @@ pub fn cursor_key(name: &str, cursor: &str) -> String {
 }
 
 /// Where a ledger's copy in long-term storage is (filled in by offload; a placeholder until then).
+/// The location is kept in Pulsar's driver-metadata form and turned into an
+/// [`offload::Location`] by [`OffloadContext::location`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct OffloadContext {
     /// The offload attempt's UUID (lowercase, hyphenated): names the objects.
@@ -45,6 +47,34 @@ pub struct OffloadContext {
     pub driver_metadata: BTreeMap<String, String>,
 }
 
+impl OffloadContext {
+    /// A context for an attempt starting now at `location`.
+    pub fn attempt(uuid: &uuid::Uuid, location: &offload::Location) -> Self {
+        let m = location.driver_metadata();
+        OffloadContext {
+            uuid: uuid.hyphenated().to_string(),
+            complete: false,
+            hot_deleted: false,
+            timestamp_ms: 0,
+            driver_name: m.driver_name,
+            driver_metadata: m.properties,
+        }
+    }
+
+    /// Where the attempt's objects are.
+    pub fn location(&self) -> offload::Result<offload::Location> {
+        offload::Location::from_driver_metadata(&offload::DriverMetadata {
+            driver_name: self.driver_name.clone(),
+            properties: self.driver_metadata.clone(),
+        })
+    }
+
+    /// The attempt's UUID, if it is one.
+    pub fn uuid(&self) -> Option<uuid::Uuid> {
+        uuid::Uuid::parse_str(&self.uuid).ok()
+    }
+}
+
 /// One ledger of a managed ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerInfo {
@@ -55,17 +85,22 @@ pub struct LedgerInfo {
     pub size: i64,
     /// When the ledger was closed (ms); 0 while it is being written.
     pub timestamp: u64,
+    /// When the ledger was created (ms); 0 for ledgers listed before this was recorded. Goes
+    /// into the `ctime` of its offload index.
+    #[serde(default)]
+    pub created_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload: Option<OffloadContext>,
 }
 
 impl LedgerInfo {
-    pub fn new_open(ledger_id: i64) -> Self {
+    pub fn new_open(ledger_id: i64, created_ms: u64) -> Self {
         LedgerInfo {
             ledger_id,
             entries: 0,
             size: 0,
             timestamp: 0,
+            created_ms,
             offload: None,
         }
     }
@@ -77,6 +112,10 @@ pub struct ManagedLedgerInfo {
     pub ledgers: Vec<LedgerInfo>,
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Deletion has begun: the managed ledger cannot be opened, and whatever of it is left is
+    /// deleted by the next delete or at start-up.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 /// The persisted state of one durable cursor (subscription).

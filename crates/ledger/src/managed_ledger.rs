@@ -6,27 +6,35 @@
 //! list is persisted in the metadata store *before* a new ledger's file is created, so after a crash
 //! a listed ledger without a file is simply empty, and a file without a listing is garbage.
 //!
-//! Locks: `write` (appends, rollover, trim, ledger list) is taken before `cursors`, never after.
+//! Locks: `offload_lock` (one offload or deletion at a time) before `write` (appends, rollover,
+//! trim, ledger list) before a cursor's state, never the other way round. No lock shared with
+//! another managed ledger is held across I/O: cursors persist one at a time each (see
+//! `cursors`), read handles of offloaded ledgers open one per ledger.
 
+mod cursors;
+mod deletion;
 mod tiering;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use hot_tier::{HotTierError, LedgerStore, LedgerWriter, PendingAppend};
 use meta::{Expected, MetadataStore};
-use offload::{LedgerOffloader, OffloadedLedger};
+use offload::{LedgerOffloader, OffloadedLedger, TierReader};
+use once_map::OnceMap;
 
 use crate::clock::Clock;
 use crate::config::ManagedLedgerConfig;
-use crate::cursor::{CursorState, InitialPosition};
+use crate::cursor::CursorState;
 use crate::error::{LedgerError, Result};
 use crate::ids::LedgerIdAllocator;
 use crate::info::{self, CursorInfo, LedgerInfo, ManagedLedgerInfo};
 use crate::position::Position;
 use crate::retention::{RetentionPolicy, ledgers_to_trim};
+
+pub use tiering::OffloadStatus;
 
 /// One entry read from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,22 +83,36 @@ struct Shared {
     write: tokio::sync::Mutex<WriteState>,
     /// Replaced whole on every change, so readers take a cheap snapshot.
     view: RwLock<Arc<View>>,
-    cursors: tokio::sync::Mutex<BTreeMap<String, CursorState>>,
+    /// Durable cursors by name (the map lock is never held across I/O).
+    cursors: std::sync::Mutex<BTreeMap<String, Arc<cursors::CursorSlot>>>,
     entries_added: AtomicU64,
-    /// Where new offloads go (namespace/topic offload policies may replace it while open).
+    /// Where new offloads go (namespace/topic offload policies may replace it while open); it
+    /// also reads and deletes offloaded ledgers, at their recorded locations.
     offloader: RwLock<Option<Arc<dyn LedgerOffloader>>>,
-    /// Held while an offload runs: one per managed ledger at a time.
-    offload_lock: tokio::sync::Mutex<()>,
+    /// Reads and deletes offloaded ledgers when no offloader is set (offload turned off later).
+    reader: Arc<dyn TierReader>,
+    /// Held while an offload or the deletion runs: one per managed ledger at a time.
+    offload_lock: Arc<tokio::sync::Mutex<()>>,
     /// The ledger being uploaded right now; retention does not remove it underneath the upload.
     offloading: std::sync::Mutex<Option<i64>>,
+    /// The last offload started through [`ManagedLedger::offload_in_background`].
+    last_offload: std::sync::Mutex<OffloadStatus>,
     /// Open read handles of offloaded ledgers.
-    tiered: tokio::sync::Mutex<HashMap<i64, Arc<OffloadedLedger>>>,
+    tiered: OnceMap<i64, Arc<OffloadedLedger>>,
 }
 
 /// A topic's log. Cheap to clone; every clone is the same ledger.
 #[derive(Clone)]
 pub struct ManagedLedger {
     shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ManagedLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedLedger")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An accepted append; resolves to the entry's position once it is durable.
@@ -122,15 +144,15 @@ impl std::future::Future for AppendReceipt {
 }
 
 impl ManagedLedger {
+    /// Opens `name`. A managed ledger whose deletion was interrupted opens closed, for
+    /// [`delete`](Self::delete) to finish; [`is_deleting`](Self::is_deleting) tells.
     pub(crate) async fn open(
         name: &str,
         config: ManagedLedgerConfig,
-        store: LedgerStore,
-        meta: Arc<dyn MetadataStore>,
-        clock: Arc<dyn Clock>,
-        ids: Arc<LedgerIdAllocator>,
+        deps: &crate::factory::Deps,
         offloader: Option<Arc<dyn LedgerOffloader>>,
     ) -> Result<Self> {
+        let meta = Arc::clone(&deps.meta);
         let key = info::ml_key(name);
         let (ml_info, info_version) = match meta.get(&key).await? {
             Some(v) => (
@@ -150,16 +172,18 @@ impl ManagedLedger {
             if let Some(v) = meta.get(&ck).await? {
                 let ci: CursorInfo = info::decode(&ck, &v.value)?;
                 let cname = ck[info::cursor_prefix(name).len()..].to_string();
-                cursors.insert(cname, CursorState::from_info(&ck, &ci)?);
+                let state = CursorState::from_info(&ck, &ci)?;
+                cursors.insert(cname, Arc::new(cursors::CursorSlot::persisted(state)));
             }
         }
+        let deleting = ml_info.deleting;
         let ml = ManagedLedger {
             shared: Arc::new(Shared {
                 name: name.to_string(),
-                store,
+                store: deps.store.clone(),
                 meta,
-                clock,
-                ids,
+                clock: Arc::clone(&deps.clock),
+                ids: Arc::clone(&deps.ids),
                 config: RwLock::new(config),
                 write: tokio::sync::Mutex::new(WriteState {
                     writer: None,
@@ -168,25 +192,36 @@ impl ManagedLedger {
                     current_created_ms: 0,
                     current_entries: 0,
                     current_size: 0,
-                    closed: false,
+                    closed: deleting,
                 }),
                 view: RwLock::new(Arc::new(View::default())),
-                cursors: tokio::sync::Mutex::new(cursors),
+                cursors: std::sync::Mutex::new(cursors),
                 entries_added: AtomicU64::new(0),
                 offloader: RwLock::new(offloader),
-                offload_lock: tokio::sync::Mutex::new(()),
+                reader: Arc::clone(&deps.reader),
+                offload_lock: Arc::new(tokio::sync::Mutex::new(())),
                 offloading: std::sync::Mutex::new(None),
-                tiered: tokio::sync::Mutex::new(HashMap::new()),
+                last_offload: std::sync::Mutex::new(OffloadStatus::NotRun),
+                tiered: OnceMap::new(),
             }),
         };
-        {
-            // Whatever ledger was being written when the process stopped has been recovered and
-            // sealed by the store; close it in the list and continue in a fresh ledger.
-            let mut st = ml.shared.write.lock().await;
-            ml.rollover(&mut st).await?;
+        let mut st = ml.shared.write.lock().await;
+        if deleting {
+            ml.publish_view(&st);
+            drop(st);
+            return Ok(ml);
         }
+        // Whatever ledger was being written when the process stopped has been recovered and
+        // sealed by the store; close it in the list and continue in a fresh ledger.
+        ml.rollover(&mut st).await?;
+        drop(st);
         ml.clean_incomplete_offloads().await?;
         Ok(ml)
+    }
+
+    /// Whether the managed ledger is being deleted (it takes no appends and opens no cursors).
+    pub async fn is_deleting(&self) -> bool {
+        self.shared.write.lock().await.info.deleting
     }
 
     pub fn name(&self) -> &str {
@@ -282,7 +317,7 @@ impl ManagedLedger {
         }
         st.writer = None;
         let new_id = self.shared.ids.next().await?;
-        next.ledgers.push(LedgerInfo::new_open(new_id));
+        next.ledgers.push(LedgerInfo::new_open(new_id, now));
         self.persist_info(st, next).await?;
         if let Some(id) = empty_sealed {
             self.delete_hot_copy(id);
@@ -441,6 +476,34 @@ impl ManagedLedger {
             .unwrap_or(Position::new(p.ledger_id, p.entry_id + 1))
     }
 
+    /// How many durable entries come after `p` (Pulsar's backlog of a cursor at `p`).
+    pub fn entries_after(&self, p: Position) -> i64 {
+        let view = self.view();
+        view.ledgers
+            .iter()
+            .filter(|l| l.ledger_id >= p.ledger_id)
+            .map(|l| {
+                let count = if l.ledger_id == view.current_id {
+                    self.durable_stat(l.ledger_id)
+                        .map(|(e, _)| e as i64)
+                        .unwrap_or(0)
+                } else {
+                    l.entries
+                };
+                if l.ledger_id == p.ledger_id {
+                    (count - (p.entry_id + 1)).max(0)
+                } else {
+                    count
+                }
+            })
+            .sum()
+    }
+
+    /// Entries a cursor in `state` has not acknowledged yet.
+    pub fn backlog(&self, state: &CursorState) -> i64 {
+        (self.entries_after(state.mark_delete) - state.individually_deleted.len() as i64).max(0)
+    }
+
     /// Reads up to `max_entries` durable entries starting at `from`, across ledger boundaries, in
     /// order, from whichever tier holds each ledger. Stops early (after at least one entry) when
     /// `max_bytes` of payload is reached.
@@ -522,14 +585,7 @@ impl ManagedLedger {
         if st.closed {
             return Ok(Vec::new());
         }
-        let slowest = self
-            .shared
-            .cursors
-            .lock()
-            .await
-            .values()
-            .map(|c| c.mark_delete)
-            .min();
+        let slowest = self.slowest_mark_delete();
         let c = self.config();
         let policy = RetentionPolicy {
             time_ms: c.retention_time_ms,
@@ -595,7 +651,7 @@ impl ManagedLedger {
         }
         for l in &removed {
             if let Some(ctx) = &l.offload {
-                self.delete_offloaded(l.ledger_id, ctx, "trimmed by retention")
+                self.delete_offloaded_logged(l.ledger_id, ctx, "trimmed by retention")
                     .await;
             }
         }
@@ -643,121 +699,5 @@ impl ManagedLedger {
             last_confirmed: self.last_confirmed(),
             ledgers: st.info.ledgers.clone(),
         }
-    }
-
-    // ----- cursors -----
-
-    async fn persist_cursor(&self, name: &str, state: &CursorState) -> Result<()> {
-        let key = info::cursor_key(&self.shared.name, name);
-        self.shared
-            .meta
-            .put(&key, info::encode(&state.to_info()), Expected::Any)
-            .await?;
-        Ok(())
-    }
-
-    /// Opens the durable cursor `name`, creating it at `initial` if it does not exist. Returns its
-    /// mark-delete position (an existing cursor keeps its stored position).
-    pub async fn open_cursor(&self, name: &str, initial: InitialPosition) -> Result<Position> {
-        let mut cursors = self.shared.cursors.lock().await;
-        if let Some(c) = cursors.get(name) {
-            return Ok(c.mark_delete);
-        }
-        let mark_delete = match initial {
-            InitialPosition::Latest => self.last_confirmed(),
-            InitialPosition::Earliest => {
-                let view = self.view();
-                Position::new(
-                    view.ledgers
-                        .first()
-                        .map(|l| l.ledger_id)
-                        .unwrap_or(view.current_id),
-                    -1,
-                )
-            }
-        };
-        let state = CursorState::new(mark_delete);
-        self.persist_cursor(name, &state).await?;
-        cursors.insert(name.to_string(), state);
-        Ok(mark_delete)
-    }
-
-    fn cursor_not_found(&self, name: &str) -> LedgerError {
-        LedgerError::CursorNotFound {
-            ledger: self.shared.name.clone(),
-            cursor: name.to_string(),
-        }
-    }
-
-    /// Acknowledges individual entries; returns the new mark-delete position.
-    pub async fn ack(&self, cursor: &str, positions: &[Position]) -> Result<Position> {
-        let view = self.view();
-        let mut cursors = self.shared.cursors.lock().await;
-        let c = cursors
-            .get_mut(cursor)
-            .ok_or_else(|| self.cursor_not_found(cursor))?;
-        c.ack(positions, |p| Self::next_position(&view, p));
-        let snapshot = c.clone();
-        self.persist_cursor(cursor, &snapshot).await?;
-        Ok(snapshot.mark_delete)
-    }
-
-    /// Acknowledges everything up to and including `upto`; returns the new mark-delete position.
-    pub async fn ack_cumulative(&self, cursor: &str, upto: Position) -> Result<Position> {
-        let view = self.view();
-        let mut cursors = self.shared.cursors.lock().await;
-        let c = cursors
-            .get_mut(cursor)
-            .ok_or_else(|| self.cursor_not_found(cursor))?;
-        c.ack_cumulative(upto, |p| Self::next_position(&view, p));
-        let snapshot = c.clone();
-        self.persist_cursor(cursor, &snapshot).await?;
-        Ok(snapshot.mark_delete)
-    }
-
-    /// Moves a cursor so that `read_from` is the next entry it delivers (seek).
-    pub async fn reset_cursor(&self, cursor: &str, read_from: Position) -> Result<()> {
-        let mut cursors = self.shared.cursors.lock().await;
-        let c = cursors
-            .get_mut(cursor)
-            .ok_or_else(|| self.cursor_not_found(cursor))?;
-        c.reset(Position::new(read_from.ledger_id, read_from.entry_id - 1));
-        let snapshot = c.clone();
-        self.persist_cursor(cursor, &snapshot).await
-    }
-
-    /// The position after a cursor's mark-delete position: where it resumes reading.
-    pub async fn cursor_read_position(&self, cursor: &str) -> Result<Position> {
-        let cursors = self.shared.cursors.lock().await;
-        let c = cursors
-            .get(cursor)
-            .ok_or_else(|| self.cursor_not_found(cursor))?;
-        Ok(Self::next_position(&self.view(), c.mark_delete))
-    }
-
-    /// One durable cursor's state.
-    pub async fn cursor(&self, name: &str) -> Option<CursorState> {
-        self.shared.cursors.lock().await.get(name).cloned()
-    }
-
-    /// Every durable cursor with its state.
-    pub async fn cursors(&self) -> Vec<(String, CursorState)> {
-        self.shared
-            .cursors
-            .lock()
-            .await
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-
-    pub async fn delete_cursor(&self, cursor: &str) -> Result<()> {
-        let mut cursors = self.shared.cursors.lock().await;
-        cursors
-            .remove(cursor)
-            .ok_or_else(|| self.cursor_not_found(cursor))?;
-        let key = info::cursor_key(&self.shared.name, cursor);
-        self.shared.meta.delete(&key, Expected::Any).await?;
-        Ok(())
     }
 }

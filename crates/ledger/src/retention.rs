@@ -80,6 +80,7 @@ mod tests {
             entries: 10,
             size,
             timestamp: ts,
+            created_ms: 0,
             offload: None,
         }
     }
@@ -89,7 +90,7 @@ mod tests {
             ledger(1, 100, 1000),
             ledger(2, 100, 2000),
             ledger(3, 100, 3000),
-            LedgerInfo::new_open(4),
+            LedgerInfo::new_open(4, 0),
         ]
     }
 

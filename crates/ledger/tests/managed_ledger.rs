@@ -327,3 +327,123 @@ async fn clean_close_then_reopen_and_delete() {
     assert!(f.names().await.unwrap().is_empty());
     assert!(f.store().list_ledgers().unwrap().is_empty());
 }
+
+/// A factory over a metadata store that can be slowed down for chosen keys.
+fn slow_factory(dir: &Path) -> (ManagedLedgerFactory, Arc<testkit::slow_meta::SlowMeta>) {
+    let (store, _) = LedgerStore::open(dir.join("ledgers"), StoreOptions::default()).unwrap();
+    let redb = Arc::new(RedbStore::open(&dir.join("meta.redb")).unwrap());
+    let slow = Arc::new(testkit::slow_meta::SlowMeta::new(
+        redb,
+        std::time::Duration::from_secs(2),
+    ));
+    let f = ManagedLedgerFactory::new(
+        store,
+        Arc::clone(&slow) as Arc<dyn meta::MetadataStore>,
+        Arc::new(ledger::SystemClock),
+    );
+    (f, slow)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_slow_managed_ledger_does_not_hold_up_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, slow) = slow_factory(dir.path());
+    let f = Arc::new(f);
+    slow.slow_down("slow-topic");
+    let opening = {
+        let f = Arc::clone(&f);
+        tokio::spawn(async move {
+            f.open("public/default/persistent/slow-topic", config(10))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let fast = f
+        .open("public/default/persistent/fast-topic", config(10))
+        .await
+        .unwrap();
+    append_n(&fast, 0..20).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "waited {:?} for another topic's open",
+        started.elapsed()
+    );
+    assert!(!opening.is_finished(), "the slow open is still under way");
+    opening.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_cursor_write_does_not_hold_up_other_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, slow) = slow_factory(dir.path());
+    let ml = f
+        .open("public/default/persistent/acks", config(100))
+        .await
+        .unwrap();
+    let positions = append_n(&ml, 0..10).await;
+    for c in ["slow-cursor", "fast-cursor"] {
+        ml.open_cursor(c, InitialPosition::Earliest).await.unwrap();
+    }
+    slow.slow_down("slow-cursor");
+    let acking = {
+        let (ml, p) = (ml.clone(), positions[0]);
+        tokio::spawn(async move { ml.ack("slow-cursor", &[p]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    for p in &positions {
+        ml.ack("fast-cursor", &[*p]).await.unwrap();
+    }
+    let other = f
+        .open("public/default/persistent/other", config(100))
+        .await
+        .unwrap();
+    other
+        .open_cursor("c", InitialPosition::Earliest)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "waited {:?} behind another cursor's write",
+        started.elapsed()
+    );
+    assert_eq!(acking.await.unwrap().unwrap(), positions[0]);
+    assert_eq!(
+        ml.cursor("fast-cursor").await.unwrap().mark_delete,
+        positions[9]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_writes_never_go_back_in_time() {
+    // An ack whose write is slow, then a seek back: after both, the stored state is the seek's,
+    // whatever order the writes finished in.
+    let dir = tempfile::tempdir().unwrap();
+    let (f, slow) = slow_factory(dir.path());
+    let name = "public/default/persistent/seek";
+    {
+        let ml = f.open(name, config(100)).await.unwrap();
+        let positions = append_n(&ml, 0..10).await;
+        ml.open_cursor("sub-x", InitialPosition::Earliest)
+            .await
+            .unwrap();
+        slow.slow_down("sub-x");
+        let acking = {
+            let (ml, p) = (ml.clone(), positions[9]);
+            tokio::spawn(async move { ml.ack_cumulative("sub-x", p).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        ml.reset_cursor("sub-x", positions[2]).await.unwrap();
+        acking.await.unwrap().unwrap();
+        ml.close().await.unwrap();
+    }
+    drop((f, slow));
+    let f = factory(dir.path(), &TestClock::new(0));
+    let ml = f.open(name, config(100)).await.unwrap();
+    let c = ml.cursor("sub-x").await.unwrap();
+    assert_eq!(
+        c.mark_delete.entry_id, 1,
+        "the seek's position, not the ack's"
+    );
+}

@@ -19,8 +19,8 @@ use hot_tier::{LedgerStore, StoreOptions};
 use ledger::{ManagedLedger, ManagedLedgerConfig, ManagedLedgerFactory, Position, SystemClock};
 use meta::RedbStore;
 use offload::{
-    BlobStoreOffloader, Driver, DriverMetadata, LedgerOffloader, LedgerSource, OffloadConfig,
-    OffloadResult, OffloadedLedger,
+    BlobStoreOffloader, LedgerOffloader, LedgerSource, Location, OffloadConfig, OffloadResult,
+    OffloadedLedger, TierReader,
 };
 use uuid::Uuid;
 
@@ -67,12 +67,24 @@ struct Crashing {
 }
 
 #[async_trait::async_trait]
-impl LedgerOffloader for Crashing {
-    fn driver_name(&self) -> &str {
-        self.inner.driver_name()
+impl TierReader for Crashing {
+    async fn read(
+        &self,
+        ledger_id: i64,
+        uuid: Uuid,
+        at: &Location,
+    ) -> offload::Result<OffloadedLedger> {
+        self.inner.read(ledger_id, uuid, at).await
     }
-    fn driver_metadata(&self) -> DriverMetadata {
-        self.inner.driver_metadata()
+    async fn delete(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> offload::Result<()> {
+        self.inner.delete(ledger_id, uuid, at).await
+    }
+}
+
+#[async_trait::async_trait]
+impl LedgerOffloader for Crashing {
+    fn location(&self) -> &Location {
+        self.inner.location()
     }
     async fn offload(
         &self,
@@ -102,29 +114,12 @@ impl LedgerOffloader for Crashing {
             _ => self.inner.offload(ledger, uuid, extra).await,
         }
     }
-    async fn read(
-        &self,
-        ledger_id: i64,
-        uuid: Uuid,
-        driver: &DriverMetadata,
-    ) -> offload::Result<OffloadedLedger> {
-        self.inner.read(ledger_id, uuid, driver).await
-    }
-    async fn delete(
-        &self,
-        ledger_id: i64,
-        uuid: Uuid,
-        driver: &DriverMetadata,
-    ) -> offload::Result<()> {
-        self.inner.delete(ledger_id, uuid, driver).await
-    }
 }
 
 async fn open(dir: &Path, step: &str) -> ManagedLedger {
     let (store, _) = LedgerStore::open(dir.join("ledgers"), StoreOptions::default()).unwrap();
     let meta = Arc::new(RedbStore::open(&dir.join("meta.redb")).unwrap());
-    let mut c = OffloadConfig::new(Driver::Filesystem, "");
-    c.filesystem_path = dir.join("tier");
+    let c = OffloadConfig::new(Location::filesystem(dir.join("tier")));
     let o = Crashing {
         inner: BlobStoreOffloader::new(c).await.unwrap(),
         dir: dir.join("tier"),

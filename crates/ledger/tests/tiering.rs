@@ -14,8 +14,8 @@ use ledger::{
 };
 use meta::RedbStore;
 use offload::{
-    BlobStoreOffloader, Driver, DriverMetadata, LedgerOffloader, LedgerSource, OffloadConfig,
-    OffloadResult, OffloadedLedger,
+    BlobStoreOffloader, LedgerOffloader, LedgerSource, Location, OffloadConfig, OffloadResult,
+    OffloadedLedger, TierReader,
 };
 use uuid::Uuid;
 
@@ -34,15 +34,34 @@ struct Faulty {
     dir: std::path::PathBuf,
     fail: FailAt,
     gate: Option<Arc<tokio::sync::Notify>>,
+    /// While set, deleting objects fails (an unreachable store).
+    fail_deletes: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl TierReader for Faulty {
+    async fn read(
+        &self,
+        ledger_id: i64,
+        uuid: Uuid,
+        at: &Location,
+    ) -> offload::Result<OffloadedLedger> {
+        self.inner.read(ledger_id, uuid, at).await
+    }
+    async fn delete(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> offload::Result<()> {
+        if self.fail_deletes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(offload::OffloadError::Task(
+                "injected delete failure".into(),
+            ));
+        }
+        self.inner.delete(ledger_id, uuid, at).await
+    }
 }
 
 #[async_trait::async_trait]
 impl LedgerOffloader for Faulty {
-    fn driver_name(&self) -> &str {
-        self.inner.driver_name()
-    }
-    fn driver_metadata(&self) -> DriverMetadata {
-        self.inner.driver_metadata()
+    fn location(&self) -> &Location {
+        self.inner.location()
     }
     async fn offload(
         &self,
@@ -67,22 +86,6 @@ impl LedgerOffloader for Faulty {
             _ => Ok(r),
         }
     }
-    async fn read(
-        &self,
-        ledger_id: i64,
-        uuid: Uuid,
-        driver: &DriverMetadata,
-    ) -> offload::Result<OffloadedLedger> {
-        self.inner.read(ledger_id, uuid, driver).await
-    }
-    async fn delete(
-        &self,
-        ledger_id: i64,
-        uuid: Uuid,
-        driver: &DriverMetadata,
-    ) -> offload::Result<()> {
-        self.inner.delete(ledger_id, uuid, driver).await
-    }
 }
 
 async fn offloader(
@@ -90,13 +93,22 @@ async fn offloader(
     fail: FailAt,
     gate: Option<Arc<tokio::sync::Notify>>,
 ) -> Arc<dyn LedgerOffloader> {
-    let mut c = OffloadConfig::new(Driver::Filesystem, "");
-    c.filesystem_path = dir.to_path_buf();
+    faulty(dir, fail, gate, Default::default()).await
+}
+
+async fn faulty(
+    dir: &Path,
+    fail: FailAt,
+    gate: Option<Arc<tokio::sync::Notify>>,
+    fail_deletes: Arc<std::sync::atomic::AtomicBool>,
+) -> Arc<dyn LedgerOffloader> {
+    let c = OffloadConfig::new(Location::filesystem(dir));
     Arc::new(Faulty {
         inner: BlobStoreOffloader::new(c).await.unwrap(),
         dir: dir.to_path_buf(),
         fail,
         gate,
+        fail_deletes,
     })
 }
 
@@ -392,4 +404,127 @@ async fn threshold_zero_offloads_each_ledger_after_rollover_and_negative_never()
             .all(|l| l.offload.is_none())
     );
     assert_eq!(objects(&tier), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_removes_tier_objects_too_and_an_interrupted_deletion_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = dir.path().join("tier");
+    let clock = TestClock::new(1_000_000);
+    let unreachable = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let o = faulty(&tier, FailAt::Never, None, Arc::clone(&unreachable)).await;
+        let f = factory(dir.path(), &clock, o);
+        let mut c = config();
+        c.offload_deletion_lag_ms = None;
+        let ml = f.open(NAME, c).await.unwrap();
+        append(&ml, 0..300).await;
+        ml.open_cursor("sub", ledger::InitialPosition::Earliest)
+            .await
+            .unwrap();
+        let current = ml.stats().await.ledgers.last().unwrap().ledger_id;
+        ml.offload_prefix(Position::new(current, 0)).await.unwrap();
+        assert_eq!(objects(&tier), 6);
+        assert_eq!(hot_files(dir.path()), 4);
+
+        // The store is unreachable: the deletion stops with that error and stays pending.
+        unreachable.store(true, std::sync::atomic::Ordering::SeqCst);
+        let e = f.delete(NAME).await.unwrap_err();
+        assert!(e.to_string().contains("injected delete failure"), "{e}");
+        assert!(
+            f.exists(NAME).await.unwrap(),
+            "the list stays until the end"
+        );
+        let e = f.open(NAME, config()).await.unwrap_err();
+        assert!(matches!(e, LedgerError::Deleting(_)), "{e}");
+        assert_eq!(objects(&tier), 6);
+        // Dropped: as if the broker stopped here.
+    }
+    unreachable.store(false, std::sync::atomic::Ordering::SeqCst);
+    let o = faulty(&tier, FailAt::Never, None, Arc::clone(&unreachable)).await;
+    let f = factory(dir.path(), &clock, o);
+    assert_eq!(f.finish_deletions().await.unwrap(), vec![NAME.to_string()]);
+    assert_eq!(objects(&tier), 0, "offloaded objects deleted");
+    assert_eq!(hot_files(dir.path()), 0, "hot files deleted");
+    assert!(!f.exists(NAME).await.unwrap());
+    assert!(f.finish_deletions().await.unwrap().is_empty());
+    // Deleting again, or what never existed, succeeds.
+    f.delete(NAME).await.unwrap();
+    // The name is free: a new, empty topic with no cursor of the old one.
+    let ml = f.open(NAME, config()).await.unwrap();
+    assert!(read_all(&ml).await.is_empty());
+    assert!(ml.cursors().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offloaded_ledgers_are_read_and_deleted_where_they_were_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    let clock = TestClock::new(1_000_000);
+    {
+        let f = factory(
+            dir.path(),
+            &clock,
+            offloader(&first, FailAt::Never, None).await,
+        );
+        let ml = f.open(NAME, config()).await.unwrap();
+        append(&ml, 0..300).await;
+        let current = ml.stats().await.ledgers.last().unwrap().ledger_id;
+        ml.offload_prefix(Position::new(current, 0)).await.unwrap();
+        clock.advance_ms(1);
+        ml.trim().await.unwrap();
+        assert_eq!(
+            hot_files(dir.path()),
+            1,
+            "hot copies gone: reads need the tier"
+        );
+        // Offload now goes elsewhere, then nowhere: the ledgers are read where they are.
+        ml.set_offloader(Some(offloader(&second, FailAt::Never, None).await));
+        assert_eq!(read_all(&ml).await, (0..300).map(entry).collect::<Vec<_>>());
+        ml.set_offloader(None);
+        assert_eq!(read_all(&ml).await, (0..300).map(entry).collect::<Vec<_>>());
+    }
+    // After a restart with offload going elsewhere.
+    let f = factory(
+        dir.path(),
+        &clock,
+        offloader(&second, FailAt::Never, None).await,
+    );
+    let ml = f.open(NAME, config()).await.unwrap();
+    assert_eq!(read_all(&ml).await, (0..300).map(entry).collect::<Vec<_>>());
+    // Retention removes them from where they were written.
+    let mut c = config();
+    c.retention_size_bytes = 0;
+    c.retention_time_ms = 0;
+    ml.set_config(c);
+    assert_eq!(ml.trim().await.unwrap().len(), 3);
+    assert_eq!(objects(&first), 0);
+    assert_eq!(objects(&second), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offload_index_records_when_the_ledger_was_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = dir.path().join("tier");
+    let clock = TestClock::new(1_700_000_000_000);
+    let o = offloader(&tier, FailAt::Never, None).await;
+    let f = factory(dir.path(), &clock, Arc::clone(&o));
+    let ml = f.open(NAME, config()).await.unwrap();
+    clock.advance_ms(5_000);
+    append(&ml, 0..100).await;
+    let first = ml.stats().await.ledgers[0].clone();
+    assert_eq!(first.created_ms, 1_700_000_000_000);
+    let current = ml.stats().await.ledgers.last().unwrap().ledger_id;
+    ml.offload_prefix(Position::new(current, 0)).await.unwrap();
+    let ctx = ml.stats().await.ledgers[0].offload.clone().unwrap();
+    let h = o
+        .read(
+            first.ledger_id,
+            ctx.uuid().unwrap(),
+            &ctx.location().unwrap(),
+        )
+        .await
+        .unwrap();
+    let meta = h.index().metadata.clone().unwrap();
+    assert_eq!(meta.ctime, Some(1_700_000_000_000));
 }

@@ -20,7 +20,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use offload::{BlobStoreOffloader, Driver, LedgerOffloader, LedgerSource, OffloadConfig};
+use offload::{
+    BlobStoreOffloader, LedgerOffloader, LedgerSource, Location, OffloadConfig, TierReader,
+};
 use testkit::moto::MotoServer;
 use testkit::proxy::HttpProxy;
 
@@ -141,14 +143,15 @@ struct Row {
 }
 
 async fn run(endpoint: &str, entries: i64, (key, secret): (&str, &str)) -> Row {
-    let mut c = OffloadConfig::new(Driver::S3, "bench");
-    c.endpoint = Some(endpoint.to_string());
-    c.credential_id = Some(key.into());
-    c.credential_secret = Some(secret.into());
+    let mut c = OffloadConfig::new(Location::s3_compatible("bench", endpoint));
+    c.credentials.credential_id = Some(key.into());
+    c.credentials.credential_secret = Some(secret.into());
     c.max_block_size_bytes = BLOCK;
     c.parallel_parts = PARALLEL;
-    let o = BlobStoreOffloader::new(c.clone()).await.expect("offloader");
-    let raw_store = c.build_store().await.expect("store");
+    let o = BlobStoreOffloader::new(c).await.expect("offloader");
+    // The baseline goes straight to the same object_store client (only a request counter
+    // wraps it), without the offload format or the read handle.
+    let raw_store = o.store().await.expect("store");
     let source = Generated { entries };
 
     let uuid = uuid::Uuid::new_v4();
@@ -181,7 +184,7 @@ async fn run(endpoint: &str, entries: i64, (key, secret): (&str, &str)) -> Row {
     let ranged = mb_s(bytes, start.elapsed());
     println!("  (raw sequential 1 MiB ranged GETs {ranged:.1} MB/s)");
 
-    let h = o.read(1, uuid, &o.driver_metadata()).await.expect("open");
+    let h = o.read(1, uuid, o.location()).await.expect("open");
     let gets_before = o.counters().gets();
     let start = Instant::now();
     let mut first = 0;

@@ -37,15 +37,9 @@ pub struct CountingStore {
 }
 
 impl CountingStore {
-    pub fn new(inner: Arc<dyn ObjectStore>) -> (Self, Arc<RequestCounters>) {
-        let counters = Arc::new(RequestCounters::default());
-        (
-            CountingStore {
-                inner,
-                counters: Arc::clone(&counters),
-            },
-            counters,
-        )
+    /// Counts `inner`'s requests into `counters` (shared by every store of a broker).
+    pub fn new(inner: Arc<dyn ObjectStore>, counters: Arc<RequestCounters>) -> Self {
+        CountingStore { inner, counters }
     }
 }
 

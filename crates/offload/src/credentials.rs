@@ -14,8 +14,9 @@ use aws_config::BehaviorVersion;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use object_store::aws::{AwsCredential, AwsCredentialProvider};
 
-use crate::driver::OffloadConfig;
+use crate::config::Credentials;
 use crate::error::{OffloadError, Result};
+use crate::location::Location;
 
 /// Refresh this long before expiry.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -91,9 +92,12 @@ fn aws_error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The credential provider for an S3 driver configuration.
-pub async fn aws_provider(config: &OffloadConfig) -> Result<AwsCredentialProvider> {
-    let region = aws_config::Region::new(config.region_or_default());
+/// The credential provider for an S3 location.
+pub async fn aws_provider(
+    location: &Location,
+    config: &Credentials,
+) -> Result<AwsCredentialProvider> {
+    let region = aws_config::Region::new(location.region_or_default());
     let base: SharedCredentialsProvider = match (&config.credential_id, &config.credential_secret) {
         (Some(id), Some(secret)) if !id.is_empty() => SharedCredentialsProvider::new(
             aws_credential_types::Credentials::new(id, secret, None, None, "tierlog-static"),
@@ -117,7 +121,7 @@ pub async fn aws_provider(config: &OffloadConfig) -> Result<AwsCredentialProvide
                 .load()
                 .await;
             let assume = aws_config::sts::AssumeRoleProvider::builder(role)
-                .session_name(&config.role_session_name)
+                .session_name(config.role_session_name())
                 .region(region)
                 .configure(&sdk)
                 .build()

@@ -1,5 +1,8 @@
 //! Errors of the offload crate. Codec errors ([`FormatError`]) say what is wrong with bytes;
 //! operation errors ([`OffloadError`]) say which object, where, and what the caller can do.
+//! They are classified from object_store's error variants, never from message text.
+
+use crate::location::Location;
 
 /// A malformed data block or index.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +35,7 @@ pub enum OffloadError {
     /// The store refused the credentials.
     #[error("object store rejected the credentials for bucket {bucket:?}: {detail}")]
     AccessDenied { bucket: String, detail: String },
-    /// An object store request failed (after the store's own retries).
+    /// An object store request failed (after object_store's retries).
     #[error("{op} of {key} in {location} failed: {source}")]
     Store {
         op: &'static str,
@@ -79,50 +82,57 @@ pub enum OffloadError {
 }
 
 impl OffloadError {
-    /// Wraps an object_store error, recognising a missing bucket and refused credentials so the
-    /// message names the bucket and says what to fix.
-    pub(crate) fn store(
+    /// Classifies a failed write (upload, part, index, delete) from object_store's typed errors.
+    /// A write's target cannot be missing, so "not found" means the bucket (or container) is.
+    pub(crate) fn on_write(
         op: &'static str,
-        bucket: &str,
+        location: &Location,
         key: &str,
         source: object_store::Error,
     ) -> Self {
-        let text = source.to_string();
-        if text.contains("NoSuchBucket")
-            || text.contains("ContainerNotFound")
-            || text.contains("The specified bucket does not exist")
-        {
-            return OffloadError::NoSuchBucket {
-                bucket: bucket.to_string(),
-                detail: text,
-            };
+        match source {
+            object_store::Error::NotFound { .. } => OffloadError::NoSuchBucket {
+                bucket: location.to_string(),
+                detail: source.to_string(),
+            },
+            other => Self::classify(op, location, key, other),
         }
-        if text.contains("InvalidAccessKeyId")
-            || text.contains("SignatureDoesNotMatch")
-            || text.contains("AuthenticationFailed")
-            || text.contains("AccessDenied")
-            || matches!(
-                source,
-                object_store::Error::PermissionDenied { .. }
-                    | object_store::Error::Unauthenticated { .. }
-            )
-        {
-            return OffloadError::AccessDenied {
-                bucket: bucket.to_string(),
-                detail: text,
-            };
-        }
-        if matches!(source, object_store::Error::NotFound { .. }) {
-            return OffloadError::NotFound {
-                location: bucket.to_string(),
+    }
+
+    /// Classifies a failed read: a missing object is [`OffloadError::NotFound`].
+    pub(crate) fn on_read(
+        op: &'static str,
+        location: &Location,
+        key: &str,
+        source: object_store::Error,
+    ) -> Self {
+        match source {
+            object_store::Error::NotFound { .. } => OffloadError::NotFound {
+                location: location.to_string(),
                 key: key.to_string(),
-            };
+            },
+            other => Self::classify(op, location, key, other),
         }
-        OffloadError::Store {
-            op,
-            location: bucket.to_string(),
-            key: key.to_string(),
-            source: Box::new(source),
+    }
+
+    fn classify(
+        op: &'static str,
+        location: &Location,
+        key: &str,
+        source: object_store::Error,
+    ) -> Self {
+        match source {
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => OffloadError::AccessDenied {
+                bucket: location.to_string(),
+                detail: source.to_string(),
+            },
+            other => OffloadError::Store {
+                op,
+                location: location.to_string(),
+                key: key.to_string(),
+                source: Box::new(other),
+            },
         }
     }
 }

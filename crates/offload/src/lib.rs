@@ -4,27 +4,35 @@
 //! object (`<uuid>-ledger-<id>` and `<uuid>-ledger-<id>-index`), and reads them back. Objects
 //! written here are readable by Pulsar and the other way round (see `format`).
 //!
-//! - [`driver`]: which store (`aws-s3`, `S3`, `google-cloud-storage`, `azureblob`, `filesystem`)
-//!   and its limits, all over `object_store`;
+//! - [`location`]: where objects go (`aws-s3`, `S3`, `google-cloud-storage`, `azureblob`,
+//!   `filesystem` and their bucket, container or directory), recorded with every ledger;
+//! - [`config`]: one offloader's target, credentials and limits;
+//! - [`stores`]: the broker's one cache of object-store clients, keyed by location and
+//!   credentials, and how each family's client is built (all over `object_store`);
 //! - [`credentials`]: the AWS credential chain and STS AssumeRole, cached until near expiry;
 //! - [`upload`]: multipart upload with parallel parts, abort on failure, index written last;
-//! - [`read`]: read handles with ranged GETs, read-ahead and retries;
-//! - [`offloader`]: the [`LedgerOffloader`] trait and its object-store implementation.
+//! - [`read`]: read handles with ranged GETs and read-ahead;
+//! - [`offloader`]: the [`TierReader`] and [`LedgerOffloader`] traits and their object-store
+//!   implementations.
 
+pub mod config;
 pub mod counting;
 pub mod credentials;
-pub mod driver;
 pub mod error;
 pub mod format;
 pub mod keys;
+pub mod location;
 pub mod offloader;
 pub mod read;
 pub mod source;
+pub mod stores;
 pub mod upload;
 
-pub use driver::{Driver, DriverMetadata, OffloadConfig};
+pub use config::{Credentials, OffloadConfig};
 pub use error::{FormatError, OffloadError, Result};
-pub use offloader::{BlobStoreOffloader, LedgerOffloader};
+pub use location::{Driver, DriverMetadata, Location, S3Flavor};
+pub use offloader::{BlobStoreOffloader, BlobStoreReader, LedgerOffloader, TierReader};
 pub use read::OffloadedLedger;
 pub use source::LedgerSource;
+pub use stores::{ClientSettings, ObjectStores};
 pub use upload::OffloadResult;

@@ -1,27 +1,39 @@
-//! The offloader: one implementation over `object_store` serves every storage family.
+//! Offloaders and readers: one implementation over `object_store` serves every storage family.
+//!
+//! A [`TierReader`] reaches ledgers offloaded earlier *at the location recorded with them*;
+//! a [`LedgerOffloader`] is also a reader and in addition writes new offloads to its target.
+//! Both take their clients from the broker's one [`ObjectStores`] cache.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::path::Path;
 use uuid::Uuid;
 
-use crate::counting::{CountingStore, RequestCounters};
-use crate::driver::{Driver, DriverMetadata, OffloadConfig};
+use crate::config::{Credentials, OffloadConfig};
+use crate::counting::RequestCounters;
 use crate::error::{OffloadError, Result};
 use crate::keys;
+use crate::location::Location;
 use crate::read::{OffloadedLedger, ReadOptions};
 use crate::source::LedgerSource;
+use crate::stores::ObjectStores;
 use crate::upload::{OffloadResult, offload_ledger};
 
-/// Copies sealed ledgers to long-term storage and reads them back.
+/// Reads and deletes offloaded ledgers wherever they were written.
 #[async_trait::async_trait]
-pub trait LedgerOffloader: Send + Sync {
-    /// The configured driver's name (`aws-s3`, `S3`, …).
-    fn driver_name(&self) -> &str;
-    /// Where ledgers offloaded now go; stored with each ledger.
-    fn driver_metadata(&self) -> DriverMetadata;
+pub trait TierReader: Send + Sync {
+    /// Opens a read handle on a ledger offloaded under `uuid` to `at`.
+    async fn read(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> Result<OffloadedLedger>;
+    /// Deletes both objects of an offload attempt at `at`. Deleting what is not there succeeds.
+    async fn delete(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> Result<()>;
+}
+
+/// Copies sealed ledgers to long-term storage (and reads them back, as a [`TierReader`]).
+#[async_trait::async_trait]
+pub trait LedgerOffloader: TierReader {
+    /// Where ledgers offloaded now go; recorded with each ledger.
+    fn location(&self) -> &Location;
     /// Writes the ledger under `uuid` (data object, then index).
     async fn offload(
         &self,
@@ -29,24 +41,97 @@ pub trait LedgerOffloader: Send + Sync {
         uuid: Uuid,
         extra: &BTreeMap<String, String>,
     ) -> Result<OffloadResult>;
-    /// Opens a read handle on a ledger offloaded under `uuid` to the location in `driver`.
+}
+
+/// How a reader reaches stores: the credentials and read sizes it applies at any location.
+#[derive(Debug, Clone)]
+struct Access {
+    credentials: Credentials,
+    read_buffer_size_bytes: u64,
+    read_ahead_requests: usize,
+}
+
+impl Access {
     async fn read(
         &self,
+        stores: &ObjectStores,
         ledger_id: i64,
         uuid: Uuid,
-        driver: &DriverMetadata,
-    ) -> Result<OffloadedLedger>;
-    /// Deletes both objects of an offload attempt. Deleting what is not there succeeds.
-    async fn delete(&self, ledger_id: i64, uuid: Uuid, driver: &DriverMetadata) -> Result<()>;
+        at: &Location,
+    ) -> Result<OffloadedLedger> {
+        let store = stores.get(at, &self.credentials).await?;
+        let options = ReadOptions {
+            read_buffer_size_bytes: self.read_buffer_size_bytes.max(1),
+            read_ahead_requests: self.read_ahead_requests.max(1),
+            verify_format_version: at.has_object_metadata(),
+        };
+        OffloadedLedger::open(store, at, ledger_id, &uuid, options).await
+    }
+
+    async fn delete(
+        &self,
+        stores: &ObjectStores,
+        ledger_id: i64,
+        uuid: Uuid,
+        at: &Location,
+    ) -> Result<()> {
+        let store = stores.get(at, &self.credentials).await?;
+        for key in [
+            keys::index_key(&uuid, ledger_id),
+            keys::data_key(&uuid, ledger_id),
+        ] {
+            match object_store::ObjectStoreExt::delete(store.as_ref(), &Path::from(key.as_str()))
+                .await
+            {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(OffloadError::on_write("deleting", at, &key, e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A reader with the broker's default credentials and read sizes, for topics that offload
+/// nowhere now but still hold offloaded ledgers.
+pub struct BlobStoreReader {
+    access: Access,
+    stores: Arc<ObjectStores>,
+}
+
+impl BlobStoreReader {
+    pub fn new(
+        credentials: Credentials,
+        read_buffer_size_bytes: u64,
+        read_ahead_requests: usize,
+        stores: Arc<ObjectStores>,
+    ) -> Self {
+        BlobStoreReader {
+            access: Access {
+                credentials,
+                read_buffer_size_bytes,
+                read_ahead_requests,
+            },
+            stores,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TierReader for BlobStoreReader {
+    async fn read(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> Result<OffloadedLedger> {
+        self.access.read(&self.stores, ledger_id, uuid, at).await
+    }
+
+    async fn delete(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> Result<()> {
+        self.access.delete(&self.stores, ledger_id, uuid, at).await
+    }
 }
 
 /// The offloader for every object store family.
 pub struct BlobStoreOffloader {
     config: OffloadConfig,
-    store: Arc<dyn ObjectStore>,
-    counters: Arc<RequestCounters>,
-    /// Stores for other locations (ledgers offloaded under an earlier configuration).
-    others: tokio::sync::Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    access: Access,
+    stores: Arc<ObjectStores>,
 }
 
 impl std::fmt::Debug for BlobStoreOffloader {
@@ -58,77 +143,60 @@ impl std::fmt::Debug for BlobStoreOffloader {
 }
 
 impl BlobStoreOffloader {
-    /// Builds the object store from `config`.
+    /// An offloader with a store cache of its own (tools, tests); builds the target's client now
+    /// so a bad configuration fails here.
     pub async fn new(config: OffloadConfig) -> Result<Self> {
-        let store = config.build_store().await?;
-        Ok(Self::with_store(config, store))
+        Self::with_stores(config, Arc::new(ObjectStores::default())).await
     }
 
-    /// Uses `store` for the configured location (tests wrap stores with fault injection).
-    pub fn with_store(config: OffloadConfig, store: Arc<dyn ObjectStore>) -> Self {
-        let (counting, counters) = CountingStore::new(store);
-        BlobStoreOffloader {
+    /// An offloader sharing the broker's store cache; builds (or finds) the target's client now.
+    pub async fn with_stores(config: OffloadConfig, stores: Arc<ObjectStores>) -> Result<Self> {
+        config.validate()?;
+        stores.get(&config.location, &config.credentials).await?;
+        let access = Access {
+            credentials: config.credentials.clone(),
+            read_buffer_size_bytes: config.read_buffer_size_bytes,
+            read_ahead_requests: config.read_ahead_requests,
+        };
+        Ok(BlobStoreOffloader {
             config,
-            store: Arc::new(counting),
-            counters,
-            others: Default::default(),
-        }
+            access,
+            stores,
+        })
     }
 
     pub fn config(&self) -> &OffloadConfig {
         &self.config
     }
 
-    /// Request counters of the configured location's store.
+    /// Request counters of every store this offloader's cache holds.
     pub fn counters(&self) -> &Arc<RequestCounters> {
-        &self.counters
+        self.stores.counters()
     }
 
-    /// The configured location's store (for tooling such as `offload dump`).
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
+    /// The target location's client (for tooling such as `offload dump`).
+    pub async fn store(&self) -> Result<Arc<dyn object_store::ObjectStore>> {
+        self.stores
+            .get(&self.config.location, &self.config.credentials)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl TierReader for BlobStoreOffloader {
+    async fn read(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> Result<OffloadedLedger> {
+        self.access.read(&self.stores, ledger_id, uuid, at).await
     }
 
-    fn read_options(&self) -> ReadOptions {
-        ReadOptions {
-            read_buffer_size_bytes: self.config.read_buffer_size_bytes.max(1),
-            read_ahead_requests: self.config.read_ahead_requests,
-            verify_format_version: self.config.driver != Driver::Filesystem,
-            attempts: 3,
-        }
-    }
-
-    /// The store and location name for a ledger's recorded driver metadata.
-    async fn store_for(
-        &self,
-        driver: &DriverMetadata,
-    ) -> Result<(Arc<dyn ObjectStore>, OffloadConfig)> {
-        let here = self.config.at_location(driver);
-        let same = here.location() == self.config.location()
-            && here.endpoint == self.config.endpoint
-            && here.region == self.config.region;
-        if driver.properties.is_empty() || same {
-            return Ok((Arc::clone(&self.store), self.config.clone()));
-        }
-        let key = format!("{}|{:?}|{:?}", here.location(), here.endpoint, here.region);
-        let mut others = self.others.lock().await;
-        if let Some(s) = others.get(&key) {
-            return Ok((Arc::clone(s), here));
-        }
-        let s = here.build_store().await?;
-        others.insert(key, Arc::clone(&s));
-        Ok((s, here))
+    async fn delete(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> Result<()> {
+        self.access.delete(&self.stores, ledger_id, uuid, at).await
     }
 }
 
 #[async_trait::async_trait]
 impl LedgerOffloader for BlobStoreOffloader {
-    fn driver_name(&self) -> &str {
-        self.config.driver.name()
-    }
-
-    fn driver_metadata(&self) -> DriverMetadata {
-        self.config.driver_metadata()
+    fn location(&self) -> &Location {
+        &self.config.location
     }
 
     async fn offload(
@@ -138,11 +206,16 @@ impl LedgerOffloader for BlobStoreOffloader {
         extra: &BTreeMap<String, String>,
     ) -> Result<OffloadResult> {
         let started = std::time::Instant::now();
-        let result = offload_ledger(&self.config, &self.store, ledger, uuid, extra).await;
+        let store = self
+            .stores
+            .get(&self.config.location, &self.config.credentials)
+            .await?;
+        let result = offload_ledger(&self.config, &store, ledger, uuid, extra).await;
         match &result {
             Ok(r) => tracing::info!(
                 ledger_id = ledger.ledger_id(),
                 key = %r.data_key,
+                location = %self.config.location,
                 blocks = r.blocks,
                 bytes = r.data_object_len,
                 ms = started.elapsed().as_millis() as u64,
@@ -151,33 +224,5 @@ impl LedgerOffloader for BlobStoreOffloader {
             Err(e) => tracing::warn!(ledger_id = ledger.ledger_id(), error = %e, "offload failed"),
         }
         result
-    }
-
-    async fn read(
-        &self,
-        ledger_id: i64,
-        uuid: Uuid,
-        driver: &DriverMetadata,
-    ) -> Result<OffloadedLedger> {
-        let (store, config) = self.store_for(driver).await?;
-        let mut options = self.read_options();
-        options.verify_format_version = config.driver != Driver::Filesystem;
-        OffloadedLedger::open(store, &config.location(), ledger_id, &uuid, options).await
-    }
-
-    async fn delete(&self, ledger_id: i64, uuid: Uuid, driver: &DriverMetadata) -> Result<()> {
-        let (store, config) = self.store_for(driver).await?;
-        for key in [
-            keys::index_key(&uuid, ledger_id),
-            keys::data_key(&uuid, ledger_id),
-        ] {
-            match object_store::ObjectStoreExt::delete(store.as_ref(), &Path::from(key.as_str()))
-                .await
-            {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(OffloadError::store("deleting", &config.location(), &key, e)),
-            }
-        }
-        Ok(())
     }
 }

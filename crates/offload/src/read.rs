@@ -1,7 +1,7 @@
 //! Reading an offloaded ledger back: the read handle.
 //!
-//! Opening fetches the whole index object (retried with jittered backoff) and checks the format
-//! version. Reads locate the first entry through the index (floor block + forward scan), then go
+//! Opening fetches the whole index object and checks the format version (object_store retries
+//! failed requests; nothing here retries on top of it). Reads locate the first entry through the index (floor block + forward scan), then go
 //! record by record; the index is consulted again only at a block boundary. Sequential reads
 //! continue where the previous one stopped without any index search.
 //!
@@ -11,18 +11,17 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
-use rand::Rng;
 use tokio::task::JoinHandle;
 
 use crate::error::{OffloadError, Result};
 use crate::format::block::{RECORD_HEADER_LEN, be_i32, be_i64};
 use crate::format::index::{OffloadIndex, decode_index};
 use crate::keys;
+use crate::location::Location;
 
 /// How the reader talks to the store.
 #[derive(Debug, Clone)]
@@ -31,38 +30,11 @@ pub struct ReadOptions {
     pub read_ahead_requests: usize,
     /// Check `s3managedledgeroffloaderformatversion` on every response (not for filesystem).
     pub verify_format_version: bool,
-    pub attempts: u32,
-}
-
-/// Retries `f` on transient failures with short, jittered exponential backoff (50 ms base).
-pub(crate) async fn with_retries<T, F, Fut>(attempts: u32, mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) if attempt < attempts && is_transient(&e) => {
-                let base = 50u64 << (attempt - 1).min(6);
-                let jitter = rand::rng().random_range(0..=base);
-                tracing::debug!(attempt, error = %e, "retrying object store read");
-                tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn is_transient(e: &OffloadError) -> bool {
-    matches!(e, OffloadError::Store { .. } | OffloadError::Task(_))
 }
 
 async fn get_checked(
     store: &Arc<dyn ObjectStore>,
-    location: &str,
+    location: &Location,
     key: &str,
     range: Option<std::ops::Range<u64>>,
     verify: bool,
@@ -75,7 +47,7 @@ async fn get_checked(
     let result = store
         .get_opts(&path, options)
         .await
-        .map_err(|e| OffloadError::store("reading", location, key, e))?;
+        .map_err(|e| OffloadError::on_read("reading", location, key, e))?;
     if verify {
         let found = keys::format_version(&result.attributes);
         if found.as_deref() != Some(keys::FORMAT_VERSION) {
@@ -88,13 +60,13 @@ async fn get_checked(
     result
         .bytes()
         .await
-        .map_err(|e| OffloadError::store("reading", location, key, e))
+        .map_err(|e| OffloadError::on_read("reading", location, key, e))
 }
 
 /// Sequential byte access to one object through ranged GETs with read-ahead.
 struct RangeReader {
     store: Arc<dyn ObjectStore>,
-    location: String,
+    location: Location,
     key: String,
     object_len: u64,
     options: ReadOptions,
@@ -120,12 +92,9 @@ impl RangeReader {
             self.location.clone(),
             self.key.clone(),
         );
-        let (verify, attempts) = (self.options.verify_format_version, self.options.attempts);
+        let verify = self.options.verify_format_version;
         let handle = tokio::spawn(async move {
-            with_retries(attempts, || {
-                get_checked(&store, &location, &key, Some(start..end), verify)
-            })
-            .await
+            get_checked(&store, &location, &key, Some(start..end), verify).await
         });
         self.pending.push_back((start, handle));
         self.next_fetch = end;
@@ -270,23 +239,20 @@ impl OffloadedLedger {
     /// Opens the ledger stored under `uuid` by reading and checking its index.
     pub async fn open(
         store: Arc<dyn ObjectStore>,
-        location: &str,
+        location: &Location,
         ledger_id: i64,
         uuid: &uuid::Uuid,
         options: ReadOptions,
     ) -> Result<Self> {
         let index_key = keys::index_key(uuid, ledger_id);
         let data_key = keys::data_key(uuid, ledger_id);
-        let attempts = options.attempts.max(1);
-        let raw = with_retries(attempts, || {
-            get_checked(
-                &store,
-                location,
-                &index_key,
-                None,
-                options.verify_format_version,
-            )
-        })
+        let raw = get_checked(
+            &store,
+            location,
+            &index_key,
+            None,
+            options.verify_format_version,
+        )
         .await?;
         let index = decode_index(&raw).map_err(|source| OffloadError::Corrupt {
             key: index_key.clone(),
@@ -294,7 +260,7 @@ impl OffloadedLedger {
         })?;
         let reader = RangeReader {
             store,
-            location: location.to_string(),
+            location: location.clone(),
             key: data_key.clone(),
             object_len: index.data_object_len,
             options,

@@ -22,7 +22,7 @@ use object_store::{MultipartUpload, ObjectStore, PutMultipartOptions, PutOptions
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::driver::{Driver, OffloadConfig};
+use crate::config::OffloadConfig;
 use crate::error::{OffloadError, Result};
 use crate::format::block::{BLOCK_HEADER_LEN, BlockBuilder, RECORD_HEADER_LEN, block_size};
 use crate::format::index::{IndexEntry, encode_index_v1};
@@ -30,6 +30,7 @@ use crate::format::ledger_metadata::{
     CustomMetadataEntry, DigestType, LedgerMetadataFormat, LedgerState, Segment,
 };
 use crate::keys::{self, MANAGED_LEDGER_NAME};
+use crate::location::Location;
 use crate::source::LedgerSource;
 
 /// What an offload wrote.
@@ -136,10 +137,10 @@ pub async fn offload_ledger(
             reason: "an empty or open ledger is never offloaded".into(),
         });
     }
-    let location = config.location();
+    let location = &config.location;
     let data_key = keys::data_key(&uuid, ledger_id);
     let index_key = keys::index_key(&uuid, ledger_id);
-    let with_metadata = config.driver != Driver::Filesystem;
+    let with_metadata = location.has_object_metadata();
     let attrs = |role| {
         if with_metadata {
             keys::object_attributes(role, &config.cluster_name, extra)
@@ -158,20 +159,22 @@ pub async fn offload_ledger(
             },
         )
         .await
-        .map_err(|e| OffloadError::store("initiating multipart upload", &location, &data_key, e))?;
-    let uploaded = upload_blocks(config, source, upload.as_mut(), &location, &data_key).await;
+        .map_err(|e| {
+            OffloadError::on_write("initiating multipart upload", location, &data_key, e)
+        })?;
+    let uploaded = upload_blocks(config, source, upload.as_mut(), location, &data_key).await;
     let (index_entries, data_len) = match uploaded {
         Ok(v) => v,
         Err(e) => {
-            abort(upload.as_mut(), &location, &data_key).await;
+            abort(upload.as_mut(), location, &data_key).await;
             return Err(e);
         }
     };
     if let Err(e) = upload.complete().await {
-        abort(upload.as_mut(), &location, &data_key).await;
-        return Err(OffloadError::store(
+        abort(upload.as_mut(), location, &data_key).await;
+        return Err(OffloadError::on_write(
             "completing multipart upload",
-            &location,
+            location,
             &data_key,
             e,
         ));
@@ -194,9 +197,9 @@ pub async fn offload_ledger(
         if let Err(del) = object_store::ObjectStoreExt::delete(store.as_ref(), &data_path).await {
             tracing::warn!(key = %data_key, error = %del, "could not delete data object after the index upload failed");
         }
-        return Err(OffloadError::store(
+        return Err(OffloadError::on_write(
             "writing index",
-            &location,
+            location,
             &index_key,
             e,
         ));
@@ -211,9 +214,9 @@ pub async fn offload_ledger(
     })
 }
 
-async fn abort(upload: &mut dyn MultipartUpload, location: &str, key: &str) {
+async fn abort(upload: &mut dyn MultipartUpload, location: &Location, key: &str) {
     if let Err(e) = upload.abort().await {
-        tracing::warn!(location, key, error = %e, "could not abort multipart upload; the store's lifecycle rules must reclaim it");
+        tracing::warn!(%location, key, error = %e, "could not abort multipart upload; the store's lifecycle rules must reclaim it");
     }
 }
 
@@ -221,7 +224,7 @@ async fn upload_blocks(
     config: &OffloadConfig,
     source: &dyn LedgerSource,
     upload: &mut dyn MultipartUpload,
-    location: &str,
+    location: &Location,
     key: &str,
 ) -> Result<(Vec<IndexEntry>, u64)> {
     let ledger_id = source.ledger_id();
@@ -295,13 +298,13 @@ async fn upload_blocks(
 
 async fn wait_part(
     handle: Option<JoinHandle<object_store::Result<()>>>,
-    location: &str,
+    location: &Location,
     key: &str,
 ) -> Result<()> {
     let Some(h) = handle else { return Ok(()) };
     match h.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(OffloadError::store("uploading part", location, key, e)),
+        Ok(Err(e)) => Err(OffloadError::on_write("uploading part", location, key, e)),
         Err(e) => Err(OffloadError::Task(format!("part upload task: {e}"))),
     }
 }

@@ -5,7 +5,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{VecSource, assert_reads_back};
-use offload::{BlobStoreOffloader, Driver, LedgerOffloader, OffloadConfig, OffloadError};
+use offload::{
+    BlobStoreOffloader, Driver, LedgerOffloader, Location, OffloadConfig, OffloadError, TierReader,
+};
 use testkit::azurite::{ACCOUNT, Azurite, KEY};
 use uuid::Uuid;
 
@@ -28,7 +30,16 @@ fn round_trip_and_missing_container() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut c = OffloadConfig::new(Driver::AzureBlob, "offload");
+        let container = |name: &str| {
+            Location::new(
+                Driver::AzureBlob,
+                Some(name.into()),
+                None,
+                None,
+                Default::default(),
+            )
+        };
+        let mut c = OffloadConfig::new(container("offload"));
         c.max_block_size_bytes = 5 << 20;
         let o = BlobStoreOffloader::new(c.clone()).await.unwrap();
         for src in [
@@ -38,15 +49,15 @@ fn round_trip_and_missing_container() {
             let uuid = Uuid::new_v4();
             let r = o.offload(&src, uuid, &BTreeMap::new()).await.unwrap();
             assert!(r.blocks >= 1);
-            let h = o.read(src.id, uuid, &o.driver_metadata()).await.unwrap();
+            let h = o.read(src.id, uuid, o.location()).await.unwrap();
             assert_reads_back(&h, &src, 3000).await;
-            o.delete(src.id, uuid, &o.driver_metadata()).await.unwrap();
+            o.delete(src.id, uuid, o.location()).await.unwrap();
             assert!(matches!(
-                o.read(src.id, uuid, &o.driver_metadata()).await,
+                o.read(src.id, uuid, o.location()).await,
                 Err(OffloadError::NotFound { .. })
             ));
         }
-        c.bucket = "no-such-container".into();
+        c.location = container("no-such-container");
         let o = BlobStoreOffloader::new(c).await.unwrap();
         let e = o
             .offload(

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use offload::LedgerSource;
+use std::sync::Arc;
+
+use offload::{BlobStoreOffloader, ClientSettings, LedgerSource, ObjectStores, OffloadConfig};
 
 /// A sealed ledger held in memory.
 pub struct VecSource {
@@ -52,6 +54,19 @@ impl LedgerSource for VecSource {
         }
         Ok(out)
     }
+}
+
+/// An offloader whose stores retry failed requests `max_retries` times (failure tests keep it low).
+pub async fn offloader(
+    config: OffloadConfig,
+    max_retries: usize,
+) -> Result<BlobStoreOffloader, offload::OffloadError> {
+    let stores = ObjectStores::new(ClientSettings {
+        max_retries,
+        retry_max_backoff: std::time::Duration::from_millis(200),
+        ..ClientSettings::default()
+    });
+    BlobStoreOffloader::with_stores(config, Arc::new(stores)).await
 }
 
 /// Reads every entry back in chunks of `step` and compares.

@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::VecSource;
-use offload::{BlobStoreOffloader, Driver, LedgerOffloader, OffloadConfig, OffloadError};
+use offload::{LedgerOffloader, Location, OffloadConfig, OffloadError, TierReader};
 use testkit::moto::MotoServer;
 use testkit::proxy::HttpProxy;
 use uuid::Uuid;
@@ -39,18 +39,15 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn config(endpoint: &str) -> OffloadConfig {
-    let mut c = OffloadConfig::new(Driver::S3, BUCKET);
-    c.endpoint = Some(endpoint.into());
-    c.max_retries = 1;
-    c
+    OffloadConfig::new(Location::s3_compatible(BUCKET, endpoint))
 }
 
 async fn round_trip(c: OffloadConfig) -> Result<(), OffloadError> {
-    let o = BlobStoreOffloader::new(c).await?;
+    let o = common::offloader(c, 1).await?;
     let src = VecSource::with_sizes(1, [100; 10]);
     let uuid = Uuid::new_v4();
     o.offload(&src, uuid, &BTreeMap::new()).await?;
-    let h = o.read(1, uuid, &o.driver_metadata()).await?;
+    let h = o.read(1, uuid, o.location()).await?;
     assert_eq!(h.read(0, 9).await?, src.entries);
     Ok(())
 }
@@ -61,11 +58,11 @@ fn static_keys_work_and_a_wrong_secret_is_a_clear_error_without_the_secret() {
     let (moto, iam) = MotoServer::start_with_iam(BUCKET);
     runtime().block_on(async {
         let mut c = config(&moto.endpoint());
-        c.credential_id = Some(iam.access_key.clone());
-        c.credential_secret = Some(iam.secret_key.clone());
+        c.credentials.credential_id = Some(iam.access_key.clone());
+        c.credentials.credential_secret = Some(iam.secret_key.clone());
         round_trip(c.clone()).await.unwrap();
 
-        c.credential_secret = Some("wrong-secret-value".into());
+        c.credentials.credential_secret = Some("wrong-secret-value".into());
         let e = round_trip(c).await.unwrap_err();
         assert!(matches!(e, OffloadError::AccessDenied { .. }), "{e}");
         let text = e.to_string();
@@ -129,14 +126,14 @@ fn assume_role_through_sts_and_session_credentials_are_cached() {
     ]);
     runtime().block_on(async {
         let mut c = config(&moto.endpoint());
-        c.role = Some(iam.role_arn.clone());
-        c.role_session_name = "tierlog-test".into();
-        let o = BlobStoreOffloader::new(c).await.unwrap();
+        c.credentials.role = Some(iam.role_arn.clone());
+        c.credentials.role_session_name = Some("tierlog-test".into());
+        let o = common::offloader(c, 1).await.unwrap();
         for ledger in 1..=5 {
             let src = VecSource::with_sizes(ledger, [64; 20]);
             let uuid = Uuid::new_v4();
             o.offload(&src, uuid, &BTreeMap::new()).await.unwrap();
-            let h = o.read(ledger, uuid, &o.driver_metadata()).await.unwrap();
+            let h = o.read(ledger, uuid, o.location()).await.unwrap();
             assert_eq!(h.read(0, 19).await.unwrap(), src.entries);
         }
         let (sts_requests, _) = sts.counts();

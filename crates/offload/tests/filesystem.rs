@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use common::{VecSource, assert_reads_back};
 use offload::format::block::{BLOCK_MAGIC, decode_block_header};
 use offload::format::index::decode_index;
-use offload::{BlobStoreOffloader, Driver, LedgerOffloader, OffloadConfig, OffloadError};
+use offload::{
+    BlobStoreOffloader, LedgerOffloader, Location, OffloadConfig, OffloadError, TierReader,
+};
 use uuid::Uuid;
 
 async fn fs_offloader(dir: &std::path::Path, block: u64) -> BlobStoreOffloader {
-    let mut c = OffloadConfig::new(Driver::Filesystem, "");
-    c.filesystem_path = dir.to_path_buf();
+    let mut c = OffloadConfig::new(Location::filesystem(dir));
     c.max_block_size_bytes = block;
     BlobStoreOffloader::new(c).await.unwrap()
 }
@@ -27,7 +28,7 @@ async fn single_entry_and_zero_byte_entries() {
         let uuid = Uuid::new_v4();
         let r = o.offload(&src, uuid, &BTreeMap::new()).await.unwrap();
         assert_eq!(r.blocks, 1);
-        let h = o.read(7, uuid, &o.driver_metadata()).await.unwrap();
+        let h = o.read(7, uuid, o.location()).await.unwrap();
         assert_reads_back(&h, &src, 2).await;
     }
 }
@@ -56,7 +57,7 @@ async fn hundred_thousand_entries_over_many_blocks() {
             assert_eq!(h.block_len, 5 << 20);
         }
     }
-    let h = o.read(42, uuid, &o.driver_metadata()).await.unwrap();
+    let h = o.read(42, uuid, o.location()).await.unwrap();
     assert_reads_back(&h, &src, 997).await;
     // Random access, including entries at block boundaries and the last one.
     for e in [
@@ -97,7 +98,7 @@ async fn five_mib_entries_need_a_block_larger_than_five_mib() {
     let o = fs_offloader(dir.path(), 64 << 20).await;
     let uuid = Uuid::new_v4();
     o.offload(&src, uuid, &BTreeMap::new()).await.unwrap();
-    let h = o.read(3, uuid, &o.driver_metadata()).await.unwrap();
+    let h = o.read(3, uuid, o.location()).await.unwrap();
     assert_reads_back(&h, &src, 1).await;
     assert_reads_back(&h, &src, 3).await;
 }
@@ -115,10 +116,10 @@ async fn empty_ledger_is_refused_and_delete_is_idempotent() {
     let src = VecSource::with_sizes(2, [10, 20]);
     let uuid = Uuid::new_v4();
     o.offload(&src, uuid, &BTreeMap::new()).await.unwrap();
-    o.delete(2, uuid, &o.driver_metadata()).await.unwrap();
+    o.delete(2, uuid, o.location()).await.unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    o.delete(2, uuid, &o.driver_metadata()).await.unwrap();
-    let e = o.read(2, uuid, &o.driver_metadata()).await.unwrap_err();
+    o.delete(2, uuid, o.location()).await.unwrap();
+    let e = o.read(2, uuid, o.location()).await.unwrap_err();
     assert!(matches!(e, OffloadError::NotFound { .. }), "{e}");
 }
 
@@ -130,7 +131,7 @@ async fn ledgers_are_read_from_the_location_they_were_offloaded_to() {
     let uuid = Uuid::new_v4();
     let before = fs_offloader(old.path(), 5 << 20).await;
     before.offload(&src, uuid, &BTreeMap::new()).await.unwrap();
-    let recorded = before.driver_metadata();
+    let recorded = before.location().clone();
     // The broker's configuration changes to another directory; the ledger is still read.
     let after = fs_offloader(new.path(), 5 << 20).await;
     let h = after.read(9, uuid, &recorded).await.unwrap();
@@ -150,7 +151,7 @@ async fn corrupt_index_and_data_objects_give_errors() {
     let second_record = 128 + 12 + 100;
     data[second_record + 4 + 7] ^= 0xff;
     std::fs::write(&data_path, &data).unwrap();
-    let h = o.read(4, uuid, &o.driver_metadata()).await.unwrap();
+    let h = o.read(4, uuid, o.location()).await.unwrap();
     assert!(matches!(
         h.read(0, 5).await,
         Err(OffloadError::Corrupt { .. })
@@ -159,7 +160,7 @@ async fn corrupt_index_and_data_objects_give_errors() {
     let index_path = dir.path().join(&r.index_key);
     let index = std::fs::read(&index_path).unwrap();
     std::fs::write(&index_path, &index[..index.len() - 3]).unwrap();
-    let e = o.read(4, uuid, &o.driver_metadata()).await.unwrap_err();
+    let e = o.read(4, uuid, o.location()).await.unwrap_err();
     assert!(
         e.to_string()
             .contains("is corrupt: truncated index entries"),
@@ -175,7 +176,7 @@ async fn byte_budgeted_reads_stop_before_the_budget_and_resume_where_they_stoppe
     let src = VecSource::with_sizes(9, (0..300).map(|i| 100 + i));
     let uuid = Uuid::new_v4();
     o.offload(&src, uuid, &BTreeMap::new()).await.unwrap();
-    let h = o.read(9, uuid, &o.driver_metadata()).await.unwrap();
+    let h = o.read(9, uuid, o.location()).await.unwrap();
     let mut next = 0i64;
     let mut reads = 0;
     while next <= h.last_entry_id() {

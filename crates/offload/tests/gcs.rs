@@ -3,11 +3,13 @@
 //! request goes to a stub on 127.0.0.1 (the key file's `gcs_base_url`), and the RS256 signature of
 //! its bearer JWT is verified with openssl against the key's public half.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::Command;
 
-use offload::{BlobStoreOffloader, Driver, LedgerOffloader, LedgerSource, OffloadConfig};
+use offload::{Driver, LedgerOffloader, LedgerSource, Location, OffloadConfig};
 
 struct One;
 
@@ -44,17 +46,23 @@ fn b64url_decode(s: &str) -> Vec<u8> {
     out
 }
 
-fn config(key_file: &std::path::Path) -> OffloadConfig {
-    let mut c = OffloadConfig::new(Driver::GoogleCloudStorage, "gcs-bucket");
-    c.gcs_service_account_key_file = Some(key_file.to_path_buf());
-    c.max_retries = 0;
+fn config(key_file: &std::path::Path, endpoint: Option<String>) -> OffloadConfig {
+    let location = Location::new(
+        Driver::GoogleCloudStorage,
+        Some("gcs-bucket".into()),
+        None,
+        endpoint,
+        Default::default(),
+    );
+    let mut c = OffloadConfig::new(location);
+    c.credentials.gcs_service_account_key_file = Some(key_file.to_path_buf());
     c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_and_malformed_key_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let e = BlobStoreOffloader::new(config(&dir.path().join("absent.json")))
+    let e = common::offloader(config(&dir.path().join("absent.json"), None), 0)
         .await
         .unwrap_err()
         .to_string();
@@ -64,7 +72,7 @@ async fn missing_and_malformed_key_files_are_clear_errors() {
     );
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{not json").unwrap();
-    let e = BlobStoreOffloader::new(config(&bad))
+    let e = common::offloader(config(&bad, None), 0)
         .await
         .unwrap_err()
         .to_string();
@@ -134,9 +142,8 @@ async fn requests_carry_a_valid_rs256_signature_from_the_service_account_key() {
     });
     let key_file = dir.path().join("sa.json");
     std::fs::write(&key_file, json.to_string()).unwrap();
-    let mut c = config(&key_file);
-    c.endpoint = Some(format!("http://127.0.0.1:{port}"));
-    let o = BlobStoreOffloader::new(c).await.unwrap();
+    let c = config(&key_file, Some(format!("http://127.0.0.1:{port}")));
+    let o = common::offloader(c, 0).await.unwrap();
     let e = o
         .offload(&One, uuid::Uuid::new_v4(), &BTreeMap::new())
         .await

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use common::VecSource;
 use offload::format::index::decode_index;
 use offload::keys::MANAGED_LEDGER_NAME;
-use offload::{BlobStoreOffloader, Driver, LedgerOffloader, OffloadConfig};
+use offload::{BlobStoreOffloader, LedgerOffloader, Location, OffloadConfig, TierReader};
 use uuid::Uuid;
 
 const GOLDEN_DATA: &[u8] = include_bytes!("golden/ledger-3.data");
@@ -43,10 +43,9 @@ async fn golden_objects_decode_to_the_expected_entries() {
         GOLDEN_INDEX,
     )
     .unwrap();
-    let mut c = OffloadConfig::new(Driver::Filesystem, "");
-    c.filesystem_path = dir.path().to_path_buf();
+    let c = OffloadConfig::new(Location::filesystem(dir.path()));
     let o = BlobStoreOffloader::new(c).await.unwrap();
-    let h = o.read(3, uuid, &o.driver_metadata()).await.unwrap();
+    let h = o.read(3, uuid, o.location()).await.unwrap();
     assert_eq!(h.read(0, 2).await.unwrap(), entries());
     assert_eq!(
         h.read(1, 1).await.unwrap(),
@@ -57,8 +56,7 @@ async fn golden_objects_decode_to_the_expected_entries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_reproduces_the_golden_objects() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = OffloadConfig::new(Driver::Filesystem, "");
-    c.filesystem_path = dir.path().to_path_buf();
+    let c = OffloadConfig::new(Location::filesystem(dir.path()));
     let o = BlobStoreOffloader::new(c).await.unwrap();
     let extra = BTreeMap::from([(
         MANAGED_LEDGER_NAME.to_string(),

@@ -9,19 +9,23 @@ use std::time::Duration;
 
 use common::{VecSource, assert_reads_back};
 use offload::keys::MANAGED_LEDGER_NAME;
-use offload::{BlobStoreOffloader, Driver, LedgerOffloader, OffloadConfig, OffloadError};
+use offload::{Driver, LedgerOffloader, Location, OffloadConfig, OffloadError, TierReader};
 use testkit::moto::MotoServer;
 use testkit::proxy::HttpProxy;
 use uuid::Uuid;
 
 fn s3_config(driver: Driver, endpoint: &str, bucket: &str) -> OffloadConfig {
-    let mut c = OffloadConfig::new(driver, bucket);
-    c.endpoint = Some(endpoint.to_string());
-    c.credential_id = Some("testing".into());
-    c.credential_secret = Some("testing".into());
+    let location = Location::new(
+        driver,
+        Some(bucket.into()),
+        None,
+        Some(endpoint.into()),
+        Default::default(),
+    );
+    let mut c = OffloadConfig::new(location);
+    c.credentials.credential_id = Some("testing".into());
+    c.credentials.credential_secret = Some("testing".into());
     c.max_block_size_bytes = 5 << 20;
-    c.max_retries = 2;
-    c.retry_max_backoff = Duration::from_millis(200);
     c
 }
 
@@ -37,7 +41,7 @@ async fn round_trips_with_pulsar_layout_and_metadata() {
     let moto = MotoServer::start();
     moto.create_bucket("offload-bucket");
     for driver in [Driver::S3, Driver::AwsS3] {
-        let o = BlobStoreOffloader::new(s3_config(driver, &moto.endpoint(), "offload-bucket"))
+        let o = common::offloader(s3_config(driver, &moto.endpoint(), "offload-bucket"), 2)
             .await
             .unwrap();
         let cases: Vec<(VecSource, u64)> = vec![
@@ -52,7 +56,7 @@ async fn round_trips_with_pulsar_layout_and_metadata() {
         for (src, block) in cases {
             let mut c = o.config().clone();
             c.max_block_size_bytes = block;
-            let o = BlobStoreOffloader::new(c).await.unwrap();
+            let o = common::offloader(c, 2).await.unwrap();
             let uuid = Uuid::new_v4();
             let r = o.offload(&src, uuid, &extra()).await.unwrap();
             let data = moto.get_object("offload-bucket", &r.data_key);
@@ -73,7 +77,7 @@ async fn round_trips_with_pulsar_layout_and_metadata() {
                     Some("public/default/persistent/t")
                 );
             }
-            let h = o.read(src.id, uuid, &o.driver_metadata()).await.unwrap();
+            let h = o.read(src.id, uuid, o.location()).await.unwrap();
             assert_reads_back(&h, &src, 1000).await;
         }
     }
@@ -83,7 +87,7 @@ async fn round_trips_with_pulsar_layout_and_metadata() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_bucket_is_named_in_the_error() {
     let moto = MotoServer::start();
-    let o = BlobStoreOffloader::new(s3_config(Driver::S3, &moto.endpoint(), "no-such-bucket"))
+    let o = common::offloader(s3_config(Driver::S3, &moto.endpoint(), "no-such-bucket"), 2)
         .await
         .unwrap();
     let e = o
@@ -103,7 +107,7 @@ async fn failing_part_aborts_the_upload_and_a_retry_succeeds() {
     let moto = MotoServer::start();
     moto.create_bucket("faults");
     let proxy = HttpProxy::start(moto.port);
-    let o = BlobStoreOffloader::new(s3_config(Driver::S3, &proxy.endpoint(), "faults"))
+    let o = common::offloader(s3_config(Driver::S3, &proxy.endpoint(), "faults"), 2)
         .await
         .unwrap();
     // ~20 MiB: four 5 MiB parts. Part 3 and everything after it answers 500.
@@ -128,7 +132,7 @@ async fn failing_part_aborts_the_upload_and_a_retry_succeeds() {
     proxy.clear_faults();
     let uuid = Uuid::new_v4();
     o.offload(&src, uuid, &extra()).await.unwrap();
-    let h = o.read(5, uuid, &o.driver_metadata()).await.unwrap();
+    let h = o.read(5, uuid, o.location()).await.unwrap();
     assert_reads_back(&h, &src, 5000).await;
 }
 
@@ -137,7 +141,7 @@ async fn failing_index_write_removes_the_data_object() {
     let moto = MotoServer::start();
     moto.create_bucket("faults");
     let proxy = HttpProxy::start(moto.port);
-    let o = BlobStoreOffloader::new(s3_config(Driver::S3, &proxy.endpoint(), "faults"))
+    let o = common::offloader(s3_config(Driver::S3, &proxy.endpoint(), "faults"), 2)
         .await
         .unwrap();
     proxy.fail("PUT", "-index", 0, 503);
@@ -163,7 +167,7 @@ async fn server_killed_mid_upload_fails_with_the_cause_and_a_retry_succeeds() {
     moto.create_bucket("kill");
     let mut config = s3_config(Driver::S3, &moto.endpoint(), "kill");
     config.parallel_parts = 1;
-    let o = Arc::new(BlobStoreOffloader::new(config).await.unwrap());
+    let o = Arc::new(common::offloader(config, 2).await.unwrap());
     let src = Arc::new(VecSource::with_sizes(8, (0..60_000).map(|_| 1000)));
     let task = {
         let (o, src) = (Arc::clone(&o), Arc::clone(&src));
@@ -192,7 +196,7 @@ async fn server_killed_mid_upload_fails_with_the_cause_and_a_retry_succeeds() {
     moto.create_bucket("kill");
     let uuid = Uuid::new_v4();
     o.offload(src.as_ref(), uuid, &extra()).await.unwrap();
-    let h = o.read(8, uuid, &o.driver_metadata()).await.unwrap();
+    let h = o.read(8, uuid, o.location()).await.unwrap();
     assert_reads_back(&h, &src, 10_000).await;
 }
 
@@ -200,7 +204,7 @@ async fn server_killed_mid_upload_fails_with_the_cause_and_a_retry_succeeds() {
 async fn objects_without_the_format_version_are_refused() {
     let moto = MotoServer::start();
     moto.create_bucket("versions");
-    let o = BlobStoreOffloader::new(s3_config(Driver::S3, &moto.endpoint(), "versions"))
+    let o = common::offloader(s3_config(Driver::S3, &moto.endpoint(), "versions"), 2)
         .await
         .unwrap();
     let uuid = Uuid::new_v4();
@@ -210,10 +214,41 @@ async fn objects_without_the_format_version_are_refused() {
         .unwrap();
     let index = moto.get_object("versions", &r.index_key);
     moto.put_object("versions", &r.index_key, &index);
-    let e = o.read(3, uuid, &o.driver_metadata()).await.unwrap_err();
+    let e = o.read(3, uuid, o.location()).await.unwrap_err();
     assert!(
         matches!(e, OffloadError::BadFormatVersion { found: None, .. }),
         "{e}"
     );
     assert!(e.to_string().contains("expected \"1\""), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_read_is_retried_by_one_layer_only() {
+    // object_store's RetryConfig is the only retry layer: with 2 retries a GET that keeps
+    // failing costs exactly 3 requests (an extra layer on top multiplied them: 3 × 3 = 9, and
+    // with the defaults up to 18).
+    let moto = MotoServer::start();
+    moto.create_bucket("retries");
+    let proxy = HttpProxy::start(moto.port);
+    let o = common::offloader(s3_config(Driver::S3, &proxy.endpoint(), "retries"), 2)
+        .await
+        .unwrap();
+    let uuid = Uuid::new_v4();
+    o.offload(&VecSource::with_sizes(4, [10; 10]), uuid, &extra())
+        .await
+        .unwrap();
+    proxy.fail("GET", "-index", 0, 503);
+    let (before, _) = proxy.counts();
+    let e = o.read(4, uuid, o.location()).await.unwrap_err();
+    let (after, failed) = proxy.counts();
+    assert_eq!(after - before, 3, "1 attempt + 2 retries: {e}");
+    assert_eq!(failed, 3);
+    assert!(matches!(e, OffloadError::Store { .. }), "{e}");
+    // A missing object is not retried at all, and says which object and where.
+    proxy.clear_faults();
+    let (before, _) = proxy.counts();
+    let e = o.read(4, Uuid::new_v4(), o.location()).await.unwrap_err();
+    assert_eq!(proxy.counts().0 - before, 1);
+    assert!(matches!(e, OffloadError::NotFound { .. }), "{e}");
+    assert!(e.to_string().contains("retries"), "{e}");
 }

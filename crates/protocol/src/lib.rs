@@ -1,12 +1,14 @@
 //! Apache Pulsar's binary protocol as tierlog speaks it: the generated protobuf messages of the
 //! vendored `PulsarApi.proto`, the frame codec (simple and payload commands, magic + CRC32C,
-//! size limits), stored-entry parsing and topic-name normalisation. No I/O happens here; the
-//! broker and the perf client drive sockets with these pieces.
+//! size limits), stored-entry parsing, namespace and topic names with all their conversions, and
+//! (in [`io`], the only module that touches a socket) the framed connection the broker and the
+//! perf client both use.
 
 pub mod commands;
 pub mod entry;
 pub mod frame;
-pub mod topic;
+pub mod io;
+pub mod names;
 
 /// Messages generated from `proto/PulsarApi.proto` (package `pulsar.proto`).
 #[allow(clippy::all, missing_docs)]
@@ -19,7 +21,7 @@ pub use frame::{
     DEFAULT_MAX_MESSAGE_SIZE, FRAME_PADDING, Frame, FrameDecoder, FrameError, Payload,
     encode_command, encode_message, encode_send, encode_send_parts,
 };
-pub use topic::{Domain, TopicName, TopicNameError};
+pub use names::{Domain, NameError, NamespaceName, TopicName, TopicNameError};
 
 /// The newest protocol version this broker speaks (what Pulsar 4.x clients send).
 pub const SERVER_PROTOCOL_VERSION: i32 = 20;

@@ -2,12 +2,14 @@
 //!
 //! Used only as a dev-dependency. [`moto`] starts a real S3-compatible server (moto, installed by
 //! `./scripts/test` into `.venv`) on 127.0.0.1; [`proxy`] sits between a client and that server to
-//! add latency per request or answer chosen requests with errors.
+//! add latency per request or answer chosen requests with errors; [`slow_meta`] slows a metadata
+//! store down for chosen keys.
 
 pub mod azurite;
 pub mod moto;
 pub mod proxy;
 pub mod s3s_fs;
+pub mod slow_meta;
 pub mod standalone;
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).

@@ -5,7 +5,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use policy::OffloadPolicies;
+use policy::types::{
+    ErrorBody, LedgerInfoJson, MessageIdJson, OffloadProcessStatus, PersistentTopicInternalStats,
+    ProcessStatus, RetentionPolicies, TenantInfo,
+};
+use protocol::{NamespaceName, TopicName};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::offload_dump::OutputFormat;
 
@@ -75,8 +83,9 @@ pub struct OffloadPolicyArgs {
 }
 
 impl OffloadPolicyArgs {
-    /// The OffloadPolicies JSON body, with pulsar-admin's client-side checks.
-    fn body(&self) -> anyhow::Result<serde_json::Value> {
+    /// The policies, with pulsar-admin's client-side checks; like pulsar-admin, the location
+    /// goes into the generic fields and into the driver's own (`s3…`/`gcs…`) fields.
+    fn policies(&self) -> anyhow::Result<OffloadPolicies> {
         let driver = self.driver.to_ascii_lowercase();
         if ![
             "s3",
@@ -94,77 +103,65 @@ impl OffloadPolicyArgs {
             );
         }
         let s3 = driver == "s3" || driver == "aws-s3";
+        let gcs = driver == "google-cloud-storage";
         if s3 && self.region.is_none() && self.endpoint.is_none() {
             bail!(
                 "Either s3ManagedLedgerOffloadRegion or s3ManagedLedgerOffloadServiceEndpoint must be set if s3 offload enabled"
             );
         }
-        let prefix = if driver == "google-cloud-storage" {
-            "gcs"
-        } else {
-            "s3"
+        let size = |v: &Option<String>| -> anyhow::Result<Option<u64>> {
+            v.as_deref()
+                .map(|v| {
+                    u64::try_from(parse_size(v)?)
+                        .map_err(|_| anyhow::anyhow!("Invalid size '{v}': must not be negative"))
+                })
+                .transpose()
         };
-        let mut b = serde_json::Map::new();
-        b.insert("managedLedgerOffloadDriver".into(), json!(self.driver));
-        let mut put = |k: String, v: serde_json::Value| {
-            b.insert(k, v);
-        };
-        if let Some(v) = &self.region {
-            put(format!("{prefix}ManagedLedgerOffloadRegion"), json!(v));
-            put("managedLedgerOffloadRegion".into(), json!(v));
+        let (max_block, read_buffer) = (size(&self.max_block_size)?, size(&self.read_buffer_size)?);
+        if let Some(v) = &self.read_priority
+            && v != "tiered-storage-first"
+            && v != "bookkeeper-first"
+        {
+            bail!("--offloadedReadPriority must be tiered-storage-first or bookkeeper-first");
         }
-        if let Some(v) = &self.bucket {
-            put(format!("{prefix}ManagedLedgerOffloadBucket"), json!(v));
-            put("managedLedgerOffloadBucket".into(), json!(v));
-        }
-        if let Some(v) = &self.endpoint {
-            put("s3ManagedLedgerOffloadServiceEndpoint".into(), json!(v));
-            put("managedLedgerOffloadServiceEndpoint".into(), json!(v));
-        }
-        if let Some(v) = &self.role {
-            put("s3ManagedLedgerOffloadRole".into(), json!(v));
-        }
-        if let Some(v) = &self.role_session_name {
-            put("s3ManagedLedgerOffloadRoleSessionName".into(), json!(v));
-        }
-        if let Some(v) = &self.max_block_size {
-            put(
-                "s3ManagedLedgerOffloadMaxBlockSizeInBytes".into(),
-                json!(parse_size(v)?),
-            );
-        }
-        if let Some(v) = &self.read_buffer_size {
-            put(
-                "s3ManagedLedgerOffloadReadBufferSizeInBytes".into(),
-                json!(parse_size(v)?),
-            );
-        }
-        if let Some(v) = &self.threshold {
-            put(
-                "managedLedgerOffloadThresholdInBytes".into(),
-                json!(parse_size(v)?),
-            );
-        }
-        if let Some(v) = &self.threshold_seconds {
-            put(
-                "managedLedgerOffloadThresholdInSeconds".into(),
-                json!(parse_time_seconds(v)?),
-            );
-        }
-        if let Some(v) = &self.deletion_lag {
-            let secs = parse_time_seconds(v)?;
-            put(
-                "managedLedgerOffloadDeletionLagInMillis".into(),
-                json!(if secs < 0 { secs } else { secs * 1000 }),
-            );
-        }
-        if let Some(v) = &self.read_priority {
-            if v != "tiered-storage-first" && v != "bookkeeper-first" {
-                bail!("--offloadedReadPriority must be tiered-storage-first or bookkeeper-first");
-            }
-            put("managedLedgerOffloadedReadPriority".into(), json!(v));
-        }
-        Ok(serde_json::Value::Object(b))
+        let only = |on: bool, v: &Option<String>| if on { v.clone() } else { None };
+        let only_size = |on: bool, v: Option<u64>| if on { v } else { None };
+        Ok(OffloadPolicies {
+            managed_ledger_offload_driver: Some(self.driver.clone()),
+            managed_ledger_offload_region: self.region.clone(),
+            managed_ledger_offload_bucket: self.bucket.clone(),
+            managed_ledger_offload_service_endpoint: self.endpoint.clone(),
+            managed_ledger_offload_max_block_size_in_bytes: max_block,
+            managed_ledger_offload_read_buffer_size_in_bytes: read_buffer,
+            s3_managed_ledger_offload_region: only(s3, &self.region),
+            s3_managed_ledger_offload_bucket: only(s3, &self.bucket),
+            s3_managed_ledger_offload_service_endpoint: only(s3, &self.endpoint),
+            s3_managed_ledger_offload_max_block_size_in_bytes: only_size(s3, max_block),
+            s3_managed_ledger_offload_read_buffer_size_in_bytes: only_size(s3, read_buffer),
+            s3_managed_ledger_offload_role: only(s3, &self.role),
+            s3_managed_ledger_offload_role_session_name: only(s3, &self.role_session_name),
+            gcs_managed_ledger_offload_region: only(gcs, &self.region),
+            gcs_managed_ledger_offload_bucket: only(gcs, &self.bucket),
+            gcs_managed_ledger_offload_max_block_size_in_bytes: only_size(gcs, max_block),
+            gcs_managed_ledger_offload_read_buffer_size_in_bytes: only_size(gcs, read_buffer),
+            managed_ledger_offload_threshold_in_bytes: self
+                .threshold
+                .as_deref()
+                .map(parse_size)
+                .transpose()?,
+            managed_ledger_offload_threshold_in_seconds: self
+                .threshold_seconds
+                .as_deref()
+                .map(parse_time_seconds)
+                .transpose()?,
+            managed_ledger_offload_deletion_lag_in_millis: self
+                .deletion_lag
+                .as_deref()
+                .map(|v| parse_time_seconds(v).map(|s| if s < 0 { s } else { s * 1000 }))
+                .transpose()?,
+            managed_ledger_offloaded_read_priority: self.read_priority.clone(),
+            ..OffloadPolicies::default()
+        })
     }
 }
 
@@ -323,12 +320,13 @@ pub enum Topics {
 }
 
 /// `POST …/retention` body from pulsar-admin's --size and --time (only a literal -1 stays -1).
-fn retention_body(size: &str, time: &str) -> anyhow::Result<serde_json::Value> {
+fn retention(size: &str, time: &str) -> anyhow::Result<RetentionPolicies> {
     let bytes = parse_size(size)?;
     let secs = parse_time_seconds(time)?;
-    let minutes = if secs == -1 { -1 } else { secs / 60 };
-    let mb = if bytes == -1 { -1 } else { bytes / (1 << 20) };
-    Ok(json!({"retentionTimeInMinutes": minutes, "retentionSizeInMB": mb}))
+    Ok(RetentionPolicies {
+        retention_time_in_minutes: if secs == -1 { -1 } else { secs / 60 },
+        retention_size_in_mb: if bytes == -1 { -1 } else { bytes / (1 << 20) },
+    })
 }
 
 /// pulsar-admin's size syntax: an integer, optionally followed by k/m/g/t (binary units).
@@ -377,46 +375,22 @@ pub fn parse_time_seconds(s: &str) -> anyhow::Result<i64> {
     Ok(n * unit)
 }
 
-/// Expands a topic name as Pulsar does: `t` → `persistent://public/default/t`,
-/// `tenant/ns/t` → `persistent://tenant/ns/t`. Returns (tenant, namespace, local name).
-pub fn topic_parts(topic: &str) -> anyhow::Result<(String, String, String)> {
-    let rest = match topic.split_once("://") {
-        Some(("persistent", rest)) => rest.to_string(),
-        Some((domain, _)) => bail!("Unsupported topic domain {domain:?} (only persistent topics)"),
-        None => match topic.split('/').count() {
-            1 => format!("public/default/{topic}"),
-            3 => topic.to_string(),
-            _ => bail!(
-                "Invalid short topic name '{topic}', it should be in the format of <tenant>/<namespace>/<topic> or <topic>"
-            ),
-        },
-    };
-    let mut it = rest.splitn(3, '/');
-    match (it.next(), it.next(), it.next()) {
-        (Some(t), Some(ns), Some(local))
-            if !t.is_empty() && !ns.is_empty() && !local.is_empty() =>
-        {
-            Ok((t.into(), ns.into(), local.into()))
-        }
-        _ => bail!("Invalid topic name '{topic}'"),
+/// A persistent topic name as pulsar-admin takes it (`t`, `tenant/ns/t` or the full name).
+fn persistent_topic(topic: &str) -> anyhow::Result<TopicName> {
+    let t = TopicName::parse(topic)?;
+    if !t.is_persistent() {
+        bail!("Unsupported topic domain of '{topic}' (only persistent topics)");
     }
-}
-
-fn namespace_parts(ns: &str) -> anyhow::Result<(String, String)> {
-    match ns.split_once('/') {
-        Some((t, n)) if !t.is_empty() && !n.is_empty() && !n.contains('/') => {
-            Ok((t.into(), n.into()))
-        }
-        _ => bail!("Invalid namespace name '{ns}', it should be <tenant>/<namespace>"),
-    }
+    Ok(t)
 }
 
 /// pulsar-admin's `--size-threshold` rule: the first ledger at which the newest ledgers' sizes
 /// (the current ledger counted at its live size) exceed the threshold gives the message id.
-pub fn offload_message_id(stats: &Value, threshold: i64) -> anyhow::Result<Option<(i64, i64)>> {
-    let ledgers = stats["ledgers"]
-        .as_array()
-        .context("internal stats without ledgers")?;
+pub fn offload_message_id(
+    ledgers: &[LedgerInfoJson],
+    current_ledger_size: i64,
+    threshold: i64,
+) -> anyhow::Result<Option<MessageIdJson>> {
     if ledgers.is_empty() {
         bail!("Topic doesn't have any data");
     }
@@ -425,11 +399,11 @@ pub fn offload_message_id(stats: &Value, threshold: i64) -> anyhow::Result<Optio
         .enumerate()
         .map(|(i, l)| {
             let size = if i + 1 == ledgers.len() {
-                stats["currentLedgerSize"].as_i64()
+                current_ledger_size
             } else {
-                l["size"].as_i64()
+                l.size
             };
-            (l["ledgerId"].as_i64().unwrap_or(-1), size.unwrap_or(0))
+            (l.ledger_id, size)
         })
         .collect();
     let mut total = 0i64;
@@ -437,7 +411,7 @@ pub fn offload_message_id(stats: &Value, threshold: i64) -> anyhow::Result<Optio
     for &(id, size) in sizes.iter().rev() {
         total += size;
         if total > threshold {
-            return Ok(Some((prev, 0)));
+            return Ok(Some(MessageIdJson::new(prev, 0)));
         }
         prev = id;
     }
@@ -450,12 +424,13 @@ struct Client {
 }
 
 impl Client {
-    async fn call(
+    /// One request; an error status becomes an error carrying the server's reason.
+    async fn call<B: Serialize>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<(u16, String)> {
+        body: Option<&B>,
+    ) -> anyhow::Result<String> {
         let url = format!("{}{path}", self.base.trim_end_matches('/'));
         let mut req = self
             .http
@@ -464,7 +439,7 @@ impl Client {
         if let Some(b) = body {
             req = req
                 .header("Content-Type", "application/json")
-                .body(b.to_string());
+                .body(serde_json::to_vec(b)?);
         }
         let resp = req
             .send()
@@ -473,36 +448,42 @@ impl Client {
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         if status >= 400 {
-            let reason = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["reason"].as_str().map(str::to_string))
+            let reason = serde_json::from_str::<ErrorBody>(&text)
+                .map(|e| e.reason)
                 .unwrap_or(text);
             bail!("{reason}\n\nReason: HTTP {status}");
         }
-        Ok((status, text))
+        Ok(text)
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let (_, text) = self.call(reqwest::Method::GET, path, None).await?;
-        Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        })
+    /// A request without a body.
+    async fn send(&self, method: reqwest::Method, path: &str) -> anyhow::Result<String> {
+        self.call(method, path, None::<&()>).await
+    }
+
+    /// A GET of Pulsar's type `T` (`None` for an empty answer).
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Option<T>> {
+        let text = self.send(reqwest::Method::GET, path).await?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("unexpected answer from {path}: {text}"))
     }
 }
 
-fn print_json(v: &Value) -> anyhow::Result<()> {
+fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-fn print_list(v: &Value, output: OutputFormat) -> anyhow::Result<()> {
+fn print_list(names: &[String], output: OutputFormat) -> anyhow::Result<()> {
     match output {
-        OutputFormat::Json => println!("{v}"),
+        OutputFormat::Json => println!("{}", serde_json::to_string(names)?),
         OutputFormat::Text => {
-            for item in v.as_array().into_iter().flatten() {
-                println!("{}", item.as_str().unwrap_or_default());
+            for n in names {
+                println!("{n}");
             }
         }
     }
@@ -517,23 +498,27 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         http,
         base: args.admin_url.clone(),
     };
-    use reqwest::Method as M;
     match args.command {
         AdminCommand::Tenants(Tenants::List) => {
-            print_list(&c.get("/admin/v2/tenants").await?, args.output)?
+            let tenants: Vec<String> = c.get("/admin/v2/tenants").await?.unwrap_or_default();
+            print_list(&tenants, args.output)?
         }
         AdminCommand::Tenants(Tenants::Create {
             tenant,
             allowed_clusters,
         }) => {
-            let clusters: Vec<&str> = allowed_clusters
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .collect();
+            let info = TenantInfo {
+                admin_roles: vec![],
+                allowed_clusters: allowed_clusters
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            };
             c.call(
-                M::PUT,
+                reqwest::Method::PUT,
                 &format!("/admin/v2/tenants/{tenant}"),
-                Some(json!({"adminRoles": [], "allowedClusters": clusters})),
+                Some(&info),
             )
             .await?;
         }
@@ -546,86 +531,76 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow::Result<()> {
     use reqwest::Method as M;
     let base = |ns: &str| -> anyhow::Result<String> {
-        let (t, n) = namespace_parts(ns)?;
-        Ok(format!("/admin/v2/namespaces/{t}/{n}"))
+        Ok(format!(
+            "/admin/v2/namespaces/{}",
+            NamespaceName::parse(ns)?
+        ))
     };
     match cmd {
-        Namespaces::List { tenant } => print_list(
-            &c.get(&format!("/admin/v2/namespaces/{tenant}")).await?,
-            output,
-        )?,
+        Namespaces::List { tenant } => {
+            let names: Vec<String> = c
+                .get(&format!("/admin/v2/namespaces/{tenant}"))
+                .await?
+                .unwrap_or_default();
+            print_list(&names, output)?
+        }
         Namespaces::Create { namespace } => {
-            c.call(M::PUT, &base(&namespace)?, None).await?;
+            c.send(M::PUT, &base(&namespace)?).await?;
         }
         Namespaces::SetRetention {
             namespace,
             size,
             time,
         } => {
-            c.call(
-                M::POST,
-                &format!("{}/retention", base(&namespace)?),
-                Some(retention_body(&size, &time)?),
-            )
-            .await?;
+            let p = format!("{}/retention", base(&namespace)?);
+            c.call(M::POST, &p, Some(&retention(&size, &time)?)).await?;
+        }
+        Namespaces::GetRetention { namespace } => {
+            let r: Option<RetentionPolicies> =
+                c.get(&format!("{}/retention", base(&namespace)?)).await?;
+            print_json(&r)?
         }
         Namespaces::SetOffloadPolicies { policy, namespace } => {
             let p = format!("{}/offloadPolicies", base(&namespace)?);
-            c.call(M::POST, &p, Some(policy.body()?)).await?;
+            c.call(M::POST, &p, Some(&policy.policies()?)).await?;
         }
-        Namespaces::GetOffloadPolicies { namespace } => print_json(
-            &c.get(&format!("{}/offloadPolicies", base(&namespace)?))
-                .await?,
-        )?,
+        Namespaces::GetOffloadPolicies { namespace } => {
+            let p: Option<OffloadPolicies> = c
+                .get(&format!("{}/offloadPolicies", base(&namespace)?))
+                .await?;
+            print_json(&p.unwrap_or_default())?
+        }
         Namespaces::RemoveOffloadPolicies { namespace } => {
             let p = format!("{}/removeOffloadPolicies", base(&namespace)?);
-            c.call(M::DELETE, &p, None).await?;
-        }
-        Namespaces::GetRetention { namespace } => {
-            print_json(&c.get(&format!("{}/retention", base(&namespace)?)).await?)?
+            c.send(M::DELETE, &p).await?;
         }
         Namespaces::SetOffloadThreshold { namespace, size } => {
-            let bytes = parse_size(&size)?;
-            c.call(
-                M::PUT,
-                &format!("{}/offloadThreshold", base(&namespace)?),
-                Some(json!(bytes)),
-            )
-            .await?;
+            let p = format!("{}/offloadThreshold", base(&namespace)?);
+            c.call(M::PUT, &p, Some(&parse_size(&size)?)).await?;
         }
         Namespaces::GetOffloadThreshold { namespace } => {
-            println!(
-                "{}",
-                c.get(&format!("{}/offloadThreshold", base(&namespace)?))
-                    .await?
-            );
+            let v: Option<i64> = c
+                .get(&format!("{}/offloadThreshold", base(&namespace)?))
+                .await?;
+            println!("{}", v.unwrap_or(-1));
         }
         Namespaces::SetOffloadDeletionLag { namespace, lag } => {
-            let ms = parse_time_seconds(&lag)? * 1000;
-            c.call(
-                M::PUT,
-                &format!("{}/offloadDeletionLagMs", base(&namespace)?),
-                Some(json!(ms)),
-            )
-            .await?;
+            let p = format!("{}/offloadDeletionLagMs", base(&namespace)?);
+            c.call(M::PUT, &p, Some(&(parse_time_seconds(&lag)? * 1000)))
+                .await?;
         }
         Namespaces::GetOffloadDeletionLag { namespace } => {
-            match c
+            let v: Option<i64> = c
                 .get(&format!("{}/offloadDeletionLagMs", base(&namespace)?))
-                .await?
-                .as_i64()
-            {
+                .await?;
+            match v {
                 Some(ms) => println!("{} minute(s)", ms / 60_000),
                 None => println!("Unset for namespace. Defaulting to broker setting."),
             }
         }
         Namespaces::ClearOffloadDeletionLag { namespace } => {
-            c.call(
-                M::DELETE,
-                &format!("{}/offloadDeletionLagMs", base(&namespace)?),
-                None,
-            )
-            .await?;
+            let p = format!("{}/offloadDeletionLagMs", base(&namespace)?);
+            c.send(M::DELETE, &p).await?;
         }
     }
     Ok(())
@@ -633,79 +608,81 @@ async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow
 
 async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result<()> {
     use reqwest::Method as M;
-    let path = |topic: &str| -> anyhow::Result<(String, String)> {
-        let (t, ns, local) = topic_parts(topic)?;
-        Ok((
-            format!("/admin/v2/persistent/{t}/{ns}/{local}"),
-            format!("persistent://{t}/{ns}/{local}"),
+    let path = |topic: &str| -> anyhow::Result<(String, TopicName)> {
+        let t = persistent_topic(topic)?;
+        Ok((format!("/admin/v2/{}", t.rest_path()), t))
+    };
+    let names = |ns: &str| -> anyhow::Result<String> {
+        Ok(format!(
+            "/admin/v2/persistent/{}",
+            NamespaceName::parse(ns)?
         ))
     };
     match cmd {
         Topics::List { namespace } => {
-            let (t, n) = namespace_parts(&namespace)?;
-            print_list(
-                &c.get(&format!("/admin/v2/persistent/{t}/{n}")).await?,
-                output,
-            )?;
+            let topics: Vec<String> = c.get(&names(&namespace)?).await?.unwrap_or_default();
+            print_list(&topics, output)?;
+        }
+        Topics::ListPartitioned { namespace } => {
+            let topics: Vec<String> = c
+                .get(&format!("{}/partitioned", names(&namespace)?))
+                .await?
+                .unwrap_or_default();
+            print_list(&topics, output)?;
         }
         Topics::Create { topic } => {
-            c.call(M::PUT, &path(&topic)?.0, None).await?;
+            c.send(M::PUT, &path(&topic)?.0).await?;
         }
         Topics::Delete { topic } => {
-            c.call(M::DELETE, &path(&topic)?.0, None).await?;
+            c.send(M::DELETE, &path(&topic)?.0).await?;
         }
         Topics::SetOffloadPolicies { policy, topic } => {
             let p = format!("{}/offloadPolicies", path(&topic)?.0);
-            c.call(M::POST, &p, Some(policy.body()?)).await?;
+            c.call(M::POST, &p, Some(&policy.policies()?)).await?;
         }
-        Topics::GetOffloadPolicies { topic } => print_json(
-            &c.get(&format!("{}/offloadPolicies", path(&topic)?.0))
-                .await?,
-        )?,
+        Topics::GetOffloadPolicies { topic } => {
+            let p: Option<OffloadPolicies> = c
+                .get(&format!("{}/offloadPolicies", path(&topic)?.0))
+                .await?;
+            print_json(&p.unwrap_or_default())?
+        }
         Topics::RemoveOffloadPolicies { topic } => {
-            c.call(
-                M::DELETE,
-                &format!("{}/offloadPolicies", path(&topic)?.0),
-                None,
-            )
-            .await?;
+            c.send(M::DELETE, &format!("{}/offloadPolicies", path(&topic)?.0))
+                .await?;
         }
         Topics::SetRetention { topic, size, time } => {
             let p = format!("{}/retention", path(&topic)?.0);
-            c.call(M::POST, &p, Some(retention_body(&size, &time)?))
-                .await?;
+            c.call(M::POST, &p, Some(&retention(&size, &time)?)).await?;
         }
         Topics::GetRetention { topic } => {
-            print_json(&c.get(&format!("{}/retention", path(&topic)?.0)).await?)?
+            let r: Option<RetentionPolicies> =
+                c.get(&format!("{}/retention", path(&topic)?.0)).await?;
+            print_json(&r)?
         }
         Topics::RemoveRetention { topic } => {
-            c.call(M::DELETE, &format!("{}/retention", path(&topic)?.0), None)
+            c.send(M::DELETE, &format!("{}/retention", path(&topic)?.0))
                 .await?;
         }
         Topics::CreatePartitionedTopic { partitions, topic } => {
             let p = format!("{}/partitions", path(&topic)?.0);
-            c.call(M::PUT, &p, Some(json!(partitions))).await?;
+            c.call(M::PUT, &p, Some(&partitions)).await?;
         }
         Topics::GetPartitionedTopicMetadata { topic } => {
-            print_json(&c.get(&format!("{}/partitions", path(&topic)?.0)).await?)?
+            let m: Option<policy::types::PartitionedTopicMetadata> =
+                c.get(&format!("{}/partitions", path(&topic)?.0)).await?;
+            print_json(&m)?
         }
         Topics::DeletePartitionedTopic { topic } => {
-            c.call(M::DELETE, &format!("{}/partitions", path(&topic)?.0), None)
+            c.send(M::DELETE, &format!("{}/partitions", path(&topic)?.0))
                 .await?;
         }
-        Topics::ListPartitioned { namespace } => {
-            let (t, n) = namespace_parts(&namespace)?;
-            print_list(
-                &c.get(&format!("/admin/v2/persistent/{t}/{n}/partitioned"))
-                    .await?,
-                output,
-            )?;
-        }
         Topics::Stats { topic } => {
-            print_json(&c.get(&format!("{}/stats", path(&topic)?.0)).await?)?
+            let v: Option<Value> = c.get(&format!("{}/stats", path(&topic)?.0)).await?;
+            print_json(&v)?
         }
         Topics::StatsInternal { topic } => {
-            print_json(&c.get(&format!("{}/internalStats", path(&topic)?.0)).await?)?
+            let v: Option<Value> = c.get(&format!("{}/internalStats", path(&topic)?.0)).await?;
+            print_json(&v)?
         }
         Topics::Offload {
             size_threshold,
@@ -713,14 +690,17 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
         } => {
             let threshold = parse_size(&size_threshold)?;
             let (p, full) = path(&topic)?;
-            let stats = c.get(&format!("{p}/internalStats?metadata=false")).await?;
-            match offload_message_id(&stats, threshold)? {
+            let stats: PersistentTopicInternalStats = c
+                .get(&format!("{p}/internalStats?metadata=false"))
+                .await?
+                .context("no internal stats")?;
+            match offload_message_id(&stats.ledgers, stats.current_ledger_size, threshold)? {
                 None => println!("Nothing to offload"),
-                Some((ledger, entry)) => {
-                    let body = json!({"ledgerId": ledger, "entryId": entry, "partitionIndex": -1});
-                    c.call(M::PUT, &format!("{p}/offload"), Some(body)).await?;
+                Some(id) => {
+                    c.call(M::PUT, &format!("{p}/offload"), Some(&id)).await?;
                     println!(
-                        "Offload triggered for {full} for messages before {ledger}:{entry}:-1"
+                        "Offload triggered for {full} for messages before {}:{}:-1",
+                        id.ledger_id, id.entry_id
                     );
                 }
             }
@@ -734,8 +714,11 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
                 s
             });
             let status = loop {
-                let s = c.get(&format!("{p}/offload")).await?;
-                if !(wait && s["status"] == "RUNNING") {
+                let s: OffloadProcessStatus = c
+                    .get(&format!("{p}/offload"))
+                    .await?
+                    .context("no offload status")?;
+                if !(wait && s.status == ProcessStatus::Running) {
                     break s;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -743,16 +726,15 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
             if let Some(s) = spinner {
                 s.finish_and_clear();
             }
-            match status["status"].as_str().unwrap_or("") {
-                "NOT_RUN" => println!("Offload has not been run for {full} since broker startup"),
-                "RUNNING" => println!("Offload is currently running"),
-                "SUCCESS" => println!("Offload was a success"),
-                _ => {
+            match status.status {
+                ProcessStatus::NotRun => {
+                    println!("Offload has not been run for {full} since broker startup")
+                }
+                ProcessStatus::Running => println!("Offload is currently running"),
+                ProcessStatus::Success => println!("Offload was a success"),
+                ProcessStatus::Error => {
                     println!("Error in offload");
-                    bail!(
-                        "Error offloading: {}",
-                        status["lastError"].as_str().unwrap_or("")
-                    );
+                    bail!("Error offloading: {}", status.last_error);
                 }
             }
         }
@@ -795,54 +777,48 @@ mod tests {
     }
 
     #[test]
-    fn topic_names_expand() {
-        assert_eq!(
-            topic_parts("test-topic").unwrap(),
-            ("public".into(), "default".into(), "test-topic".into())
-        );
-        assert_eq!(
-            topic_parts("t/ns/x").unwrap(),
-            ("t".into(), "ns".into(), "x".into())
-        );
-        assert_eq!(
-            topic_parts("persistent://t/ns/a/b").unwrap(),
-            ("t".into(), "ns".into(), "a/b".into())
-        );
-        assert!(topic_parts("a/b").is_err());
-        assert!(topic_parts("non-persistent://t/ns/x").is_err());
+    fn topic_names_expand_and_only_persistent_ones_are_taken() {
+        let path = |t: &str| persistent_topic(t).unwrap().rest_path();
+        assert_eq!(path("test-topic"), "persistent/public/default/test-topic");
+        assert_eq!(path("t/ns/x"), "persistent/t/ns/x");
+        assert_eq!(path("persistent://t/ns/a/b"), "persistent/t/ns/a%2Fb");
+        assert!(persistent_topic("a/b").is_err());
+        assert!(persistent_topic("non-persistent://t/ns/x").is_err());
     }
 
     #[test]
     fn size_threshold_rule() {
-        let stats = |sizes: &[i64], current: i64| {
-            let ledgers: Vec<Value> = sizes
+        let ledgers = |sizes: &[i64]| -> Vec<LedgerInfoJson> {
+            sizes
                 .iter()
                 .enumerate()
-                .map(|(i, s)| json!({"ledgerId": 10 + i, "size": s}))
-                .collect();
-            json!({"ledgers": ledgers, "currentLedgerSize": current})
+                .map(|(i, s)| LedgerInfoJson {
+                    ledger_id: 10 + i as i64,
+                    entries: 1,
+                    size: *s,
+                    offloaded: false,
+                    metadata: None,
+                    under_replicated: false,
+                })
+                .collect()
         };
+        let at = |l: i64| Some(MessageIdJson::new(l, 0));
         // Ledgers 10, 11, 12 (10 MiB each) + current 13 with 1 MiB; keep 10 MiB:
         // 1 (13) -> 11 (12) > 10 -> offload before 13.
         let m = 1 << 20;
-        assert_eq!(
-            offload_message_id(&stats(&[10 * m, 10 * m, 10 * m, 0], m), 10 * m).unwrap(),
-            Some((13, 0))
-        );
+        let three = ledgers(&[10 * m, 10 * m, 10 * m, 0]);
+        assert_eq!(offload_message_id(&three, m, 10 * m).unwrap(), at(13));
         // Keep 25 MiB: 1, 11, 21, 31 > 25 at ledger 10 -> before 11.
+        assert_eq!(offload_message_id(&three, m, 25 * m).unwrap(), at(11));
         assert_eq!(
-            offload_message_id(&stats(&[10 * m, 10 * m, 10 * m, 0], m), 25 * m).unwrap(),
-            Some((11, 0))
-        );
-        assert_eq!(
-            offload_message_id(&stats(&[10 * m, 0], 0), 100 * m).unwrap(),
+            offload_message_id(&ledgers(&[10 * m, 0]), 0, 100 * m).unwrap(),
             None
         );
         // The current ledger alone over the threshold: offload everything closed.
         assert_eq!(
-            offload_message_id(&stats(&[5, 0], 50 * m), m).unwrap(),
-            Some((11, 0))
+            offload_message_id(&ledgers(&[5, 0]), 50 * m, m).unwrap(),
+            at(11)
         );
-        assert!(offload_message_id(&json!({"ledgers": []}), 0).is_err());
+        assert!(offload_message_id(&[], 0, 0).is_err());
     }
 }

@@ -1,15 +1,15 @@
 //! # tierlog — the broker binary
 //!
-//! Reads configuration and the environment (the only crate that does), builds the runtime and
-//! serves the broker; also hosts the command-line tools.
+//! Wiring: reads configuration and the environment (the only crate that does), builds the
+//! runtime, serves the broker (binary protocol and web port) and hosts the command-line tools.
 
-mod admin;
 mod admin_cli;
 mod config;
 mod metrics;
 mod offload_dump;
 mod perf;
 mod standalone;
+mod web;
 
 use std::path::PathBuf;
 

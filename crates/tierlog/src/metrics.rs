@@ -55,7 +55,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 /// Renders every metric of the broker.
 pub async fn render(
     factory: &ManagedLedgerFactory,
-    offloader: Option<&offload::BlobStoreOffloader>,
+    object_stores: &offload::counting::RequestCounters,
 ) -> String {
     let mut out = String::new();
     header(
@@ -93,14 +93,14 @@ pub async fn render(
             );
         }
     }
-    if let Some(o) = offloader {
+    {
         use std::sync::atomic::Ordering::Relaxed;
-        let c = o.counters();
+        let c = object_stores;
         header(
             &mut out,
             "tierlog_offload_requests_total",
             "counter",
-            "Object store requests by operation.",
+            "Object store requests by operation (every location).",
         );
         for (op, v) in [
             ("get", &c.gets),

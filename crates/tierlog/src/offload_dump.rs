@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use offload::{BlobStoreOffloader, Driver, LedgerOffloader, OffloadConfig};
+use offload::{BlobStoreOffloader, Driver, LedgerOffloader, Location, OffloadConfig, TierReader};
 use sha2::{Digest, Sha256};
 
 /// Output format of the CLI tools.
@@ -49,21 +49,19 @@ pub async fn run(args: DumpArgs) -> anyhow::Result<()> {
         )
     })?;
     let driver = Driver::parse(&args.driver)?;
-    let mut config = OffloadConfig::new(driver, args.bucket.clone());
-    config.endpoint = args.endpoint.clone();
-    config.region = args.region.clone();
-    if let Some(p) = &args.path {
-        config.filesystem_path = p.clone();
-    }
     if driver == Driver::Filesystem && args.path.is_none() {
         anyhow::bail!("--path is required with the filesystem driver");
     }
-    config.max_block_size_bytes = config
-        .max_block_size_bytes
-        .max(offload::format::block::MIN_BLOCK_SIZE);
-    let offloader = BlobStoreOffloader::new(config).await?;
+    let location = Location::new(
+        driver,
+        Some(args.bucket.clone()),
+        args.region.clone(),
+        args.endpoint.clone(),
+        args.path.clone().unwrap_or_default(),
+    );
+    let offloader = BlobStoreOffloader::new(OffloadConfig::new(location)).await?;
     let handle = offloader
-        .read(ledger_id, uuid, &offloader.driver_metadata())
+        .read(ledger_id, uuid, offloader.location())
         .await?;
     let index = handle.index();
     let stdout = std::io::stdout();

@@ -1,5 +1,5 @@
 //! `tierlog standalone`: one process with the hot tier, the embedded metadata store, the managed
-//! ledgers and the HTTP port (metrics, health). Shuts down cleanly on SIGINT/SIGTERM: stops
+//! ledgers, the binary protocol and the web port. Shuts down cleanly on SIGINT/SIGTERM: stops
 //! listening, seals every open ledger (flush + fsync), closes the stores.
 
 use std::net::SocketAddr;
@@ -7,25 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
 use hot_tier::{LedgerStore, StoreOptions};
 use ledger::{ManagedLedgerFactory, SystemClock};
 use meta::RedbStore;
-use offload::BlobStoreOffloader;
+use offload::ObjectStores;
+use policy::{BrokerConfig, PolicyService};
 use tokio::sync::watch;
 
-use crate::config::BrokerConfig;
-use crate::metrics;
-
-struct Broker {
-    factory: Arc<ManagedLedgerFactory>,
-    /// Tiered storage, when a driver is configured (also handed to every managed ledger).
-    offloader: Option<Arc<BlobStoreOffloader>>,
-    /// Settings of topics in namespaces with default policies.
-    ml_defaults: ledger::ManagedLedgerConfig,
-}
+use crate::web::{WebState, router};
 
 pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -49,55 +38,50 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         );
     }
     let meta_path = data.join("metadata.redb");
-    let meta = RedbStore::open(&meta_path)
-        .with_context(|| format!("opening metadata {}", meta_path.display()))?;
-    let offloader = match &config.offload {
-        Some(c) => {
-            let o = BlobStoreOffloader::new(c.clone())
+    let meta: Arc<dyn meta::MetadataStore> = Arc::new(
+        RedbStore::open(&meta_path)
+            .with_context(|| format!("opening metadata {}", meta_path.display()))?,
+    );
+
+    // One cache of object-store clients for every offloader and reader of the broker.
+    let object_stores = Arc::new(ObjectStores::default());
+    let target = config.offload_target();
+    match &target {
+        Some(t) => {
+            // Build the client now, so an unusable driver setting stops start-up.
+            offload::BlobStoreOffloader::with_stores(t.clone(), Arc::clone(&object_stores))
                 .await
-                .with_context(|| format!("setting up the {} offload driver", c.driver.name()))?;
-            tracing::info!(driver = c.driver.name(), location = %c.location(), "tiered storage configured");
-            Some(Arc::new(o))
+                .with_context(|| {
+                    format!("setting up the {} offload driver", t.location.driver())
+                })?;
+            tracing::info!(driver = %t.location.driver(), location = %t.location, "tiered storage configured");
         }
-        None => None,
-    };
-    // One metadata store for ledgers, cursors and admin policies.
-    let meta_store: Arc<dyn meta::MetadataStore> = Arc::new(meta);
-    let mut factory =
-        ManagedLedgerFactory::new(store, Arc::clone(&meta_store), Arc::new(SystemClock));
-    if let Some(o) = &offloader {
-        factory = factory.with_offloader(Arc::clone(o) as Arc<dyn offload::LedgerOffloader>);
+        None => tracing::info!("no offload driver configured"),
     }
-    let factory = Arc::new(factory);
+    // Topics without an offloader still read (and delete) what they offloaded before.
+    let reader = config.tier_reader(Arc::clone(&object_stores));
+    let factory = Arc::new(
+        ManagedLedgerFactory::new(store, Arc::clone(&meta), Arc::new(SystemClock))
+            .with_reader(Arc::new(reader)),
+    );
+    factory
+        .finish_deletions()
+        .await
+        .context("finishing interrupted topic deletions")?;
     factory
         .collect_garbage()
         .await
         .context("collecting unreferenced ledger files")?;
-    let admin_state = Arc::new(crate::admin::AdminState {
-        factory: Arc::clone(&factory),
-        policies: crate::admin::PolicyStore::new(meta_store),
-        defaults: config.managed_ledger_config(),
-        offload_status: Default::default(),
-        broker: Default::default(),
-        offload_base: config.offload.clone(),
-        broker_offloader: offloader.clone(),
-        policy_offloaders: Default::default(),
-        web_service_url: format!(
-            "http://{}:{}",
-            config.advertised_address, config.web_service_port
-        ),
-    });
-    admin_state
-        .policies
+    let policy = Arc::new(PolicyService::new(
+        meta,
+        Arc::clone(&factory),
+        &config,
+        Arc::clone(&object_stores),
+    ));
+    policy
         .ensure_defaults(&config.cluster_name)
         .await
-        .map_err(|e| anyhow::anyhow!("creating public/default: {}", e.reason))?;
-    let broker = Arc::new(Broker {
-        factory: Arc::clone(&factory),
-        offloader,
-        ml_defaults: config.managed_ledger_config(),
-    });
-    tracing::debug!(defaults = ?broker.ml_defaults, "managed ledger defaults");
+        .context("creating public/default")?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let broker_addr: SocketAddr = format!("{}:{}", config.bind_address, config.broker_service_port)
@@ -107,7 +91,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the broker service port {broker_addr}"))?;
     let service = broker::BrokerService::new(
-        Arc::new(crate::admin::AdminTopics(Arc::clone(&admin_state))),
+        Arc::clone(&policy) as Arc<dyn broker::TopicStore>,
         broker::BrokerServiceConfig {
             server_version: format!("tierlog-{}", env!("CARGO_PKG_VERSION")),
             service_url: format!(
@@ -118,7 +102,6 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             cluster_name: config.cluster_name.clone(),
         },
     );
-    let _ = admin_state.broker.set(Arc::clone(&service));
     let binary = tokio::spawn(Arc::clone(&service).serve(broker_listener, shutdown_rx.clone()));
     let web_addr: SocketAddr = format!("{}:{}", config.bind_address, config.web_service_port)
         .parse()
@@ -126,11 +109,15 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(web_addr)
         .await
         .with_context(|| format!("binding the web service port {web_addr}"))?;
-    let app = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/admin/v2/brokers/health", get(|| async { "ok" }))
-        .with_state(Arc::clone(&broker))
-        .merge(crate::admin::router(admin_state));
+    let app = router(Arc::new(WebState {
+        policy,
+        broker: service,
+        object_stores,
+        web_service_url: format!(
+            "http://{}:{}",
+            config.advertised_address, config.web_service_port
+        ),
+    }));
     let mut http_shutdown = shutdown_rx.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -170,16 +157,6 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     factory.close_all().await.context("sealing open ledgers")?;
     tracing::info!("shut down cleanly");
     Ok(())
-}
-
-async fn metrics_handler(State(broker): State<Arc<Broker>>) -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(&broker.factory, broker.offloader.as_deref()).await,
-    )
 }
 
 /// Rolls over idle ledgers that reached their maximum age and applies retention, periodically.

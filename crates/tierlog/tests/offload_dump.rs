@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use bytes::Bytes;
-use offload::{BlobStoreOffloader, Driver, LedgerOffloader, LedgerSource, OffloadConfig};
+use offload::{BlobStoreOffloader, LedgerOffloader, LedgerSource, Location, OffloadConfig};
 use sha2::{Digest, Sha256};
 use testkit::moto::MotoServer;
 
@@ -46,10 +46,9 @@ fn sha(b: &[u8]) -> String {
 async fn dump_json_from_s3() {
     let moto = MotoServer::start();
     moto.create_bucket("dump-bucket");
-    let mut c = OffloadConfig::new(Driver::S3, "dump-bucket");
-    c.endpoint = Some(moto.endpoint());
-    c.credential_id = Some("k".into());
-    c.credential_secret = Some("s".into());
+    let mut c = OffloadConfig::new(Location::s3_compatible("dump-bucket", &moto.endpoint()));
+    c.credentials.credential_id = Some("k".into());
+    c.credentials.credential_secret = Some("s".into());
     let o = BlobStoreOffloader::new(c).await.unwrap();
     let src = Source(entries());
     let r = o
@@ -101,8 +100,7 @@ async fn dump_json_from_s3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dump_text_from_a_directory_and_bad_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = OffloadConfig::new(Driver::Filesystem, "");
-    c.filesystem_path = dir.path().to_path_buf();
+    let c = OffloadConfig::new(Location::filesystem(dir.path()));
     let o = BlobStoreOffloader::new(c).await.unwrap();
     let src = Source(entries()[..10].to_vec());
     let r = o

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hot_tier::LedgerStore;
-use offload::{DriverMetadata, LedgerOffloader, LedgerSource, OffloadedLedger};
+use offload::{LedgerOffloader, LedgerSource, OffloadedLedger, TierReader};
 use uuid::Uuid;
 
 use super::ManagedLedger;
@@ -27,11 +27,22 @@ use crate::error::{LedgerError, Result};
 use crate::info::{LedgerInfo, OffloadContext};
 use crate::position::Position;
 
+/// Pulsar's `OffloadProcessStatus` of the last offload started through
+/// [`ManagedLedger::offload_in_background`] (since the managed ledger was opened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffloadStatus {
+    NotRun,
+    Running,
+    /// Done; the first position not offloaded.
+    Success(Position),
+    /// Failed; what went wrong.
+    Error(String),
+}
+
 /// A sealed hot-tier ledger as the offloader's source.
 pub(super) struct HotLedgerSource {
     pub store: LedgerStore,
     pub info: LedgerInfo,
-    pub created_ms: u64,
 }
 
 #[async_trait::async_trait]
@@ -46,7 +57,7 @@ impl LedgerSource for HotLedgerSource {
         self.info.size.max(0) as u64
     }
     fn created_ms(&self) -> u64 {
-        self.created_ms
+        self.info.created_ms
     }
     async fn read(&self, first: i64, last: i64, max_bytes: usize) -> Result<Vec<Bytes>, String> {
         let (store, id) = (self.store.clone(), self.info.ledger_id as u64);
@@ -55,17 +66,6 @@ impl LedgerSource for HotLedgerSource {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
     }
-}
-
-pub(super) fn driver_metadata(ctx: &OffloadContext) -> DriverMetadata {
-    DriverMetadata {
-        driver_name: ctx.driver_name.clone(),
-        properties: ctx.driver_metadata.clone(),
-    }
-}
-
-fn parse_uuid(ctx: &OffloadContext) -> Option<Uuid> {
-    Uuid::parse_str(&ctx.uuid).ok()
 }
 
 /// Ledgers automatic offload should take, oldest first (Pulsar's rule): walking closed ledgers
@@ -140,6 +140,15 @@ impl ManagedLedger {
         Ok(done)
     }
 
+    /// What reads and deletes offloaded ledgers: the offloader if there is one (its credentials
+    /// and read sizes), else the factory's reader. Either goes to each ledger's recorded location.
+    fn tier(&self) -> Arc<dyn TierReader> {
+        match self.current_offloader() {
+            Some(o) => o,
+            None => Arc::clone(&self.shared.reader),
+        }
+    }
+
     fn offloader(&self) -> Result<Arc<dyn LedgerOffloader>> {
         self.current_offloader()
             .ok_or(LedgerError::OffloadNotConfigured)
@@ -154,8 +163,7 @@ impl ManagedLedger {
     }
 
     /// Replaces the offloader new offloads use (an offload policy changed). Ledgers offloaded
-    /// before keep their driver metadata and are read and deleted through the new offloader at
-    /// their recorded location.
+    /// before are still read and deleted at the location recorded with each.
     pub fn set_offloader(&self, offloader: Option<Arc<dyn LedgerOffloader>>) {
         *self
             .shared
@@ -164,23 +172,31 @@ impl ManagedLedger {
             .unwrap_or_else(|p| p.into_inner()) = offloader;
     }
 
-    /// Name of the driver new offloads use, if any.
-    pub fn offload_driver(&self) -> Option<String> {
-        self.current_offloader()
-            .map(|o| o.driver_name().to_string())
+    /// Deletes the objects of an offload attempt at its recorded location.
+    pub(super) async fn delete_offloaded(
+        &self,
+        ledger_id: i64,
+        ctx: &OffloadContext,
+    ) -> Result<()> {
+        let Some(uuid) = ctx.uuid() else {
+            return Ok(()); // a placeholder context names no objects
+        };
+        self.shared.tiered.remove(&ledger_id);
+        self.tier()
+            .delete(ledger_id, uuid, &ctx.location()?)
+            .await?;
+        Ok(())
     }
 
-    /// Deletes the objects of an offload attempt, logging (not failing) on error: an object no
-    /// ledger list references is garbage a later pass may collect.
-    pub(super) async fn delete_offloaded(&self, ledger_id: i64, ctx: &OffloadContext, why: &str) {
-        let (Some(offloader), Some(uuid)) = (self.current_offloader(), parse_uuid(ctx)) else {
-            return;
-        };
-        self.shared.tiered.lock().await.remove(&ledger_id);
-        if let Err(e) = offloader
-            .delete(ledger_id, uuid, &driver_metadata(ctx))
-            .await
-        {
+    /// [`delete_offloaded`](Self::delete_offloaded), logging (not failing) on error: an object
+    /// no ledger list references is garbage a later pass may collect.
+    pub(super) async fn delete_offloaded_logged(
+        &self,
+        ledger_id: i64,
+        ctx: &OffloadContext,
+        why: &str,
+    ) {
+        if let Err(e) = self.delete_offloaded(ledger_id, ctx).await {
             tracing::warn!(ledger = %self.shared.name, ledger_id, uuid = %ctx.uuid, why, error = %e, "could not delete offloaded objects");
         }
     }
@@ -213,7 +229,8 @@ impl ManagedLedger {
         drop(st);
         for (id, ctx) in incomplete {
             tracing::info!(ledger = %self.shared.name, ledger_id = id, uuid = %ctx.uuid, "cleaning up an incomplete offload");
-            self.delete_offloaded(id, &ctx, "incomplete offload").await;
+            self.delete_offloaded_logged(id, &ctx, "incomplete offload")
+                .await;
         }
         Ok(())
     }
@@ -228,6 +245,51 @@ impl ManagedLedger {
             .offload_lock
             .try_lock()
             .map_err(|_| LedgerError::OffloadInProgress)?;
+        self.offload_prefix_locked(&offloader, limit).await
+    }
+
+    /// [`offload_prefix`](Self::offload_prefix) in a background task, its outcome kept for
+    /// [`offload_status`](Self::offload_status) (Pulsar's `PUT …/offload` and `GET …/offload`).
+    pub fn offload_in_background(&self, limit: Position) -> Result<()> {
+        let offloader = self.offloader()?;
+        let running = Arc::clone(&self.shared.offload_lock)
+            .try_lock_owned()
+            .map_err(|_| LedgerError::OffloadInProgress)?;
+        self.set_offload_status(OffloadStatus::Running);
+        let ml = self.clone();
+        tokio::spawn(async move {
+            let status = match ml.offload_prefix_locked(&offloader, limit).await {
+                Ok(p) => OffloadStatus::Success(p),
+                Err(e) => OffloadStatus::Error(e.to_string()),
+            };
+            drop(running);
+            ml.set_offload_status(status);
+        });
+        Ok(())
+    }
+
+    /// The outcome of the last [`offload_in_background`](Self::offload_in_background).
+    pub fn offload_status(&self) -> OffloadStatus {
+        self.shared
+            .last_offload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_offload_status(&self, status: OffloadStatus) {
+        *self
+            .shared
+            .last_offload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = status;
+    }
+
+    async fn offload_prefix_locked(
+        &self,
+        offloader: &Arc<dyn LedgerOffloader>,
+        limit: Position,
+    ) -> Result<Position> {
         let (selected, first_retained) = {
             let st = self.shared.write.lock().await;
             let ledgers = &st.info.ledgers;
@@ -249,7 +311,7 @@ impl ManagedLedger {
         let mut first_unoffloaded = Position::new(first_retained, 0);
         let mut first_error = None;
         for id in selected {
-            if let Err(e) = self.offload_one(&offloader, id).await {
+            if let Err(e) = self.offload_one(offloader, id).await {
                 tracing::warn!(ledger = %self.shared.name, ledger_id = id, error = %e, "offload of ledger failed");
                 first_unoffloaded = first_unoffloaded.min(Position::new(id, 0));
                 first_error.get_or_insert(e);
@@ -267,8 +329,8 @@ impl ManagedLedger {
         ledger_id: i64,
     ) -> Result<()> {
         let uuid = Uuid::new_v4();
-        let driver = offloader.driver_metadata();
-        // Prepare: the attempt's uuid is persisted before anything is uploaded.
+        let attempt = OffloadContext::attempt(&uuid, offloader.location());
+        // Prepare: the attempt's uuid and location are persisted before anything is uploaded.
         let (info, previous) = {
             let mut st = self.shared.write.lock().await;
             let Some(pos) = st
@@ -280,14 +342,7 @@ impl ManagedLedger {
                 return Ok(()); // trimmed meanwhile: nothing to do
             };
             let mut next = st.info.clone();
-            let previous = next.ledgers[pos].offload.replace(OffloadContext {
-                uuid: uuid.hyphenated().to_string(),
-                complete: false,
-                hot_deleted: false,
-                timestamp_ms: 0,
-                driver_name: driver.driver_name.clone(),
-                driver_metadata: driver.properties.clone(),
-            });
+            let previous = next.ledgers[pos].offload.replace(attempt.clone());
             let info = next.ledgers[pos].clone();
             self.persist_info(&mut st, next).await?;
             *self
@@ -298,13 +353,12 @@ impl ManagedLedger {
             (info, previous)
         };
         if let Some(prev) = previous.filter(|p| !p.uuid.is_empty()) {
-            self.delete_offloaded(ledger_id, &prev, "previous failed offload")
+            self.delete_offloaded_logged(ledger_id, &prev, "previous failed offload")
                 .await;
         }
         let source = HotLedgerSource {
             store: self.shared.store.clone(),
             info,
-            created_ms: 0,
         };
         let extra = BTreeMap::from([(
             offload::keys::MANAGED_LEDGER_NAME.to_string(),
@@ -335,25 +389,16 @@ impl ManagedLedger {
             }
             None => {
                 drop(st);
-                let ctx = OffloadContext {
-                    uuid: uuid.hyphenated().to_string(),
-                    driver_name: driver.driver_name,
-                    driver_metadata: driver.properties,
-                    ..Default::default()
-                };
-                self.delete_offloaded(ledger_id, &ctx, "ledger changed during offload")
+                self.delete_offloaded_logged(ledger_id, &attempt, "ledger changed during offload")
                     .await;
                 Ok(())
             }
         }
     }
 
-    /// The tier's read handle for an offloaded ledger (opened once, then cached).
+    /// The tier's read handle for an offloaded ledger (opened once, then cached; opening one
+    /// ledger's handle never waits for another's).
     pub(super) async fn tiered_handle(&self, info: &LedgerInfo) -> Result<Arc<OffloadedLedger>> {
-        let mut handles = self.shared.tiered.lock().await;
-        if let Some(h) = handles.get(&info.ledger_id) {
-            return Ok(Arc::clone(h));
-        }
         let bad = |detail: String| LedgerError::BadMetadata {
             key: crate::info::ml_key(&self.shared.name),
             detail,
@@ -362,19 +407,20 @@ impl ManagedLedger {
             .offload
             .as_ref()
             .ok_or_else(|| bad(format!("ledger {} has no offload context", info.ledger_id)))?;
-        let uuid = parse_uuid(ctx).ok_or_else(|| {
+        let uuid = ctx.uuid().ok_or_else(|| {
             bad(format!(
                 "offload uuid {:?} of ledger {}",
                 ctx.uuid, info.ledger_id
             ))
         })?;
-        let h = Arc::new(
-            self.offloader()?
-                .read(info.ledger_id, uuid, &driver_metadata(ctx))
-                .await?,
-        );
-        handles.insert(info.ledger_id, Arc::clone(&h));
-        Ok(h)
+        self.shared
+            .tiered
+            .get_or_try_init(info.ledger_id, || async {
+                let location = ctx.location()?;
+                let handle = self.tier().read(info.ledger_id, uuid, &location).await?;
+                Ok(Arc::new(handle))
+            })
+            .await
     }
 
     /// Whether reads of this ledger go to the tier.
@@ -396,6 +442,7 @@ mod tests {
             entries: 10,
             size,
             timestamp: ts,
+            created_ms: 0,
             offload: offloaded.then(|| OffloadContext {
                 complete: true,
                 ..Default::default()
@@ -409,7 +456,7 @@ mod tests {
             closed(1, 100, 1000, true),
             closed(2, 100, 2000, false),
             closed(3, 100, 3000, false),
-            LedgerInfo::new_open(4),
+            LedgerInfo::new_open(4, 0),
         ];
         assert!(auto_offload_candidates(&ledgers, -1, -1, 10_000).is_empty());
         assert_eq!(auto_offload_candidates(&ledgers, 0, -1, 10_000), vec![2, 3]);

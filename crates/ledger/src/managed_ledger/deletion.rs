@@ -1,0 +1,81 @@
+//! Deleting a managed ledger: everything it stored, in an order that survives a crash at any
+//! point.
+//!
+//! 1. Appends stop and the ledger being written is sealed.
+//! 2. The ledger list is marked `deleting` (compare-and-set). From here the managed ledger opens
+//!    only for deletion, and whatever is left is deleted by the next [`ManagedLedger::delete`]
+//!    (a repeated admin request, or [`crate::ManagedLedgerFactory::finish_deletions`] at start-up).
+//! 3. The tier objects of every ledger with an offload context (complete or not), at the
+//!    location recorded with each.
+//! 4. The hot-tier files.
+//! 5. The cursors.
+//! 6. The ledger list itself — last, so nothing above is ever left without a record of it.
+//!
+//! A step that fails stops the deletion with its error; repeating the deletion repeats only what
+//! is left (every step deletes what exists and accepts what is already gone).
+
+use meta::Expected;
+use offload::OffloadError;
+
+use super::ManagedLedger;
+use crate::error::Result;
+use crate::info;
+
+impl ManagedLedger {
+    /// Deletes the managed ledger and everything it stored (see the module documentation).
+    /// Waits for a running offload to finish first.
+    pub async fn delete(&self) -> Result<()> {
+        let _offload = self.shared.offload_lock.lock().await;
+        let mut st = self.shared.write.lock().await;
+        st.closed = true;
+        if let Some(w) = st.writer.take()
+            && let Err(e) = w.seal().await
+        {
+            // Its entries are about to be deleted; nothing depends on the seal.
+            tracing::debug!(ledger = %self.shared.name, error = %e, "seal before deletion failed");
+        }
+        if !st.info.deleting {
+            let mut next = st.info.clone();
+            next.deleting = true;
+            self.persist_info(&mut st, next).await?;
+            tracing::info!(ledger = %self.shared.name, "deleting managed ledger");
+        }
+        let ledgers = st.info.ledgers.clone();
+        let version = st.info_version;
+        drop(st);
+
+        for l in &ledgers {
+            if let Some(ctx) = &l.offload {
+                match self.delete_offloaded(l.ledger_id, ctx).await {
+                    // The whole bucket is gone: so are the objects.
+                    Ok(())
+                    | Err(crate::LedgerError::Offload(OffloadError::NoSuchBucket { .. })) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        for l in &ledgers {
+            self.shared.store.delete_ledger(l.ledger_id as u64)?;
+        }
+        let slots: Vec<_> = std::mem::take(
+            &mut *self
+                .shared
+                .cursors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+        .into_values()
+        .collect();
+        for slot in slots {
+            slot.retire().await;
+        }
+        let meta = &self.shared.meta;
+        for key in meta.list(&info::cursor_prefix(&self.shared.name)).await? {
+            meta.delete(&key, Expected::Any).await?;
+        }
+        meta.delete(&info::ml_key(&self.shared.name), Expected::Version(version))
+            .await?;
+        tracing::info!(ledger = %self.shared.name, ledgers = ledgers.len(), "deleted managed ledger");
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! What one offloader needs besides the shared store cache: where new offloads go, how it
+//! authenticates, and its limits. Units are in the names.
+
+use std::path::PathBuf;
+
+use crate::error::{OffloadError, Result};
+use crate::format::block::MIN_BLOCK_SIZE;
+use crate::location::Location;
+
+/// How an offloader authenticates to its store. Part of what identifies a cached store client:
+/// two policies may reach one bucket under different roles.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Credentials {
+    /// `s3ManagedLedgerOffloadCredentialId` / `…CredentialSecret`: static AWS keys; without them
+    /// the standard AWS chain (environment, profile, web identity, metadata service) is used.
+    pub credential_id: Option<String>,
+    pub credential_secret: Option<String>,
+    /// `s3ManagedLedgerOffloadRole`: assumed through STS on top of the base credentials.
+    pub role: Option<String>,
+    /// `s3ManagedLedgerOffloadRoleSessionName` (Pulsar's default `pulsar-s3-offload` if unset).
+    pub role_session_name: Option<String>,
+    /// `gcsManagedLedgerOffloadServiceAccountKeyFile`.
+    pub gcs_service_account_key_file: Option<PathBuf>,
+}
+
+impl Credentials {
+    pub fn role_session_name(&self) -> &str {
+        self.role_session_name
+            .as_deref()
+            .unwrap_or("pulsar-s3-offload")
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets are never printed.
+        f.debug_struct("Credentials")
+            .field("credential_id", &self.credential_id)
+            .field(
+                "credential_secret",
+                &self.credential_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("role", &self.role)
+            .field("role_session_name", &self.role_session_name)
+            .field(
+                "gcs_service_account_key_file",
+                &self.gcs_service_account_key_file,
+            )
+            .finish()
+    }
+}
+
+/// Settings of one offloader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffloadConfig {
+    /// Where new offloads go.
+    pub location: Location,
+    pub credentials: Credentials,
+    pub max_block_size_bytes: u64,
+    /// Size of the ranged GETs of reads (and of the first read of a ledger).
+    pub read_buffer_size_bytes: u64,
+    /// Multipart parts uploaded at once (memory ≈ (this + 1) × block size).
+    pub parallel_parts: usize,
+    /// Ranged GETs kept in flight ahead of a sequential reader.
+    pub read_ahead_requests: usize,
+    /// `pulsarclustername` in the objects' user metadata.
+    pub cluster_name: String,
+}
+
+impl OffloadConfig {
+    /// A configuration with Pulsar's defaults for everything but the location.
+    pub fn new(location: Location) -> Self {
+        OffloadConfig {
+            location,
+            credentials: Credentials::default(),
+            max_block_size_bytes: 64 << 20,
+            read_buffer_size_bytes: 1 << 20,
+            parallel_parts: 4,
+            read_ahead_requests: 16,
+            cluster_name: "standalone".into(),
+        }
+    }
+
+    /// Checks what Pulsar checks, with messages that name the setting.
+    pub fn validate(&self) -> Result<()> {
+        self.location.validate()?;
+        let driver = self.location.driver();
+        if self.max_block_size_bytes < MIN_BLOCK_SIZE {
+            return Err(OffloadError::Config(format!(
+                "{}MaxBlockSizeInBytes cannot be less than 5MB for {driver} offload (got {} bytes, minimum {MIN_BLOCK_SIZE})",
+                driver.key_prefix(),
+                self.max_block_size_bytes
+            )));
+        }
+        if self.read_buffer_size_bytes == 0 {
+            return Err(OffloadError::Config(format!(
+                "{}ReadBufferSizeInBytes must be positive",
+                driver.key_prefix()
+            )));
+        }
+        if self.parallel_parts == 0 || self.read_ahead_requests == 0 {
+            return Err(OffloadError::Config(
+                "managedLedgerOffloadUploadParallelism and managedLedgerOffloadReadAheadRequests must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::location::Driver;
+
+    #[test]
+    fn validation_names_the_setting_and_debug_hides_secrets() {
+        let mut c = OffloadConfig::new(Location::new(
+            Driver::AwsS3,
+            Some("b".into()),
+            None,
+            None,
+            PathBuf::new(),
+        ));
+        assert!(c.validate().is_ok());
+        c.max_block_size_bytes = 1 << 20;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("s3ManagedLedgerOffloadMaxBlockSizeInBytes cannot be less than 5MB"),
+            "{e}"
+        );
+        let mut g = OffloadConfig::new(Location::new(
+            Driver::GoogleCloudStorage,
+            Some("b".into()),
+            None,
+            None,
+            PathBuf::new(),
+        ));
+        g.max_block_size_bytes = 0;
+        assert!(
+            g.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("gcsManagedLedgerOffloadMaxBlockSizeInBytes")
+        );
+        c.credentials.credential_secret = Some("hunter2".into());
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,225 @@
+//! The one cache of object-store clients of a broker, keyed by [`Location`] and the
+//! [`Credentials`] used to reach it, and how each family's client is built.
+//!
+//! Every storage family goes through `object_store`: `aws-s3` and `S3` (any S3-compatible
+//! endpoint, path-style addressing) over its S3 client, `google-cloud-storage`, `azureblob`, and
+//! `filesystem` (a local directory; no user metadata is stored there). Requests to every store
+//! are counted into one set of [`RequestCounters`].
+//!
+//! Retries happen in one layer only, object_store's own [`object_store::RetryConfig`]: it
+//! retries server errors, timeouts and broken connections (re-requesting the rest of a body that
+//! broke off), never a 4xx answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::ObjectStore;
+use once_map::OnceMap;
+
+use crate::config::Credentials;
+use crate::counting::{CountingStore, RequestCounters};
+use crate::credentials;
+use crate::error::{OffloadError, Result};
+use crate::location::{Location, S3Flavor};
+
+/// HTTP client behaviour shared by every store of a broker.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Retries of a failed request beyond the first attempt.
+    pub max_retries: usize,
+    pub retry_init_backoff: Duration,
+    pub retry_max_backoff: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            max_retries: 5,
+            retry_init_backoff: Duration::from_millis(50),
+            retry_max_backoff: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+type StoreKey = (Location, Credentials);
+
+/// Object-store clients, built once per location and credentials and shared by every offloader
+/// and reader of the broker.
+pub struct ObjectStores {
+    settings: ClientSettings,
+    counters: Arc<RequestCounters>,
+    stores: OnceMap<StoreKey, Arc<dyn ObjectStore>>,
+}
+
+impl std::fmt::Debug for ObjectStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStores")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ObjectStores {
+    fn default() -> Self {
+        Self::new(ClientSettings::default())
+    }
+}
+
+impl ObjectStores {
+    pub fn new(settings: ClientSettings) -> Self {
+        ObjectStores {
+            settings,
+            counters: Arc::default(),
+            stores: OnceMap::new(),
+        }
+    }
+
+    /// Request counters of every store (metrics; "GETs per GiB" in benchmarks).
+    pub fn counters(&self) -> &Arc<RequestCounters> {
+        &self.counters
+    }
+
+    /// The client for `location` reached with `credentials`, built on first use.
+    pub async fn get(
+        &self,
+        location: &Location,
+        credentials: &Credentials,
+    ) -> Result<Arc<dyn ObjectStore>> {
+        let key = (location.clone(), credentials.clone());
+        self.stores
+            .get_or_try_init(key, || async {
+                let store = build(location, credentials, &self.settings).await?;
+                Ok(
+                    Arc::new(CountingStore::new(store, Arc::clone(&self.counters)))
+                        as Arc<dyn ObjectStore>,
+                )
+            })
+            .await
+    }
+
+    /// Uses `store` for `location` and `credentials` (tests wrap stores with fault injection).
+    pub fn insert(
+        &self,
+        location: Location,
+        credentials: Credentials,
+        store: Arc<dyn ObjectStore>,
+    ) {
+        let counted = Arc::new(CountingStore::new(store, Arc::clone(&self.counters)));
+        self.stores.insert((location, credentials), counted);
+    }
+}
+
+fn client_options(location: &Location, settings: &ClientSettings) -> object_store::ClientOptions {
+    // Note: ClientOptions replaces any earlier allow_http setting on a builder, so HTTP is
+    // allowed here, in the one place the client options are made.
+    let allow_http = location
+        .endpoint()
+        .is_some_and(|e| e.starts_with("http://"));
+    object_store::ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_timeout(settings.request_timeout)
+        .with_connect_timeout(Duration::from_secs(5))
+}
+
+fn retry(settings: &ClientSettings) -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: settings.retry_init_backoff,
+            max_backoff: settings.retry_max_backoff,
+            base: 2.0,
+        },
+        max_retries: settings.max_retries,
+        retry_timeout: settings.request_timeout * 2,
+    }
+}
+
+/// Builds the client `location` needs.
+async fn build(
+    location: &Location,
+    credentials: &Credentials,
+    settings: &ClientSettings,
+) -> Result<Arc<dyn ObjectStore>> {
+    location.validate()?;
+    let driver = location.driver();
+    let err = |e: object_store::Error| OffloadError::Config(format!("{driver} driver: {e}"));
+    let options = client_options(location, settings);
+    let store: Arc<dyn ObjectStore> = match location {
+        Location::S3 {
+            flavor,
+            bucket,
+            endpoint,
+            ..
+        } => {
+            let mut b = object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_region(location.region_or_default())
+                .with_client_options(options)
+                .with_retry(retry(settings));
+            if let Some(endpoint) = endpoint {
+                // A configured endpoint means path-style addressing, as Pulsar does.
+                b = b
+                    .with_endpoint(endpoint)
+                    .with_virtual_hosted_style_request(false);
+            } else if *flavor == S3Flavor::Compatible {
+                return Err(OffloadError::Config(
+                    "the S3 offload driver requires s3ManagedLedgerOffloadServiceEndpoint".into(),
+                ));
+            }
+            let creds = credentials::aws_provider(location, credentials).await?;
+            Arc::new(b.with_credentials(creds).build().map_err(err)?)
+        }
+        Location::Gcs {
+            bucket, endpoint, ..
+        } => {
+            let mut b = object_store::gcp::GoogleCloudStorageBuilder::new()
+                .with_bucket_name(bucket)
+                .with_client_options(options)
+                .with_retry(retry(settings));
+            if let Some(endpoint) = endpoint {
+                b = b.with_base_url(endpoint);
+            }
+            if let Some(key) = &credentials.gcs_service_account_key_file {
+                if !key.is_file() {
+                    return Err(OffloadError::Config(format!(
+                        "gcsManagedLedgerOffloadServiceAccountKeyFile {} is not a readable file",
+                        key.display()
+                    )));
+                }
+                b = b.with_service_account_path(key.display().to_string());
+            }
+            Arc::new(b.build().map_err(err)?)
+        }
+        Location::Azure {
+            container,
+            endpoint,
+        } => {
+            // Pulsar's variables are AZURE_STORAGE_ACCOUNT / AZURE_STORAGE_ACCESS_KEY.
+            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(container)
+                .with_client_options(options)
+                .with_retry(retry(settings));
+            if let Ok(account) = std::env::var("AZURE_STORAGE_ACCOUNT") {
+                b = b.with_account(account);
+            }
+            if let Ok(key) = std::env::var("AZURE_STORAGE_ACCESS_KEY") {
+                b = b.with_access_key(key);
+            }
+            if let Some(endpoint) = endpoint {
+                b = b.with_endpoint(endpoint.clone());
+            }
+            Arc::new(b.build().map_err(err)?)
+        }
+        Location::Filesystem { path } => {
+            std::fs::create_dir_all(path).map_err(|e| {
+                OffloadError::Config(format!(
+                    "filesystem offload directory {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path).map_err(err)?)
+        }
+    };
+    Ok(store)
+}

@@ -1,0 +1,490 @@
+//! Broker configuration: the lowest policy level, parsed once from Pulsar's `key=value`
+//! properties with Pulsar's key names. Validation names the key, the value and what is allowed.
+//!
+//! The binary reads the file and the environment into [`Properties`]; everything from there on
+//! happens here. Offload keys (`managedLedgerOffload*`, `s3ManagedLedgerOffload*`,
+//! `gcsManagedLedgerOffload*`, `fileSystem*`) become the broker's [`OffloadPolicies`], the same
+//! type namespace and topic policies use, and are resolved by the same code.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use std::sync::Arc;
+
+use ledger::ManagedLedgerConfig;
+use offload::{BlobStoreReader, ObjectStores};
+
+use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid value for {key}: {value:?} (allowed: {allowed})")]
+    InvalidValue {
+        key: String,
+        value: String,
+        allowed: String,
+    },
+    #[error("{path}:{line}: expected key=value, found {text:?}")]
+    Syntax {
+        path: String,
+        line: usize,
+        text: String,
+    },
+    /// The offload settings describe no usable offload location.
+    #[error("offload configuration refused: {0}")]
+    Offload(#[source] offload::OffloadError),
+}
+
+/// A value type a configuration key can have, with how to say what is allowed.
+pub trait PropertyValue: FromStr {
+    const ALLOWED: &'static str;
+}
+
+impl PropertyValue for String {
+    const ALLOWED: &'static str = "any text";
+}
+
+impl PropertyValue for i64 {
+    const ALLOWED: &'static str = "an integer";
+}
+
+impl PropertyValue for u64 {
+    const ALLOWED: &'static str = "a non-negative integer";
+}
+
+/// Configuration keys and values. Keys are taken as they are read, so whatever is left at the
+/// end is unknown (and warned about, not fatal: a Pulsar `standalone.conf` can be reused as is).
+#[derive(Debug, Clone, Default)]
+pub struct Properties {
+    values: BTreeMap<String, String>,
+}
+
+impl Properties {
+    /// Parses `key=value` lines: `#` and `!` start comment lines, blank lines are skipped,
+    /// whitespace around keys and values is trimmed, an empty value means "use the default".
+    pub fn parse(path: &str, text: &str) -> Result<Properties, ConfigError> {
+        let mut values = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let syntax = || ConfigError::Syntax {
+                path: path.into(),
+                line: i + 1,
+                text: line.into(),
+            };
+            let (k, v) = line.split_once('=').ok_or_else(syntax)?;
+            let (k, v) = (k.trim(), v.trim());
+            if k.is_empty() {
+                return Err(syntax());
+            }
+            if !v.is_empty() {
+                values.insert(k.to_string(), v.to_string());
+            }
+        }
+        Ok(Properties { values })
+    }
+
+    /// Sets `key` (an override, e.g. from the environment); an empty value removes it.
+    pub fn set(&mut self, key: &str, value: &str) {
+        let value = value.trim();
+        if value.is_empty() {
+            self.values.remove(key);
+        } else {
+            self.values.insert(key.to_string(), value.to_string());
+        }
+    }
+
+    /// Removes and returns `key`'s raw value.
+    pub fn take(&mut self, key: &str) -> Option<String> {
+        self.values.remove(key)
+    }
+
+    /// Removes `key` and parses it as `T`.
+    pub fn take_parsed<T: PropertyValue>(&mut self, key: &str) -> Result<Option<T>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| ConfigError::InvalidValue {
+                key: key.into(),
+                value: v,
+                allowed: T::ALLOWED.into(),
+            }),
+        }
+    }
+
+    fn string(&mut self, key: &str, default: &str) -> String {
+        self.take(key).unwrap_or_else(|| default.to_string())
+    }
+
+    fn unsigned(
+        &mut self,
+        key: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let Some(v) = self.take(key) else {
+            return Ok(default);
+        };
+        match v.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError::InvalidValue {
+                key: key.into(),
+                value: v,
+                allowed: if max == u64::MAX {
+                    format!("an integer >= {min}")
+                } else {
+                    format!("an integer from {min} to {max}")
+                },
+            }),
+        }
+    }
+
+    fn signed(&mut self, key: &str, default: i64, min: i64) -> Result<i64, ConfigError> {
+        let Some(v) = self.take(key) else {
+            return Ok(default);
+        };
+        match v.parse::<i64>() {
+            Ok(n) if n >= min => Ok(n),
+            _ => Err(ConfigError::InvalidValue {
+                key: key.into(),
+                value: v,
+                allowed: format!("an integer >= {min}"),
+            }),
+        }
+    }
+
+    /// The keys nobody took.
+    pub fn remaining(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+}
+
+/// Every setting of the broker, typed and validated.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub cluster_name: String,
+    pub bind_address: String,
+    pub advertised_address: String,
+    pub broker_service_port: u16,
+    pub web_service_port: u16,
+    /// Root of everything the broker stores locally (hot tier, metadata).
+    pub data_directory: PathBuf,
+    pub max_message_size: u64,
+    /// How often idle ledgers are checked for time-based rollover and retention.
+    pub retention_check_interval_in_seconds: u64,
+    /// Rollover limits and the default retention of every topic.
+    pub managed_ledger: ManagedLedgerConfig,
+    /// The broker level of the offload policies (`managedLedgerOffloadDriver=none`: no driver).
+    pub offload: OffloadPolicies,
+    /// What the offload policies do not set (filesystem directory, parallelism, read-ahead).
+    pub offload_defaults: OffloadDefaults,
+}
+
+impl BrokerConfig {
+    /// The configuration `props` describe; returns it with the warnings to log (unknown keys).
+    pub fn from_properties(
+        mut props: Properties,
+    ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let raw = &mut props;
+        let port = |raw: &mut Properties, key: &str, default: u64| {
+            raw.unsigned(key, default, 0, 65535).map(|p| p as u16)
+        };
+        let cluster_name = raw.string("clusterName", "standalone");
+        let data_directory = PathBuf::from(raw.string("dataDirectory", "data"));
+        let min_rollover_minutes = raw.unsigned(
+            "managedLedgerMinLedgerRolloverTimeMinutes",
+            10,
+            0,
+            u64::MAX / 60_000,
+        )?;
+        let max_rollover_minutes = raw.unsigned(
+            "managedLedgerMaxLedgerRolloverTimeMinutes",
+            240,
+            1,
+            u64::MAX / 60_000,
+        )?;
+        if min_rollover_minutes > max_rollover_minutes {
+            return Err(ConfigError::InvalidValue {
+                key: "managedLedgerMinLedgerRolloverTimeMinutes".into(),
+                value: min_rollover_minutes.to_string(),
+                allowed: format!(
+                    "at most managedLedgerMaxLedgerRolloverTimeMinutes ({max_rollover_minutes})"
+                ),
+            });
+        }
+        let retention = crate::types::RetentionPolicies {
+            retention_time_in_minutes: raw.signed("defaultRetentionTimeInMinutes", 0, -1)?,
+            retention_size_in_mb: raw.signed("defaultRetentionSizeInMB", 0, -1)?,
+        };
+        let (retention_time_ms, retention_size_bytes) = retention.to_ms_and_bytes();
+        let managed_ledger = ManagedLedgerConfig {
+            max_entries_per_ledger: raw.unsigned(
+                "managedLedgerMaxEntriesPerLedger",
+                50_000,
+                1,
+                u64::MAX,
+            )?,
+            max_size_per_ledger_bytes: raw.unsigned(
+                "managedLedgerMaxSizePerLedgerMbytes",
+                2048,
+                1,
+                1 << 30,
+            )? << 20,
+            min_rollover_ms: min_rollover_minutes * 60_000,
+            max_rollover_ms: max_rollover_minutes * 60_000,
+            retention_time_ms,
+            retention_size_bytes,
+            ..ManagedLedgerConfig::default()
+        };
+        let offload_defaults = OffloadDefaults {
+            filesystem_path: data_directory.join("offloaded"),
+            parallel_parts: raw.unsigned("managedLedgerOffloadUploadParallelism", 4, 1, 64)?
+                as usize,
+            read_ahead_requests: raw.unsigned(
+                "managedLedgerOffloadReadAheadRequests",
+                16,
+                1,
+                256,
+            )? as usize,
+            cluster_name: cluster_name.clone(),
+        };
+        let mut offload = OffloadPolicies::from_properties(raw)?;
+        if offload.managed_ledger_offload_driver.is_none() {
+            // tierlog offloads to a local directory unless told otherwise.
+            offload.managed_ledger_offload_driver = Some("filesystem".into());
+        }
+        // Refuse a broker-level offload setting that cannot work now, not at the first offload.
+        offload
+            .resolve(&offload_defaults, &ManagedLedgerConfig::default())
+            .map_err(|e| match e {
+                crate::offload_policies::ResolveError::Offload(e) => ConfigError::Offload(e),
+                crate::offload_policies::ResolveError::InvalidValue {
+                    key,
+                    value,
+                    allowed,
+                } => ConfigError::InvalidValue {
+                    key: key.into(),
+                    value,
+                    allowed: allowed.into(),
+                },
+            })?;
+        let config = BrokerConfig {
+            bind_address: raw.string("bindAddress", "0.0.0.0"),
+            advertised_address: raw.string("advertisedAddress", "127.0.0.1"),
+            broker_service_port: port(raw, "brokerServicePort", 6650)?,
+            web_service_port: port(raw, "webServicePort", 8080)?,
+            max_message_size: raw.unsigned("maxMessageSize", 5 * 1024 * 1024, 1024, 1 << 30)?,
+            retention_check_interval_in_seconds: raw.unsigned(
+                "retentionCheckIntervalInSeconds",
+                120,
+                1,
+                86_400,
+            )?,
+            cluster_name,
+            data_directory,
+            managed_ledger,
+            offload,
+            offload_defaults,
+        };
+        let warnings = props
+            .remaining()
+            .map(|k| format!("unknown or unsupported configuration key {k:?} is ignored"))
+            .collect();
+        Ok((config, warnings))
+    }
+
+    /// How topics that offload nowhere now still read and delete what they offloaded before:
+    /// the broker's credentials and read sizes, through the broker's store cache.
+    pub fn tier_reader(&self, stores: Arc<ObjectStores>) -> BlobStoreReader {
+        let (credentials, read_buffer) = match self.offload_target() {
+            Some(t) => (t.credentials, t.read_buffer_size_bytes),
+            None => (self.offload.credentials(), 1 << 20),
+        };
+        BlobStoreReader::new(
+            credentials,
+            read_buffer,
+            self.offload_defaults.read_ahead_requests,
+            stores,
+        )
+    }
+
+    /// The broker's offload settings resolved: the managed-ledger settings of a topic without
+    /// policies of its own, and where its ledgers go (`None`: offload is off).
+    pub fn offload_target(&self) -> Option<offload::OffloadConfig> {
+        self.offload
+            .resolve(&self.offload_defaults, &self.managed_ledger)
+            .ok()
+            .and_then(|(_, target)| target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(
+        text: &str,
+        overrides: &[(&str, &str)],
+    ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let mut p = Properties::parse("test.conf", text)?;
+        for (k, v) in overrides {
+            p.set(k, v);
+        }
+        BrokerConfig::from_properties(p)
+    }
+
+    #[test]
+    fn defaults_match_pulsar() {
+        let (c, warnings) = load("", &[]).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(c.broker_service_port, 6650);
+        assert_eq!(c.web_service_port, 8080);
+        assert_eq!(c.data_directory, PathBuf::from("data"));
+        let ml = &c.managed_ledger;
+        assert_eq!(ml.max_entries_per_ledger, 50_000);
+        assert_eq!(ml.max_size_per_ledger_bytes, 2048 << 20);
+        assert_eq!(
+            (ml.min_rollover_ms, ml.max_rollover_ms),
+            (600_000, 14_400_000)
+        );
+        assert_eq!((ml.retention_time_ms, ml.retention_size_bytes), (0, 0));
+        let (c, _) = load(
+            "defaultRetentionTimeInMinutes=-1\ndefaultRetentionSizeInMB=10\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.managed_ledger.retention_time_ms,
+                c.managed_ledger.retention_size_bytes
+            ),
+            (-1, 10 << 20)
+        );
+    }
+
+    #[test]
+    fn file_values_comments_and_overrides() {
+        let text =
+            "# comment\n\nmanagedLedgerMaxEntriesPerLedger = 5000\nclusterName=c1\nbindAddress=\n";
+        let (c, _) = load(text, &[("clusterName", "from-env")]).unwrap();
+        assert_eq!(c.managed_ledger.max_entries_per_ledger, 5000);
+        assert_eq!(c.cluster_name, "from-env");
+        assert_eq!(
+            c.bind_address, "0.0.0.0",
+            "an empty value means the default"
+        );
+    }
+
+    #[test]
+    fn offload_defaults_to_the_filesystem_under_the_data_directory() {
+        let (c, _) = load("dataDirectory=/srv/tl\n", &[]).unwrap();
+        let o = c.offload_target().unwrap();
+        assert_eq!(
+            o.location,
+            offload::Location::filesystem("/srv/tl/offloaded")
+        );
+        let (c, _) = load("managedLedgerOffloadDriver=none\n", &[]).unwrap();
+        assert!(c.offload_target().is_none());
+        let (c, _) = load("fileSystemURI=file:///mnt/tier\n", &[]).unwrap();
+        assert_eq!(
+            c.offload_target().unwrap().location,
+            offload::Location::filesystem("/mnt/tier")
+        );
+    }
+
+    #[test]
+    fn s3_keys_resolve_specific_before_generic() {
+        let text = "managedLedgerOffloadDriver=S3\ns3ManagedLedgerOffloadBucket=b1\nmanagedLedgerOffloadBucket=generic\n\
+                    s3ManagedLedgerOffloadServiceEndpoint=http://127.0.0.1:9000\ns3ManagedLedgerOffloadRole=arn:r\n";
+        let (c, warnings) = load(text, &[]).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let o = c.offload_target().unwrap();
+        assert_eq!(
+            o.location,
+            offload::Location::s3_compatible("b1", "http://127.0.0.1:9000")
+        );
+        assert_eq!(o.location.region_or_default(), "us-east-1");
+        assert_eq!(o.credentials.role.as_deref(), Some("arn:r"));
+        assert_eq!(o.credentials.role_session_name(), "pulsar-s3-offload");
+        assert_eq!(o.max_block_size_bytes, 64 << 20);
+        let (c, _) = load(
+            "managedLedgerOffloadDriver=azureblob\nmanagedLedgerOffloadBucket=c\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.offload_target().unwrap().location.to_string(), "c");
+    }
+
+    #[test]
+    fn bad_offload_settings_are_refused() {
+        let err = |text: &str| load(text, &[]).unwrap_err().to_string();
+        let e = err("managedLedgerOffloadDriver=tape\n");
+        assert!(e.contains("managedLedgerOffloadDriver: \"tape\""), "{e}");
+        let e = err(
+            "managedLedgerOffloadDriver=aws-s3\ns3ManagedLedgerOffloadBucket=b\ns3ManagedLedgerOffloadMaxBlockSizeInBytes=1048576\n",
+        );
+        assert!(
+            e.contains("s3ManagedLedgerOffloadMaxBlockSizeInBytes cannot be less than 5MB"),
+            "{e}"
+        );
+        let e = err("managedLedgerOffloadDriver=S3\ns3ManagedLedgerOffloadBucket=b\n");
+        assert!(
+            e.contains("requires s3ManagedLedgerOffloadServiceEndpoint"),
+            "{e}"
+        );
+        let e = err("managedLedgerOffloadDriver=aws-s3\n");
+        assert!(
+            e.contains("s3ManagedLedgerOffloadBucket is required"),
+            "{e}"
+        );
+        let e =
+            err("managedLedgerOffloadDriver=S3\ns3ManagedLedgerOffloadReadBufferSizeInBytes=big\n");
+        assert!(
+            e.contains("s3ManagedLedgerOffloadReadBufferSizeInBytes: \"big\""),
+            "{e}"
+        );
+        let e = err("managedLedgerDataReadPriority=fastest\n");
+        assert!(
+            e.contains("managedLedgerDataReadPriority: \"fastest\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings() {
+        let (_, warnings) = load("zookeeperServers=localhost:2181\n", &[]).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("zookeeperServers"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key_the_value_and_what_is_allowed() {
+        let err = load("managedLedgerMaxEntriesPerLedger=-5\n", &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for managedLedgerMaxEntriesPerLedger: \"-5\" (allowed: an integer >= 1)"
+        );
+        let err = load("brokerServicePort=lots\n", &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("brokerServicePort: \"lots\""),
+            "{err}"
+        );
+        let err = load("", &[("defaultRetentionTimeInMinutes", "-2")]).unwrap_err();
+        assert!(
+            err.to_string().contains("defaultRetentionTimeInMinutes"),
+            "{err}"
+        );
+        let err = load("managedLedgerMinLedgerRolloverTimeMinutes=500\n", &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("managedLedgerMinLedgerRolloverTimeMinutes"),
+            "{err}"
+        );
+        let err = load("just a line\n", &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { line: 1, .. }));
+    }
+}

@@ -1,0 +1,419 @@
+//! The policy service: what the admin API and the broker service ask of namespaces and topics.
+//! It turns a topic's policies (topic, then namespace, then broker) into its effective
+//! configuration, opens its managed ledger with it, re-applies changed policies to open topics,
+//! and implements [`broker::TopicStore`].
+
+use std::sync::Arc;
+
+use broker::{BrokerError, BrokerService, TopicStore};
+use ledger::{ManagedLedger, ManagedLedgerConfig, ManagedLedgerFactory, OffloadStatus, Position};
+use offload::{BlobStoreOffloader, LedgerOffloader, ObjectStores, OffloadConfig};
+use protocol::{Domain, NamespaceName, TopicName};
+
+use crate::config::BrokerConfig;
+use crate::error::{PolicyError, Result};
+use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
+use crate::store::PolicyStore;
+use crate::types::{
+    MessageIdJson, OffloadProcessStatus, PersistentTopicInternalStats, Policies, ProcessStatus,
+    RetentionPolicies, TenantInfo, TopicPolicies,
+};
+
+/// What a topic runs with.
+#[derive(Debug, Clone)]
+pub struct TopicSettings {
+    pub managed_ledger: ManagedLedgerConfig,
+    /// Where its ledgers are offloaded to; `None` when offload is off for it.
+    pub offload: Option<OffloadConfig>,
+}
+
+/// The lowest policy level: the broker's configuration.
+#[derive(Debug, Clone)]
+struct BrokerLevel {
+    managed_ledger: ManagedLedgerConfig,
+    offload: OffloadPolicies,
+    offload_defaults: OffloadDefaults,
+}
+
+pub struct PolicyService {
+    store: PolicyStore,
+    factory: Arc<ManagedLedgerFactory>,
+    broker: BrokerLevel,
+    /// The broker's one cache of object-store clients, shared by every topic's offloader.
+    stores: Arc<ObjectStores>,
+}
+
+impl PolicyService {
+    pub fn new(
+        meta: Arc<dyn meta::MetadataStore>,
+        factory: Arc<ManagedLedgerFactory>,
+        config: &BrokerConfig,
+        stores: Arc<ObjectStores>,
+    ) -> Self {
+        PolicyService {
+            store: PolicyStore::new(meta),
+            factory,
+            broker: BrokerLevel {
+                managed_ledger: config.managed_ledger.clone(),
+                offload: config.offload.clone(),
+                offload_defaults: config.offload_defaults.clone(),
+            },
+            stores,
+        }
+    }
+
+    /// The policy records (tenants, namespaces, …) as stored.
+    pub fn store(&self) -> &PolicyStore {
+        &self.store
+    }
+
+    pub fn factory(&self) -> &Arc<ManagedLedgerFactory> {
+        &self.factory
+    }
+
+    /// Creates `public` and `public/default` if missing, as Pulsar standalone does.
+    pub async fn ensure_defaults(&self, cluster: &str) -> Result<()> {
+        if !self.store.tenant_exists("public").await? {
+            let info = TenantInfo {
+                admin_roles: vec![],
+                allowed_clusters: vec![cluster.to_string()],
+            };
+            self.store.create_tenant("public", &info).await?;
+        }
+        let ns = NamespaceName::new("public", "default")?;
+        if !self.store.namespace_exists(&ns).await? {
+            self.store.create_namespace(&ns).await?;
+        }
+        Ok(())
+    }
+
+    // ----- effective configuration -----
+
+    /// What a topic runs with under these namespace and topic policies.
+    fn settings(&self, ns: &Policies, topic: &TopicPolicies) -> Result<TopicSettings> {
+        let mut base = self.broker.managed_ledger.clone();
+        if let Some(r) = topic.retention_policies.or(ns.retention_policies) {
+            (base.retention_time_ms, base.retention_size_bytes) = r.to_ms_and_bytes();
+        }
+        let ns_offload = ns
+            .offload_policies
+            .clone()
+            .unwrap_or_default()
+            .with_legacy_fields(ns);
+        let merged = topic
+            .offload_policies
+            .clone()
+            .unwrap_or_default()
+            .or(&ns_offload)
+            .or(&self.broker.offload);
+        let (managed_ledger, offload) = merged.resolve(&self.broker.offload_defaults, &base)?;
+        Ok(TopicSettings {
+            managed_ledger,
+            offload,
+        })
+    }
+
+    /// The effective configuration of `topic` (its namespace must exist).
+    pub async fn effective(&self, topic: &TopicName) -> Result<TopicSettings> {
+        let ns = self.store.policies(topic.namespace()).await?;
+        let tp = self.store.topic_policies(topic).await?;
+        self.settings(&ns, &tp)
+    }
+
+    async fn offloader(&self, s: &TopicSettings) -> Result<Option<Arc<dyn LedgerOffloader>>> {
+        match &s.offload {
+            None => Ok(None),
+            Some(c) => {
+                let o = BlobStoreOffloader::with_stores(c.clone(), Arc::clone(&self.stores))
+                    .await
+                    .map_err(|e| match e {
+                        offload::OffloadError::Config(reason) => PolicyError::Invalid(reason),
+                        other => PolicyError::Offload(other),
+                    })?;
+                Ok(Some(Arc::new(o)))
+            }
+        }
+    }
+
+    /// Opens (creating if needed) the topic's managed ledger with its effective configuration.
+    pub async fn open_topic(&self, topic: &TopicName) -> Result<ManagedLedger> {
+        let settings = self.effective(topic).await?;
+        let offloader = self.offloader(&settings).await?;
+        Ok(self
+            .factory
+            .open_with(
+                &topic.managed_ledger_name(),
+                settings.managed_ledger,
+                offloader,
+            )
+            .await?)
+    }
+
+    /// Opens an existing topic (`TopicNotFound` if it was never created).
+    pub async fn existing_topic(&self, topic: &TopicName) -> Result<ManagedLedger> {
+        self.store.policies(topic.namespace()).await?;
+        if !self.factory.exists(&topic.managed_ledger_name()).await? {
+            return Err(PolicyError::TopicNotFound);
+        }
+        self.open_topic(topic).await
+    }
+
+    /// Applies the current policies to the open topics of `ns`.
+    pub async fn apply(&self, ns: &NamespaceName) -> Result<()> {
+        let policies = self.store.policies(ns).await?;
+        for ml in self.factory.open_ledgers().await {
+            let Some(topic) = TopicName::from_managed_ledger_name(ml.name()) else {
+                continue;
+            };
+            if topic.namespace() != ns {
+                continue;
+            }
+            let tp = self.store.topic_policies(&topic).await?;
+            let settings = self.settings(&policies, &tp)?;
+            let offloader = self.offloader(&settings).await?;
+            ml.set_config(settings.managed_ledger);
+            ml.set_offloader(offloader);
+        }
+        Ok(())
+    }
+
+    // ----- namespaces -----
+
+    /// Changes a namespace's policies and applies them to its open topics.
+    pub async fn update_namespace(
+        &self,
+        ns: &NamespaceName,
+        f: impl Fn(&mut Policies),
+    ) -> Result<()> {
+        self.store.update_policies(ns, f).await?;
+        self.apply(ns).await
+    }
+
+    /// A namespace's retention: its policy, else the broker default.
+    pub async fn namespace_retention(&self, ns: &NamespaceName) -> Result<RetentionPolicies> {
+        let p = self.store.policies(ns).await?;
+        Ok(p.retention_policies.unwrap_or_else(|| {
+            RetentionPolicies::from_ms_and_bytes(
+                self.broker.managed_ledger.retention_time_ms,
+                self.broker.managed_ledger.retention_size_bytes,
+            )
+        }))
+    }
+
+    /// Deletes a namespace without topics.
+    pub async fn delete_namespace(&self, ns: &NamespaceName) -> Result<()> {
+        if !self.list_topics(ns, Domain::Persistent).await?.is_empty() {
+            return Err(PolicyError::NotEmpty("Cannot delete non empty namespace"));
+        }
+        self.store.delete_namespace(ns).await
+    }
+
+    /// Checks offload policies as Pulsar does before storing them: not empty, and usable on top
+    /// of the broker's settings.
+    pub fn validate_offload_policies(&self, p: &OffloadPolicies) -> Result<()> {
+        if p.is_empty() {
+            return Err(PolicyError::Invalid(
+                "Offload policies must not be empty".into(),
+            ));
+        }
+        p.or(&self.broker.offload)
+            .resolve(&self.broker.offload_defaults, &self.broker.managed_ledger)?;
+        Ok(())
+    }
+
+    // ----- topics -----
+
+    /// The namespace's topics of one domain (partitions one by one).
+    pub async fn list_topics(&self, ns: &NamespaceName, domain: Domain) -> Result<Vec<TopicName>> {
+        self.store.policies(ns).await?;
+        Ok(self
+            .factory
+            .names()
+            .await?
+            .iter()
+            .filter(|n| TopicName::managed_ledger_in(n, ns, domain))
+            .filter_map(|n| TopicName::from_managed_ledger_name(n))
+            .collect())
+    }
+
+    /// Creates a non-partitioned topic.
+    pub async fn create_topic(&self, topic: &TopicName) -> Result<()> {
+        self.store.policies(topic.namespace()).await?;
+        if self.factory.exists(&topic.managed_ledger_name()).await?
+            || self.store.partitions(topic).await?.is_some()
+        {
+            return Err(PolicyError::AlreadyExists("This topic already exists"));
+        }
+        self.open_topic(topic).await?;
+        Ok(())
+    }
+
+    /// Deletes a topic and everything stored for it: its managed ledger (hot files, offloaded
+    /// objects, cursors, ledger list), its schema (unless it is one partition of a partitioned
+    /// topic) and its policies. The records of this layer go first: an interrupted deletion
+    /// leaves the topic in place for the next attempt, which then finishes the job.
+    ///
+    /// `broker` unloads the topic first (its producers and subscriptions stop).
+    pub async fn delete_topic(&self, topic: &TopicName, broker: &BrokerService) -> Result<()> {
+        self.store.policies(topic.namespace()).await?;
+        let ml = topic.managed_ledger_name();
+        if !self.factory.exists(&ml).await? {
+            return Err(PolicyError::TopicNotFound);
+        }
+        broker.unload(topic).await;
+        if topic.partition_index().is_none() {
+            self.store.delete_schema(topic).await?;
+        }
+        self.store.delete_topic_policies(topic).await?;
+        self.factory.delete(&ml).await?;
+        Ok(())
+    }
+
+    /// Creates a partitioned topic of `partitions` partitions.
+    pub async fn create_partitioned(&self, topic: &TopicName, partitions: u32) -> Result<()> {
+        self.store.policies(topic.namespace()).await?;
+        if partitions == 0 {
+            return Err(PolicyError::Invalid(
+                "Number of partitions should be more than 0".into(),
+            ));
+        }
+        if self.factory.exists(&topic.managed_ledger_name()).await? {
+            return Err(PolicyError::AlreadyExists("This topic already exists"));
+        }
+        self.store.create_partitioned(topic, partitions).await
+    }
+
+    /// Partition count of a partitioned topic (0 when `topic` is none; its namespace must exist).
+    pub async fn partitions(&self, topic: &TopicName) -> Result<u32> {
+        self.store.policies(topic.namespace()).await?;
+        Ok(self.store.partitions(topic).await?.unwrap_or(0))
+    }
+
+    /// Deletes a partitioned topic: every partition (as [`delete_topic`](Self::delete_topic)),
+    /// then its schema, policies and metadata.
+    pub async fn delete_partitioned(
+        &self,
+        topic: &TopicName,
+        broker: &BrokerService,
+    ) -> Result<()> {
+        self.store.policies(topic.namespace()).await?;
+        let Some(partitions) = self.store.partitions(topic).await? else {
+            return Err(PolicyError::PartitionedTopicNotFound);
+        };
+        for i in 0..partitions {
+            match self.delete_topic(&topic.partition(i), broker).await {
+                // A partition nobody used was never created.
+                Ok(()) | Err(PolicyError::TopicNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.store.delete_schema(topic).await?;
+        self.store.delete_topic_policies(topic).await?;
+        self.store.delete_partitioned(topic).await
+    }
+
+    /// Changes a topic's own policies (the topic need not exist yet) and applies them.
+    pub async fn update_topic(
+        &self,
+        topic: &TopicName,
+        f: impl Fn(&mut TopicPolicies),
+    ) -> Result<()> {
+        self.store.policies(topic.namespace()).await?;
+        self.store.update_topic_policies(topic, f).await?;
+        self.apply(topic.namespace()).await
+    }
+
+    /// A topic's own policies (its namespace must exist).
+    pub async fn topic_policies(&self, topic: &TopicName) -> Result<TopicPolicies> {
+        self.store.policies(topic.namespace()).await?;
+        self.store.topic_policies(topic).await
+    }
+
+    // ----- offload and stats -----
+
+    /// Starts offloading every ledger of `topic` before `limit` (Pulsar's `PUT …/offload`).
+    pub async fn offload(&self, topic: &TopicName, limit: Position) -> Result<()> {
+        let ml = self.existing_topic(topic).await?;
+        ml.offload_in_background(limit)?;
+        Ok(())
+    }
+
+    /// The outcome of the last offload started with [`offload`](Self::offload).
+    pub async fn offload_status(&self, topic: &TopicName) -> Result<OffloadProcessStatus> {
+        let ml = self.existing_topic(topic).await?;
+        let earliest = MessageIdJson::new(-1, -1);
+        Ok(match ml.offload_status() {
+            OffloadStatus::NotRun => OffloadProcessStatus {
+                status: ProcessStatus::NotRun,
+                last_error: String::new(),
+                first_unoffloaded_message: earliest,
+            },
+            OffloadStatus::Running => OffloadProcessStatus {
+                status: ProcessStatus::Running,
+                last_error: String::new(),
+                first_unoffloaded_message: earliest,
+            },
+            OffloadStatus::Success(p) => OffloadProcessStatus {
+                status: ProcessStatus::Success,
+                last_error: String::new(),
+                first_unoffloaded_message: MessageIdJson::new(p.ledger_id, p.entry_id),
+            },
+            OffloadStatus::Error(e) => OffloadProcessStatus {
+                status: ProcessStatus::Error,
+                last_error: e,
+                first_unoffloaded_message: earliest,
+            },
+        })
+    }
+
+    /// Pulsar's internal stats of an existing topic.
+    pub async fn internal_stats(&self, topic: &TopicName) -> Result<PersistentTopicInternalStats> {
+        let ml = self.existing_topic(topic).await?;
+        Ok(crate::stats::internal_stats(&ml).await)
+    }
+}
+
+#[async_trait::async_trait]
+impl TopicStore for PolicyService {
+    async fn open(&self, topic: &TopicName) -> Result<ManagedLedger, BrokerError> {
+        self.open_topic(topic)
+            .await
+            .map_err(|e| e.for_broker(topic))
+    }
+
+    async fn partitions(&self, topic: &TopicName) -> Result<u32, BrokerError> {
+        PolicyService::partitions(self, topic)
+            .await
+            .map_err(|e| e.for_broker(topic))
+    }
+
+    async fn list(&self, namespace: &NamespaceName) -> Result<Vec<TopicName>, BrokerError> {
+        let mut out = Vec::new();
+        for domain in [Domain::Persistent, Domain::NonPersistent] {
+            out.extend(
+                self.list_topics(namespace, domain)
+                    .await
+                    .map_err(|e| BrokerError::Metadata(format!("{namespace}: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn schema(&self, topic: &TopicName) -> Result<Option<Vec<u8>>, BrokerError> {
+        self.store
+            .schema(topic)
+            .await
+            .map_err(|e| e.for_broker(topic))
+    }
+
+    async fn put_schema_if_absent(
+        &self,
+        topic: &TopicName,
+        schema: Vec<u8>,
+    ) -> Result<Vec<u8>, BrokerError> {
+        self.store
+            .put_schema_if_absent(topic, schema)
+            .await
+            .map_err(|e| e.for_broker(topic))
+    }
+}

@@ -1,0 +1,312 @@
+//! Tenants, namespaces, topic policies, partitioned-topic metadata and schemas in the metadata
+//! store. The keys (JSON values unless noted):
+//!
+//! | key | value |
+//! |---|---|
+//! | `/admin/tenants/<tenant>` | [`TenantInfo`] |
+//! | `/admin/policies/<tenant>/<namespace>` | [`Policies`] |
+//! | `/admin/topic-policies/<tenant>/<namespace>/<topic>` | [`TopicPolicies`] |
+//! | `/admin/partitioned/<tenant>/<namespace>/<topic>` | [`PartitionedTopicMetadata`] |
+//! | `/schemas/<tenant>/<namespace>/<topic>` | the schema of a topic and its partitions (prost `Schema`) |
+//!
+//! Keys are built here from [`NamespaceName`] and [`TopicName`] and nowhere else.
+
+use std::sync::Arc;
+
+use meta::{Expected, MetaError, MetadataStore};
+use protocol::{NamespaceName, TopicName};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{PolicyError, Result};
+use crate::types::{PartitionedTopicMetadata, Policies, TenantInfo, TopicPolicies};
+
+const TENANTS: &str = "/admin/tenants/";
+const NAMESPACES: &str = "/admin/policies/";
+const TOPIC_POLICIES: &str = "/admin/topic-policies/";
+const PARTITIONED: &str = "/admin/partitioned/";
+const SCHEMAS: &str = "/schemas/";
+
+fn tenant_key(tenant: &str) -> String {
+    format!("{TENANTS}{tenant}")
+}
+
+fn namespace_prefix(tenant: &str) -> String {
+    format!("{NAMESPACES}{tenant}/")
+}
+
+fn namespace_key(ns: &NamespaceName) -> String {
+    format!("{NAMESPACES}{ns}")
+}
+
+/// `<prefix><tenant>/<namespace>/<local name>`: per-topic keys (the domain is not part of them).
+fn topic_key(prefix: &str, topic: &TopicName) -> String {
+    format!("{prefix}{}/{}", topic.namespace(), topic.local())
+}
+
+fn decode<T: DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T> {
+    serde_json::from_slice(raw).map_err(|e| PolicyError::Corrupt {
+        key: key.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising these plain structs to JSON cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Policy records over the metadata store.
+pub struct PolicyStore {
+    meta: Arc<dyn MetadataStore>,
+}
+
+impl PolicyStore {
+    pub fn new(meta: Arc<dyn MetadataStore>) -> Self {
+        PolicyStore { meta }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(T, u64)>> {
+        match self.meta.get(key).await? {
+            Some(v) => Ok(Some((decode(key, &v.value)?, v.version))),
+            None => Ok(None),
+        }
+    }
+
+    async fn create<T: Serialize>(&self, key: &str, value: &T, exists: &'static str) -> Result<()> {
+        match self.meta.put(key, encode(value), Expected::Absent).await {
+            Ok(_) => Ok(()),
+            Err(MetaError::Conflict { .. }) => Err(PolicyError::AlreadyExists(exists)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Read-modify-write of `key` with compare-and-set, retried on conflicts; `missing` is the
+    /// value to start from when the key does not exist (`None`: the key must exist).
+    async fn update<T, F>(&self, key: &str, missing: Option<T>, f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Clone,
+        F: Fn(&mut T),
+    {
+        loop {
+            let (mut value, expected) = match (self.get::<T>(key).await?, &missing) {
+                (Some((v, version)), _) => (v, Expected::Version(version)),
+                (None, Some(start)) => (start.clone(), Expected::Absent),
+                (None, None) => return Err(PolicyError::NamespaceNotFound),
+            };
+            f(&mut value);
+            match self.meta.put(key, encode(&value), expected).await {
+                Ok(_) => return Ok(value),
+                Err(MetaError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    // ----- tenants -----
+
+    pub async fn tenants(&self) -> Result<Vec<String>> {
+        Ok(self
+            .meta
+            .list(TENANTS)
+            .await?
+            .into_iter()
+            .map(|k| k[TENANTS.len()..].to_string())
+            .collect())
+    }
+
+    pub async fn tenant(&self, tenant: &str) -> Result<TenantInfo> {
+        self.get(&tenant_key(tenant))
+            .await?
+            .map(|(t, _)| t)
+            .ok_or(PolicyError::TenantNotFound)
+    }
+
+    pub async fn tenant_exists(&self, tenant: &str) -> Result<bool> {
+        Ok(self.meta.get(&tenant_key(tenant)).await?.is_some())
+    }
+
+    pub async fn create_tenant(&self, tenant: &str, info: &TenantInfo) -> Result<()> {
+        if !NamespaceName::valid_tenant(tenant) {
+            return Err(PolicyError::Invalid(format!(
+                "Invalid tenant name {tenant}"
+            )));
+        }
+        self.create(&tenant_key(tenant), info, "Tenant already exists")
+            .await
+    }
+
+    pub async fn delete_tenant(&self, tenant: &str) -> Result<()> {
+        if !self.tenant_exists(tenant).await? {
+            return Err(PolicyError::TenantNotFound);
+        }
+        if !self.namespaces(tenant).await?.is_empty() {
+            return Err(PolicyError::NotEmpty(
+                "The tenant still has active namespaces",
+            ));
+        }
+        self.meta.delete(&tenant_key(tenant), Expected::Any).await?;
+        Ok(())
+    }
+
+    // ----- namespaces -----
+
+    /// The namespaces of a tenant.
+    pub async fn namespaces(&self, tenant: &str) -> Result<Vec<NamespaceName>> {
+        let prefix = namespace_prefix(tenant);
+        let mut out = Vec::new();
+        for key in self.meta.list(&prefix).await? {
+            out.push(NamespaceName::new(tenant, &key[prefix.len()..])?);
+        }
+        Ok(out)
+    }
+
+    pub async fn namespace_exists(&self, ns: &NamespaceName) -> Result<bool> {
+        Ok(self.meta.get(&namespace_key(ns)).await?.is_some())
+    }
+
+    pub async fn create_namespace(&self, ns: &NamespaceName) -> Result<()> {
+        if !self.tenant_exists(ns.tenant()).await? {
+            return Err(PolicyError::TenantNotFound);
+        }
+        self.create(
+            &namespace_key(ns),
+            &Policies::default(),
+            "Namespace already exists",
+        )
+        .await
+    }
+
+    pub async fn delete_namespace(&self, ns: &NamespaceName) -> Result<()> {
+        if !self.namespace_exists(ns).await? {
+            return Err(PolicyError::NamespaceNotFound);
+        }
+        self.meta.delete(&namespace_key(ns), Expected::Any).await?;
+        Ok(())
+    }
+
+    /// A namespace's policies (`TenantNotFound` / `NamespaceNotFound` when missing).
+    pub async fn policies(&self, ns: &NamespaceName) -> Result<Policies> {
+        match self.get(&namespace_key(ns)).await? {
+            Some((p, _)) => Ok(p),
+            None if !self.tenant_exists(ns.tenant()).await? => Err(PolicyError::TenantNotFound),
+            None => Err(PolicyError::NamespaceNotFound),
+        }
+    }
+
+    /// Changes a namespace's policies (compare-and-set, retried); returns the new ones.
+    pub async fn update_policies(
+        &self,
+        ns: &NamespaceName,
+        f: impl Fn(&mut Policies),
+    ) -> Result<Policies> {
+        self.policies(ns).await?;
+        self.update(&namespace_key(ns), None, f).await
+    }
+
+    // ----- topic policies -----
+
+    /// A topic's own policies (empty when none are set).
+    pub async fn topic_policies(&self, topic: &TopicName) -> Result<TopicPolicies> {
+        Ok(self
+            .get(&topic_key(TOPIC_POLICIES, topic))
+            .await?
+            .map(|(p, _)| p)
+            .unwrap_or_default())
+    }
+
+    /// Changes a topic's policies (compare-and-set, retried).
+    pub async fn update_topic_policies(
+        &self,
+        topic: &TopicName,
+        f: impl Fn(&mut TopicPolicies),
+    ) -> Result<TopicPolicies> {
+        self.update(
+            &topic_key(TOPIC_POLICIES, topic),
+            Some(TopicPolicies::default()),
+            f,
+        )
+        .await
+    }
+
+    pub async fn delete_topic_policies(&self, topic: &TopicName) -> Result<()> {
+        self.meta
+            .delete(&topic_key(TOPIC_POLICIES, topic), Expected::Any)
+            .await?;
+        Ok(())
+    }
+
+    // ----- partitioned topics -----
+
+    /// Partition count of a partitioned topic, if `topic` is one.
+    pub async fn partitions(&self, topic: &TopicName) -> Result<Option<u32>> {
+        Ok(self
+            .get::<PartitionedTopicMetadata>(&topic_key(PARTITIONED, topic))
+            .await?
+            .map(|(m, _)| m.partitions))
+    }
+
+    pub async fn create_partitioned(&self, topic: &TopicName, partitions: u32) -> Result<()> {
+        self.create(
+            &topic_key(PARTITIONED, topic),
+            &PartitionedTopicMetadata { partitions },
+            "This topic already exists",
+        )
+        .await
+    }
+
+    pub async fn delete_partitioned(&self, topic: &TopicName) -> Result<()> {
+        self.meta
+            .delete(&topic_key(PARTITIONED, topic), Expected::Any)
+            .await?;
+        Ok(())
+    }
+
+    /// The namespace's partitioned topics (persistent).
+    pub async fn partitioned_topics(&self, ns: &NamespaceName) -> Result<Vec<TopicName>> {
+        let prefix = format!("{PARTITIONED}{ns}/");
+        let mut out = Vec::new();
+        for key in self.meta.list(&prefix).await? {
+            out.push(ns.topic(protocol::Domain::Persistent, &key[prefix.len()..])?);
+        }
+        Ok(out)
+    }
+
+    // ----- schemas -----
+
+    /// The schema stored for `topic` (opaque bytes), shared by a partitioned topic's partitions.
+    pub async fn schema(&self, topic: &TopicName) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .meta
+            .get(&topic_key(SCHEMAS, &topic.base()))
+            .await?
+            .map(|v| v.value))
+    }
+
+    /// Stores a schema unless one exists; returns the stored one.
+    pub async fn put_schema_if_absent(
+        &self,
+        topic: &TopicName,
+        schema: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let key = topic_key(SCHEMAS, &topic.base());
+        match self.meta.put(&key, schema.clone(), Expected::Absent).await {
+            Ok(_) => Ok(schema),
+            Err(MetaError::Conflict { .. }) => Ok(self
+                .meta
+                .get(&key)
+                .await?
+                .map(|v| v.value)
+                .unwrap_or(schema)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the schema of `topic` (of its partitioned topic, for a partition).
+    pub async fn delete_schema(&self, topic: &TopicName) -> Result<()> {
+        self.meta
+            .delete(&topic_key(SCHEMAS, &topic.base()), Expected::Any)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! Admin API errors: the HTTP status for each kind of failure, and Pulsar's `{"reason": …}`
+//! body. The only place that knows HTTP status codes.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ledger::LedgerError;
+use policy::PolicyError;
+use policy::types::ErrorBody;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub reason: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    /// A request body that is not what the endpoint takes.
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, reason)
+    }
+}
+
+fn ledger_status(e: &LedgerError) -> StatusCode {
+    match e {
+        LedgerError::OffloadInProgress => StatusCode::CONFLICT,
+        LedgerError::OffloadNotConfigured => StatusCode::METHOD_NOT_ALLOWED,
+        LedgerError::Deleting(_) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<PolicyError> for ApiError {
+    fn from(e: PolicyError) -> Self {
+        let status = match &e {
+            PolicyError::TenantNotFound
+            | PolicyError::NamespaceNotFound
+            | PolicyError::TopicNotFound
+            | PolicyError::PartitionedTopicNotFound => StatusCode::NOT_FOUND,
+            PolicyError::AlreadyExists(_) | PolicyError::NotEmpty(_) => StatusCode::CONFLICT,
+            PolicyError::Invalid(_) | PolicyError::Name(_) => StatusCode::PRECONDITION_FAILED,
+            PolicyError::Ledger(l) => ledger_status(l),
+            PolicyError::Corrupt { .. } | PolicyError::Meta(_) | PolicyError::Offload(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<broker::BrokerError> for ApiError {
+    fn from(e: broker::BrokerError) -> Self {
+        use broker::BrokerError as B;
+        let status = match &e {
+            B::TopicNotFound(_) => StatusCode::NOT_FOUND,
+            B::InvalidTopicName(_) | B::NotAllowed(_) => StatusCode::PRECONDITION_FAILED,
+            B::ConsumerBusy(_) | B::ProducerBusy(_) => StatusCode::CONFLICT,
+            B::Storage(l) => ledger_status(l),
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<protocol::NameError> for ApiError {
+    fn from(e: protocol::NameError) -> Self {
+        ApiError::new(StatusCode::PRECONDITION_FAILED, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(ErrorBody {
+                reason: self.reason,
+            }),
+        )
+            .into_response()
+    }
+}

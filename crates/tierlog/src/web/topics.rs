@@ -1,0 +1,159 @@
+//! `/admin/v2/persistent/…` (topics, partitioned topics, topic policies, offload, stats) and the
+//! HTTP lookup clients use with an `http://` service URL.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use ledger::Position;
+use policy::OffloadPolicies;
+use policy::types::{MessageIdJson, PartitionedTopicMetadata, RetentionPolicies};
+use protocol::{Domain, TopicName};
+use serde::Serialize;
+
+use super::{ApiResult, Ns, S, Topic, body, json, no_content};
+
+fn full_names(topics: &[TopicName]) -> Vec<String> {
+    topics.iter().map(ToString::to_string).collect()
+}
+
+pub async fn list_topics(State(s): S, Ns(ns): Ns) -> ApiResult {
+    json(&full_names(
+        &s.policy.list_topics(&ns, Domain::Persistent).await?,
+    ))
+}
+
+pub async fn create_topic(State(s): S, Topic(t): Topic) -> ApiResult {
+    s.policy.create_topic(&t).await?;
+    no_content()
+}
+
+pub async fn delete_topic(State(s): S, Topic(t): Topic) -> ApiResult {
+    s.policy.delete_topic(&t, &s.broker).await?;
+    no_content()
+}
+
+// ----- partitioned topics -----
+
+pub async fn list_partitioned(State(s): S, Ns(ns): Ns) -> ApiResult {
+    s.policy.store().policies(&ns).await?;
+    json(&full_names(
+        &s.policy.store().partitioned_topics(&ns).await?,
+    ))
+}
+
+pub async fn get_partitions(State(s): S, Topic(t): Topic) -> ApiResult {
+    json(&PartitionedTopicMetadata {
+        partitions: s.policy.partitions(&t).await?,
+    })
+}
+
+pub async fn create_partitions(State(s): S, Topic(t): Topic, raw: Bytes) -> ApiResult {
+    let n: u32 = body(&raw, "partition count")?;
+    s.policy.create_partitioned(&t, n).await?;
+    no_content()
+}
+
+pub async fn delete_partitions(State(s): S, Topic(t): Topic) -> ApiResult {
+    s.policy.delete_partitioned(&t, &s.broker).await?;
+    no_content()
+}
+
+// ----- topic policies -----
+
+pub async fn get_offload_policies(State(s): S, Topic(t): Topic) -> ApiResult {
+    let tp = s.policy.topic_policies(&t).await?;
+    json(&tp.offload_policies.unwrap_or_default())
+}
+
+pub async fn set_offload_policies(State(s): S, Topic(t): Topic, raw: Bytes) -> ApiResult {
+    let op: OffloadPolicies = body(&raw, "offload policies")?;
+    s.policy.validate_offload_policies(&op)?;
+    s.policy
+        .update_topic(&t, move |p| p.offload_policies = Some(op.clone()))
+        .await?;
+    no_content()
+}
+
+pub async fn remove_offload_policies(State(s): S, Topic(t): Topic) -> ApiResult {
+    s.policy
+        .update_topic(&t, |p| p.offload_policies = None)
+        .await?;
+    no_content()
+}
+
+pub async fn get_retention(State(s): S, Topic(t): Topic) -> ApiResult {
+    match s.policy.topic_policies(&t).await?.retention_policies {
+        Some(r) => json(&r),
+        None => no_content(),
+    }
+}
+
+pub async fn set_retention(State(s): S, Topic(t): Topic, raw: Bytes) -> ApiResult {
+    let r: RetentionPolicies = body(&raw, "retention policies")?;
+    r.validate()
+        .map_err(|why| policy::PolicyError::Invalid(why.into()))?;
+    s.policy
+        .update_topic(&t, move |p| p.retention_policies = Some(r))
+        .await?;
+    no_content()
+}
+
+pub async fn remove_retention(State(s): S, Topic(t): Topic) -> ApiResult {
+    s.policy
+        .update_topic(&t, |p| p.retention_policies = None)
+        .await?;
+    no_content()
+}
+
+// ----- offload and stats -----
+
+pub async fn trigger_offload(State(s): S, Topic(t): Topic, raw: Bytes) -> ApiResult {
+    let id: MessageIdJson = body(&raw, "message id")?;
+    s.policy
+        .offload(&t, Position::new(id.ledger_id, id.entry_id))
+        .await?;
+    no_content()
+}
+
+pub async fn offload_status(State(s): S, Topic(t): Topic) -> ApiResult {
+    json(&s.policy.offload_status(&t).await?)
+}
+
+pub async fn internal_stats(State(s): S, Topic(t): Topic) -> ApiResult {
+    json(&s.policy.internal_stats(&t).await?)
+}
+
+pub async fn stats(State(s): S, Topic(t): Topic) -> ApiResult {
+    // Only a topic that exists has stats (the broker would create it).
+    s.policy.existing_topic(&t).await?;
+    json(&s.broker.topic_stats(&t).await?)
+}
+
+/// Pulsar's `LookupData`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LookupData<'a> {
+    broker_url: &'a str,
+    broker_url_tls: &'a str,
+    http_url: &'a str,
+    http_url_tls: &'a str,
+    native_url: &'a str,
+}
+
+/// `GET /lookup/v2/topic/{domain}/{t}/{ns}/{topic}`: this broker serves every topic.
+pub async fn lookup(
+    State(s): S,
+    Path((domain, t, ns, local)): Path<(String, String, String, String)>,
+) -> ApiResult {
+    let domain = Domain::parse(&domain)
+        .ok_or_else(|| policy::PolicyError::Invalid(format!("unknown topic domain {domain:?}")))?;
+    let topic = protocol::NamespaceName::new(&t, &ns)?.topic(domain, &local)?;
+    s.policy.store().policies(topic.namespace()).await?;
+    let url = &s.broker.config().service_url;
+    json(&LookupData {
+        broker_url: url,
+        broker_url_tls: "",
+        http_url: &s.web_service_url,
+        http_url_tls: "",
+        native_url: url,
+    })
+}
