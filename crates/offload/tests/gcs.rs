@@ -33,17 +33,10 @@ impl LedgerSource for One {
 }
 
 fn b64url_decode(s: &str) -> Vec<u8> {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let (mut out, mut buf, mut bits) = (Vec::new(), 0u32, 0);
-    for c in s.bytes() {
-        buf = buf << 6 | A.iter().position(|&x| x == c).unwrap() as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .expect("base64url")
 }
 
 fn config(key_file: &std::path::Path, endpoint: Option<String>) -> OffloadConfig {

@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
 pub const ACCOUNT: &str = "devstoreaccount1";
 /// Azurite's well-known development key.
 pub const KEY: &str =
@@ -90,8 +88,7 @@ impl Azurite {
         let string_to_sign = format!(
             "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
         );
-        let key = base64_decode(KEY);
-        let signature = base64_encode(&hmac_sha256(&key, string_to_sign.as_bytes()));
+        let signature = shared_key_signature(&string_to_sign);
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect azurite");
         write!(
             s,
@@ -112,83 +109,18 @@ impl Drop for Azurite {
     }
 }
 
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
-    let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha256::new()
-        .chain_update(&ipad)
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(&opad)
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for ch in s.bytes().filter(|&c| c != b'=') {
-        let v = B64.iter().position(|&x| x == ch).unwrap_or(0) as u32;
-        buf = buf << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
+/// The SharedKey signature of a request: base64(HMAC-SHA256(base64-decoded key, text)).
+fn shared_key_signature(string_to_sign: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64.decode(KEY).expect("Azurite's well-known key is base64");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+    b64.encode(ring::hmac::sign(&key, string_to_sign.as_bytes()))
 }
 
 /// RFC 1123 date, e.g. `Tue, 24 Nov 2026 18:00:00 GMT`.
 fn http_date() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86_400;
-    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let mon = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(month - 1) as usize];
-    format!("{weekday}, {day:02} {mon} {year} {h:02}:{m:02}:{s:02} GMT")
+    httpdate::fmt_http_date(std::time::SystemTime::now())
 }
 
 #[cfg(test)]
@@ -196,21 +128,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hmac_and_base64_known_answers() {
-        // RFC 4231 test case 2.
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(
-            mac.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        assert_eq!(
-            base64_encode(b"any carnal pleas"),
-            "YW55IGNhcm5hbCBwbGVhcw=="
-        );
-        assert_eq!(
-            base64_decode("YW55IGNhcm5hbCBwbGVhcw=="),
-            b"any carnal pleas"
-        );
+    fn signature_and_date_formats() {
+        // Same key, same text, same signature; a base64 HMAC-SHA256 is 44 characters.
+        let a = shared_key_signature("PUT\n\n");
+        assert_eq!(a, shared_key_signature("PUT\n\n"));
+        assert_eq!(a.len(), 44);
         assert!(http_date().ends_with(" GMT"));
     }
 }
