@@ -275,7 +275,8 @@ async fn expand_topics(
         if n == 0 {
             out.push(t.clone());
         } else {
-            out.extend((0..n).map(|i| format!("{t}-partition-{i}")));
+            let base = protocol::TopicName::parse(t)?;
+            out.extend((0..n).map(|i| base.partition(i).to_string()));
         }
     }
     Ok(out)

@@ -221,3 +221,152 @@ async fn a_namespace_offload_policy_with_its_own_bucket_receives_that_namespaces
         "nothing went to the broker's filesystem offloader"
     );
 }
+
+fn sealed_hot_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("data/ledgers"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sealed"))
+        })
+        .count()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledgers_offloaded_under_a_removed_s3_policy_are_read_and_deleted_in_s3() {
+    let moto = MotoServer::start();
+    moto.create_bucket("was-s3");
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = ENV.to_vec();
+    env.extend([
+        ("AWS_ACCESS_KEY_ID", "k"),
+        ("AWS_SECRET_ACCESS_KEY", "s"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        // Trim (hot-copy deletion, retention) every second.
+        ("TIERLOG_retentionCheckIntervalInSeconds", "1"),
+    ]);
+    let endpoint = moto.endpoint();
+    let b = common::start(dir.path(), &env);
+    common::admin_ok(
+        &b,
+        &[
+            "namespaces",
+            "set-offload-policies",
+            "-d",
+            "S3",
+            "-b",
+            "was-s3",
+            "-e",
+            &endpoint,
+            "-r",
+            "us-east-1",
+            "-mbs",
+            "5M",
+            "-oat",
+            "0",
+            "-oae",
+            "0",
+            "public/default",
+        ],
+    );
+    let client = common::client(&b).await;
+    common::produce(&client, "moved", 0..200, 100, ProducerOptions::default()).await;
+    wait_offloaded(&b, "moved", 3).await;
+    // Deletion lag 0: the hot copies go, so reads of those ledgers can only come from S3.
+    wait_for("hot copies deleted", || sealed_hot_files(dir.path()) <= 1).await;
+    assert!(moto.list_keys("was-s3").len() >= 6);
+
+    // The policy goes; the broker's default is the filesystem.
+    common::admin_ok(
+        &b,
+        &["namespaces", "remove-offload-policies", "public/default"],
+    );
+    drop(client);
+    b.stop("TERM");
+    let b = common::start(dir.path(), &env);
+    let client = common::client(&b).await;
+    let mut consumer = common::consumer(
+        &client,
+        "moved",
+        "reader",
+        pulsar::SubType::Exclusive,
+        pulsar::consumer::InitialPosition::Earliest,
+    )
+    .await;
+    let got = common::receive(&mut consumer, 200, true, Duration::from_secs(20)).await;
+    common::check(&got, 100);
+    assert_eq!(
+        got.iter().map(|m| m.0).collect::<Vec<_>>(),
+        (0..200).collect::<Vec<_>>()
+    );
+
+    // Retention removes the consumed ledgers, and their objects go from S3.
+    common::admin_ok(
+        &b,
+        &[
+            "namespaces",
+            "set-retention",
+            "public/default",
+            "--size",
+            "0",
+            "--time",
+            "0",
+        ],
+    );
+    wait_for("S3 objects deleted by retention", || {
+        moto.list_keys("was-s3").is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_topic_deletes_its_offloaded_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = common::start(dir.path(), &ENV);
+    common::admin_ok(
+        &b,
+        &[
+            "topics",
+            "set-offload-policies",
+            "-d",
+            "filesystem",
+            "-oat",
+            "0",
+            "doomed",
+        ],
+    );
+    let client = common::client(&b).await;
+    common::produce(&client, "doomed", 0..200, 100, ProducerOptions::default()).await;
+    wait_offloaded(&b, "doomed", 3).await;
+    let tier = dir.path().join("data/offloaded");
+    let objects = || std::fs::read_dir(&tier).map(|d| d.count()).unwrap_or(0);
+    assert!(objects() >= 6);
+    drop(client);
+    common::admin_ok(&b, &["topics", "delete", "doomed"]);
+    assert_eq!(
+        objects(),
+        0,
+        "the topic's offloaded objects are deleted with it"
+    );
+    assert_eq!(sealed_hot_files(dir.path()), 0);
+    let (status, _) = b.call(
+        "GET",
+        "/admin/v2/persistent/public/default/doomed/offloadPolicies",
+        None,
+    );
+    assert_eq!(status, 200);
+    let (_, body) = b.call(
+        "GET",
+        "/admin/v2/persistent/public/default/doomed/offloadPolicies",
+        None,
+    );
+    assert_eq!(body, "{}", "the topic's policies went with it");
+}
