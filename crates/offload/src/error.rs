@@ -90,13 +90,12 @@ impl OffloadError {
         key: &str,
         source: object_store::Error,
     ) -> Self {
-        match source {
-            object_store::Error::NotFound { .. } => OffloadError::NoSuchBucket {
+        Self::classify(op, location, key, source, |source| {
+            OffloadError::NoSuchBucket {
                 bucket: location.to_string(),
                 detail: source.to_string(),
-            },
-            other => Self::classify(op, location, key, other),
-        }
+            }
+        })
     }
 
     /// Classifies a failed read: a missing object is [`OffloadError::NotFound`].
@@ -106,13 +105,10 @@ impl OffloadError {
         key: &str,
         source: object_store::Error,
     ) -> Self {
-        match source {
-            object_store::Error::NotFound { .. } => OffloadError::NotFound {
-                location: location.to_string(),
-                key: key.to_string(),
-            },
-            other => Self::classify(op, location, key, other),
-        }
+        Self::classify(op, location, key, source, |_| OffloadError::NotFound {
+            location: location.to_string(),
+            key: key.to_string(),
+        })
     }
 
     fn classify(
@@ -120,8 +116,10 @@ impl OffloadError {
         location: &Location,
         key: &str,
         source: object_store::Error,
+        not_found: impl FnOnce(object_store::Error) -> Self,
     ) -> Self {
         match source {
+            object_store::Error::NotFound { .. } => not_found(source),
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => OffloadError::AccessDenied {
                 bucket: location.to_string(),

@@ -245,44 +245,42 @@ impl Location {
 
     /// The location as Pulsar's offload context records it.
     pub fn driver_metadata(&self) -> DriverMetadata {
-        let mut properties = BTreeMap::new();
-        let mut put = |k: &str, v: &str| {
-            properties.insert(k.to_string(), v.to_string());
-        };
         let driver = self.driver();
-        match self {
-            Location::Filesystem { path } => put("storageBasePath", &path.display().to_string()),
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let (bucket, region, endpoint) = match self {
+            Location::Filesystem { path } => {
+                let properties =
+                    BTreeMap::from([("storageBasePath".to_string(), path.display().to_string())]);
+                return DriverMetadata {
+                    driver_name: driver.name().into(),
+                    properties,
+                };
+            }
             Location::S3 {
                 bucket,
                 region,
                 endpoint,
                 ..
-            } => {
-                put("managedLedgerOffloadDriver", driver.provider_id());
-                put("bucket", bucket);
-                put("region", region.as_deref().unwrap_or(""));
-                put("serviceEndpoint", endpoint.as_deref().unwrap_or(""));
             }
-            Location::Gcs {
+            | Location::Gcs {
                 bucket,
                 region,
                 endpoint,
-            } => {
-                put("managedLedgerOffloadDriver", driver.provider_id());
-                put("bucket", bucket);
-                put("region", region.as_deref().unwrap_or(""));
-                put("serviceEndpoint", endpoint.as_deref().unwrap_or(""));
-            }
+            } => (bucket.clone(), text(region), text(endpoint)),
             Location::Azure {
                 container,
                 endpoint,
-            } => {
-                put("managedLedgerOffloadDriver", driver.provider_id());
-                put("bucket", container);
-                put("region", "");
-                put("serviceEndpoint", endpoint.as_deref().unwrap_or(""));
-            }
-        }
+            } => (container.clone(), String::new(), text(endpoint)),
+        };
+        let properties = BTreeMap::from([
+            (
+                "managedLedgerOffloadDriver".to_string(),
+                driver.provider_id().to_string(),
+            ),
+            ("bucket".to_string(), bucket),
+            ("region".to_string(), region),
+            ("serviceEndpoint".to_string(), endpoint),
+        ]);
         DriverMetadata {
             driver_name: driver.name().into(),
             properties,
