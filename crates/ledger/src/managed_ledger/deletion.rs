@@ -43,6 +43,8 @@ impl ManagedLedger {
         let ledgers = st.info.ledgers.clone();
         let version = st.info_version;
         drop(st);
+        // Read handles of offloaded ledgers hold clients of objects about to go.
+        self.shared.tiered.drain();
 
         for l in &ledgers {
             if let Some(ctx) = &l.offload {
