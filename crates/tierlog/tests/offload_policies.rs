@@ -158,42 +158,50 @@ async fn namespace_and_topic_offload_policies_and_topic_retention() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_namespace_offload_policy_with_its_own_bucket_receives_that_namespaces_ledgers() {
-    let moto = MotoServer::start();
-    moto.create_bucket("ns-bucket");
-    let dir = tempfile::tempdir().unwrap();
+/// The broker's environment for a namespace policy offloading to moto (any key is accepted).
+fn s3_env(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
     let mut env = ENV.to_vec();
     env.extend([
         ("AWS_ACCESS_KEY_ID", "k"),
         ("AWS_SECRET_ACCESS_KEY", "s"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]);
-    // The broker itself offloads to the filesystem (the default).
-    let b = common::start(dir.path(), &env);
+    env.extend_from_slice(extra);
+    env
+}
+
+/// `namespaces set-offload-policies` to `bucket` on moto, 5 MiB blocks, offload at once.
+fn set_s3_namespace_policy(b: &Standalone, moto: &MotoServer, bucket: &str, more: &[&str]) {
     let endpoint = moto.endpoint();
-    common::admin_ok(
-        &b,
-        &[
-            "namespaces",
-            "set-offload-policies",
-            "-d",
-            "S3",
-            "-b",
-            "ns-bucket",
-            "-e",
-            &endpoint,
-            "-r",
-            "us-east-1",
-            "-mbs",
-            "5M",
-            "-oat",
-            "0",
-            "-orp",
-            "bookkeeper-first",
-            "public/default",
-        ],
-    );
+    let mut args = vec![
+        "namespaces",
+        "set-offload-policies",
+        "-d",
+        "S3",
+        "-b",
+        bucket,
+        "-e",
+        &endpoint,
+        "-r",
+        "us-east-1",
+        "-mbs",
+        "5M",
+        "-oat",
+        "0",
+    ];
+    args.extend_from_slice(more);
+    args.push("public/default");
+    common::admin_ok(b, &args);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_offload_policy_with_its_own_bucket_receives_that_namespaces_ledgers() {
+    let moto = MotoServer::start();
+    moto.create_bucket("ns-bucket");
+    let dir = tempfile::tempdir().unwrap();
+    // The broker itself offloads to the filesystem (the default).
+    let b = common::start(dir.path(), &s3_env(&[]));
+    set_s3_namespace_policy(&b, &moto, "ns-bucket", &["-orp", "bookkeeper-first"]);
     let got = common::admin_ok(
         &b,
         &["namespaces", "get-offload-policies", "public/default"],
@@ -245,38 +253,11 @@ async fn ledgers_offloaded_under_a_removed_s3_policy_are_read_and_deleted_in_s3(
     let moto = MotoServer::start();
     moto.create_bucket("was-s3");
     let dir = tempfile::tempdir().unwrap();
-    let mut env = ENV.to_vec();
-    env.extend([
-        ("AWS_ACCESS_KEY_ID", "k"),
-        ("AWS_SECRET_ACCESS_KEY", "s"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        // Trim (hot-copy deletion, retention) every second.
-        ("TIERLOG_retentionCheckIntervalInSeconds", "1"),
-    ]);
-    let endpoint = moto.endpoint();
+    // Trim (hot-copy deletion, retention) every second.
+    let env = s3_env(&[("TIERLOG_retentionCheckIntervalInSeconds", "1")]);
     let b = common::start(dir.path(), &env);
-    common::admin_ok(
-        &b,
-        &[
-            "namespaces",
-            "set-offload-policies",
-            "-d",
-            "S3",
-            "-b",
-            "was-s3",
-            "-e",
-            &endpoint,
-            "-r",
-            "us-east-1",
-            "-mbs",
-            "5M",
-            "-oat",
-            "0",
-            "-oae",
-            "0",
-            "public/default",
-        ],
-    );
+    // Deletion lag 0 (-oae 0): offloaded ledgers lose their hot copies at once.
+    set_s3_namespace_policy(&b, &moto, "was-s3", &["-oae", "0"]);
     let client = common::client(&b).await;
     common::produce(&client, "moved", 0..200, 100, ProducerOptions::default()).await;
     wait_offloaded(&b, "moved", 3).await;
