@@ -429,7 +429,10 @@ impl Conn {
         let name = Self::topic_name(&c.topic)?;
         let topic = self.svc.topic(&name).await?;
         let producer_name = match c.producer_name.as_deref() {
-            Some(n) if !n.is_empty() => n.to_string(),
+            Some(n) if !n.is_empty() => {
+                protocol::validate_producer(n)?;
+                n.to_string()
+            }
             _ => self.svc.generate_producer_name(),
         };
         let exclusive =
@@ -449,6 +452,7 @@ impl Conn {
             .as_deref()
             .filter(|s| !s.is_empty())
         {
+            protocol::validate_subscription(sub)?;
             topic
                 .ml
                 .open_cursor(sub, ledger::InitialPosition::Earliest)
@@ -529,6 +533,7 @@ impl Conn {
             return Ok(());
         }
         let name = Self::topic_name(&c.topic)?;
+        protocol::validate_subscription(&c.subscription)?;
         let topic = self.svc.topic(&name).await?;
         let sub_type = SubType::from_wire(c.sub_type);
         let durable = c.durable.unwrap_or(true);

@@ -4,7 +4,7 @@ use protocol::pb::ServerError;
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("{0}")]
-    InvalidTopicName(#[from] protocol::NameError),
+    InvalidName(#[from] protocol::NameError),
     #[error("topic {0} not found")]
     TopicNotFound(String),
     #[error("{0}")]
@@ -24,12 +24,15 @@ pub enum BrokerError {
 impl BrokerError {
     pub fn server_error(&self) -> ServerError {
         match self {
-            BrokerError::InvalidTopicName(_) => ServerError::InvalidTopicName,
+            BrokerError::InvalidName(_) => ServerError::InvalidTopicName,
             BrokerError::TopicNotFound(_) => ServerError::TopicNotFound,
             BrokerError::ConsumerBusy(_) => ServerError::ConsumerBusy,
             BrokerError::ProducerBusy(_) => ServerError::ProducerBusy,
             BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
+            BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {
+                ServerError::NotAllowedError
+            }
             BrokerError::Storage(_) => ServerError::PersistenceError,
             BrokerError::Metadata(_) => ServerError::MetadataError,
         }

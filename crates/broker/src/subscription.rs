@@ -343,7 +343,13 @@ impl Subscription {
         self.wake.notify_one();
     }
 
-    pub(crate) fn ack_individual(&self, positions: Vec<Position>) {
+    /// Acknowledges entries one by one; positions that are no entries of the topic are
+    /// ignored (they would otherwise be taken as acknowledged before they exist).
+    pub(crate) fn ack_individual(&self, mut positions: Vec<Position>) {
+        positions.retain(|p| self.topic.ml.contains(*p));
+        if positions.is_empty() {
+            return;
+        }
         {
             let next = self.topic.ml.successor();
             let mut st = self.state();
@@ -356,6 +362,8 @@ impl Subscription {
     }
 
     pub(crate) fn ack_cumulative(&self, upto: Position) -> Result<(), BrokerError> {
+        // A mark-delete after the last entry would skip what is produced next.
+        self.topic.ml.check_mark_delete(upto)?;
         {
             let next = self.topic.ml.successor();
             let mut st = self.state();
@@ -681,12 +689,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// the first retained entry, latest the position after the last entry, anything else the entry
 /// itself (a `(L,-1)` id, "before entry 0", is entry 0).
 pub(crate) fn read_position_for(ml: &ManagedLedger, id: Position) -> Position {
+    let end = ml.position_after(ml.last_confirmed());
     if id.ledger_id < 0 {
         ml.first_position()
-    } else if id == Position::LATEST {
-        ml.position_after(ml.last_confirmed())
     } else {
-        Position::new(id.ledger_id, id.entry_id.max(0))
+        // Nothing past the end: a reader or seek there would skip what is produced next.
+        Position::new(id.ledger_id, id.entry_id.max(0)).min(end)
     }
 }
 

@@ -427,12 +427,25 @@ impl Consumer {
 
     /// Acknowledges entries individually (one ACK frame).
     pub fn ack(&self, ids: Vec<pb::MessageIdData>) -> Result<()> {
+        self.send_ack(pb::command_ack::AckType::Individual, ids)
+    }
+
+    /// Acknowledges everything up to and including `id`.
+    pub fn ack_cumulative(&self, id: pb::MessageIdData) -> Result<()> {
+        self.send_ack(pb::command_ack::AckType::Cumulative, vec![id])
+    }
+
+    fn send_ack(
+        &self,
+        ack_type: pb::command_ack::AckType,
+        ids: Vec<pb::MessageIdData>,
+    ) -> Result<()> {
         self.conn
             .out
             .send(encode_command(&BaseCommand {
                 ack: Some(pb::CommandAck {
                     consumer_id: self.id,
-                    ack_type: pb::command_ack::AckType::Individual as i32,
+                    ack_type: ack_type as i32,
                     message_id: ids,
                     ..Default::default()
                 }),

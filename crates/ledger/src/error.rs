@@ -21,9 +21,13 @@ pub enum LedgerError {
     /// No cursor of that name.
     #[error("cursor {cursor} not found on {ledger}")]
     CursorNotFound { ledger: String, cursor: String },
-    /// A position that does not exist in this managed ledger.
-    #[error("invalid position {position} for {ledger}")]
-    InvalidPosition { ledger: String, position: Position },
+    /// A mark-delete position after the last entry of the managed ledger.
+    #[error("Invalid mark deleted position {position} on {ledger}: the last entry is {last}")]
+    InvalidPosition {
+        ledger: String,
+        position: Position,
+        last: Position,
+    },
     #[error(transparent)]
     Offload(#[from] offload::OffloadError),
     /// No offload driver is configured.

@@ -4,7 +4,7 @@
 //! - `/ml/<name>` → [`ManagedLedgerInfo`]: the ordered list of ledgers — the only truth about
 //!   which ledgers of the topic exist and where their data is;
 //! - `/cursors/<name>/<cursor>` → [`CursorInfo`]: a subscription's mark-delete position and the
-//!   entries acknowledged individually above it;
+//!   entries acknowledged individually above it (the cursor name percent-encoded as one segment);
 //! - `/counters/ledger-id` → the next ledger id to hand out (shared by every managed ledger).
 
 use std::collections::BTreeMap;
@@ -26,8 +26,15 @@ pub fn cursor_prefix(name: &str) -> String {
     format!("{CURSOR_PREFIX}{name}/")
 }
 
+/// A cursor's key: its name is one encoded segment, so no cursor name reaches into another
+/// managed ledger's keys.
 pub fn cursor_key(name: &str, cursor: &str) -> String {
-    format!("{CURSOR_PREFIX}{name}/{cursor}")
+    format!("{CURSOR_PREFIX}{name}/{}", meta::key_segment(cursor))
+}
+
+/// The cursor name of a key listed under [`cursor_prefix`]`(name)`.
+pub fn cursor_of_key(name: &str, key: &str) -> Option<String> {
+    meta::name_of_segment(key.strip_prefix(&cursor_prefix(name))?)
 }
 
 /// Where a ledger's copy in long-term storage is (filled in by offload; a placeholder until then).

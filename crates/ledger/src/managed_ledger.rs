@@ -169,9 +169,12 @@ impl ManagedLedger {
         };
         let mut cursors = BTreeMap::new();
         for ck in meta.list(&info::cursor_prefix(name)).await? {
+            let cname = info::cursor_of_key(name, &ck).ok_or_else(|| LedgerError::BadMetadata {
+                key: ck.clone(),
+                detail: "not a cursor key of this managed ledger".into(),
+            })?;
             if let Some(v) = meta.get(&ck).await? {
                 let ci: CursorInfo = info::decode(&ck, &v.value)?;
-                let cname = ck[info::cursor_prefix(name).len()..].to_string();
                 let state = CursorState::from_info(&ck, &ci)?;
                 cursors.insert(cname, Arc::new(cursors::CursorSlot::persisted(state)));
             }
@@ -431,6 +434,38 @@ impl ManagedLedger {
             }
         }
         Position::new(view.current_id, -1)
+    }
+
+    /// Whether `p` is a durable entry of this managed ledger.
+    pub fn contains(&self, p: Position) -> bool {
+        let view = self.view();
+        view.ledgers
+            .iter()
+            .find(|l| l.ledger_id == p.ledger_id)
+            .is_some_and(|l| {
+                let entries = if l.ledger_id == view.current_id {
+                    self.durable_stat(l.ledger_id)
+                        .map(|(e, _)| e as i64)
+                        .unwrap_or(0)
+                } else {
+                    l.entries
+                };
+                (0..entries).contains(&p.entry_id)
+            })
+    }
+
+    /// Refuses a mark-delete position after the last durable entry (Pulsar's "Invalid mark
+    /// deleted position"): acknowledging what does not exist yet would skip it when it comes.
+    pub fn check_mark_delete(&self, upto: Position) -> Result<()> {
+        let last = self.last_confirmed();
+        if upto > last {
+            return Err(LedgerError::InvalidPosition {
+                ledger: self.shared.name.clone(),
+                position: upto,
+                last,
+            });
+        }
+        Ok(())
     }
 
     /// The position of the first retained entry (or where the first entry will go).

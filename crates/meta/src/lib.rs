@@ -13,6 +13,32 @@ mod redb_store;
 
 pub use redb_store::RedbStore;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+/// Characters escaped in a key segment: all but `[A-Za-z0-9-_.~=:]` (so plain names keep their
+/// form, and `/` and `%` never appear bare).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'=')
+    .remove(b':');
+
+/// `name` as one segment of a `/`-separated key: percent-encoded, so keys built from several
+/// names never collide (subscription `c` of topic `a/b` and `b/c` of `a` are different keys).
+pub fn key_segment(name: &str) -> String {
+    utf8_percent_encode(name, SEGMENT).to_string()
+}
+
+/// The name a [`key_segment`] encodes (`None` if it is not valid percent-encoded UTF-8).
+pub fn name_of_segment(segment: &str) -> Option<String> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
 /// A stored value with its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Versioned {
@@ -65,4 +91,20 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn delete(&self, key: &str, expected: Expected) -> Result<()>;
     /// Every key that starts with `prefix`, in ascending order.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_injective_and_plain_names_unchanged() {
+        assert_eq!(key_segment("sub-1.a=b:c_~"), "sub-1.a=b:c_~");
+        assert_eq!(key_segment("b/c"), "b%2Fc");
+        assert_eq!(key_segment("50%"), "50%25");
+        for name in ["b/c", "50%", "x y", "ünïcode", "%2F"] {
+            assert_eq!(name_of_segment(&key_segment(name)).as_deref(), Some(name));
+        }
+        assert_ne!(key_segment("%2F"), key_segment("/"));
+    }
 }

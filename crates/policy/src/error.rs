@@ -61,7 +61,7 @@ impl PolicyError {
             | PolicyError::PartitionedTopicNotFound => {
                 B::TopicNotFound(format!("{topic} ({self})"))
             }
-            PolicyError::Name(n) => B::InvalidTopicName(n),
+            PolicyError::Name(n) => B::InvalidName(n),
             PolicyError::Ledger(l) => B::Storage(l),
             PolicyError::Invalid(m) => B::NotAllowed(m),
             other => B::Metadata(other.to_string()),

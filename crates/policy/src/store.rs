@@ -9,7 +9,8 @@
 //! | `/admin/partitioned/<tenant>/<namespace>/<topic>` | [`PartitionedTopicMetadata`] |
 //! | `/schemas/<tenant>/<namespace>/<topic>` | the schema of a topic and its partitions (prost `Schema`) |
 //!
-//! Keys are built here from [`NamespaceName`] and [`TopicName`] and nowhere else.
+//! Keys are built here from [`NamespaceName`] and [`TopicName`] and nowhere else; a topic's local
+//! name is one percent-encoded segment ([`meta::key_segment`]), so no two topics share a key.
 
 use std::sync::Arc;
 
@@ -39,9 +40,14 @@ fn namespace_key(ns: &NamespaceName) -> String {
     format!("{NAMESPACES}{ns}")
 }
 
-/// `<prefix><tenant>/<namespace>/<local name>`: per-topic keys (the domain is not part of them).
+/// `<prefix><tenant>/<namespace>/<local name>`: per-topic keys (the domain is not part of them;
+/// the local name is one encoded segment).
 fn topic_key(prefix: &str, topic: &TopicName) -> String {
-    format!("{prefix}{}/{}", topic.namespace(), topic.local())
+    format!(
+        "{prefix}{}/{}",
+        topic.namespace(),
+        meta::key_segment(topic.local())
+    )
 }
 
 fn decode<T: DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T> {
@@ -267,7 +273,13 @@ impl PolicyStore {
         let prefix = format!("{PARTITIONED}{ns}/");
         let mut out = Vec::new();
         for key in self.meta.list(&prefix).await? {
-            out.push(ns.topic(protocol::Domain::Persistent, &key[prefix.len()..])?);
+            let local = meta::name_of_segment(&key[prefix.len()..]).ok_or_else(|| {
+                PolicyError::Corrupt {
+                    key: key.clone(),
+                    detail: "not an encoded topic name".into(),
+                }
+            })?;
+            out.push(ns.topic(protocol::Domain::Persistent, &local)?);
         }
         Ok(out)
     }

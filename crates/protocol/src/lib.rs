@@ -21,7 +21,10 @@ pub use frame::{
     DEFAULT_MAX_MESSAGE_SIZE, FRAME_PADDING, Frame, FrameDecoder, FrameError, Payload,
     encode_command, encode_message, encode_send, encode_send_parts,
 };
-pub use names::{Domain, NameError, NamespaceName, TopicName, TopicNameError};
+pub use names::{
+    Domain, MAX_NAME_BYTES, NameError, NamespaceName, TopicName, TopicNameError, validate_producer,
+    validate_subscription,
+};
 
 /// The newest protocol version this broker speaks (what Pulsar 4.x clients send).
 pub const SERVER_PROTOCOL_VERSION: i32 = 20;

@@ -5,16 +5,75 @@
 //! | full topic name (wire, admin JSON) | `persistent://tenant/ns/orders` |
 //! | short topic names a user may type | `orders` (= `public/default`), `tenant/ns/orders` |
 //! | partition | `persistent://tenant/ns/orders-partition-3` |
-//! | managed-ledger name (storage) | `tenant/ns/persistent/orders` |
+//! | managed-ledger name (storage) | `tenant/ns/persistent/orders` (local name percent-encoded) |
 //! | admin REST path | `persistent/tenant/ns/orders` (local name percent-encoded) |
 //! | namespace | `tenant/ns` |
 //!
 //! Nothing outside this module formats or splits these strings: every other crate holds a
 //! [`TopicName`] or a [`NamespaceName`] and asks it for the form it needs.
+//!
+//! What a name may hold follows Pulsar: tenants and namespaces `[-=:.\w]+` (`NamedEntity`); a
+//! topic's local name anything non-empty but `/` (a fourth `/`-separated part would be Pulsar's
+//! legacy cluster form, which tierlog does not serve). On top of Pulsar, names that cannot be
+//! shown or stored safely are refused everywhere: control characters (NUL, newline, …), bidi
+//! formatting characters (which make a name display as another), blank names, and names over
+//! [`MAX_NAME_BYTES`]. Subscription and producer names follow the same text rules and may hold
+//! `/`: every metadata key encodes each name segment, so no two names share a key.
 
 use std::fmt;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+/// The longest topic local name, subscription or producer name accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// Unicode bidi formatting characters: they reorder how text around them displays.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The rules every free-text name follows (see the module documentation).
+fn check_text(name: &str) -> Result<(), &'static str> {
+    if name.trim().is_empty() {
+        return Err("the name is empty");
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err("the name is longer than 1024 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("the name holds a control character");
+    }
+    if name.chars().any(is_bidi_control) {
+        return Err("the name holds a bidi formatting character");
+    }
+    Ok(())
+}
+
+/// Checks a subscription name.
+pub fn validate_subscription(name: &str) -> Result<(), NameError> {
+    check_text(name).map_err(|why| NameError {
+        kind: "subscription",
+        name: shown(name),
+        why,
+    })
+}
+
+/// Checks a producer name.
+pub fn validate_producer(name: &str) -> Result<(), NameError> {
+    check_text(name).map_err(|why| NameError {
+        kind: "producer",
+        name: shown(name),
+        why,
+    })
+}
+
+/// A name as an error message shows it: at most 100 characters.
+fn shown(name: &str) -> String {
+    match name.char_indices().nth(100) {
+        Some((i, _)) => format!("{}…", &name[..i]),
+        None => name.to_string(),
+    }
+}
 
 /// Whether a topic's messages are stored (`persistent`) or only relayed (`non-persistent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -162,12 +221,19 @@ impl TopicName {
         namespace: NamespaceName,
         local: &str,
     ) -> Result<TopicName, NameError> {
+        let err = |why| NameError {
+            kind: "topic",
+            name: shown(&format!("{domain}://{namespace}/{local}")),
+            why,
+        };
         if local.is_empty() {
-            return Err(NameError {
-                kind: "topic",
-                name: format!("{domain}://{namespace}/"),
-                why: "the topic's local name is empty",
-            });
+            return Err(err("the topic's local name is empty"));
+        }
+        check_text(local).map_err(err)?;
+        if local.contains('/') {
+            return Err(err(
+                "a topic name is <tenant>/<namespace>/<topic> and its topic part holds no '/'",
+            ));
         }
         Ok(TopicName {
             domain,
@@ -181,7 +247,7 @@ impl TopicName {
     pub fn parse(name: &str) -> Result<TopicName, NameError> {
         let err = |why| NameError {
             kind: "topic",
-            name: name.to_string(),
+            name: shown(name),
             why,
         };
         let (domain, rest) = match name.split_once("://") {
@@ -210,16 +276,17 @@ impl TopicName {
             why: e.why,
         })?;
         TopicName::new(domain, namespace, local).map_err(|e| NameError {
-            name: name.to_string(),
+            name: shown(name),
             ..e
         })
     }
 
-    /// The topic whose managed ledger is called `name` (`tenant/ns/domain/local`).
+    /// The topic whose managed ledger is called `name` (`tenant/ns/domain/<encoded local>`).
     pub fn from_managed_ledger_name(name: &str) -> Option<TopicName> {
         let mut it = name.splitn(4, '/');
         let (t, ns, d, local) = (it.next()?, it.next()?, it.next()?, it.next()?);
-        TopicName::new(Domain::parse(d)?, NamespaceName::new(t, ns).ok()?, local).ok()
+        let local = percent_decode_str(local).decode_utf8().ok()?;
+        TopicName::new(Domain::parse(d)?, NamespaceName::new(t, ns).ok()?, &local).ok()
     }
 
     pub fn domain(&self) -> Domain {
@@ -243,13 +310,19 @@ impl TopicName {
         self.domain == Domain::Persistent
     }
 
-    /// The managed ledger behind the topic: `tenant/ns/<domain>/<local>`.
+    /// The managed ledger behind the topic: `tenant/ns/<domain>/<local>`, the local name
+    /// percent-encoded (as Pulsar's persistence naming does), so every topic has its own.
     pub fn managed_ledger_name(&self) -> String {
         format!(
             "{}{}",
             self.namespace.managed_ledger_prefix(self.domain),
-            self.local
+            self.encoded_local()
         )
+    }
+
+    /// The local name percent-encoded as one path segment (no `/`, no `%` left bare).
+    pub fn encoded_local(&self) -> String {
+        utf8_percent_encode(&self.local, PATH_SEGMENT).to_string()
     }
 
     /// Whether the managed ledger `ml_name` holds a `domain` topic of `namespace`.
@@ -265,7 +338,7 @@ impl TopicName {
             self.domain,
             self.namespace.tenant,
             self.namespace.namespace,
-            utf8_percent_encode(&self.local, PATH_SEGMENT)
+            self.encoded_local()
         )
     }
 
@@ -332,9 +405,9 @@ mod tests {
             TopicName::parse("t1/ns/x").unwrap().to_string(),
             "persistent://t1/ns/x"
         );
-        let n = TopicName::parse("non-persistent://public/default/a/b").unwrap();
+        let n = TopicName::parse("non-persistent://public/default/ab").unwrap();
         assert_eq!(n.domain(), Domain::NonPersistent);
-        assert_eq!(n.local(), "a/b");
+        assert_eq!(n.local(), "ab");
         assert!(TopicName::parse("a/b").is_err());
         assert!(TopicName::parse("http://a/b/c").is_err());
         assert!(TopicName::parse("persistent://t/n s/c").is_err());
@@ -362,13 +435,23 @@ mod tests {
 
     #[test]
     fn every_form_converts_back() {
-        let t = TopicName::parse("persistent://acme/orders/eu/2024 q1").unwrap();
-        assert_eq!(t.managed_ledger_name(), "acme/orders/persistent/eu/2024 q1");
+        let t = TopicName::parse("persistent://acme/orders/eu 2024%q1").unwrap();
+        assert_eq!(
+            t.managed_ledger_name(),
+            "acme/orders/persistent/eu%202024%25q1"
+        );
         assert_eq!(
             TopicName::from_managed_ledger_name(&t.managed_ledger_name()),
             Some(t.clone())
         );
-        assert_eq!(t.rest_path(), "persistent/acme/orders/eu%2F2024%20q1");
+        assert_eq!(t.rest_path(), "persistent/acme/orders/eu%202024%25q1");
+        // Plain names keep their stored form.
+        assert_eq!(
+            TopicName::parse("t-1.x=y:z_")
+                .unwrap()
+                .managed_ledger_name(),
+            "public/default/persistent/t-1.x=y:z_"
+        );
         assert_eq!(t.namespace().to_string(), "acme/orders");
         assert!(TopicName::managed_ledger_in(
             &t.managed_ledger_name(),
@@ -381,6 +464,35 @@ mod tests {
             Domain::Persistent
         ));
         assert!(TopicName::from_managed_ledger_name("acme/orders/queue/x").is_none());
+    }
+
+    #[test]
+    fn names_that_cannot_be_stored_or_shown_safely_are_refused() {
+        for bad in [
+            "persistent://public/default/a/b",
+            "public/default/a/b/c",
+            "persistent://public/default/x\u{0}y",
+            "persistent://public/default/line\nbreak",
+            "persistent://public/default/\u{202E}txt.exe",
+            "persistent://public/default/   ",
+        ] {
+            assert!(TopicName::parse(bad).is_err(), "{bad:?}");
+        }
+        let long = format!(
+            "persistent://public/default/{}",
+            "x".repeat(MAX_NAME_BYTES + 1)
+        );
+        let e = TopicName::parse(&long).unwrap_err();
+        assert!(
+            e.to_string().len() < 300,
+            "the error does not echo a huge name"
+        );
+        assert!(TopicName::parse("persistent://public/default/back\\slash").is_ok());
+        assert!(validate_subscription("b/c").is_ok(), "encoded in keys");
+        for bad in ["", " ", "a\u{0}", "x\ny", "\u{2067}s"] {
+            assert!(validate_subscription(bad).is_err(), "{bad:?}");
+            assert!(validate_producer(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -781,7 +781,8 @@ mod tests {
         let path = |t: &str| persistent_topic(t).unwrap().rest_path();
         assert_eq!(path("test-topic"), "persistent/public/default/test-topic");
         assert_eq!(path("t/ns/x"), "persistent/t/ns/x");
-        assert_eq!(path("persistent://t/ns/a/b"), "persistent/t/ns/a%2Fb");
+        assert_eq!(path("persistent://t/ns/a b"), "persistent/t/ns/a%20b");
+        assert!(persistent_topic("persistent://t/ns/a/b").is_err());
         assert!(persistent_topic("a/b").is_err());
         assert!(persistent_topic("non-persistent://t/ns/x").is_err());
     }

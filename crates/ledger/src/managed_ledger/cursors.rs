@@ -156,17 +156,24 @@ impl ManagedLedger {
         Ok(slot.lock().0.mark_delete)
     }
 
-    /// Acknowledges individual entries; returns the new mark-delete position.
+    /// Acknowledges individual entries (positions that are not entries of this managed ledger
+    /// are ignored); returns the new mark-delete position.
     pub async fn ack(&self, cursor: &str, positions: &[Position]) -> Result<Position> {
         let slot = self.slot(cursor)?;
         let next = self.successor();
-        let state = slot.update(|c| c.ack(positions, next));
+        let existing: Vec<Position> = positions
+            .iter()
+            .copied()
+            .filter(|p| self.contains(*p))
+            .collect();
+        let state = slot.update(|c| c.ack(&existing, next));
         self.persist(cursor, &slot).await?;
         Ok(state.mark_delete)
     }
 
     /// Acknowledges everything up to and including `upto`; returns the new mark-delete position.
     pub async fn ack_cumulative(&self, cursor: &str, upto: Position) -> Result<Position> {
+        self.check_mark_delete(upto)?;
         let slot = self.slot(cursor)?;
         let next = self.successor();
         let state = slot.update(|c| c.ack_cumulative(upto, next));

@@ -59,7 +59,7 @@ impl From<broker::BrokerError> for ApiError {
         use broker::BrokerError as B;
         let status = match &e {
             B::TopicNotFound(_) => StatusCode::NOT_FOUND,
-            B::InvalidTopicName(_) | B::NotAllowed(_) => StatusCode::PRECONDITION_FAILED,
+            B::InvalidName(_) | B::NotAllowed(_) => StatusCode::PRECONDITION_FAILED,
             B::ConsumerBusy(_) | B::ProducerBusy(_) => StatusCode::CONFLICT,
             B::Storage(l) => ledger_status(l),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
