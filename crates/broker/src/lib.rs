@@ -15,5 +15,5 @@ mod topic;
 
 pub use error::BrokerError;
 pub use service::{BrokerService, BrokerServiceConfig, StoredSchema, TopicStore};
-pub use subscription::SubType;
+pub use subscription::{SubType, UnackedLimits};
 pub use topic::Topic;

@@ -44,6 +44,8 @@ pub struct BrokerServiceConfig {
     pub max_message_size: u32,
     /// Prefix of generated producer names (`<cluster>-<n>`).
     pub cluster_name: String,
+    /// `maxUnackedMessagesPerConsumer` / `maxUnackedMessagesPerSubscription`.
+    pub unacked_limits: crate::subscription::UnackedLimits,
 }
 
 /// A topic's schema (shared by the partitions of a partitioned topic), version 0.
@@ -120,7 +122,11 @@ impl BrokerService {
         self.topics
             .get_or_try_init(name.clone(), || async {
                 let ml = self.store.open(name).await?;
-                Ok(Arc::new(Topic::new(name.clone(), ml)))
+                Ok(Arc::new(Topic::new(
+                    name.clone(),
+                    ml,
+                    self.config.unacked_limits,
+                )))
             })
             .await
     }

@@ -6,6 +6,15 @@
 //! position. Permits are counted per message (a batch costs its size). Acks update the local
 //! state at once and are persisted by a separate task in groups, so a consumer acking every
 //! message does not cost one metadata commit per message.
+//!
+//! What is delivered and not acknowledged is held as Pulsar holds it, so memory stays bounded:
+//! - Exclusive and Failover have one active consumer and keep no per-message state: a
+//!   redelivery request, or the active consumer leaving or changing, rewinds the read position
+//!   to the first unacknowledged entry (acknowledged ones are skipped).
+//! - Shared and Key_Shared track each delivered entry; a consumer holding
+//!   `maxUnackedMessagesPerConsumer` unacknowledged messages, or a subscription holding
+//!   `maxUnackedMessagesPerSubscription`, gets nothing more until acks bring it below half the
+//!   limit; when the last consumer leaves, the tracking is dropped and the subscription rewinds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -74,6 +83,36 @@ struct Consumer {
     /// Messages and bytes delivered to it.
     msg_out: u64,
     bytes_out: u64,
+    /// Messages delivered to it and not acknowledged (Shared, Key_Shared).
+    unacked: u64,
+    /// Delivery stopped at `maxUnackedMessagesPerConsumer` until it is below half of it.
+    blocked: bool,
+}
+
+/// Pulsar's `maxUnackedMessagesPerConsumer` / `maxUnackedMessagesPerSubscription`: 0 is no
+/// limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnackedLimits {
+    pub per_consumer: u64,
+    pub per_subscription: u64,
+}
+
+impl Default for UnackedLimits {
+    fn default() -> Self {
+        UnackedLimits {
+            per_consumer: 50_000,
+            per_subscription: 200_000,
+        }
+    }
+}
+
+/// Whether `unacked` has reached `limit` (0: never), and whether it is back below half of it.
+fn reached(unacked: u64, limit: u64) -> bool {
+    limit > 0 && unacked >= limit
+}
+
+fn below_half(unacked: u64, limit: u64) -> bool {
+    limit == 0 || unacked < limit.div_ceil(2)
 }
 
 enum AckOp {
@@ -90,8 +129,14 @@ struct State {
     /// What is acknowledged: the mark-delete position and the acks above it (the same state the
     /// managed ledger persists for durable cursors; readers keep only this copy).
     cursor: CursorState,
-    /// Delivered, not yet acknowledged: position → (consumer, messages in the entry).
+    /// Delivered, not yet acknowledged (Shared, Key_Shared): position → (consumer, messages in
+    /// the entry).
     pending: BTreeMap<Position, (ConsumerKey, u32)>,
+    /// Messages in `pending`.
+    unacked: u64,
+    /// Delivery stopped at `maxUnackedMessagesPerSubscription` until below half of it.
+    blocked: bool,
+    limits: UnackedLimits,
     /// Messages and bytes delivered by this subscription.
     msg_out: u64,
     bytes_out: u64,
@@ -114,12 +159,76 @@ impl State {
         p <= self.cursor.mark_delete || self.cursor.individually_deleted.contains(&p)
     }
 
+    fn tracks_each_delivery(&self) -> bool {
+        matches!(self.sub_type, SubType::Shared | SubType::KeyShared)
+    }
+
+    fn can_receive(c: &Consumer) -> bool {
+        c.permits > 0 && !c.blocked
+    }
+
     fn has_permits(&self) -> bool {
         match self.sub_type {
             SubType::Exclusive | SubType::Failover => self
                 .active_index()
                 .is_some_and(|i| self.consumers[i].permits > 0),
-            SubType::Shared | SubType::KeyShared => self.consumers.iter().any(|c| c.permits > 0),
+            SubType::Shared | SubType::KeyShared => {
+                !self.blocked && self.consumers.iter().any(Self::can_receive)
+            }
+        }
+    }
+
+    /// The active consumer's key (Exclusive, Failover).
+    fn active_key(&self) -> Option<ConsumerKey> {
+        self.active_index().map(|i| self.consumers[i].spec.key)
+    }
+
+    /// Starts again at the first unacknowledged entry; whatever a dispatch round has in hand
+    /// is dropped (the epoch changes), and so is all per-delivery tracking.
+    fn rewind(&mut self, first_unacked: Position) {
+        self.read_position = first_unacked;
+        self.buffered.clear();
+        self.epoch += 1;
+        self.pending.clear();
+        self.redeliver.clear();
+        self.redelivery_counts.clear();
+        self.unacked = 0;
+        self.blocked = false;
+        for c in &mut self.consumers {
+            c.unacked = 0;
+            c.blocked = false;
+        }
+    }
+
+    /// Counts a delivery of `count` messages to consumer `i`.
+    fn track(&mut self, i: usize, pos: Position, count: u32) {
+        if !self.tracks_each_delivery() {
+            return;
+        }
+        let limits = self.limits;
+        let c = &mut self.consumers[i];
+        c.unacked += u64::from(count);
+        c.blocked |= reached(c.unacked, limits.per_consumer);
+        self.pending.insert(pos, (c.spec.key, count));
+        self.unacked += u64::from(count);
+        self.blocked |= reached(self.unacked, limits.per_subscription);
+    }
+
+    /// Takes a delivery out of the tracking (acknowledged, or returned for redelivery).
+    fn untrack(&mut self, p: Position) {
+        let Some((key, count)) = self.pending.remove(&p) else {
+            return;
+        };
+        let limits = self.limits;
+        self.unacked = self.unacked.saturating_sub(u64::from(count));
+        if below_half(self.unacked, limits.per_subscription) {
+            self.blocked = false;
+        }
+        if let Some(c) = self.consumers.iter_mut().find(|c| c.spec.key == key) {
+            c.unacked = c.unacked.saturating_sub(u64::from(count));
+            if below_half(c.unacked, limits.per_consumer) {
+                c.blocked = false;
+            }
         }
     }
 
@@ -136,7 +245,10 @@ impl State {
         if n == 0 {
             return None;
         }
-        let with_permits = |s: &State, i: usize| s.consumers[i].permits > 0;
+        if self.tracks_each_delivery() && self.blocked {
+            return None; // held at maxUnackedMessagesPerSubscription
+        }
+        let with_permits = |s: &State, i: usize| State::can_receive(&s.consumers[i]);
         match (self.sub_type, key) {
             (SubType::Exclusive | SubType::Failover, _) => {
                 self.active_index().filter(|&i| with_permits(self, i))
@@ -170,14 +282,14 @@ impl State {
             .map(|(p, _)| *p)
             .collect();
         for p in mine {
-            self.pending.remove(&p);
+            self.untrack(p);
             self.redeliver.insert(p);
             *self.redelivery_counts.entry(p).or_insert(0) += 1;
         }
     }
 
     fn settle(&mut self, p: Position) {
-        self.pending.remove(&p);
+        self.untrack(p);
         self.redeliver.remove(&p);
         self.redelivery_counts.remove(&p);
     }
@@ -228,6 +340,9 @@ impl Subscription {
                 read_position,
                 cursor,
                 pending: BTreeMap::new(),
+                unacked: 0,
+                blocked: false,
+                limits: topic.unacked_limits,
                 msg_out: 0,
                 bytes_out: 0,
                 redeliver: BTreeSet::new(),
@@ -291,15 +406,28 @@ impl Subscription {
             }
         }
         st.sub_type = sub_type;
+        let active = st.active_key();
         st.consumers.push(Consumer {
             spec,
             permits: 0,
             msg_out: 0,
             bytes_out: 0,
+            unacked: 0,
+            blocked: false,
         });
+        self.rewind_if_active_changed(&mut st, active);
         drop(st);
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Exclusive/Failover: a new active consumer starts at the first unacknowledged entry
+    /// (what the previous one held is delivered again).
+    fn rewind_if_active_changed(&self, st: &mut State, before: Option<ConsumerKey>) {
+        if !st.tracks_each_delivery() && before.is_some() && st.active_key() != before {
+            let first = self.topic.ml.position_after(st.cursor.mark_delete);
+            st.rewind(first);
+        }
     }
 
     pub(crate) fn has_consumer(&self, key: ConsumerKey) -> bool {
@@ -310,8 +438,16 @@ impl Subscription {
     /// many consumers are left.
     pub(crate) fn remove_consumer(&self, key: ConsumerKey) -> usize {
         let mut st = self.state();
-        st.consumers.retain(|c| c.spec.key != key);
+        let active = st.active_key();
         st.return_pending(key, None);
+        st.consumers.retain(|c| c.spec.key != key);
+        if st.consumers.is_empty() {
+            // Nobody left to redeliver to: drop the tracking, start again from the cursor.
+            let first = self.topic.ml.position_after(st.cursor.mark_delete);
+            st.rewind(first);
+        } else {
+            self.rewind_if_active_changed(&mut st, active);
+        }
         let left = st.consumers.len();
         drop(st);
         self.wake.notify_one();
@@ -333,12 +469,13 @@ impl Subscription {
 
     pub(crate) fn redeliver(&self, key: ConsumerKey, only: Option<&[Position]>) {
         let mut st = self.state();
-        let only = match st.sub_type {
-            SubType::Shared | SubType::KeyShared => only,
-            // Exclusive/Failover rewind everything the consumer holds.
-            SubType::Exclusive | SubType::Failover => None,
-        };
-        st.return_pending(key, only);
+        if st.tracks_each_delivery() {
+            st.return_pending(key, only);
+        } else if st.active_key() == Some(key) {
+            // Exclusive/Failover deliver again everything after the mark-delete position.
+            let first = self.topic.ml.position_after(st.cursor.mark_delete);
+            st.rewind(first);
+        }
         drop(st);
         self.wake.notify_one();
     }
@@ -359,6 +496,8 @@ impl Subscription {
             }
         }
         self.send_ack(AckOp::Individual(positions));
+        // Acks may bring a consumer held at its unacknowledged limit back below it.
+        self.wake.notify_one();
     }
 
     pub(crate) fn ack_cumulative(&self, upto: Position) -> Result<(), BrokerError> {
@@ -384,6 +523,7 @@ impl Subscription {
             }
         }
         self.send_ack(AckOp::Cumulative(upto));
+        self.wake.notify_one();
         Ok(())
     }
 
@@ -397,11 +537,15 @@ impl Subscription {
     pub(crate) fn stats(&self, ml: &ManagedLedger) -> crate::stats::SubscriptionStats {
         let st = self.state();
         let unacked = |key: Option<ConsumerKey>| -> u64 {
-            st.pending
-                .values()
-                .filter(|(k, _)| key.is_none_or(|key| *k == key))
-                .map(|(_, n)| u64::from(*n))
-                .sum()
+            match key {
+                None => st.unacked,
+                Some(key) => st
+                    .consumers
+                    .iter()
+                    .find(|c| c.spec.key == key)
+                    .map(|c| c.unacked)
+                    .unwrap_or(0),
+            }
         };
         let consumers = st
             .consumers
@@ -458,12 +602,7 @@ impl Subscription {
                         c.spec.key.1,
                     )));
             }
-            st.epoch += 1;
-            st.pending.clear();
-            st.redeliver.clear();
-            st.redelivery_counts.clear();
-            st.buffered.clear();
-            st.read_position = read_from;
+            st.rewind(read_from);
             st.cursor
                 .reset(Position::new(read_from.ledger_id, read_from.entry_id - 1));
             consumers.into_iter().map(|c| c.spec.key).collect()
@@ -619,7 +758,6 @@ impl Subscription {
                 commands::message_id(pos.ledger_id, pos.entry_id, self.topic.partition),
                 redeliveries,
             );
-            let key = c.spec.key;
             let sent = c.spec.outbox.send(encode_message(&cmd, &e.data)).is_ok();
             if !sent {
                 // The connection is gone; its clean-up detaches the consumer. Entries not
@@ -628,7 +766,7 @@ impl Subscription {
                 break;
             }
             delivered = true;
-            st.pending.insert(pos, (key, count));
+            st.track(i, pos, count);
             if redelivering {
                 st.redeliver.remove(&pos);
             } else {

@@ -32,6 +32,8 @@ pub struct Topic {
     appended: watch::Sender<u64>,
     subscriptions: tokio::sync::Mutex<HashMap<String, Arc<Subscription>>>,
     producers: std::sync::Mutex<HashMap<(u64, u64), ProducerEntry>>,
+    /// How many unacknowledged messages a Shared subscription's consumers may hold.
+    pub(crate) unacked_limits: crate::subscription::UnackedLimits,
     /// Messages and bytes published since the topic was loaded.
     msg_in: AtomicU64,
     bytes_in: AtomicU64,
@@ -47,7 +49,11 @@ pub(crate) enum Start {
 }
 
 impl Topic {
-    pub(crate) fn new(name: TopicName, ml: ManagedLedger) -> Self {
+    pub(crate) fn new(
+        name: TopicName,
+        ml: ManagedLedger,
+        unacked_limits: crate::subscription::UnackedLimits,
+    ) -> Self {
         let partition = name.partition_index().map(|p| p as i32).unwrap_or(-1);
         Topic {
             name,
@@ -56,6 +62,7 @@ impl Topic {
             appended: watch::channel(0).0,
             subscriptions: Default::default(),
             producers: Default::default(),
+            unacked_limits,
             msg_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
         }

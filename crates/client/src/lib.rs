@@ -93,7 +93,9 @@ impl Connection {
         let routes: Arc<Mutex<Routes>> = Default::default();
         let (connected_tx, connected_rx) = oneshot::channel();
         let reader_routes = Arc::clone(&routes);
-        let pong = out.clone();
+        // Weak: the connection closes once its last user (Connection, Producer, Consumer) is
+        // dropped, instead of being kept open by its own reader.
+        let pong = out.downgrade();
         tokio::spawn(async move {
             let mut frames =
                 FrameReader::new(rd, FrameDecoder::new(protocol::DEFAULT_MAX_MESSAGE_SIZE));
@@ -105,7 +107,10 @@ impl Connection {
                             let _ = tx.send(Ok(()));
                         }
                     }
-                    Ok(Some(f)) => route(&reader_routes, &pong, f.command, f.payload),
+                    Ok(Some(f)) => match pong.upgrade() {
+                        Some(out) => route(&reader_routes, &out, f.command, f.payload),
+                        None => break,
+                    },
                     Ok(None) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "bad frame from broker");

@@ -176,6 +176,10 @@ pub struct BrokerConfig {
     pub max_message_size: u64,
     /// How often idle ledgers are checked for time-based rollover and retention.
     pub retention_check_interval_in_seconds: u64,
+    /// `maxUnackedMessagesPerConsumer` (50 000) and `maxUnackedMessagesPerSubscription`
+    /// (200 000): what a Shared subscription's consumers may hold unacknowledged; 0 = no limit.
+    pub max_unacked_messages_per_consumer: u64,
+    pub max_unacked_messages_per_subscription: u64,
     /// Rollover limits and the default retention of every topic.
     pub managed_ledger: ManagedLedgerConfig,
     /// The broker level of the offload policies (`managedLedgerOffloadDriver=none`: no driver).
@@ -283,6 +287,18 @@ impl BrokerConfig {
                 120,
                 1,
                 86_400,
+            )?,
+            max_unacked_messages_per_consumer: raw.unsigned(
+                "maxUnackedMessagesPerConsumer",
+                50_000,
+                0,
+                u64::MAX,
+            )?,
+            max_unacked_messages_per_subscription: raw.unsigned(
+                "maxUnackedMessagesPerSubscription",
+                200_000,
+                0,
+                u64::MAX,
             )?,
             cluster_name,
             data_directory,

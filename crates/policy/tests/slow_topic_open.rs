@@ -47,6 +47,7 @@ async fn a_topic_whose_open_is_slow_does_not_delay_another_topics_produce() {
             service_url: url.clone(),
             max_message_size: 5 << 20,
             cluster_name: "standalone".into(),
+            unacked_limits: Default::default(),
         },
     );
     let (_stop, stopped) = tokio::sync::watch::channel(false);

@@ -100,6 +100,10 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             ),
             max_message_size: u32::try_from(config.max_message_size).unwrap_or(u32::MAX),
             cluster_name: config.cluster_name.clone(),
+            unacked_limits: broker::UnackedLimits {
+                per_consumer: config.max_unacked_messages_per_consumer,
+                per_subscription: config.max_unacked_messages_per_subscription,
+            },
         },
     );
     let binary = tokio::spawn(Arc::clone(&service).serve(broker_listener, shutdown_rx.clone()));
