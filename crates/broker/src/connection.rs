@@ -27,6 +27,11 @@ use crate::topic::{ProducerEntry, Start, Topic};
 const MAX_PENDING_SENDS: usize = 1000;
 /// Silence after which the broker pings, and after which (again) it gives up.
 const KEEPALIVE: Duration = Duration::from_secs(30);
+/// How long a new connection has to complete CONNECT.
+pub(crate) const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// The largest frame accepted before CONNECT completes: a CONNECT with credentials fits, a
+/// peer that has not said who it is cannot make the broker buffer megabytes.
+pub(crate) const MAX_FRAME_BEFORE_CONNECT: u32 = 64 * 1024;
 
 struct PendingSend {
     producer_id: u64,
@@ -95,11 +100,19 @@ pub(crate) async fn run(
         producers: HashMap::new(),
         consumers: HashMap::new(),
     };
-    let mut frames = FrameReader::new(rd, FrameDecoder::new(svc.config.max_message_size));
+    let mut frames = FrameReader::new(rd, FrameDecoder::with_max_frame(MAX_FRAME_BEFORE_CONNECT))
+        .with_budget(svc.receive_budget.clone());
+    let connect_by = tokio::time::Instant::now() + CONNECT_DEADLINE;
     let mut pinged = false;
     let reason = loop {
+        let wait = if conn.connected {
+            KEEPALIVE
+        } else {
+            connect_by.saturating_duration_since(tokio::time::Instant::now())
+        };
+        let was_connected = conn.connected;
         let next = tokio::select! {
-            r = tokio::time::timeout(KEEPALIVE, frames.next()) => r,
+            r = tokio::time::timeout(wait, frames.next()) => r,
             _ = crate::service::until_true(&mut shutdown) => break "broker shutting down".to_string(),
         };
         match next {
@@ -108,6 +121,10 @@ pub(crate) async fn run(
                 pinged = false;
                 if let Err(Close(why)) = conn.handle(frame.command, frame.payload).await {
                     break why;
+                }
+                if !was_connected && conn.connected {
+                    // Full-size frames only once the peer has completed CONNECT.
+                    frames.set_decoder(FrameDecoder::new(svc.config.max_message_size));
                 }
             }
             Ok(Ok(None)) => break "closed by the client".to_string(),
@@ -127,7 +144,8 @@ pub(crate) async fn run(
                 break format!("payload checksum mismatch ({expected:#010x} != {actual:#010x})");
             }
             Ok(Err(e)) => break e.to_string(),
-            Err(_) if !pinged && conn.connected => {
+            Err(_) if !conn.connected => break "no CONNECT within the deadline".to_string(),
+            Err(_) if !pinged => {
                 conn.send(commands::ping());
                 pinged = true;
             }

@@ -46,6 +46,9 @@ pub struct BrokerServiceConfig {
     pub cluster_name: String,
     /// `maxUnackedMessagesPerConsumer` / `maxUnackedMessagesPerSubscription`.
     pub unacked_limits: crate::subscription::UnackedLimits,
+    /// `maxMessagePublishBufferSizeInMB`, in bytes: frames being received, all connections
+    /// together; a connection over it is not read until others complete theirs.
+    pub receive_buffer_bytes: usize,
 }
 
 /// A topic's schema (shared by the partitions of a partitioned topic), version 0.
@@ -58,6 +61,7 @@ pub struct StoredSchema {
 pub struct BrokerService {
     pub(crate) store: Arc<dyn TopicStore>,
     pub(crate) config: BrokerServiceConfig,
+    pub(crate) receive_budget: protocol::io::ReceiveBudget,
     /// Loaded topics; loading one does I/O, which never holds up loading another.
     topics: OnceMap<TopicName, Arc<Topic>>,
     producer_names: AtomicU64,
@@ -69,6 +73,7 @@ impl BrokerService {
     pub fn new(store: Arc<dyn TopicStore>, config: BrokerServiceConfig) -> Arc<Self> {
         Arc::new(BrokerService {
             store,
+            receive_budget: protocol::io::ReceiveBudget::new(config.receive_buffer_bytes),
             config,
             topics: Default::default(),
             producer_names: AtomicU64::new(0),

@@ -180,6 +180,9 @@ pub struct BrokerConfig {
     /// (200 000): what a Shared subscription's consumers may hold unacknowledged; 0 = no limit.
     pub max_unacked_messages_per_consumer: u64,
     pub max_unacked_messages_per_subscription: u64,
+    /// `maxMessagePublishBufferSizeInMB` (default 256): memory for messages being received
+    /// from producers, all connections together; beyond it connections are not read.
+    pub max_message_publish_buffer_size_bytes: u64,
     /// Rollover limits and the default retention of every topic.
     pub managed_ledger: ManagedLedgerConfig,
     /// The broker level of the offload policies (`managedLedgerOffloadDriver=none`: no driver).
@@ -300,6 +303,12 @@ impl BrokerConfig {
                 0,
                 u64::MAX,
             )?,
+            max_message_publish_buffer_size_bytes: raw.unsigned(
+                "maxMessagePublishBufferSizeInMB",
+                256,
+                1,
+                1 << 20,
+            )? << 20,
             cluster_name,
             data_directory,
             managed_ledger,

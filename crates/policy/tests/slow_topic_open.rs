@@ -48,6 +48,7 @@ async fn a_topic_whose_open_is_slow_does_not_delay_another_topics_produce() {
             max_message_size: 5 << 20,
             cluster_name: "standalone".into(),
             unacked_limits: Default::default(),
+            receive_buffer_bytes: 64 << 20,
         },
     );
     let (_stop, stopped) = tokio::sync::watch::channel(false);

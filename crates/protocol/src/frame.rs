@@ -65,6 +65,18 @@ impl FrameDecoder {
         }
     }
 
+    /// A decoder that accepts frames of up to `max_frame` bytes in all.
+    pub fn with_max_frame(max_frame: u32) -> Self {
+        FrameDecoder { max_frame }
+    }
+
+    /// The size the frame at the front of `buf` announces, including its size field, once
+    /// its size field is there.
+    pub fn announced(buf: &[u8]) -> Option<usize> {
+        let size: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+        Some(4 + u32::from_be_bytes(size) as usize)
+    }
+
     /// Takes one frame off the front of `buf`, or returns `None` when more bytes are needed. An
     /// error means the stream can no longer be trusted: the connection should be closed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
@@ -79,7 +91,8 @@ impl FrameDecoder {
             });
         }
         if buf.len() < 4 + total as usize {
-            buf.reserve(4 + total as usize - buf.len());
+            // Nothing is reserved for what is only announced: the buffer grows with what
+            // arrives (the reader caps that), so a peer cannot claim memory it does not send.
             return Ok(None);
         }
         buf.advance(4);

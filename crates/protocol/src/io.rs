@@ -25,19 +25,108 @@ pub enum ReadError {
 }
 
 /// Reads whole frames off a byte stream, enforcing the decoder's size limit before buffering.
+///
+/// The buffer grows only with bytes received, at most [`READ_CHUNK`] per read. With a
+/// [`ReceiveBudget`], the bytes of incomplete frames count against it: while it is used up the
+/// reader does not read its socket (back-pressure) until other frames complete.
 pub struct FrameReader<R> {
     inner: R,
     buf: BytesMut,
     decoder: FrameDecoder,
+    budget: Option<ReceiveBudget>,
+    /// Bytes of `buf` counted in the budget.
+    held: usize,
+}
+
+/// The most a reader adds to its buffer in one read.
+pub const READ_CHUNK: usize = 256 * 1024;
+
+/// Memory shared by every reader for frames still being received (Pulsar's
+/// `maxMessagePublishBufferSizeInMB`). A reader waits for room before each read, so the total
+/// stays below the limit plus one read per reader.
+#[derive(Clone, Debug)]
+pub struct ReceiveBudget(std::sync::Arc<BudgetState>);
+
+#[derive(Debug)]
+struct BudgetState {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+    freed: tokio::sync::Notify,
+}
+
+impl ReceiveBudget {
+    pub fn new(limit_bytes: usize) -> Self {
+        ReceiveBudget(std::sync::Arc::new(BudgetState {
+            limit: limit_bytes,
+            used: Default::default(),
+            freed: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// Bytes counted now.
+    pub fn used(&self) -> usize {
+        self.0.used.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    async fn room(&self) {
+        loop {
+            let freed = self.0.freed.notified();
+            if self.used() < self.0.limit {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    fn add(&self, n: usize) {
+        self.0
+            .used
+            .fetch_add(n, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn sub(&self, n: usize) {
+        if n > 0 {
+            self.0
+                .used
+                .fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+            self.0.freed.notify_waiters();
+        }
+    }
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, decoder: FrameDecoder) -> Self {
         FrameReader {
             inner,
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(8 * 1024),
             decoder,
+            budget: None,
+            held: 0,
         }
+    }
+
+    /// Counts incomplete frames against `budget`.
+    pub fn with_budget(mut self, budget: ReceiveBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Changes the largest frame accepted from now on (after a handshake, say).
+    pub fn set_decoder(&mut self, decoder: FrameDecoder) {
+        self.decoder = decoder;
+    }
+
+    /// Counts what is buffered now, no more, no less.
+    fn account(&mut self) {
+        let now = self.buf.len();
+        if let Some(b) = &self.budget {
+            if now > self.held {
+                b.add(now - self.held);
+            } else {
+                b.sub(self.held - now);
+            }
+        }
+        self.held = now;
     }
 
     /// The next frame, or `None` once the peer has closed the stream between frames.
@@ -46,16 +135,35 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// so it can be raced against timers and shutdown signals.
     pub async fn next(&mut self) -> Result<Option<Frame>, ReadError> {
         loop {
-            if let Some(frame) = self.decoder.decode(&mut self.buf)? {
+            let decoded = self.decoder.decode(&mut self.buf);
+            self.account();
+            if let Some(frame) = decoded? {
                 return Ok(Some(frame));
             }
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
+            if let Some(b) = &self.budget {
+                b.room().await;
+            }
+            let missing = FrameDecoder::announced(&self.buf)
+                .map_or(4, |total| total.saturating_sub(self.buf.len()))
+                .clamp(1, READ_CHUNK);
+            self.buf.reserve(missing);
+            let read = self.inner.read_buf(&mut self.buf).await;
+            self.account();
+            if read? == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
                     Err(ReadError::Truncated(self.buf.len()))
                 };
             }
+        }
+    }
+}
+
+impl<R> Drop for FrameReader<R> {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.sub(self.held);
         }
     }
 }
@@ -124,6 +232,45 @@ mod tests {
         drop(a);
         let mut reader = FrameReader::new(b, FrameDecoder::new(1024));
         assert!(matches!(reader.next().await, Err(ReadError::Truncated(_))));
+    }
+
+    #[tokio::test]
+    async fn incomplete_frames_are_held_to_the_budget() {
+        let budget = ReceiveBudget::new(100_000);
+        let (mut a, b) = tokio::io::duplex(1 << 20);
+        // A frame announcing 1 MiB, of which 50 000 bytes arrive.
+        a.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
+        a.write_all(&vec![0u8; 50_000]).await.unwrap();
+        let mut reader =
+            FrameReader::new(b, FrameDecoder::new(2 << 20)).with_budget(budget.clone());
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(200), reader.next()).await;
+        assert!(waited.is_err(), "the frame is incomplete");
+        assert_eq!(
+            budget.used(),
+            50_004,
+            "what arrived counts against the budget"
+        );
+        assert!(
+            reader.buf.capacity() < 1 << 20,
+            "nothing reserved for the announced rest"
+        );
+        // With the budget used up, a second reader does not read at all.
+        let other = ReceiveBudget::new(10_000);
+        other.add(10_000);
+        let (mut c, d) = tokio::io::duplex(1 << 20);
+        c.write_all(&[0u8; 100]).await.unwrap();
+        let mut blocked =
+            FrameReader::new(d, FrameDecoder::new(2 << 20)).with_budget(other.clone());
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(100), blocked.next()).await;
+        assert!(waited.is_err());
+        assert!(
+            blocked.buf.is_empty(),
+            "nothing read while the budget is used up"
+        );
+        drop(reader);
+        assert_eq!(budget.used(), 0, "given back when the reader goes");
     }
 
     #[tokio::test]

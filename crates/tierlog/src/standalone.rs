@@ -104,6 +104,8 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
                 per_consumer: config.max_unacked_messages_per_consumer,
                 per_subscription: config.max_unacked_messages_per_subscription,
             },
+            receive_buffer_bytes: usize::try_from(config.max_message_publish_buffer_size_bytes)
+                .unwrap_or(usize::MAX),
         },
     );
     let binary = tokio::spawn(Arc::clone(&service).serve(broker_listener, shutdown_rx.clone()));
