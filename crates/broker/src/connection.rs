@@ -181,7 +181,12 @@ async fn send_receipts(mut rx: mpsc::Receiver<PendingSend>, outbox: Outbox) {
                 }
             }
             Err(e) => {
-                tracing::warn!(topic = %p.topic.name, error = %e, "append failed");
+                if is_out_of_space(&e) {
+                    // Reported once by the managed ledger, not per message.
+                    tracing::debug!(topic = %p.topic.name, error = %e, "append failed");
+                } else {
+                    tracing::warn!(topic = %p.topic.name, error = %e, "append failed");
+                }
                 commands::send_error(
                     p.producer_id,
                     p.sequence_id,
@@ -193,6 +198,15 @@ async fn send_receipts(mut rx: mpsc::Receiver<PendingSend>, outbox: Outbox) {
         if outbox.send(encode_command(&reply)).is_err() {
             return;
         }
+    }
+}
+
+/// Whether an append failed because the storage is full (an expected, already reported state).
+fn is_out_of_space(e: &ledger::LedgerError) -> bool {
+    match e {
+        ledger::LedgerError::StorageFull { .. } => true,
+        ledger::LedgerError::HotTier(h) => h.is_out_of_space(),
+        _ => false,
     }
 }
 
@@ -446,6 +460,12 @@ impl Conn {
     async fn producer(&mut self, c: pb::CommandProducer) -> Result<(), BrokerError> {
         let name = Self::topic_name(&c.topic)?;
         let topic = self.svc.topic(&name).await?;
+        if topic.ml.is_out_of_space() {
+            // Clients fail what they hold on this answer, instead of resending it forever.
+            return Err(BrokerError::ProducerBlocked(format!(
+                "{name} takes no messages while its storage is full"
+            )));
+        }
         let producer_name = match c.producer_name.as_deref() {
             Some(n) if !n.is_empty() => {
                 protocol::validate_producer(n)?;
@@ -531,7 +551,11 @@ impl Conn {
                     .map_err(|_| Close("receipt task ended".into()))
             }
             Err(e) => {
-                tracing::warn!(topic = %topic.name, error = %e, "append rejected");
+                if is_out_of_space(&e) {
+                    tracing::debug!(topic = %topic.name, error = %e, "append rejected");
+                } else {
+                    tracing::warn!(topic = %topic.name, error = %e, "append rejected");
+                }
                 self.send(commands::send_error(
                     c.producer_id,
                     c.sequence_id,

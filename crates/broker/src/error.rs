@@ -13,6 +13,10 @@ pub enum BrokerError {
     ProducerBusy(String),
     #[error("{0}")]
     NotAllowed(String),
+    /// The topic takes no messages now (its storage is full): as Pulsar's "backlog quota
+    /// exceeded" refusal, clients fail the messages they hold instead of retrying them forever.
+    #[error("{0}")]
+    ProducerBlocked(String),
     #[error("consumer not found")]
     ConsumerNotFound,
     #[error("storage error: {0}")]
@@ -29,6 +33,7 @@ impl BrokerError {
             BrokerError::ConsumerBusy(_) => ServerError::ConsumerBusy,
             BrokerError::ProducerBusy(_) => ServerError::ProducerBusy,
             BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
+            BrokerError::ProducerBlocked(_) => ServerError::ProducerBlockedQuotaExceededException,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
             BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {
                 ServerError::NotAllowedError

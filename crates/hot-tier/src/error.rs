@@ -38,7 +38,12 @@ pub enum HotTierError {
     LedgerExists(u64),
     /// A previous write or fsync failed; the ledger accepts no more appends.
     #[error("ledger {ledger_id} failed and accepts no more appends: {reason}")]
-    LedgerFailed { ledger_id: u64, reason: String },
+    LedgerFailed {
+        ledger_id: u64,
+        reason: String,
+        /// The failure was the file system being full or read-only, not damage.
+        out_of_space: bool,
+    },
     /// The ledger was sealed; appends are refused.
     #[error("ledger {0} is sealed")]
     Sealed(u64),
@@ -55,6 +60,26 @@ impl HotTierError {
             source,
         }
     }
+
+    /// Whether the error is the file system refusing writes for lack of room (full, over
+    /// quota) or because it is read-only: it goes away when space returns, unlike damage.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            HotTierError::Io { source, .. } => out_of_space(source),
+            HotTierError::LedgerFailed { out_of_space, .. } => *out_of_space,
+            _ => false,
+        }
+    }
+}
+
+/// Whether an OS error means "no room to write here".
+pub fn out_of_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull
+            | io::ErrorKind::QuotaExceeded
+            | io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 pub type Result<T, E = HotTierError> = std::result::Result<T, E>;

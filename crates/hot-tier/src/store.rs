@@ -120,6 +120,14 @@ impl LedgerStore {
         Ok(out)
     }
 
+    /// Bytes the file system holding the ledgers can still take (what an unprivileged writer
+    /// may use).
+    pub fn free_bytes(&self) -> Result<u64> {
+        let st = rustix::fs::statvfs(&self.inner.dir)
+            .map_err(|e| HotTierError::io("statvfs", &self.inner.dir, e.into()))?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     /// Ids of every ledger that has a file (open or sealed), ascending.
     pub fn list_ledgers(&self) -> Result<Vec<u64>> {
         let mut ids: Vec<u64> = self

@@ -51,6 +51,37 @@ struct SyncQueue {
     done: bool,
 }
 
+/// Why a ledger stopped taking appends.
+#[derive(Debug, Clone)]
+struct Failure {
+    reason: String,
+    out_of_space: bool,
+}
+
+impl Failure {
+    fn of(what: String, e: &std::io::Error) -> Failure {
+        Failure {
+            reason: format!("{what}: {e}"),
+            out_of_space: crate::error::out_of_space(e),
+        }
+    }
+
+    fn plain(reason: String) -> Failure {
+        Failure {
+            reason,
+            out_of_space: false,
+        }
+    }
+
+    fn error(&self, ledger_id: u64) -> HotTierError {
+        HotTierError::LedgerFailed {
+            ledger_id,
+            reason: self.reason.clone(),
+            out_of_space: self.out_of_space,
+        }
+    }
+}
+
 struct WriterState {
     next_entry_id: u64,
     /// File position where the next record will be placed (after everything pending).
@@ -59,7 +90,7 @@ struct WriterState {
     /// The previous batch's buffer, cleared, for the next batch: reusing it spares a fresh
     /// multi-megabyte allocation (and its page faults) per group commit.
     spare: Vec<u8>,
-    failed: Option<String>,
+    failed: Option<Failure>,
     /// Set once `seal` was called: no more appends; the flusher seals when the batch is drained.
     seal_requested: Option<oneshot::Sender<Result<EntryIndex>>>,
     closing: bool,
@@ -165,14 +196,11 @@ impl OpenLedger {
         permit.forget();
         let (tx, rx) = oneshot::channel();
         let mut st = self.lock_state();
-        if let Some(reason) = &st.failed {
-            let reason = reason.clone();
+        if let Some(failure) = &st.failed {
+            let e = failure.error(self.id);
             drop(st);
             self.budget.add_permits(permits);
-            return Err(HotTierError::LedgerFailed {
-                ledger_id: self.id,
-                reason,
-            });
+            return Err(e);
         }
         if st.seal_requested.is_some() || st.closing {
             drop(st);
@@ -203,28 +231,30 @@ impl OpenLedger {
     }
 
     /// Fails every waiter of `batches` (and gives their budget back).
-    fn fail_batches(&self, batches: impl IntoIterator<Item = Batch>, reason: &str) {
+    fn fail_batches(&self, batches: impl IntoIterator<Item = Batch>, failure: &Failure) {
         for b in batches {
             self.budget.add_permits(b.permits);
             for w in b.waiters {
-                let _ = w.tx.send(Err(HotTierError::LedgerFailed {
-                    ledger_id: self.id,
-                    reason: reason.to_string(),
-                }));
+                let _ = w.tx.send(Err(failure.error(self.id)));
             }
         }
     }
 
-    /// Marks the ledger failed and fails what is pending; returns the reason.
-    fn fail(&self, reason: String) -> String {
-        tracing::error!(ledger_id = self.id, %reason, "ledger write failed");
+    /// Marks the ledger failed and fails what is pending; returns the failure.
+    fn fail(&self, failure: Failure) -> Failure {
+        if failure.out_of_space {
+            // Expected while a disk is full; the managed ledger reports it once.
+            tracing::debug!(ledger_id = self.id, reason = %failure.reason, "ledger write failed: no space");
+        } else {
+            tracing::error!(ledger_id = self.id, reason = %failure.reason, "ledger write failed");
+        }
         let mut st = self.lock_state();
-        let reason = st.failed.get_or_insert(reason).clone();
+        let failure = st.failed.get_or_insert(failure).clone();
         // Nothing after a failed write or fsync can be trusted: fail what is pending too.
         let rest = std::mem::take(&mut st.batch);
         drop(st);
-        self.fail_batches([rest], &reason);
-        reason
+        self.fail_batches([rest], &failure);
+        failure
     }
 
     /// Stage 1: writes each pending batch into the file and hands it to the syncer.
@@ -238,7 +268,7 @@ impl OpenLedger {
         let syncer = match syncer {
             Ok(h) => Some(h),
             Err(e) => {
-                self.fail(format!("spawning the sync thread: {e}"));
+                self.fail(Failure::plain(format!("spawning the sync thread: {e}")));
                 None
             }
         };
@@ -256,8 +286,8 @@ impl OpenLedger {
                 let start = st.next_offset - batch.bytes.len() as u64;
                 (batch, start, st.failed.clone())
             };
-            if let Some(reason) = failed {
-                self.fail_batches([batch], &reason);
+            if let Some(failure) = failed {
+                self.fail_batches([batch], &failure);
                 continue;
             }
             let written = self.file.write_all_at(&batch.bytes, start);
@@ -277,8 +307,9 @@ impl OpenLedger {
                     self.sync_wake.notify_one();
                 }
                 Err(e) => {
-                    let reason = self.fail(format!("write of {}: {e}", self.path.display()));
-                    self.fail_batches([batch], &reason);
+                    let failure =
+                        self.fail(Failure::of(format!("write of {}", self.path.display()), &e));
+                    self.fail_batches([batch], &failure);
                 }
             }
         };
@@ -291,10 +322,7 @@ impl OpenLedger {
         if let Some(reply) = seal_reply {
             let failed = self.lock_state().failed.clone();
             let result = match failed {
-                Some(reason) => Err(HotTierError::LedgerFailed {
-                    ledger_id: self.id,
-                    reason,
-                }),
+                Some(failure) => Err(failure.error(self.id)),
                 None => self.write_footer_and_rename(),
             };
             let _ = reply.send(result);
@@ -304,7 +332,7 @@ impl OpenLedger {
 
     /// Stage 2: one `fdatasync` covers every batch written so far; then their waiters complete.
     fn sync_loop(self: Arc<Self>) {
-        let mut failed: Option<String> = None;
+        let mut failed: Option<Failure> = None;
         loop {
             let written = {
                 let mut q = self.lock_sync();
@@ -339,9 +367,10 @@ impl OpenLedger {
                     }
                 }
                 Err(e) => {
-                    let reason = self.fail(format!("fsync of {}: {e}", self.path.display()));
-                    self.fail_batches(written.into_iter().map(|(b, _)| b), &reason);
-                    failed = Some(reason);
+                    let failure =
+                        self.fail(Failure::of(format!("fsync of {}", self.path.display()), &e));
+                    self.fail_batches(written.into_iter().map(|(b, _)| b), &failure);
+                    failed = Some(failure);
                 }
             }
         }
@@ -417,6 +446,7 @@ impl std::future::Future for PendingAppend {
                 Err(HotTierError::LedgerFailed {
                     ledger_id,
                     reason: "flusher stopped before the entry was durable".into(),
+                    out_of_space: false,
                 })
             })
         })
@@ -476,6 +506,7 @@ impl LedgerWriter {
             Err(HotTierError::LedgerFailed {
                 ledger_id: self.ledger.id,
                 reason: "flusher stopped during seal".into(),
+                out_of_space: false,
             })
         })?;
         (self.on_sealed)(self.ledger.id);
@@ -509,7 +540,9 @@ mod tests {
         };
         drop(tx);
         match pending.await {
-            Err(HotTierError::LedgerFailed { ledger_id, reason }) => {
+            Err(HotTierError::LedgerFailed {
+                ledger_id, reason, ..
+            }) => {
                 assert_eq!(ledger_id, 7, "the ledger, not the entry id 3");
                 assert!(reason.contains("flusher stopped"), "{reason}");
             }

@@ -15,6 +15,9 @@ pub enum LedgerError {
     /// The managed ledger was closed; no more appends or reads.
     #[error("managed ledger {0} is closed")]
     Closed(String),
+    /// The file system is full (or read-only): appends are refused until space returns.
+    #[error("storage is full: {ledger} takes no appends until space returns ({detail})")]
+    StorageFull { ledger: String, detail: String },
     /// The managed ledger is being deleted.
     #[error("managed ledger {0} is being deleted")]
     Deleting(String),

@@ -99,7 +99,15 @@ struct Shared {
     last_offload: std::sync::Mutex<OffloadStatus>,
     /// Open read handles of offloaded ledgers.
     tiered: OnceMap<i64, Arc<OffloadedLedger>>,
+    /// Set while the file system is full or read-only: until when (ms) appends are refused
+    /// outright; after it one probe checks for room. No ledger is created while it is set.
+    out_of_space_until: std::sync::Mutex<Option<u64>>,
 }
+
+/// How long appends are refused after the file system said it is full, before a probe.
+const SPACE_RETRY_MS: u64 = 1000;
+/// Free bytes a probe wants before appends resume.
+const MIN_FREE_BYTES: u64 = 1 << 20;
 
 /// A topic's log. Cheap to clone; every clone is the same ledger.
 #[derive(Clone)]
@@ -120,6 +128,9 @@ impl std::fmt::Debug for ManagedLedger {
 pub struct AppendReceipt {
     ledger_id: i64,
     pending: PendingAppend,
+    /// A write that fails for lack of space puts the ledger in its out-of-space state at once,
+    /// so the client's retry is refused before it reaches the disk.
+    ml: ManagedLedger,
 }
 
 impl AppendReceipt {
@@ -136,10 +147,17 @@ impl std::future::Future for AppendReceipt {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         let ledger_id = self.ledger_id;
-        std::pin::Pin::new(&mut self.pending).poll(cx).map(|r| {
-            r.map(|e| Position::new(ledger_id, e as i64))
-                .map_err(Into::into)
-        })
+        std::pin::Pin::new(&mut self.pending)
+            .poll(cx)
+            .map(|r| match r {
+                Ok(e) => {
+                    // Counted once durable, as Pulsar counts added entries.
+                    self.ml.shared.entries_added.fetch_add(1, Ordering::Relaxed);
+                    Ok(Position::new(ledger_id, e as i64))
+                }
+                Err(e) if e.is_out_of_space() => Err(self.ml.out_of_space(&e)),
+                Err(e) => Err(e.into()),
+            })
     }
 }
 
@@ -206,6 +224,7 @@ impl ManagedLedger {
                 offloading: std::sync::Mutex::new(None),
                 last_offload: std::sync::Mutex::new(OffloadStatus::NotRun),
                 tiered: OnceMap::new(),
+                out_of_space_until: std::sync::Mutex::new(None),
             }),
         };
         let mut st = ml.shared.write.lock().await;
@@ -350,32 +369,106 @@ impl ManagedLedger {
         }
     }
 
+    fn space_guard(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
+        self.shared
+            .out_of_space_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Refuses appends while the file system is out of space: outright until the retry time,
+    /// then after a probe of the free space (which ends the state when there is room again).
+    fn refuse_if_out_of_space(&self) -> Result<()> {
+        let mut until = self.space_guard();
+        let Some(retry_at) = *until else {
+            return Ok(());
+        };
+        let now = self.shared.clock.now_ms();
+        if now < retry_at {
+            return Err(self.storage_full("appends are refused until space returns"));
+        }
+        match self.shared.store.free_bytes() {
+            Ok(free) if free >= MIN_FREE_BYTES => {
+                *until = None;
+                tracing::info!(ledger = %self.shared.name, free, "space is back: appends resume");
+                Ok(())
+            }
+            _ => {
+                *until = Some(now + SPACE_RETRY_MS);
+                Err(self.storage_full("appends are refused until space returns"))
+            }
+        }
+    }
+
+    /// Enters the out-of-space state (reported once, not per refused append).
+    fn out_of_space(&self, cause: &dyn std::fmt::Display) -> LedgerError {
+        let mut until = self.space_guard();
+        if until.is_none() {
+            tracing::warn!(ledger = %self.shared.name, %cause, "the file system is out of space: appends are refused, no ledger is created, until space returns");
+        }
+        *until = Some(self.shared.clock.now_ms() + SPACE_RETRY_MS);
+        self.storage_full(&cause.to_string())
+    }
+
+    fn storage_full(&self, detail: &str) -> LedgerError {
+        LedgerError::StorageFull {
+            ledger: self.shared.name.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// An error of a rollover or append: out of space enters the out-of-space state.
+    fn classify_write_error(&self, e: LedgerError) -> LedgerError {
+        match &e {
+            LedgerError::HotTier(h) if h.is_out_of_space() => self.out_of_space(h),
+            _ => e,
+        }
+    }
+
+    /// Whether appends are refused for lack of space now (checks for room again once the retry
+    /// time has passed).
+    pub fn is_out_of_space(&self) -> bool {
+        self.refuse_if_out_of_space().is_err()
+    }
+
     /// Appends an entry. Returns once the entry is queued (waiting only for rollover or memory
     /// budget); the receipt resolves when it is durable. Receipts resolve in append order.
+    ///
+    /// While the file system is full, appends fail fast with [`LedgerError::StorageFull`] and
+    /// no new ledger is created (a client retrying its sends must not create one per send).
     pub async fn append(&self, data: Bytes) -> Result<AppendReceipt> {
         let len = data.len() as u64;
         let mut st = self.shared.write.lock().await;
         if st.closed {
             return Err(LedgerError::Closed(self.shared.name.clone()));
         }
+        self.refuse_if_out_of_space()?;
         if st.writer.is_none() || self.is_full(&st) {
-            self.rollover(&mut st).await?;
+            self.rollover(&mut st)
+                .await
+                .map_err(|e| self.classify_write_error(e))?;
         }
         let pending = match self.writer(&st)?.append(data.clone()).await {
             Ok(p) => p,
             Err(HotTierError::LedgerFailed { .. } | HotTierError::Sealed(_)) => {
-                // The ledger can take no more (a failed fsync): continue in a new one.
-                self.rollover(&mut st).await?;
-                self.writer(&st)?.append(data).await?
+                // The ledger can take no more (a failed write or fsync, a disk that was full):
+                // continue in a new one. Past `refuse_if_out_of_space`, there is room for it.
+                self.rollover(&mut st)
+                    .await
+                    .map_err(|e| self.classify_write_error(e))?;
+                self.writer(&st)?
+                    .append(data)
+                    .await
+                    .map_err(|e| self.classify_write_error(e.into()))?
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(self.classify_write_error(e.into())),
         };
         st.current_entries += 1;
         st.current_size += len;
-        self.shared.entries_added.fetch_add(1, Ordering::Relaxed);
         let receipt = AppendReceipt {
             ledger_id: st.info.ledgers.last().map(|l| l.ledger_id).unwrap_or(-1),
             pending,
+            ml: self.clone(),
         };
         if self.is_full(&st) {
             // Roll over right away, as Pulsar does, so a full ledger is sealed without waiting
@@ -389,7 +482,10 @@ impl ManagedLedger {
                     }
                     self.maybe_offload_in_background();
                 }
-                Err(e) => tracing::warn!(ledger = %self.shared.name, error = %e, "rollover failed"),
+                Err(e) => match self.classify_write_error(e) {
+                    LedgerError::StorageFull { .. } => {}
+                    e => tracing::warn!(ledger = %self.shared.name, error = %e, "rollover failed"),
+                },
             }
         }
         Ok(receipt)

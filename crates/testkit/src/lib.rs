@@ -11,6 +11,7 @@ pub mod proxy;
 pub mod s3s_fs;
 pub mod slow_meta;
 pub mod standalone;
+pub mod tmpfs;
 
 /// A free TCP port on 127.0.0.1 for a test server (bound and released).
 ///
