@@ -147,3 +147,98 @@ fn a_full_disk_fails_sends_quickly_creates_no_ledgers_and_recovers_by_itself() {
         "the full disk is reported:\n{log}"
     );
 }
+
+/// Runs `tierlog standalone` on `dir` expecting it to refuse to start; returns its stderr.
+fn start_expecting_failure(dir: &std::path::Path) -> String {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(common::bin())
+        .args(["standalone", "--config", "/dev/null"])
+        .env("TIERLOG_dataDirectory", dir.join("data"))
+        .env("TIERLOG_bindAddress", "127.0.0.1")
+        .env("TIERLOG_webServicePort", testkit::free_port().to_string())
+        .env(
+            "TIERLOG_brokerServicePort",
+            testkit::free_port().to_string(),
+        )
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tierlog started on a disk it cannot write");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    std::fs::read_to_string(log.path()).unwrap()
+}
+
+/// Writes zeros into `path` until the file system is full.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    // A last partial page, byte by byte, so not even a small write fits.
+    while f.write_all(&[0]).is_ok() && f.flush().is_ok() {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_after_a_crash_on_a_full_or_read_only_disk_names_the_file_and_the_os_error() {
+    let Some(fs) = Tmpfs::mount("64m") else {
+        return;
+    };
+    let broker = common::start(fs.path(), &[]);
+    let client = common::client(&broker).await;
+    let topic = "persistent://public/default/crashed";
+    // 4000 entries: sealing the recovered ledger needs a footer of several pages.
+    let acked = common::produce(&client, topic, 0..4000, 100, Default::default()).await;
+    assert_eq!(acked.len(), 4000);
+    drop(client);
+    broker.kill();
+
+    // Full: the ledger left open cannot be sealed.
+    let filler = fs.path().join("filler");
+    fill(&filler);
+    let err = start_expecting_failure(fs.path());
+    assert!(
+        err.contains("ledgers/00000000000000000001.open")
+            && err.contains("No space left on device"),
+        "the file and the OS error are named:\n{err}"
+    );
+
+    // Read-only: the same.
+    std::fs::remove_file(&filler).unwrap();
+    fs.remount("ro");
+    let err = start_expecting_failure(fs.path());
+    assert!(
+        err.contains("ledgers/00000000000000000001.open") && err.contains("Read-only file system"),
+        "the file and the OS error are named:\n{err}"
+    );
+
+    // Writable again: it starts and every acknowledged message is there.
+    fs.remount("rw");
+    let broker = common::start(fs.path(), &[]);
+    let client = common::client(&broker).await;
+    let mut consumer = common::consumer(
+        &client,
+        topic,
+        "check",
+        pulsar::SubType::Exclusive,
+        pulsar::consumer::InitialPosition::Earliest,
+    )
+    .await;
+    let got = common::receive(&mut consumer, 4000, true, Duration::from_secs(20)).await;
+    common::check(&got, 100);
+    let mut idx: Vec<usize> = got.iter().map(|r| r.0).collect();
+    idx.sort_unstable();
+    assert_eq!(idx, (0..4000).collect::<Vec<_>>());
+}
