@@ -528,7 +528,21 @@ impl Conn {
                 c.producer_id
             )));
         };
-        let messages = protocol::entry::message_count(&payload.metadata).into();
+        // An entry reaches every consumer unchanged: one a client cannot parse is never stored.
+        let messages = match protocol::check_send(&c, &payload, self.svc.config.max_message_size) {
+            Ok(n) => u64::from(n),
+            Err(e) => {
+                tracing::debug!(topic = %topic.name, producer_id = c.producer_id, sequence_id = c.sequence_id, error = %e, "SEND refused");
+                // NotAllowedError: Pulsar's Java client fails that message and goes on.
+                self.send(commands::send_error(
+                    c.producer_id,
+                    c.sequence_id,
+                    ServerError::NotAllowedError,
+                    format!("message refused: {e}"),
+                ));
+                return Ok(());
+            }
+        };
         let bytes = payload.entry.len() as u64;
         match topic.ml.append(payload.entry).await {
             Ok(receipt) => {

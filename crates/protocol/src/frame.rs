@@ -200,8 +200,9 @@ pub fn encode_send(cmd: &BaseCommand, metadata: &MessageMetadata, payload: &[u8]
 }
 
 /// A SEND whose payload is the concatenation of `parts` (e.g. a batch's message headers and
-/// payloads), built in one buffer with one copy of each part.
-pub fn encode_send_parts(cmd: &BaseCommand, metadata: &MessageMetadata, parts: &[&[u8]]) -> Bytes {
+/// payloads), built in one buffer with one copy of each part. `metadata` is normally a
+/// [`MessageMetadata`]; tests pass other messages to build metadata clients would not send.
+pub fn encode_send_parts(cmd: &BaseCommand, metadata: &impl Message, parts: &[&[u8]]) -> Bytes {
     let cmd_len = cmd.encoded_len();
     let meta_len = metadata.encoded_len();
     let payload_len: usize = parts.iter().map(|p| p.len()).sum();

@@ -1,6 +1,6 @@
 //! Apache Pulsar's binary protocol as tierlog speaks it: the generated protobuf messages of the
 //! vendored `PulsarApi.proto`, the frame codec (simple and payload commands, magic + CRC32C,
-//! size limits), stored-entry parsing, namespace and topic names with all their conversions, and
+//! size limits), the checks a SEND passes before it is stored, stored-entry parsing, namespace and topic names with all their conversions, and
 //! (in [`io`], the only module that touches a socket) the framed connection the broker and the
 //! perf client both use.
 
@@ -9,6 +9,7 @@ pub mod entry;
 pub mod frame;
 pub mod io;
 pub mod names;
+pub mod send_check;
 
 /// Messages generated from `proto/PulsarApi.proto` (package `pulsar.proto`).
 #[allow(clippy::all, missing_docs)]
@@ -25,6 +26,7 @@ pub use names::{
     Domain, MAX_NAME_BYTES, NameError, NamespaceName, TopicName, TopicNameError, validate_producer,
     validate_subscription,
 };
+pub use send_check::{InvalidMessage, check_send};
 
 /// The newest protocol version this broker speaks (what Pulsar 4.x clients send).
 pub const SERVER_PROTOCOL_VERSION: i32 = 20;
