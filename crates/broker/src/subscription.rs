@@ -30,6 +30,9 @@ use crate::topic::{Start, Topic};
 
 /// How many entries one dispatch round reads at most.
 const READ_BATCH: usize = 100;
+/// Waits between dispatch attempts after a failed read: doubling from the first to the last.
+const DISPATCH_MIN_BACKOFF: Duration = Duration::from_millis(200);
+const DISPATCH_MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Byte budget of one dispatch round's read.
 const READ_BYTES: usize = 8 << 20;
 
@@ -641,17 +644,40 @@ impl Subscription {
     async fn dispatch_loop(self: Arc<Self>) {
         let mut appended = self.topic.watch_appended();
         let mut stop = self.stop.subscribe();
+        // After a failed read (a tier that cannot serve an offloaded ledger, say) the next
+        // attempt waits longer each time, up to DISPATCH_MAX_BACKOFF; the failure is logged
+        // when it starts or changes, not on every retry.
+        let mut backoff = DISPATCH_MIN_BACKOFF;
+        let mut last_error: Option<String> = None;
         loop {
             let stopped = *stop.borrow();
             if stopped {
                 return;
             }
             match self.dispatch_once().await {
-                Ok(true) => continue,
-                Ok(false) => {}
+                Ok(delivered) => {
+                    if last_error.take().is_some() {
+                        tracing::info!(topic = %self.topic.name, subscription = %self.name, "dispatch works again");
+                    }
+                    backoff = DISPATCH_MIN_BACKOFF;
+                    if delivered {
+                        continue;
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(topic = %self.topic.name, subscription = %self.name, error = %e, "dispatch failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let text = e.to_string();
+                    if last_error.as_deref() != Some(text.as_str()) {
+                        tracing::warn!(topic = %self.topic.name, subscription = %self.name, error = %text, retry_in = ?backoff, "dispatch failed; retrying with back-off");
+                    } else {
+                        tracing::debug!(topic = %self.topic.name, subscription = %self.name, error = %text, retry_in = ?backoff, "dispatch failed again");
+                    }
+                    last_error = Some(text);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(DISPATCH_MAX_BACKOFF);
+                    continue;
                 }
             }
             tokio::select! {

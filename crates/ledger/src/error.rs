@@ -33,6 +33,9 @@ pub enum LedgerError {
     },
     #[error(transparent)]
     Offload(#[from] offload::OffloadError),
+    /// An offloaded ledger whose hot copy is gone cannot be read from the tier now.
+    #[error("ledger {ledger_id} is offloaded and the tier cannot serve it now: {detail}")]
+    TierUnavailable { ledger_id: i64, detail: String },
     /// No offload driver is configured.
     #[error("no offload driver is configured")]
     OffloadNotConfigured,

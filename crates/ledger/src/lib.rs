@@ -25,5 +25,7 @@ pub use config::ManagedLedgerConfig;
 pub use cursor::{CursorState, InitialPosition};
 pub use error::{LedgerError, Result};
 pub use factory::ManagedLedgerFactory;
-pub use managed_ledger::{AppendReceipt, Entry, LedgerStats, ManagedLedger, OffloadStatus};
+pub use managed_ledger::{
+    AppendReceipt, Entry, LedgerStats, ManagedLedger, OffloadStatus, TierReadFailure,
+};
 pub use position::Position;

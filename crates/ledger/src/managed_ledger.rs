@@ -54,6 +54,24 @@ pub struct LedgerStats {
     pub last_ledger_created_ms: u64,
     pub last_confirmed: Position,
     pub ledgers: Vec<LedgerInfo>,
+    /// Reads of offloaded ledgers the tier failed since the broker started.
+    pub tier_read_errors: u64,
+    /// Offloaded ledgers whose tier reads fail now (cleared by the next successful read).
+    pub tier_read_failures: BTreeMap<i64, TierReadFailure>,
+}
+
+/// An offloaded ledger the tier does not serve right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierReadFailure {
+    /// The latest error.
+    pub error: String,
+    /// When reads started failing, and the latest failure (ms since the epoch).
+    pub since_ms: u64,
+    pub last_ms: u64,
+    /// Failed reads since `since_ms`.
+    pub count: u64,
+    /// Whether reads are served from the ledger's hot copy meanwhile.
+    pub served_hot: bool,
 }
 
 /// The ledger list as readers see it: ordered, the ledger being written last.
@@ -99,6 +117,9 @@ struct Shared {
     last_offload: std::sync::Mutex<OffloadStatus>,
     /// Open read handles of offloaded ledgers.
     tiered: OnceMap<i64, Arc<OffloadedLedger>>,
+    /// Offloaded ledgers whose tier reads fail now, and how many tier reads ever failed.
+    tier_failures: std::sync::Mutex<BTreeMap<i64, TierReadFailure>>,
+    tier_read_errors: AtomicU64,
     /// Set while the file system is full or read-only: until when (ms) appends are refused
     /// outright; after it one probe checks for room. No ledger is created while it is set.
     out_of_space_until: std::sync::Mutex<Option<u64>>,
@@ -224,6 +245,8 @@ impl ManagedLedger {
                 offloading: std::sync::Mutex::new(None),
                 last_offload: std::sync::Mutex::new(OffloadStatus::NotRun),
                 tiered: OnceMap::new(),
+                tier_failures: std::sync::Mutex::new(BTreeMap::new()),
+                tier_read_errors: AtomicU64::new(0),
                 out_of_space_until: std::sync::Mutex::new(None),
             }),
         };
@@ -671,18 +694,9 @@ impl ManagedLedger {
             let want = (max_entries - out.len()) as i64;
             let last = (count - 1).min(start + want - 1);
             let mut data = if self.reads_from_tier(l) {
-                self.tiered_handle(l)
-                    .await?
-                    .read_up_to(start, last, budget)
-                    .await?
+                self.read_offloaded(l, start, last, budget).await?
             } else {
-                let store = self.shared.store.clone();
-                let id = l.ledger_id as u64;
-                tokio::task::spawn_blocking(move || {
-                    store.read(id, start as u64, last as u64, budget)
-                })
-                .await
-                .map_err(|e| LedgerError::Task(e.to_string()))??
+                self.read_hot(l.ledger_id, start, last, budget).await?
             };
             let mut used = 0usize;
             let keep = data
@@ -707,6 +721,22 @@ impl ManagedLedger {
             }
         }
         Ok(out)
+    }
+
+    /// Entries `start..=last` of a ledger's hot copy (up to `budget` bytes, at least one).
+    pub(super) async fn read_hot(
+        &self,
+        ledger_id: i64,
+        start: i64,
+        last: i64,
+        budget: usize,
+    ) -> Result<Vec<Bytes>> {
+        let store = self.shared.store.clone();
+        let id = ledger_id as u64;
+        tokio::task::spawn_blocking(move || store.read(id, start as u64, last as u64, budget))
+            .await
+            .map_err(|e| LedgerError::Task(e.to_string()))?
+            .map_err(Into::into)
     }
 
     /// Removes the ledgers retention no longer needs (never one a cursor still needs, never the
@@ -829,6 +859,8 @@ impl ManagedLedger {
             last_ledger_created_ms: st.current_created_ms,
             last_confirmed: self.last_confirmed(),
             ledgers: st.info.ledgers.clone(),
+            tier_read_errors: self.shared.tier_read_errors.load(Ordering::Relaxed),
+            tier_read_failures: self.tier_failures().clone(),
         }
     }
 }

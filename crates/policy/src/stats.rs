@@ -2,7 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use ledger::{ManagedLedger, info};
+use ledger::{ManagedLedger, TierReadFailure, info};
 
 use crate::types::{CursorStatsJson, LedgerInfoJson, PersistentTopicInternalStats};
 
@@ -11,7 +11,7 @@ pub fn iso8601(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn ledger_json(l: &info::LedgerInfo) -> LedgerInfoJson {
+fn ledger_json(l: &info::LedgerInfo, failure: Option<&TierReadFailure>) -> LedgerInfoJson {
     LedgerInfoJson {
         ledger_id: l.ledger_id,
         entries: l.entries,
@@ -19,6 +19,19 @@ fn ledger_json(l: &info::LedgerInfo) -> LedgerInfoJson {
         offloaded: l.offload.as_ref().is_some_and(|o| o.complete),
         metadata: None,
         under_replicated: false,
+        offload_read_error: failure.map(|f| {
+            format!(
+                "{} ({} failed reads since {}; {})",
+                f.error,
+                f.count,
+                iso8601(f.since_ms),
+                if f.served_hot {
+                    "reads are served from the hot copy"
+                } else {
+                    "no hot copy: reads wait and retry"
+                }
+            )
+        }),
     }
 }
 
@@ -70,7 +83,11 @@ pub async fn internal_stats(ml: &ManagedLedger) -> PersistentTopicInternalStats 
             "Closed"
         }
         .into(),
-        ledgers: st.ledgers.iter().map(ledger_json).collect(),
+        ledgers: st
+            .ledgers
+            .iter()
+            .map(|l| ledger_json(l, st.tier_read_failures.get(&l.ledger_id)))
+            .collect(),
         cursors,
         schema_ledgers: Vec::new(),
         compacted_ledger: LedgerInfoJson {
@@ -80,6 +97,7 @@ pub async fn internal_stats(ml: &ManagedLedger) -> PersistentTopicInternalStats 
             offloaded: false,
             metadata: None,
             under_replicated: false,
+            offload_read_error: None,
         },
     }
 }

@@ -170,6 +170,9 @@ pub struct LedgerInfoJson {
     pub metadata: Option<String>,
     #[serde(default)]
     pub under_replicated: bool,
+    /// tierlog's own: why the tier cannot serve this offloaded ledger now (absent when it can).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offload_read_error: Option<String>,
 }
 
 /// One cursor of `PersistentTopicInternalStats`.

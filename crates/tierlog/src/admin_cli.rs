@@ -800,6 +800,7 @@ mod tests {
                     offloaded: false,
                     metadata: None,
                     under_replicated: false,
+                    offload_read_error: None,
                 })
                 .collect()
         };

@@ -93,6 +93,24 @@ pub async fn render(
             );
         }
     }
+    // Pulsar's name and labels for failed reads of offloaded ledgers.
+    header(
+        &mut out,
+        "brk_ledgeroffloader_read_offload_error",
+        "counter",
+        "Reads of offloaded ledgers the tier failed (served from the hot copy or retried).",
+    );
+    for (ml, stats) in ledgers.iter().zip(rows.iter().map(|(_, s)| s)) {
+        if let Some(topic) = protocol::TopicName::from_managed_ledger_name(ml.name()) {
+            let _ = writeln!(
+                out,
+                "brk_ledgeroffloader_read_offload_error{{namespace=\"{}\",topic=\"{}\"}} {}",
+                escape(&topic.namespace().to_string()),
+                escape(&topic.to_string()),
+                stats.tier_read_errors
+            );
+        }
+    }
     {
         use std::sync::atomic::Ordering::Relaxed;
         let c = object_stores;
