@@ -34,7 +34,7 @@ use crate::info::{self, CursorInfo, LedgerInfo, ManagedLedgerInfo};
 use crate::position::Position;
 use crate::retention::{RetentionPolicy, ledgers_to_trim};
 
-pub use tiering::OffloadStatus;
+pub use tiering::{OffloadProgress, OffloadStatus};
 
 /// One entry read from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

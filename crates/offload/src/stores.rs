@@ -8,7 +8,9 @@
 //!
 //! Retries happen in one layer only, object_store's own [`object_store::RetryConfig`]: it
 //! retries server errors, timeouts and broken connections (re-requesting the rest of a body that
-//! broke off), never a 4xx answer.
+//! broke off), never a 4xx answer. How long a store that does not answer can hold an operation
+//! is bounded by [`ClientSettings`]: no retry starts once `operation_timeout` has passed since
+//! the first attempt, and each attempt ends after `request_timeout`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,22 +25,37 @@ use crate::error::{OffloadError, Result};
 use crate::location::{Location, S3Flavor};
 
 /// HTTP client behaviour shared by every store of a broker.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSettings {
     /// Retries of a failed request beyond the first attempt.
     pub max_retries: usize,
     pub retry_init_backoff: Duration,
     pub retry_max_backoff: Duration,
+    /// One HTTP request, connecting included, from sending to the end of the answer's body.
     pub request_timeout: Duration,
+    /// One operation with its retries: none starts after this long. An operation therefore ends
+    /// within `operation_timeout + request_timeout`.
+    pub operation_timeout: Duration,
+}
+
+impl ClientSettings {
+    /// Defaults of `managedLedgerOffloadRequestTimeoutMs`, `managedLedgerOffloadOperationTimeoutMs`
+    /// and `managedLedgerOffloadMaxRetries`.
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_MAX_RETRIES: usize = 3;
+    /// Connecting never waits longer than this (nor longer than a request may take).
+    const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 impl Default for ClientSettings {
     fn default() -> Self {
         ClientSettings {
-            max_retries: 5,
+            max_retries: Self::DEFAULT_MAX_RETRIES,
             retry_init_backoff: Duration::from_millis(50),
             retry_max_backoff: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            operation_timeout: Self::DEFAULT_OPERATION_TIMEOUT,
         }
     }
 }
@@ -120,7 +137,11 @@ fn client_options(location: &Location, settings: &ClientSettings) -> object_stor
     object_store::ClientOptions::new()
         .with_allow_http(allow_http)
         .with_timeout(settings.request_timeout)
-        .with_connect_timeout(Duration::from_secs(5))
+        .with_connect_timeout(
+            settings
+                .request_timeout
+                .min(ClientSettings::MAX_CONNECT_TIMEOUT),
+        )
 }
 
 fn retry(settings: &ClientSettings) -> object_store::RetryConfig {
@@ -131,7 +152,7 @@ fn retry(settings: &ClientSettings) -> object_store::RetryConfig {
             base: 2.0,
         },
         max_retries: settings.max_retries,
-        retry_timeout: settings.request_timeout * 2,
+        retry_timeout: settings.operation_timeout,
     }
 }
 

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use ledger::ManagedLedgerConfig;
-use offload::{BlobStoreReader, ObjectStores};
+use offload::{BlobStoreReader, ClientSettings, ObjectStores};
 
 use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
 
@@ -189,6 +189,10 @@ pub struct BrokerConfig {
     pub offload: OffloadPolicies,
     /// What the offload policies do not set (filesystem directory, parallelism, read-ahead).
     pub offload_defaults: OffloadDefaults,
+    /// How every object-store client of the broker times out and retries
+    /// (`managedLedgerOffloadRequestTimeoutMs`, `managedLedgerOffloadOperationTimeoutMs`,
+    /// `managedLedgerOffloadMaxRetries`; tierlog's keys: Pulsar leaves these to jclouds).
+    pub object_store_client: ClientSettings,
 }
 
 impl BrokerConfig {
@@ -259,6 +263,29 @@ impl BrokerConfig {
             )? as usize,
             cluster_name: cluster_name.clone(),
         };
+        let millis = |raw: &mut Properties, key: &str, default: std::time::Duration| {
+            raw.unsigned(key, default.as_millis() as u64, 100, 3_600_000)
+                .map(std::time::Duration::from_millis)
+        };
+        let object_store_client = ClientSettings {
+            request_timeout: millis(
+                raw,
+                "managedLedgerOffloadRequestTimeoutMs",
+                ClientSettings::DEFAULT_REQUEST_TIMEOUT,
+            )?,
+            operation_timeout: millis(
+                raw,
+                "managedLedgerOffloadOperationTimeoutMs",
+                ClientSettings::DEFAULT_OPERATION_TIMEOUT,
+            )?,
+            max_retries: raw.unsigned(
+                "managedLedgerOffloadMaxRetries",
+                ClientSettings::DEFAULT_MAX_RETRIES as u64,
+                0,
+                100,
+            )? as usize,
+            ..ClientSettings::default()
+        };
         let mut offload = OffloadPolicies::from_properties(raw)?;
         if offload.managed_ledger_offload_driver.is_none() {
             // tierlog offloads to a local directory unless told otherwise.
@@ -314,6 +341,7 @@ impl BrokerConfig {
             managed_ledger,
             offload,
             offload_defaults,
+            object_store_client,
         };
         let warnings = props
             .remaining()
@@ -377,6 +405,7 @@ mod tests {
             (600_000, 14_400_000)
         );
         assert_eq!((ml.retention_time_ms, ml.retention_size_bytes), (0, 0));
+        assert_eq!(c.object_store_client, ClientSettings::default());
         let (c, _) = load(
             "defaultRetentionTimeInMinutes=-1\ndefaultRetentionSizeInMB=10\n",
             &[],
@@ -475,6 +504,25 @@ mod tests {
         let e = err("managedLedgerDataReadPriority=fastest\n");
         assert!(
             e.contains("managedLedgerDataReadPriority: \"fastest\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn object_store_timeouts_and_retries_are_configurable() {
+        let text = "managedLedgerOffloadRequestTimeoutMs=1500\nmanagedLedgerOffloadOperationTimeoutMs=4000\n\
+                    managedLedgerOffloadMaxRetries=1\n";
+        let (c, warnings) = load(text, &[]).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let s = &c.object_store_client;
+        assert_eq!(s.request_timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(s.operation_timeout, std::time::Duration::from_secs(4));
+        assert_eq!(s.max_retries, 1);
+        let e = load("managedLedgerOffloadRequestTimeoutMs=0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("managedLedgerOffloadRequestTimeoutMs: \"0\" (allowed: an integer from 100"),
             "{e}"
         );
     }

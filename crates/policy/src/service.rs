@@ -15,8 +15,8 @@ use crate::error::{PolicyError, Result};
 use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
 use crate::store::PolicyStore;
 use crate::types::{
-    MessageIdJson, OffloadProcessStatus, PersistentTopicInternalStats, Policies, ProcessStatus,
-    RetentionPolicies, TenantInfo, TopicPolicies,
+    MessageIdJson, OffloadProcessStatus, OffloadProgressJson, PersistentTopicInternalStats,
+    Policies, ProcessStatus, RetentionPolicies, TenantInfo, TopicPolicies,
 };
 
 /// What a topic runs with.
@@ -342,27 +342,33 @@ impl PolicyService {
     pub async fn offload_status(&self, topic: &TopicName) -> Result<OffloadProcessStatus> {
         let ml = self.existing_topic(topic).await?;
         let earliest = MessageIdJson::new(-1, -1);
+        let status = |status, last_error, first_unoffloaded_message| OffloadProcessStatus {
+            status,
+            last_error,
+            first_unoffloaded_message,
+            progress: None,
+        };
         Ok(match ml.offload_status() {
-            OffloadStatus::NotRun => OffloadProcessStatus {
-                status: ProcessStatus::NotRun,
-                last_error: String::new(),
-                first_unoffloaded_message: earliest,
+            OffloadStatus::NotRun => status(ProcessStatus::NotRun, String::new(), earliest),
+            OffloadStatus::Running(p) => OffloadProcessStatus {
+                progress: Some(OffloadProgressJson {
+                    ledgers_offloaded: p.ledgers_offloaded,
+                    ledgers_failed: p.ledgers_failed,
+                    ledgers_remaining: p.ledgers_remaining(),
+                    current_ledger: p.current_ledger,
+                }),
+                ..status(
+                    ProcessStatus::Running,
+                    p.last_error.unwrap_or_default(),
+                    earliest,
+                )
             },
-            OffloadStatus::Running => OffloadProcessStatus {
-                status: ProcessStatus::Running,
-                last_error: String::new(),
-                first_unoffloaded_message: earliest,
-            },
-            OffloadStatus::Success(p) => OffloadProcessStatus {
-                status: ProcessStatus::Success,
-                last_error: String::new(),
-                first_unoffloaded_message: MessageIdJson::new(p.ledger_id, p.entry_id),
-            },
-            OffloadStatus::Error(e) => OffloadProcessStatus {
-                status: ProcessStatus::Error,
-                last_error: e,
-                first_unoffloaded_message: earliest,
-            },
+            OffloadStatus::Success(p) => status(
+                ProcessStatus::Success,
+                String::new(),
+                MessageIdJson::new(p.ledger_id, p.entry_id),
+            ),
+            OffloadStatus::Error(e) => status(ProcessStatus::Error, e, earliest),
         })
     }
 

@@ -153,9 +153,26 @@ pub enum ProcessStatus {
 #[serde(rename_all = "camelCase")]
 pub struct OffloadProcessStatus {
     pub status: ProcessStatus,
+    /// Why the offload failed; while it runs, the latest per-ledger failure (it goes on with
+    /// the next ledger).
     #[serde(default)]
     pub last_error: String,
     pub first_unoffloaded_message: MessageIdJson,
+    /// tierlog's own, while the offload runs: how far it has got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<OffloadProgressJson>,
+}
+
+/// How far a running offload has got (tierlog's addition to `OffloadProcessStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OffloadProgressJson {
+    pub ledgers_offloaded: u64,
+    pub ledgers_failed: u64,
+    /// Not yet done, the one being uploaded included.
+    pub ledgers_remaining: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_ledger: Option<i64>,
 }
 
 /// One ledger of `PersistentTopicInternalStats`.
@@ -248,6 +265,7 @@ mod tests {
             status: ProcessStatus::NotRun,
             last_error: String::new(),
             first_unoffloaded_message: MessageIdJson::new(-1, -1),
+            progress: None,
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),

@@ -721,16 +721,28 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
                 if !(wait && s.status == ProcessStatus::Running) {
                     break s;
                 }
+                if let Some(spinner) = &spinner {
+                    spinner.set_message(format!("offload running{}", running_detail(&s)));
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             };
             if let Some(s) = spinner {
                 s.finish_and_clear();
             }
+            if output == OutputFormat::Json {
+                print_json(&status)?;
+                if status.status == ProcessStatus::Error {
+                    bail!("Error offloading: {}", status.last_error);
+                }
+                return Ok(());
+            }
             match status.status {
                 ProcessStatus::NotRun => {
                     println!("Offload has not been run for {full} since broker startup")
                 }
-                ProcessStatus::Running => println!("Offload is currently running"),
+                ProcessStatus::Running => {
+                    println!("Offload is currently running{}", running_detail(&status))
+                }
                 ProcessStatus::Success => println!("Offload was a success"),
                 ProcessStatus::Error => {
                     println!("Error in offload");
@@ -740,6 +752,25 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// How far a running offload has got, for a human: ` (2 of 5 ledgers offloaded, …)`.
+fn running_detail(s: &OffloadProcessStatus) -> String {
+    let Some(p) = &s.progress else {
+        return String::new();
+    };
+    let total = p.ledgers_offloaded + p.ledgers_failed + p.ledgers_remaining;
+    let mut out = format!(" ({} of {total} ledgers offloaded", p.ledgers_offloaded);
+    if p.ledgers_failed > 0 {
+        out += &format!(", {} failed", p.ledgers_failed);
+    }
+    if let Some(l) = p.current_ledger {
+        out += &format!(", uploading ledger {l}");
+    }
+    if !s.last_error.is_empty() {
+        out += &format!("; last error: {}", s.last_error);
+    }
+    out + ")"
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     );
 
     // One cache of object-store clients for every offloader and reader of the broker.
-    let object_stores = Arc::new(ObjectStores::default());
+    let object_stores = Arc::new(ObjectStores::new(config.object_store_client.clone()));
     let target = config.offload_target();
     match &target {
         Some(t) => {

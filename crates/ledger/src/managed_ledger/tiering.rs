@@ -37,11 +37,33 @@ const TIER_RETRY_MS: u64 = 30_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OffloadStatus {
     NotRun,
-    Running,
+    Running(OffloadProgress),
     /// Done; the first position not offloaded.
     Success(Position),
     /// Failed; what went wrong.
     Error(String),
+}
+
+/// How far a running offload has got: ledgers are offloaded one at a time, oldest first, and a
+/// failed ledger does not stop the ones after it (as Pulsar's offload loop).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffloadProgress {
+    /// Ledgers this offload set out to offload.
+    pub ledgers_total: u64,
+    pub ledgers_offloaded: u64,
+    pub ledgers_failed: u64,
+    /// The ledger being uploaded now.
+    pub current_ledger: Option<i64>,
+    /// The latest per-ledger failure, naming the ledger.
+    pub last_error: Option<String>,
+}
+
+impl OffloadProgress {
+    /// Ledgers neither offloaded nor failed yet (the current one included).
+    pub fn ledgers_remaining(&self) -> u64 {
+        self.ledgers_total
+            .saturating_sub(self.ledgers_offloaded + self.ledgers_failed)
+    }
 }
 
 /// A sealed hot-tier ledger as the offloader's source.
@@ -250,7 +272,8 @@ impl ManagedLedger {
             .offload_lock
             .try_lock()
             .map_err(|_| LedgerError::OffloadInProgress)?;
-        self.offload_prefix_locked(&offloader, limit).await
+        self.offload_prefix_locked(&offloader, limit, &mut |_| {})
+            .await
     }
 
     /// [`offload_prefix`](Self::offload_prefix) in a background task, its outcome kept for
@@ -260,10 +283,15 @@ impl ManagedLedger {
         let running = Arc::clone(&self.shared.offload_lock)
             .try_lock_owned()
             .map_err(|_| LedgerError::OffloadInProgress)?;
-        self.set_offload_status(OffloadStatus::Running);
+        self.set_offload_status(OffloadStatus::Running(OffloadProgress::default()));
         let ml = self.clone();
         tokio::spawn(async move {
-            let status = match ml.offload_prefix_locked(&offloader, limit).await {
+            let mut report =
+                |p: &OffloadProgress| ml.set_offload_status(OffloadStatus::Running(p.clone()));
+            let outcome = ml
+                .offload_prefix_locked(&offloader, limit, &mut report)
+                .await;
+            let status = match outcome {
                 Ok(p) => OffloadStatus::Success(p),
                 Err(e) => OffloadStatus::Error(e.to_string()),
             };
@@ -290,10 +318,12 @@ impl ManagedLedger {
             .unwrap_or_else(|p| p.into_inner()) = status;
     }
 
+    /// Offloads the selected ledgers, telling `progress` before and after each one.
     async fn offload_prefix_locked(
         &self,
         offloader: &Arc<dyn LedgerOffloader>,
         limit: Position,
+        progress: &mut (dyn FnMut(&OffloadProgress) + Send),
     ) -> Result<Position> {
         let (selected, first_retained) = {
             let st = self.shared.write.lock().await;
@@ -315,13 +345,26 @@ impl ManagedLedger {
         };
         let mut first_unoffloaded = Position::new(first_retained, 0);
         let mut first_error = None;
+        let mut state = OffloadProgress {
+            ledgers_total: selected.len() as u64,
+            ..OffloadProgress::default()
+        };
         for id in selected {
-            if let Err(e) = self.offload_one(offloader, id).await {
-                tracing::warn!(ledger = %self.shared.name, ledger_id = id, error = %e, "offload of ledger failed");
-                first_unoffloaded = first_unoffloaded.min(Position::new(id, 0));
-                first_error.get_or_insert(e);
+            state.current_ledger = Some(id);
+            progress(&state);
+            match self.offload_one(offloader, id).await {
+                Ok(()) => state.ledgers_offloaded += 1,
+                Err(e) => {
+                    tracing::warn!(ledger = %self.shared.name, ledger_id = id, error = %e, "offload of ledger failed");
+                    state.ledgers_failed += 1;
+                    state.last_error = Some(format!("ledger {id}: {e}"));
+                    first_unoffloaded = first_unoffloaded.min(Position::new(id, 0));
+                    first_error.get_or_insert(e);
+                }
             }
         }
+        state.current_ledger = None;
+        progress(&state);
         match first_error {
             Some(e) => Err(e),
             None => Ok(first_unoffloaded),
