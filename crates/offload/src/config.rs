@@ -83,7 +83,7 @@ impl OffloadConfig {
 
     /// Checks what Pulsar checks, with messages that name the setting.
     pub fn validate(&self) -> Result<()> {
-        self.location.validate()?;
+        self.location.validate_target()?;
         let driver = self.location.driver();
         if self.max_block_size_bytes < MIN_BLOCK_SIZE {
             return Err(OffloadError::Config(format!(
@@ -116,7 +116,7 @@ mod tests {
     fn validation_names_the_setting_and_debug_hides_secrets() {
         let mut c = OffloadConfig::new(Location::new(
             Driver::AwsS3,
-            Some("b".into()),
+            Some("bucket".into()),
             None,
             None,
             PathBuf::new(),
@@ -130,7 +130,7 @@ mod tests {
         );
         let mut g = OffloadConfig::new(Location::new(
             Driver::GoogleCloudStorage,
-            Some("b".into()),
+            Some("bucket".into()),
             None,
             None,
             PathBuf::new(),

@@ -112,6 +112,81 @@ pub enum Location {
     },
 }
 
+/// A storage family's naming rules for buckets or containers (its documented ones).
+struct NameRules {
+    what: &'static str,
+    min: usize,
+    max: usize,
+    /// Characters allowed besides lowercase ASCII letters and digits.
+    extra: &'static str,
+    /// `--` is refused (Azure containers).
+    no_double_dash: bool,
+}
+
+/// S3's rules (AWS's general-purpose buckets; S3-compatible stores follow them).
+const S3_BUCKET: NameRules = NameRules {
+    what: "S3 bucket name (3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit)",
+    min: 3,
+    max: 63,
+    extra: ".-",
+    no_double_dash: false,
+};
+const GCS_BUCKET: NameRules = NameRules {
+    what: "GCS bucket name (3-222 lowercase letters, digits, '.', '-' and '_', starting and ending with a letter or digit)",
+    min: 3,
+    max: 222,
+    extra: ".-_",
+    no_double_dash: false,
+};
+const AZURE_CONTAINER: NameRules = NameRules {
+    what: "Azure container name (3-63 lowercase letters, digits and single '-', starting and ending with a letter or digit)",
+    min: 3,
+    max: 63,
+    extra: "-",
+    no_double_dash: true,
+};
+
+impl NameRules {
+    fn check(&self, name: &str) -> std::result::Result<(), String> {
+        let len = name.chars().count();
+        if len < self.min || len > self.max {
+            return Err(format!("{len} characters"));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || self.extra.contains(*c)))
+        {
+            return Err(format!("{c:?} is not allowed"));
+        }
+        let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        if !alnum(name.chars().next()) || !alnum(name.chars().last()) {
+            return Err("it must start and end with a letter or digit".into());
+        }
+        if name.contains("..") {
+            return Err("'..' is not allowed".into());
+        }
+        if self.no_double_dash && name.contains("--") {
+            return Err("'--' is not allowed".into());
+        }
+        Ok(())
+    }
+}
+
+/// An endpoint must be an absolute `http` or `https` URL with a host.
+fn check_endpoint(endpoint: &str) -> std::result::Result<(), String> {
+    let url = url::Url::parse(endpoint).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "scheme {:?} (expected http or https)",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    Ok(())
+}
+
 /// A ledger's location as Pulsar records it in the offload context: the driver name and a map
 /// of `managedLedgerOffloadDriver`, `bucket`, `region`, `serviceEndpoint` (object stores) or
 /// `storageBasePath` (filesystem).
@@ -239,6 +314,42 @@ impl Location {
             return Err(OffloadError::Config(
                 "the S3 offload driver requires s3ManagedLedgerOffloadServiceEndpoint".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// [`validate`](Self::validate) and the rules a location must follow to be written to: the
+    /// store's naming rules for buckets and containers, and an endpoint that is an `http(s)` URL.
+    /// Only for new offload settings: ledgers already offloaded are read wherever they are.
+    pub fn validate_target(&self) -> Result<()> {
+        self.validate()?;
+        let prefix = self.driver().key_prefix();
+        let (name, rules, endpoint) = match self {
+            Location::S3 {
+                bucket, endpoint, ..
+            } => (bucket, &S3_BUCKET, endpoint),
+            Location::Gcs {
+                bucket, endpoint, ..
+            } => (bucket, &GCS_BUCKET, endpoint),
+            Location::Azure {
+                container,
+                endpoint,
+            } => (container, &AZURE_CONTAINER, endpoint),
+            Location::Filesystem { .. } => return Ok(()),
+        };
+        if let Err(why) = rules.check(name) {
+            return Err(OffloadError::Config(format!(
+                "{prefix}Bucket {name:?} is not a valid {} for the {} offload driver: {why}",
+                rules.what,
+                self.driver()
+            )));
+        }
+        if let Some(e) = endpoint
+            && let Err(why) = check_endpoint(e)
+        {
+            return Err(OffloadError::Config(format!(
+                "{prefix}ServiceEndpoint {e:?} is not a valid endpoint: {why}"
+            )));
         }
         Ok(())
     }
@@ -374,6 +485,73 @@ mod tests {
             .contains("gcsManagedLedgerOffloadBucket is required")
         );
         assert!(Location::filesystem("").validate().is_ok());
+    }
+
+    #[test]
+    fn targets_follow_the_stores_naming_rules_and_take_only_http_endpoints() {
+        let at = |driver, bucket: &str, endpoint: Option<&str>| {
+            Location::new(
+                driver,
+                Some(bucket.into()),
+                None,
+                endpoint.map(Into::into),
+                PathBuf::new(),
+            )
+            .validate_target()
+            .map_err(|e| e.to_string())
+        };
+        let local = Some("http://127.0.0.1:9000");
+        for ok in ["abc", "my-bucket.logs", "0a9", &"b".repeat(63)] {
+            assert_eq!(at(Driver::S3, ok, local), Ok(()), "{ok}");
+        }
+        for bad in [
+            "bad bucket name!!",
+            "ab",
+            "Upper",
+            "-dash",
+            "dot.",
+            "a..b",
+            "under_score",
+            &"b".repeat(64),
+        ] {
+            let e = at(Driver::AwsS3, bad, None).unwrap_err();
+            assert!(
+                e.contains(&format!(
+                    "s3ManagedLedgerOffloadBucket {bad:?} is not a valid S3 bucket name"
+                )),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(at(Driver::GoogleCloudStorage, "under_score", None), Ok(()));
+        assert!(
+            at(Driver::AzureBlob, "a--b", None)
+                .unwrap_err()
+                .contains("'--'")
+        );
+        assert!(
+            at(Driver::AzureBlob, "a.b", None)
+                .unwrap_err()
+                .contains("'.' is not allowed")
+        );
+        for bad in ["not a url", "ftp://host", "http://", "127.0.0.1:9000"] {
+            let e = at(Driver::S3, "abc", Some(bad)).unwrap_err();
+            assert!(
+                e.contains(&format!(
+                    "s3ManagedLedgerOffloadServiceEndpoint {bad:?} is not a valid endpoint"
+                )),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(
+            at(Driver::S3, "abc", Some("https://s3.example.com:443/base")),
+            Ok(())
+        );
+        // Names already written by Pulsar under older rules still read: only targets are checked.
+        assert!(
+            Location::s3_compatible("Legacy_Bucket", "http://127.0.0.1:9000")
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]

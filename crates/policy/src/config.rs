@@ -452,25 +452,28 @@ mod tests {
 
     #[test]
     fn s3_keys_resolve_specific_before_generic() {
-        let text = "managedLedgerOffloadDriver=S3\ns3ManagedLedgerOffloadBucket=b1\nmanagedLedgerOffloadBucket=generic\n\
+        let text = "managedLedgerOffloadDriver=S3\ns3ManagedLedgerOffloadBucket=bucket1\nmanagedLedgerOffloadBucket=generic\n\
                     s3ManagedLedgerOffloadServiceEndpoint=http://127.0.0.1:9000\ns3ManagedLedgerOffloadRole=arn:r\n";
         let (c, warnings) = load(text, &[]).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         let o = c.offload_target().unwrap();
         assert_eq!(
             o.location,
-            offload::Location::s3_compatible("b1", "http://127.0.0.1:9000")
+            offload::Location::s3_compatible("bucket1", "http://127.0.0.1:9000")
         );
         assert_eq!(o.location.region_or_default(), "us-east-1");
         assert_eq!(o.credentials.role.as_deref(), Some("arn:r"));
         assert_eq!(o.credentials.role_session_name(), "pulsar-s3-offload");
         assert_eq!(o.max_block_size_bytes, 64 << 20);
         let (c, _) = load(
-            "managedLedgerOffloadDriver=azureblob\nmanagedLedgerOffloadBucket=c\n",
+            "managedLedgerOffloadDriver=azureblob\nmanagedLedgerOffloadBucket=container\n",
             &[],
         )
         .unwrap();
-        assert_eq!(c.offload_target().unwrap().location.to_string(), "c");
+        assert_eq!(
+            c.offload_target().unwrap().location.to_string(),
+            "container"
+        );
     }
 
     #[test]
@@ -479,13 +482,13 @@ mod tests {
         let e = err("managedLedgerOffloadDriver=tape\n");
         assert!(e.contains("managedLedgerOffloadDriver: \"tape\""), "{e}");
         let e = err(
-            "managedLedgerOffloadDriver=aws-s3\ns3ManagedLedgerOffloadBucket=b\ns3ManagedLedgerOffloadMaxBlockSizeInBytes=1048576\n",
+            "managedLedgerOffloadDriver=aws-s3\ns3ManagedLedgerOffloadBucket=bucket\ns3ManagedLedgerOffloadMaxBlockSizeInBytes=1048576\n",
         );
         assert!(
             e.contains("s3ManagedLedgerOffloadMaxBlockSizeInBytes cannot be less than 5MB"),
             "{e}"
         );
-        let e = err("managedLedgerOffloadDriver=S3\ns3ManagedLedgerOffloadBucket=b\n");
+        let e = err("managedLedgerOffloadDriver=S3\ns3ManagedLedgerOffloadBucket=bucket\n");
         assert!(
             e.contains("requires s3ManagedLedgerOffloadServiceEndpoint"),
             "{e}"

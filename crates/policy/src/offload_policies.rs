@@ -128,6 +128,26 @@ pub enum ResolveError {
     Offload(#[from] OffloadError),
 }
 
+/// What a threshold or lag may be: -1 (off/unset) or a non-negative amount.
+pub const LIMIT_ALLOWED: &str = "-1 or a non-negative number";
+
+/// A threshold or lag (`offloadThreshold`, `offloadThresholdInSeconds`, `offloadDeletionLagMs`
+/// and their `managedLedgerOffload*` forms): -1 or at least 0.
+pub fn check_limit(key: &'static str, v: i64) -> crate::Result<i64> {
+    Ok(limit(key, v)?)
+}
+
+fn limit(key: &'static str, v: i64) -> Result<i64, ResolveError> {
+    if v < -1 {
+        return Err(ResolveError::InvalidValue {
+            key,
+            value: v.to_string(),
+            allowed: LIMIT_ALLOWED,
+        });
+    }
+    Ok(v)
+}
+
 /// Pulsar's default `managedLedgerOffloadDeletionLagMs`: 4 hours.
 const DEFAULT_DELETION_LAG_MS: i64 = 4 * 3600 * 1000;
 
@@ -230,6 +250,24 @@ impl OffloadPolicies {
         defaults: &OffloadDefaults,
         base: &ManagedLedgerConfig,
     ) -> Result<(ManagedLedgerConfig, Option<OffloadConfig>), ResolveError> {
+        for (key, v) in [
+            (
+                "managedLedgerOffloadThresholdInBytes",
+                self.managed_ledger_offload_threshold_in_bytes,
+            ),
+            (
+                "managedLedgerOffloadThresholdInSeconds",
+                self.managed_ledger_offload_threshold_in_seconds,
+            ),
+            (
+                "managedLedgerOffloadDeletionLagInMillis",
+                self.managed_ledger_offload_deletion_lag_in_millis,
+            ),
+        ] {
+            if let Some(v) = v {
+                limit(key, v)?;
+            }
+        }
         let mut ml = base.clone();
         ml.offload_threshold_bytes = self.managed_ledger_offload_threshold_in_bytes.unwrap_or(-1);
         ml.offload_threshold_seconds = self

@@ -29,8 +29,15 @@ pub struct RetentionPolicies {
 }
 
 impl RetentionPolicies {
-    /// Pulsar refuses a single zero limit next to a non-zero one.
+    /// Pulsar's rules: each limit is -1 (unlimited) or at least 0, and a single zero limit next
+    /// to a non-zero one is refused.
     pub fn validate(&self) -> Result<(), &'static str> {
+        if self.retention_size_in_mb < -1 {
+            return Err("Invalid retention policy: size limit must be >= -1");
+        }
+        if self.retention_time_in_minutes < -1 {
+            return Err("Invalid retention policy: time limit must be >= -1");
+        }
         if (self.retention_time_in_minutes == 0) != (self.retention_size_in_mb == 0) {
             return Err(
                 "Invalid retention policy: Setting a single time or size limit to 0 is invalid when one of the limits has a non-zero value. Use the value of -1 instead of 0 to ignore a specific limit.",

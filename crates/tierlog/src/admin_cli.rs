@@ -323,6 +323,13 @@ pub enum Topics {
 fn retention(size: &str, time: &str) -> anyhow::Result<RetentionPolicies> {
     let bytes = parse_size(size)?;
     let secs = parse_time_seconds(time)?;
+    // Converted to MB and minutes, -7 bytes would become 0 ("no retention"): refuse it here.
+    if bytes < -1 {
+        bail!("Invalid retention size '{size}': must be -1 (unlimited) or at least 0");
+    }
+    if secs < -1 {
+        bail!("Invalid retention time '{time}': must be -1 (unlimited) or at least 0");
+    }
     Ok(RetentionPolicies {
         retention_time_in_minutes: if secs == -1 { -1 } else { secs / 60 },
         retention_size_in_mb: if bytes == -1 { -1 } else { bytes / (1 << 20) },
@@ -372,7 +379,8 @@ pub fn parse_time_seconds(s: &str) -> anyhow::Result<i64> {
         'y' => 365 * 86_400,
         c => bail!("Invalid time unit '{c}'"),
     };
-    Ok(n * unit)
+    n.checked_mul(unit)
+        .ok_or_else(|| anyhow::anyhow!("Invalid time '{s}': too large"))
 }
 
 /// A persistent topic name as pulsar-admin takes it (`t`, `tenant/ns/t` or the full name).
@@ -515,9 +523,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     .map(str::to_string)
                     .collect(),
             };
+            // Encoded, so the server sees the name as given (and refuses a bad one itself).
+            let segment =
+                percent_encoding::utf8_percent_encode(&tenant, percent_encoding::NON_ALPHANUMERIC);
             c.call(
                 reqwest::Method::PUT,
-                &format!("/admin/v2/tenants/{tenant}"),
+                &format!("/admin/v2/tenants/{segment}"),
                 Some(&info),
             )
             .await?;

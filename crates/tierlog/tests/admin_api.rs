@@ -80,8 +80,15 @@ fn tenants_namespaces_policies_topics_and_offload_status() {
             .starts_with("Invalid retention policies"),
         "{body}"
     );
-    // The seed's `--size -10G --time 3d`: negative size means unlimited, as older brokers accepted.
+    // What the old `--size -10G` sends: older brokers took it as unlimited, Pulsar now refuses
+    // limits below -1, and so does tierlog.
     let r = r#"{"retentionTimeInMinutes":4320,"retentionSizeInMB":-10240}"#;
+    assert_eq!(
+        b.call("POST", "/admin/v2/namespaces/t1/ns1/retention", Some(r))
+            .0,
+        412
+    );
+    let r = r#"{"retentionTimeInMinutes":4320,"retentionSizeInMB":-1}"#;
     assert_eq!(
         b.call("POST", "/admin/v2/namespaces/t1/ns1/retention", Some(r))
             .0,

@@ -89,7 +89,7 @@ fn bad_configuration_stops_startup_naming_the_key() {
                     "aws-s3"
                 },
             )
-            .env("TIERLOG_s3ManagedLedgerOffloadBucket", "b")
+            .env("TIERLOG_s3ManagedLedgerOffloadBucket", "bucket")
             .env(format!("TIERLOG_{key}"), value)
             .output()
             .unwrap();

@@ -55,7 +55,7 @@ async fn seed_tutorial_offloads_to_s3_and_reads_everything_back_after_restart() 
             "set-retention",
             "public/default",
             "--size",
-            "-10G",
+            "-1",
             "--time",
             "3d",
         ],

@@ -88,6 +88,22 @@ async fn metrics(State(s): S) -> impl IntoResponse {
     )
 }
 
+/// Any path no route takes (an empty or `/`-split name lands here too): Pulsar's JSON error
+/// body, so clients always get a reason.
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("No such admin endpoint: {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not supported on {}", uri.path()),
+    )
+}
+
 pub fn router(state: Arc<WebState>) -> Router {
     use namespaces as n;
     use topics as t;
@@ -171,5 +187,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         )
         .route("/admin/v2/persistent/{t}/{ns}/{topic}/stats", get(t::stats))
         .route("/lookup/v2/topic/{domain}/{t}/{ns}/{topic}", get(t::lookup))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

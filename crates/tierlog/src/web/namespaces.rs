@@ -3,6 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use policy::OffloadPolicies;
+use policy::offload_policies::check_limit;
 use policy::types::{RetentionPolicies, TenantInfo};
 
 use super::{ApiResult, Ns, S, body, json, no_content};
@@ -89,7 +90,7 @@ pub async fn get_threshold(State(s): S, Ns(ns): Ns) -> ApiResult {
 }
 
 pub async fn set_threshold(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
-    let v: i64 = body(&raw, "offload threshold")?;
+    let v = check_limit("offloadThreshold", body(&raw, "offload threshold")?)?;
     s.policy
         .update_namespace(&ns, move |p| p.offload_threshold = v)
         .await?;
@@ -107,7 +108,10 @@ pub async fn get_threshold_seconds(State(s): S, Ns(ns): Ns) -> ApiResult {
 }
 
 pub async fn set_threshold_seconds(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
-    let v: i64 = body(&raw, "offload threshold in seconds")?;
+    let v = check_limit(
+        "offloadThresholdInSeconds",
+        body(&raw, "offload threshold in seconds")?,
+    )?;
     s.policy
         .update_namespace(&ns, move |p| p.offload_threshold_in_seconds = v)
         .await?;
@@ -128,7 +132,7 @@ pub async fn get_lag(State(s): S, Ns(ns): Ns) -> ApiResult {
 }
 
 pub async fn set_lag(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
-    let v: i64 = body(&raw, "offload deletion lag")?;
+    let v = check_limit("offloadDeletionLagMs", body(&raw, "offload deletion lag")?)?;
     s.policy
         .update_namespace(&ns, move |p| p.offload_deletion_lag_ms = Some(v))
         .await?;
