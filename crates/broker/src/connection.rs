@@ -483,6 +483,7 @@ impl Conn {
                 address: self.peer.to_string(),
                 client_version: self.client_version.clone(),
                 connected_since: std::time::SystemTime::now(),
+                outbox: self.outbox.clone(),
             },
         )?;
         if let Some(sub) = c
@@ -528,6 +529,12 @@ impl Conn {
                 c.producer_id
             )));
         };
+        if topic.is_fenced() {
+            // The topic is being deleted and this producer was told to close (CLOSE_PRODUCER):
+            // the client resends what it holds once it has re-created the producer.
+            tracing::debug!(topic = %topic.name, producer_id = c.producer_id, sequence_id = c.sequence_id, "SEND to a fenced topic dropped");
+            return Ok(());
+        }
         // An entry reaches every consumer unchanged: one a client cannot parse is never stored.
         let messages = match protocol::check_send(&c, &payload, self.svc.config.max_message_size) {
             Ok(n) => u64::from(n),

@@ -17,6 +17,12 @@ pub enum BrokerError {
     /// exceeded" refusal, clients fail the messages they hold instead of retrying them forever.
     #[error("{0}")]
     ProducerBlocked(String),
+    /// The topic is being deleted (or unloaded): clients retry, and find it gone or new.
+    #[error("{0}")]
+    TopicFenced(String),
+    /// A deletion that is not forced found producers or consumers attached.
+    #[error("{0}")]
+    TopicBusy(String),
     #[error("consumer not found")]
     ConsumerNotFound,
     #[error("storage error: {0}")]
@@ -34,6 +40,9 @@ impl BrokerError {
             BrokerError::ProducerBusy(_) => ServerError::ProducerBusy,
             BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
             BrokerError::ProducerBlocked(_) => ServerError::ProducerBlockedQuotaExceededException,
+            // Pulsar answers a fenced topic with ServiceNotReady: clients retry.
+            BrokerError::TopicFenced(_) => ServerError::ServiceNotReady,
+            BrokerError::TopicBusy(_) => ServerError::NotAllowedError,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
             BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {
                 ServerError::NotAllowedError

@@ -156,6 +156,31 @@ impl BrokerService {
         }
     }
 
+    /// Producers and consumers attached to a loaded topic (0 when it is not loaded).
+    pub async fn attached_clients(&self, name: &TopicName) -> usize {
+        match self.topics.get(name) {
+            Some(t) => t.attached_clients().await,
+            None => 0,
+        }
+    }
+
+    /// Unloads a topic about to be deleted. As Pulsar: refused with [`BrokerError::TopicBusy`]
+    /// while producers or consumers are attached, unless `force`, which closes them first.
+    /// Once this returns Ok the topic takes no client until it is deleted (and a new one is
+    /// loaded only after).
+    pub async fn unload_for_delete(
+        &self,
+        name: &TopicName,
+        force: bool,
+    ) -> Result<(), BrokerError> {
+        if let Some(t) = self.topics.get(name) {
+            t.fence_for_delete(force).await?;
+            self.topics.remove(name);
+            t.close().await;
+        }
+        Ok(())
+    }
+
     pub(crate) fn generate_producer_name(&self) -> String {
         let n = self.producer_names.fetch_add(1, Ordering::Relaxed);
         format!("{}-{}-{n}", self.config.cluster_name, boot_id())

@@ -390,6 +390,9 @@ impl Subscription {
         sub_type: SubType,
     ) -> Result<(), BrokerError> {
         let mut st = self.state();
+        if self.topic.is_fenced() {
+            return Err(self.topic.fenced_error());
+        }
         if st.consumers.iter().any(|c| c.spec.key == spec.key) {
             return Ok(());
         }
@@ -459,6 +462,20 @@ impl Subscription {
 
     pub(crate) fn consumer_count(&self) -> usize {
         self.state().consumers.len()
+    }
+
+    /// Tells every consumer to close (CLOSE_CONSUMER) and detaches them; returns how many.
+    pub(crate) fn disconnect_consumers(&self) -> usize {
+        let consumers = std::mem::take(&mut self.state().consumers);
+        for c in &consumers {
+            let _ = c
+                .spec
+                .outbox
+                .send(protocol::encode_command(&commands::close_consumer(
+                    c.spec.key.1,
+                )));
+        }
+        consumers.len()
     }
 
     pub(crate) fn flow(&self, key: ConsumerKey, permits: u32) {

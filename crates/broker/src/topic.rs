@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use ledger::{InitialPosition, ManagedLedger, Position};
@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::error::BrokerError;
 use crate::stats::{PublisherStats, SubscriptionStats, TopicStats, timestamp};
-use crate::subscription::{SubType, Subscription};
+use crate::subscription::{Outbox, SubType, Subscription};
 
 /// A producer attached to the topic, by (connection, producer id).
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub(crate) struct ProducerEntry {
     pub address: String,
     pub client_version: String,
     pub connected_since: SystemTime,
+    /// The producer's connection, to tell it the producer is closed (CLOSE_PRODUCER).
+    pub outbox: Outbox,
 }
 
 pub struct Topic {
@@ -37,6 +39,9 @@ pub struct Topic {
     /// Messages and bytes published since the topic was loaded.
     msg_in: AtomicU64,
     bytes_in: AtomicU64,
+    /// Set while the topic is being deleted: no producer or consumer attaches, no SEND is
+    /// stored (the clients were told to close and resend what they hold elsewhere).
+    fenced: AtomicBool,
 }
 
 /// Where a new subscription starts reading.
@@ -65,7 +70,63 @@ impl Topic {
             unacked_limits,
             msg_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
+            fenced: AtomicBool::new(false),
         }
+    }
+
+    pub(crate) fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn fenced_error(&self) -> BrokerError {
+        BrokerError::TopicFenced(format!("Topic {} is being deleted", self.name))
+    }
+
+    /// Producers and consumers attached now.
+    pub(crate) async fn attached_clients(&self) -> usize {
+        let subs: Vec<Arc<Subscription>> =
+            self.subscriptions.lock().await.values().cloned().collect();
+        let producers = self
+            .producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        producers + subs.iter().map(|s| s.consumer_count()).sum::<usize>()
+    }
+
+    /// Fences the topic for deletion. Unless `force`, refuses (and unfences) while producers
+    /// or consumers are attached; with `force`, tells each of them to close (CLOSE_PRODUCER,
+    /// CLOSE_CONSUMER) and detaches them. Attaching checks the fence under the same locks the
+    /// counting takes, so no client slips in between.
+    pub(crate) async fn fence_for_delete(&self, force: bool) -> Result<(), BrokerError> {
+        self.fenced.store(true, Ordering::SeqCst);
+        if !force {
+            let attached = self.attached_clients().await;
+            if attached > 0 {
+                self.fenced.store(false, Ordering::SeqCst);
+                tracing::info!(topic = %self.name, attached, "deletion refused: clients attached");
+                return Err(BrokerError::TopicBusy(
+                    "Topic has active producers/subscriptions".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let subs: Vec<Arc<Subscription>> =
+            self.subscriptions.lock().await.values().cloned().collect();
+        let producers: Vec<((u64, u64), ProducerEntry)> = self
+            .producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for ((_, producer_id), p) in &producers {
+            let _ = p.outbox.send(protocol::encode_command(
+                &protocol::commands::close_producer(*producer_id),
+            ));
+        }
+        let consumers: usize = subs.iter().map(|s| s.disconnect_consumers()).sum();
+        tracing::info!(topic = %self.name, producers = producers.len(), consumers, "closed the clients of a topic being deleted");
+        Ok(())
     }
 
     /// Counts a stored entry of `messages` messages and `bytes` bytes.
@@ -89,6 +150,9 @@ impl Topic {
         entry: ProducerEntry,
     ) -> Result<(), BrokerError> {
         let mut p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_fenced() {
+            return Err(self.fenced_error());
+        }
         if p.get(&key)
             .is_some_and(|existing| existing.name == entry.name)
         {

@@ -20,6 +20,9 @@ pub enum PolicyError {
     /// Deleting what still has content (the text is Pulsar's message).
     #[error("{0}")]
     NotEmpty(&'static str),
+    /// Deleting a topic that producers or consumers are attached to, unforced.
+    #[error("{0}")]
+    Busy(String),
     /// A request Pulsar refuses as a failed precondition: bad policy values, bad names.
     #[error("{0}")]
     Invalid(String),
@@ -64,6 +67,7 @@ impl PolicyError {
             PolicyError::Name(n) => B::InvalidName(n),
             PolicyError::Ledger(l) => B::Storage(l),
             PolicyError::Invalid(m) => B::NotAllowed(m),
+            PolicyError::Busy(m) => B::TopicBusy(m),
             other => B::Metadata(other.to_string()),
         }
     }

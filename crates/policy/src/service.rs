@@ -254,13 +254,24 @@ impl PolicyService {
     /// leaves the topic in place for the next attempt, which then finishes the job.
     ///
     /// `broker` unloads the topic first (its producers and subscriptions stop).
-    pub async fn delete_topic(&self, topic: &TopicName, broker: &BrokerService) -> Result<()> {
+    pub async fn delete_topic(
+        &self,
+        topic: &TopicName,
+        broker: &BrokerService,
+        force: bool,
+    ) -> Result<()> {
         self.store.policies(topic.namespace()).await?;
         let ml = topic.managed_ledger_name();
         if !self.factory.exists(&ml).await? {
             return Err(PolicyError::TopicNotFound);
         }
-        broker.unload(topic).await;
+        broker
+            .unload_for_delete(topic, force)
+            .await
+            .map_err(|e| match e {
+                broker::BrokerError::TopicBusy(m) => PolicyError::Busy(m),
+                other => PolicyError::Invalid(other.to_string()),
+            })?;
         if topic.partition_index().is_none() {
             self.store.delete_schema(topic).await?;
         }
@@ -295,13 +306,24 @@ impl PolicyService {
         &self,
         topic: &TopicName,
         broker: &BrokerService,
+        force: bool,
     ) -> Result<()> {
         self.store.policies(topic.namespace()).await?;
         let Some(partitions) = self.store.partitions(topic).await? else {
             return Err(PolicyError::PartitionedTopicNotFound);
         };
+        // Refuse before deleting any partition, not halfway through.
+        if !force {
+            for i in 0..partitions {
+                if broker.attached_clients(&topic.partition(i)).await > 0 {
+                    return Err(PolicyError::Busy(
+                        "Topic has active producers/subscriptions".into(),
+                    ));
+                }
+            }
+        }
         for i in 0..partitions {
-            match self.delete_topic(&topic.partition(i), broker).await {
+            match self.delete_topic(&topic.partition(i), broker, force).await {
                 // A partition nobody used was never created.
                 Ok(()) | Err(PolicyError::TopicNotFound) => {}
                 Err(e) => return Err(e),

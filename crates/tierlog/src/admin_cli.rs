@@ -251,8 +251,11 @@ pub enum Topics {
     Create {
         topic: String,
     },
+    /// Delete a topic; refused while clients are attached unless --force closes them.
     Delete {
         topic: String,
+        #[arg(long, short = 'f')]
+        force: bool,
     },
     /// Create a partitioned topic with --partitions N.
     CreatePartitionedTopic {
@@ -293,6 +296,8 @@ pub enum Topics {
     /// Delete a partitioned topic and its partitions.
     DeletePartitionedTopic {
         topic: String,
+        #[arg(long, short = 'f')]
+        force: bool,
     },
     /// List the partitioned topics of a namespace.
     #[command(name = "list-partitioned-topics")]
@@ -644,8 +649,9 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
         Topics::Create { topic } => {
             c.send(M::PUT, &path(&topic)?.0).await?;
         }
-        Topics::Delete { topic } => {
-            c.send(M::DELETE, &path(&topic)?.0).await?;
+        Topics::Delete { topic, force } => {
+            c.send(M::DELETE, &format!("{}?force={force}", path(&topic)?.0))
+                .await?;
         }
         Topics::SetOffloadPolicies { policy, topic } => {
             let p = format!("{}/offloadPolicies", path(&topic)?.0);
@@ -683,9 +689,9 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
                 c.get(&format!("{}/partitions", path(&topic)?.0)).await?;
             print_json(&m)?
         }
-        Topics::DeletePartitionedTopic { topic } => {
-            c.send(M::DELETE, &format!("{}/partitions", path(&topic)?.0))
-                .await?;
+        Topics::DeletePartitionedTopic { topic, force } => {
+            let p = format!("{}/partitions?force={force}", path(&topic)?.0);
+            c.send(M::DELETE, &p).await?;
         }
         Topics::Stats { topic } => {
             let v: Option<Value> = c.get(&format!("{}/stats", path(&topic)?.0)).await?;

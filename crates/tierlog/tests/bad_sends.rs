@@ -5,16 +5,10 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use prost::Message;
-use protocol::io::FrameReader;
-use protocol::pb::{self, BaseCommand, CompressionType, MessageMetadata, base_command::Type};
+use common::raw::Raw;
+use protocol::pb::{self, BaseCommand, CompressionType, MessageMetadata};
 use protocol::send_check::MetadataPresence;
-use protocol::{FrameDecoder, commands, encode_command, encode_send_parts};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 
 fn python() -> String {
     std::env::var("TIERLOG_PYTHON").unwrap_or_else(|_| {
@@ -23,89 +17,6 @@ fn python() -> String {
             .display()
             .to_string()
     })
-}
-
-struct Raw {
-    reader: FrameReader<OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl Raw {
-    async fn connect(port: u16) -> Raw {
-        let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let (r, w) = s.into_split();
-        let mut raw = Raw {
-            reader: FrameReader::new(r, FrameDecoder::new(5 << 20)),
-            writer: w,
-        };
-        raw.write(&encode_command(&BaseCommand {
-            connect: Some(pb::CommandConnect {
-                client_version: "bad-sends-test".into(),
-                protocol_version: Some(20),
-                ..Default::default()
-            }),
-            ..commands::base(Type::Connect)
-        }))
-        .await;
-        assert_eq!(raw.next().await.r#type, Type::Connected as i32);
-        raw
-    }
-
-    async fn write(&mut self, b: &[u8]) {
-        self.writer.write_all(b).await.unwrap();
-    }
-
-    /// The next command other than a PING (answered).
-    async fn next(&mut self) -> BaseCommand {
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.reader.next())
-                .await
-                .expect("an answer within 10 s")
-                .expect("a frame")
-                .expect("the connection stays open");
-            if frame.command.r#type == Type::Ping as i32 {
-                self.write(&encode_command(&commands::pong())).await;
-                continue;
-            }
-            return frame.command;
-        }
-    }
-
-    async fn producer(&mut self, topic: &str) {
-        self.write(&encode_command(&BaseCommand {
-            producer: Some(pb::CommandProducer {
-                topic: topic.into(),
-                producer_id: 1,
-                request_id: 1,
-                ..Default::default()
-            }),
-            ..commands::base(Type::Producer)
-        }))
-        .await;
-        let answer = self.next().await;
-        assert_eq!(answer.r#type, Type::ProducerSuccess as i32, "{answer:?}");
-    }
-
-    /// Sends one SEND and returns the broker's answer to it.
-    async fn send(
-        &mut self,
-        sequence_id: u64,
-        num_messages: Option<i32>,
-        meta: &impl Message,
-        payload: &[u8],
-    ) -> BaseCommand {
-        let cmd = BaseCommand {
-            send: Some(pb::CommandSend {
-                producer_id: 1,
-                sequence_id,
-                num_messages,
-                ..Default::default()
-            }),
-            ..commands::base(Type::Send)
-        };
-        self.write(&encode_send_parts(&cmd, meta, &[payload])).await;
-        self.next().await
-    }
 }
 
 fn metadata(sequence_id: u64) -> MessageMetadata {

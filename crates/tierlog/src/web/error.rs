@@ -44,7 +44,9 @@ impl From<PolicyError> for ApiError {
             | PolicyError::TopicNotFound
             | PolicyError::PartitionedTopicNotFound => StatusCode::NOT_FOUND,
             PolicyError::AlreadyExists(_) | PolicyError::NotEmpty(_) => StatusCode::CONFLICT,
-            PolicyError::Invalid(_) | PolicyError::Name(_) => StatusCode::PRECONDITION_FAILED,
+            PolicyError::Invalid(_) | PolicyError::Name(_) | PolicyError::Busy(_) => {
+                StatusCode::PRECONDITION_FAILED
+            }
             PolicyError::Ledger(l) => ledger_status(l),
             PolicyError::Corrupt { .. } | PolicyError::Meta(_) | PolicyError::Offload(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -59,7 +61,10 @@ impl From<broker::BrokerError> for ApiError {
         use broker::BrokerError as B;
         let status = match &e {
             B::TopicNotFound(_) => StatusCode::NOT_FOUND,
-            B::InvalidName(_) | B::NotAllowed(_) => StatusCode::PRECONDITION_FAILED,
+            B::InvalidName(_) | B::NotAllowed(_) | B::TopicBusy(_) => {
+                StatusCode::PRECONDITION_FAILED
+            }
+            B::TopicFenced(_) => StatusCode::SERVICE_UNAVAILABLE,
             B::ConsumerBusy(_) | B::ProducerBusy(_) => StatusCode::CONFLICT,
             B::Storage(l) => ledger_status(l),
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,14 +2,16 @@
 //! HTTP lookup clients use with an `http://` service URL.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use ledger::Position;
 use policy::OffloadPolicies;
 use policy::types::{MessageIdJson, PartitionedTopicMetadata, RetentionPolicies};
 use protocol::{Domain, TopicName};
 use serde::Serialize;
 
-use super::{ApiResult, Ns, S, Topic, body, json, no_content};
+use super::{ApiError, ApiResult, Ns, S, Topic, body, json, no_content};
 
 fn full_names(topics: &[TopicName]) -> Vec<String> {
     topics.iter().map(ToString::to_string).collect()
@@ -26,8 +28,21 @@ pub async fn create_topic(State(s): S, Topic(t): Topic) -> ApiResult {
     no_content()
 }
 
-pub async fn delete_topic(State(s): S, Topic(t): Topic) -> ApiResult {
-    s.policy.delete_topic(&t, &s.broker).await?;
+type QueryParams = Query<HashMap<String, String>>;
+
+/// `?force=true` of a DELETE: close attached clients instead of refusing.
+fn force(q: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match q.get("force").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "Invalid value {v:?} for query parameter force (true or false)"
+        ))),
+    }
+}
+
+pub async fn delete_topic(State(s): S, Topic(t): Topic, Query(q): QueryParams) -> ApiResult {
+    s.policy.delete_topic(&t, &s.broker, force(&q)?).await?;
     no_content()
 }
 
@@ -52,8 +67,10 @@ pub async fn create_partitions(State(s): S, Topic(t): Topic, raw: Bytes) -> ApiR
     no_content()
 }
 
-pub async fn delete_partitions(State(s): S, Topic(t): Topic) -> ApiResult {
-    s.policy.delete_partitioned(&t, &s.broker).await?;
+pub async fn delete_partitions(State(s): S, Topic(t): Topic, Query(q): QueryParams) -> ApiResult {
+    s.policy
+        .delete_partitioned(&t, &s.broker, force(&q)?)
+        .await?;
     no_content()
 }
 

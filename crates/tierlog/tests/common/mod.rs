@@ -1,6 +1,8 @@
 //! Shared helpers of the client tests: a broker, a pulsar-rs client, produce and consume loops.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;

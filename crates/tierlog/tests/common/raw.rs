@@ -1,0 +1,132 @@
+//! A raw binary-protocol client for tests that need frames no real client sends, or need to
+//! see exactly which commands the broker sends (CLOSE_PRODUCER, CLOSE_CONSUMER, …).
+
+use std::time::Duration;
+
+use prost::Message;
+use protocol::io::FrameReader;
+use protocol::pb::{self, BaseCommand, base_command::Type};
+use protocol::{FrameDecoder, commands, encode_command, encode_send_parts};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+
+pub struct Raw {
+    reader: FrameReader<OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Raw {
+    pub async fn connect(port: u16) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (r, w) = s.into_split();
+        let mut raw = Raw {
+            reader: FrameReader::new(r, FrameDecoder::new(5 << 20)),
+            writer: w,
+        };
+        raw.write(&encode_command(&BaseCommand {
+            connect: Some(pb::CommandConnect {
+                client_version: "raw-test-client".into(),
+                protocol_version: Some(20),
+                ..Default::default()
+            }),
+            ..commands::base(Type::Connect)
+        }))
+        .await;
+        assert_eq!(raw.next().await.r#type, Type::Connected as i32);
+        raw
+    }
+
+    pub async fn write(&mut self, b: &[u8]) {
+        self.writer.write_all(b).await.unwrap();
+    }
+
+    /// The next command other than a PING (answered).
+    pub async fn next(&mut self) -> BaseCommand {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.reader.next())
+                .await
+                .expect("an answer within 10 s")
+                .expect("a frame")
+                .expect("the connection stays open");
+            if frame.command.r#type == Type::Ping as i32 {
+                self.write(&encode_command(&commands::pong())).await;
+                continue;
+            }
+            return frame.command;
+        }
+    }
+
+    pub async fn producer(&mut self, topic: &str) {
+        self.write(&encode_command(&BaseCommand {
+            producer: Some(pb::CommandProducer {
+                topic: topic.into(),
+                producer_id: 1,
+                request_id: 1,
+                ..Default::default()
+            }),
+            ..commands::base(Type::Producer)
+        }))
+        .await;
+        let answer = self.next().await;
+        assert_eq!(answer.r#type, Type::ProducerSuccess as i32, "{answer:?}");
+    }
+
+    /// The next command other than a PING within `wait`, if any.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<BaseCommand> {
+        tokio::time::timeout(wait, self.next()).await.ok()
+    }
+
+    /// Subscribes `consumer_id` to `subscription` (Exclusive, from the earliest message).
+    pub async fn subscribe(&mut self, topic: &str, subscription: &str, consumer_id: u64) {
+        self.write(&encode_command(&BaseCommand {
+            subscribe: Some(pb::CommandSubscribe {
+                topic: topic.into(),
+                subscription: subscription.into(),
+                sub_type: pb::command_subscribe::SubType::Exclusive as i32,
+                consumer_id,
+                request_id: 100 + consumer_id,
+                initial_position: Some(pb::command_subscribe::InitialPosition::Earliest as i32),
+                ..Default::default()
+            }),
+            ..commands::base(Type::Subscribe)
+        }))
+        .await;
+        let answer = self.next().await;
+        assert_eq!(answer.r#type, Type::Success as i32, "{answer:?}");
+    }
+
+    /// Writes one SEND of producer 1 without waiting for an answer.
+    pub async fn send_only(&mut self, sequence_id: u64, meta: &impl Message, payload: &[u8]) {
+        let cmd = BaseCommand {
+            send: Some(pb::CommandSend {
+                producer_id: 1,
+                sequence_id,
+                ..Default::default()
+            }),
+            ..commands::base(Type::Send)
+        };
+        self.write(&encode_send_parts(&cmd, meta, &[payload])).await;
+    }
+
+    /// Sends one SEND and returns the broker's answer to it.
+    pub async fn send(
+        &mut self,
+        sequence_id: u64,
+        num_messages: Option<i32>,
+        meta: &impl Message,
+        payload: &[u8],
+    ) -> BaseCommand {
+        let cmd = BaseCommand {
+            send: Some(pb::CommandSend {
+                producer_id: 1,
+                sequence_id,
+                num_messages,
+                ..Default::default()
+            }),
+            ..commands::base(Type::Send)
+        };
+        self.write(&encode_send_parts(&cmd, meta, &[payload])).await;
+        self.next().await
+    }
+}
