@@ -466,16 +466,7 @@ impl Subscription {
 
     /// Tells every consumer to close (CLOSE_CONSUMER) and detaches them; returns how many.
     pub(crate) fn disconnect_consumers(&self) -> usize {
-        let consumers = std::mem::take(&mut self.state().consumers);
-        for c in &consumers {
-            let _ = c
-                .spec
-                .outbox
-                .send(protocol::encode_command(&commands::close_consumer(
-                    c.spec.key.1,
-                )));
-        }
-        consumers.len()
+        close_consumers(&mut self.state()).len()
     }
 
     pub(crate) fn flow(&self, key: ConsumerKey, permits: u32) {
@@ -613,15 +604,7 @@ impl Subscription {
     pub(crate) async fn seek(&self, read_from: Position) -> Result<Vec<ConsumerKey>, BrokerError> {
         let detached = {
             let mut st = self.state();
-            let consumers = std::mem::take(&mut st.consumers);
-            for c in &consumers {
-                let _ = c
-                    .spec
-                    .outbox
-                    .send(protocol::encode_command(&commands::close_consumer(
-                        c.spec.key.1,
-                    )));
-            }
+            let consumers = close_consumers(&mut st);
             st.rewind(read_from);
             st.cursor
                 .reset(Position::new(read_from.ledger_id, read_from.entry_id - 1));
@@ -885,4 +868,19 @@ pub(crate) fn initial_position(v: Option<i32>) -> InitialPosition {
         Some(1) => InitialPosition::Earliest,
         _ => InitialPosition::Latest,
     }
+}
+
+/// Detaches every consumer of `st`, telling each to close (CLOSE_CONSUMER): the clients
+/// subscribe again (after a seek) or find the topic gone (after a forced delete).
+fn close_consumers(st: &mut State) -> Vec<Consumer> {
+    let consumers = std::mem::take(&mut st.consumers);
+    for c in &consumers {
+        let _ = c
+            .spec
+            .outbox
+            .send(protocol::encode_command(&commands::close_consumer(
+                c.spec.key.1,
+            )));
+    }
+    consumers
 }

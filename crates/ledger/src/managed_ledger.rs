@@ -294,6 +294,18 @@ impl ManagedLedger {
         Arc::clone(&self.shared.view.read().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Durable entries of `l`: the list's count for a sealed ledger, the writer's for the
+    /// current one (0 if it has no file yet).
+    fn durable_entries(&self, view: &View, l: &LedgerInfo) -> i64 {
+        if l.ledger_id == view.current_id {
+            self.durable_stat(l.ledger_id)
+                .map(|(e, _)| e as i64)
+                .unwrap_or(0)
+        } else {
+            l.entries
+        }
+    }
+
     fn publish_view(&self, st: &WriteState) {
         let current_id = st.info.ledgers.last().map(|l| l.ledger_id).unwrap_or(-1);
         *self.shared.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(View {
@@ -541,13 +553,7 @@ impl ManagedLedger {
     pub fn last_confirmed(&self) -> Position {
         let view = self.view();
         for l in view.ledgers.iter().rev() {
-            let entries = if l.ledger_id == view.current_id {
-                self.durable_stat(l.ledger_id)
-                    .map(|(e, _)| e as i64)
-                    .unwrap_or(0)
-            } else {
-                l.entries
-            };
+            let entries = self.durable_entries(&view, l);
             if entries > 0 {
                 return Position::new(l.ledger_id, entries - 1);
             }
@@ -562,13 +568,7 @@ impl ManagedLedger {
             .iter()
             .find(|l| l.ledger_id == p.ledger_id)
             .is_some_and(|l| {
-                let entries = if l.ledger_id == view.current_id {
-                    self.durable_stat(l.ledger_id)
-                        .map(|(e, _)| e as i64)
-                        .unwrap_or(0)
-                } else {
-                    l.entries
-                };
+                let entries = self.durable_entries(&view, l);
                 (0..entries).contains(&p.entry_id)
             })
     }
@@ -637,13 +637,7 @@ impl ManagedLedger {
             .iter()
             .filter(|l| l.ledger_id >= p.ledger_id)
             .map(|l| {
-                let count = if l.ledger_id == view.current_id {
-                    self.durable_stat(l.ledger_id)
-                        .map(|(e, _)| e as i64)
-                        .unwrap_or(0)
-                } else {
-                    l.entries
-                };
+                let count = self.durable_entries(&view, l);
                 if l.ledger_id == p.ledger_id {
                     (count - (p.entry_id + 1)).max(0)
                 } else {

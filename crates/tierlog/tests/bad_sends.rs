@@ -10,15 +10,6 @@ use common::raw::Raw;
 use protocol::pb::{self, BaseCommand, CompressionType, MessageMetadata};
 use protocol::send_check::MetadataPresence;
 
-fn python() -> String {
-    std::env::var("TIERLOG_PYTHON").unwrap_or_else(|_| {
-        testkit::workspace_root()
-            .join(".venv/bin/python")
-            .display()
-            .to_string()
-    })
-}
-
 fn metadata(sequence_id: u64) -> MessageMetadata {
     MessageMetadata {
         producer_name: "raw".into(),
@@ -127,7 +118,7 @@ while True:
 print("RESULT", ",".join(got))
 c.close()
 "#;
-    let out = Command::new(python())
+    let out = Command::new(common::python())
         .args(["-c", script, &broker.service_url(), topic])
         .output()
         .expect("run the Python client (installed by scripts/test)");

@@ -12,15 +12,6 @@ use pulsar::compression::{Compression, CompressionLz4};
 use pulsar::consumer::InitialPosition;
 use pulsar::producer::ProducerOptions;
 
-fn python() -> String {
-    std::env::var("TIERLOG_PYTHON").unwrap_or_else(|_| {
-        testkit::workspace_root()
-            .join(".venv/bin/python")
-            .display()
-            .to_string()
-    })
-}
-
 #[test]
 fn python_client_round_trip_with_every_subscription_type() {
     let dir = tempfile::tempdir().unwrap();
@@ -32,7 +23,7 @@ fn python_client_round_trip_with_every_subscription_type() {
         ],
     );
     let script = testkit::workspace_root().join("crates/tierlog/tests/clients/python_roundtrip.py");
-    let out = Command::new(python())
+    let out = Command::new(common::python())
         .arg(&script)
         .arg(broker.service_url())
         .arg("persistent://public/default/py-roundtrip")
@@ -207,7 +198,7 @@ fn python_client_features_partitions_nack_seek_readers_regex_http_schema() {
     );
     assert_eq!((status, body.as_str()), (200, "{\"partitions\":3}"));
     let script = testkit::workspace_root().join("crates/tierlog/tests/clients/python_features.py");
-    let out = Command::new(python())
+    let out = Command::new(common::python())
         .arg(&script)
         .arg(broker.service_url())
         .arg(broker.admin_url())

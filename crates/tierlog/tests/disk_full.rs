@@ -14,22 +14,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use testkit::tmpfs::Tmpfs;
 
-fn python() -> String {
-    std::env::var("TIERLOG_PYTHON").unwrap_or_else(|_| {
-        testkit::workspace_root()
-            .join(".venv/bin/python")
-            .display()
-            .to_string()
-    })
-}
-
 /// Runs the client script; fails the test if it takes more than two minutes (a client that
 /// hangs on a full disk is one of the defects this test is about).
 fn run_script(args: &[&str]) -> Value {
     let script: PathBuf =
         testkit::workspace_root().join("crates/tierlog/tests/clients/python_disk_full.py");
     let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(python())
+    let mut child = Command::new(common::python())
         .arg(&script)
         .args(args)
         .stdout(log.reopen().unwrap())

@@ -20,6 +20,17 @@ pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tierlog"))
 }
 
+/// The Python with the official Pulsar client (`TIERLOG_PYTHON`, else the venv `scripts/test`
+/// installs).
+pub fn python() -> String {
+    std::env::var("TIERLOG_PYTHON").unwrap_or_else(|_| {
+        testkit::workspace_root()
+            .join(".venv/bin/python")
+            .display()
+            .to_string()
+    })
+}
+
 pub fn start(dir: &Path, env: &[(&str, &str)]) -> Standalone {
     Standalone::start(bin(), dir, env)
 }
