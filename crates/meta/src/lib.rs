@@ -2,15 +2,18 @@
 //!
 //! The single source of truth about which ledgers exist, where their data lives and where each
 //! cursor stands. The trait is deliberately narrow (get, compare-and-set put, delete, list by
-//! prefix) so that an etcd implementation can sit behind it later: every operation maps to one
-//! etcd request (range, txn with a mod-revision compare, delete, range with a prefix).
+//! prefix): every operation is one etcd request (range, txn comparing the key's version, range
+//! with a prefix). Two implementations: [`RedbStore`] (embedded, one broker) and [`EtcdStore`]
+//! (an etcd cluster, brokers sharing their metadata).
 //!
 //! Every value carries a version that grows by one on each successful put; writers pass the
 //! version they read ([`Expected::Version`]) so that concurrent read-modify-write cycles cannot
 //! silently overwrite each other.
 
+mod etcd_store;
 mod redb_store;
 
+pub use etcd_store::EtcdStore;
 pub use redb_store::RedbStore;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};

@@ -163,6 +163,50 @@ impl Properties {
     }
 }
 
+/// Where the broker's metadata lives (`metadataStoreUrl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataBackend {
+    /// Unset: the embedded redb store under the data directory (`metadata.redb`).
+    Embedded,
+    /// `etcd:http://host:2379[,http://host2:2379]`: an etcd cluster's members.
+    Etcd(Vec<String>),
+}
+
+impl MetadataBackend {
+    const ALLOWED: &'static str = "unset (embedded) or etcd:http://host:port[,http://host:port…]";
+
+    fn parse(key: &str, v: &str) -> Result<MetadataBackend, ConfigError> {
+        let bad = |why: &str| ConfigError::InvalidValue {
+            key: key.into(),
+            value: v.into(),
+            allowed: format!("{} ({why})", Self::ALLOWED),
+        };
+        let Some(list) = v.strip_prefix("etcd:") else {
+            return Err(bad("only etcd is supported"));
+        };
+        let endpoints: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect();
+        if endpoints.is_empty() {
+            return Err(bad("no endpoint"));
+        }
+        for e in &endpoints {
+            let Some(rest) = e.strip_prefix("http://") else {
+                return Err(bad(
+                    "endpoints are http://host:port; TLS to etcd is not supported yet",
+                ));
+            };
+            if rest.is_empty() || rest.starts_with(['/', ':']) {
+                return Err(bad("an endpoint has no host"));
+            }
+        }
+        Ok(MetadataBackend::Etcd(endpoints))
+    }
+}
+
 /// Every setting of the broker, typed and validated.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -189,6 +233,9 @@ pub struct BrokerConfig {
     pub offload: OffloadPolicies,
     /// What the offload policies do not set (filesystem directory, parallelism, read-ahead).
     pub offload_defaults: OffloadDefaults,
+    /// Where the metadata lives (`metadataStoreUrl`; `configurationMetadataStoreUrl` may only
+    /// name the same store: tierlog keeps both kinds of metadata in one).
+    pub metadata_store: MetadataBackend,
     /// How every object-store client of the broker times out and retries
     /// (`managedLedgerOffloadRequestTimeoutMs`, `managedLedgerOffloadOperationTimeoutMs`,
     /// `managedLedgerOffloadMaxRetries`; tierlog's keys: Pulsar leaves these to jclouds).
@@ -263,6 +310,20 @@ impl BrokerConfig {
             )? as usize,
             cluster_name: cluster_name.clone(),
         };
+        let metadata_store = match raw.take("metadataStoreUrl") {
+            None => MetadataBackend::Embedded,
+            Some(v) => MetadataBackend::parse("metadataStoreUrl", &v)?,
+        };
+        if let Some(v) = raw.take("configurationMetadataStoreUrl") {
+            let config_store = MetadataBackend::parse("configurationMetadataStoreUrl", &v)?;
+            if config_store != metadata_store {
+                return Err(ConfigError::InvalidValue {
+                    key: "configurationMetadataStoreUrl".into(),
+                    value: v,
+                    allowed: "unset, or the same store as metadataStoreUrl".into(),
+                });
+            }
+        }
         let millis = |raw: &mut Properties, key: &str, default: std::time::Duration| {
             raw.unsigned(key, default.as_millis() as u64, 100, 3_600_000)
                 .map(std::time::Duration::from_millis)
@@ -342,6 +403,7 @@ impl BrokerConfig {
             offload,
             offload_defaults,
             object_store_client,
+            metadata_store,
         };
         let warnings = props
             .remaining()
@@ -528,6 +590,35 @@ mod tests {
             e.contains("managedLedgerOffloadRequestTimeoutMs: \"0\" (allowed: an integer from 100"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_metadata_store_is_embedded_unless_etcd_is_named() {
+        let (c, _) = load("", &[]).unwrap();
+        assert_eq!(c.metadata_store, MetadataBackend::Embedded);
+        let (c, w) = load(
+            "metadataStoreUrl=etcd:http://e1:2379, http://e2:2379\nconfigurationMetadataStoreUrl=etcd:http://e1:2379,http://e2:2379\n",
+            &[],
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.metadata_store,
+            MetadataBackend::Etcd(vec!["http://e1:2379".into(), "http://e2:2379".into()])
+        );
+        for (text, why) in [
+            ("metadataStoreUrl=zk:localhost:2181\n", "only etcd"),
+            ("metadataStoreUrl=etcd:\n", "no endpoint"),
+            ("metadataStoreUrl=etcd:https://e1:2379\n", "TLS"),
+            ("metadataStoreUrl=etcd:http://\n", "no host"),
+            (
+                "metadataStoreUrl=etcd:http://a:1\nconfigurationMetadataStoreUrl=etcd:http://b:1\n",
+                "same store",
+            ),
+        ] {
+            let e = load(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(why), "{text}: {e}");
+        }
     }
 
     #[test]

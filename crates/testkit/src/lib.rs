@@ -6,6 +6,7 @@
 //! store down for chosen keys.
 
 pub mod azurite;
+pub mod etcd;
 pub mod moto;
 pub mod proxy;
 pub mod s3s_fs;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use hot_tier::{LedgerStore, StoreOptions};
 use ledger::{ManagedLedgerFactory, SystemClock};
-use meta::RedbStore;
+use meta::{EtcdStore, RedbStore};
 use offload::ObjectStores;
-use policy::{BrokerConfig, PolicyService};
+use policy::{BrokerConfig, MetadataBackend, PolicyService};
 use tokio::sync::watch;
 
 use crate::web::{WebState, router};
@@ -37,11 +37,22 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             "recovered ledger left open by the previous run"
         );
     }
-    let meta_path = data.join("metadata.redb");
-    let meta: Arc<dyn meta::MetadataStore> = Arc::new(
-        RedbStore::open(&meta_path)
-            .with_context(|| format!("opening metadata {}", meta_path.display()))?,
-    );
+    let meta: Arc<dyn meta::MetadataStore> = match &config.metadata_store {
+        MetadataBackend::Embedded => {
+            let meta_path = data.join("metadata.redb");
+            Arc::new(
+                RedbStore::open(&meta_path)
+                    .with_context(|| format!("opening metadata {}", meta_path.display()))?,
+            )
+        }
+        MetadataBackend::Etcd(endpoints) => {
+            let store = EtcdStore::connect(endpoints)
+                .await
+                .context("connecting to the metadata store (metadataStoreUrl)")?;
+            tracing::info!(endpoints = %endpoints.join(","), "metadata in etcd");
+            Arc::new(store)
+        }
+    };
 
     // One cache of object-store clients for every offloader and reader of the broker.
     let object_stores = Arc::new(ObjectStores::new(config.object_store_client.clone()));
