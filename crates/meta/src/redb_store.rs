@@ -251,40 +251,21 @@ impl MetadataStore for RedbStore {
 mod tests {
     use super::*;
 
+    /// The store's contract is checked in `tests/contract.rs` (on redb and etcd); here only
+    /// what is redb's own: values and versions survive reopening the file.
     #[tokio::test]
-    async fn versions_conflicts_list_and_persistence() {
+    async fn values_and_versions_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.redb");
         {
             let s = RedbStore::open(&path).unwrap();
-            assert_eq!(s.get("/a").await.unwrap(), None);
-            assert_eq!(
-                s.put("/a", b"1".to_vec(), Expected::Absent).await.unwrap(),
-                1
-            );
-            assert!(matches!(
-                s.put("/a", b"x".to_vec(), Expected::Absent).await,
-                Err(MetaError::Conflict { found: Some(1), .. })
-            ));
-            assert_eq!(
-                s.put("/a", b"2".to_vec(), Expected::Version(1))
-                    .await
-                    .unwrap(),
-                2
-            );
-            assert!(matches!(
-                s.put("/a", b"3".to_vec(), Expected::Version(1)).await,
-                Err(MetaError::Conflict { .. })
-            ));
+            s.put("/a", b"1".to_vec(), Expected::Absent).await.unwrap();
+            s.put("/a", b"2".to_vec(), Expected::Version(1))
+                .await
+                .unwrap();
             s.put("/ab/c", b"".to_vec(), Expected::Any).await.unwrap();
             s.put("/b", b"".to_vec(), Expected::Any).await.unwrap();
-            assert_eq!(s.list("/a").await.unwrap(), vec!["/a", "/ab/c"]);
-            assert!(matches!(
-                s.delete("/b", Expected::Version(7)).await,
-                Err(MetaError::Conflict { .. })
-            ));
             s.delete("/b", Expected::Version(1)).await.unwrap();
-            s.delete("/b", Expected::Any).await.unwrap();
         }
         let s = RedbStore::open(&path).unwrap();
         assert_eq!(
