@@ -181,12 +181,7 @@ async fn send_receipts(mut rx: mpsc::Receiver<PendingSend>, outbox: Outbox) {
                 }
             }
             Err(e) => {
-                if is_out_of_space(&e) {
-                    // Reported once by the managed ledger, not per message.
-                    tracing::debug!(topic = %p.topic.name, error = %e, "append failed");
-                } else {
-                    tracing::warn!(topic = %p.topic.name, error = %e, "append failed");
-                }
+                log_append_failure(&p.topic.name, &e, "append failed");
                 commands::send_error(
                     p.producer_id,
                     p.sequence_id,
@@ -201,12 +196,13 @@ async fn send_receipts(mut rx: mpsc::Receiver<PendingSend>, outbox: Outbox) {
     }
 }
 
-/// Whether an append failed because the storage is full (an expected, already reported state).
-fn is_out_of_space(e: &ledger::LedgerError) -> bool {
-    match e {
-        ledger::LedgerError::StorageFull { .. } => true,
-        ledger::LedgerError::HotTier(h) => h.is_out_of_space(),
-        _ => false,
+/// Logs a failed append: a full disk at debug (the managed ledger reports it once), anything
+/// else as a warning.
+fn log_append_failure(topic: &protocol::TopicName, e: &ledger::LedgerError, what: &str) {
+    if e.is_out_of_space() {
+        tracing::debug!(%topic, error = %e, "{what}");
+    } else {
+        tracing::warn!(%topic, error = %e, "{what}");
     }
 }
 
@@ -572,11 +568,7 @@ impl Conn {
                     .map_err(|_| Close("receipt task ended".into()))
             }
             Err(e) => {
-                if is_out_of_space(&e) {
-                    tracing::debug!(topic = %topic.name, error = %e, "append rejected");
-                } else {
-                    tracing::warn!(topic = %topic.name, error = %e, "append rejected");
-                }
+                log_append_failure(&topic.name, &e, "append rejected");
                 self.send(commands::send_error(
                     c.producer_id,
                     c.sequence_id,

@@ -47,4 +47,16 @@ pub enum LedgerError {
     Task(String),
 }
 
+impl LedgerError {
+    /// Whether the storage is full (or read-only): an expected state the managed ledger reports
+    /// once, not a failure to log per message.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            LedgerError::StorageFull { .. } => true,
+            LedgerError::HotTier(h) => h.is_out_of_space(),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
