@@ -328,6 +328,40 @@ async fn clean_close_then_reopen_and_delete() {
     assert!(f.store().list_ledgers().unwrap().is_empty());
 }
 
+/// More cursors than one metadata transaction may carry: deletion still removes every key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_topic_with_hundreds_of_cursors_leaves_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let name = "t/ns/persistent/many-cursors";
+    {
+        let f = factory(dir.path(), &clock);
+        let ml = f.open(name, config(10)).await.unwrap();
+        append_n(&ml, 0..3).await;
+        for i in 0..300 {
+            ml.open_cursor(&format!("s{i}"), InitialPosition::Earliest)
+                .await
+                .unwrap();
+        }
+        f.delete(name).await.unwrap();
+        assert!(f.names().await.unwrap().is_empty());
+        f.close_all().await.unwrap();
+    }
+    let meta = RedbStore::open(&dir.path().join("meta.redb")).unwrap();
+    let left: Vec<_> = meta::MetadataStore::list(&meta, "/")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| !k.starts_with("/counters/"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{} keys left: {:?}",
+        left.len(),
+        left.first()
+    );
+}
+
 /// A factory over a metadata store that can be slowed down for chosen keys.
 fn slow_factory(dir: &Path) -> (ManagedLedgerFactory, Arc<testkit::slow_meta::SlowMeta>) {
     let (store, _) = LedgerStore::open(dir.join("ledgers"), StoreOptions::default()).unwrap();

@@ -1,17 +1,20 @@
 //! [`MetadataStore`] on etcd's v3 API: the metadata of brokers that share their topics.
 //!
-//! A key's version is etcd's own per-key `version` (1 at creation, +1 on every put, gone with
-//! the key), so compare-and-set is one transaction comparing it: the write and the read of the
-//! new version happen in that transaction, and a failed comparison reads what is there instead,
-//! so a conflict reports the version found. Nothing is cached: every call is one round trip.
-//! Clients are tonic channels over every configured endpoint (etcd's members), cloned per call,
-//! so no lock is held across a request.
+//! A key's version is etcd's `mod_revision`, so compare-and-set is one transaction comparing
+//! it, and a transaction of several operations is one etcd transaction: one compare per
+//! precondition, the writes on success, a range of every key on failure (so a conflict reports
+//! the version found). Leases and watches are etcd's own. Nothing is cached: every call is one
+//! round trip. Clients are tonic channels over every configured endpoint (etcd's members),
+//! cloned per call, so no lock is held across a request.
 
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{Expected, MetaError, MetadataStore, Result, Versioned};
+use crate::{
+    Expected, LeaseId, MetaError, MetadataStore, Op, Result, Versioned, WatchEvent, WatchStream,
+};
 
 /// Generated from etcd's vendored protos (`build.rs`).
 #[allow(clippy::all, clippy::pedantic, dead_code, missing_docs, rustdoc::all)]
@@ -29,12 +32,18 @@ mod pb {
 
 use pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use pb::etcdserverpb::kv_client::KvClient;
+use pb::etcdserverpb::lease_client::LeaseClient;
 use pb::etcdserverpb::range_request::{SortOrder, SortTarget};
 use pb::etcdserverpb::request_op::Request;
 use pb::etcdserverpb::response_op::Response;
+use pb::etcdserverpb::watch_client::WatchClient;
+use pb::etcdserverpb::watch_request::RequestUnion;
 use pb::etcdserverpb::{
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse,
+    Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest,
+    PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest,
+    WatchResponse,
 };
+use pb::mvccpb::event::EventType;
 
 /// How long one request to etcd may take, and connecting to a member.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,6 +53,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct EtcdStore {
     kv: KvClient<Channel>,
+    lease: LeaseClient<Channel>,
+    watch: WatchClient<Channel>,
     /// The endpoints, for messages.
     endpoints: String,
 }
@@ -81,14 +92,35 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-fn version_is(key: &str, version: i64) -> Compare {
+fn compare(key: &str, target: CompareTarget, value: TargetUnion) -> Compare {
     Compare {
         result: CompareResult::Equal as i32,
-        target: CompareTarget::Version as i32,
+        target: target as i32,
         key: key.as_bytes().to_vec(),
-        target_union: Some(TargetUnion::Version(version)),
+        target_union: Some(value),
         range_end: Vec::new(),
     }
+}
+
+/// The etcd comparison that holds exactly when `expected` does (none for `Any`).
+fn precondition(key: &str, expected: Expected) -> Result<Option<Compare>> {
+    Ok(match expected {
+        Expected::Any => None,
+        // An absent key has version 0 in etcd's comparisons.
+        Expected::Absent => Some(compare(
+            key,
+            CompareTarget::Version,
+            TargetUnion::Version(0),
+        )),
+        Expected::Version(v) => {
+            let v = i64::try_from(v).map_err(|_| backend("commit", key, "version out of range"))?;
+            Some(compare(
+                key,
+                CompareTarget::Mod,
+                TargetUnion::ModRevision(v),
+            ))
+        }
+    })
 }
 
 fn range(key: &str) -> RequestOp {
@@ -100,12 +132,51 @@ fn range(key: &str) -> RequestOp {
     }
 }
 
-/// The version of `key` in the `i`th response of a transaction (None: absent).
+/// The version of the key in the `i`th response of a transaction (None: absent).
 fn version_in(resp: &TxnResponse, i: usize) -> Option<u64> {
     match resp.responses.get(i).and_then(|r| r.response.as_ref()) {
-        Some(Response::ResponseRange(r)) => r.kvs.first().map(|kv| kv.version as u64),
+        Some(Response::ResponseRange(r)) => r.kvs.first().map(|kv| kv.mod_revision as u64),
         _ => None,
     }
+}
+
+fn lease_secs(ttl: Duration) -> i64 {
+    // Whole seconds, rounded up: a lease never ends before the TTL asked for.
+    i64::try_from(ttl.as_millis().div_ceil(1000))
+        .unwrap_or(i64::MAX)
+        .max(1)
+}
+
+/// The events of one watch response, or the reason the watch ended.
+fn watch_events(prefix: &str, resp: WatchResponse) -> Vec<Result<WatchEvent>> {
+    if resp.canceled {
+        return vec![Err(MetaError::WatchLost {
+            prefix: prefix.to_string(),
+            detail: format!("etcd cancelled the watch: {}", resp.cancel_reason),
+        })];
+    }
+    resp.events
+        .into_iter()
+        .filter_map(|ev| {
+            let kv = ev.kv?;
+            let key = match String::from_utf8(kv.key) {
+                Ok(k) => k,
+                Err(_) => {
+                    return Some(Err(MetaError::WatchLost {
+                        prefix: prefix.to_string(),
+                        detail: "a key is not UTF-8".into(),
+                    }));
+                }
+            };
+            Some(Ok(match EventType::try_from(ev.r#type) {
+                Ok(EventType::Delete) => WatchEvent::Delete { key },
+                _ => WatchEvent::Put {
+                    key,
+                    version: kv.mod_revision as u64,
+                },
+            }))
+        })
+        .collect()
 }
 
 impl EtcdStore {
@@ -124,8 +195,11 @@ impl EtcdStore {
                 .timeout(REQUEST_TIMEOUT);
             list.push(ep);
         }
+        let channel = Channel::balance_list(list.into_iter());
         let store = EtcdStore {
-            kv: KvClient::new(Channel::balance_list(list.into_iter())),
+            kv: KvClient::new(channel.clone()),
+            lease: LeaseClient::new(channel.clone()),
+            watch: WatchClient::new(channel),
             endpoints: shown.clone(),
         };
         // One request now, so a wrong address stops start-up instead of the first topic.
@@ -146,15 +220,6 @@ impl EtcdStore {
             })?;
         Ok(store)
     }
-
-    async fn txn(&self, op: &'static str, key: &str, req: TxnRequest) -> Result<TxnResponse> {
-        self.kv
-            .clone()
-            .txn(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| status(op, key, s))
-    }
 }
 
 #[async_trait::async_trait]
@@ -172,84 +237,8 @@ impl MetadataStore for EtcdStore {
             .into_inner();
         Ok(resp.kvs.into_iter().next().map(|kv| Versioned {
             value: kv.value,
-            version: kv.version as u64,
+            version: kv.mod_revision as u64,
         }))
-    }
-
-    async fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64> {
-        let compare = match expected {
-            Expected::Any => vec![],
-            Expected::Absent => vec![version_is(key, 0)],
-            Expected::Version(v) => vec![version_is(
-                key,
-                i64::try_from(v).map_err(|_| backend("put", key, "version out of range"))?,
-            )],
-        };
-        let put = RequestOp {
-            request: Some(Request::RequestPut(PutRequest {
-                key: key.as_bytes().to_vec(),
-                value,
-                ..Default::default()
-            })),
-        };
-        let resp = self
-            .txn(
-                "put",
-                key,
-                TxnRequest {
-                    compare,
-                    success: vec![put, range(key)],
-                    failure: vec![range(key)],
-                },
-            )
-            .await?;
-        if resp.succeeded {
-            version_in(&resp, 1)
-                .ok_or_else(|| backend("put", key, "etcd did not return the written key"))
-        } else {
-            Err(MetaError::Conflict {
-                key: key.to_string(),
-                expected,
-                found: version_in(&resp, 0),
-            })
-        }
-    }
-
-    async fn delete(&self, key: &str, expected: Expected) -> Result<()> {
-        let compare = match expected {
-            Expected::Any => vec![],
-            Expected::Absent => vec![version_is(key, 0)],
-            Expected::Version(v) => vec![version_is(
-                key,
-                i64::try_from(v).map_err(|_| backend("delete", key, "version out of range"))?,
-            )],
-        };
-        let delete = RequestOp {
-            request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
-                key: key.as_bytes().to_vec(),
-                ..Default::default()
-            })),
-        };
-        let resp = self
-            .txn(
-                "delete",
-                key,
-                TxnRequest {
-                    compare,
-                    success: vec![delete],
-                    failure: vec![range(key)],
-                },
-            )
-            .await?;
-        if resp.succeeded {
-            Ok(())
-        } else {
-            Err(MetaError::Conflict {
-                key: key.to_string(),
-                expected,
-                found: version_in(&resp, 0),
-            })
-        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
@@ -273,6 +262,184 @@ impl MetadataStore for EtcdStore {
                 String::from_utf8(kv.key).map_err(|_| backend("list", prefix, "a key is not UTF-8"))
             })
             .collect()
+    }
+
+    async fn commit(&self, ops: Vec<Op>) -> Result<u64> {
+        crate::check_distinct_keys(&ops)?;
+        let first_key = ops.first().map(|o| o.key().to_string()).unwrap_or_default();
+        let mut compares = Vec::new();
+        let mut writes = Vec::new();
+        let mut lease_used = None;
+        for op in &ops {
+            if let Some(c) = precondition(op.key(), op.expected())? {
+                compares.push(c);
+            }
+            match op {
+                Op::Put {
+                    key, value, lease, ..
+                } => {
+                    lease_used = lease_used.or(*lease);
+                    writes.push(RequestOp {
+                        request: Some(Request::RequestPut(PutRequest {
+                            key: key.as_bytes().to_vec(),
+                            value: value.clone(),
+                            lease: lease.map_or(0, |l| l.0),
+                            ..Default::default()
+                        })),
+                    });
+                }
+                Op::Delete { key, .. } => writes.push(RequestOp {
+                    request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
+                        key: key.as_bytes().to_vec(),
+                        ..Default::default()
+                    })),
+                }),
+                Op::Check { .. } => {}
+            }
+        }
+        let req = TxnRequest {
+            compare: compares,
+            success: writes,
+            failure: ops.iter().map(|o| range(o.key())).collect(),
+        };
+        let resp = match self.kv.clone().txn(req).await {
+            Ok(r) => r.into_inner(),
+            // The only key-independent "not found" a transaction can meet is its lease's.
+            Err(s) if s.code() == tonic::Code::NotFound && lease_used.is_some() => {
+                return Err(MetaError::LeaseExpired {
+                    lease: lease_used.unwrap_or(LeaseId(0)),
+                });
+            }
+            Err(s) => return Err(status("commit", &first_key, s)),
+        };
+        if resp.succeeded {
+            return resp
+                .header
+                .map(|h| h.revision as u64)
+                .ok_or_else(|| backend("commit", &first_key, "etcd returned no revision"));
+        }
+        for (i, op) in ops.iter().enumerate() {
+            let found = version_in(&resp, i);
+            if !crate::holds(op.expected(), found) {
+                return Err(MetaError::Conflict {
+                    key: op.key().to_string(),
+                    expected: op.expected(),
+                    found,
+                });
+            }
+        }
+        // Every precondition holds now: it failed against a value changed since.
+        Err(MetaError::Conflict {
+            key: first_key,
+            expected: ops.first().map_or(Expected::Any, Op::expected),
+            found: version_in(&resp, 0),
+        })
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
+        let resp = self
+            .lease
+            .clone()
+            .lease_grant(LeaseGrantRequest {
+                ttl: lease_secs(ttl),
+                id: 0,
+            })
+            .await
+            .map_err(|s| status("grant lease", "", s))?
+            .into_inner();
+        if !resp.error.is_empty() {
+            return Err(backend("grant lease", "", resp.error));
+        }
+        Ok(LeaseId(resp.id))
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<()> {
+        let key = lease.to_string();
+        let req = futures::stream::iter([LeaseKeepAliveRequest { id: lease.0 }]);
+        let mut answers = self
+            .lease
+            .clone()
+            .lease_keep_alive(req)
+            .await
+            .map_err(|s| status("keep lease alive", &key, s))?
+            .into_inner();
+        match answers.message().await {
+            Ok(Some(r)) if r.ttl > 0 => Ok(()),
+            // etcd answers an ended lease with a TTL of 0.
+            Ok(Some(_)) => Err(MetaError::LeaseExpired { lease }),
+            Ok(None) => Err(backend("keep lease alive", &key, "etcd closed the stream")),
+            Err(s) => Err(status("keep lease alive", &key, s)),
+        }
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+        match self
+            .lease
+            .clone()
+            .lease_revoke(LeaseRevokeRequest { id: lease.0 })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => Err(status("revoke lease", &lease.to_string(), s)),
+        }
+    }
+
+    async fn watch(&self, prefix: &str) -> Result<WatchStream> {
+        // The request side stays open for as long as the stream lives: closing it would end
+        // the watch on etcd's side.
+        let (mut requests, rx) = futures::channel::mpsc::channel::<WatchRequest>(1);
+        requests
+            .send(WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                    key: prefix.as_bytes().to_vec(),
+                    range_end: prefix_end(prefix.as_bytes()),
+                    ..Default::default()
+                })),
+            })
+            .await
+            .map_err(|e| backend("watch", prefix, e))?;
+        let mut responses = self
+            .watch
+            .clone()
+            .watch(rx)
+            .await
+            .map_err(|s| status("watch", prefix, s))?
+            .into_inner();
+        // Established once etcd confirms it: from here on no change is missed.
+        match responses.message().await {
+            Ok(Some(r)) if r.created && !r.canceled => {}
+            Ok(Some(r)) => {
+                return Err(backend(
+                    "watch",
+                    prefix,
+                    format!("etcd refused the watch: {}", r.cancel_reason),
+                ));
+            }
+            Ok(None) => return Err(backend("watch", prefix, "etcd closed the watch stream")),
+            Err(s) => return Err(status("watch", prefix, s)),
+        }
+        let prefix = prefix.to_string();
+        let stream =
+            futures::stream::unfold(Some((responses, requests, prefix)), |state| async move {
+                let (mut responses, requests, prefix) = state?;
+                let batch = match responses.message().await {
+                    Ok(Some(r)) => watch_events(&prefix, r),
+                    Ok(None) => vec![Err(MetaError::WatchLost {
+                        prefix: prefix.clone(),
+                        detail: "etcd closed the watch stream".into(),
+                    })],
+                    Err(s) => vec![Err(MetaError::WatchLost {
+                        prefix: prefix.clone(),
+                        detail: format!("etcd: {:?}: {}", s.code(), s.message()),
+                    })],
+                };
+                let ended = batch.iter().any(|e| e.is_err());
+                let next = (!ended).then_some((responses, requests, prefix));
+                Some((futures::stream::iter(batch), next))
+            })
+            .flatten();
+        Ok(Box::pin(stream))
     }
 }
 

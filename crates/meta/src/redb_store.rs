@@ -1,8 +1,15 @@
 //! The embedded metadata store on `redb` (pure Rust, ACID, one file under the data directory).
 //!
-//! Each value is stored as `version:u64 (LE) ‖ bytes`. Every write is one redb write transaction,
-//! committed durably (fsync) before the call returns. redb is blocking, so calls run on tokio's
-//! blocking pool.
+//! Each value is stored as `version:u64 (LE) ‖ bytes`, the version being the store's revision
+//! at the write (kept in its own table, one increment per transaction that writes). Every write
+//! transaction is committed durably (fsync) before the call returns. redb is blocking, so calls
+//! run on tokio's blocking pool.
+//!
+//! Leases live in memory: they belong to this process, so the keys written with one are listed
+//! in a table of their own and deleted when the lease ends — when it expires (checked at the
+//! start of every call), is revoked, or the process dies (the next open deletes them, before
+//! anything can read them). Watches are a broadcast of the changes of every committed
+//! transaction, sent after the commit.
 //!
 //! After an I/O error (a full or read-only disk) redb refuses every later transaction until the
 //! database is opened again. So the store drops a database that failed that way and the next
@@ -10,14 +17,25 @@
 //! fills up and is freed costs the failed calls, not a restart. A commit that failed is not
 //! visible after the reopen; one that returned `Ok` is.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
+use tokio::sync::broadcast;
 
-use crate::{Expected, MetaError, MetadataStore, Result, Versioned};
+use crate::{LeaseId, MetaError, MetadataStore, Op, Result, Versioned, WatchEvent, WatchStream};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Keys written with a lease, and the lease.
+const LEASED: TableDefinition<&str, i64> = TableDefinition::new("meta_leased");
+/// One row, [`REVISION_KEY`]: the revision of the last transaction that wrote.
+const REVISION: TableDefinition<&str, u64> = TableDefinition::new("meta_revision");
+const REVISION_KEY: &str = "revision";
+
+/// How many changes a watcher may fall behind before its watch is lost.
+const WATCH_BUFFER: usize = 4096;
 
 /// Metadata in a redb database file.
 #[derive(Clone)]
@@ -29,6 +47,15 @@ struct Inner {
     path: PathBuf,
     /// The open database; `None` after an I/O failure until the next call reopens it.
     db: Mutex<Option<Arc<Database>>>,
+    /// Live leases of this process: id → (deadline, TTL).
+    leases: Mutex<Leases>,
+    events: broadcast::Sender<WatchEvent>,
+}
+
+#[derive(Default)]
+struct Leases {
+    next: i64,
+    live: HashMap<i64, (Instant, Duration)>,
 }
 
 /// What an operation on the database failed with: a store-level error (a conflict, a bad
@@ -48,7 +75,7 @@ fn redb_err(e: impl Into<redb::Error>) -> OpError {
     OpError::Redb(Box::new(e.into()))
 }
 
-type Op<T> = std::result::Result<T, OpError>;
+type OpResult<T> = std::result::Result<T, OpError>;
 
 fn backend(op: &'static str, key: &str, e: impl std::fmt::Display) -> MetaError {
     MetaError::Backend {
@@ -68,28 +95,51 @@ fn decode(key: &str, raw: &[u8]) -> Result<Versioned> {
     })
 }
 
-fn check(key: &str, expected: Expected, found: Option<u64>) -> Result<()> {
-    let ok = match expected {
-        Expected::Any => true,
-        Expected::Absent => found.is_none(),
-        Expected::Version(v) => found == Some(v),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(MetaError::Conflict {
-            key: key.to_string(),
-            expected,
-            found,
-        })
+/// Deletes every key written with one of `leases` (in `tx`), returning the keys.
+fn delete_leased(tx: &redb::WriteTransaction, leases: &[i64]) -> OpResult<Vec<String>> {
+    let mut leased = tx.open_table(LEASED).map_err(redb_err)?;
+    let mut gone = Vec::new();
+    for item in leased.iter().map_err(redb_err)? {
+        let (k, l) = item.map_err(redb_err)?;
+        if leases.contains(&l.value()) {
+            gone.push(k.value().to_string());
+        }
     }
+    let mut table = tx.open_table(TABLE).map_err(redb_err)?;
+    for k in &gone {
+        leased.remove(k.as_str()).map_err(redb_err)?;
+        table.remove(k.as_str()).map_err(redb_err)?;
+    }
+    Ok(gone)
 }
 
-/// Opens (creating, or repairing after a crash or failed commit) the database and its table.
-fn open_db(path: &Path) -> Op<Database> {
+/// Opens (creating, or repairing after a crash or failed commit) the database and its tables,
+/// deleting the keys of the leases of an earlier process (they ended with it).
+fn open_db(path: &Path) -> OpResult<Database> {
     let db = Database::create(path).map_err(redb_err)?;
     let tx = db.begin_write().map_err(redb_err)?;
-    tx.open_table(TABLE).map_err(redb_err)?;
+    {
+        let table = tx.open_table(TABLE).map_err(redb_err)?;
+        let mut revision = tx.open_table(REVISION).map_err(redb_err)?;
+        if revision.get(REVISION_KEY).map_err(redb_err)?.is_none() {
+            // A store written before revisions were global: start above every version in it.
+            let mut max = 0;
+            for item in table.iter().map_err(redb_err)? {
+                let (k, raw) = item.map_err(redb_err)?;
+                max = max.max(decode(k.value(), raw.value())?.version);
+            }
+            revision.insert(REVISION_KEY, max).map_err(redb_err)?;
+        }
+    }
+    let stale: Vec<i64> = {
+        let leased = tx.open_table(LEASED).map_err(redb_err)?;
+        let mut ids = Vec::new();
+        for item in leased.iter().map_err(redb_err)? {
+            ids.push(item.map_err(redb_err)?.1.value());
+        }
+        ids
+    };
+    delete_leased(&tx, &stale)?;
     tx.commit().map_err(redb_err)?;
     Ok(db)
 }
@@ -106,6 +156,8 @@ impl RedbStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 db: Mutex::new(Some(Arc::new(db))),
+                leases: Mutex::new(Leases::default()),
+                events: broadcast::channel(WATCH_BUFFER).0,
             }),
         })
     }
@@ -121,8 +173,12 @@ impl RedbStore {
         self.inner.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
+        self.inner.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The open database, reopening it if an I/O failure dropped it (blocking).
-    fn database(&self) -> Op<Arc<Database>> {
+    fn database(&self) -> OpResult<Arc<Database>> {
         if let Some(db) = self.slot().clone() {
             return Ok(db);
         }
@@ -148,17 +204,69 @@ impl RedbStore {
         }
     }
 
+    fn publish(&self, events: Vec<WatchEvent>) {
+        for e in events {
+            // No receiver is not an error: nobody watches.
+            let _ = self.inner.events.send(e);
+        }
+    }
+
+    /// Deletes the keys of `leases` in a transaction of its own and tells the watchers.
+    fn end_leases(&self, db: &Database, leases: &[i64]) -> OpResult<()> {
+        let tx = db.begin_write().map_err(redb_err)?;
+        let gone = delete_leased(&tx, leases)?;
+        if !gone.is_empty() {
+            bump_revision(&tx)?;
+        }
+        tx.commit().map_err(redb_err)?;
+        self.publish(
+            gone.into_iter()
+                .map(|key| WatchEvent::Delete { key })
+                .collect(),
+        );
+        Ok(())
+    }
+
+    /// Ends the leases whose deadline passed (blocking).
+    fn expire_leases(&self, db: &Database) -> OpResult<()> {
+        let now = Instant::now();
+        let expired: Vec<i64> = self
+            .leases()
+            .live
+            .iter()
+            .filter(|(_, (deadline, _))| *deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        if expired.is_empty() {
+            return Ok(());
+        }
+        self.end_leases(db, &expired)?;
+        // Forgotten only once their keys are gone: a failed sweep is retried by the next call.
+        let mut leases = self.leases();
+        for id in &expired {
+            leases.live.remove(id);
+        }
+        Ok(())
+    }
+
+    fn lease_is_live(&self, lease: LeaseId) -> bool {
+        self.leases()
+            .live
+            .get(&lease.0)
+            .is_some_and(|(deadline, _)| *deadline > Instant::now())
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         op: &'static str,
         key: &str,
-        f: impl FnOnce(&Database) -> Op<T> + Send + 'static,
+        f: impl FnOnce(&RedbStore, &Database) -> OpResult<T> + Send + 'static,
     ) -> Result<T> {
         let this = self.clone();
         let k = key.to_string();
         tokio::task::spawn_blocking(move || {
             let db = this.database().map_err(|e| Self::describe(op, &k, e))?;
-            let r = f(&db);
+            let r = this.expire_leases(&db).and_then(|()| f(&this, &db));
             if let Err(e) = &r {
                 this.drop_if_poisoned(&db, e);
             }
@@ -169,11 +277,31 @@ impl RedbStore {
     }
 }
 
+/// The next revision, stored (in `tx`).
+fn bump_revision(tx: &redb::WriteTransaction) -> OpResult<u64> {
+    let mut revision = tx.open_table(REVISION).map_err(redb_err)?;
+    let next = revision
+        .get(REVISION_KEY)
+        .map_err(redb_err)?
+        .map_or(0, |v| v.value())
+        + 1;
+    revision.insert(REVISION_KEY, next).map_err(redb_err)?;
+    Ok(next)
+}
+
+fn current_revision(tx: &redb::WriteTransaction) -> OpResult<u64> {
+    let revision = tx.open_table(REVISION).map_err(redb_err)?;
+    Ok(revision
+        .get(REVISION_KEY)
+        .map_err(redb_err)?
+        .map_or(0, |v| v.value()))
+}
+
 #[async_trait::async_trait]
 impl MetadataStore for RedbStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>> {
         let k = key.to_string();
-        self.blocking("get", key, move |db| {
+        self.blocking("get", key, move |_, db| {
             let tx = db.begin_read().map_err(redb_err)?;
             let table = tx.open_table(TABLE).map_err(redb_err)?;
             match table.get(k.as_str()).map_err(redb_err)? {
@@ -184,52 +312,9 @@ impl MetadataStore for RedbStore {
         .await
     }
 
-    async fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64> {
-        let k = key.to_string();
-        self.blocking("put", key, move |db| {
-            let tx = db.begin_write().map_err(redb_err)?;
-            let version = {
-                let mut table = tx.open_table(TABLE).map_err(redb_err)?;
-                let found = match table.get(k.as_str()).map_err(redb_err)? {
-                    Some(raw) => Some(decode(&k, raw.value())?.version),
-                    None => None,
-                };
-                check(&k, expected, found)?;
-                let version = found.unwrap_or(0) + 1;
-                let mut raw = Vec::with_capacity(8 + value.len());
-                raw.extend_from_slice(&version.to_le_bytes());
-                raw.extend_from_slice(&value);
-                table.insert(k.as_str(), raw.as_slice()).map_err(redb_err)?;
-                version
-            };
-            tx.commit().map_err(redb_err)?;
-            Ok(version)
-        })
-        .await
-    }
-
-    async fn delete(&self, key: &str, expected: Expected) -> Result<()> {
-        let k = key.to_string();
-        self.blocking("delete", key, move |db| {
-            let tx = db.begin_write().map_err(redb_err)?;
-            {
-                let mut table = tx.open_table(TABLE).map_err(redb_err)?;
-                let found = match table.get(k.as_str()).map_err(redb_err)? {
-                    Some(raw) => Some(decode(&k, raw.value())?.version),
-                    None => None,
-                };
-                check(&k, expected, found)?;
-                table.remove(k.as_str()).map_err(redb_err)?;
-            }
-            tx.commit().map_err(redb_err)?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let p = prefix.to_string();
-        self.blocking("list", prefix, move |db| {
+        self.blocking("list", prefix, move |_, db| {
             let tx = db.begin_read().map_err(redb_err)?;
             let table = tx.open_table(TABLE).map_err(redb_err)?;
             let mut out = Vec::new();
@@ -245,27 +330,171 @@ impl MetadataStore for RedbStore {
         })
         .await
     }
+
+    async fn commit(&self, ops: Vec<Op>) -> Result<u64> {
+        crate::check_distinct_keys(&ops)?;
+        let first = ops.first().map(|o| o.key().to_string()).unwrap_or_default();
+        self.blocking("commit", &first, move |this, db| {
+            let tx = db.begin_write().map_err(redb_err)?;
+            let mut events = Vec::new();
+            let revision = {
+                let mut table = tx.open_table(TABLE).map_err(redb_err)?;
+                // Every precondition first, in order: the first that fails is the conflict.
+                for op in &ops {
+                    let found = match table.get(op.key()).map_err(redb_err)? {
+                        Some(raw) => Some(decode(op.key(), raw.value())?.version),
+                        None => None,
+                    };
+                    if !crate::holds(op.expected(), found) {
+                        return Err(MetaError::Conflict {
+                            key: op.key().to_string(),
+                            expected: op.expected(),
+                            found,
+                        }
+                        .into());
+                    }
+                }
+                if ops.iter().all(|o| matches!(o, Op::Check { .. })) {
+                    drop(table);
+                    return current_revision(&tx);
+                }
+                let revision = bump_revision(&tx)?;
+                let mut leased = tx.open_table(LEASED).map_err(redb_err)?;
+                for op in ops {
+                    match op {
+                        Op::Put {
+                            key, value, lease, ..
+                        } => {
+                            match lease {
+                                Some(l) if !this.lease_is_live(l) => {
+                                    return Err(MetaError::LeaseExpired { lease: l }.into());
+                                }
+                                Some(l) => {
+                                    leased.insert(key.as_str(), l.0).map_err(redb_err)?;
+                                }
+                                None => {
+                                    leased.remove(key.as_str()).map_err(redb_err)?;
+                                }
+                            }
+                            let mut raw = Vec::with_capacity(8 + value.len());
+                            raw.extend_from_slice(&revision.to_le_bytes());
+                            raw.extend_from_slice(&value);
+                            table
+                                .insert(key.as_str(), raw.as_slice())
+                                .map_err(redb_err)?;
+                            events.push(WatchEvent::Put {
+                                key,
+                                version: revision,
+                            });
+                        }
+                        Op::Delete { key, .. } => {
+                            leased.remove(key.as_str()).map_err(redb_err)?;
+                            if table.remove(key.as_str()).map_err(redb_err)?.is_some() {
+                                events.push(WatchEvent::Delete { key });
+                            }
+                        }
+                        Op::Check { .. } => {}
+                    }
+                }
+                revision
+            };
+            tx.commit().map_err(redb_err)?;
+            this.publish(events);
+            Ok(revision)
+        })
+        .await
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
+        let mut leases = self.leases();
+        leases.next += 1;
+        let id = leases.next;
+        leases.live.insert(id, (Instant::now() + ttl, ttl));
+        Ok(LeaseId(id))
+    }
+
+    async fn keep_alive(&self, lease: LeaseId) -> Result<()> {
+        let now = Instant::now();
+        let mut leases = self.leases();
+        match leases.live.get_mut(&lease.0) {
+            Some((deadline, ttl)) if *deadline > now => {
+                *deadline = now + *ttl;
+                Ok(())
+            }
+            _ => Err(MetaError::LeaseExpired { lease }),
+        }
+    }
+
+    async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+        let key = lease.to_string();
+        self.blocking("revoke lease", &key, move |this, db| {
+            this.end_leases(db, &[lease.0])?;
+            this.leases().live.remove(&lease.0);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn watch(&self, prefix: &str) -> Result<WatchStream> {
+        let rx = self.inner.events.subscribe();
+        let prefix = prefix.to_string();
+        let stream = futures::stream::unfold(Some((rx, prefix)), |state| async move {
+            let (mut rx, prefix) = state?;
+            loop {
+                match rx.recv().await {
+                    Ok(ev) if ev.key().starts_with(prefix.as_str()) => {
+                        return Some((Ok(ev), Some((rx, prefix))));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let detail = match e {
+                            broadcast::error::RecvError::Lagged(n) => {
+                                format!("the watcher fell {n} changes behind")
+                            }
+                            broadcast::error::RecvError::Closed => "the store was closed".into(),
+                        };
+                        return Some((Err(MetaError::WatchLost { prefix, detail }), None));
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Expected;
 
     /// The store's contract is checked in `tests/contract.rs` (on redb and etcd); here only
-    /// what is redb's own: values and versions survive reopening the file.
+    /// what is redb's own: values, versions and the revision survive reopening the file, and
+    /// the keys of the leases of the process that wrote them do not.
     #[tokio::test]
-    async fn values_and_versions_survive_reopening() {
+    async fn values_and_versions_survive_reopening_and_leased_keys_do_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.redb");
         {
             let s = RedbStore::open(&path).unwrap();
-            s.put("/a", b"1".to_vec(), Expected::Absent).await.unwrap();
-            s.put("/a", b"2".to_vec(), Expected::Version(1))
+            let v1 = s.put("/a", b"1".to_vec(), Expected::Absent).await.unwrap();
+            let v2 = s
+                .put("/a", b"2".to_vec(), Expected::Version(v1))
                 .await
                 .unwrap();
+            assert_eq!(v2, 2);
             s.put("/ab/c", b"".to_vec(), Expected::Any).await.unwrap();
-            s.put("/b", b"".to_vec(), Expected::Any).await.unwrap();
-            s.delete("/b", Expected::Version(1)).await.unwrap();
+            let vb = s.put("/b", b"".to_vec(), Expected::Any).await.unwrap();
+            s.delete("/b", Expected::Version(vb)).await.unwrap();
+            let lease = s.grant_lease(Duration::from_secs(60)).await.unwrap();
+            s.commit(vec![Op::Put {
+                key: "/eph".into(),
+                value: b"x".to_vec(),
+                expected: Expected::Absent,
+                lease: Some(lease),
+            }])
+            .await
+            .unwrap();
+            assert!(s.get("/eph").await.unwrap().is_some());
         }
         let s = RedbStore::open(&path).unwrap();
         assert_eq!(
@@ -276,5 +505,7 @@ mod tests {
             })
         );
         assert_eq!(s.list("/").await.unwrap(), vec!["/a", "/ab/c"]);
+        // Versions are never reused, across reopening too.
+        assert!(s.put("/b", b"".to_vec(), Expected::Absent).await.unwrap() > 6);
     }
 }

@@ -44,7 +44,10 @@ async fn a_full_disk_fails_writes_keeps_acknowledged_ones_and_recovers_without_r
         .put("/after", b"space is back".to_vec(), Expected::Absent)
         .await
         .expect("the same store takes writes once space returns");
-    assert_eq!(v, 1);
+    assert!(
+        v > acked.len() as u64,
+        "versions go on from the acknowledged writes: {v}"
+    );
     for key in &acked {
         assert!(store.get(key).await.unwrap().is_some(), "{key} kept");
     }

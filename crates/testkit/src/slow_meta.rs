@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meta::{Expected, MetadataStore, Versioned};
+use meta::{LeaseId, MetadataStore, Op, Versioned, WatchStream};
 
 /// Delays every operation on a key containing the marker (none until one is set).
 pub struct SlowMeta {
@@ -46,16 +46,27 @@ impl MetadataStore for SlowMeta {
         self.wait_if_slow(key).await;
         self.inner.get(key).await
     }
-    async fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> meta::Result<u64> {
-        self.wait_if_slow(key).await;
-        self.inner.put(key, value, expected).await
-    }
-    async fn delete(&self, key: &str, expected: Expected) -> meta::Result<()> {
-        self.wait_if_slow(key).await;
-        self.inner.delete(key, expected).await
+    async fn commit(&self, ops: Vec<Op>) -> meta::Result<u64> {
+        for op in &ops {
+            self.wait_if_slow(op.key()).await;
+        }
+        self.inner.commit(ops).await
     }
     async fn list(&self, prefix: &str) -> meta::Result<Vec<String>> {
         self.wait_if_slow(prefix).await;
         self.inner.list(prefix).await
+    }
+    async fn grant_lease(&self, ttl: Duration) -> meta::Result<LeaseId> {
+        self.inner.grant_lease(ttl).await
+    }
+    async fn keep_alive(&self, lease: LeaseId) -> meta::Result<()> {
+        self.inner.keep_alive(lease).await
+    }
+    async fn revoke_lease(&self, lease: LeaseId) -> meta::Result<()> {
+        self.inner.revoke_lease(lease).await
+    }
+    async fn watch(&self, prefix: &str) -> meta::Result<WatchStream> {
+        self.wait_if_slow(prefix).await;
+        self.inner.watch(prefix).await
     }
 }

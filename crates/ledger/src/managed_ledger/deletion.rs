@@ -8,13 +8,16 @@
 //! 3. The tier objects of every ledger with an offload context (complete or not), at the
 //!    location recorded with each.
 //! 4. The hot-tier files.
-//! 5. The cursors.
-//! 6. The ledger list itself — last, so nothing above is ever left without a record of it.
+//! 5. The cursors and the ledger list, in one metadata transaction that holds only if the ledger
+//!    list is still the version this deletion marked (no other broker took the topic over
+//!    meanwhile). The list goes last, so nothing is ever left without a record of it; a topic
+//!    with more cursors than one transaction may carry deletes the extra ones first, each batch
+//!    under the same check.
 //!
 //! A step that fails stops the deletion with its error; repeating the deletion repeats only what
 //! is left (every step deletes what exists and accepts what is already gone).
 
-use meta::Expected;
+use meta::{Expected, Op};
 use offload::OffloadError;
 
 use super::ManagedLedger;
@@ -72,11 +75,25 @@ impl ManagedLedger {
             slot.retire().await;
         }
         let meta = &self.shared.meta;
-        for key in meta.list(&info::cursor_prefix(&self.shared.name)).await? {
-            meta.delete(&key, Expected::Any).await?;
+        let ml_key = info::ml_key(&self.shared.name);
+        let mut cursors = meta.list(&info::cursor_prefix(&self.shared.name)).await?;
+        loop {
+            let batch: Vec<_> = cursors
+                .drain(..cursors.len().min(meta::MAX_TXN_OPS - 1))
+                .map(|key| Op::delete(key, Expected::Any))
+                .collect();
+            let last = cursors.is_empty();
+            let guard = if last {
+                Op::delete(ml_key.clone(), Expected::Version(version))
+            } else {
+                Op::check(ml_key.clone(), Expected::Version(version))
+            };
+            meta.commit(batch.into_iter().chain([guard]).collect())
+                .await?;
+            if last {
+                break;
+            }
         }
-        meta.delete(&info::ml_key(&self.shared.name), Expected::Version(version))
-            .await?;
         tracing::info!(ledger = %self.shared.name, ledgers = ledgers.len(), "deleted managed ledger");
         Ok(())
     }
