@@ -92,7 +92,8 @@ pub enum MetaError {
     /// The request itself is invalid (two operations on one key in one transaction).
     #[error("invalid metadata request on {key}: {detail}")]
     Invalid { key: String, detail: String },
-    /// The backing store failed (I/O, corruption, unavailable service).
+    /// The backing store failed (I/O, corruption, unavailable service). A write that failed
+    /// this way has an unknown outcome: it may have been applied (its answer was lost).
     #[error("metadata store failure during {op} of {key}: {detail}")]
     Backend {
         op: &'static str,

@@ -14,8 +14,10 @@
 //! After an I/O error (a full or read-only disk) redb refuses every later transaction until the
 //! database is opened again. So the store drops a database that failed that way and the next
 //! call reopens it (redb repairs the file on open if the failed commit left it dirty): a disk that
-//! fills up and is freed costs the failed calls, not a restart. A commit that failed is not
-//! visible after the reopen; one that returned `Ok` is.
+//! fills up and is freed costs the failed calls, not a restart. A commit that returned `Ok` is
+//! there after the reopen; one that failed has an unknown outcome (redb can fail after its
+//! commit record reached the file, seen on a full tmpfs), exactly as an etcd request that timed
+//! out: callers re-read rather than assume it did not happen.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
