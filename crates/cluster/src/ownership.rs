@@ -1,0 +1,353 @@
+//! Registration, ownership and placement (see the crate documentation for the keys).
+//!
+//! Placement: a lookup of a topic whose bundle nobody owns picks the live broker owning the
+//! fewest bundles (ties: the smallest id); if that is this broker it takes the bundle
+//! (create-if-absent on its lease), otherwise the client is redirected there with
+//! `authoritative` set, and that broker takes it. Two brokers racing for one bundle: the
+//! create-if-absent lets exactly one win, the other answers with the winner.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meta::{Expected, LeaseId, MetaError, MetadataStore, Op, Session, key_segment};
+use protocol::{NamespaceName, TopicName};
+use serde::{Deserialize, Serialize};
+
+use crate::bundles::{Bundle, bundle_of};
+use crate::{ClusterError, Result};
+
+const BROKERS: &str = "/loadbalance/brokers/";
+const OWNERS: &str = "/namespace/";
+
+/// A broker as the others reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    /// `advertisedAddress:webServicePort`, Pulsar's broker id.
+    #[serde(rename = "brokerId")]
+    pub id: String,
+    /// `pulsar://host:port`
+    #[serde(rename = "pulsarServiceUrl")]
+    pub broker_url: String,
+    /// `http://host:port`
+    #[serde(rename = "webServiceUrl")]
+    pub web_url: String,
+}
+
+/// The value of an ownership key (Pulsar's `NamespaceEphemeralData` fields, plus the lease
+/// it was written on, which tells this broker's own keys from a previous run's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OwnerRecord {
+    #[serde(rename = "nativeUrl")]
+    native_url: String,
+    #[serde(rename = "httpUrl")]
+    http_url: String,
+    #[serde(rename = "brokerId")]
+    broker_id: String,
+    #[serde(default)]
+    disabled: bool,
+    lease: i64,
+}
+
+/// Who serves a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// This broker (it owns, or has just taken, the topic's bundle).
+    This,
+    /// Another broker: redirect the client there.
+    Other(BrokerInfo),
+}
+
+/// This broker's membership of the cluster and the bundles it owns.
+pub struct Cluster {
+    meta: Arc<dyn MetadataStore>,
+    session: Session,
+    me: BrokerInfo,
+    /// The split of every namespace (`defaultNumberOfNamespaceBundles`).
+    boundaries: Vec<u32>,
+    /// Owned bundles and their fencing tokens. Never held across I/O.
+    owned: Mutex<HashMap<Bundle, u64>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("me", &self.me)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+fn broker_key(id: &str) -> String {
+    format!("{BROKERS}{}", key_segment(id))
+}
+
+fn owner_key(b: &Bundle) -> String {
+    format!(
+        "{OWNERS}{}/{}/{}",
+        key_segment(b.namespace.tenant()),
+        key_segment(b.namespace.local()),
+        b.range()
+    )
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T> {
+    serde_json::from_slice(raw).map_err(|e| ClusterError::BadValue {
+        key: key.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Plain structs of strings and numbers always serialise.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+impl Cluster {
+    /// Starts a session of `ttl` and registers `me` on it. If a registration of the same id is
+    /// still there (this broker restarted before its old lease expired), waits up to the TTL
+    /// plus a margin for it to go.
+    pub async fn join(
+        meta: Arc<dyn MetadataStore>,
+        me: BrokerInfo,
+        ttl: Duration,
+        bundles_per_namespace: u32,
+    ) -> Result<Cluster> {
+        let session = Session::start(Arc::clone(&meta), ttl).await?;
+        let key = broker_key(&me.id);
+        let started = std::time::Instant::now();
+        let patience = ttl + Duration::from_secs(5);
+        loop {
+            let put = meta
+                .commit(vec![Op::Put {
+                    key: key.clone(),
+                    value: encode(&me),
+                    expected: Expected::Absent,
+                    lease: Some(session.lease()),
+                }])
+                .await;
+            match put {
+                Ok(_) => break,
+                Err(MetaError::Conflict { .. }) if started.elapsed() < patience => {
+                    tracing::info!(id = %me.id, "waiting for the previous registration of this broker to expire");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(MetaError::Conflict { .. }) => {
+                    return Err(ClusterError::AlreadyRegistered {
+                        id: me.id.clone(),
+                        waited_ms: started.elapsed().as_millis() as u64,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::info!(id = %me.id, lease = %session.lease(), "joined the cluster");
+        Ok(Cluster {
+            meta,
+            session,
+            me,
+            boundaries: crate::bundles::boundaries(bundles_per_namespace),
+            owned: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn me(&self) -> &BrokerInfo {
+        &self.me
+    }
+
+    pub fn lease(&self) -> LeaseId {
+        self.session.lease()
+    }
+
+    /// Resolves when this broker's session is lost: it owns nothing from then on.
+    pub async fn session_lost(&self) {
+        self.session.lost().await
+    }
+
+    fn owned(&self) -> std::sync::MutexGuard<'_, HashMap<Bundle, u64>> {
+        self.owned.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The bundle of `topic`.
+    pub fn bundle_of(&self, topic: &TopicName) -> Bundle {
+        bundle_of(topic, &self.boundaries)
+    }
+
+    /// The bundles of `namespace`.
+    pub fn bundles(&self, namespace: &NamespaceName) -> Vec<Bundle> {
+        crate::bundles::bundles(namespace, &self.boundaries)
+    }
+
+    /// The fencing token of `topic`'s bundle if this broker owns it (and its session lives).
+    pub fn owns(&self, topic: &TopicName) -> Option<u64> {
+        if !self.session.is_alive() {
+            return None;
+        }
+        self.owned().get(&self.bundle_of(topic)).copied()
+    }
+
+    /// The ownership key of `topic`'s bundle and its token, for fencing checks.
+    pub fn fence(&self, topic: &TopicName) -> Option<(String, u64)> {
+        let b = self.bundle_of(topic);
+        self.owns(topic).map(|t| (owner_key(&b), t))
+    }
+
+    /// The bundles this broker owns, in order.
+    pub fn owned_bundles(&self) -> Vec<Bundle> {
+        let mut v: Vec<_> = self.owned().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Live brokers, by id.
+    pub async fn brokers(&self) -> Result<Vec<BrokerInfo>> {
+        let mut out = Vec::new();
+        for key in self.meta.list(BROKERS).await? {
+            if let Some(v) = self.meta.get(&key).await? {
+                out.push(decode::<BrokerInfo>(&key, &v.value)?);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Every owned bundle in the cluster and its owner's id.
+    pub async fn ownerships(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for key in self.meta.list(OWNERS).await? {
+            if let Some(v) = self.meta.get(&key).await? {
+                let r: OwnerRecord = decode(&key, &v.value)?;
+                out.push((key, r.broker_id));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn owner_record(&self, b: &Bundle) -> Result<Option<OwnerRecord>> {
+        let key = owner_key(b);
+        match self.meta.get(&key).await? {
+            Some(v) => Ok(Some(decode(&key, &v.value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The live broker owning the fewest bundles (ties: the smallest id).
+    async fn least_loaded(&self) -> Result<BrokerInfo> {
+        let brokers = self.brokers().await?;
+        let mut load: HashMap<String, usize> = HashMap::new();
+        for (_, owner) in self.ownerships().await? {
+            *load.entry(owner).or_default() += 1;
+        }
+        Ok(brokers
+            .into_iter()
+            .min_by_key(|b| (load.get(&b.id).copied().unwrap_or(0), b.id.clone()))
+            .unwrap_or_else(|| self.me.clone()))
+    }
+
+    /// Who serves `topic`; takes its bundle if nobody owns it and this broker is the one to
+    /// (it is the least loaded, or the lookup is authoritative: another broker chose it).
+    pub async fn lookup(&self, topic: &TopicName, authoritative: bool) -> Result<Owner> {
+        if !self.session.is_alive() {
+            return Err(ClusterError::SessionLost);
+        }
+        let bundle = self.bundle_of(topic);
+        if self.owned().contains_key(&bundle) {
+            return Ok(Owner::This);
+        }
+        // Twice at most: a lost race for the bundle is answered with the winner.
+        for _ in 0..2 {
+            match self.owner_record(&bundle).await? {
+                Some(r) if r.lease == self.lease().0 => {
+                    return Ok(Owner::This);
+                }
+                Some(r) if r.broker_id == self.me.id => {
+                    return Err(ClusterError::StaleOwnership {
+                        bundle: bundle.to_string(),
+                    });
+                }
+                Some(r) => {
+                    return Ok(Owner::Other(BrokerInfo {
+                        id: r.broker_id,
+                        broker_url: r.native_url,
+                        web_url: r.http_url,
+                    }));
+                }
+                None => {
+                    let target = if authoritative {
+                        self.me.clone()
+                    } else {
+                        self.least_loaded().await?
+                    };
+                    if target.id != self.me.id {
+                        return Ok(Owner::Other(target));
+                    }
+                    if self.acquire(&bundle).await? {
+                        return Ok(Owner::This);
+                    }
+                }
+            }
+        }
+        Err(ClusterError::Meta(MetaError::Conflict {
+            key: owner_key(&bundle),
+            expected: Expected::Absent,
+            found: None,
+        }))
+    }
+
+    /// Takes `bundle` if nobody owns it; false if another broker got there first.
+    async fn acquire(&self, bundle: &Bundle) -> Result<bool> {
+        let record = OwnerRecord {
+            native_url: self.me.broker_url.clone(),
+            http_url: self.me.web_url.clone(),
+            broker_id: self.me.id.clone(),
+            disabled: false,
+            lease: self.lease().0,
+        };
+        let put = self
+            .meta
+            .commit(vec![Op::Put {
+                key: owner_key(bundle),
+                value: encode(&record),
+                expected: Expected::Absent,
+                lease: Some(self.lease()),
+            }])
+            .await;
+        match put {
+            Ok(token) => {
+                tracing::info!(%bundle, token, "took ownership of bundle");
+                self.owned().insert(bundle.clone(), token);
+                Ok(true)
+            }
+            Err(MetaError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives up `bundle` (its topics must be closed first): the next lookup places it anew.
+    pub async fn release(&self, bundle: &Bundle) -> Result<()> {
+        let Some(token) = self.owned().remove(bundle) else {
+            return Ok(());
+        };
+        match self
+            .meta
+            .delete(&owner_key(bundle), Expected::Version(token))
+            .await
+        {
+            // Already gone (or someone else's now): nothing of ours to delete.
+            Ok(()) | Err(MetaError::Conflict { .. }) => {
+                tracing::info!(%bundle, "released bundle");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Leaves the cluster: deletes the registration and every ownership now (revoking the
+    /// lease), instead of letting them expire.
+    pub async fn leave(self) -> Result<()> {
+        self.owned().clear();
+        self.session.close().await?;
+        tracing::info!(id = %self.me.id, "left the cluster");
+        Ok(())
+    }
+}
