@@ -270,7 +270,7 @@ impl Conn {
             }
             Type::Lookup => {
                 let c = body!(lookup_topic);
-                self.lookup(c)
+                self.lookup(c).await
             }
             Type::GetTopicsOfNamespace => {
                 let c = body!(get_topics_of_namespace);
@@ -427,10 +427,18 @@ impl Conn {
         });
     }
 
-    fn lookup(&self, c: pb::CommandLookupTopic) {
+    async fn lookup(&self, c: pb::CommandLookupTopic) {
         use pb::command_lookup_topic_response::LookupType;
-        let resp = match Self::topic_name(&c.topic) {
-            Ok(_) => pb::CommandLookupTopicResponse {
+        let failed = |error: pb::ServerError, message: String| pb::CommandLookupTopicResponse {
+            response: Some(LookupType::Failed as i32),
+            request_id: c.request_id,
+            error: Some(error as i32),
+            message: Some(message),
+            ..Default::default()
+        };
+        let resp = match (Self::topic_name(&c.topic), self.svc.cluster()) {
+            (Err(e), _) => failed(e.server_error(), e.to_string()),
+            (Ok(_), None) => pb::CommandLookupTopicResponse {
                 broker_service_url: Some(self.svc.config.service_url.clone()),
                 response: Some(LookupType::Connect as i32),
                 request_id: c.request_id,
@@ -439,13 +447,32 @@ impl Conn {
                 proxy_through_service_url: Some(true),
                 ..Default::default()
             },
-            Err(e) => pb::CommandLookupTopicResponse {
-                response: Some(LookupType::Failed as i32),
-                request_id: c.request_id,
-                error: Some(e.server_error() as i32),
-                message: Some(e.to_string()),
-                ..Default::default()
-            },
+            (Ok(topic), Some(cl)) => {
+                match cl.lookup(&topic, c.authoritative.unwrap_or(false)).await {
+                    Ok(owner) => {
+                        let (url, kind) = match owner {
+                            cluster::Owner::This => {
+                                (self.svc.config.service_url.clone(), LookupType::Connect)
+                            }
+                            cluster::Owner::Other(b) => (b.broker_url, LookupType::Redirect),
+                        };
+                        pb::CommandLookupTopicResponse {
+                            broker_service_url: Some(url),
+                            response: Some(kind as i32),
+                            request_id: c.request_id,
+                            // The answer comes from the broker deciding placement: the
+                            // redirected broker takes the bundle instead of redirecting again.
+                            authoritative: Some(true),
+                            proxy_through_service_url: Some(false),
+                            ..Default::default()
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %topic, error = %e, "lookup failed");
+                        failed(pb::ServerError::ServiceNotReady, e.to_string())
+                    }
+                }
+            }
         };
         self.send(BaseCommand {
             lookup_topic_response: Some(resp),

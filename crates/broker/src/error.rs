@@ -23,6 +23,10 @@ pub enum BrokerError {
     /// A deletion that is not forced found producers or consumers attached.
     #[error("{0}")]
     TopicBusy(String),
+    /// In a cluster: the topic's bundle is owned by another broker (or by none yet); the
+    /// client looks the topic up again.
+    #[error("{0}")]
+    NotOwned(String),
     #[error("consumer not found")]
     ConsumerNotFound,
     #[error("storage error: {0}")]
@@ -43,9 +47,15 @@ impl BrokerError {
             // Pulsar answers a fenced topic with ServiceNotReady: clients retry.
             BrokerError::TopicFenced(_) => ServerError::ServiceNotReady,
             BrokerError::TopicBusy(_) => ServerError::NotAllowedError,
+            // Pulsar's answer to a topic served elsewhere: clients redo the lookup.
+            BrokerError::NotOwned(_) => ServerError::ServiceNotReady,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
             BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {
                 ServerError::NotAllowedError
+            }
+            // Served again once its broker is back: clients retry.
+            BrokerError::Storage(ledger::LedgerError::HotTierElsewhere { .. }) => {
+                ServerError::ServiceNotReady
             }
             BrokerError::Storage(_) => ServerError::PersistenceError,
             BrokerError::Metadata(_) => ServerError::MetadataError,

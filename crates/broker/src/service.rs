@@ -67,11 +67,24 @@ pub struct BrokerService {
     producer_names: AtomicU64,
     connection_ids: AtomicU64,
     connections: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// In a cluster, which topics this broker may serve; `None` for standalone (all).
+    cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl BrokerService {
     pub fn new(store: Arc<dyn TopicStore>, config: BrokerServiceConfig) -> Arc<Self> {
+        Self::with_cluster(store, config, None)
+    }
+
+    /// A broker of a cluster: it serves only topics whose bundle it owns, and LOOKUP answers
+    /// with the owner.
+    pub fn with_cluster(
+        store: Arc<dyn TopicStore>,
+        config: BrokerServiceConfig,
+        cluster: Option<Arc<cluster::Cluster>>,
+    ) -> Arc<Self> {
         Arc::new(BrokerService {
+            cluster,
             store,
             receive_budget: protocol::io::ReceiveBudget::new(config.receive_buffer_bytes),
             config,
@@ -84,6 +97,21 @@ impl BrokerService {
 
     pub fn config(&self) -> &BrokerServiceConfig {
         &self.config
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<cluster::Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// Refuses a topic this broker does not own (in a cluster).
+    fn check_owned(&self, name: &TopicName) -> Result<(), BrokerError> {
+        match &self.cluster {
+            Some(c) if c.owns(name).is_none() => Err(BrokerError::NotOwned(format!(
+                "Namespace bundle for topic ({name}) not served by this instance: {}. Please redo the lookup.",
+                c.me().id
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Serves connections until `shutdown` turns true; then closes them all and flushes the
@@ -124,6 +152,7 @@ impl BrokerService {
 
     /// The loaded topic, loading (and creating) it on first use.
     pub async fn topic(&self, name: &TopicName) -> Result<Arc<Topic>, BrokerError> {
+        self.check_owned(name)?;
         self.topics
             .get_or_try_init(name.clone(), || async {
                 let ml = self.store.open(name).await?;
@@ -154,6 +183,26 @@ impl BrokerService {
         if let Some(t) = self.topics.remove(name) {
             t.close().await;
         }
+    }
+
+    /// Unloads every loaded topic of `bundle`, closing its producers and consumers so their
+    /// clients look the topic up again (before the bundle is released or moved).
+    pub async fn unload_bundle(&self, bundle: &cluster::Bundle) -> usize {
+        let mut n = 0;
+        for t in self.topics.values() {
+            let in_bundle = self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.bundle_of(&t.name) == *bundle);
+            if in_bundle {
+                // Forced: cannot be refused.
+                let _ = t.fence_for_delete(true).await;
+                self.topics.remove(&t.name);
+                t.close().await;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Producers and consumers attached to a loaded topic (0 when it is not loaded).

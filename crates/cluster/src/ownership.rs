@@ -1,7 +1,9 @@
 //! Registration, ownership and placement (see the crate documentation for the keys).
 //!
-//! Placement: a lookup of a topic whose bundle nobody owns picks the live broker owning the
-//! fewest bundles (ties: the smallest id); if that is this broker it takes the bundle
+//! Placement: a lookup of a topic whose bundle nobody owns picks the broker that owned it last
+//! if that one is live (bundles are sticky: local-tier topics keep their data on their
+//! broker's disk, so an unload or a restart brings them back there), else the live broker
+//! owning the fewest bundles (ties: the smallest id); if that is this broker it takes the bundle
 //! (create-if-absent on its lease), otherwise the client is redirected there with
 //! `authoritative` set, and that broker takes it. Two brokers racing for one bundle: the
 //! create-if-absent lets exactly one win, the other answers with the winner.
@@ -19,6 +21,8 @@ use crate::{ClusterError, Result};
 
 const BROKERS: &str = "/loadbalance/brokers/";
 const OWNERS: &str = "/namespace/";
+/// The last owner of each bundle (persistent), for sticky placement.
+const LAST_OWNERS: &str = "/tierlog/bundle-last-owner/";
 
 /// A broker as the others reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +89,15 @@ fn broker_key(id: &str) -> String {
 fn owner_key(b: &Bundle) -> String {
     format!(
         "{OWNERS}{}/{}/{}",
+        key_segment(b.namespace.tenant()),
+        key_segment(b.namespace.local()),
+        b.range()
+    )
+}
+
+fn last_owner_key(b: &Bundle) -> String {
+    format!(
+        "{LAST_OWNERS}{}/{}/{}",
         key_segment(b.namespace.tenant()),
         key_segment(b.namespace.local()),
         b.range()
@@ -231,9 +244,17 @@ impl Cluster {
         }
     }
 
-    /// The live broker owning the fewest bundles (ties: the smallest id).
-    async fn least_loaded(&self) -> Result<BrokerInfo> {
+    /// Where an unowned `bundle` goes: its last owner if live, else the live broker owning the
+    /// fewest bundles (ties: the smallest id).
+    async fn place(&self, bundle: &Bundle) -> Result<BrokerInfo> {
         let brokers = self.brokers().await?;
+        let key = last_owner_key(bundle);
+        if let Some(v) = self.meta.get(&key).await? {
+            let last: String = decode(&key, &v.value)?;
+            if let Some(b) = brokers.iter().find(|b| b.id == last) {
+                return Ok(b.clone());
+            }
+        }
         let mut load: HashMap<String, usize> = HashMap::new();
         for (_, owner) in self.ownerships().await? {
             *load.entry(owner).or_default() += 1;
@@ -276,7 +297,7 @@ impl Cluster {
                     let target = if authoritative {
                         self.me.clone()
                     } else {
-                        self.least_loaded().await?
+                        self.place(&bundle).await?
                     };
                     if target.id != self.me.id {
                         return Ok(Owner::Other(target));
@@ -305,12 +326,15 @@ impl Cluster {
         };
         let put = self
             .meta
-            .commit(vec![Op::Put {
-                key: owner_key(bundle),
-                value: encode(&record),
-                expected: Expected::Absent,
-                lease: Some(self.lease()),
-            }])
+            .commit(vec![
+                Op::Put {
+                    key: owner_key(bundle),
+                    value: encode(&record),
+                    expected: Expected::Absent,
+                    lease: Some(self.lease()),
+                },
+                Op::put(last_owner_key(bundle), encode(&self.me.id), Expected::Any),
+            ])
             .await;
         match put {
             Ok(token) => {
@@ -344,9 +368,9 @@ impl Cluster {
 
     /// Leaves the cluster: deletes the registration and every ownership now (revoking the
     /// lease), instead of letting them expire.
-    pub async fn leave(self) -> Result<()> {
+    pub async fn leave(&self) -> Result<()> {
         self.owned().clear();
-        self.session.close().await?;
+        self.meta.revoke_lease(self.session.lease()).await?;
         tracing::info!(id = %self.me.id, "left the cluster");
         Ok(())
     }

@@ -76,6 +76,14 @@ async fn bundles_spread_over_brokers_lookups_redirect_and_leaving_frees_them() {
         assert_eq!(resolve(&brokers, 2, &topic(t)).await, *o);
     }
 
+    // A released bundle (an unload) goes back to the broker that had it: local-tier topics
+    // keep their data on that broker's disk.
+    let t0 = owner_of.iter().position(|o| *o == 0).unwrap();
+    let bundle = a.bundle_of(&topic(t0));
+    a.release(&bundle).await.unwrap();
+    assert!(a.owns(&topic(t0)).is_none());
+    assert_eq!(resolve(&brokers, 2, &topic(t0)).await, 0);
+
     // Leaving deletes the registration and the ownerships at once.
     let left: Vec<_> = b.owned_bundles();
     b.leave().await.unwrap();

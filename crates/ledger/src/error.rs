@@ -12,6 +12,16 @@ pub enum LedgerError {
     /// Stored metadata could not be decoded.
     #[error("metadata of {key} is unreadable: {detail}")]
     BadMetadata { key: String, detail: String },
+    /// In a cluster: a ledger's hot copy is on another broker's local disk (and not offloaded),
+    /// so this broker cannot serve the managed ledger.
+    #[error(
+        "managed ledger {ledger}: ledger {ledger_id} is on the local disk of broker {broker}; the topic is unavailable until that broker serves it"
+    )]
+    HotTierElsewhere {
+        ledger: String,
+        ledger_id: i64,
+        broker: String,
+    },
     /// The managed ledger was closed; no more appends or reads.
     #[error("managed ledger {0} is closed")]
     Closed(String),

@@ -25,6 +25,9 @@ pub(crate) struct Deps {
     pub ids: Arc<LedgerIdAllocator>,
     /// Reads offloaded ledgers of managed ledgers that have no offloader.
     pub reader: Arc<dyn TierReader>,
+    /// In a cluster, this broker's id: recorded with every ledger it creates, and a managed
+    /// ledger whose hot data is on another broker's disk is refused.
+    pub hot_tier_owner: Option<String>,
 }
 
 pub struct ManagedLedgerFactory {
@@ -49,6 +52,7 @@ impl ManagedLedgerFactory {
                 meta,
                 clock,
                 reader: Arc::new(reader),
+                hot_tier_owner: None,
             },
             open: OnceMap::new(),
             offloader: None,
@@ -58,6 +62,13 @@ impl ManagedLedgerFactory {
     /// Managed ledgers opened with [`open`](Self::open) offload through `offloader`.
     pub fn with_offloader(mut self, offloader: Arc<dyn LedgerOffloader>) -> Self {
         self.offloader = Some(offloader);
+        self
+    }
+
+    /// This factory runs on broker `id` of a cluster, whose local disk holds the hot copies of
+    /// the ledgers it creates (see [`crate::LedgerError::HotTierElsewhere`]).
+    pub fn with_hot_tier_owner(mut self, id: impl Into<String>) -> Self {
+        self.deps.hot_tier_owner = Some(id.into());
         self
     }
 

@@ -98,6 +98,10 @@ pub struct LedgerInfo {
     pub created_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload: Option<OffloadContext>,
+    /// In a cluster, the broker whose local disk holds the ledger's hot copy (absent when
+    /// written by a standalone broker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_tier_broker: Option<String>,
 }
 
 impl LedgerInfo {
@@ -109,6 +113,7 @@ impl LedgerInfo {
             timestamp: 0,
             created_ms,
             offload: None,
+            hot_tier_broker: None,
         }
     }
 }

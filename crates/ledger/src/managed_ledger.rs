@@ -97,6 +97,8 @@ struct Shared {
     meta: Arc<dyn MetadataStore>,
     clock: Arc<dyn Clock>,
     ids: Arc<LedgerIdAllocator>,
+    /// In a cluster, this broker's id, recorded with every ledger created here.
+    hot_tier_owner: Option<String>,
     config: RwLock<ManagedLedgerConfig>,
     write: tokio::sync::Mutex<WriteState>,
     /// Replaced whole on every change, so readers take a cheap snapshot.
@@ -182,6 +184,29 @@ impl std::future::Future for AppendReceipt {
     }
 }
 
+/// Refuses to serve a managed ledger whose data this broker's disk does not hold: a ledger
+/// written by another broker, not offloaded, and not empty (the open one may hold entries its
+/// list does not count yet). Treating it as empty would hide its entries and write after
+/// them.
+fn check_hot_copies_are_here(name: &str, info: &ManagedLedgerInfo, me: &str) -> Result<()> {
+    let last = info.ledgers.last().map(|l| l.ledger_id);
+    for l in &info.ledgers {
+        let offloaded = l.offload.as_ref().is_some_and(|c| c.complete);
+        if let Some(b) = &l.hot_tier_broker
+            && b != me
+            && !offloaded
+            && (l.entries > 0 || Some(l.ledger_id) == last)
+        {
+            return Err(LedgerError::HotTierElsewhere {
+                ledger: name.to_string(),
+                ledger_id: l.ledger_id,
+                broker: b.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl ManagedLedger {
     /// Opens `name`. A managed ledger whose deletion was interrupted opens closed, for
     /// [`delete`](Self::delete) to finish; [`is_deleting`](Self::is_deleting) tells.
@@ -206,6 +231,9 @@ impl ManagedLedger {
                 (fresh, version)
             }
         };
+        if let Some(me) = &deps.hot_tier_owner {
+            check_hot_copies_are_here(name, &ml_info, me)?;
+        }
         let mut cursors = BTreeMap::new();
         for ck in meta.list(&info::cursor_prefix(name)).await? {
             let cname = info::cursor_of_key(name, &ck).ok_or_else(|| LedgerError::BadMetadata {
@@ -226,6 +254,7 @@ impl ManagedLedger {
                 meta,
                 clock: Arc::clone(&deps.clock),
                 ids: Arc::clone(&deps.ids),
+                hot_tier_owner: deps.hot_tier_owner.clone(),
                 config: RwLock::new(config),
                 write: tokio::sync::Mutex::new(WriteState {
                     writer: None,
@@ -374,7 +403,9 @@ impl ManagedLedger {
         }
         st.writer = None;
         let new_id = self.shared.ids.next().await?;
-        next.ledgers.push(LedgerInfo::new_open(new_id, now));
+        let mut fresh = LedgerInfo::new_open(new_id, now);
+        fresh.hot_tier_broker = self.shared.hot_tier_owner.clone();
+        next.ledgers.push(fresh);
         self.persist_info(st, next).await?;
         if let Some(id) = empty_sealed {
             self.delete_hot_copy(id);

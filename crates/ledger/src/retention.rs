@@ -82,6 +82,7 @@ mod tests {
             timestamp: ts,
             created_ms: 0,
             offload: None,
+            hot_tier_broker: None,
         }
     }
 

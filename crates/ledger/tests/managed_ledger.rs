@@ -362,6 +362,35 @@ async fn deleting_a_topic_with_hundreds_of_cursors_leaves_no_key() {
     );
 }
 
+/// In a cluster, a local ledger lives on the disk of the broker that wrote it: another broker
+/// sharing the metadata refuses the managed ledger instead of serving it as empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_broker_refuses_a_managed_ledger_whose_hot_copy_it_does_not_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn meta::MetadataStore> =
+        Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
+    let on = |who: &str| {
+        let (store, _) = LedgerStore::open(dir.path().join(who), StoreOptions::default()).unwrap();
+        ManagedLedgerFactory::new(store, Arc::clone(&meta), Arc::new(ledger::SystemClock))
+            .with_hot_tier_owner(who)
+    };
+    let name = "t/ns/persistent/local";
+    let a = on("broker-a");
+    let ml = a.open(name, config(10)).await.unwrap();
+    append_n(&ml, 0..5).await;
+    a.close_all().await.unwrap();
+    let b = on("broker-b");
+    match b.open(name, config(10)).await {
+        Err(ledger::LedgerError::HotTierElsewhere { broker, .. }) => assert_eq!(broker, "broker-a"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("broker-b served broker-a's ledgers"),
+    }
+    drop(b);
+    let a = on("broker-a");
+    let ml = a.open(name, config(10)).await.unwrap();
+    assert_eq!(read_all(&ml, Position::EARLIEST).await.len(), 5);
+}
+
 /// A factory over a metadata store that can be slowed down for chosen keys.
 fn slow_factory(dir: &Path) -> (ManagedLedgerFactory, Arc<testkit::slow_meta::SlowMeta>) {
     let (store, _) = LedgerStore::open(dir.join("ledgers"), StoreOptions::default()).unwrap();

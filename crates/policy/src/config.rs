@@ -240,6 +240,18 @@ pub struct BrokerConfig {
     /// (`managedLedgerOffloadRequestTimeoutMs`, `managedLedgerOffloadOperationTimeoutMs`,
     /// `managedLedgerOffloadMaxRetries`; tierlog's keys: Pulsar leaves these to jclouds).
     pub object_store_client: ClientSettings,
+    /// How a broker of a cluster (`tierlog broker`) takes part in it.
+    pub cluster: ClusterSettings,
+}
+
+/// A cluster broker's coordination settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// `metadataStoreSessionTimeoutMillis`: the TTL of the broker's session lease; its
+    /// registration and bundles are taken over this long after it dies (tierlog default 10 s).
+    pub session_timeout: std::time::Duration,
+    /// `defaultNumberOfNamespaceBundles` (4): the bundles every namespace is split into.
+    pub bundles_per_namespace: u32,
 }
 
 impl BrokerConfig {
@@ -404,6 +416,20 @@ impl BrokerConfig {
             offload_defaults,
             object_store_client,
             metadata_store,
+            cluster: ClusterSettings {
+                session_timeout: std::time::Duration::from_millis(raw.unsigned(
+                    "metadataStoreSessionTimeoutMillis",
+                    10_000,
+                    1_000,
+                    600_000,
+                )?),
+                bundles_per_namespace: raw.unsigned(
+                    "defaultNumberOfNamespaceBundles",
+                    4,
+                    1,
+                    1024,
+                )? as u32,
+            },
         };
         let warnings = props
             .remaining()

@@ -1,4 +1,5 @@
-//! The real `tierlog standalone` binary on 127.0.0.1 with its own data directory and ports.
+//! The real `tierlog standalone` (or `tierlog broker`) binary on 127.0.0.1 with its own data
+//! directory and ports.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,21 +18,40 @@ impl Standalone {
     /// Starts `bin standalone` with an empty config file, data under `dir/data`, free ports, and
     /// extra `TIERLOG_<key>` settings in `env`; waits until the health endpoint answers.
     pub fn start(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> Standalone {
+        Self::start_as(bin, "standalone", dir, env, Stdio::piped())
+    }
+
+    /// Starts `bin broker` (one broker of a cluster; `env` names the etcd) like
+    /// [`start`](Self::start), logging to `dir/broker.log` (a busy broker would fill a pipe
+    /// nobody reads).
+    pub fn start_broker(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> Standalone {
+        std::fs::create_dir_all(dir).expect("broker directory");
+        let log = std::fs::File::create(dir.join("broker.log")).expect("broker log");
+        Self::start_as(bin, "broker", dir, env, Stdio::from(log))
+    }
+
+    fn start_as(
+        bin: &Path,
+        mode: &str,
+        dir: &Path,
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Standalone {
         let web_port = crate::free_port();
         let broker_port = crate::free_port();
         let mut cmd = Command::new(bin);
-        cmd.args(["standalone", "--config", "/dev/null"])
+        cmd.args([mode, "--config", "/dev/null"])
             .env("TIERLOG_dataDirectory", dir.join("data"))
             .env("TIERLOG_bindAddress", "127.0.0.1")
             .env("TIERLOG_webServicePort", web_port.to_string())
             .env("TIERLOG_brokerServicePort", broker_port.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let s = Standalone {
-            child: Some(cmd.spawn().expect("start tierlog standalone")),
+            child: Some(cmd.spawn().expect("start tierlog")),
             web_port,
             broker_port,
         };
@@ -39,7 +59,7 @@ impl Standalone {
         while s.call("GET", "/admin/v2/brokers/health", None).0 != 200 {
             assert!(
                 Instant::now() < deadline,
-                "tierlog standalone did not become ready"
+                "tierlog {mode} did not become ready"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -35,11 +35,26 @@ pub struct AdminArgs {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     #[command(subcommand)]
+    Brokers(Brokers),
+    #[command(subcommand)]
     Tenants(Tenants),
     #[command(subcommand)]
     Namespaces(Namespaces),
     #[command(subcommand)]
     Topics(Topics),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Brokers {
+    /// List the live brokers of a cluster (host:webServicePort).
+    List { cluster: String },
+    /// The bundles a broker owns.
+    Namespaces {
+        cluster: String,
+        /// The broker (host:webServicePort).
+        #[arg(long)]
+        url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +210,14 @@ pub enum Namespaces {
     List {
         tenant: String,
     },
+    /// Unload a namespace (all its bundles, or one): their owners close the topics and give
+    /// the bundles up; the next lookup places them again.
+    Unload {
+        namespace: String,
+        /// One bundle (0x<low>_0x<high>).
+        #[arg(long, short = 'b')]
+        bundle: Option<String>,
+    },
     /// Create a namespace (tenant/namespace).
     Create {
         namespace: String,
@@ -250,6 +273,10 @@ pub enum Topics {
     /// List the topics of a namespace.
     List {
         namespace: String,
+    },
+    /// Unload a topic: its broker closes it and its clients, who reconnect.
+    Unload {
+        topic: String,
     },
     Create {
         topic: String,
@@ -477,6 +504,22 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             )
             .await?;
         }
+        AdminCommand::Brokers(Brokers::List { cluster }) => {
+            let ids: Vec<String> = c
+                .get(&format!("/admin/v2/brokers/{cluster}"))
+                .await?
+                .unwrap_or_default();
+            print_list(&ids, args.output)?
+        }
+        AdminCommand::Brokers(Brokers::Namespaces { cluster, url }) => {
+            let owned: serde_json::Value = c
+                .get(&format!(
+                    "/admin/v2/brokers/{cluster}/{url}/ownedNamespaces"
+                ))
+                .await?
+                .unwrap_or_default();
+            println!("{}", serde_json::to_string_pretty(&owned)?);
+        }
         AdminCommand::Namespaces(n) => namespaces(&c, n, args.output).await?,
         AdminCommand::Topics(t) => topics(&c, t, args.output).await?,
     }
@@ -501,6 +544,13 @@ async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow
         }
         Namespaces::Create { namespace } => {
             c.send(M::PUT, &base(&namespace)?).await?;
+        }
+        Namespaces::Unload { namespace, bundle } => {
+            let p = match bundle {
+                Some(b) => format!("{}/{b}/unload", base(&namespace)?),
+                None => format!("{}/unload", base(&namespace)?),
+            };
+            c.send(M::PUT, &p).await?;
         }
         Namespaces::SetRetention {
             namespace,
@@ -587,6 +637,10 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
         }
         Topics::Create { topic } => {
             c.send(M::PUT, &path(&topic)?.0).await?;
+        }
+        Topics::Unload { topic } => {
+            c.send(M::PUT, &format!("{}/unload", path(&topic)?.0))
+                .await?;
         }
         Topics::Delete { topic, force } => {
             c.send(M::DELETE, &format!("{}?force={force}", path(&topic)?.0))

@@ -8,7 +8,7 @@ mod config;
 mod metrics;
 mod offload_dump;
 mod perf;
-mod standalone;
+mod server;
 mod web;
 
 use std::path::PathBuf;
@@ -32,6 +32,14 @@ enum Command {
     /// Run a standalone broker: local hot tier, embedded metadata, admin/metrics HTTP port.
     Standalone {
         /// Configuration file in Pulsar's key=value format (default: conf/standalone.conf if it
+        /// exists). Any key can be overridden by the environment variable TIERLOG_<key>.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+    },
+    /// Run one broker of a cluster: metadata in etcd (metadataStoreUrl), topics served by the
+    /// broker owning their namespace bundle (mirrors `pulsar broker`).
+    Broker {
+        /// Configuration file in Pulsar's key=value format (default: conf/broker.conf if it
         /// exists). Any key can be overridden by the environment variable TIERLOG_<key>.
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
@@ -62,24 +70,32 @@ fn init_logging() {
         .init();
 }
 
+/// Runs the broker process with the configuration file given, or `default` if it exists.
+fn serve(file: Option<PathBuf>, default: &str, mode: server::Mode) -> anyhow::Result<()> {
+    let default = PathBuf::from(default);
+    let file = file.or_else(|| default.exists().then_some(default));
+    let (config, warnings) =
+        config::load(file.as_deref(), std::env::vars()).context("configuration refused")?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tierlog-worker")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(server::run(config, mode))
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_from(admin_cli::expand_short_flags(std::env::args()));
     init_logging();
     match cli.command {
         Command::Standalone { config } => {
-            let default = PathBuf::from("conf/standalone.conf");
-            let file = config.or_else(|| default.exists().then_some(default));
-            let (config, warnings) =
-                config::load(file.as_deref(), std::env::vars()).context("configuration refused")?;
-            for w in warnings {
-                tracing::warn!("{w}");
-            }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("tierlog-worker")
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(standalone::run(config))
+            serve(config, "conf/standalone.conf", server::Mode::Standalone)
+        }
+        Command::Broker { config } => {
+            serve(config, "conf/broker.conf", server::Mode::ClusterBroker)
         }
         Command::Admin(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -596,6 +596,7 @@ mod tests {
                 complete: true,
                 ..Default::default()
             }),
+            hot_tier_broker: None,
         }
     }
 

@@ -64,9 +64,21 @@ impl From<broker::BrokerError> for ApiError {
             B::InvalidName(_) | B::NotAllowed(_) | B::TopicBusy(_) => {
                 StatusCode::PRECONDITION_FAILED
             }
-            B::TopicFenced(_) => StatusCode::SERVICE_UNAVAILABLE,
+            B::TopicFenced(_) | B::NotOwned(_) => StatusCode::SERVICE_UNAVAILABLE,
             B::ConsumerBusy(_) | B::ProducerBusy(_) => StatusCode::CONFLICT,
             B::Storage(l) => ledger_status(l),
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<cluster::ClusterError> for ApiError {
+    fn from(e: cluster::ClusterError) -> Self {
+        use cluster::ClusterError as C;
+        let status = match &e {
+            // Transient: the client retries.
+            C::StaleOwnership { .. } | C::SessionLost => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -4,6 +4,7 @@
 //! Handlers are thin: they turn path segments into names, bodies into Pulsar's types, and call
 //! the policy layer or the broker service.
 
+mod cluster;
 mod error;
 mod namespaces;
 mod topics;
@@ -31,6 +32,8 @@ pub struct WebState {
     pub object_stores: Arc<offload::ObjectStores>,
     /// `http://host:port` of this web service, for HTTP lookups.
     pub web_service_url: String,
+    /// `advertisedAddress:webServicePort`, Pulsar's broker id.
+    pub broker_id: String,
 }
 
 type S = State<Arc<WebState>>;
@@ -105,9 +108,27 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 pub fn router(state: Arc<WebState>) -> Router {
+    use cluster as c;
     use namespaces as n;
     use topics as t;
     Router::new()
+        .route("/admin/v2/brokers/{cluster}", get(c::list_brokers))
+        .route(
+            "/admin/v2/brokers/{cluster}/{broker}/ownedNamespaces",
+            get(c::owned_namespaces),
+        )
+        .route(
+            "/admin/v2/namespaces/{t}/{ns}/unload",
+            put(c::unload_namespace),
+        )
+        .route(
+            "/admin/v2/namespaces/{t}/{ns}/{bundle}/unload",
+            put(c::unload_bundle),
+        )
+        .route(
+            "/admin/v2/persistent/{t}/{ns}/{topic}/unload",
+            put(c::unload_topic),
+        )
         .route("/metrics", get(metrics))
         .route("/admin/v2/brokers/health", get(|| async { "ok" }))
         .route("/admin/v2/tenants", get(n::list_tenants))
@@ -189,5 +210,9 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/lookup/v2/topic/{domain}/{t}/{ns}/{topic}", get(t::lookup))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            c::redirect_to_owner,
+        ))
         .with_state(state)
 }

@@ -156,15 +156,31 @@ struct LookupData<'a> {
     native_url: &'a str,
 }
 
-/// `GET /lookup/v2/topic/{domain}/{t}/{ns}/{topic}`: this broker serves every topic.
+/// Query of an HTTP lookup.
+#[derive(serde::Deserialize, Default)]
+pub struct LookupQuery {
+    #[serde(default)]
+    authoritative: bool,
+}
+
+/// `GET /lookup/v2/topic/{domain}/{t}/{ns}/{topic}`: the URLs of the broker serving the topic
+/// (standalone: this one; in a cluster, a 307 to the owner's lookup when it is another).
 pub async fn lookup(
     State(s): S,
     Path((domain, t, ns, local)): Path<(String, String, String, String)>,
+    axum::extract::Query(q): axum::extract::Query<LookupQuery>,
+    uri: axum::http::Uri,
 ) -> ApiResult {
     let domain = Domain::parse(&domain)
         .ok_or_else(|| policy::PolicyError::Invalid(format!("unknown topic domain {domain:?}")))?;
     let topic = protocol::NamespaceName::new(&t, &ns)?.topic(domain, &local)?;
     s.policy.store().policies(topic.namespace()).await?;
+    if let Some(c) = s.broker.cluster()
+        && let Some(redirect) =
+            super::cluster::lookup_in_cluster(c, &topic, q.authoritative, &uri).await?
+    {
+        return Ok(redirect);
+    }
     let url = &s.broker.config().service_url;
     json(&LookupData {
         broker_url: url,

@@ -1,6 +1,15 @@
-//! `tierlog standalone`: one process with the hot tier, the embedded metadata store, the managed
-//! ledgers, the binary protocol and the web port. Shuts down cleanly on SIGINT/SIGTERM: stops
-//! listening, seals every open ledger (flush + fsync), closes the stores.
+//! The broker process, in its two forms:
+//!
+//! - `tierlog standalone`: one process with the hot tier, the embedded metadata store (or
+//!   etcd), the managed ledgers, the binary protocol and the web port; it serves every topic.
+//! - `tierlog broker`: one broker of a cluster sharing its metadata in etcd. It registers under
+//!   its session lease, serves only the topics of the bundles it owns, and answers lookups
+//!   with the owner. If its session is lost it stops (as Pulsar's default
+//!   `zookeeperSessionExpiredPolicy=shutdown`): another broker owns its bundles by then.
+//!
+//! Both shut down cleanly on SIGINT/SIGTERM: stop listening, close the topics (a cluster
+//! broker then gives up its bundles and registration at once), seal every open ledger (flush +
+//! fsync), close the stores.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +25,19 @@ use tokio::sync::watch;
 
 use crate::web::{WebState, router};
 
-pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+/// Which process this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Standalone,
+    ClusterBroker,
+}
+
+pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
+    if mode == Mode::ClusterBroker && config.metadata_store == MetadataBackend::Embedded {
+        anyhow::bail!(
+            "tierlog broker needs a shared metadata store: set metadataStoreUrl=etcd:http://host:2379 (tierlog standalone runs on the embedded one)"
+        );
+    }
     let started = std::time::Instant::now();
     let data = &config.data_directory;
     std::fs::create_dir_all(data)
@@ -71,10 +92,14 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     }
     // Topics without an offloader still read (and delete) what they offloaded before.
     let reader = config.tier_reader(Arc::clone(&object_stores));
-    let factory = Arc::new(
-        ManagedLedgerFactory::new(store, Arc::clone(&meta), Arc::new(SystemClock))
-            .with_reader(Arc::new(reader)),
-    );
+    let broker_id = format!("{}:{}", config.advertised_address, config.web_service_port);
+    let mut factory = ManagedLedgerFactory::new(store, Arc::clone(&meta), Arc::new(SystemClock))
+        .with_reader(Arc::new(reader));
+    if mode == Mode::ClusterBroker {
+        // Local ledgers live on this broker's disk: another broker must not serve them.
+        factory = factory.with_hot_tier_owner(broker_id.clone());
+    }
+    let factory = Arc::new(factory);
     factory
         .finish_deletions()
         .await
@@ -83,6 +108,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .collect_garbage()
         .await
         .context("collecting unreferenced ledger files")?;
+    let meta_for_cluster = Arc::clone(&meta);
     let policy = Arc::new(PolicyService::new(
         meta,
         Arc::clone(&factory),
@@ -101,14 +127,38 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let broker_listener = tokio::net::TcpListener::bind(broker_addr)
         .await
         .with_context(|| format!("binding the broker service port {broker_addr}"))?;
-    let service = broker::BrokerService::new(
+    let service_url = format!(
+        "pulsar://{}:{}",
+        config.advertised_address, config.broker_service_port
+    );
+    let web_service_url = format!(
+        "http://{}:{}",
+        config.advertised_address, config.web_service_port
+    );
+    let cluster = match mode {
+        Mode::Standalone => None,
+        Mode::ClusterBroker => {
+            let me = cluster::BrokerInfo {
+                id: broker_id.clone(),
+                broker_url: service_url.clone(),
+                web_url: web_service_url.clone(),
+            };
+            let joined = cluster::Cluster::join(
+                Arc::clone(&meta_for_cluster),
+                me,
+                config.cluster.session_timeout,
+                config.cluster.bundles_per_namespace,
+            )
+            .await
+            .context("joining the cluster (registering this broker in the metadata store)")?;
+            Some(Arc::new(joined))
+        }
+    };
+    let service = broker::BrokerService::with_cluster(
         Arc::clone(&policy) as Arc<dyn broker::TopicStore>,
         broker::BrokerServiceConfig {
             server_version: format!("tierlog-{}", env!("CARGO_PKG_VERSION")),
-            service_url: format!(
-                "pulsar://{}:{}",
-                config.advertised_address, config.broker_service_port
-            ),
+            service_url,
             max_message_size: u32::try_from(config.max_message_size).unwrap_or(u32::MAX),
             cluster_name: config.cluster_name.clone(),
             unacked_limits: broker::UnackedLimits {
@@ -118,6 +168,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             receive_buffer_bytes: usize::try_from(config.max_message_publish_buffer_size_bytes)
                 .unwrap_or(usize::MAX),
         },
+        cluster.clone(),
     );
     let binary = tokio::spawn(Arc::clone(&service).serve(broker_listener, shutdown_rx.clone()));
     let web_addr: SocketAddr = format!("{}:{}", config.bind_address, config.web_service_port)
@@ -130,10 +181,8 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         policy,
         broker: service,
         object_stores,
-        web_service_url: format!(
-            "http://{}:{}",
-            config.advertised_address, config.web_service_port
-        ),
+        web_service_url,
+        broker_id: broker_id.clone(),
     }));
     let mut http_shutdown = shutdown_rx.clone();
     let http = tokio::spawn(async move {
@@ -156,9 +205,27 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         advertised = %config.advertised_address,
         data = %data.display(),
         startup_ms = started.elapsed().as_millis() as u64,
-        "tierlog standalone ready"
+        "tierlog {} ready",
+        match mode {
+            Mode::Standalone => "standalone",
+            Mode::ClusterBroker => "broker",
+        }
     );
-    wait_for_signal().await?;
+    let session_lost = async {
+        match &cluster {
+            Some(c) => c.session_lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    let lost = tokio::select! {
+        r = wait_for_signal() => { r?; false }
+        _ = session_lost => true,
+    };
+    if lost {
+        tracing::error!(
+            "the metadata session was lost: this broker owns nothing any more; shutting down"
+        );
+    }
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = maintenance.await;
@@ -172,6 +239,17 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "web service task failed"),
     }
     factory.close_all().await.context("sealing open ledgers")?;
+    if let Some(c) = &cluster
+        && !lost
+    {
+        // The topics are closed: their bundles can go to other brokers now, not after the TTL.
+        c.leave().await.context("leaving the cluster")?;
+    }
+    if lost {
+        anyhow::bail!(
+            "the metadata session was lost (etcd unreachable for longer than metadataStoreSessionTimeoutMillis?)"
+        );
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -1,0 +1,252 @@
+//! The cluster's side of the admin API: brokers, owned bundles, unloading, and the redirect of
+//! topic requests to the broker that owns the topic (Pulsar answers those with 307 too).
+//!
+//! A standalone broker is a cluster of one: it lists itself and owns everything.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use protocol::{Domain, NamespaceName, TopicName};
+use serde::Serialize;
+
+use super::{ApiError, ApiResult, Ns, S, json, no_content};
+
+fn check_cluster(s: &super::WebState, cluster: &str) -> Result<(), ApiError> {
+    let mine = &s.broker.config().cluster_name;
+    if cluster != mine {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Cluster {cluster} does not exist (this broker is in {mine})"),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /admin/v2/brokers/{cluster}`: the ids (`host:webPort`) of the live brokers.
+pub async fn list_brokers(State(s): S, Path(cluster): Path<String>) -> ApiResult {
+    check_cluster(&s, &cluster)?;
+    let ids: Vec<String> = match s.broker.cluster() {
+        Some(c) => c.brokers().await?.into_iter().map(|b| b.id).collect(),
+        None => vec![s.broker_id.clone()],
+    };
+    json(&ids)
+}
+
+/// Pulsar's `NamespaceOwnershipStatus`.
+#[derive(Serialize)]
+struct OwnershipStatus {
+    broker_assignment: &'static str,
+    is_controlled: bool,
+    is_active: bool,
+}
+
+/// `GET /admin/v2/brokers/{cluster}/{broker}/ownedNamespaces`: the bundles `broker` owns.
+pub async fn owned_namespaces(
+    State(s): S,
+    Path((cluster, broker)): Path<(String, String)>,
+) -> ApiResult {
+    check_cluster(&s, &cluster)?;
+    let mut out = BTreeMap::new();
+    let status = || OwnershipStatus {
+        broker_assignment: "shared",
+        is_controlled: false,
+        is_active: true,
+    };
+    match s.broker.cluster() {
+        Some(c) => {
+            for (key, owner) in c.ownerships().await? {
+                if owner == broker {
+                    // `/namespace/<t>/<ns>/<range>` → `<t>/<ns>/<range>`
+                    let name = key.trim_start_matches("/namespace/").to_string();
+                    out.insert(name, status());
+                }
+            }
+        }
+        None if broker == s.broker_id => {
+            for tenant in s.policy.store().tenants().await? {
+                for ns in s.policy.store().namespaces(&tenant).await? {
+                    out.insert(format!("{ns}/0x00000000_0xffffffff"), status());
+                }
+            }
+        }
+        None => {}
+    }
+    json(&out)
+}
+
+/// `PUT /admin/v2/namespaces/{t}/{ns}/{bundle}/unload`: the owner closes the bundle's topics
+/// and gives it up (the next lookup places it again); another broker redirects to the owner.
+pub async fn unload_bundle(
+    State(s): S,
+    Path((t, ns, range)): Path<(String, String, String)>,
+    uri: axum::http::Uri,
+) -> ApiResult {
+    let ns = NamespaceName::new(&t, &ns)?;
+    let Some(c) = s.broker.cluster() else {
+        // Standalone: one bundle; unloading closes every topic of the namespace.
+        unload_namespace_topics(&s, &ns).await?;
+        return no_content();
+    };
+    let bundle = cluster::Bundle::parse(ns.clone(), &range).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!("Invalid bundle range {range:?} (expected 0x<low>_0x<high>)"),
+        )
+    })?;
+    if !c.owned_bundles().contains(&bundle) {
+        return match owner_of_bundle(c, &bundle).await? {
+            Some(web) => Ok(redirect(&web, &uri)),
+            None => no_content(),
+        };
+    }
+    let closed = s.broker.unload_bundle(&bundle).await;
+    c.release(&bundle).await?;
+    tracing::info!(%bundle, topics = closed, "bundle unloaded");
+    no_content()
+}
+
+/// `PUT /admin/v2/namespaces/{t}/{ns}/unload`: unloads every bundle of the namespace, on
+/// whichever broker owns it.
+pub async fn unload_namespace(State(s): S, Ns(ns): Ns) -> ApiResult {
+    let Some(c) = s.broker.cluster() else {
+        unload_namespace_topics(&s, &ns).await?;
+        return no_content();
+    };
+    let http = reqwest::Client::new();
+    for bundle in c.bundles(&ns) {
+        if c.owned_bundles().contains(&bundle) {
+            s.broker.unload_bundle(&bundle).await;
+            c.release(&bundle).await?;
+            continue;
+        }
+        let Some(web) = owner_of_bundle(c, &bundle).await? else {
+            continue;
+        };
+        let url = format!(
+            "{web}/admin/v2/namespaces/{}/{}/{}/unload",
+            ns.tenant(),
+            ns.local(),
+            bundle.range()
+        );
+        let resp = http.put(&url).send().await.map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("unloading {bundle} at its owner {web}: {e}"),
+            )
+        })?;
+        if !resp.status().is_success() {
+            return Err(ApiError::new(
+                resp.status(),
+                format!("unloading {bundle} at its owner {web}: {}", resp.status()),
+            ));
+        }
+    }
+    no_content()
+}
+
+async fn unload_namespace_topics(s: &super::WebState, ns: &NamespaceName) -> Result<(), ApiError> {
+    for topic in broker::TopicStore::list(&*s.policy, ns).await? {
+        s.broker.unload_for_delete(&topic, true).await?;
+    }
+    Ok(())
+}
+
+/// `PUT /admin/v2/persistent/{t}/{ns}/{topic}/unload` (reached only on the owner, see
+/// [`redirect_to_owner`]): closes the topic and its clients; it loads again on next use.
+pub async fn unload_topic(State(s): S, super::Topic(topic): super::Topic) -> ApiResult {
+    s.broker.unload_for_delete(&topic, true).await?;
+    no_content()
+}
+
+async fn owner_of_bundle(
+    c: &cluster::Cluster,
+    bundle: &cluster::Bundle,
+) -> Result<Option<String>, ApiError> {
+    let key_end = format!(
+        "{}/{}/{}",
+        bundle.namespace.tenant(),
+        bundle.namespace.local(),
+        bundle.range()
+    );
+    let owner = c
+        .ownerships()
+        .await?
+        .into_iter()
+        .find(|(k, _)| k.ends_with(&key_end))
+        .map(|(_, id)| id);
+    let Some(id) = owner else { return Ok(None) };
+    Ok(c.brokers()
+        .await?
+        .into_iter()
+        .find(|b| b.id == id)
+        .map(|b| b.web_url))
+}
+
+fn redirect(web_url: &str, uri: &axum::http::Uri) -> Response {
+    let target = format!(
+        "{web_url}{}",
+        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+    );
+    let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// The topic a topic-level admin path names, if it is one a topic's owner must serve:
+/// `/admin/v2/persistent/{t}/{ns}/{topic}[/…]`, except partitioned-topic metadata, which any
+/// broker answers.
+fn owned_topic_of_path(path: &str) -> Option<TopicName> {
+    let rest = path.strip_prefix("/admin/v2/persistent/")?;
+    let mut parts = rest.splitn(4, '/');
+    let (t, ns, local) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next() == Some("partitions") || local == "partitioned" {
+        return None;
+    }
+    let decode = |s: &str| meta::name_of_segment(s);
+    NamespaceName::new(&decode(t)?, &decode(ns)?)
+        .ok()?
+        .topic(Domain::Persistent, &decode(local)?)
+        .ok()
+}
+
+/// Middleware: a request for a topic owned by another broker is answered with a 307 to the
+/// same path there (placing the topic first if nobody owns it), as Pulsar's brokers do.
+pub async fn redirect_to_owner(State(s): S, req: Request, next: Next) -> Response {
+    let Some(c) = s.broker.cluster() else {
+        return next.run(req).await;
+    };
+    let Some(topic) = owned_topic_of_path(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    match c.lookup(&topic, false).await {
+        Ok(cluster::Owner::This) => next.run(req).await,
+        Ok(cluster::Owner::Other(b)) => redirect(&b.web_url, req.uri()),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// The HTTP lookup of a topic in a cluster: this broker's URLs if it owns it (or takes it),
+/// otherwise a 307 to the owner's lookup, marked authoritative.
+pub async fn lookup_in_cluster(
+    c: &cluster::Cluster,
+    topic: &TopicName,
+    authoritative: bool,
+    uri: &axum::http::Uri,
+) -> Result<Option<Response>, ApiError> {
+    match c.lookup(topic, authoritative).await? {
+        cluster::Owner::This => Ok(None),
+        cluster::Owner::Other(b) => {
+            let target = format!("{}{}?authoritative=true", b.web_url, uri.path());
+            let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&target) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(Some(r))
+        }
+    }
+}

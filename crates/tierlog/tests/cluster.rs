@@ -1,0 +1,183 @@
+//! `tierlog broker`: three brokers on a real etcd serve 30 topics to the official Python
+//! client given one broker's URL; every broker owns bundles, lookups (binary and HTTP) redirect
+//! to the owner, admin requests for a topic are redirected to its owner, the admin CLI lists the
+//! brokers, an unloaded namespace comes back to the same brokers (local data), and a broker
+//! stopped with SIGTERM gives up its bundles at once.
+
+mod common;
+
+use std::process::Command;
+
+use testkit::etcd::EtcdServer;
+use testkit::standalone::Standalone;
+
+struct Cluster {
+    _etcd: EtcdServer,
+    _dirs: Vec<tempfile::TempDir>,
+    brokers: Vec<Standalone>,
+}
+
+fn cluster(n: usize) -> Cluster {
+    let etcd = EtcdServer::start();
+    let url = format!("etcd:{}", etcd.endpoint());
+    let env = [
+        ("TIERLOG_metadataStoreUrl", url.as_str()),
+        ("TIERLOG_clusterName", "tierlog"),
+        ("TIERLOG_metadataStoreSessionTimeoutMillis", "2000"),
+        ("TIERLOG_defaultNumberOfNamespaceBundles", "4"),
+    ];
+    let mut dirs = Vec::new();
+    let mut brokers = Vec::new();
+    for _ in 0..n {
+        let dir = tempfile::tempdir().unwrap();
+        brokers.push(Standalone::start_broker(common::bin(), dir.path(), &env));
+        dirs.push(dir);
+    }
+    Cluster {
+        _etcd: etcd,
+        _dirs: dirs,
+        brokers,
+    }
+}
+
+fn id(b: &Standalone) -> String {
+    format!("127.0.0.1:{}", b.web_port)
+}
+
+/// The bundles each broker owns, per the admin API of broker 0.
+fn owned(c: &Cluster) -> Vec<Vec<String>> {
+    c.brokers
+        .iter()
+        .map(|b| {
+            let (status, body) = c.brokers[0].call(
+                "GET",
+                &format!("/admin/v2/brokers/tierlog/{}/ownedNamespaces", id(b)),
+                None,
+            );
+            assert_eq!(status, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v.as_object().unwrap().keys().cloned().collect()
+        })
+        .collect()
+}
+
+fn run_python(url: &str, topics: usize, per_topic: usize) {
+    let script = testkit::workspace_root().join("crates/tierlog/tests/clients/python_cluster.py");
+    let out = Command::new(common::python())
+        .arg(script)
+        .args([url, &topics.to_string(), &per_topic.to_string()])
+        .output()
+        .expect("run the Python client");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("OK"),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
+    raw.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A request whose answer headers matter (the redirect tests).
+fn raw_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_brokers_serve_thirty_topics_through_one_url() {
+    let c = cluster(3);
+    let b0 = &c.brokers[0];
+    // The admin CLI lists the three brokers.
+    let listed = common::admin_ok(b0, &["brokers", "list", "tierlog"]);
+    let mut want: Vec<String> = c.brokers.iter().map(id).collect();
+    want.sort();
+    assert_eq!(listed.lines().map(str::to_string).collect::<Vec<_>>(), want);
+
+    run_python(&b0.service_url(), 30, 20);
+
+    let owned = owned(&c);
+    for (i, o) in owned.iter().enumerate() {
+        assert!(!o.is_empty(), "broker {i} owns no bundle: {owned:?}");
+    }
+    assert_eq!(owned.iter().map(Vec::len).sum::<usize>(), 4, "{owned:?}");
+
+    // HTTP lookups at broker 0 of a topic another broker owns answer a 307 to that broker;
+    // the same path there answers its own URLs.
+    let mut redirected = 0;
+    for i in 0..30 {
+        let path = format!("/lookup/v2/topic/persistent/public/default/cluster-t{i}");
+        let raw = raw_get(b0.web_port, &path);
+        if raw.starts_with("HTTP/1.1 307") {
+            let location = header(&raw, "location").unwrap().to_string();
+            let owner = c
+                .brokers
+                .iter()
+                .find(|b| location.starts_with(&b.admin_url()))
+                .unwrap_or_else(|| panic!("redirect to no broker: {location}"));
+            let (status, body) =
+                owner.call("GET", location.trim_start_matches(&owner.admin_url()), None);
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains(&owner.service_url()), "{body}");
+            redirected += 1;
+        } else {
+            assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+            assert!(raw.contains(&b0.service_url()), "{raw}");
+        }
+    }
+    assert!(redirected > 0, "no topic is owned by another broker");
+
+    // Admin requests for a topic go to its owner: the CLI follows the 307 and gets its stats.
+    for i in 0..30 {
+        let stats = common::admin_ok(b0, &["topics", "stats", &format!("cluster-t{i}")]);
+        assert!(stats.contains("\"s\""), "topic {i}: {stats}");
+    }
+
+    // An unloaded namespace comes back to the same brokers (their disks hold the data), and
+    // every message is still there for a new subscription.
+    common::admin_ok(b0, &["namespaces", "unload", "public/default"]);
+    assert!(self::owned(&c).iter().all(Vec::is_empty));
+    run_python(&c.brokers[1].service_url(), 30, 0);
+    let after = self::owned(&c);
+    for (i, (before, now)) in owned.iter().zip(&after).enumerate() {
+        let mut before = before.clone();
+        before.sort();
+        let mut now = now.clone();
+        now.sort();
+        assert_eq!(before, now, "broker {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_stopped_with_sigterm_gives_up_its_bundles_at_once() {
+    let mut c = cluster(2);
+    run_python(&c.brokers[0].service_url(), 12, 5);
+    let before = owned(&c);
+    assert!(before.iter().all(|o| !o.is_empty()), "{before:?}");
+    let gone = c.brokers.remove(1);
+    let gone_id = id(&gone);
+    let out = gone.stop("TERM");
+    assert!(out.status.success(), "{out:?}");
+    // No waiting for the lease: the registration and the ownerships are gone already.
+    let listed = common::admin_ok(&c.brokers[0], &["brokers", "list", "tierlog"]);
+    assert!(!listed.contains(&gone_id), "{listed}");
+    let (_, body) = c.brokers[0].call(
+        "GET",
+        &format!("/admin/v2/brokers/tierlog/{gone_id}/ownedNamespaces"),
+        None,
+    );
+    assert_eq!(body, "{}");
+}
