@@ -53,6 +53,10 @@ impl BrokerError {
             BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {
                 ServerError::NotAllowedError
             }
+            // Another broker owns the topic now: clients look it up again.
+            BrokerError::Storage(ledger::LedgerError::Fenced { .. }) => {
+                ServerError::ServiceNotReady
+            }
             // Served again once its broker is back: clients retry.
             BrokerError::Storage(ledger::LedgerError::HotTierElsewhere { .. }) => {
                 ServerError::ServiceNotReady

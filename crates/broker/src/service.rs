@@ -156,6 +156,13 @@ impl BrokerService {
         self.topics
             .get_or_try_init(name.clone(), || async {
                 let ml = self.store.open(name).await?;
+                // Every metadata write of the topic checks that this broker still owns it.
+                if let Some(c) = &self.cluster {
+                    ml.set_fence(
+                        c.fence(name)
+                            .map(|(key, version)| ledger::Fence { key, version }),
+                    );
+                }
                 Ok(Arc::new(Topic::new(
                     name.clone(),
                     ml,

@@ -22,6 +22,10 @@ pub enum LedgerError {
         ledger_id: i64,
         broker: String,
     },
+    /// In a cluster: the broker lost the topic's bundle (its fencing check failed); this
+    /// instance writes nothing any more (Pulsar's ManagedLedgerFencedException).
+    #[error("managed ledger {ledger} is fenced: its bundle is owned by another broker now")]
+    Fenced { ledger: String },
     /// The managed ledger was closed; no more appends or reads.
     #[error("managed ledger {0} is closed")]
     Closed(String),

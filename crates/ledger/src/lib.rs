@@ -26,7 +26,7 @@ pub use cursor::{CursorState, InitialPosition};
 pub use error::{LedgerError, Result};
 pub use factory::ManagedLedgerFactory;
 pub use managed_ledger::{
-    AppendReceipt, Entry, LedgerStats, ManagedLedger, OffloadProgress, OffloadStatus,
+    AppendReceipt, Entry, Fence, LedgerStats, ManagedLedger, OffloadProgress, OffloadStatus,
     TierReadFailure,
 };
 pub use position::Position;

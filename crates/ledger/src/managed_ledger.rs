@@ -99,6 +99,9 @@ struct Shared {
     ids: Arc<LedgerIdAllocator>,
     /// In a cluster, this broker's id, recorded with every ledger created here.
     hot_tier_owner: Option<String>,
+    /// The check every metadata write carries (in a cluster), and whether it failed.
+    fence: RwLock<Option<Fence>>,
+    fenced: std::sync::atomic::AtomicBool,
     config: RwLock<ManagedLedgerConfig>,
     write: tokio::sync::Mutex<WriteState>,
     /// Replaced whole on every change, so readers take a cheap snapshot.
@@ -184,6 +187,16 @@ impl std::future::Future for AppendReceipt {
     }
 }
 
+/// A precondition every metadata write of a managed ledger carries in its transaction: in a
+/// cluster, the ownership key of the topic's bundle at the version this broker created it
+/// (see the `cluster` crate). Once another broker owns the bundle, the check fails and the
+/// managed ledger turns fenced: it writes nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub key: String,
+    pub version: u64,
+}
+
 /// Refuses to serve a managed ledger whose data this broker's disk does not hold: a ledger
 /// written by another broker, not offloaded, and not empty (the open one may hold entries its
 /// list does not count yet). Treating it as empty would hide its entries and write after
@@ -255,6 +268,8 @@ impl ManagedLedger {
                 clock: Arc::clone(&deps.clock),
                 ids: Arc::clone(&deps.ids),
                 hot_tier_owner: deps.hot_tier_owner.clone(),
+                fence: RwLock::new(None),
+                fenced: std::sync::atomic::AtomicBool::new(false),
                 config: RwLock::new(config),
                 write: tokio::sync::Mutex::new(WriteState {
                     writer: None,
@@ -319,6 +334,63 @@ impl ManagedLedger {
             .unwrap_or_else(|p| p.into_inner()) = config;
     }
 
+    /// Sets the fence of this broker's ownership (a new one after the bundle was taken again).
+    pub fn set_fence(&self, fence: Option<Fence>) {
+        let mut f = self.shared.fence.write().unwrap_or_else(|p| p.into_inner());
+        if *f != fence {
+            *f = fence;
+            self.shared
+                .fenced
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a fencing check failed: another broker owns the topic now.
+    pub fn is_fenced(&self) -> bool {
+        self.shared.fenced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn refuse_if_fenced(&self) -> Result<()> {
+        if self.is_fenced() {
+            return Err(LedgerError::Fenced {
+                ledger: self.shared.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Commits `ops` with the fencing check in front; a failed check fences the managed
+    /// ledger.
+    pub(crate) async fn commit_fenced(&self, mut ops: Vec<meta::Op>) -> Result<u64> {
+        self.refuse_if_fenced()?;
+        let fence = self
+            .shared
+            .fence
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(f) = &fence {
+            ops.insert(
+                0,
+                meta::Op::check(f.key.clone(), Expected::Version(f.version)),
+            );
+        }
+        match self.shared.meta.commit(ops).await {
+            Err(meta::MetaError::Conflict { key, .. })
+                if fence.as_ref().is_some_and(|f| f.key == key) =>
+            {
+                self.shared
+                    .fenced
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::warn!(ledger = %self.shared.name, "managed ledger fenced: its bundle has another owner");
+                Err(LedgerError::Fenced {
+                    ledger: self.shared.name.clone(),
+                })
+            }
+            r => Ok(r?),
+        }
+    }
+
     fn view(&self) -> Arc<View> {
         Arc::clone(&self.shared.view.read().unwrap_or_else(|p| p.into_inner()))
     }
@@ -346,13 +418,11 @@ impl ManagedLedger {
     async fn persist_info(&self, st: &mut WriteState, next: ManagedLedgerInfo) -> Result<()> {
         let key = info::ml_key(&self.shared.name);
         let version = self
-            .shared
-            .meta
-            .put(
-                &key,
+            .commit_fenced(vec![meta::Op::put(
+                key,
                 info::encode(&next),
                 Expected::Version(st.info_version),
-            )
+            )])
             .await?;
         st.info = next;
         st.info_version = version;
@@ -508,6 +578,7 @@ impl ManagedLedger {
         if st.closed {
             return Err(LedgerError::Closed(self.shared.name.clone()));
         }
+        self.refuse_if_fenced()?;
         self.refuse_if_out_of_space()?;
         if st.writer.is_none() || self.is_full(&st) {
             self.rollover(&mut st)

@@ -391,6 +391,87 @@ async fn another_broker_refuses_a_managed_ledger_whose_hot_copy_it_does_not_hold
     assert_eq!(read_all(&ml, Position::EARLIEST).await.len(), 5);
 }
 
+/// A managed ledger whose fence (its bundle's ownership key) moved writes nothing more: its
+/// next ledger-list or cursor update fails the check, appends are refused from then on, and
+/// the stored list is what the new owner would find.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_ledger_whose_fence_moved_writes_nothing_more() {
+    use meta::{Expected, MetadataStore};
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
+    let (store, _) =
+        LedgerStore::open(dir.path().join("ledgers"), StoreOptions::default()).unwrap();
+    let f = ManagedLedgerFactory::new(
+        store,
+        Arc::clone(&meta) as Arc<dyn MetadataStore>,
+        Arc::new(ledger::SystemClock),
+    );
+    let owner_key = "/namespace/t/ns/0x00000000_0xffffffff";
+    let token = meta
+        .put(owner_key, b"a".to_vec(), Expected::Absent)
+        .await
+        .unwrap();
+    let name = "t/ns/persistent/fenced";
+    let ml = f.open(name, config(10)).await.unwrap();
+    ml.set_fence(Some(ledger::Fence {
+        key: owner_key.into(),
+        version: token,
+    }));
+    append_n(&ml, 0..10).await;
+    ml.open_cursor("s", InitialPosition::Earliest)
+        .await
+        .unwrap();
+
+    // Another broker takes the bundle (a new ownership key, a new version).
+    meta.delete(owner_key, Expected::Any).await.unwrap();
+    meta.put(owner_key, b"b".to_vec(), Expected::Absent)
+        .await
+        .unwrap();
+    let list_before = meta
+        .get("/ml/t/ns/persistent/fenced")
+        .await
+        .unwrap()
+        .unwrap();
+    // Appends go on into the open ledger (no metadata) until one needs the ledger list
+    // updated (the next rollover): that one fails the check.
+    let mut failed_at = None;
+    for i in 10..25 {
+        match ml.append(entry(i)).await {
+            Ok(_) => {}
+            Err(err) => {
+                assert!(matches!(err, ledger::LedgerError::Fenced { .. }), "{err}");
+                failed_at = Some(i);
+                break;
+            }
+        }
+    }
+    assert!(failed_at.is_some(), "no rollover met the fence");
+    assert!(ml.is_fenced());
+    let Err(err) = ml.append(entry(99)).await else {
+        panic!("a fenced managed ledger took another append");
+    };
+    assert!(matches!(err, ledger::LedgerError::Fenced { .. }), "{err}");
+    assert!(
+        ml.open_cursor("t", InitialPosition::Earliest)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        meta.get("/ml/t/ns/persistent/fenced")
+            .await
+            .unwrap()
+            .unwrap(),
+        list_before,
+        "the fenced instance changed the ledger list"
+    );
+    assert!(
+        meta.get("/cursors/t/ns/persistent/fenced/t")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 /// A factory over a metadata store that can be slowed down for chosen keys.
 fn slow_factory(dir: &Path) -> (ManagedLedgerFactory, Arc<testkit::slow_meta::SlowMeta>) {
     let (store, _) = LedgerStore::open(dir.join("ledgers"), StoreOptions::default()).unwrap();

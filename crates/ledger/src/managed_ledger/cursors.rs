@@ -100,10 +100,12 @@ impl ManagedLedger {
             return Ok(());
         }
         let key = info::cursor_key(&self.shared.name, name);
-        self.shared
-            .meta
-            .put(&key, info::encode(&state.to_info()), Expected::Any)
-            .await?;
+        self.commit_fenced(vec![meta::Op::put(
+            key,
+            info::encode(&state.to_info()),
+            Expected::Any,
+        )])
+        .await?;
         *persisted = Some(changes);
         Ok(())
     }
@@ -217,7 +219,8 @@ impl ManagedLedger {
             .ok_or_else(|| self.cursor_not_found(cursor))?;
         slot.retire().await;
         let key = info::cursor_key(&self.shared.name, cursor);
-        self.shared.meta.delete(&key, Expected::Any).await?;
+        self.commit_fenced(vec![meta::Op::delete(key, Expected::Any)])
+            .await?;
         Ok(())
     }
 }

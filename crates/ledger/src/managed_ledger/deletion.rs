@@ -78,8 +78,9 @@ impl ManagedLedger {
         let ml_key = info::ml_key(&self.shared.name);
         let mut cursors = meta.list(&info::cursor_prefix(&self.shared.name)).await?;
         loop {
+            // One op is the list's guard, one the fencing check.
             let batch: Vec<_> = cursors
-                .drain(..cursors.len().min(meta::MAX_TXN_OPS - 1))
+                .drain(..cursors.len().min(meta::MAX_TXN_OPS - 2))
                 .map(|key| Op::delete(key, Expected::Any))
                 .collect();
             let last = cursors.is_empty();
@@ -88,7 +89,7 @@ impl ManagedLedger {
             } else {
                 Op::check(ml_key.clone(), Expected::Version(version))
             };
-            meta.commit(batch.into_iter().chain([guard]).collect())
+            self.commit_fenced(batch.into_iter().chain([guard]).collect())
                 .await?;
             if last {
                 break;
