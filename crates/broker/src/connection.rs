@@ -87,7 +87,7 @@ pub(crate) async fn run(
     let (rd, wr) = stream.into_split();
     let (outbox, writer) = protocol::io::spawn_writer(wr, 256 * 1024);
     let (sends, send_rx) = mpsc::channel(MAX_PENDING_SENDS);
-    let receipts = tokio::spawn(send_receipts(send_rx, outbox.clone()));
+    let receipts = tokio::spawn(send_receipts(send_rx, outbox.clone(), Arc::clone(&svc)));
     let mut conn = Conn {
         svc: Arc::clone(&svc),
         id,
@@ -160,9 +160,24 @@ pub(crate) async fn run(
 }
 
 /// Awaits each append in SEND order and answers it.
-async fn send_receipts(mut rx: mpsc::Receiver<PendingSend>, outbox: Outbox) {
+async fn send_receipts(
+    mut rx: mpsc::Receiver<PendingSend>,
+    outbox: Outbox,
+    svc: Arc<BrokerService>,
+) {
     while let Some(p) = rx.recv().await {
         let reply = match p.receipt.await {
+            // Durable here, but this broker may have lost the topic meanwhile (a pause past its
+            // session's TTL): no acknowledgement then; the client resends to the new owner.
+            Ok(_) if !svc.may_acknowledge(&p.topic.name) => commands::send_error(
+                p.producer_id,
+                p.sequence_id,
+                ServerError::ServiceNotReady,
+                format!(
+                    "this broker may no longer own {} (its metadata session lapsed)",
+                    p.topic.name
+                ),
+            ),
             Ok(pos) => {
                 p.topic.count_in(p.messages, p.bytes);
                 p.topic.notify_appended();

@@ -21,6 +21,8 @@ pub struct Session {
     store: Arc<dyn MetadataStore>,
     lease: LeaseId,
     alive: watch::Receiver<bool>,
+    /// Until when the lease is surely live: the last successful renewal's send time + TTL.
+    valid_until: Arc<std::sync::Mutex<Instant>>,
     renewer: JoinHandle<()>,
 }
 
@@ -39,11 +41,19 @@ impl Session {
         let sent = Instant::now();
         let lease = store.grant_lease(ttl).await?;
         let (tx, alive) = watch::channel(true);
-        let renewer = tokio::spawn(renew(Arc::clone(&store), lease, ttl, sent, tx));
+        let valid_until = Arc::new(std::sync::Mutex::new(sent + ttl));
+        let renewer = tokio::spawn(renew(
+            Arc::clone(&store),
+            lease,
+            ttl,
+            Arc::clone(&valid_until),
+            tx,
+        ));
         Ok(Session {
             store,
             lease,
             alive,
+            valid_until,
             renewer,
         })
     }
@@ -52,9 +62,12 @@ impl Session {
         self.lease
     }
 
-    /// Whether the lease is still known to be live.
+    /// Whether the lease is still known to be live: not given up, and renewed within its TTL
+    /// by this process's clock (a process paused past its TTL sees this false at once on
+    /// resuming, before the renewer has run).
     pub fn is_alive(&self) -> bool {
         *self.alive.borrow()
+            && Instant::now() < *self.valid_until.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A receiver that turns `false` when the session is lost.
@@ -87,21 +100,21 @@ async fn renew(
     store: Arc<dyn MetadataStore>,
     lease: LeaseId,
     ttl: Duration,
-    mut last_ok_sent: Instant,
+    valid_until: Arc<std::sync::Mutex<Instant>>,
     alive: watch::Sender<bool>,
 ) {
     let period = ttl / 3;
     loop {
         tokio::time::sleep(period).await;
         let sent = Instant::now();
-        let deadline = last_ok_sent + ttl;
+        let deadline = *valid_until.lock().unwrap_or_else(|p| p.into_inner());
         let outcome = tokio::time::timeout(
             deadline.saturating_duration_since(sent),
             store.keep_alive(lease),
         )
         .await;
         match outcome {
-            Ok(Ok(())) => last_ok_sent = sent,
+            Ok(Ok(())) => *valid_until.lock().unwrap_or_else(|p| p.into_inner()) = sent + ttl,
             Ok(Err(MetaError::LeaseExpired { .. })) => {
                 tracing::warn!(%lease, "metadata session lost: the lease ended");
                 break;

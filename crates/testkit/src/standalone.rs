@@ -66,6 +66,28 @@ impl Standalone {
         s
     }
 
+    /// Waits up to `wait` for the process to end by itself; its exit status if it did.
+    pub fn wait_exit(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + wait;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") without waiting.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status();
+    }
+
     /// The broker's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)

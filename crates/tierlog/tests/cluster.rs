@@ -1,10 +1,16 @@
 //! `tierlog broker`: three brokers on a real etcd serve 30 topics to the official Python
 //! client given one broker's URL; every broker owns bundles, lookups (binary and HTTP) redirect
 //! to the owner, admin requests for a topic are redirected to its owner, the admin CLI lists the
-//! brokers, an unloaded namespace comes back to the same brokers (local data), and a broker
-//! stopped with SIGTERM gives up its bundles at once.
+//! brokers, an unloaded namespace comes back to the same brokers (local data), a broker
+//! stopped with SIGTERM gives up its bundles at once, and a broker paused past its session's
+//! TTL acknowledges nothing after it resumes and stops.
 
 mod common;
+
+use std::time::Duration;
+
+use common::raw::Raw;
+use protocol::pb;
 
 use std::process::Command;
 
@@ -180,4 +186,81 @@ async fn a_broker_stopped_with_sigterm_gives_up_its_bundles_at_once() {
         None,
     );
     assert_eq!(body, "{}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_paused_past_its_lease_acknowledges_nothing_more_and_stops() {
+    let mut c = cluster(2);
+    let topic = "persistent://public/default/zombie";
+    let a = &c.brokers[0];
+    let mut raw = Raw::connect(a.broker_port).await;
+    // Bring the topic's bundle to broker a (following a redirect if b was chosen).
+    let answer = raw.lookup(topic, 1).await;
+    if answer.response != Some(pb::command_lookup_topic_response::LookupType::Connect as i32) {
+        let other = c
+            .brokers
+            .iter()
+            .position(|b| Some(b.service_url()) == answer.broker_service_url)
+            .expect("redirected to a broker of the cluster");
+        c.brokers.swap(0, other);
+    }
+    let a = &c.brokers[0];
+    let mut raw = Raw::connect(a.broker_port).await;
+    let mut lookup = pb::CommandLookupTopic {
+        topic: topic.into(),
+        request_id: 2,
+        authoritative: Some(true),
+        ..Default::default()
+    };
+    raw.write(&protocol::encode_command(&pb::BaseCommand {
+        lookup_topic: Some(lookup.clone()),
+        ..protocol::commands::base(pb::base_command::Type::Lookup)
+    }))
+    .await;
+    let answer = raw.next().await.lookup_topic_response.unwrap();
+    assert_eq!(
+        answer.response,
+        Some(pb::command_lookup_topic_response::LookupType::Connect as i32),
+        "{answer:?}"
+    );
+    raw.producer(topic).await;
+    let meta = pb::MessageMetadata {
+        producer_name: "raw".into(),
+        sequence_id: 0,
+        publish_time: 1_700_000_000_000,
+        ..Default::default()
+    };
+    let first = raw.send(0, None, &meta, b"before").await;
+    assert!(first.send_receipt.is_some(), "{first:?}");
+
+    // Paused for three TTLs: its lease ends, broker b takes the bundle on the next lookup.
+    a.signal("STOP");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut at_b = Raw::connect(c.brokers[1].broker_port).await;
+    lookup.request_id = 3;
+    lookup.authoritative = Some(false);
+    let answer = at_b.lookup(topic, 3).await;
+    assert_eq!(
+        answer.broker_service_url.as_deref(),
+        Some(c.brokers[1].service_url().as_str()),
+        "b owns the bundle after a's lease ended: {answer:?}"
+    );
+    a.signal("CONT");
+    let meta = pb::MessageMetadata {
+        sequence_id: 1,
+        ..meta
+    };
+    raw.send_only(1, &meta, b"after").await;
+    // Whatever comes back, it is not an acknowledgement; then the broker stops by itself.
+    while let Some(cmd) = raw.try_next(Duration::from_secs(5)).await {
+        assert!(
+            cmd.send_receipt.is_none(),
+            "the paused broker acknowledged: {cmd:?}"
+        );
+    }
+    let status = c.brokers[0].wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the broker that lost its session keeps running: {status:?}"
+    );
 }

@@ -73,6 +73,42 @@ impl Raw {
     }
 
     /// The next command other than a PING within `wait`, if any.
+    /// The next command within `wait`; None on timeout or when the broker closed the
+    /// connection (pings are answered).
+    pub async fn try_next(&mut self, wait: Duration) -> Option<BaseCommand> {
+        loop {
+            let frame = tokio::time::timeout(wait, self.reader.next())
+                .await
+                .ok()?
+                .ok()??;
+            if frame.command.r#type == Type::Ping as i32 {
+                let _ = self
+                    .writer
+                    .write_all(&encode_command(&commands::pong()))
+                    .await;
+                continue;
+            }
+            return Some(frame.command);
+        }
+    }
+
+    /// LOOKUP of `topic`; returns the answer.
+    pub async fn lookup(&mut self, topic: &str, request_id: u64) -> pb::CommandLookupTopicResponse {
+        self.write(&encode_command(&BaseCommand {
+            lookup_topic: Some(pb::CommandLookupTopic {
+                topic: topic.into(),
+                request_id,
+                ..Default::default()
+            }),
+            ..commands::base(Type::Lookup)
+        }))
+        .await;
+        self.next()
+            .await
+            .lookup_topic_response
+            .expect("a LOOKUP_RESPONSE")
+    }
+
     pub async fn next_within(&mut self, wait: Duration) -> Option<BaseCommand> {
         tokio::time::timeout(wait, self.next()).await.ok()
     }
