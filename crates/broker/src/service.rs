@@ -106,7 +106,9 @@ impl BrokerService {
     /// Whether a durable SEND of `topic` may be acknowledged: always standalone; in a cluster
     /// only while this broker owns the topic's bundle under a session it knows is live.
     pub(crate) fn may_acknowledge(&self, topic: &TopicName) -> bool {
-        self.cluster.as_ref().is_none_or(|c| c.owns(topic).is_some())
+        self.cluster
+            .as_ref()
+            .is_none_or(|c| c.owns(topic).is_some())
     }
 
     /// Refuses a topic this broker does not own (in a cluster).

@@ -86,22 +86,22 @@ fn broker_key(id: &str) -> String {
     format!("{BROKERS}{}", key_segment(id))
 }
 
-fn owner_key(b: &Bundle) -> String {
+/// `<prefix><tenant>/<ns>/<range>`
+fn bundle_key(prefix: &str, b: &Bundle) -> String {
     format!(
-        "{OWNERS}{}/{}/{}",
+        "{prefix}{}/{}/{}",
         key_segment(b.namespace.tenant()),
         key_segment(b.namespace.local()),
         b.range()
     )
 }
 
+fn owner_key(b: &Bundle) -> String {
+    bundle_key(OWNERS, b)
+}
+
 fn last_owner_key(b: &Bundle) -> String {
-    format!(
-        "{LAST_OWNERS}{}/{}/{}",
-        key_segment(b.namespace.tenant()),
-        key_segment(b.namespace.local()),
-        b.range()
-    )
+    bundle_key(LAST_OWNERS, b)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T> {
@@ -132,12 +132,12 @@ impl Cluster {
         let patience = ttl + Duration::from_secs(5);
         loop {
             let put = meta
-                .commit(vec![Op::Put {
-                    key: key.clone(),
-                    value: encode(&me),
-                    expected: Expected::Absent,
-                    lease: Some(session.lease()),
-                }])
+                .commit(vec![Op::put_leased(
+                    key.clone(),
+                    encode(&me),
+                    Expected::Absent,
+                    session.lease(),
+                )])
                 .await;
             match put {
                 Ok(_) => break,
@@ -327,12 +327,12 @@ impl Cluster {
         let put = self
             .meta
             .commit(vec![
-                Op::Put {
-                    key: owner_key(bundle),
-                    value: encode(&record),
-                    expected: Expected::Absent,
-                    lease: Some(self.lease()),
-                },
+                Op::put_leased(
+                    owner_key(bundle),
+                    encode(&record),
+                    Expected::Absent,
+                    self.lease(),
+                ),
                 Op::put(last_owner_key(bundle), encode(&self.me.id), Expected::Any),
             ])
             .await;

@@ -145,6 +145,20 @@ impl Op {
             lease: None,
         }
     }
+    /// A put whose key is deleted when `lease` ends.
+    pub fn put_leased(
+        key: impl Into<String>,
+        value: Vec<u8>,
+        expected: Expected,
+        lease: LeaseId,
+    ) -> Op {
+        Op::Put {
+            key: key.into(),
+            value,
+            expected,
+            lease: Some(lease),
+        }
+    }
     pub fn delete(key: impl Into<String>, expected: Expected) -> Op {
         Op::Delete {
             key: key.into(),

@@ -488,12 +488,12 @@ mod tests {
             let vb = s.put("/b", b"".to_vec(), Expected::Any).await.unwrap();
             s.delete("/b", Expected::Version(vb)).await.unwrap();
             let lease = s.grant_lease(Duration::from_secs(60)).await.unwrap();
-            s.commit(vec![Op::Put {
-                key: "/eph".into(),
-                value: b"x".to_vec(),
-                expected: Expected::Absent,
-                lease: Some(lease),
-            }])
+            s.commit(vec![Op::put_leased(
+                "/eph",
+                b"x".to_vec(),
+                Expected::Absent,
+                lease,
+            )])
             .await
             .unwrap();
             assert!(s.get("/eph").await.unwrap().is_some());

@@ -198,12 +198,12 @@ async fn leases_and_watches(s: Arc<dyn MetadataStore>) {
 
     // Revoked: gone at once.
     let lease = s.grant_lease(Duration::from_secs(30)).await.unwrap();
-    s.commit(vec![Op::Put {
-        key: "/w/broker-1".into(),
-        value: b"up".to_vec(),
-        expected: Expected::Absent,
-        lease: Some(lease),
-    }])
+    s.commit(vec![Op::put_leased(
+        "/w/broker-1",
+        b"up".to_vec(),
+        Expected::Absent,
+        lease,
+    )])
     .await
     .unwrap();
     assert!(matches!(next_event(&mut w).await, WatchEvent::Put { .. }));
@@ -221,12 +221,12 @@ async fn leases_and_watches(s: Arc<dyn MetadataStore>) {
         Err(MetaError::LeaseExpired { .. })
     ));
     assert!(matches!(
-        s.commit(vec![Op::Put {
-            key: "/w/late".into(),
-            value: vec![],
-            expected: Expected::Any,
-            lease: Some(lease),
-        }])
+        s.commit(vec![Op::put_leased(
+            "/w/late",
+            vec![],
+            Expected::Any,
+            lease
+        )])
         .await,
         Err(MetaError::LeaseExpired { .. })
     ));
@@ -236,12 +236,12 @@ async fn leases_and_watches(s: Arc<dyn MetadataStore>) {
     // key goes within about a TTL (etcd's minimum is about 2 s).
     let ttl = Duration::from_secs(2);
     let session = Session::start(Arc::clone(&s), ttl).await.unwrap();
-    s.commit(vec![Op::Put {
-        key: "/w/owner".into(),
-        value: b"me".to_vec(),
-        expected: Expected::Absent,
-        lease: Some(session.lease()),
-    }])
+    s.commit(vec![Op::put_leased(
+        "/w/owner",
+        b"me".to_vec(),
+        Expected::Absent,
+        session.lease(),
+    )])
     .await
     .unwrap();
     assert!(matches!(next_event(&mut w).await, WatchEvent::Put { .. }));
@@ -269,12 +269,12 @@ async fn leases_and_watches(s: Arc<dyn MetadataStore>) {
     let session = Session::start(Arc::clone(&s), Duration::from_secs(30))
         .await
         .unwrap();
-    s.commit(vec![Op::Put {
-        key: "/w/owner".into(),
-        value: b"me".to_vec(),
-        expected: Expected::Absent,
-        lease: Some(session.lease()),
-    }])
+    s.commit(vec![Op::put_leased(
+        "/w/owner",
+        b"me".to_vec(),
+        Expected::Absent,
+        session.lease(),
+    )])
     .await
     .unwrap();
     session.close().await.unwrap();

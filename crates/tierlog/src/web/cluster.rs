@@ -185,13 +185,17 @@ async fn owner_of_bundle(
         .map(|b| b.web_url))
 }
 
+/// A 307 to the same path and query at `web_url`.
 fn redirect(web_url: &str, uri: &axum::http::Uri) -> Response {
-    let target = format!(
+    temporary_redirect(&format!(
         "{web_url}{}",
         uri.path_and_query().map_or(uri.path(), |p| p.as_str())
-    );
+    ))
+}
+
+fn temporary_redirect(target: &str) -> Response {
     let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
-    if let Ok(v) = HeaderValue::from_str(&target) {
+    if let Ok(v) = HeaderValue::from_str(target) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     r
@@ -240,13 +244,10 @@ pub async fn lookup_in_cluster(
 ) -> Result<Option<Response>, ApiError> {
     match c.lookup(topic, authoritative).await? {
         cluster::Owner::This => Ok(None),
-        cluster::Owner::Other(b) => {
-            let target = format!("{}{}?authoritative=true", b.web_url, uri.path());
-            let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
-            if let Ok(v) = HeaderValue::from_str(&target) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            Ok(Some(r))
-        }
+        cluster::Owner::Other(b) => Ok(Some(temporary_redirect(&format!(
+            "{}{}?authoritative=true",
+            b.web_url,
+            uri.path()
+        )))),
     }
 }
