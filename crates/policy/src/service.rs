@@ -73,16 +73,22 @@ impl PolicyService {
 
     /// Creates `public` and `public/default` if missing, as Pulsar standalone does.
     pub async fn ensure_defaults(&self, cluster: &str) -> Result<()> {
+        // Brokers of a cluster start together: one of them creates each, the others find it
+        // created (AlreadyExists from the create-if-absent is success here).
+        let already = |r: Result<()>| match r {
+            Err(PolicyError::AlreadyExists(_)) => Ok(()),
+            r => r,
+        };
         if !self.store.tenant_exists("public").await? {
             let info = TenantInfo {
                 admin_roles: vec![],
                 allowed_clusters: vec![cluster.to_string()],
             };
-            self.store.create_tenant("public", &info).await?;
+            already(self.store.create_tenant("public", &info).await)?;
         }
         let ns = NamespaceName::new("public", "default")?;
         if !self.store.namespace_exists(&ns).await? {
-            self.store.create_namespace(&ns).await?;
+            already(self.store.create_namespace(&ns).await)?;
         }
         Ok(())
     }

@@ -32,13 +32,18 @@ fn cluster(n: usize) -> Cluster {
         ("TIERLOG_metadataStoreSessionTimeoutMillis", "2000"),
         ("TIERLOG_defaultNumberOfNamespaceBundles", "4"),
     ];
-    let mut dirs = Vec::new();
-    let mut brokers = Vec::new();
-    for _ in 0..n {
-        let dir = tempfile::tempdir().unwrap();
-        brokers.push(Standalone::start_broker(common::bin(), dir.path(), &env));
-        dirs.push(dir);
-    }
+    let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Started together, as an operator starts a cluster: they race to create public/default.
+    let brokers = std::thread::scope(|scope| {
+        let starting: Vec<_> = dirs
+            .iter()
+            .map(|d| scope.spawn(|| Standalone::start_broker(common::bin(), d.path(), &env)))
+            .collect();
+        starting
+            .into_iter()
+            .map(|h| h.join().expect("a broker starts"))
+            .collect::<Vec<_>>()
+    });
     Cluster {
         _etcd: etcd,
         _dirs: dirs,
