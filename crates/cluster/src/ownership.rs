@@ -236,10 +236,11 @@ impl Cluster {
         Ok(out)
     }
 
-    async fn owner_record(&self, b: &Bundle) -> Result<Option<OwnerRecord>> {
+    /// The owner of `b` and the version of its ownership key.
+    async fn owner_record(&self, b: &Bundle) -> Result<Option<(OwnerRecord, u64)>> {
         let key = owner_key(b);
         match self.meta.get(&key).await? {
-            Some(v) => Ok(Some(decode(&key, &v.value)?)),
+            Some(v) => Ok(Some((decode(&key, &v.value)?, v.version))),
             None => Ok(None),
         }
     }
@@ -278,15 +279,18 @@ impl Cluster {
         // Twice at most: a lost race for the bundle is answered with the winner.
         for _ in 0..2 {
             match self.owner_record(&bundle).await? {
-                Some(r) if r.lease == self.lease().0 => {
+                // Ours, though not recorded: an acquisition whose answer was lost (unknown
+                // outcome). Its version is the token.
+                Some((r, version)) if r.lease == self.lease().0 => {
+                    self.owned().insert(bundle.clone(), version);
                     return Ok(Owner::This);
                 }
-                Some(r) if r.broker_id == self.me.id => {
+                Some((r, _)) if r.broker_id == self.me.id => {
                     return Err(ClusterError::StaleOwnership {
                         bundle: bundle.to_string(),
                     });
                 }
-                Some(r) => {
+                Some((r, _)) => {
                     return Ok(Owner::Other(BrokerInfo {
                         id: r.broker_id,
                         broker_url: r.native_url,

@@ -185,3 +185,35 @@ async fn a_restarted_broker_waits_for_its_old_registration_and_does_not_claim_ol
         other => panic!("{other:?}"),
     }
 }
+
+/// An acquisition whose answer was lost (the ownership key was written on this broker's lease,
+/// but the broker never heard so): the next lookup recognises the key as its own and serves
+/// the bundle, with the key's version as token, instead of answering "this broker" while
+/// refusing its producers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ownership_written_but_not_heard_of_is_taken_up_by_the_next_lookup() {
+    let etcd = EtcdServer::start();
+    let meta = store(&etcd).await;
+    let a = Cluster::join(Arc::clone(&meta), info(0), Duration::from_secs(10), 1)
+        .await
+        .unwrap();
+    let t = topic(7);
+    let record = serde_json::json!({
+        "nativeUrl": info(0).broker_url,
+        "httpUrl": info(0).web_url,
+        "brokerId": info(0).id,
+        "lease": a.lease().0,
+    });
+    let version = meta
+        .commit(vec![Op::put_leased(
+            "/namespace/public/default/0x00000000_0xffffffff",
+            serde_json::to_vec(&record).unwrap(),
+            Expected::Absent,
+            a.lease(),
+        )])
+        .await
+        .unwrap();
+    assert!(a.owns(&t).is_none());
+    assert_eq!(a.lookup(&t, false).await.unwrap(), Owner::This);
+    assert_eq!(a.owns(&t), Some(version));
+}
