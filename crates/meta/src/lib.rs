@@ -71,6 +71,28 @@ pub enum Expected {
     Version(u64),
 }
 
+/// A precondition a writer puts in front of its transactions: `key` still at `version`. In a
+/// cluster it is the ownership key of a topic's bundle at the version this broker created it
+/// (see the `cluster` crate): once another broker owns the bundle the check fails, so the old
+/// owner's writes fail however long it was paused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub key: String,
+    pub version: u64,
+}
+
+impl Fence {
+    /// The check to put in a transaction.
+    pub fn check(&self) -> Op {
+        Op::check(self.key.clone(), Expected::Version(self.version))
+    }
+
+    /// Whether `e` says this fence's check failed.
+    pub fn failed(&self, e: &MetaError) -> bool {
+        matches!(e, MetaError::Conflict { key, .. } if *key == self.key)
+    }
+}
+
 /// Errors of a metadata store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -3,21 +3,13 @@
 
 use std::sync::atomic::Ordering;
 
-use meta::Expected;
-
 use super::ManagedLedger;
 use crate::error::{LedgerError, Result};
 use crate::info::ManagedLedgerInfo;
 
-/// A precondition every metadata write of a managed ledger carries in its transaction: in a
-/// cluster, the ownership key of the topic's bundle at the version this broker created it
-/// (see the `cluster` crate). Once another broker owns the bundle, the check fails and the
-/// managed ledger turns fenced: it writes nothing more.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    pub key: String,
-    pub version: u64,
-}
+/// Every metadata write of a managed ledger carries its fence (in a cluster); once the check
+/// fails the managed ledger turns fenced: it writes nothing more.
+pub use meta::Fence;
 
 /// Refuses to serve a managed ledger whose data this broker's disk does not hold: a ledger
 /// written by another broker, not offloaded, and not empty (the open one may hold entries its
@@ -61,6 +53,26 @@ impl ManagedLedger {
         self.shared.fenced.load(Ordering::SeqCst)
     }
 
+    /// A fencing check failed (of a metadata write or of a WAL commit): from now on this
+    /// managed ledger writes nothing.
+    pub(super) fn fenced_now(&self) -> LedgerError {
+        if !self.shared.fenced.swap(true, Ordering::SeqCst) {
+            tracing::warn!(ledger = %self.shared.name, "managed ledger fenced: its bundle has another owner");
+        }
+        LedgerError::Fenced {
+            ledger: self.shared.name.clone(),
+        }
+    }
+
+    /// The fence this broker's metadata writes carry now.
+    pub(super) fn current_fence(&self) -> Option<Fence> {
+        self.shared
+            .fence
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub(super) fn refuse_if_fenced(&self) -> Result<()> {
         if self.is_fenced() {
             return Err(LedgerError::Fenced {
@@ -74,28 +86,12 @@ impl ManagedLedger {
     /// ledger.
     pub(crate) async fn commit_fenced(&self, mut ops: Vec<meta::Op>) -> Result<u64> {
         self.refuse_if_fenced()?;
-        let fence = self
-            .shared
-            .fence
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let fence = self.current_fence();
         if let Some(f) = &fence {
-            ops.insert(
-                0,
-                meta::Op::check(f.key.clone(), Expected::Version(f.version)),
-            );
+            ops.insert(0, f.check());
         }
         match self.shared.meta.commit(ops).await {
-            Err(meta::MetaError::Conflict { key, .. })
-                if fence.as_ref().is_some_and(|f| f.key == key) =>
-            {
-                self.shared.fenced.store(true, Ordering::SeqCst);
-                tracing::warn!(ledger = %self.shared.name, "managed ledger fenced: its bundle has another owner");
-                Err(LedgerError::Fenced {
-                    ledger: self.shared.name.clone(),
-                })
-            }
+            Err(e) if fence.as_ref().is_some_and(|f| f.failed(&e)) => Err(self.fenced_now()),
             r => Ok(r?),
         }
     }

@@ -1,0 +1,39 @@
+//! # wal — object storage as the durable hot tier ("diskless" topics)
+//!
+//! One [`Wal`] per broker collects the entries of *all* its object-tier ledgers and flushes
+//! them as one object per flush (by time, `flush_interval`, or size, `flush_max_bytes`), so the
+//! PUTs per second of a broker are bounded by the flush interval, not by its topic count. After
+//! the PUT it commits where each ledger's entries live — one [`Extent`] key per ledger per flush
+//! (see [`keys`]) — in metadata transactions that carry the fencing check of each bundle
+//! involved, and only then resolves the appends: nothing is acknowledged that a new owner
+//! could not find.
+//!
+//! Flushes are uploaded concurrently (up to `max_flushes_in_flight`) and committed in flush
+//! order. Each ledger's extents are contiguous: a flush whose upload or commit fails fails the
+//! ledger (no later extent of it is committed), and its writer continues in a new ledger, as
+//! with a failed disk write of the local hot tier.
+//!
+//! Crash windows of a flush (docs/architecture.md has the whole table):
+//! - before or during the PUT: nothing is committed, nothing was acknowledged;
+//! - after the PUT, before the commit: an object no extent names, deleted by [`Wal::sweep`]
+//!   after the grace period; a commit later than half the grace period after its upload
+//!   started is not attempted, so the sweeper never deletes an object a commit may name;
+//! - the commit's answer lost: the extent keys are read back; present → acknowledged, absent
+//!   or unreadable → failed (the ledger then ends where its keys end, see [`Wal::recover`]).
+//!
+//! Reads of recent entries come from memory (a per-ledger budget); older ones by one ranged
+//! GET per extent (a small cache of fetched extents serves consumers reading in small steps).
+
+mod error;
+pub mod format;
+pub mod keys;
+mod ledger;
+mod read;
+mod sweep;
+mod writer;
+
+pub use error::{Result, WalError};
+pub use format::Extent;
+pub use ledger::{WalAppend, WalLedger};
+pub use sweep::SweepReport;
+pub use writer::{Wal, WalConfig, WalCounters};

@@ -1,0 +1,547 @@
+//! The broker's WAL: the shared buffer, the flusher (one object per flush) and the committer
+//! (extent keys in flush order, fenced per bundle).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use meta::{Expected, Fence, MetaError, MetadataStore, Op};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use once_map::OnceMap;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error::{Result, WalError};
+use crate::format::{Extent, OBJECT_MAGIC, encode_extent};
+use crate::keys;
+use crate::ledger::{LedgerState, WalAppend, WalLedger};
+
+/// Ledgers per commit transaction: with one fencing check per bundle, stays within etcd's
+/// 128 operations.
+const LEDGERS_PER_COMMIT: usize = 100;
+
+/// How the WAL batches and where it writes.
+#[derive(Debug, Clone)]
+pub struct WalConfig {
+    /// Object key prefix of this broker's objects: `wal/<cluster>/<broker>`.
+    pub object_prefix: String,
+    /// What the sweeper lists for garbage: `wal/<cluster>` (every broker's objects: a dead
+    /// broker's garbage is collected too).
+    pub sweep_prefix: String,
+    /// `objectStorageWalFlushIntervalMs` (250 ms): the longest an entry waits for its flush.
+    pub flush_interval: Duration,
+    /// `objectStorageWalFlushMaxBytes` (8 MiB): a flush starts as soon as this much is buffered.
+    pub flush_max_bytes: usize,
+    /// Flushes uploading at once (committed in order).
+    pub max_flushes_in_flight: usize,
+    /// Committed entries kept in memory per ledger, for tailing readers.
+    pub recent_bytes_per_ledger: usize,
+    /// `objectStorageWalMaxExtentsPerLedger` (2000): a ledger with this many extents asks to
+    /// be rolled over (its keys stay bounded until its rewrite).
+    pub max_extents_per_ledger: usize,
+    /// Objects no extent names are deleted once this old (10 min).
+    pub garbage_grace: Duration,
+}
+
+impl WalConfig {
+    pub fn new(cluster: &str, broker: &str) -> Self {
+        let segment = |s: &str| meta::key_segment(s);
+        WalConfig {
+            object_prefix: format!("wal/{}/{}", segment(cluster), segment(broker)),
+            sweep_prefix: format!("wal/{}", segment(cluster)),
+            flush_interval: Duration::from_millis(250),
+            flush_max_bytes: 8 << 20,
+            max_flushes_in_flight: 4,
+            recent_bytes_per_ledger: 1 << 20,
+            max_extents_per_ledger: 2000,
+            garbage_grace: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What the WAL has done since it started.
+#[derive(Debug, Default)]
+pub struct WalCounters {
+    /// Objects uploaded, and their bytes.
+    pub objects: AtomicU64,
+    pub object_bytes: AtomicU64,
+    /// Entries committed, and commit transactions.
+    pub entries: AtomicU64,
+    pub commits: AtomicU64,
+    /// Flush parts (one ledger's extent) that failed.
+    pub failed_extents: AtomicU64,
+}
+
+/// The broker's object-storage WAL. Cheap to clone.
+#[derive(Clone)]
+pub struct Wal {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn ObjectStore>,
+    pub meta: Arc<dyn MetadataStore>,
+    pub config: WalConfig,
+    buffer: Mutex<Buffer>,
+    wake: Notify,
+    /// Bytes accepted but not yet settled, bounded (back-pressure on appends).
+    budget: Arc<Semaphore>,
+    budget_total: usize,
+    /// Ledgers written here (open or sealed, until deleted).
+    pub open: Mutex<HashMap<i64, Arc<LedgerState>>>,
+    /// Extents of ledgers read here that are not written here (after a failover), by ledger.
+    pub listed: OnceMap<i64, Arc<Vec<Extent>>>,
+    /// A few fetched extents, for readers that go through one in small steps.
+    pub fetched: Mutex<std::collections::VecDeque<((String, u64), Bytes)>>,
+    pub counters: WalCounters,
+    closed: AtomicBool,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Entries waiting for the next flush, by ledger.
+#[derive(Default)]
+struct Buffer {
+    ledgers: BTreeMap<i64, Batch>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+/// One ledger's entries of a flush.
+struct Batch {
+    state: Arc<LedgerState>,
+    fence: Option<Fence>,
+    first: u64,
+    entries: Vec<Bytes>,
+    bytes: u64,
+    waiters: Vec<oneshot::Sender<Result<u64>>>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// One ledger's entries of a flush and where they are in its object.
+type Part = (Batch, Extent);
+
+/// One flush on its way: uploading, then committed in order.
+struct Flush {
+    object: String,
+    started: Instant,
+    parts: Vec<Part>,
+    upload: JoinHandle<Result<()>>,
+}
+
+impl Wal {
+    /// Starts the WAL's flusher, committer and garbage sweeper (on the current runtime).
+    pub fn start(
+        store: Arc<dyn ObjectStore>,
+        meta: Arc<dyn MetadataStore>,
+        config: WalConfig,
+    ) -> Wal {
+        let budget_total = (config.flush_max_bytes * (config.max_flushes_in_flight + 2))
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize);
+        let (tx, rx) = mpsc::channel(config.max_flushes_in_flight.max(1));
+        let wal = Wal {
+            inner: Arc::new(Inner {
+                store,
+                meta,
+                budget: Arc::new(Semaphore::new(budget_total)),
+                budget_total,
+                config,
+                buffer: Mutex::new(Buffer::default()),
+                wake: Notify::new(),
+                open: Mutex::new(HashMap::new()),
+                listed: OnceMap::new(),
+                fetched: Mutex::new(Default::default()),
+                counters: WalCounters::default(),
+                closed: AtomicBool::new(false),
+                tasks: Mutex::new(Vec::new()),
+            }),
+        };
+        let flusher = tokio::spawn(wal.clone().flusher(tx));
+        let committer = tokio::spawn(wal.clone().committer(rx));
+        let sweeper = tokio::spawn(wal.clone().sweeper());
+        wal.tasks().extend([flusher, committer, sweeper]);
+        wal
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn config(&self) -> &WalConfig {
+        &self.inner.config
+    }
+
+    pub fn counters(&self) -> &WalCounters {
+        &self.inner.counters
+    }
+
+    /// Flushes what is buffered, waits for its commits, and stops. Appends after it fail.
+    pub async fn shutdown(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        let tasks: Vec<_> = self.tasks().drain(..).collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            if i == 2 {
+                t.abort(); // the sweeper has nothing to finish
+            }
+            let _ = t.await;
+        }
+    }
+
+    pub(crate) fn open_ledgers(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<LedgerState>>> {
+        self.inner.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new ledger written through this WAL (ledger ids are unique across the cluster).
+    pub fn create_ledger(&self, managed_ledger: &str, ledger_id: i64) -> WalLedger {
+        let state = Arc::new(LedgerState::new(managed_ledger, ledger_id));
+        self.open_ledgers().insert(ledger_id, Arc::clone(&state));
+        WalLedger {
+            wal: self.clone(),
+            state,
+        }
+    }
+
+    /// Committed entries and bytes of a ledger written here, if it is.
+    pub fn durable(&self, ledger_id: i64) -> Option<(u64, u64)> {
+        let state = self.open_ledgers().get(&ledger_id).cloned()?;
+        let p = state.progress();
+        Some((p.durable, p.durable_bytes))
+    }
+
+    /// Whether a ledger has as many extents as a ledger should have before it rolls over.
+    pub fn wants_rollover(&self, ledger: &WalLedger) -> bool {
+        ledger.extents() >= self.inner.config.max_extents_per_ledger
+    }
+
+    pub(crate) async fn enqueue(
+        &self,
+        state: &Arc<LedgerState>,
+        data: Bytes,
+        fence: Option<Fence>,
+    ) -> Result<WalAppend> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(WalError::Closed);
+        }
+        let len = data.len();
+        let permits = len.clamp(1, self.inner.budget_total) as u32;
+        let permit = Arc::clone(&self.inner.budget)
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| WalError::Closed)?;
+        let (tx, rx) = oneshot::channel();
+        let mut buffer = self.inner.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        let entry_id = {
+            let mut p = state.progress();
+            if let Some(f) = &p.failure {
+                return Err(f.clone());
+            }
+            if p.sealed {
+                return Err(WalError::Sealed(state.ledger_id));
+            }
+            p.accepted += 1;
+            p.unsettled += 1;
+            p.accepted - 1
+        };
+        let batch = buffer
+            .ledgers
+            .entry(state.ledger_id)
+            .or_insert_with(|| Batch {
+                state: Arc::clone(state),
+                fence: None,
+                first: entry_id,
+                entries: Vec::new(),
+                bytes: 0,
+                waiters: Vec::new(),
+                permit: None,
+            });
+        batch.entries.push(data);
+        batch.bytes += len as u64;
+        batch.waiters.push(tx);
+        batch.fence = fence;
+        match &mut batch.permit {
+            Some(p) => p.merge(permit),
+            None => batch.permit = Some(permit),
+        }
+        buffer.bytes += len;
+        let first_in_buffer = buffer.since.is_none();
+        buffer.since.get_or_insert_with(Instant::now);
+        let full = buffer.bytes >= self.inner.config.flush_max_bytes;
+        drop(buffer);
+        if first_in_buffer || full {
+            self.inner.wake.notify_one();
+        }
+        Ok(WalAppend {
+            entry_id,
+            ledger_id: state.ledger_id,
+            done: rx,
+        })
+    }
+
+    /// Takes the buffer when its flush is due: by size, by age, or at shutdown.
+    async fn flusher(self, tx: mpsc::Sender<Flush>) {
+        loop {
+            let due = {
+                let b = self.inner.buffer.lock().unwrap_or_else(|p| p.into_inner());
+                match b.since {
+                    None => None,
+                    Some(_)
+                        if b.bytes >= self.inner.config.flush_max_bytes
+                            || self.inner.closed.load(Ordering::SeqCst) =>
+                    {
+                        Some(Instant::now())
+                    }
+                    Some(since) => Some(since + self.inner.config.flush_interval),
+                }
+            };
+            match due {
+                None if self.inner.closed.load(Ordering::SeqCst) => return,
+                None => {
+                    self.inner.wake.notified().await;
+                    continue;
+                }
+                Some(at) if at > Instant::now() => {
+                    tokio::select! {
+                        _ = self.inner.wake.notified() => continue,
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                Some(_) => {}
+            }
+            let batches = {
+                let mut b = self.inner.buffer.lock().unwrap_or_else(|p| p.into_inner());
+                std::mem::take(&mut *b).ledgers
+            };
+            if batches.is_empty() {
+                continue;
+            }
+            let flush = self.upload(batches);
+            if tx.send(flush).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Builds the flush's object and starts its upload.
+    fn upload(&self, batches: BTreeMap<i64, Batch>) -> Flush {
+        let object = format!(
+            "{}/{}",
+            self.inner.config.object_prefix,
+            uuid::Uuid::new_v4()
+        );
+        let total: u64 = batches.values().map(|b| b.bytes).sum();
+        let mut body =
+            BytesMut::with_capacity(OBJECT_MAGIC.len() + total as usize + 8 * batches.len());
+        body.extend_from_slice(OBJECT_MAGIC);
+        let mut parts = Vec::with_capacity(batches.len());
+        for (_, batch) in batches {
+            let offset = body.len() as u64;
+            encode_extent(&mut body, &batch.entries);
+            let extent = Extent {
+                object: object.clone(),
+                offset,
+                length: body.len() as u64 - offset,
+                first: batch.first,
+                entries: batch.entries.len() as u64,
+                bytes: batch.bytes,
+            };
+            parts.push((batch, extent));
+        }
+        let body = body.freeze();
+        let store = Arc::clone(&self.inner.store);
+        let path = Path::from(object.as_str());
+        let wal = self.clone();
+        let size = body.len() as u64;
+        let upload = tokio::spawn(async move {
+            store.put(&path, body.into()).await?;
+            wal.inner.counters.objects.fetch_add(1, Ordering::Relaxed);
+            wal.inner
+                .counters
+                .object_bytes
+                .fetch_add(size, Ordering::Relaxed);
+            Ok(())
+        });
+        Flush {
+            object,
+            started: Instant::now(),
+            parts,
+            upload,
+        }
+    }
+
+    /// Commits flushes in the order they were taken.
+    async fn committer(self, mut rx: mpsc::Receiver<Flush>) {
+        while let Some(flush) = rx.recv().await {
+            let Flush {
+                object,
+                started,
+                parts,
+                upload,
+            } = flush;
+            let uploaded = match upload.await {
+                Ok(r) => r,
+                Err(e) => Err(WalError::Store(format!("upload task: {e}"))),
+            };
+            if let Err(e) = uploaded {
+                tracing::warn!(%object, error = %e, "WAL object upload failed");
+                let detail = format!("uploading WAL object {object}: {e}");
+                self.fail_all(parts, |id| WalError::LedgerFailed {
+                    ledger_id: id,
+                    detail: detail.clone(),
+                });
+                continue;
+            }
+            if started.elapsed() > self.inner.config.garbage_grace / 2 {
+                let detail =
+                    format!("WAL object {object} was uploaded too long ago to be committed safely");
+                self.fail_all(parts, |id| WalError::LedgerFailed {
+                    ledger_id: id,
+                    detail: detail.clone(),
+                });
+                continue;
+            }
+            let mut by_fence: BTreeMap<Option<(String, u64)>, Vec<Part>> = BTreeMap::new();
+            for part in parts {
+                let key = part.0.fence.as_ref().map(|f| (f.key.clone(), f.version));
+                by_fence.entry(key).or_default().push(part);
+            }
+            for (fence, mut parts) in by_fence {
+                let fence = fence.map(|(key, version)| Fence { key, version });
+                while !parts.is_empty() {
+                    let rest = parts.split_off(parts.len().min(LEDGERS_PER_COMMIT));
+                    self.commit(fence.as_ref(), std::mem::replace(&mut parts, rest))
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Commits the extents of `parts` in one transaction behind `fence`, then settles them.
+    async fn commit(&self, fence: Option<&Fence>, parts: Vec<Part>) {
+        let mut ready = Vec::with_capacity(parts.len());
+        for (batch, extent) in parts {
+            match batch.state.refuses_extent(extent.first) {
+                Some(e) => self.fail(batch, &e),
+                None => ready.push((batch, extent)),
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        let key_of = |b: &Batch, e: &Extent| {
+            keys::extent_key(&b.state.managed_ledger, b.state.ledger_id, e.first)
+        };
+        let mut ops: Vec<Op> = fence.map(|f| f.check()).into_iter().collect();
+        ops.extend(
+            ready
+                .iter()
+                .map(|(b, e)| Op::put(key_of(b, e), e.encode(), Expected::Absent)),
+        );
+        let outcome = self.inner.meta.commit(ops).await;
+        self.inner.counters.commits.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(_) => {
+                for (batch, extent) in ready {
+                    self.settle(batch, extent);
+                }
+            }
+            Err(e) if fence.is_some_and(|f| f.failed(&e)) => {
+                for (batch, _) in ready {
+                    let id = batch.state.ledger_id;
+                    self.fail(batch, &WalError::Fenced { ledger_id: id });
+                }
+            }
+            Err(e @ MetaError::Backend { .. }) => {
+                // The answer was lost: the transaction may have been applied. Read back.
+                tracing::warn!(error = %e, "WAL commit outcome unknown: reading the extents back");
+                for (batch, extent) in ready {
+                    let key = key_of(&batch, &extent);
+                    match self.inner.meta.get(&key).await {
+                        Ok(Some(v))
+                            if Extent::decode(&key, &v.value).ok() == Some(extent.clone()) =>
+                        {
+                            self.settle(batch, extent)
+                        }
+                        Ok(_) => {
+                            let id = batch.state.ledger_id;
+                            self.fail(
+                                batch,
+                                &WalError::LedgerFailed {
+                                    ledger_id: id,
+                                    detail: format!("committing its WAL extent: {e}"),
+                                },
+                            )
+                        }
+                        Err(read) => {
+                            let id = batch.state.ledger_id;
+                            self.fail(
+                                batch,
+                                &WalError::LedgerFailed {
+                                    ledger_id: id,
+                                    detail: format!(
+                                        "committing its WAL extent: {e}; reading it back: {read}"
+                                    ),
+                                },
+                            )
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                for (batch, _) in ready {
+                    let id = batch.state.ledger_id;
+                    self.fail(
+                        batch,
+                        &WalError::LedgerFailed {
+                            ledger_id: id,
+                            detail: format!("committing its WAL extent: {e}"),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn settle(&self, batch: Batch, extent: Extent) {
+        let Batch {
+            state,
+            entries,
+            waiters,
+            permit,
+            first,
+            ..
+        } = batch;
+        self.inner
+            .counters
+            .entries
+            .fetch_add(extent.entries, Ordering::Relaxed);
+        state.committed(extent, &entries, self.inner.config.recent_bytes_per_ledger);
+        drop(permit);
+        for (i, w) in waiters.into_iter().enumerate() {
+            let _ = w.send(Ok(first + i as u64));
+        }
+    }
+
+    fn fail(&self, batch: Batch, error: &WalError) {
+        self.inner
+            .counters
+            .failed_extents
+            .fetch_add(1, Ordering::Relaxed);
+        batch.state.failed(batch.entries.len() as u64, error);
+        drop(batch.permit);
+        for w in batch.waiters {
+            let _ = w.send(Err(error.clone()));
+        }
+    }
+
+    fn fail_all(&self, parts: Vec<Part>, error: impl Fn(i64) -> WalError) {
+        for (batch, _) in parts {
+            let e = error(batch.state.ledger_id);
+            self.fail(batch, &e);
+        }
+    }
+}

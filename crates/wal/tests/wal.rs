@@ -1,0 +1,290 @@
+//! The object-storage WAL against a real S3 server (moto) and a real metadata store (redb).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use meta::{Expected, Fence, MetadataStore, RedbStore};
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, ObjectStoreExt};
+use testkit::moto::MotoServer;
+use wal::{Wal, WalConfig, WalError};
+
+const BUCKET: &str = "wal";
+
+fn s3(moto: &MotoServer) -> Arc<dyn ObjectStore> {
+    let store = AmazonS3Builder::new()
+        .with_bucket_name(BUCKET)
+        .with_region("us-east-1")
+        .with_endpoint(moto.endpoint())
+        .with_virtual_hosted_style_request(false)
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_client_options(
+            object_store::ClientOptions::new()
+                .with_allow_http(true)
+                .with_timeout(Duration::from_secs(2)),
+        )
+        .with_retry(object_store::RetryConfig {
+            max_retries: 1,
+            retry_timeout: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    Arc::new(store)
+}
+
+fn config(interval_ms: u64) -> WalConfig {
+    WalConfig {
+        flush_interval: Duration::from_millis(interval_ms),
+        ..WalConfig::new("c1", "broker-1:8080")
+    }
+}
+
+fn payload(ledger: i64, entry: u64) -> Bytes {
+    Bytes::from(format!(
+        "ledger {ledger} entry {entry} {}",
+        "x".repeat((entry % 7) as usize * 50)
+    ))
+}
+
+struct Setup {
+    moto: MotoServer,
+    meta: Arc<dyn MetadataStore>,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let moto = MotoServer::start();
+    moto.create_bucket(BUCKET);
+    let dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetadataStore> =
+        Arc::new(RedbStore::open(&dir.path().join("m.redb")).unwrap());
+    Setup {
+        moto,
+        meta,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_ledgers_share_one_object_per_flush_and_read_back_from_memory_and_s3() {
+    let s = setup();
+    let wal = Wal::start(s3(&s.moto), Arc::clone(&s.meta), config(200));
+    const LEDGERS: i64 = 50;
+    const ENTRIES: u64 = 20;
+    let ledgers: Vec<_> = (0..LEDGERS)
+        .map(|l| wal.create_ledger(&format!("public/default/persistent/t{l}"), 1000 + l))
+        .collect();
+    let started = std::time::Instant::now();
+    let mut pending = Vec::new();
+    for e in 0..ENTRIES {
+        for (l, ledger) in ledgers.iter().enumerate() {
+            let a = ledger.append(payload(l as i64, e), None).await.unwrap();
+            assert_eq!(a.entry_id(), e);
+            pending.push((e, a));
+        }
+    }
+    for (e, a) in pending {
+        assert_eq!(a.await.unwrap(), e);
+    }
+    let elapsed = started.elapsed();
+    // One object per flush, not per ledger: at most one per elapsed interval (and the last).
+    let objects = wal
+        .counters()
+        .objects
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let intervals = elapsed.as_millis() as u64 / 200 + 2;
+    assert!(objects <= intervals, "{objects} objects in {elapsed:?}");
+    for (l, ledger) in ledgers.iter().enumerate() {
+        assert_eq!(ledger.durable().0, ENTRIES);
+        let read = wal
+            .read(
+                &format!("public/default/persistent/t{l}"),
+                1000 + l as i64,
+                0,
+                ENTRIES - 1,
+                usize::MAX,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            read,
+            (0..ENTRIES)
+                .map(|e| payload(l as i64, e))
+                .collect::<Vec<_>>()
+        );
+    }
+    // Another broker (a new owner after a failover) finds the same entries through the
+    // metadata store and ranged GETs.
+    let other = Wal::start(s3(&s.moto), Arc::clone(&s.meta), config(200));
+    for l in 0..LEDGERS {
+        let name = format!("public/default/persistent/t{l}");
+        let (entries, bytes) = other.recover(&name, 1000 + l).await.unwrap();
+        assert_eq!(entries, ENTRIES);
+        assert_eq!(
+            bytes,
+            (0..ENTRIES)
+                .map(|e| payload(l, e).len() as u64)
+                .sum::<u64>()
+        );
+        // In small steps (one entry per read), and in one read with a byte budget.
+        for e in 0..ENTRIES {
+            let one = other.read(&name, 1000 + l, e, e, 1).await.unwrap();
+            assert_eq!(one, vec![payload(l, e)]);
+        }
+        let some = other
+            .read(&name, 1000 + l, 3, ENTRIES - 1, 200)
+            .await
+            .unwrap();
+        assert!(!some.is_empty() && some.len() < (ENTRIES - 3) as usize);
+        assert_eq!(some[0], payload(l, 3));
+    }
+    let err = other
+        .read(
+            "public/default/persistent/t0",
+            1000,
+            ENTRIES,
+            ENTRIES + 5,
+            100,
+        )
+        .await;
+    assert!(
+        matches!(err, Err(WalError::NoSuchEntries { .. })),
+        "{err:?}"
+    );
+    wal.shutdown().await;
+    other.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fencing_check_commits_nothing_and_ends_the_ledger() {
+    let s = setup();
+    let wal = Wal::start(s3(&s.moto), Arc::clone(&s.meta), config(50));
+    let owner_key = "/namespace/public/default/0x00000000_0x40000000";
+    let version = s
+        .meta
+        .put(owner_key, b"me".to_vec(), Expected::Absent)
+        .await
+        .unwrap();
+    let fence = Fence {
+        key: owner_key.into(),
+        version,
+    };
+    let ml = "public/default/persistent/fenced";
+    let ledger = wal.create_ledger(ml, 7);
+    for e in 0..5 {
+        let a = ledger
+            .append(payload(7, e), Some(fence.clone()))
+            .await
+            .unwrap();
+        assert_eq!(a.await.unwrap(), e);
+    }
+    // Another broker takes the bundle: the ownership key has a new version.
+    s.meta.delete(owner_key, Expected::Any).await.unwrap();
+    s.meta
+        .put(owner_key, b"other".to_vec(), Expected::Absent)
+        .await
+        .unwrap();
+    let a = ledger
+        .append(payload(7, 5), Some(fence.clone()))
+        .await
+        .unwrap();
+    assert!(matches!(a.await, Err(WalError::Fenced { ledger_id: 7 })));
+    // The ledger takes nothing more, and the new owner sees exactly the five entries.
+    assert!(matches!(
+        ledger.append(payload(7, 6), Some(fence)).await,
+        Err(WalError::Fenced { .. })
+    ));
+    let other = Wal::start(s3(&s.moto), Arc::clone(&s.meta), config(50));
+    assert_eq!(other.recover(ml, 7).await.unwrap().0, 5);
+    wal.shutdown().await;
+    other.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_store_down_fails_appends_and_a_new_ledger_works_once_it_is_back() {
+    let mut s = setup();
+    let wal = Wal::start(s3(&s.moto), Arc::clone(&s.meta), config(50));
+    let ml = "public/default/persistent/s3down";
+    let ledger = wal.create_ledger(ml, 9);
+    ledger
+        .append(payload(9, 0), None)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    s.moto.kill();
+    let a = ledger.append(payload(9, 1), None).await.unwrap();
+    let err = a.await.unwrap_err();
+    assert!(err.is_ledger_done(), "{err:?}");
+    assert!(ledger.append(payload(9, 2), None).await.is_err());
+    assert_eq!(ledger.seal().await.unwrap().0, 1);
+    s.moto.restart();
+    s.moto.create_bucket(BUCKET);
+    let next = wal.create_ledger(ml, 10);
+    assert_eq!(
+        next.append(payload(10, 0), None)
+            .await
+            .unwrap()
+            .await
+            .unwrap(),
+        0
+    );
+    wal.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_deletes_only_objects_no_extent_names() {
+    let s = setup();
+    let store = s3(&s.moto);
+    let wal = Wal::start(Arc::clone(&store), Arc::clone(&s.meta), config(20));
+    // An object whose commit never happened (a crash between PUT and commit).
+    let orphan = object_store::path::Path::from("wal/c1/broker-2:8080/orphan");
+    store
+        .put(&orphan, Bytes::from_static(b"TLWAL001").into())
+        .await
+        .unwrap();
+    let kept = wal.create_ledger("ns/kept", 1);
+    kept.append(payload(1, 0), None)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let gone = wal.create_ledger("ns/gone", 2);
+    gone.append(payload(2, 0), None)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // Separate flushes: one object each.
+    assert_eq!(
+        wal.counters()
+            .objects
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    wal.delete_ledger("ns/gone", 2).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // object timestamps have 1 s steps
+    assert_eq!(
+        wal.sweep().await.unwrap().candidates,
+        0,
+        "nothing is older than 10 min"
+    );
+    let report = wal
+        .sweep_older_than(Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(report.candidates, 3);
+    assert_eq!(report.deleted, 2);
+    // What is still named still reads, from S3 (a second WAL has no memory of it).
+    let other = Wal::start(Arc::clone(&store), Arc::clone(&s.meta), config(20));
+    assert_eq!(
+        other.read("ns/kept", 1, 0, 0, 1).await.unwrap(),
+        vec![payload(1, 0)]
+    );
+    assert!(store.head(&orphan).await.is_err());
+    wal.shutdown().await;
+    other.shutdown().await;
+}
