@@ -1,5 +1,40 @@
 //! Per-topic settings of a managed ledger (rollover limits and retention), with Pulsar's defaults.
 
+/// Where the hot copies of a managed ledger's new ledgers live (namespace policy `hotTier`,
+/// broker default `managedLedgerHotTier`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HotTier {
+    /// Files on this broker's disk (the standalone default): when the broker is gone, so are
+    /// they, until it returns.
+    #[default]
+    Local,
+    /// The broker's object-storage WAL: nothing lives only on a broker ("diskless" topics).
+    Object,
+}
+
+impl HotTier {
+    pub fn is_local(&self) -> bool {
+        *self == HotTier::Local
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HotTier::Local => "local",
+            HotTier::Object => "object",
+        }
+    }
+
+    /// Parses `local` or `object`.
+    pub fn parse(s: &str) -> Option<HotTier> {
+        match s {
+            "local" => Some(HotTier::Local),
+            "object" => Some(HotTier::Object),
+            _ => None,
+        }
+    }
+}
+
 /// How a managed ledger rolls over and what it retains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedLedgerConfig {
@@ -30,6 +65,8 @@ pub struct ManagedLedgerConfig {
     /// Automatic offload by age (`managedLedgerOffloadThresholdInSeconds`): offload ledgers closed
     /// at least this long ago; negative = off.
     pub offload_threshold_seconds: i64,
+    /// Where new ledgers' hot copies go.
+    pub hot_tier: HotTier,
 }
 
 impl Default for ManagedLedgerConfig {
@@ -45,6 +82,7 @@ impl Default for ManagedLedgerConfig {
             read_tiered_first: true,
             offload_threshold_bytes: -1,
             offload_threshold_seconds: -1,
+            hot_tier: HotTier::Local,
         }
     }
 }

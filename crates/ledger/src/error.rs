@@ -9,6 +9,14 @@ pub enum LedgerError {
     HotTier(#[from] hot_tier::HotTierError),
     #[error(transparent)]
     Meta(#[from] meta::MetaError),
+    /// The object-storage WAL (hot tier of object-tier ledgers) failed.
+    #[error(transparent)]
+    Wal(#[from] wal::WalError),
+    /// A ledger of the object hot tier, on a broker that has no object-storage WAL.
+    #[error(
+        "managed ledger {ledger} uses the object hot tier, which needs an offload driver (the WAL's bucket) on this broker"
+    )]
+    ObjectTierNotConfigured { ledger: String },
     /// Stored metadata could not be decoded.
     #[error("metadata of {key} is unreadable: {detail}")]
     BadMetadata { key: String, detail: String },
@@ -62,6 +70,18 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
+    /// Whether the ledger being written can take no more entries (a failed write, a sealed
+    /// ledger): the managed ledger continues in a new one.
+    pub fn is_ledger_done(&self) -> bool {
+        match self {
+            LedgerError::HotTier(
+                hot_tier::HotTierError::LedgerFailed { .. } | hot_tier::HotTierError::Sealed(_),
+            ) => true,
+            LedgerError::Wal(w) => w.is_ledger_done(),
+            _ => false,
+        }
+    }
+
     /// Whether the storage is full (or read-only): an expected state the managed ledger reports
     /// once, not a failure to log per message.
     pub fn is_out_of_space(&self) -> bool {

@@ -20,6 +20,8 @@ use crate::managed_ledger::ManagedLedger;
 /// What every managed ledger of a factory shares.
 pub(crate) struct Deps {
     pub store: LedgerStore,
+    /// The broker's object-storage WAL, if it has one (object-tier ledgers need it).
+    pub wal: Option<wal::Wal>,
     pub meta: Arc<dyn MetadataStore>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<LedgerIdAllocator>,
@@ -49,6 +51,7 @@ impl ManagedLedgerFactory {
             deps: Deps {
                 ids: Arc::new(LedgerIdAllocator::new(Arc::clone(&meta))),
                 store,
+                wal: None,
                 meta,
                 clock,
                 reader: Arc::new(reader),
@@ -69,6 +72,12 @@ impl ManagedLedgerFactory {
     /// the ledgers it creates (see [`crate::LedgerError::HotTierElsewhere`]).
     pub fn with_hot_tier_owner(mut self, id: impl Into<String>) -> Self {
         self.deps.hot_tier_owner = Some(id.into());
+        self
+    }
+
+    /// Object-tier ledgers are written through `wal` (one per broker).
+    pub fn with_wal(mut self, wal: wal::Wal) -> Self {
+        self.deps.wal = Some(wal);
         self
     }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::HotTier;
 use crate::error::{LedgerError, Result};
 use crate::position::Position;
 
@@ -102,6 +103,9 @@ pub struct LedgerInfo {
     /// written by a standalone broker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hot_tier_broker: Option<String>,
+    /// Where its hot copy is: a local file (absent), or extents of an object-storage WAL.
+    #[serde(default, skip_serializing_if = "HotTier::is_local")]
+    pub hot_tier: HotTier,
 }
 
 impl LedgerInfo {
@@ -114,6 +118,7 @@ impl LedgerInfo {
             created_ms,
             offload: None,
             hot_tier_broker: None,
+            hot_tier: HotTier::Local,
         }
     }
 }

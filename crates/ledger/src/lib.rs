@@ -21,7 +21,7 @@ pub mod position;
 pub mod retention;
 
 pub use clock::{Clock, SystemClock, TestClock};
-pub use config::ManagedLedgerConfig;
+pub use config::{HotTier, ManagedLedgerConfig};
 pub use cursor::{CursorState, InitialPosition};
 pub use error::{LedgerError, Result};
 pub use factory::ManagedLedgerFactory;

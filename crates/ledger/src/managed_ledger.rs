@@ -14,23 +14,25 @@
 mod cursors;
 mod deletion;
 mod fencing;
+mod hot_copy;
 mod tiering;
 
 pub use fencing::Fence;
 use fencing::check_hot_copies_are_here;
+use hot_copy::{HotAppend, HotWriter};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
-use hot_tier::{HotTierError, LedgerStore, LedgerWriter, PendingAppend};
+use hot_tier::LedgerStore;
 use meta::{Expected, MetadataStore};
 use offload::{LedgerOffloader, OffloadedLedger, TierReader};
 use once_map::OnceMap;
 
 use crate::clock::Clock;
-use crate::config::ManagedLedgerConfig;
+use crate::config::{HotTier, ManagedLedgerConfig};
 use crate::cursor::CursorState;
 use crate::error::{LedgerError, Result};
 use crate::ids::LedgerIdAllocator;
@@ -86,7 +88,7 @@ struct View {
 }
 
 struct WriteState {
-    writer: Option<LedgerWriter>,
+    writer: Option<HotWriter>,
     info: ManagedLedgerInfo,
     info_version: u64,
     current_created_ms: u64,
@@ -98,6 +100,8 @@ struct WriteState {
 struct Shared {
     name: String,
     store: LedgerStore,
+    /// The broker's object-storage WAL: the hot tier of object-tier ledgers.
+    wal: Option<wal::Wal>,
     meta: Arc<dyn MetadataStore>,
     clock: Arc<dyn Clock>,
     ids: Arc<LedgerIdAllocator>,
@@ -157,7 +161,7 @@ impl std::fmt::Debug for ManagedLedger {
 #[must_use = "an append is acknowledged only when its receipt resolves"]
 pub struct AppendReceipt {
     ledger_id: i64,
-    pending: PendingAppend,
+    pending: HotAppend,
     /// A write that fails for lack of space puts the ledger in its out-of-space state at once,
     /// so the client's retry is refused before it reaches the disk.
     ml: ManagedLedger,
@@ -185,8 +189,11 @@ impl std::future::Future for AppendReceipt {
                     self.ml.shared.entries_added.fetch_add(1, Ordering::Relaxed);
                     Ok(Position::new(ledger_id, e as i64))
                 }
-                Err(e) if e.is_out_of_space() => Err(self.ml.out_of_space(&e)),
-                Err(e) => Err(e.into()),
+                Err(LedgerError::HotTier(e)) if e.is_out_of_space() => {
+                    Err(self.ml.out_of_space(&e))
+                }
+                Err(LedgerError::Wal(wal::WalError::Fenced { .. })) => Err(self.ml.fenced_now()),
+                Err(e) => Err(e),
             })
     }
 }
@@ -235,6 +242,7 @@ impl ManagedLedger {
             shared: Arc::new(Shared {
                 name: name.to_string(),
                 store: deps.store.clone(),
+                wal: deps.wal.clone(),
                 meta,
                 clock: Arc::clone(&deps.clock),
                 ids: Arc::clone(&deps.ids),
@@ -276,6 +284,7 @@ impl ManagedLedger {
         ml.rollover(&mut st).await?;
         drop(st);
         ml.clean_incomplete_offloads().await?;
+        ml.rewrite_in_background();
         Ok(ml)
     }
 
@@ -313,9 +322,7 @@ impl ManagedLedger {
     /// current one (0 if it has no file yet).
     fn durable_entries(&self, view: &View, l: &LedgerInfo) -> i64 {
         if l.ledger_id == view.current_id {
-            self.durable_stat(l.ledger_id)
-                .map(|(e, _)| e as i64)
-                .unwrap_or(0)
+            self.durable_stat(l).map(|(e, _)| e as i64).unwrap_or(0)
         } else {
             l.entries
         }
@@ -345,8 +352,11 @@ impl ManagedLedger {
     }
 
     fn is_full(&self, st: &WriteState) -> bool {
-        if st.current_entries == 0 || st.writer.is_none() {
+        let Some(writer) = st.writer.as_ref().filter(|_| st.current_entries > 0) else {
             return false;
+        };
+        if writer.wants_rollover() {
+            return true;
         }
         let c = self.config();
         let age_ms = self
@@ -365,58 +375,47 @@ impl ManagedLedger {
     /// fresh ledger to the list (persisted first), then creates its file.
     async fn rollover(&self, st: &mut WriteState) -> Result<()> {
         let now = self.shared.clock.now_ms();
+        let tier = self.config().hot_tier;
+        self.check_tier_available(tier)?;
         let mut next = st.info.clone();
         let mut empty_sealed = None;
         if let Some(last) = next.ledgers.last_mut().filter(|l| l.timestamp == 0) {
             let (entries, size) = match st.writer.take() {
                 Some(w) => match w.seal().await {
-                    Ok(s) => (s.entries, s.size_bytes),
+                    Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(ledger = %self.shared.name, ledger_id = last.ledger_id, error = %e, "seal failed; closing ledger at its durable entries");
-                        self.durable_stat(last.ledger_id)?
+                        self.recovered_stat(last).await?
                     }
                 },
-                None => self.durable_stat(last.ledger_id)?,
+                None => self.recovered_stat(last).await?,
             };
             last.entries = entries as i64;
             last.size = size as i64;
             last.timestamp = now;
             if entries == 0 {
-                empty_sealed = next.ledgers.pop().map(|l| l.ledger_id);
+                empty_sealed = next.ledgers.pop();
             }
         }
         st.writer = None;
         let new_id = self.shared.ids.next().await?;
         let mut fresh = LedgerInfo::new_open(new_id, now);
-        fresh.hot_tier_broker = self.shared.hot_tier_owner.clone();
+        fresh.hot_tier = tier;
+        if tier == HotTier::Local {
+            fresh.hot_tier_broker = self.shared.hot_tier_owner.clone();
+        }
         next.ledgers.push(fresh);
         self.persist_info(st, next).await?;
-        if let Some(id) = empty_sealed {
-            self.delete_hot_copy(id);
+        if let Some(l) = empty_sealed {
+            self.delete_hot_copy(&l).await;
         }
-        let writer = self.shared.store.create_ledger(new_id as u64)?;
+        let writer = self.create_hot_copy(new_id, tier)?;
         st.writer = Some(writer);
         st.current_created_ms = now;
         st.current_entries = 0;
         st.current_size = 0;
         tracing::debug!(ledger = %self.shared.name, ledger_id = new_id, "rolled over to a new ledger");
         Ok(())
-    }
-
-    /// Entries and bytes of a ledger's durable part; a ledger without a file is empty.
-    fn durable_stat(&self, ledger_id: i64) -> Result<(u64, u64)> {
-        match self.shared.store.stat(ledger_id as u64) {
-            Ok(s) => Ok((s.entries, s.size_bytes)),
-            Err(HotTierError::NoSuchLedger(_)) => Ok((0, 0)),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn delete_hot_copy(&self, ledger_id: i64) {
-        if let Err(e) = self.shared.store.delete_ledger(ledger_id as u64) {
-            // The ledger is already out of the list: the file is garbage, collected at start-up.
-            tracing::warn!(ledger = %self.shared.name, ledger_id, error = %e, "could not delete ledger file");
-        }
     }
 
     fn space_guard(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
@@ -471,6 +470,7 @@ impl ManagedLedger {
     fn classify_write_error(&self, e: LedgerError) -> LedgerError {
         match &e {
             LedgerError::HotTier(h) if h.is_out_of_space() => self.out_of_space(h),
+            LedgerError::Wal(wal::WalError::Fenced { .. }) => self.fenced_now(),
             _ => e,
         }
     }
@@ -499,20 +499,22 @@ impl ManagedLedger {
                 .await
                 .map_err(|e| self.classify_write_error(e))?;
         }
-        let pending = match self.writer(&st)?.append(data.clone()).await {
+        let fence = self.current_fence();
+        let pending = match self.writer(&st)?.append(data.clone(), fence.clone()).await {
             Ok(p) => p,
-            Err(HotTierError::LedgerFailed { .. } | HotTierError::Sealed(_)) => {
-                // The ledger can take no more (a failed write or fsync, a disk that was full):
-                // continue in a new one. Past `refuse_if_out_of_space`, there is room for it.
+            Err(e) if e.is_ledger_done() => {
+                // The ledger can take no more (a failed write or fsync, a disk that was full, a
+                // failed WAL flush): continue in a new one. Past `refuse_if_out_of_space`,
+                // there is room for it.
                 self.rollover(&mut st)
                     .await
                     .map_err(|e| self.classify_write_error(e))?;
                 self.writer(&st)?
-                    .append(data)
+                    .append(data, fence)
                     .await
-                    .map_err(|e| self.classify_write_error(e.into()))?
+                    .map_err(|e| self.classify_write_error(e))?
             }
-            Err(e) => return Err(self.classify_write_error(e.into())),
+            Err(e) => return Err(self.classify_write_error(e)),
         };
         st.current_entries += 1;
         st.current_size += len;
@@ -532,6 +534,7 @@ impl ManagedLedger {
                         tracing::warn!(ledger = %self.shared.name, error = %e, "trim after rollover failed");
                     }
                     self.maybe_offload_in_background();
+                    self.rewrite_in_background();
                 }
                 Err(e) => match self.classify_write_error(e) {
                     LedgerError::StorageFull { .. } => {}
@@ -542,7 +545,7 @@ impl ManagedLedger {
         Ok(receipt)
     }
 
-    fn writer<'a>(&self, st: &'a WriteState) -> Result<&'a LedgerWriter> {
+    fn writer<'a>(&self, st: &'a WriteState) -> Result<&'a HotWriter> {
         st.writer
             .as_ref()
             .ok_or_else(|| LedgerError::Closed(self.shared.name.clone()))
@@ -561,6 +564,7 @@ impl ManagedLedger {
         self.trim().await?;
         if rolled {
             self.maybe_offload_in_background();
+            self.rewrite_in_background();
         }
         Ok(rolled)
     }
@@ -694,7 +698,7 @@ impl ManagedLedger {
                 0
             };
             let count = if l.ledger_id == view.current_id {
-                self.durable_stat(l.ledger_id)?.0 as i64
+                self.durable_stat(l)?.0 as i64
             } else {
                 l.entries
             };
@@ -706,7 +710,7 @@ impl ManagedLedger {
             let mut data = if self.reads_from_tier(l) {
                 self.read_offloaded(l, start, last, budget).await?
             } else {
-                self.read_hot(l.ledger_id, start, last, budget).await?
+                self.read_hot(l, start, last, budget).await?
             };
             let mut used = 0usize;
             let keep = data
@@ -731,22 +735,6 @@ impl ManagedLedger {
             }
         }
         Ok(out)
-    }
-
-    /// Entries `start..=last` of a ledger's hot copy (up to `budget` bytes, at least one).
-    pub(super) async fn read_hot(
-        &self,
-        ledger_id: i64,
-        start: i64,
-        last: i64,
-        budget: usize,
-    ) -> Result<Vec<Bytes>> {
-        let store = self.shared.store.clone();
-        let id = ledger_id as u64;
-        tokio::task::spawn_blocking(move || store.read(id, start as u64, last as u64, budget))
-            .await
-            .map_err(|e| LedgerError::Task(e.to_string()))?
-            .map_err(Into::into)
     }
 
     /// Removes the ledgers retention no longer needs (never one a cursor still needs, never the
@@ -779,22 +767,28 @@ impl ManagedLedger {
         .into_iter()
         .take_while(|id| Some(*id) != uploading)
         .collect();
-        // Hot copies of offloaded ledgers whose deletion lag has passed.
-        let lagged: Vec<i64> = match c.offload_deletion_lag_ms {
-            None => Vec::new(),
-            Some(lag) => st
-                .info
-                .ledgers
-                .iter()
-                .filter(|l| !ids.contains(&l.ledger_id))
-                .filter(|l| {
-                    l.offload.as_ref().is_some_and(|o| {
-                        o.complete && !o.hot_deleted && now.saturating_sub(o.timestamp_ms) > lag
-                    })
+        // Hot copies of offloaded ledgers whose deletion lag has passed. An object-tier
+        // ledger's hot copy (WAL extents) goes as soon as its rewrite is complete: both copies
+        // are in object storage, and its extent keys weigh on the metadata store.
+        let lagged: Vec<i64> = st
+            .info
+            .ledgers
+            .iter()
+            .filter(|l| !ids.contains(&l.ledger_id))
+            .filter(|l| {
+                let lag = match l.hot_tier {
+                    HotTier::Object => Some(0),
+                    HotTier::Local => c.offload_deletion_lag_ms,
+                };
+                l.offload.as_ref().is_some_and(|o| {
+                    o.complete
+                        && !o.hot_deleted
+                        && lag
+                            .is_some_and(|lag| lag == 0 || now.saturating_sub(o.timestamp_ms) > lag)
                 })
-                .map(|l| l.ledger_id)
-                .collect(),
-        };
+            })
+            .map(|l| l.ledger_id)
+            .collect();
         if ids.is_empty() && lagged.is_empty() {
             return Ok(ids);
         }
@@ -815,10 +809,17 @@ impl ManagedLedger {
                 o.hot_deleted = true;
             }
         }
+        let hot_gone: Vec<LedgerInfo> = st
+            .info
+            .ledgers
+            .iter()
+            .filter(|l| ids.contains(&l.ledger_id) || lagged.contains(&l.ledger_id))
+            .cloned()
+            .collect();
         self.persist_info(&mut st, next).await?;
         drop(st);
-        for &id in ids.iter().chain(&lagged) {
-            self.delete_hot_copy(id);
+        for l in &hot_gone {
+            self.delete_hot_copy(l).await;
         }
         for l in &removed {
             if let Some(ctx) = &l.offload {
@@ -843,11 +844,11 @@ impl ManagedLedger {
         }
         st.closed = true;
         if let Some(w) = st.writer.take() {
-            let sealed = w.seal().await?;
+            let (entries, size) = w.seal().await?;
             let mut next = st.info.clone();
             if let Some(last) = next.ledgers.last_mut() {
-                last.entries = sealed.entries as i64;
-                last.size = sealed.size_bytes as i64;
+                last.entries = entries as i64;
+                last.size = size as i64;
                 last.timestamp = self.shared.clock.now_ms();
             }
             self.persist_info(&mut st, next).await?;

@@ -83,6 +83,7 @@ mod tests {
             created_ms: 0,
             offload: None,
             hot_tier_broker: None,
+            hot_tier: crate::HotTier::Local,
         }
     }
 

@@ -163,6 +163,11 @@ impl WalLedger {
         self.state.progress().extents.len()
     }
 
+    /// Whether the ledger has as many extents as a ledger should have before it rolls over.
+    pub fn wants_rollover(&self) -> bool {
+        self.extents() >= self.wal.config().max_extents_per_ledger
+    }
+
     /// Takes no more entries, waits for the ones accepted, and returns the ledger's committed
     /// entries and bytes. Accepted entries that failed are not part of it.
     pub async fn seal(self) -> Result<(u64, u64)> {

@@ -35,5 +35,6 @@ mod writer;
 pub use error::{Result, WalError};
 pub use format::Extent;
 pub use ledger::{WalAppend, WalLedger};
+pub use read::delete_extents;
 pub use sweep::SweepReport;
 pub use writer::{Wal, WalConfig, WalCounters};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use meta::{Expected, MAX_TXN_OPS, Op};
+use meta::{Expected, MAX_TXN_OPS, MetadataStore, Op};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
@@ -176,22 +176,31 @@ impl Wal {
     /// Deletes a ledger's extent keys (its objects go to the sweeper once no extent names
     /// them). Deleting a ledger without extents succeeds.
     pub async fn delete_ledger(&self, managed_ledger: &str, ledger_id: i64) -> Result<()> {
-        let keys = self
-            .inner
-            .meta
-            .list(&keys::ledger_prefix(managed_ledger, ledger_id))
-            .await?;
-        for chunk in keys.chunks(MAX_TXN_OPS) {
-            let ops = chunk
-                .iter()
-                .map(|k| Op::delete(k.clone(), Expected::Any))
-                .collect();
-            self.inner.meta.commit(ops).await?;
-        }
+        delete_extents(self.inner.meta.as_ref(), managed_ledger, ledger_id).await?;
         self.open_ledgers().remove(&ledger_id);
         self.inner.listed.remove(&ledger_id);
         Ok(())
     }
+}
+
+/// Deletes a ledger's extent keys (also where no WAL runs: deleting a topic whose ledgers were
+/// written elsewhere).
+pub async fn delete_extents(
+    meta: &dyn MetadataStore,
+    managed_ledger: &str,
+    ledger_id: i64,
+) -> Result<()> {
+    let keys = meta
+        .list(&keys::ledger_prefix(managed_ledger, ledger_id))
+        .await?;
+    for chunk in keys.chunks(MAX_TXN_OPS) {
+        let ops = chunk
+            .iter()
+            .map(|k| Op::delete(k.clone(), Expected::Any))
+            .collect();
+        meta.commit(ops).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -213,11 +213,6 @@ impl Wal {
         Some((p.durable, p.durable_bytes))
     }
 
-    /// Whether a ledger has as many extents as a ledger should have before it rolls over.
-    pub fn wants_rollover(&self, ledger: &WalLedger) -> bool {
-        ledger.extents() >= self.inner.config.max_extents_per_ledger
-    }
-
     pub(crate) async fn enqueue(
         &self,
         state: &Arc<LedgerState>,

@@ -60,7 +60,7 @@ impl ManagedLedger {
             }
         }
         for l in &ledgers {
-            self.shared.store.delete_ledger(l.ledger_id as u64)?;
+            self.try_delete_hot_copy(l).await?;
         }
         let slots: Vec<_> = std::mem::take(
             &mut *self

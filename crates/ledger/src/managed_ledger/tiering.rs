@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use hot_tier::LedgerStore;
 use offload::{LedgerOffloader, LedgerSource, OffloadedLedger, TierReader};
 use uuid::Uuid;
 
@@ -66,9 +65,9 @@ impl OffloadProgress {
     }
 }
 
-/// A sealed hot-tier ledger as the offloader's source.
+/// A sealed ledger's hot copy (either tier) as the offloader's source.
 pub(super) struct HotLedgerSource {
-    pub store: LedgerStore,
+    pub ml: ManagedLedger,
     pub info: LedgerInfo,
 }
 
@@ -87,12 +86,21 @@ impl LedgerSource for HotLedgerSource {
         self.info.created_ms
     }
     async fn read(&self, first: i64, last: i64, max_bytes: usize) -> Result<Vec<Bytes>, String> {
-        let (store, id) = (self.store.clone(), self.info.ledger_id as u64);
-        tokio::task::spawn_blocking(move || store.read(id, first as u64, last as u64, max_bytes))
+        self.ml
+            .read_hot(&self.info, first, last, max_bytes)
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
     }
+}
+
+/// Sealed object-tier ledgers whose rewrite into the offload format is not complete yet.
+fn object_ledgers_to_rewrite(ledgers: &[LedgerInfo]) -> Vec<i64> {
+    ledgers
+        .iter()
+        .filter(|l| l.hot_tier == crate::HotTier::Object && l.timestamp != 0 && l.entries > 0)
+        .filter(|l| !l.offload.as_ref().is_some_and(|o| o.complete))
+        .map(|l| l.ledger_id)
+        .collect()
 }
 
 /// Ledgers automatic offload should take, oldest first (Pulsar's rule): walking closed ledgers
@@ -141,6 +149,37 @@ impl ManagedLedger {
         tokio::spawn(async move {
             if let Err(e) = ml.auto_offload().await {
                 tracing::warn!(ledger = %ml.shared.name, error = %e, "automatic offload failed");
+            }
+        });
+    }
+
+    /// Rewrites sealed object-tier ledgers into the offload format, oldest first, in the
+    /// background (called after a rollover and at open), then drops their WAL extents (see
+    /// [`trim`](Self::trim)). From then on they are ordinary offloaded ledgers. A failed
+    /// rewrite is retried at the next rollover or open; meanwhile the WAL serves the ledger.
+    pub fn rewrite_in_background(&self) {
+        let pending = object_ledgers_to_rewrite(&self.view().ledgers);
+        if pending.is_empty() {
+            return;
+        }
+        let Some(offloader) = self.current_offloader() else {
+            tracing::warn!(ledger = %self.shared.name, ?pending, "object-tier ledgers wait for their rewrite: no offload driver is configured");
+            return;
+        };
+        let ml = self.clone();
+        tokio::spawn(async move {
+            let running = ml.shared.offload_lock.lock().await;
+            let pending = object_ledgers_to_rewrite(&ml.view().ledgers);
+            for id in pending {
+                if let Err(e) = ml.offload_one(&offloader, id).await {
+                    tracing::warn!(ledger = %ml.shared.name, ledger_id = id, error = %e, "rewriting an object-tier ledger failed (retried at the next rollover)");
+                    break;
+                }
+                tracing::debug!(ledger = %ml.shared.name, ledger_id = id, "object-tier ledger rewritten into the offload format");
+            }
+            drop(running);
+            if let Err(e) = ml.trim().await {
+                tracing::warn!(ledger = %ml.shared.name, error = %e, "trim after a rewrite failed");
             }
         });
     }
@@ -405,7 +444,7 @@ impl ManagedLedger {
                 .await;
         }
         let source = HotLedgerSource {
-            store: self.shared.store.clone(),
+            ml: self.clone(),
             info,
         };
         let extra = BTreeMap::from([(
@@ -488,8 +527,8 @@ impl ManagedLedger {
             f.served_hot && self.shared.clock.now_ms().saturating_sub(f.last_ms) < TIER_RETRY_MS
         });
         if hot_meanwhile {
-            match self.read_hot(id, start, last, budget).await {
-                Err(LedgerError::HotTier(hot_tier::HotTierError::NoSuchLedger(_))) => {}
+            match self.read_hot(info, start, last, budget).await {
+                Err(e) if Self::is_missing_hot_copy(&e) => {}
                 other => return other,
             }
         }
@@ -515,9 +554,9 @@ impl ManagedLedger {
         let hot = if info.offload.as_ref().is_some_and(|o| o.hot_deleted) {
             None
         } else {
-            match self.read_hot(id, start, last, budget).await {
+            match self.read_hot(info, start, last, budget).await {
                 Ok(data) => Some(data),
-                Err(LedgerError::HotTier(hot_tier::HotTierError::NoSuchLedger(_))) => None,
+                Err(e) if Self::is_missing_hot_copy(&e) => None,
                 Err(hot_err) => {
                     tracing::debug!(ledger = %self.shared.name, ledger_id = id, error = %hot_err, "hot copy unreadable too");
                     None
@@ -597,6 +636,7 @@ mod tests {
                 ..Default::default()
             }),
             hot_tier_broker: None,
+            hot_tier: crate::HotTier::Local,
         }
     }
 

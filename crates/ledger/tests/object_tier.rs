@@ -1,0 +1,165 @@
+//! Object-tier managed ledgers ("diskless" topics) against a real S3 server (moto): entries are
+//! durable once their WAL flush is committed, sealed ledgers are rewritten into the offload
+//! format and their extents dropped, and a broker that lost its whole data directory finds
+//! every acknowledged entry again from the metadata store and the bucket.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hot_tier::{LedgerStore, StoreOptions};
+use ledger::{HotTier, ManagedLedgerConfig, ManagedLedgerFactory, SystemClock};
+use meta::{MetadataStore, RedbStore};
+use offload::{BlobStoreOffloader, Location, OffloadConfig};
+use testkit::moto::MotoServer;
+use wal::{Wal, WalConfig};
+
+const NAME: &str = "public/default/persistent/diskless";
+
+struct Broker {
+    factory: ManagedLedgerFactory,
+    wal: Wal,
+}
+
+async fn broker(moto: &MotoServer, meta: Arc<dyn MetadataStore>, data: &std::path::Path) -> Broker {
+    let mut c = OffloadConfig::new(Location::s3_compatible("tier", &moto.endpoint()));
+    c.credentials.credential_id = Some("k".into());
+    c.credentials.credential_secret = Some("s".into());
+    let offloader = Arc::new(BlobStoreOffloader::new(c).await.unwrap());
+    let wal = Wal::start(
+        offloader.store().await.unwrap(),
+        Arc::clone(&meta),
+        WalConfig {
+            flush_interval: Duration::from_millis(20),
+            ..WalConfig::new("standalone", "b1")
+        },
+    );
+    let (store, _) = LedgerStore::open(data.join("ledgers"), StoreOptions::default()).unwrap();
+    let factory = ManagedLedgerFactory::new(store, meta, Arc::new(SystemClock))
+        .with_offloader(offloader)
+        .with_wal(wal.clone());
+    Broker { factory, wal }
+}
+
+fn config() -> ManagedLedgerConfig {
+    ManagedLedgerConfig {
+        max_entries_per_ledger: 100,
+        min_rollover_ms: 0,
+        retention_time_ms: -1,
+        retention_size_bytes: -1,
+        hot_tier: HotTier::Object,
+        ..ManagedLedgerConfig::default()
+    }
+}
+
+fn entry(i: usize) -> Bytes {
+    Bytes::from(format!("diskless-{i}-").repeat(1 + i % 5))
+}
+
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_survive_the_loss_of_the_data_directory_and_sealed_ledgers_are_rewritten() {
+    let moto = MotoServer::start();
+    moto.create_bucket("tier");
+    let meta_dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetadataStore> =
+        Arc::new(RedbStore::open(&meta_dir.path().join("meta.redb")).unwrap());
+    let data = tempfile::tempdir().unwrap();
+    let b = broker(&moto, Arc::clone(&meta), data.path()).await;
+    let ml = b.factory.open(NAME, config()).await.unwrap();
+    // Appends of many entries resolve together, a flush at a time.
+    let mut receipts = Vec::new();
+    for i in 0..250 {
+        receipts.push(ml.append(entry(i)).await.unwrap());
+    }
+    for r in receipts {
+        r.await.unwrap();
+    }
+    let stats = ml.stats().await;
+    assert_eq!(stats.ledgers.len(), 3, "{:?}", stats.ledgers);
+    assert!(stats.ledgers.iter().all(|l| l.hot_tier == HotTier::Object));
+    assert!(stats.ledgers.iter().all(|l| l.hot_tier_broker.is_none()));
+    assert_eq!(
+        common::read_payloads(&ml, 64).await,
+        (0..250).map(entry).collect::<Vec<_>>()
+    );
+
+    // The two sealed ledgers are rewritten into Pulsar's offload format, then their extents go.
+    let sealed: Vec<i64> = stats.ledgers[..2].iter().map(|l| l.ledger_id).collect();
+    wait_for("the rewrite of the sealed ledgers", async || {
+        let s = ml.stats().await;
+        s.ledgers[..2].iter().all(|l| {
+            l.offload
+                .as_ref()
+                .is_some_and(|o| o.complete && o.hot_deleted)
+        })
+    })
+    .await;
+    let extents = meta.list(wal::keys::EXTENT_PREFIX).await.unwrap();
+    for id in &sealed {
+        assert!(
+            !extents.iter().any(|k| k.contains(&format!("/{id:020}/"))),
+            "extents of rewritten ledger {id} remain: {extents:?}"
+        );
+    }
+    assert!(!extents.is_empty(), "the current ledger's extents stay");
+    let keys = moto.list_keys("tier");
+    assert_eq!(
+        keys.iter().filter(|k| k.ends_with("-index")).count(),
+        2,
+        "{keys:?}"
+    );
+
+    // The broker dies with its whole data directory; a new one on the same metadata and
+    // bucket finds everything, the last (unsealed) ledger from its extents.
+    b.wal.shutdown().await;
+    drop(ml);
+    drop(b);
+    drop(data);
+    let data = tempfile::tempdir().unwrap();
+    let b = broker(&moto, Arc::clone(&meta), data.path()).await;
+    let ml = b.factory.open(NAME, config()).await.unwrap();
+    assert_eq!(
+        common::read_payloads(&ml, 64).await,
+        (0..250).map(entry).collect::<Vec<_>>()
+    );
+    // And it continues after them.
+    ml.append(entry(250)).await.unwrap().await.unwrap();
+    assert_eq!(
+        common::read_payloads(&ml, 64).await,
+        (0..251).map(entry).collect::<Vec<_>>()
+    );
+    // The recovered ledger is rewritten too.
+    wait_for("the rewrite of the recovered ledger", async || {
+        let s = ml.stats().await;
+        s.ledgers[..3].iter().all(|l| {
+            l.offload
+                .as_ref()
+                .is_some_and(|o| o.complete && o.hot_deleted)
+        })
+    })
+    .await;
+    assert_eq!(
+        common::read_payloads(&ml, 64).await,
+        (0..251).map(entry).collect::<Vec<_>>()
+    );
+    b.factory.delete(NAME).await.unwrap();
+    assert!(
+        meta.list(wal::keys::EXTENT_PREFIX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    b.wal.shutdown().await;
+}
