@@ -242,6 +242,20 @@ pub struct BrokerConfig {
     pub object_store_client: ClientSettings,
     /// How a broker of a cluster (`tierlog broker`) takes part in it.
     pub cluster: ClusterSettings,
+    /// How the object-storage WAL (the hot tier of object-tier topics) batches.
+    pub wal: WalSettings,
+}
+
+/// The object-storage WAL's batching (tierlog's keys, in Pulsar's style).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalSettings {
+    /// `objectStorageWalFlushIntervalMs` (250): the longest an entry waits for its flush.
+    pub flush_interval: std::time::Duration,
+    /// `objectStorageWalFlushMaxBytes` (8 MiB): a flush starts once this much is buffered.
+    pub flush_max_bytes: usize,
+    /// `objectStorageWalMaxExtentsPerLedger` (2000): an object-tier ledger rolls over at this
+    /// many flushes, which bounds its keys in the metadata store until its rewrite.
+    pub max_extents_per_ledger: usize,
 }
 
 /// A cluster broker's coordination settings.
@@ -308,6 +322,14 @@ impl BrokerConfig {
             max_rollover_ms: max_rollover_minutes * 60_000,
             retention_time_ms,
             retention_size_bytes,
+            hot_tier: {
+                let v = raw.string("managedLedgerHotTier", "local");
+                ledger::HotTier::parse(&v).ok_or_else(|| ConfigError::InvalidValue {
+                    key: "managedLedgerHotTier".into(),
+                    value: v.clone(),
+                    allowed: "local or object".into(),
+                })?
+            },
             ..ManagedLedgerConfig::default()
         };
         let offload_defaults = OffloadDefaults {
@@ -430,7 +452,36 @@ impl BrokerConfig {
                     1024,
                 )? as u32,
             },
+            wal: WalSettings {
+                flush_interval: std::time::Duration::from_millis(raw.unsigned(
+                    "objectStorageWalFlushIntervalMs",
+                    250,
+                    1,
+                    60_000,
+                )?),
+                flush_max_bytes: raw.unsigned(
+                    "objectStorageWalFlushMaxBytes",
+                    8 << 20,
+                    1 << 10,
+                    1 << 30,
+                )? as usize,
+                max_extents_per_ledger: raw.unsigned(
+                    "objectStorageWalMaxExtentsPerLedger",
+                    2000,
+                    1,
+                    1_000_000,
+                )? as usize,
+            },
         };
+        if config.managed_ledger.hot_tier == ledger::HotTier::Object
+            && config.offload_target().is_none()
+        {
+            return Err(ConfigError::InvalidValue {
+                key: "managedLedgerHotTier".into(),
+                value: "object".into(),
+                allowed: "local, unless managedLedgerOffloadDriver names the bucket the object tier writes to".into(),
+            });
+        }
         let warnings = props
             .remaining()
             .map(|k| format!("unknown or unsupported configuration key {k:?} is ignored"))

@@ -33,6 +33,8 @@ struct BrokerLevel {
     managed_ledger: ManagedLedgerConfig,
     offload: OffloadPolicies,
     offload_defaults: OffloadDefaults,
+    /// Whether this broker runs an object-storage WAL (it has a default offload location).
+    object_tier: bool,
 }
 
 pub struct PolicyService {
@@ -57,6 +59,7 @@ impl PolicyService {
                 managed_ledger: config.managed_ledger.clone(),
                 offload: config.offload.clone(),
                 offload_defaults: config.offload_defaults.clone(),
+                object_tier: config.offload_target().is_some(),
             },
             stores,
         }
@@ -98,6 +101,9 @@ impl PolicyService {
     /// What a topic runs with under these namespace and topic policies.
     fn settings(&self, ns: &Policies, topic: &TopicPolicies) -> Result<TopicSettings> {
         let mut base = self.broker.managed_ledger.clone();
+        if let Some(tier) = ns.hot_tier {
+            base.hot_tier = tier;
+        }
         if let Some(r) = topic.retention_policies.or(ns.retention_policies) {
             (base.retention_time_ms, base.retention_size_bytes) = r.to_ms_and_bytes();
         }
@@ -193,6 +199,27 @@ impl PolicyService {
     ) -> Result<()> {
         self.store.update_policies(ns, f).await?;
         self.apply(ns).await
+    }
+
+    /// A namespace's hot tier: its policy, else the broker default.
+    pub async fn namespace_hot_tier(&self, ns: &NamespaceName) -> Result<ledger::HotTier> {
+        let p = self.store.policies(ns).await?;
+        Ok(p.hot_tier.unwrap_or(self.broker.managed_ledger.hot_tier))
+    }
+
+    /// Sets (or with `None` removes) a namespace's hot tier. The object tier needs the
+    /// broker's WAL, which writes to the broker's offload location.
+    pub async fn set_namespace_hot_tier(
+        &self,
+        ns: &NamespaceName,
+        tier: Option<ledger::HotTier>,
+    ) -> Result<()> {
+        if tier == Some(ledger::HotTier::Object) && !self.broker.object_tier {
+            return Err(PolicyError::Invalid(
+                "the object hot tier needs an offload location on the broker (managedLedgerOffloadDriver and its bucket): its WAL writes there".into(),
+            ));
+        }
+        self.update_namespace(ns, move |p| p.hot_tier = tier).await
     }
 
     /// A namespace's retention: its policy, else the broker default.

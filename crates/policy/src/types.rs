@@ -87,6 +87,10 @@ pub struct Policies {
     pub offload_deletion_lag_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload_policies: Option<OffloadPolicies>,
+    /// tierlog: where the hot copies of the namespace's new ledgers go (`None`: the broker's
+    /// `managedLedgerHotTier`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_tier: Option<ledger::HotTier>,
 }
 
 fn minus_one() -> i64 {
@@ -101,6 +105,7 @@ impl Default for Policies {
             offload_threshold_in_seconds: -1,
             offload_deletion_lag_ms: None,
             offload_policies: None,
+            hot_tier: None,
         }
     }
 }

@@ -25,9 +25,24 @@ impl Standalone {
     /// [`start`](Self::start), logging to `dir/broker.log` (a busy broker would fill a pipe
     /// nobody reads).
     pub fn start_broker(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> Standalone {
+        Self::start_broker_on(bin, dir, env, (crate::free_port(), crate::free_port()))
+    }
+
+    /// [`start_broker`](Self::start_broker) on given (web, binary) ports: a broker restarted
+    /// where clients knew it (its log is appended to).
+    pub fn start_broker_on(
+        bin: &Path,
+        dir: &Path,
+        env: &[(&str, &str)],
+        ports: (u16, u16),
+    ) -> Standalone {
         std::fs::create_dir_all(dir).expect("broker directory");
-        let log = std::fs::File::create(dir.join("broker.log")).expect("broker log");
-        Self::start_as(bin, "broker", dir, env, Stdio::from(log))
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("broker.log"))
+            .expect("broker log");
+        Self::start_on("broker", bin, dir, env, Stdio::from(log), ports)
     }
 
     fn start_as(
@@ -37,8 +52,18 @@ impl Standalone {
         env: &[(&str, &str)],
         stderr: Stdio,
     ) -> Standalone {
-        let web_port = crate::free_port();
-        let broker_port = crate::free_port();
+        let ports = (crate::free_port(), crate::free_port());
+        Self::start_on(mode, bin, dir, env, stderr, ports)
+    }
+
+    fn start_on(
+        mode: &str,
+        bin: &Path,
+        dir: &Path,
+        env: &[(&str, &str)],
+        stderr: Stdio,
+        (web_port, broker_port): (u16, u16),
+    ) -> Standalone {
         let mut cmd = Command::new(bin);
         cmd.args([mode, "--config", "/dev/null"])
             .env("TIERLOG_dataDirectory", dir.join("data"))

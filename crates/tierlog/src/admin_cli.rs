@@ -254,6 +254,21 @@ pub enum Namespaces {
     ClearOffloadDeletionLag {
         namespace: String,
     },
+    /// Keep the hot copies of the namespace's new ledgers on the broker's disk (`local`) or in
+    /// object storage (`object`: the broker's WAL; nothing lives only on a broker).
+    SetHotTier {
+        namespace: String,
+        #[arg(long, short = 't', value_parser = ["local", "object"])]
+        tier: String,
+    },
+    /// The namespace's hot tier (the broker default if it sets none).
+    GetHotTier {
+        namespace: String,
+    },
+    /// Back to the broker's `managedLedgerHotTier`.
+    RemoveHotTier {
+        namespace: String,
+    },
     /// Set the namespace's offload policies (driver, location, thresholds, lag, read priority).
     SetOffloadPolicies {
         #[command(flatten)]
@@ -605,6 +620,18 @@ async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow
         }
         Namespaces::ClearOffloadDeletionLag { namespace } => {
             let p = format!("{}/offloadDeletionLagMs", base(&namespace)?);
+            c.send(M::DELETE, &p).await?;
+        }
+        Namespaces::SetHotTier { namespace, tier } => {
+            let p = format!("{}/hotTier", base(&namespace)?);
+            c.call(M::POST, &p, Some(&tier)).await?;
+        }
+        Namespaces::GetHotTier { namespace } => {
+            let v: Option<String> = c.get(&format!("{}/hotTier", base(&namespace)?)).await?;
+            println!("{}", v.unwrap_or_else(|| "local".into()));
+        }
+        Namespaces::RemoveHotTier { namespace } => {
+            let p = format!("{}/hotTier", base(&namespace)?);
             c.send(M::DELETE, &p).await?;
         }
     }

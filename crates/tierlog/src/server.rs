@@ -78,26 +78,50 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     // One cache of object-store clients for every offloader and reader of the broker.
     let object_stores = Arc::new(ObjectStores::new(config.object_store_client.clone()));
     let target = config.offload_target();
-    match &target {
+    let broker_id = format!("{}:{}", config.advertised_address, config.web_service_port);
+    // The object-storage WAL (hot tier of object-tier topics) writes to the broker's offload
+    // location, so a namespace can switch to the object tier whenever offload is configured.
+    let wal = match &target {
         Some(t) => {
             // Build the client now, so an unusable driver setting stops start-up.
-            offload::BlobStoreOffloader::with_stores(t.clone(), Arc::clone(&object_stores))
-                .await
-                .with_context(|| {
-                    format!("setting up the {} offload driver", t.location.driver())
-                })?;
+            let offloader =
+                offload::BlobStoreOffloader::with_stores(t.clone(), Arc::clone(&object_stores))
+                    .await
+                    .with_context(|| {
+                        format!("setting up the {} offload driver", t.location.driver())
+                    })?;
             tracing::info!(driver = %t.location.driver(), location = %t.location, "tiered storage configured");
+            let store = offloader
+                .store()
+                .await
+                .context("the object store of the offload location")?;
+            let w = &config.wal;
+            Some(wal::Wal::start(
+                store,
+                Arc::clone(&meta),
+                wal::WalConfig {
+                    flush_interval: w.flush_interval,
+                    flush_max_bytes: w.flush_max_bytes,
+                    max_extents_per_ledger: w.max_extents_per_ledger,
+                    ..wal::WalConfig::new(&config.cluster_name, &broker_id)
+                },
+            ))
         }
-        None => tracing::info!("no offload driver configured"),
-    }
+        None => {
+            tracing::info!("no offload driver configured (so no object hot tier either)");
+            None
+        }
+    };
     // Topics without an offloader still read (and delete) what they offloaded before.
     let reader = config.tier_reader(Arc::clone(&object_stores));
-    let broker_id = format!("{}:{}", config.advertised_address, config.web_service_port);
     let mut factory = ManagedLedgerFactory::new(store, Arc::clone(&meta), Arc::new(SystemClock))
         .with_reader(Arc::new(reader));
     if mode == Mode::ClusterBroker {
         // Local ledgers live on this broker's disk: another broker must not serve them.
         factory = factory.with_hot_tier_owner(broker_id.clone());
+    }
+    if let Some(w) = &wal {
+        factory = factory.with_wal(w.clone());
     }
     let factory = Arc::new(factory);
     factory
@@ -239,6 +263,9 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "web service task failed"),
     }
     factory.close_all().await.context("sealing open ledgers")?;
+    if let Some(w) = &wal {
+        w.shutdown().await;
+    }
     if let Some(c) = &cluster
         && !lost
     {

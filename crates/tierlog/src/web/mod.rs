@@ -164,6 +164,12 @@ pub fn router(state: Arc<WebState>) -> Router {
             get(n::get_lag).put(n::set_lag).delete(n::clear_lag),
         )
         .route(
+            "/admin/v2/namespaces/{t}/{ns}/hotTier",
+            get(n::get_hot_tier)
+                .post(n::set_hot_tier)
+                .delete(n::remove_hot_tier),
+        )
+        .route(
             "/admin/v2/namespaces/{t}/{ns}/offloadPolicies",
             get(n::get_offload_policies).post(n::set_offload_policies),
         )

@@ -146,6 +146,21 @@ pub async fn clear_lag(State(s): S, Ns(ns): Ns) -> ApiResult {
     no_content()
 }
 
+pub async fn get_hot_tier(State(s): S, Ns(ns): Ns) -> ApiResult {
+    json(&s.policy.namespace_hot_tier(&ns).await?)
+}
+
+pub async fn set_hot_tier(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
+    let tier: ledger::HotTier = body(&raw, "hot tier (\"local\" or \"object\")")?;
+    s.policy.set_namespace_hot_tier(&ns, Some(tier)).await?;
+    no_content()
+}
+
+pub async fn remove_hot_tier(State(s): S, Ns(ns): Ns) -> ApiResult {
+    s.policy.set_namespace_hot_tier(&ns, None).await?;
+    no_content()
+}
+
 pub async fn get_offload_policies(State(s): S, Ns(ns): Ns) -> ApiResult {
     let p = s.policy.store().policies(&ns).await?;
     json(&p.offload_policies.unwrap_or_default())
