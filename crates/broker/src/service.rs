@@ -33,6 +33,11 @@ pub trait TopicStore: Send + Sync {
         topic: &TopicName,
         schema: Vec<u8>,
     ) -> Result<Vec<u8>, BrokerError>;
+    /// This broker stops serving the topic (in a cluster: its bundle was unloaded or the
+    /// session lost): whatever the store keeps of it is dropped, so the next load reads it
+    /// afresh (another broker may have written it meanwhile). With `seal`, the ledger being
+    /// written is sealed first (not when the session was lost: writes are not ours to make).
+    async fn release(&self, topic: &TopicName, seal: bool);
 }
 
 #[derive(Debug, Clone)]
@@ -193,11 +198,34 @@ impl BrokerService {
         self.topics.get(name)
     }
 
-    /// Unloads a topic: its subscriptions stop and persist their acknowledgements.
+    /// Unloads a topic: its subscriptions stop and persist their acknowledgements. In a
+    /// cluster its clients are disconnected (to look it up again) and its managed ledger is
+    /// released.
     pub async fn unload(&self, name: &TopicName) {
         if let Some(t) = self.topics.remove(name) {
+            if self.cluster.is_some() {
+                let _ = t.fence_for_delete(true).await;
+            }
             t.close().await;
+            if self.cluster.is_some() {
+                self.store.release(name, true).await;
+            }
         }
+    }
+
+    /// Drops every loaded topic, disconnecting its clients (the session was lost: this broker
+    /// owns nothing any more; its ledgers are left for their next owner to seal). Pending
+    /// acknowledgements are still persisted behind the fence: they land only if no other
+    /// broker took the topic meanwhile.
+    pub async fn drop_all(&self) -> usize {
+        let mut n = 0;
+        for t in self.topics.drain() {
+            let _ = t.fence_for_delete(true).await;
+            t.close().await;
+            self.store.release(&t.name, false).await;
+            n += 1;
+        }
+        n
     }
 
     /// Unloads every loaded topic of `bundle`, closing its producers and consumers so their
@@ -214,6 +242,7 @@ impl BrokerService {
                 let _ = t.fence_for_delete(true).await;
                 self.topics.remove(&t.name);
                 t.close().await;
+                self.store.release(&t.name, true).await;
                 n += 1;
             }
         }

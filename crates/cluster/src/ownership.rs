@@ -65,7 +65,9 @@ pub enum Owner {
 /// This broker's membership of the cluster and the bundles it owns.
 pub struct Cluster {
     meta: Arc<dyn MetadataStore>,
-    session: Session,
+    /// The current session: replaced by [`Cluster::rejoin`] after one was lost.
+    session: std::sync::RwLock<Arc<Session>>,
+    ttl: Duration,
     me: BrokerInfo,
     /// The split of every namespace (`defaultNumberOfNamespaceBundles`).
     boundaries: Vec<u32>,
@@ -77,9 +79,49 @@ impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("me", &self.me)
-            .field("session", &self.session)
+            .field("session", &self.session())
             .finish_non_exhaustive()
     }
+}
+
+/// Starts a session of `ttl` and registers `me` on it. If a registration of the same id is
+/// still there (this broker restarted, or rejoins, before its old lease expired), waits up to
+/// the TTL plus a margin for it to go.
+async fn register(
+    meta: &Arc<dyn MetadataStore>,
+    me: &BrokerInfo,
+    ttl: Duration,
+) -> Result<Session> {
+    let session = Session::start(Arc::clone(meta), ttl).await?;
+    let key = broker_key(&me.id);
+    let started = std::time::Instant::now();
+    let patience = ttl + Duration::from_secs(5);
+    loop {
+        let put = meta
+            .commit(vec![Op::put_leased(
+                key.clone(),
+                encode(me),
+                Expected::Absent,
+                session.lease(),
+            )])
+            .await;
+        match put {
+            Ok(_) => break,
+            Err(MetaError::Conflict { .. }) if started.elapsed() < patience => {
+                tracing::info!(id = %me.id, "waiting for the previous registration of this broker to expire");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(MetaError::Conflict { .. }) => {
+                return Err(ClusterError::AlreadyRegistered {
+                    id: me.id.clone(),
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracing::info!(id = %me.id, lease = %session.lease(), "joined the cluster");
+    Ok(session)
 }
 
 fn broker_key(id: &str) -> String {
@@ -126,42 +168,29 @@ impl Cluster {
         ttl: Duration,
         bundles_per_namespace: u32,
     ) -> Result<Cluster> {
-        let session = Session::start(Arc::clone(&meta), ttl).await?;
-        let key = broker_key(&me.id);
-        let started = std::time::Instant::now();
-        let patience = ttl + Duration::from_secs(5);
-        loop {
-            let put = meta
-                .commit(vec![Op::put_leased(
-                    key.clone(),
-                    encode(&me),
-                    Expected::Absent,
-                    session.lease(),
-                )])
-                .await;
-            match put {
-                Ok(_) => break,
-                Err(MetaError::Conflict { .. }) if started.elapsed() < patience => {
-                    tracing::info!(id = %me.id, "waiting for the previous registration of this broker to expire");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(MetaError::Conflict { .. }) => {
-                    return Err(ClusterError::AlreadyRegistered {
-                        id: me.id.clone(),
-                        waited_ms: started.elapsed().as_millis() as u64,
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        tracing::info!(id = %me.id, lease = %session.lease(), "joined the cluster");
+        let session = register(&meta, &me, ttl).await?;
         Ok(Cluster {
             meta,
-            session,
+            session: std::sync::RwLock::new(Arc::new(session)),
+            ttl,
             me,
             boundaries: crate::bundles::boundaries(bundles_per_namespace),
             owned: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// After the session was lost: starts a new one and registers again (waiting, as
+    /// [`join`](Self::join), for the old registration to expire). This broker owns nothing
+    /// until lookups give it bundles again.
+    pub async fn rejoin(&self) -> Result<()> {
+        self.owned().clear();
+        let session = register(&self.meta, &self.me, self.ttl).await?;
+        *self.session.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(session);
+        Ok(())
+    }
+
+    fn session(&self) -> Arc<Session> {
+        Arc::clone(&self.session.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn me(&self) -> &BrokerInfo {
@@ -169,12 +198,12 @@ impl Cluster {
     }
 
     pub fn lease(&self) -> LeaseId {
-        self.session.lease()
+        self.session().lease()
     }
 
     /// Resolves when this broker's session is lost: it owns nothing from then on.
     pub async fn session_lost(&self) {
-        self.session.lost().await
+        self.session().lost().await
     }
 
     fn owned(&self) -> std::sync::MutexGuard<'_, HashMap<Bundle, u64>> {
@@ -193,7 +222,7 @@ impl Cluster {
 
     /// The fencing token of `topic`'s bundle if this broker owns it (and its session lives).
     pub fn owns(&self, topic: &TopicName) -> Option<u64> {
-        if !self.session.is_alive() {
+        if !self.session().is_alive() {
             return None;
         }
         self.owned().get(&self.bundle_of(topic)).copied()
@@ -269,7 +298,7 @@ impl Cluster {
     /// Who serves `topic`; takes its bundle if nobody owns it and this broker is the one to
     /// (it is the least loaded, or the lookup is authoritative: another broker chose it).
     pub async fn lookup(&self, topic: &TopicName, authoritative: bool) -> Result<Owner> {
-        if !self.session.is_alive() {
+        if !self.session().is_alive() {
             return Err(ClusterError::SessionLost);
         }
         let bundle = self.bundle_of(topic);
@@ -374,7 +403,7 @@ impl Cluster {
     /// lease), instead of letting them expire.
     pub async fn leave(&self) -> Result<()> {
         self.owned().clear();
-        self.meta.revoke_lease(self.session.lease()).await?;
+        self.meta.revoke_lease(self.lease()).await?;
         tracing::info!(id = %self.me.id, "left the cluster");
         Ok(())
     }

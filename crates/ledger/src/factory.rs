@@ -217,6 +217,28 @@ impl ManagedLedgerFactory {
         Ok(removed)
     }
 
+    /// Closes the managed ledger `name` if it is open and forgets it: the next open reads it
+    /// from the metadata store again. For a topic this broker stops serving (its bundle was
+    /// unloaded or its session lost): another broker may write it meanwhile, so nothing of
+    /// this instance's state may be used again. The close is best effort (a fenced ledger or
+    /// an unreachable metadata store fails it; the next owner seals what was left open).
+    pub async fn release(&self, name: &str) {
+        if let Some(ml) = self.open.remove(&name.to_string()) {
+            if let Err(e) = ml.close().await {
+                tracing::info!(ledger = name, error = %e, "closing a released managed ledger failed; its next owner recovers it");
+            }
+            ml.forget_hot_copies();
+        }
+    }
+
+    /// [`release`](Self::release) without sealing: the session was lost, this broker may not
+    /// write the managed ledger's metadata any more (its next owner seals what is open).
+    pub fn forget(&self, name: &str) {
+        if let Some(ml) = self.open.remove(&name.to_string()) {
+            ml.forget_hot_copies();
+        }
+    }
+
     /// Closes every open managed ledger (seals their current ledgers).
     pub async fn close_all(&self) -> Result<()> {
         for ml in self.open.drain() {

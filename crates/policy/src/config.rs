@@ -266,6 +266,19 @@ pub struct ClusterSettings {
     pub session_timeout: std::time::Duration,
     /// `defaultNumberOfNamespaceBundles` (4): the bundles every namespace is split into.
     pub bundles_per_namespace: u32,
+    /// `zookeeperSessionExpiredPolicy` (Pulsar's key and default, `reconnect`): what a broker
+    /// does when its session is lost.
+    pub session_expired: SessionExpiredPolicy,
+}
+
+/// What a broker does when its metadata session is lost (it owns nothing from then on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionExpiredPolicy {
+    /// Drop every topic (clients look them up again) and register anew once the metadata
+    /// store answers; lookups give bundles back from then on.
+    Reconnect,
+    /// Exit (non-zero), for a supervisor to restart.
+    Shutdown,
 }
 
 impl BrokerConfig {
@@ -451,6 +464,20 @@ impl BrokerConfig {
                     1,
                     1024,
                 )? as u32,
+                session_expired: {
+                    let v = raw.string("zookeeperSessionExpiredPolicy", "reconnect");
+                    match v.as_str() {
+                        "reconnect" => SessionExpiredPolicy::Reconnect,
+                        "shutdown" => SessionExpiredPolicy::Shutdown,
+                        _ => {
+                            return Err(ConfigError::InvalidValue {
+                                key: "zookeeperSessionExpiredPolicy".into(),
+                                value: v,
+                                allowed: "reconnect or shutdown".into(),
+                            });
+                        }
+                    }
+                },
             },
             wal: WalSettings {
                 flush_interval: std::time::Duration::from_millis(raw.unsigned(

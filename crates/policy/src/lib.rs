@@ -26,7 +26,10 @@ pub mod stats;
 pub mod store;
 pub mod types;
 
-pub use config::{BrokerConfig, ClusterSettings, ConfigError, MetadataBackend, Properties};
+pub use config::{
+    BrokerConfig, ClusterSettings, ConfigError, MetadataBackend, Properties, SessionExpiredPolicy,
+    WalSettings,
+};
 pub use error::{PolicyError, Result};
 pub use offload_policies::{OffloadDefaults, OffloadPolicies};
 pub use service::{PolicyService, TopicSettings};

@@ -436,6 +436,15 @@ impl PolicyService {
 
 #[async_trait::async_trait]
 impl TopicStore for PolicyService {
+    async fn release(&self, topic: &TopicName, seal: bool) {
+        let name = topic.managed_ledger_name();
+        if seal {
+            self.factory.release(&name).await;
+        } else {
+            self.factory.forget(&name);
+        }
+    }
+
     async fn open(&self, topic: &TopicName) -> Result<ManagedLedger, BrokerError> {
         self.open_topic(topic)
             .await

@@ -15,6 +15,7 @@ pub fn etcd_binary() -> PathBuf {
 
 pub struct EtcdServer {
     pub port: u16,
+    peer: u16,
     child: Option<Child>,
     dir: PathBuf,
 }
@@ -26,13 +27,24 @@ impl EtcdServer {
         let dir = std::env::temp_dir().join(format!("etcd-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("etcd dir");
-        let client_url = format!("http://127.0.0.1:{port}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
+        let mut server = EtcdServer {
+            port,
+            peer,
+            child: None,
+            dir,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let client_url = format!("http://127.0.0.1:{}", self.port);
+        let peer_url = format!("http://127.0.0.1:{}", self.peer);
         let child = Command::new(etcd_binary())
             .arg("--name")
             .arg("test")
             .arg("--data-dir")
-            .arg(dir.join("data"))
+            .arg(self.dir.join("data"))
             .args(["--listen-client-urls", &client_url])
             .args(["--advertise-client-urls", &client_url])
             .args(["--listen-peer-urls", &peer_url])
@@ -48,17 +60,22 @@ impl EtcdServer {
                     etcd_binary().display()
                 )
             });
-        let server = EtcdServer {
-            port,
-            child: Some(child),
-            dir,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "etcd did not start on {port}");
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not start on {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        server
+    }
+
+    /// Starts the server again after [`kill`](Self::kill): same ports, same data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
     }
 
     /// `http://127.0.0.1:<port>`.

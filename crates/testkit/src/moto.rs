@@ -134,6 +134,24 @@ impl MotoServer {
         }
     }
 
+    /// Pauses the server (SIGSTOP): requests hang, nothing stored is lost.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &c.id().to_string()])
+                .status();
+        }
+    }
+
     /// Starts a fresh server on the same port.
     pub fn restart(&mut self) {
         self.kill();

@@ -4,8 +4,10 @@
 //!   etcd), the managed ledgers, the binary protocol and the web port; it serves every topic.
 //! - `tierlog broker`: one broker of a cluster sharing its metadata in etcd. It registers under
 //!   its session lease, serves only the topics of the bundles it owns, and answers lookups
-//!   with the owner. If its session is lost it stops (as Pulsar's default
-//!   `zookeeperSessionExpiredPolicy=shutdown`): another broker owns its bundles by then.
+//!   with the owner. If its session is lost it owns nothing any more (another broker may own
+//!   its bundles by then): with `zookeeperSessionExpiredPolicy=reconnect` (Pulsar's default)
+//!   it drops every topic, disconnecting their clients, and registers anew as soon as the
+//!   metadata store answers; with `shutdown` it exits non-zero.
 //!
 //! Both shut down cleanly on SIGINT/SIGTERM: stop listening, close the topics (a cluster
 //! broker then gives up its bundles and registration at once), seal every open ledger (flush +
@@ -203,7 +205,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         .with_context(|| format!("binding the web service port {web_addr}"))?;
     let app = router(Arc::new(WebState {
         policy,
-        broker: service,
+        broker: Arc::clone(&service),
         object_stores,
         web_service_url,
         broker_id: broker_id.clone(),
@@ -235,21 +237,44 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
             Mode::ClusterBroker => "broker",
         }
     );
-    let session_lost = async {
-        match &cluster {
-            Some(c) => c.session_lost().await,
-            None => std::future::pending().await,
+    let mut signal = std::pin::pin!(wait_for_signal());
+    let lost = 'serving: loop {
+        let session_lost = async {
+            match &cluster {
+                Some(c) => c.session_lost().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = &mut signal => { r?; break false }
+            _ = session_lost => {}
         }
-    };
-    let lost = tokio::select! {
-        r = wait_for_signal() => { r?; false }
-        _ = session_lost => true,
-    };
-    if lost {
+        let Some(c) = &cluster else { break false };
+        if config.cluster.session_expired == policy::SessionExpiredPolicy::Shutdown {
+            tracing::error!(
+                "the metadata session was lost: this broker owns nothing any more; shutting down (zookeeperSessionExpiredPolicy=shutdown)"
+            );
+            break true;
+        }
+        let dropped = service.drop_all().await;
         tracing::error!(
-            "the metadata session was lost: this broker owns nothing any more; shutting down"
+            dropped,
+            "the metadata session was lost: this broker owns nothing any more; every topic was dropped and its clients disconnected; registering again once the metadata store answers"
         );
-    }
+        loop {
+            tokio::select! {
+                r = &mut signal => { r?; break 'serving false }
+                joined = c.rejoin() => match joined {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "registering again failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+            }
+        }
+        tracing::info!("registered again: serving the bundles lookups give this broker");
+    };
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = maintenance.await;

@@ -3,7 +3,7 @@
 //! to the owner, admin requests for a topic are redirected to its owner, the admin CLI lists the
 //! brokers, an unloaded namespace comes back to the same brokers (local data), a broker
 //! stopped with SIGTERM gives up its bundles at once, and a broker paused past its session's
-//! TTL acknowledges nothing after it resumes and stops.
+//! TTL acknowledges nothing after it resumes, closes its producers, and registers again.
 
 mod common;
 
@@ -194,7 +194,7 @@ async fn a_broker_stopped_with_sigterm_gives_up_its_bundles_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_paused_past_its_lease_acknowledges_nothing_more_and_stops() {
+async fn a_broker_paused_past_its_lease_acknowledges_nothing_more_and_registers_again() {
     let mut c = cluster(2);
     let topic = "persistent://public/default/zombie";
     let a = &c.brokers[0];
@@ -256,16 +256,34 @@ async fn a_broker_paused_past_its_lease_acknowledges_nothing_more_and_stops() {
         ..meta
     };
     raw.send_only(1, &meta, b"after").await;
-    // Whatever comes back, it is not an acknowledgement; then the broker stops by itself.
+    // Whatever comes back, it is not an acknowledgement (the producer is closed: its client
+    // looks the topic up again).
+    let mut closed = false;
     while let Some(cmd) = raw.try_next(Duration::from_secs(5)).await {
         assert!(
             cmd.send_receipt.is_none(),
             "the paused broker acknowledged: {cmd:?}"
         );
+        closed |= cmd.close_producer.is_some();
     }
-    let status = c.brokers[0].wait_exit(Duration::from_secs(15));
-    assert!(
-        status.is_some_and(|s| !s.success()),
-        "the broker that lost its session keeps running: {status:?}"
+    assert!(closed, "the producer at the paused broker was not closed");
+    // The broker stays up (zookeeperSessionExpiredPolicy=reconnect), registers again, and
+    // sends clients of the topic to its new owner.
+    let a_id = id(&c.brokers[0]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !common::admin_ok(&c.brokers[1], &["brokers", "list", "tierlog"]).contains(&a_id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "broker a did not register again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(c.brokers[0].wait_exit(Duration::from_millis(100)).is_none());
+    let mut again = Raw::connect(c.brokers[0].broker_port).await;
+    let answer = again.lookup(topic, 4).await;
+    assert_eq!(
+        answer.broker_service_url.as_deref(),
+        Some(c.brokers[1].service_url().as_str()),
+        "{answer:?}"
     );
 }

@@ -293,3 +293,97 @@ async fn one_broker_that_lost_its_data_directory_still_has_every_acknowledged_me
     check_nothing_acknowledged_lost(&acked, &got);
     assert!(got.len() >= 3000);
 }
+
+/// A raw producer on `topic` at the (only) broker, and one SEND's answer.
+async fn raw_send(port: u16, topic: &str, payload: &[u8]) -> protocol::pb::BaseCommand {
+    let mut raw = common::raw::Raw::connect(port).await;
+    let _ = raw.lookup(topic, 1).await;
+    raw.producer(topic).await;
+    let meta = protocol::pb::MessageMetadata {
+        producer_name: "raw".into(),
+        sequence_id: 0,
+        publish_time: 1_700_000_000_000,
+        ..Default::default()
+    };
+    raw.send(0, None, &meta, payload).await
+}
+
+/// Holds while nothing more is acknowledged for `outage`, after a second for what was already
+/// committed to come through; returns the count.
+fn assert_no_acks_during(producer: &Producer, outage: Duration, what: &str) -> usize {
+    std::thread::sleep(Duration::from_secs(1));
+    let during = producer.acked();
+    std::thread::sleep(outage);
+    assert_eq!(
+        producer.acked(),
+        during,
+        "messages were acknowledged while {what}"
+    );
+    during
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_etcd_or_s3_down_nothing_is_acknowledged_and_produce_resumes_when_they_return() {
+    let mut etcd = EtcdServer::start();
+    let moto = MotoServer::start();
+    moto.create_bucket("diskless");
+    let mut env = env(&etcd, &moto);
+    env.push((
+        "TIERLOG_managedLedgerOffloadRequestTimeoutMs".into(),
+        "1500".into(),
+    ));
+    env.push(("TIERLOG_managedLedgerOffloadMaxRetries".into(), "0".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), &env, None);
+    let url = broker.service_url();
+    assert!(
+        raw_send(broker.broker_port, "persistent://public/default/raw", b"ok")
+            .await
+            .send_receipt
+            .is_some()
+    );
+    let producer = Producer::start(&url, "outage", dir.path().join("stop"));
+    producer.wait_acked(300, Duration::from_secs(60));
+
+    // etcd stopped, for longer than the session TTL: a SEND fails naming the metadata store,
+    // nothing is acknowledged; when etcd is back the broker registers again and the client's
+    // sends go through.
+    etcd.kill();
+    let answer = raw_send(
+        broker.broker_port,
+        "persistent://public/default/raw",
+        b"no etcd",
+    )
+    .await;
+    let error = answer.send_error.expect("a SEND without etcd fails");
+    assert!(error.message.contains("metadata"), "{error:?}");
+    eprintln!("without etcd: {}", error.message);
+    let during = assert_no_acks_during(
+        &producer,
+        Duration::from_millis(TTL_MS + 2000),
+        "etcd was down",
+    );
+    etcd.restart();
+    producer.wait_acked(during + 200, Duration::from_secs(40));
+
+    // The S3 server unreachable (paused): the same.
+    moto.pause();
+    let answer = raw_send(
+        broker.broker_port,
+        "persistent://public/default/raw",
+        b"no s3",
+    )
+    .await;
+    let error = answer.send_error.expect("a SEND without S3 fails");
+    assert!(error.message.contains("WAL object"), "{error:?}");
+    eprintln!("without S3: {}", error.message);
+    let during = assert_no_acks_during(&producer, Duration::from_secs(4), "S3 was down");
+    moto.resume();
+    let resumed = producer.wait_acked(during + 200, Duration::from_secs(40));
+    eprintln!("acknowledgements resumed {resumed:?} after S3 returned");
+
+    let (acked, errors) = producer.stop();
+    assert!(errors.is_empty(), "sends failed for good: {errors:?}");
+    let got = consume(&url, "outage");
+    check_nothing_acknowledged_lost(&acked, &got);
+}

@@ -206,6 +206,12 @@ impl Wal {
         }
     }
 
+    /// Forgets a ledger written or read here (what is in memory of it; its extents stay).
+    pub fn forget(&self, ledger_id: i64) {
+        self.open_ledgers().remove(&ledger_id);
+        self.inner.listed.remove(&ledger_id);
+    }
+
     /// Committed entries and bytes of a ledger written here, if it is.
     pub fn durable(&self, ledger_id: i64) -> Option<(u64, u64)> {
         let state = self.open_ledgers().get(&ledger_id).cloned()?;

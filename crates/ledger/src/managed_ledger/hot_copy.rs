@@ -186,6 +186,18 @@ impl ManagedLedger {
         }
     }
 
+    /// Drops what the WAL keeps in memory for this managed ledger's object-tier ledgers (it
+    /// was released: another broker may own them next).
+    pub(crate) fn forget_hot_copies(&self) {
+        if let Some(w) = &self.shared.wal {
+            for l in self.view().ledgers.iter() {
+                if l.hot_tier == HotTier::Object {
+                    w.forget(l.ledger_id);
+                }
+            }
+        }
+    }
+
     /// Whether an error of a hot copy read means it is not there (rather than failing).
     pub(super) fn is_missing_hot_copy(e: &LedgerError) -> bool {
         matches!(
