@@ -163,3 +163,68 @@ async fn entries_survive_the_loss_of_the_data_directory_and_sealed_ledgers_are_r
     );
     b.wal.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_owner_cannot_append_after_another_broker_took_the_topic_over() {
+    let moto = MotoServer::start();
+    moto.create_bucket("tier");
+    let meta_dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetadataStore> =
+        Arc::new(RedbStore::open(&meta_dir.path().join("meta.redb")).unwrap());
+    let owner_key = "/namespace/public/default/0x00000000_0xffffffff";
+    let fence_of = |version| {
+        Some(meta::Fence {
+            key: owner_key.to_string(),
+            version,
+        })
+    };
+    let v1 = meta
+        .put(owner_key, b"a".to_vec(), meta::Expected::Absent)
+        .await
+        .unwrap();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = broker(&moto, Arc::clone(&meta), dir_a.path()).await;
+    let zombie = a.factory.open(NAME, config()).await.unwrap();
+    zombie.set_fence(fence_of(v1));
+    for i in 0..10 {
+        zombie.append(entry(i)).await.unwrap().await.unwrap();
+    }
+    // Broker b takes the bundle (a's lease ended: a new ownership key) and opens the topic:
+    // a's ledger is sealed at its committed entries, b continues in a new ledger.
+    meta.delete(owner_key, meta::Expected::Any).await.unwrap();
+    let v2 = meta
+        .put(owner_key, b"b".to_vec(), meta::Expected::Absent)
+        .await
+        .unwrap();
+    let b = broker(&moto, Arc::clone(&meta), dir_b.path()).await;
+    let ml = b.factory.open(NAME, config()).await.unwrap();
+    ml.set_fence(fence_of(v2));
+    ml.append(entry(10)).await.unwrap().await.unwrap();
+    // The zombie wakes up and appends into its (now sealed) ledger: nothing is acknowledged,
+    // and it is fenced from then on.
+    let late = match zombie.append(entry(99)).await {
+        Ok(receipt) => receipt.await,
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(late, Err(ledger::LedgerError::Fenced { .. })),
+        "{late:?}"
+    );
+    assert!(zombie.is_fenced());
+    // The new owner's log: a's ten entries, then b's, nothing of the zombie's.
+    ml.append(entry(11)).await.unwrap().await.unwrap();
+    let b2 = broker(
+        &moto,
+        Arc::clone(&meta),
+        tempfile::tempdir().unwrap().path(),
+    )
+    .await;
+    let fresh = b2.factory.open(NAME, config()).await.unwrap();
+    assert_eq!(
+        common::read_payloads(&fresh, 64).await,
+        (0..12).map(entry).collect::<Vec<_>>()
+    );
+    a.wal.shutdown().await;
+    b.wal.shutdown().await;
+    b2.wal.shutdown().await;
+}
