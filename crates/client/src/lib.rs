@@ -33,6 +33,11 @@ pub enum ClientError {
         code: pb::ServerError,
         message: String,
     },
+    /// In a cluster, the topic is served by another broker than this connection's.
+    #[error(
+        "{topic} is served by {url}: this client keeps one connection, so point it at that broker"
+    )]
+    Redirected { topic: String, url: String },
     #[error("unexpected reply: {0}")]
     Protocol(String),
 }
@@ -192,6 +197,45 @@ impl Connection {
         Ok(r.partitions.unwrap_or(0))
     }
 
+    /// Looks `topic` up (as Pulsar's clients do before attaching): in a cluster this gives its
+    /// bundle to a broker. Fine when this connection's broker serves it; a redirect elsewhere
+    /// is [`ClientError::Redirected`] (one connection, no following).
+    pub async fn lookup(&self, topic: &str) -> Result<()> {
+        use pb::command_lookup_topic_response::LookupType;
+        let rid = self.next_id();
+        let reply = self
+            .request(
+                rid,
+                BaseCommand {
+                    lookup_topic: Some(pb::CommandLookupTopic {
+                        topic: topic.to_string(),
+                        request_id: rid,
+                        authoritative: Some(false),
+                        ..Default::default()
+                    }),
+                    ..commands::base(Type::Lookup)
+                },
+            )
+            .await?;
+        let r = reply
+            .lookup_topic_response
+            .ok_or_else(|| ClientError::Protocol("no LOOKUP_RESPONSE".into()))?;
+        match r.response.and_then(|t| LookupType::try_from(t).ok()) {
+            Some(LookupType::Connect) => Ok(()),
+            Some(LookupType::Redirect) => Err(ClientError::Redirected {
+                topic: topic.to_string(),
+                url: r.broker_service_url.unwrap_or_default(),
+            }),
+            _ => Err(ClientError::Server {
+                code: r
+                    .error
+                    .and_then(|c| pb::ServerError::try_from(c).ok())
+                    .unwrap_or(pb::ServerError::UnknownError),
+                message: r.message.unwrap_or_default(),
+            }),
+        }
+    }
+
     /// Creates a producer; receipts arrive on the returned channel in SEND order.
     pub async fn producer(
         &self,
@@ -326,6 +370,7 @@ fn route(
             .partition_metadata_response
             .as_ref()
             .map(|s| s.request_id),
+        Some(Type::LookupResponse) => cmd.lookup_topic_response.as_ref().map(|s| s.request_id),
         _ => None,
     };
     if let Some(rid) = request_id

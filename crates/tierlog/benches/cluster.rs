@@ -204,13 +204,6 @@ fn main() {
             let topics: Vec<String> = (0..n)
                 .map(|i| format!("persistent://public/default/bench-{delay_ms}-{n}-{i}"))
                 .collect();
-            // `tierlog perf` sends no LOOKUP: the HTTP lookup gives the bundles to the broker.
-            for t in &topics {
-                let name = t.trim_start_matches("persistent://");
-                let (status, body) =
-                    broker.call("GET", &format!("/lookup/v2/topic/persistent/{name}"), None);
-                assert_eq!(status, 200, "lookup of {t}: {body}");
-            }
             // Warm-up: topics loaded, producers created once.
             perf(
                 &broker,

@@ -353,6 +353,9 @@ async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
     };
     let mut workers = Vec::new();
     for topic in &topics {
+        conn.lookup(topic)
+            .await
+            .with_context(|| format!("looking up {topic}"))?;
         for _ in 0..a.producers {
             let (producer, receipts) = conn
                 .producer(topic)
@@ -555,6 +558,9 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for topic in &topics {
+        conn.lookup(topic)
+            .await
+            .with_context(|| format!("looking up {topic}"))?;
         let (consumer, deliveries) = conn
             .subscribe(topic, &a.subscription, sub_type, initial)
             .await

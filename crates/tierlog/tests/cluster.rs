@@ -170,6 +170,40 @@ async fn three_brokers_serve_thirty_topics_through_one_url() {
         now.sort();
         assert_eq!(before, now, "broker {i}");
     }
+
+    // `tierlog perf` looks its topics up: at the owner it produces, elsewhere it says where
+    // the topic is served.
+    let mut produced = 0;
+    for i in 0..30 {
+        let topic = format!("persistent://public/default/cluster-t{i}");
+        let out = Command::new(common::bin())
+            .args([
+                "perf",
+                "produce",
+                "-u",
+                &b0.service_url(),
+                "-r",
+                "0",
+                "-m",
+                "5",
+                &topic,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            produced += 1;
+        } else {
+            assert!(
+                stderr.contains("is served by pulsar://127.0.0.1:"),
+                "{stderr}"
+            );
+        }
+    }
+    assert!(
+        produced > 0 && produced < 30,
+        "{produced} of 30 produced at broker 0"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
