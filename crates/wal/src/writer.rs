@@ -410,14 +410,23 @@ impl Wal {
                 let key = part.0.fence.as_ref().map(|f| (f.key.clone(), f.version));
                 by_fence.entry(key).or_default().push(part);
             }
+            // The transactions of one flush touch disjoint ledgers, so they run at once; the
+            // next flush waits for all of them (a ledger's extents commit in order).
+            let mut commits = Vec::new();
             for (fence, mut parts) in by_fence {
                 let fence = fence.map(|(key, version)| Fence { key, version });
                 while !parts.is_empty() {
                     let rest = parts.split_off(parts.len().min(LEDGERS_PER_COMMIT));
-                    self.commit(fence.as_ref(), std::mem::replace(&mut parts, rest))
-                        .await;
+                    commits.push((fence.clone(), std::mem::replace(&mut parts, rest)));
                 }
             }
+            let wal = &self;
+            futures::future::join_all(
+                commits
+                    .into_iter()
+                    .map(|(fence, parts)| async move { wal.commit(fence.as_ref(), parts).await }),
+            )
+            .await;
         }
     }
 
