@@ -479,7 +479,10 @@ async fn produce_loop(
                 // A waiting batch leaves when its delay ends, not when the next message comes.
                 let deadline = batch_started + batch_delay;
                 if !current.is_empty() && deadline < at {
-                    tokio::time::sleep_until(deadline.into()).await;
+                    settle_until(deadline, &mut receipts, &mut |r| {
+                        settle(r, &mut inflight, &mut pending_msgs)
+                    })
+                    .await?;
                     send_batch(
                         &mut producer,
                         &payload,
@@ -488,7 +491,10 @@ async fn produce_loop(
                         &mut pending_msgs,
                     )?;
                 }
-                tokio::time::sleep_until(at.into()).await;
+                settle_until(at, &mut receipts, &mut |r| {
+                    settle(r, &mut inflight, &mut pending_msgs)
+                })
+                .await?;
             }
             if current.is_empty() {
                 batch_started = Instant::now();
@@ -518,6 +524,25 @@ async fn produce_loop(
         }
         if finished && inflight.is_empty() {
             return Ok(());
+        }
+    }
+}
+
+/// Waits until `at`, handing every receipt that arrives meanwhile to `settle`: a receipt's
+/// latency is taken when it arrives, not when this producer's next send is due (with many
+/// producers sharing one rate, that is tens of milliseconds later).
+async fn settle_until(
+    at: Instant,
+    receipts: &mut tokio::sync::mpsc::UnboundedReceiver<client::Result<client::Receipt>>,
+    settle: &mut impl FnMut(client::Result<client::Receipt>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => return Ok(()),
+            r = receipts.recv() => match r {
+                Some(r) => settle(r)?,
+                None => bail!("connection closed"),
+            },
         }
     }
 }
