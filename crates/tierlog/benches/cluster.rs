@@ -2,8 +2,8 @@
 //! s3s-fs behind the testkit proxy, next to the raw PUTs of the same store measured in the
 //! same run, with and without 20 ms added per request:
 //!
-//! - raw: p50/p99 of sequential 64 KiB PUTs, and the bandwidth of 8 MiB PUTs (flush-sized)
-//!   with 4 in flight (the WAL's flushes in flight);
+//! - raw: p50/p99 of sequential 64 KiB PUTs, and the bandwidth of 96 PUTs of 8 MiB
+//!   (flush-sized) with 4 in flight (the WAL's flushes in flight);
 //! - latency: `tierlog perf produce` at a fixed rate (2000 msg/s of 1 KiB) over 1 and 100
 //!   topics — p50/p99 publish latency; target p99 ≤ flush interval + 3 × raw PUT p99;
 //! - throughput: as fast as the broker takes them, over 1 and 100 topics; target ≥ 0.7 of the
@@ -67,7 +67,7 @@ async fn raw_puts(store: Arc<dyn ObjectStore>) -> (f64, f64, f64) {
     }
     lat.sort_by(|a, b| a.total_cmp(b));
     let big = bytes::Bytes::from(vec![9u8; 8 << 20]);
-    let n = 32;
+    let n = 96;
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let sem = Arc::new(tokio::sync::Semaphore::new(4));
@@ -225,7 +225,8 @@ fn main() {
             let max = perf(
                 &broker,
                 &topics,
-                &["-r", "0", "-m", "300000", "--max-pending", &pending],
+                // 1.5 GB: long enough that ramp-up and the last flush's wait do not count.
+                &["-r", "0", "-m", "1500000", "--max-pending", &pending],
             );
             let target = FLUSH_MS as f64 + 3.0 * raw99;
             let ratio = max.mb_per_sec / raw_mbps;
