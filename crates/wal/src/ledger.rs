@@ -122,8 +122,17 @@ impl LedgerState {
         self.settled.notify_waiters();
     }
 
+    /// Takes no more entries, waits for the ones accepted, and returns the committed entries
+    /// and bytes (accepted entries that failed are not part of it).
+    pub async fn seal(&self) -> (u64, u64) {
+        self.progress().sealed = true;
+        self.settle().await;
+        let p = self.progress();
+        (p.durable, p.durable_bytes)
+    }
+
     /// Waits until every accepted entry is committed or failed.
-    pub async fn settle(&self) {
+    async fn settle(&self) {
         loop {
             let notified = self.settled.notified();
             if self.progress().unsettled == 0 {
@@ -171,9 +180,7 @@ impl WalLedger {
     /// Takes no more entries, waits for the ones accepted, and returns the ledger's committed
     /// entries and bytes. Accepted entries that failed are not part of it.
     pub async fn seal(self) -> Result<(u64, u64)> {
-        self.state.progress().sealed = true;
-        self.state.settle().await;
-        Ok(self.durable())
+        Ok(self.state.seal().await)
     }
 }
 

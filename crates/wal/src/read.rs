@@ -160,10 +160,7 @@ impl Wal {
     pub async fn recover(&self, managed_ledger: &str, ledger_id: i64) -> Result<(u64, u64)> {
         let written_here = self.open_ledgers().get(&ledger_id).cloned();
         if let Some(state) = written_here {
-            state.progress().sealed = true;
-            state.settle().await;
-            let p = state.progress();
-            return Ok((p.durable, p.durable_bytes));
+            return Ok(state.seal().await);
         }
         self.inner.listed.remove(&ledger_id);
         let extents = self.listed(managed_ledger, ledger_id).await?;

@@ -389,20 +389,16 @@ impl Wal {
             };
             if let Err(e) = uploaded {
                 tracing::warn!(%object, error = %e, "WAL object upload failed");
-                let detail = format!("uploading WAL object {object}: {e}");
-                self.fail_all(parts, |id| WalError::LedgerFailed {
-                    ledger_id: id,
-                    detail: detail.clone(),
-                });
+                self.fail_all(parts, &format!("uploading WAL object {object}: {e}"));
                 continue;
             }
             if started.elapsed() > self.inner.config.garbage_grace / 2 {
-                let detail =
-                    format!("WAL object {object} was uploaded too long ago to be committed safely");
-                self.fail_all(parts, |id| WalError::LedgerFailed {
-                    ledger_id: id,
-                    detail: detail.clone(),
-                });
+                self.fail_all(
+                    parts,
+                    &format!(
+                        "WAL object {object} was uploaded too long ago to be committed safely"
+                    ),
+                );
                 continue;
             }
             let mut by_fence: BTreeMap<Option<(String, u64)>, Vec<Part>> = BTreeMap::new();
@@ -476,41 +472,17 @@ impl Wal {
                         {
                             self.settle(batch, extent)
                         }
-                        Ok(_) => {
-                            let id = batch.state.ledger_id;
-                            self.fail(
-                                batch,
-                                &WalError::LedgerFailed {
-                                    ledger_id: id,
-                                    detail: format!("committing its WAL extent: {e}"),
-                                },
-                            )
-                        }
-                        Err(read) => {
-                            let id = batch.state.ledger_id;
-                            self.fail(
-                                batch,
-                                &WalError::LedgerFailed {
-                                    ledger_id: id,
-                                    detail: format!(
-                                        "committing its WAL extent: {e}; reading it back: {read}"
-                                    ),
-                                },
-                            )
-                        }
+                        Ok(_) => self.fail_ledger(batch, format!("committing its WAL extent: {e}")),
+                        Err(read) => self.fail_ledger(
+                            batch,
+                            format!("committing its WAL extent: {e}; reading it back: {read}"),
+                        ),
                     }
                 }
             }
             Err(e) => {
                 for (batch, _) in ready {
-                    let id = batch.state.ledger_id;
-                    self.fail(
-                        batch,
-                        &WalError::LedgerFailed {
-                            ledger_id: id,
-                            detail: format!("committing its WAL extent: {e}"),
-                        },
-                    );
+                    self.fail_ledger(batch, format!("committing its WAL extent: {e}"));
                 }
             }
         }
@@ -548,10 +520,15 @@ impl Wal {
         }
     }
 
-    fn fail_all(&self, parts: Vec<Part>, error: impl Fn(i64) -> WalError) {
+    /// Fails `batch` with [`WalError::LedgerFailed`] for `detail`.
+    fn fail_ledger(&self, batch: Batch, detail: String) {
+        let ledger_id = batch.state.ledger_id;
+        self.fail(batch, &WalError::LedgerFailed { ledger_id, detail });
+    }
+
+    fn fail_all(&self, parts: Vec<Part>, detail: &str) {
         for (batch, _) in parts {
-            let e = error(batch.state.ledger_id);
-            self.fail(batch, &e);
+            self.fail_ledger(batch, detail.to_string());
         }
     }
 }
