@@ -34,5 +34,5 @@ pub use location::{Driver, DriverMetadata, Location, S3Flavor};
 pub use offloader::{BlobStoreOffloader, BlobStoreReader, LedgerOffloader, TierReader};
 pub use read::OffloadedLedger;
 pub use source::LedgerSource;
-pub use stores::{ClientSettings, ObjectStores};
+pub use stores::{ClientSettings, ObjectStores, S3PayloadChecksum};
 pub use upload::OffloadResult;

@@ -36,6 +36,34 @@ pub struct ClientSettings {
     /// One operation with its retries: none starts after this long. An operation therefore ends
     /// within `operation_timeout + request_timeout`.
     pub operation_timeout: Duration,
+    /// How S3 uploads protect their bodies (`s3ManagedLedgerOffloadPayloadChecksum`).
+    pub s3_payload_checksum: S3PayloadChecksum,
+}
+
+/// How an S3 upload's body is protected on its way to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum S3PayloadChecksum {
+    /// SigV4 signs the body's SHA-256 (`x-amz-content-sha256`), the default: every
+    /// S3-compatible store checks it, at the cost of a SHA-256 pass over every byte uploaded.
+    #[default]
+    Sha256,
+    /// `UNSIGNED-PAYLOAD` plus `x-amz-checksum-crc64nvme`, which the store checks before it
+    /// accepts the body (AWS S3 does on PUTs and part uploads; s3s-fs on PUTs only; a store
+    /// that ignores the header stores a corrupted body unnoticed, so choose this only for a
+    /// store that checks it). Far cheaper than SHA-256; it catches corruption, not tampering: over plain HTTP a man
+    /// in the middle could rewrite a body and its checksum (TLS protects both).
+    Crc64Nvme,
+}
+
+impl S3PayloadChecksum {
+    /// `sha256` or `crc64nvme`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "sha256" => Some(Self::Sha256),
+            "crc64nvme" => Some(Self::Crc64Nvme),
+            _ => None,
+        }
+    }
 }
 
 impl ClientSettings {
@@ -56,6 +84,7 @@ impl Default for ClientSettings {
             retry_max_backoff: Duration::from_secs(2),
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             operation_timeout: Self::DEFAULT_OPERATION_TIMEOUT,
+            s3_payload_checksum: S3PayloadChecksum::Sha256,
         }
     }
 }
@@ -178,6 +207,14 @@ async fn build(
                 .with_region(location.region_or_default())
                 .with_client_options(options)
                 .with_retry(retry(settings));
+            match settings.s3_payload_checksum {
+                S3PayloadChecksum::Sha256 => {}
+                S3PayloadChecksum::Crc64Nvme => {
+                    b = b
+                        .with_unsigned_payload(true)
+                        .with_checksum_algorithm(object_store::aws::Checksum::CRC64NVME)
+                }
+            }
             if let Some(endpoint) = endpoint {
                 // A configured endpoint means path-style addressing, as Pulsar does.
                 b = b

@@ -392,6 +392,16 @@ impl BrokerConfig {
                 0,
                 100,
             )? as usize,
+            s3_payload_checksum: match raw.take("s3ManagedLedgerOffloadPayloadChecksum") {
+                None => offload::S3PayloadChecksum::default(),
+                Some(v) => offload::S3PayloadChecksum::parse(&v).ok_or_else(|| {
+                    ConfigError::InvalidValue {
+                        key: "s3ManagedLedgerOffloadPayloadChecksum".into(),
+                        value: v,
+                        allowed: "sha256 or crc64nvme".into(),
+                    }
+                })?,
+            },
             ..ClientSettings::default()
         };
         let mut offload = OffloadPolicies::from_properties(raw)?;
@@ -680,13 +690,28 @@ mod tests {
     #[test]
     fn object_store_timeouts_and_retries_are_configurable() {
         let text = "managedLedgerOffloadRequestTimeoutMs=1500\nmanagedLedgerOffloadOperationTimeoutMs=4000\n\
-                    managedLedgerOffloadMaxRetries=1\n";
+                    managedLedgerOffloadMaxRetries=1\ns3ManagedLedgerOffloadPayloadChecksum=crc64nvme\n";
         let (c, warnings) = load(text, &[]).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         let s = &c.object_store_client;
         assert_eq!(s.request_timeout, std::time::Duration::from_millis(1500));
         assert_eq!(s.operation_timeout, std::time::Duration::from_secs(4));
         assert_eq!(s.max_retries, 1);
+        assert_eq!(s.s3_payload_checksum, offload::S3PayloadChecksum::Crc64Nvme);
+        let (c, _) = load("", &[]).unwrap();
+        assert_eq!(
+            c.object_store_client.s3_payload_checksum,
+            offload::S3PayloadChecksum::Sha256
+        );
+        let e = load("s3ManagedLedgerOffloadPayloadChecksum=md5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "s3ManagedLedgerOffloadPayloadChecksum: \"md5\" (allowed: sha256 or crc64nvme)"
+            ),
+            "{e}"
+        );
         let e = load("managedLedgerOffloadRequestTimeoutMs=0\n", &[])
             .unwrap_err()
             .to_string();

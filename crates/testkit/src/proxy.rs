@@ -18,7 +18,16 @@ struct Rule {
     path_contains: String,
     skip: usize,
     seen: usize,
-    status: u16,
+    action: Action,
+}
+
+/// What a fault rule does to a request it matches.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    /// Answers this status itself.
+    Answer(u16),
+    /// Forwards the request with one byte of its body flipped (corruption on the way).
+    CorruptBody,
 }
 
 #[derive(Default)]
@@ -27,6 +36,26 @@ struct State {
     rules: Mutex<Vec<Rule>>,
     requests: AtomicU64,
     failed: AtomicU64,
+    /// Requests being forwarded now, and the most ever at once.
+    forwarding: AtomicU64,
+    max_forwarding: AtomicU64,
+}
+
+/// Counts a request as being forwarded while it lives.
+struct Forwarding<'a>(&'a State);
+
+impl<'a> Forwarding<'a> {
+    fn start(state: &'a State) -> Self {
+        let now = state.forwarding.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_forwarding.fetch_max(now, Ordering::SeqCst);
+        Forwarding(state)
+    }
+}
+
+impl Drop for Forwarding<'_> {
+    fn drop(&mut self) {
+        self.0.forwarding.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct HttpProxy {
@@ -90,6 +119,17 @@ impl HttpProxy {
     /// Answers `status` to every request whose method is `method` and whose path contains
     /// `path_contains`, after letting the first `skip` such requests through.
     pub fn fail(&self, method: &str, path_contains: &str, skip: usize, status: u16) {
+        self.add_rule(method, path_contains, skip, Action::Answer(status));
+    }
+
+    /// Forwards every request whose method is `method` and whose path contains `path_contains`
+    /// with one byte in the middle of its body flipped (a request without a body is forwarded
+    /// as it is), after letting the first `skip` such requests through.
+    pub fn corrupt_body(&self, method: &str, path_contains: &str, skip: usize) {
+        self.add_rule(method, path_contains, skip, Action::CorruptBody);
+    }
+
+    fn add_rule(&self, method: &str, path_contains: &str, skip: usize, action: Action) {
         self.state
             .rules
             .lock()
@@ -99,7 +139,7 @@ impl HttpProxy {
                 path_contains: path_contains.into(),
                 skip,
                 seen: 0,
-                status,
+                action,
             });
     }
 
@@ -111,7 +151,14 @@ impl HttpProxy {
             .clear();
     }
 
-    /// Requests received, and requests answered with an injected error.
+    /// The most requests forwarded at once (from the end of reading a request to the store's
+    /// answer, the added delay included).
+    pub fn max_concurrent(&self) -> u64 {
+        self.state.max_forwarding.load(Ordering::SeqCst)
+    }
+
+    /// Requests received, and requests a fault rule matched (answered with an injected error or
+    /// forwarded corrupted).
     pub fn counts(&self) -> (u64, u64) {
         (
             self.state.requests.load(Ordering::Relaxed),
@@ -131,13 +178,13 @@ impl Drop for HttpProxy {
     }
 }
 
-fn injected_status(state: &State, method: &str, path: &str) -> Option<u16> {
+fn injected_fault(state: &State, method: &str, path: &str) -> Option<Action> {
     let mut rules = state.rules.lock().unwrap_or_else(|p| p.into_inner());
     for r in rules.iter_mut() {
         if r.method.eq_ignore_ascii_case(method) && path.contains(&r.path_contains) {
             r.seen += 1;
             if r.seen > r.skip {
-                return Some(r.status);
+                return Some(r.action);
             }
         }
     }
@@ -175,7 +222,15 @@ async fn serve(client: TcpStream, upstream_port: u16, state: Arc<State>) -> std:
     reader.read_exact(&mut body).await?;
     state.requests.fetch_add(1, Ordering::Relaxed);
 
-    if let Some(status) = injected_status(&state, &method, &path) {
+    let fault = injected_fault(&state, &method, &path);
+    if let Some(Action::CorruptBody) = fault {
+        state.failed.fetch_add(1, Ordering::Relaxed);
+        let middle = body.len() / 2;
+        if let Some(b) = body.get_mut(middle) {
+            *b ^= 0x5A;
+        }
+    }
+    if let Some(Action::Answer(status)) = fault {
         state.failed.fetch_add(1, Ordering::Relaxed);
         let msg = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected fault {status}</Message></Error>"
@@ -188,6 +243,7 @@ async fn serve(client: TcpStream, upstream_port: u16, state: Arc<State>) -> std:
         return write.shutdown().await;
     }
 
+    let forwarding = Forwarding::start(&state);
     let delay = *state.delay.lock().unwrap_or_else(|p| p.into_inner());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -228,6 +284,9 @@ async fn serve(client: TcpStream, upstream_port: u16, state: Arc<State>) -> std:
         resp_head.push_str(&line);
     }
     resp_head.push_str("Connection: close\r\n\r\n");
+    // The store has answered: the request stops counting before its client can see the answer
+    // (and start another request in its place).
+    drop(forwarding);
     write.write_all(resp_head.as_bytes()).await?;
     tokio::io::copy(&mut up, &mut write).await?;
     write.shutdown().await

@@ -1,5 +1,6 @@
-//! An s3s-fs server (disk-backed S3, good for large objects) on 127.0.0.1, for benchmarks.
-//! Installed by `./scripts/bench` into `.tools/s3s`.
+//! An s3s-fs server (disk-backed S3 that checks body checksums, good for large objects) on
+//! 127.0.0.1, for benchmarks and the corrupted-upload tests.
+//! Installed by `./scripts/test` and `./scripts/bench` into `.tools/s3s`.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
