@@ -8,10 +8,11 @@
 //! involved, and only then resolves the appends: nothing is acknowledged that a new owner
 //! could not find.
 //!
-//! Flushes are uploaded concurrently (up to `max_flushes_in_flight`) and committed in flush
-//! order. Each ledger's extents are contiguous: a flush whose upload or commit fails fails the
-//! ledger (no later extent of it is committed), and its writer continues in a new ledger, as
-//! with a failed disk write of the local hot tier.
+//! Flushes are uploaded concurrently (up to `max_flushes_in_flight`; while every slot is busy
+//! the buffer keeps filling, so objects grow past `flush_max_bytes` under back-pressure) and
+//! committed in flush order. Each ledger's extents are contiguous: a flush whose upload or
+//! commit fails fails the ledger (no later extent of it is committed), and its writer continues
+//! in a new ledger, as with a failed disk write of the local hot tier.
 //!
 //! Crash windows of a flush (docs/architecture.md has the whole table):
 //! - before or during the PUT: nothing is committed, nothing was acknowledged;

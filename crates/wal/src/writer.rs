@@ -283,8 +283,13 @@ impl Wal {
         })
     }
 
-    /// Takes the buffer when its flush is due: by size, by age, or at shutdown.
+    /// Takes the buffer when its flush is due (by size, by age, or at shutdown) and an upload
+    /// slot is free. While every slot is busy the buffer keeps filling (within the append
+    /// budget), so under back-pressure objects grow past `flush_max_bytes` instead of queueing.
     async fn flusher(self, tx: mpsc::Sender<Flush>) {
+        let slots = Arc::new(Semaphore::new(
+            self.inner.config.max_flushes_in_flight.max(1),
+        ));
         loop {
             let due = {
                 let b = self.inner.buffer.lock().unwrap_or_else(|p| p.into_inner());
@@ -313,6 +318,9 @@ impl Wal {
                 }
                 Some(_) => {}
             }
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
             let batches = {
                 let mut b = self.inner.buffer.lock().unwrap_or_else(|p| p.into_inner());
                 std::mem::take(&mut *b).ledgers
@@ -320,15 +328,15 @@ impl Wal {
             if batches.is_empty() {
                 continue;
             }
-            let flush = self.upload(batches);
+            let flush = self.upload(batches, slot);
             if tx.send(flush).await.is_err() {
                 return;
             }
         }
     }
 
-    /// Builds the flush's object and starts its upload.
-    fn upload(&self, batches: BTreeMap<i64, Batch>) -> Flush {
+    /// Builds the flush's object and starts its upload, which frees `slot` when it ends.
+    fn upload(&self, batches: BTreeMap<i64, Batch>, slot: OwnedSemaphorePermit) -> Flush {
         let object = format!(
             "{}/{}",
             self.inner.config.object_prefix,
@@ -357,7 +365,9 @@ impl Wal {
         let path = Path::from(object.as_str());
         let wal = self.clone();
         let size = body.len() as u64;
+        tracing::debug!(%object, bytes = size, ledgers = parts.len(), "WAL flush taken");
         let upload = tokio::spawn(async move {
+            let _slot = slot;
             store.put(&path, body.into()).await?;
             wal.inner.counters.objects.fetch_add(1, Ordering::Relaxed);
             wal.inner
@@ -417,12 +427,22 @@ impl Wal {
                 }
             }
             let wal = &self;
+            let uploaded_at = started.elapsed();
+            let transactions = commits.len();
             futures::future::join_all(
                 commits
                     .into_iter()
                     .map(|(fence, parts)| async move { wal.commit(fence.as_ref(), parts).await }),
             )
             .await;
+            tracing::debug!(
+                %object,
+                uploaded_ms = uploaded_at.as_millis() as u64,
+                committed_ms = started.elapsed().as_millis() as u64,
+                transactions,
+                queued = rx.len(),
+                "WAL flush committed"
+            );
         }
     }
 

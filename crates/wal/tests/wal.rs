@@ -8,15 +8,20 @@ use meta::{Expected, Fence, MetadataStore, RedbStore};
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, ObjectStoreExt};
 use testkit::moto::MotoServer;
+use testkit::proxy::HttpProxy;
 use wal::{Wal, WalConfig, WalError};
 
 const BUCKET: &str = "wal";
 
 fn s3(moto: &MotoServer) -> Arc<dyn ObjectStore> {
+    s3_at(&moto.endpoint())
+}
+
+fn s3_at(endpoint: &str) -> Arc<dyn ObjectStore> {
     let store = AmazonS3Builder::new()
         .with_bucket_name(BUCKET)
         .with_region("us-east-1")
-        .with_endpoint(moto.endpoint())
+        .with_endpoint(endpoint)
         .with_virtual_hosted_style_request(false)
         .with_access_key_id("test")
         .with_secret_access_key("test")
@@ -287,4 +292,44 @@ async fn the_sweeper_deletes_only_objects_no_extent_names() {
     assert!(store.head(&orphan).await.is_err());
     wal.shutdown().await;
     other.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_more_uploads_run_at_once_than_configured_and_the_buffer_grows_meanwhile() {
+    // Slow PUTs (300 ms each) and appends far faster than 2 uploads drain: the third flush
+    // must wait for a free slot (the buffer growing past flush_max_bytes meanwhile), never
+    // start a third PUT.
+    let s = setup();
+    let proxy = HttpProxy::start(s.moto.port);
+    proxy.set_delay(Duration::from_millis(300));
+    let config = WalConfig {
+        flush_interval: Duration::from_millis(20),
+        flush_max_bytes: 64 << 10,
+        max_flushes_in_flight: 2,
+        ..WalConfig::new("c1", "broker-1:8080")
+    };
+    let wal = Wal::start(s3_at(&proxy.endpoint()), Arc::clone(&s.meta), config);
+    let ledger = wal.create_ledger("public/default/persistent/slow", 77);
+    let entry = |e: u64| Bytes::from(format!("{e:>4096}"));
+    let mut pending = Vec::new();
+    for e in 0..256u64 {
+        pending.push(ledger.append(entry(e), None).await.unwrap());
+    }
+    for (e, a) in pending.into_iter().enumerate() {
+        assert_eq!(a.await.unwrap(), e as u64);
+    }
+    assert_eq!(proxy.max_concurrent(), 2, "PUTs at once");
+    let c = wal.counters();
+    let objects = c.objects.load(std::sync::atomic::Ordering::Relaxed);
+    let bytes = c.object_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        bytes / objects > 64 << 10,
+        "{objects} objects of {bytes} bytes: the buffer grew while both slots were busy"
+    );
+    let read = wal
+        .read("public/default/persistent/slow", 77, 0, 255, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(read, (0..256).map(entry).collect::<Vec<_>>());
+    wal.shutdown().await;
 }
