@@ -2,8 +2,9 @@
 //! s3s-fs behind the testkit proxy, next to the raw PUTs of the same store measured in the
 //! same run, with and without 20 ms added per request:
 //!
-//! - raw: p50/p99 of sequential 64 KiB PUTs, and the bandwidth of 96 PUTs of 8 MiB
-//!   (flush-sized) with 4 in flight (the WAL's flushes in flight);
+//! - raw: p50/p99 of sequential 64 KiB PUTs, and, right before each max run (the store as
+//!   that run finds it), the bandwidth of 96 PUTs of 8 MiB (flush-sized) with 4 in flight (the
+//!   WAL's uploads in flight);
 //! - latency: `tierlog perf produce` at a fixed rate (2000 msg/s of 1 KiB) over 1 and 100
 //!   topics — p50/p99 publish latency; target p99 ≤ flush interval + 3 × raw PUT p99;
 //! - throughput: as fast as the broker takes them, over 1 and 100 topics; target ≥ 0.7 of the
@@ -34,9 +35,22 @@ fn tierlog_bin() -> std::path::PathBuf {
         .unwrap_or_else(|| testkit::workspace_root().join("target/release/tierlog"))
 }
 
+/// `s3ManagedLedgerOffloadPayloadChecksum` of the broker, and the same protection for the raw
+/// PUTs: `crc64nvme` (s3s-fs checks it) unless `TIERLOG_BENCH_PAYLOAD_CHECKSUM=sha256`.
+fn payload_checksum() -> String {
+    std::env::var("TIERLOG_BENCH_PAYLOAD_CHECKSUM").unwrap_or_else(|_| "crc64nvme".into())
+}
+
 fn store(endpoint: &str) -> Arc<dyn ObjectStore> {
+    let unsigned = payload_checksum() == "crc64nvme";
+    let mut builder = AmazonS3Builder::new();
+    if unsigned {
+        builder = builder
+            .with_unsigned_payload(true)
+            .with_checksum_algorithm(object_store::aws::Checksum::CRC64NVME);
+    }
     Arc::new(
-        AmazonS3Builder::new()
+        builder
             .with_bucket_name(BUCKET)
             .with_region("us-east-1")
             .with_endpoint(endpoint)
@@ -53,19 +67,28 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Raw PUTs: (p50 ms, p99 ms) of 64 KiB PUTs one at a time, MB/s of 8 MiB PUTs 4 in flight.
-async fn raw_puts(store: Arc<dyn ObjectStore>) -> (f64, f64, f64) {
+/// Raw PUT latency: (p50 ms, p99 ms) of 64 KiB PUTs one at a time.
+async fn raw_latency(store: Arc<dyn ObjectStore>) -> (f64, f64) {
     let small = bytes::Bytes::from(vec![7u8; 64 << 10]);
     let mut lat = Vec::new();
     for i in 0..100 {
+        let path = Path::from(format!("raw/small-{i}"));
         let t = Instant::now();
         store
-            .put(&Path::from(format!("raw/small-{i}")), small.clone().into())
+            .put(&path, small.clone().into())
             .await
             .expect("raw PUT");
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        store.delete(&path).await.expect("raw DELETE");
     }
     lat.sort_by(|a, b| a.total_cmp(b));
+    (percentile(&lat, 0.5), percentile(&lat, 0.99))
+}
+
+/// Raw PUT bandwidth: MB/s of 96 PUTs of 8 MiB (a full flush), 4 in flight. Its objects are
+/// deleted afterwards: s3s-fs slows as it fills, so the run measured next must find the store
+/// as this one did.
+async fn raw_bandwidth(store: Arc<dyn ObjectStore>) -> f64 {
     let big = bytes::Bytes::from(vec![9u8; 8 << 20]);
     let n = 96;
     let t = Instant::now();
@@ -83,7 +106,13 @@ async fn raw_puts(store: Arc<dyn ObjectStore>) -> (f64, f64, f64) {
     }
     while tasks.join_next().await.is_some() {}
     let mbps = (n * (8 << 20)) as f64 / 1e6 / t.elapsed().as_secs_f64();
-    (percentile(&lat, 0.5), percentile(&lat, 0.99), mbps)
+    for i in 0..n {
+        store
+            .delete(&Path::from(format!("raw/big-{i}")))
+            .await
+            .expect("raw DELETE");
+    }
+    mbps
 }
 
 /// PUTs and part uploads the broker made so far (its /metrics).
@@ -96,6 +125,32 @@ fn puts(broker: &Standalone) -> u64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// Every object-store request the broker made so far (its /metrics).
+fn requests(broker: &Standalone) -> u64 {
+    let (_, body) = broker.call("GET", "/metrics", None);
+    body.lines()
+        .filter(|l| l.starts_with("tierlog_offload_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Waits until the broker makes no object-store request for 2 s: the rewrite of the ledgers an
+/// earlier run sealed is done, so it does not count against the next run (a run's own
+/// rewrites do).
+fn wait_idle(broker: &Standalone) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last = requests(broker);
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(2) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = requests(broker);
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        }
+    }
 }
 
 struct Run {
@@ -156,21 +211,35 @@ fn main() {
         std::process::exit(1);
     };
     let work = tempfile::tempdir().expect("work dir");
-    let s3 = S3sFs::start(&s3s_bin, &work.path().join("s3"));
+    // The store's files in memory where there is a tmpfs: on this VM's disk the write speed
+    // depends on the page cache's state more than on anything measured here.
+    let s3_root = match std::path::Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").expect("s3s-fs root"),
+        false => tempfile::tempdir_in(work.path()).expect("s3s-fs root"),
+    };
+    let s3 = S3sFs::start(&s3s_bin, s3_root.path());
     s3.create_bucket(BUCKET);
     let proxy = HttpProxy::start(s3.port);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     println!(
-        "object-tier produce on one tierlog broker: etcd + s3s-fs behind the testkit proxy, 1 KiB messages, flush interval {FLUSH_MS} ms"
+        "object-tier produce on one tierlog broker: etcd + s3s-fs behind the testkit proxy, 1 KiB messages, flush interval {FLUSH_MS} ms, uploads protected by {} (broker and raw PUTs)",
+        payload_checksum()
     );
     println!();
     println!(
         "| added per request | raw 64 KiB PUT p50 / p99 | raw 8 MiB PUTs, 4 in flight | topics | publish p50 / p99 at 2000 msg/s (target p99) | max produce (÷ raw) | PUTs/s (latency run, max run) |"
     );
     println!("|---|---|---|---|---|---|---|");
+    // TIERLOG_BENCH_BROKER_LOG=wal=debug (a RUST_LOG filter) keeps each round's broker log in
+    // target/bench/cluster-broker-<delay>ms.log, for a look at the WAL's flushes.
+    let broker_log_filter = std::env::var("TIERLOG_BENCH_BROKER_LOG").ok();
+    let broker_log = broker_log_filter.clone().unwrap_or_else(|| "warn".into());
     for delay_ms in [0u64, 20] {
         proxy.set_delay(Duration::from_millis(delay_ms));
-        let (raw50, raw99, raw_mbps) = rt.block_on(raw_puts(store(&proxy.endpoint())));
+        // Each round starts from an empty bucket.
+        let _ = std::fs::remove_dir_all(s3_root.path().join(BUCKET));
+        s3.create_bucket(BUCKET);
+        let (raw50, raw99) = rt.block_on(raw_latency(store(&proxy.endpoint())));
         // A fresh etcd per round: the previous round's broker registration and bundles would
         // outlive it by a lease TTL.
         let etcd = EtcdServer::start();
@@ -187,6 +256,10 @@ fn main() {
                 FLUSH_MS.to_string(),
             ),
             ("TIERLOG_managedLedgerOffloadDriver", "S3".into()),
+            (
+                "TIERLOG_s3ManagedLedgerOffloadPayloadChecksum",
+                payload_checksum(),
+            ),
             ("TIERLOG_s3ManagedLedgerOffloadBucket", BUCKET.into()),
             ("TIERLOG_s3ManagedLedgerOffloadRegion", "us-east-1".into()),
             (
@@ -198,7 +271,7 @@ fn main() {
             ("AWS_ACCESS_KEY_ID", s3s_fs::ACCESS_KEY.into()),
             ("AWS_SECRET_ACCESS_KEY", s3s_fs::SECRET_KEY.into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("RUST_LOG", "warn".into()),
+            ("RUST_LOG", broker_log.clone()),
         ];
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let broker = Standalone::start_broker(&tierlog_bin(), &dir, &env);
@@ -215,6 +288,7 @@ fn main() {
                 &topics,
                 &["-r", "1000", "-m", &(n * 10).to_string()],
             );
+            wait_idle(&broker);
             let latency = perf(&broker, &topics, &["-r", "2000", "--test-duration", "15"]);
             rows.push((n, topics, latency));
         }
@@ -222,6 +296,8 @@ fn main() {
             // 64 MiB in flight from the client, more than the WAL's own pipeline (4 flushes
             // uploading + the buffer): a shallower window measures the client's.
             let pending = (65536 / n).to_string();
+            wait_idle(&broker);
+            let raw_mbps = rt.block_on(raw_bandwidth(store(&proxy.endpoint())));
             let max = perf(
                 &broker,
                 &topics,
@@ -248,6 +324,12 @@ fn main() {
         }
         drop(broker);
         drop(etcd);
+        if broker_log_filter.is_some() {
+            let kept = testkit::workspace_root()
+                .join(format!("target/bench/cluster-broker-{delay_ms}ms.log"));
+            let _ = std::fs::create_dir_all(kept.parent().expect("target/bench"));
+            let _ = std::fs::copy(dir.join("broker.log"), &kept);
+        }
     }
     println!();
     println!(
