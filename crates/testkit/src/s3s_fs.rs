@@ -25,6 +25,11 @@ pub struct S3sFs {
 }
 
 impl S3sFs {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start(binary: &Path, root: &Path) -> S3sFs {
         let port = crate::free_port();
         std::fs::create_dir_all(root).expect("s3s-fs root");

@@ -2,17 +2,19 @@
 //! s3s-fs behind the testkit proxy, next to the raw PUTs of the same store measured in the
 //! same run, with and without 20 ms added per request:
 //!
-//! - raw: p50/p99 of sequential 64 KiB PUTs, and, right before each max run (the store as
-//!   that run finds it), the bandwidth of 96 PUTs of 8 MiB (flush-sized) with 4 in flight (the
-//!   WAL's uploads in flight);
+//! - raw: p50/p99 of sequential 64 KiB PUTs, and, right before and right after each max run
+//!   (the store as that run finds and leaves it), the bandwidth of 96 PUTs of 8 MiB
+//!   (flush-sized) with 4 in flight (the WAL's uploads in flight);
 //! - latency: `tierlog perf produce` at a fixed rate (2000 msg/s of 1 KiB) over 1 and 100
 //!   topics — p50/p99 publish latency; target p99 ≤ flush interval + 3 × raw PUT p99;
 //! - throughput: as fast as the broker takes them, over 1 and 100 topics; target ≥ 0.7 of the
-//!   raw bandwidth with 100 topics;
+//!   raw bandwidth (the mean of before and after) with 100 topics;
 //! - PUTs per second of the broker (from /metrics) during each run, against one per flush
 //!   interval: the count must not grow with the topic count.
 //!
-//! Run by `./scripts/bench cluster` (needs s3s-fs, which the script installs, and etcd).
+//! Run by `./scripts/bench cluster` (needs s3s-fs, which the script installs, and etcd). For a
+//! quick look at some rows, `TIERLOG_BENCH_DELAYS_MS=0 TIERLOG_BENCH_TOPICS=100 cargo bench -p
+//! tierlog --bench cluster` (with `TIERLOG_BIN` and `TIERLOG_S3S_FS` set; nothing recorded).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -63,6 +65,32 @@ fn store(endpoint: &str) -> Arc<dyn ObjectStore> {
     )
 }
 
+/// A comma-separated list of numbers from the environment (a subset of the runs, for a quick
+/// look; `./scripts/bench cluster` records the whole table), or `default`.
+fn list(var: &str, default: &[u64]) -> Vec<u64> {
+    match std::env::var(var) {
+        Ok(v) => v
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{var}={v}: not numbers"))
+            })
+            .collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
+/// Binds every thread of process `pid` (and what it starts later) to `cpus`.
+fn taskset(cpus: &str, pid: u32) {
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset -a -p -c {cpus} {pid}");
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -86,8 +114,7 @@ async fn raw_latency(store: Arc<dyn ObjectStore>) -> (f64, f64) {
 }
 
 /// Raw PUT bandwidth: MB/s of 96 PUTs of 8 MiB (a full flush), 4 in flight. Its objects are
-/// deleted afterwards: s3s-fs slows as it fills, so the run measured next must find the store
-/// as this one did.
+/// deleted afterwards, so the store holds only what the broker wrote.
 async fn raw_bandwidth(store: Arc<dyn ObjectStore>) -> f64 {
     let big = bytes::Bytes::from(vec![9u8; 8 << 20]);
     let n = 96;
@@ -217,24 +244,34 @@ fn main() {
         true => tempfile::tempdir_in("/dev/shm").expect("s3s-fs root"),
         false => tempfile::tempdir_in(work.path()).expect("s3s-fs root"),
     };
+    // TIERLOG_BENCH_PIN_STORE=1: the store on CPU 0, everything else (this process with its raw
+    // client and proxy, etcd, the broker, perf) on the others, as if the store were remote.
+    let pin = std::env::var("TIERLOG_BENCH_PIN_STORE").is_ok_and(|v| v == "1");
+    if pin {
+        taskset("1-1023", std::process::id());
+    }
     let s3 = S3sFs::start(&s3s_bin, s3_root.path());
+    if pin {
+        taskset("0", s3.pid());
+    }
     s3.create_bucket(BUCKET);
     let proxy = HttpProxy::start(s3.port);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     println!(
-        "object-tier produce on one tierlog broker: etcd + s3s-fs behind the testkit proxy, 1 KiB messages, flush interval {FLUSH_MS} ms, uploads protected by {} (broker and raw PUTs)",
-        payload_checksum()
+        "object-tier produce on one tierlog broker: etcd + s3s-fs behind the testkit proxy, 1 KiB messages, flush interval {FLUSH_MS} ms, uploads protected by {} (broker and raw PUTs){}",
+        payload_checksum(),
+        if pin { ", s3s-fs alone on CPU 0" } else { "" }
     );
     println!();
     println!(
-        "| added per request | raw 64 KiB PUT p50 / p99 | raw 8 MiB PUTs, 4 in flight | topics | publish p50 / p99 at 2000 msg/s (target p99) | max produce (÷ raw) | PUTs/s (latency run, max run) |"
+        "| added per request | raw 64 KiB PUT p50 / p99 | raw 8 MiB PUTs, 4 in flight (before / after the max run) | topics | publish p50 / p99 at 2000 msg/s (target p99) | max produce (÷ raw) | PUTs/s (latency run, max run) |"
     );
     println!("|---|---|---|---|---|---|---|");
     // TIERLOG_BENCH_BROKER_LOG=wal=debug (a RUST_LOG filter) keeps each round's broker log in
     // target/bench/cluster-broker-<delay>ms.log, for a look at the WAL's flushes.
     let broker_log_filter = std::env::var("TIERLOG_BENCH_BROKER_LOG").ok();
     let broker_log = broker_log_filter.clone().unwrap_or_else(|| "warn".into());
-    for delay_ms in [0u64, 20] {
+    for delay_ms in list("TIERLOG_BENCH_DELAYS_MS", &[0, 20]) {
         proxy.set_delay(Duration::from_millis(delay_ms));
         // Each round starts from an empty bucket.
         let _ = std::fs::remove_dir_all(s3_root.path().join(BUCKET));
@@ -278,7 +315,8 @@ fn main() {
         // Every latency run first: the rewrite of what a max-throughput run produced (its
         // sealed ledgers, into offload objects) would compete with a later latency run.
         let mut rows = Vec::new();
-        for n in [1usize, 100] {
+        for n in list("TIERLOG_BENCH_TOPICS", &[1, 100]) {
+            let n = n as usize;
             let topics: Vec<String> = (0..n)
                 .map(|i| format!("persistent://public/default/bench-{delay_ms}-{n}-{i}"))
                 .collect();
@@ -297,17 +335,23 @@ fn main() {
             // uploading + the buffer): a shallower window measures the client's.
             let pending = (65536 / n).to_string();
             wait_idle(&broker);
-            let raw_mbps = rt.block_on(raw_bandwidth(store(&proxy.endpoint())));
+            // The baseline brackets the max run, measured right before and right after it: on
+            // this VM the store's speed drifts between 320 and 690 MB/s within minutes, with no
+            // tierlog running too (s3s-fs on tmpfs; memory the VM touches first is written at
+            // 360 MB/s, memory it touched before at 930), and the two show by how much.
+            let raw_before = rt.block_on(raw_bandwidth(store(&proxy.endpoint())));
             let max = perf(
                 &broker,
                 &topics,
                 // 1.5 GB: long enough that ramp-up and the last flush's wait do not count.
                 &["-r", "0", "-m", "1500000", "--max-pending", &pending],
             );
+            let raw_after = rt.block_on(raw_bandwidth(store(&proxy.endpoint())));
+            let raw_mbps = (raw_before + raw_after) / 2.0;
             let target = FLUSH_MS as f64 + 3.0 * raw99;
             let ratio = max.mb_per_sec / raw_mbps;
             println!(
-                "| {delay_ms} ms | {raw50:.1} / {raw99:.1} ms | {raw_mbps:.0} MB/s | {n} | {:.1} / {:.1} ms (≤ {target:.0}: {}) | {:.0} msg/s, {:.0} MB/s ({ratio:.2}{}) | {:.1}, {:.1} |",
+                "| {delay_ms} ms | {raw50:.1} / {raw99:.1} ms | {raw_before:.0} / {raw_after:.0} MB/s | {n} | {:.1} / {:.1} ms (≤ {target:.0}: {}) | {:.0} msg/s, {:.0} MB/s ({ratio:.2}{}) | {:.1}, {:.1} |",
                 latency.p50,
                 latency.p99,
                 verdict(latency.p99 <= target),
