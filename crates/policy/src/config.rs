@@ -6,16 +6,16 @@
 //! `gcsManagedLedgerOffload*`, `fileSystem*`) become the broker's [`OffloadPolicies`], the same
 //! type namespace and topic policies use, and are resolved by the same code.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::str::FromStr;
-
 use std::sync::Arc;
 
 use ledger::ManagedLedgerConfig;
 use offload::{BlobStoreReader, ClientSettings, ObjectStores};
 
 use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
+
+mod properties;
+pub use properties::{Properties, PropertyValue};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -35,132 +35,6 @@ pub enum ConfigError {
     /// The offload settings describe no usable offload location.
     #[error("offload configuration refused: {0}")]
     Offload(#[source] offload::OffloadError),
-}
-
-/// A value type a configuration key can have, with how to say what is allowed.
-pub trait PropertyValue: FromStr {
-    const ALLOWED: &'static str;
-}
-
-impl PropertyValue for String {
-    const ALLOWED: &'static str = "any text";
-}
-
-impl PropertyValue for i64 {
-    const ALLOWED: &'static str = "an integer";
-}
-
-impl PropertyValue for u64 {
-    const ALLOWED: &'static str = "a non-negative integer";
-}
-
-/// Configuration keys and values. Keys are taken as they are read, so whatever is left at the
-/// end is unknown (and warned about, not fatal: a Pulsar `standalone.conf` can be reused as is).
-#[derive(Debug, Clone, Default)]
-pub struct Properties {
-    values: BTreeMap<String, String>,
-}
-
-impl Properties {
-    /// Parses `key=value` lines: `#` and `!` start comment lines, blank lines are skipped,
-    /// whitespace around keys and values is trimmed, an empty value means "use the default".
-    pub fn parse(path: &str, text: &str) -> Result<Properties, ConfigError> {
-        let mut values = BTreeMap::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-                continue;
-            }
-            let syntax = || ConfigError::Syntax {
-                path: path.into(),
-                line: i + 1,
-                text: line.into(),
-            };
-            let (k, v) = line.split_once('=').ok_or_else(syntax)?;
-            let (k, v) = (k.trim(), v.trim());
-            if k.is_empty() {
-                return Err(syntax());
-            }
-            if !v.is_empty() {
-                values.insert(k.to_string(), v.to_string());
-            }
-        }
-        Ok(Properties { values })
-    }
-
-    /// Sets `key` (an override, e.g. from the environment); an empty value removes it.
-    pub fn set(&mut self, key: &str, value: &str) {
-        let value = value.trim();
-        if value.is_empty() {
-            self.values.remove(key);
-        } else {
-            self.values.insert(key.to_string(), value.to_string());
-        }
-    }
-
-    /// Removes and returns `key`'s raw value.
-    pub fn take(&mut self, key: &str) -> Option<String> {
-        self.values.remove(key)
-    }
-
-    /// Removes `key` and parses it as `T`.
-    pub fn take_parsed<T: PropertyValue>(&mut self, key: &str) -> Result<Option<T>, ConfigError> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ConfigError::InvalidValue {
-                key: key.into(),
-                value: v,
-                allowed: T::ALLOWED.into(),
-            }),
-        }
-    }
-
-    fn string(&mut self, key: &str, default: &str) -> String {
-        self.take(key).unwrap_or_else(|| default.to_string())
-    }
-
-    fn unsigned(
-        &mut self,
-        key: &str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<u64, ConfigError> {
-        let Some(v) = self.take(key) else {
-            return Ok(default);
-        };
-        match v.parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(ConfigError::InvalidValue {
-                key: key.into(),
-                value: v,
-                allowed: if max == u64::MAX {
-                    format!("an integer >= {min}")
-                } else {
-                    format!("an integer from {min} to {max}")
-                },
-            }),
-        }
-    }
-
-    fn signed(&mut self, key: &str, default: i64, min: i64) -> Result<i64, ConfigError> {
-        let Some(v) = self.take(key) else {
-            return Ok(default);
-        };
-        match v.parse::<i64>() {
-            Ok(n) if n >= min => Ok(n),
-            _ => Err(ConfigError::InvalidValue {
-                key: key.into(),
-                value: v,
-                allowed: format!("an integer >= {min}"),
-            }),
-        }
-    }
-
-    /// The keys nobody took.
-    pub fn remaining(&self) -> impl Iterator<Item = &str> {
-        self.values.keys().map(String::as_str)
-    }
 }
 
 /// Where the broker's metadata lives (`metadataStoreUrl`).
@@ -335,14 +209,12 @@ impl BrokerConfig {
             max_rollover_ms: max_rollover_minutes * 60_000,
             retention_time_ms,
             retention_size_bytes,
-            hot_tier: {
-                let v = raw.string("managedLedgerHotTier", "local");
-                ledger::HotTier::parse(&v).ok_or_else(|| ConfigError::InvalidValue {
-                    key: "managedLedgerHotTier".into(),
-                    value: v.clone(),
-                    allowed: "local or object".into(),
-                })?
-            },
+            hot_tier: raw.choice(
+                "managedLedgerHotTier",
+                ledger::HotTier::Local,
+                ledger::HotTier::parse,
+                "local or object",
+            )?,
             ..ManagedLedgerConfig::default()
         };
         let offload_defaults = OffloadDefaults {
@@ -392,16 +264,12 @@ impl BrokerConfig {
                 0,
                 100,
             )? as usize,
-            s3_payload_checksum: match raw.take("s3ManagedLedgerOffloadPayloadChecksum") {
-                None => offload::S3PayloadChecksum::default(),
-                Some(v) => offload::S3PayloadChecksum::parse(&v).ok_or_else(|| {
-                    ConfigError::InvalidValue {
-                        key: "s3ManagedLedgerOffloadPayloadChecksum".into(),
-                        value: v,
-                        allowed: "sha256 or crc64nvme".into(),
-                    }
-                })?,
-            },
+            s3_payload_checksum: raw.choice(
+                "s3ManagedLedgerOffloadPayloadChecksum",
+                offload::S3PayloadChecksum::default(),
+                offload::S3PayloadChecksum::parse,
+                "sha256 or crc64nvme",
+            )?,
             ..ClientSettings::default()
         };
         let mut offload = OffloadPolicies::from_properties(raw)?;
@@ -474,20 +342,16 @@ impl BrokerConfig {
                     1,
                     1024,
                 )? as u32,
-                session_expired: {
-                    let v = raw.string("zookeeperSessionExpiredPolicy", "reconnect");
-                    match v.as_str() {
-                        "reconnect" => SessionExpiredPolicy::Reconnect,
-                        "shutdown" => SessionExpiredPolicy::Shutdown,
-                        _ => {
-                            return Err(ConfigError::InvalidValue {
-                                key: "zookeeperSessionExpiredPolicy".into(),
-                                value: v,
-                                allowed: "reconnect or shutdown".into(),
-                            });
-                        }
-                    }
-                },
+                session_expired: raw.choice(
+                    "zookeeperSessionExpiredPolicy",
+                    SessionExpiredPolicy::Reconnect,
+                    |v| match v {
+                        "reconnect" => Some(SessionExpiredPolicy::Reconnect),
+                        "shutdown" => Some(SessionExpiredPolicy::Shutdown),
+                        _ => None,
+                    },
+                    "reconnect or shutdown",
+                )?,
             },
             wal: WalSettings {
                 flush_interval: std::time::Duration::from_millis(raw.unsigned(
