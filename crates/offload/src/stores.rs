@@ -50,8 +50,9 @@ pub enum S3PayloadChecksum {
     /// `UNSIGNED-PAYLOAD` plus `x-amz-checksum-crc64nvme`, which the store checks before it
     /// accepts the body (AWS S3 does on PUTs and part uploads; s3s-fs on PUTs only; a store
     /// that ignores the header stores a corrupted body unnoticed, so choose this only for a
-    /// store that checks it). Far cheaper than SHA-256; it catches corruption, not tampering: over plain HTTP a man
-    /// in the middle could rewrite a body and its checksum (TLS protects both).
+    /// store that checks it). Far cheaper than SHA-256; it catches corruption, not tampering:
+    /// over plain HTTP a man in the middle could rewrite a body and its checksum (TLS protects
+    /// both).
     Crc64Nvme,
 }
 
@@ -62,6 +63,19 @@ impl S3PayloadChecksum {
             "sha256" => Some(Self::Sha256),
             "crc64nvme" => Some(Self::Crc64Nvme),
             _ => None,
+        }
+    }
+
+    /// `builder` with this protection.
+    pub fn apply(
+        self,
+        builder: object_store::aws::AmazonS3Builder,
+    ) -> object_store::aws::AmazonS3Builder {
+        match self {
+            S3PayloadChecksum::Sha256 => builder,
+            S3PayloadChecksum::Crc64Nvme => builder
+                .with_unsigned_payload(true)
+                .with_checksum_algorithm(object_store::aws::Checksum::CRC64NVME),
         }
     }
 }
@@ -207,14 +221,7 @@ async fn build(
                 .with_region(location.region_or_default())
                 .with_client_options(options)
                 .with_retry(retry(settings));
-            match settings.s3_payload_checksum {
-                S3PayloadChecksum::Sha256 => {}
-                S3PayloadChecksum::Crc64Nvme => {
-                    b = b
-                        .with_unsigned_payload(true)
-                        .with_checksum_algorithm(object_store::aws::Checksum::CRC64NVME)
-                }
-            }
+            b = settings.s3_payload_checksum.apply(b);
             if let Some(endpoint) = endpoint {
                 // A configured endpoint means path-style addressing, as Pulsar does.
                 b = b

@@ -44,15 +44,11 @@ fn payload_checksum() -> String {
 }
 
 fn store(endpoint: &str) -> Arc<dyn ObjectStore> {
-    let unsigned = payload_checksum() == "crc64nvme";
-    let mut builder = AmazonS3Builder::new();
-    if unsigned {
-        builder = builder
-            .with_unsigned_payload(true)
-            .with_checksum_algorithm(object_store::aws::Checksum::CRC64NVME);
-    }
+    let checksum = offload::S3PayloadChecksum::parse(&payload_checksum())
+        .expect("TIERLOG_BENCH_PAYLOAD_CHECKSUM: sha256 or crc64nvme");
     Arc::new(
-        builder
+        checksum
+            .apply(AmazonS3Builder::new())
             .with_bucket_name(BUCKET)
             .with_region("us-east-1")
             .with_endpoint(endpoint)
@@ -142,25 +138,20 @@ async fn raw_bandwidth(store: Arc<dyn ObjectStore>) -> f64 {
     mbps
 }
 
-/// PUTs and part uploads the broker made so far (its /metrics).
-fn puts(broker: &Standalone) -> u64 {
+/// The broker's object-store requests so far (`tierlog_offload_requests_total` in its
+/// /metrics) whose `op` is in `ops`, or all of them for an empty `ops`.
+fn store_requests(broker: &Standalone, ops: &[&str]) -> u64 {
     let (_, body) = broker.call("GET", "/metrics", None);
     body.lines()
-        .filter(|l| {
-            l.starts_with("tierlog_offload_requests_total{op=\"put\"}")
-                || l.starts_with("tierlog_offload_requests_total{op=\"upload_part\"}")
-        })
+        .filter_map(|l| l.strip_prefix("tierlog_offload_requests_total{op=\""))
+        .filter(|l| ops.is_empty() || ops.iter().any(|op| l.starts_with(&format!("{op}\"}}"))))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
 
-/// Every object-store request the broker made so far (its /metrics).
-fn requests(broker: &Standalone) -> u64 {
-    let (_, body) = broker.call("GET", "/metrics", None);
-    body.lines()
-        .filter(|l| l.starts_with("tierlog_offload_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+/// PUTs and part uploads the broker made so far.
+fn puts(broker: &Standalone) -> u64 {
+    store_requests(broker, &["put", "upload_part"])
 }
 
 /// Waits until the broker makes no object-store request for 2 s: the rewrite of the ledgers an
@@ -168,11 +159,11 @@ fn requests(broker: &Standalone) -> u64 {
 /// rewrites do).
 fn wait_idle(broker: &Standalone) {
     let deadline = Instant::now() + Duration::from_secs(300);
-    let mut last = requests(broker);
+    let mut last = store_requests(broker, &[]);
     let mut quiet_since = Instant::now();
     while quiet_since.elapsed() < Duration::from_secs(2) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
-        let now = requests(broker);
+        let now = store_requests(broker, &[]);
         if now != last {
             last = now;
             quiet_since = Instant::now();
