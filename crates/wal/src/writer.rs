@@ -20,10 +20,6 @@ use crate::format::{Extent, OBJECT_MAGIC, encode_extent};
 use crate::keys;
 use crate::ledger::{LedgerState, WalAppend, WalLedger};
 
-/// Ledgers per commit transaction: with one fencing check per bundle, stays within etcd's
-/// 128 operations.
-const LEDGERS_PER_COMMIT: usize = 100;
-
 /// How the WAL batches and where it writes.
 #[derive(Debug, Clone)]
 pub struct WalConfig {
@@ -411,28 +407,14 @@ impl Wal {
                 );
                 continue;
             }
-            let mut by_fence: BTreeMap<Option<(String, u64)>, Vec<Part>> = BTreeMap::new();
-            for part in parts {
-                let key = part.0.fence.as_ref().map(|f| (f.key.clone(), f.version));
-                by_fence.entry(key).or_default().push(part);
-            }
-            // The transactions of one flush touch disjoint ledgers, so they run at once; the
-            // next flush waits for all of them (a ledger's extents commit in order).
-            let mut commits = Vec::new();
-            for (fence, mut parts) in by_fence {
-                let fence = fence.map(|(key, version)| Fence { key, version });
-                while !parts.is_empty() {
-                    let rest = parts.split_off(parts.len().min(LEDGERS_PER_COMMIT));
-                    commits.push((fence.clone(), std::mem::replace(&mut parts, rest)));
-                }
-            }
+            let commits = transactions_of(parts);
             let wal = &self;
             let uploaded_at = started.elapsed();
             let transactions = commits.len();
             futures::future::join_all(
                 commits
                     .into_iter()
-                    .map(|(fence, parts)| async move { wal.commit(fence.as_ref(), parts).await }),
+                    .map(|parts| async move { wal.commit(parts).await }),
             )
             .await;
             tracing::debug!(
@@ -446,8 +428,11 @@ impl Wal {
         }
     }
 
-    /// Commits the extents of `parts` in one transaction behind `fence`, then settles them.
-    async fn commit(&self, fence: Option<&Fence>, parts: Vec<Part>) {
+    /// Commits the extents of `parts` in one transaction that carries the fencing check of
+    /// every bundle among them, then settles them. A failed check fails only the ledgers behind
+    /// it: etcd applies nothing of a transaction whose compare fails and names (through
+    /// [`MetaError::Conflict`]) the key that failed, so the others are retried without it.
+    async fn commit(&self, parts: Vec<Part>) {
         let mut ready = Vec::with_capacity(parts.len());
         for (batch, extent) in parts {
             match batch.state.refuses_extent(extent.first) {
@@ -455,54 +440,81 @@ impl Wal {
                 None => ready.push((batch, extent)),
             }
         }
-        if ready.is_empty() {
-            return;
-        }
         let key_of = |b: &Batch, e: &Extent| {
             keys::extent_key(&b.state.managed_ledger, b.state.ledger_id, e.first)
         };
-        let mut ops: Vec<Op> = fence.map(|f| f.check()).into_iter().collect();
-        ops.extend(
-            ready
-                .iter()
-                .map(|(b, e)| Op::put(key_of(b, e), e.encode(), Expected::Absent)),
-        );
-        let outcome = self.inner.meta.commit(ops).await;
-        self.inner.counters.commits.fetch_add(1, Ordering::Relaxed);
-        match outcome {
-            Ok(_) => {
-                for (batch, extent) in ready {
-                    self.settle(batch, extent);
-                }
-            }
-            Err(e) if fence.is_some_and(|f| f.failed(&e)) => {
-                for (batch, _) in ready {
-                    let id = batch.state.ledger_id;
-                    self.fail(batch, &WalError::Fenced { ledger_id: id });
-                }
-            }
-            Err(e @ MetaError::Backend { .. }) => {
-                // The answer was lost: the transaction may have been applied. Read back.
-                tracing::warn!(error = %e, "WAL commit outcome unknown: reading the extents back");
-                for (batch, extent) in ready {
-                    let key = key_of(&batch, &extent);
-                    match self.inner.meta.get(&key).await {
-                        Ok(Some(v))
-                            if Extent::decode(&key, &v.value).ok() == Some(extent.clone()) =>
-                        {
-                            self.settle(batch, extent)
-                        }
-                        Ok(_) => self.fail_ledger(batch, format!("committing its WAL extent: {e}")),
-                        Err(read) => self.fail_ledger(
-                            batch,
-                            format!("committing its WAL extent: {e}; reading it back: {read}"),
-                        ),
+        while !ready.is_empty() {
+            let mut fences: Vec<&Fence> =
+                ready.iter().filter_map(|(b, _)| b.fence.as_ref()).collect();
+            fences.sort_by(|a, b| a.key.cmp(&b.key));
+            fences.dedup_by(|a, b| a.key == b.key);
+            let mut ops: Vec<Op> = fences.iter().map(|f| f.check()).collect();
+            ops.extend(
+                ready
+                    .iter()
+                    .map(|(b, e)| Op::put(key_of(b, e), e.encode(), Expected::Absent)),
+            );
+            let outcome = self.inner.meta.commit(ops).await;
+            self.inner.counters.commits.fetch_add(1, Ordering::Relaxed);
+            match outcome {
+                Ok(_) => {
+                    for (batch, extent) in ready {
+                        self.settle(batch, extent);
                     }
+                    return;
                 }
-            }
-            Err(e) => {
-                for (batch, _) in ready {
-                    self.fail_ledger(batch, format!("committing its WAL extent: {e}"));
+                Err(MetaError::Conflict { key, .. })
+                    if ready
+                        .iter()
+                        .any(|(b, _)| b.fence.as_ref().is_some_and(|f| f.key == key)) =>
+                {
+                    let (fenced, rest): (Vec<Part>, Vec<Part>) = ready
+                        .into_iter()
+                        .partition(|(b, _)| b.fence.as_ref().is_some_and(|f| f.key == key));
+                    for (batch, _) in fenced {
+                        let id = batch.state.ledger_id;
+                        self.fail(batch, &WalError::Fenced { ledger_id: id });
+                    }
+                    ready = rest;
+                }
+                Err(MetaError::Conflict { key, .. })
+                    if ready.iter().any(|(b, e)| key_of(b, e) == key) =>
+                {
+                    // An extent key that exists already: that ledger has another writer.
+                    let (taken, rest): (Vec<Part>, Vec<Part>) =
+                        ready.into_iter().partition(|(b, e)| key_of(b, e) == key);
+                    for (batch, _) in taken {
+                        self.fail_ledger(batch, format!("its WAL extent {key} exists already"));
+                    }
+                    ready = rest;
+                }
+                Err(e @ MetaError::Backend { .. }) => {
+                    // The answer was lost: the transaction may have been applied. Read back.
+                    tracing::warn!(error = %e, "WAL commit outcome unknown: reading the extents back");
+                    for (batch, extent) in ready {
+                        let key = key_of(&batch, &extent);
+                        match self.inner.meta.get(&key).await {
+                            Ok(Some(v))
+                                if Extent::decode(&key, &v.value).ok() == Some(extent.clone()) =>
+                            {
+                                self.settle(batch, extent)
+                            }
+                            Ok(_) => {
+                                self.fail_ledger(batch, format!("committing its WAL extent: {e}"))
+                            }
+                            Err(read) => self.fail_ledger(
+                                batch,
+                                format!("committing its WAL extent: {e}; reading it back: {read}"),
+                            ),
+                        }
+                    }
+                    return;
+                }
+                Err(e) => {
+                    for (batch, _) in ready {
+                        self.fail_ledger(batch, format!("committing its WAL extent: {e}"));
+                    }
+                    return;
                 }
             }
         }
@@ -550,5 +562,130 @@ impl Wal {
         for (batch, _) in parts {
             self.fail_ledger(batch, detail.to_string());
         }
+    }
+}
+
+/// Packs a flush's parts into commit transactions: as few as etcd's operation limit allows,
+/// each holding one put per ledger and the fencing check of every bundle it touches, once.
+/// One transaction per flush (rather than one per bundle) keeps the commit to one etcd round
+/// trip and one raft entry. Two fences on one key (a bundle that changed owner between two
+/// appends of one flush) go to different transactions: a transaction names each key once.
+fn transactions_of(mut parts: Vec<Part>) -> Vec<Vec<Part>> {
+    let fence_of = |p: &Part| p.0.fence.as_ref().map(|f| (f.key.clone(), f.version));
+    parts.sort_by_cached_key(fence_of);
+    let mut transactions = Vec::new();
+    let mut current: Vec<Part> = Vec::new();
+    let mut checks: HashMap<String, u64> = HashMap::new();
+    for part in parts {
+        let fence = fence_of(&part);
+        let clashes = |checks: &HashMap<String, u64>| {
+            fence
+                .as_ref()
+                .is_some_and(|(k, v)| checks.get(k).is_some_and(|held| held != v))
+        };
+        let ops_needed = |checks: &HashMap<String, u64>| {
+            1 + usize::from(fence.as_ref().is_some_and(|(k, _)| !checks.contains_key(k)))
+        };
+        if !current.is_empty()
+            && (clashes(&checks)
+                || current.len() + checks.len() + ops_needed(&checks) > meta::MAX_TXN_OPS)
+        {
+            transactions.push(std::mem::take(&mut current));
+            checks.clear();
+        }
+        if let Some((k, v)) = fence {
+            checks.insert(k, v);
+        }
+        current.push(part);
+    }
+    if !current.is_empty() {
+        transactions.push(current);
+    }
+    transactions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(ledger_id: i64, fence: Option<(&str, u64)>) -> Part {
+        let batch = Batch {
+            state: Arc::new(LedgerState::new("t/ns/persistent/x", ledger_id)),
+            fence: fence.map(|(key, version)| Fence {
+                key: key.to_string(),
+                version,
+            }),
+            first: 0,
+            entries: Vec::new(),
+            bytes: 0,
+            waiters: Vec::new(),
+            permit: None,
+        };
+        let extent = Extent {
+            object: "o".into(),
+            offset: 8,
+            length: 0,
+            first: 0,
+            entries: 0,
+            bytes: 0,
+        };
+        (batch, extent)
+    }
+
+    /// Operations a transaction of these parts holds: a put per part, a check per fence key.
+    fn ops(parts: &[Part]) -> usize {
+        let keys: std::collections::HashSet<_> = parts
+            .iter()
+            .filter_map(|(b, _)| b.fence.as_ref().map(|f| f.key.clone()))
+            .collect();
+        parts.len() + keys.len()
+    }
+
+    #[test]
+    fn a_flush_over_a_few_bundles_is_one_transaction() {
+        let bundles = ["/b/0", "/b/1", "/b/2", "/b/3"];
+        let parts = (0..100)
+            .map(|i| part(i, Some((bundles[i as usize % 4], 7))))
+            .collect();
+        let txns = transactions_of(parts);
+        assert_eq!(txns.len(), 1);
+        assert_eq!(ops(&txns[0]), 104);
+    }
+
+    #[test]
+    fn transactions_stay_within_etcds_operation_limit_and_keep_every_part() {
+        let parts = (0..1000)
+            .map(|i| part(i, Some((["/b/0", "/b/1", "/b/2"][i as usize % 3], 1))))
+            .collect();
+        let txns = transactions_of(parts);
+        assert!(txns.iter().all(|t| ops(t) <= meta::MAX_TXN_OPS));
+        assert_eq!(txns.iter().map(Vec::len).sum::<usize>(), 1000);
+        // Nearly full: 1000 puts and a few checks fit in 8 transactions of 128.
+        assert_eq!(txns.len(), 8);
+        let unfenced = transactions_of((0..300).map(|i| part(i, None)).collect());
+        assert_eq!(
+            unfenced.iter().map(Vec::len).collect::<Vec<_>>(),
+            [128, 128, 44]
+        );
+    }
+
+    #[test]
+    fn two_versions_of_one_fence_never_share_a_transaction() {
+        let parts = vec![
+            part(1, Some(("/b/0", 3))),
+            part(2, Some(("/b/0", 4))),
+            part(3, Some(("/b/1", 1))),
+        ];
+        let txns = transactions_of(parts);
+        for t in &txns {
+            let versions: std::collections::HashSet<_> = t
+                .iter()
+                .filter_map(|(b, _)| b.fence.as_ref())
+                .filter(|f| f.key == "/b/0")
+                .map(|f| f.version)
+                .collect();
+            assert!(versions.len() <= 1, "{versions:?}");
+        }
+        assert_eq!(txns.iter().map(Vec::len).sum::<usize>(), 3);
     }
 }

@@ -208,6 +208,87 @@ async fn a_failed_fencing_check_commits_nothing_and_ends_the_ledger() {
     other.shutdown().await;
 }
 
+/// One flush's ledgers over four bundles commit in one transaction carrying the four fencing
+/// checks; when one bundle has a new owner, only its ledgers fail, the others commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_commits_in_one_transaction_and_a_fenced_bundle_fails_only_its_own_ledgers() {
+    let s = setup();
+    let wal = Wal::start(s3(&s.moto), Arc::clone(&s.meta), config(300));
+    let mut fences = Vec::new();
+    for b in 0..4 {
+        let key = format!("/namespace/public/default/bundle-{b}");
+        let version = s
+            .meta
+            .put(&key, b"me".to_vec(), Expected::Absent)
+            .await
+            .unwrap();
+        fences.push(Fence { key, version });
+    }
+    let ml = |id: i64| format!("public/default/persistent/b{}-t{id}", id % 4);
+    let ledgers: Vec<_> = (0..20).map(|id| wal.create_ledger(&ml(id), id)).collect();
+    let round = |entry: u64| {
+        let ledgers = &ledgers;
+        let fences = &fences;
+        async move {
+            let mut waits = Vec::new();
+            for (id, ledger) in ledgers.iter().enumerate() {
+                let fence = fences[id % 4].clone();
+                waits.push(
+                    ledger
+                        .append(payload(id as i64, entry), Some(fence))
+                        .await
+                        .unwrap(),
+                );
+            }
+            futures::future::join_all(waits).await
+        }
+    };
+    let counters = wal.counters();
+    let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let (objects, commits) = (read(&counters.objects), read(&counters.commits));
+    for r in round(0).await {
+        assert_eq!(r.unwrap(), 0);
+    }
+    assert_eq!(
+        read(&counters.objects) - objects,
+        1,
+        "one object for the flush"
+    );
+    assert_eq!(
+        read(&counters.commits) - commits,
+        1,
+        "one transaction for four bundles"
+    );
+
+    // Another broker takes bundle 2.
+    s.meta.delete(&fences[2].key, Expected::Any).await.unwrap();
+    s.meta
+        .put(&fences[2].key, b"other".to_vec(), Expected::Absent)
+        .await
+        .unwrap();
+    for (id, r) in round(1).await.into_iter().enumerate() {
+        if id % 4 == 2 {
+            assert!(
+                matches!(r, Err(WalError::Fenced { .. })),
+                "ledger {id}: {r:?}"
+            );
+        } else {
+            assert_eq!(r.unwrap(), 1, "ledger {id}");
+        }
+    }
+    let other = Wal::start(s3(&s.moto), Arc::clone(&s.meta), config(50));
+    for id in 0..20 {
+        let expected = if id % 4 == 2 { 1 } else { 2 };
+        assert_eq!(
+            other.recover(&ml(id), id).await.unwrap().0,
+            expected,
+            "ledger {id}"
+        );
+    }
+    wal.shutdown().await;
+    other.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_object_store_down_fails_appends_and_a_new_ledger_works_once_it_is_back() {
     let mut s = setup();
