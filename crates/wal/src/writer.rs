@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use meta::{Expected, Fence, MetaError, MetadataStore, Op};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{Result, WalError};
-use crate::format::{Extent, OBJECT_MAGIC, encode_extent};
+use crate::format::{Extent, ObjectBody};
 use crate::keys;
 use crate::ledger::{LedgerState, WalAppend, WalLedger};
 
@@ -338,33 +338,30 @@ impl Wal {
             self.inner.config.object_prefix,
             uuid::Uuid::new_v4()
         );
-        let total: u64 = batches.values().map(|b| b.bytes).sum();
-        let mut body =
-            BytesMut::with_capacity(OBJECT_MAGIC.len() + total as usize + 8 * batches.len());
-        body.extend_from_slice(OBJECT_MAGIC);
+        let mut body = ObjectBody::for_entries(batches.values().flat_map(|b| &b.entries));
         let mut parts = Vec::with_capacity(batches.len());
         for (_, batch) in batches {
-            let offset = body.len() as u64;
-            encode_extent(&mut body, &batch.entries);
+            let offset = body.len();
+            body.push_extent(&batch.entries);
             let extent = Extent {
                 object: object.clone(),
                 offset,
-                length: body.len() as u64 - offset,
+                length: body.len() - offset,
                 first: batch.first,
                 entries: batch.entries.len() as u64,
                 bytes: batch.bytes,
             };
             parts.push((batch, extent));
         }
-        let body = body.freeze();
+        let size = body.len();
+        let body: object_store::PutPayload = body.into_chunks().into_iter().collect();
         let store = Arc::clone(&self.inner.store);
         let path = Path::from(object.as_str());
         let wal = self.clone();
-        let size = body.len() as u64;
         tracing::debug!(%object, bytes = size, ledgers = parts.len(), "WAL flush taken");
         let upload = tokio::spawn(async move {
             let _slot = slot;
-            store.put(&path, body.into()).await?;
+            store.put(&path, body).await?;
             wal.inner.counters.objects.fetch_add(1, Ordering::Relaxed);
             wal.inner
                 .counters

@@ -47,10 +47,16 @@ fn config(interval_ms: u64) -> WalConfig {
     }
 }
 
+/// Entry `entry` of ledger `ledger`: mostly short, every fifth one long enough to go into its
+/// object by reference (`wal::format::ZERO_COPY_MIN`), so objects are built from both kinds.
 fn payload(ledger: i64, entry: u64) -> Bytes {
+    let filler = match entry % 5 {
+        3 => 12 * 1024,
+        _ => (entry % 7) as usize * 50,
+    };
     Bytes::from(format!(
         "ledger {ledger} entry {entry} {}",
-        "x".repeat((entry % 7) as usize * 50)
+        "x".repeat(filler)
     ))
 }
 
