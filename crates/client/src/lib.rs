@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 use protocol::io::{FrameReader, Outbox};
 use protocol::pb::base_command::Type;
 use protocol::pb::{self, BaseCommand};
-use protocol::{FrameDecoder, commands, encode_command, encode_send_parts};
+use protocol::{FrameDecoder, commands, encode_command, encode_send_parts_into};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -271,6 +271,7 @@ impl Connection {
                 id,
                 name,
                 next_sequence: 0,
+                scratch: BytesMut::new(),
             },
             rx,
         ))
@@ -385,6 +386,8 @@ pub struct Producer {
     id: u64,
     name: String,
     next_sequence: u64,
+    /// Where SEND frames are encoded, kept so that their memory is reused.
+    scratch: BytesMut,
 }
 
 fn now_ms() -> u64 {
@@ -450,7 +453,12 @@ impl Producer {
         };
         self.conn
             .out
-            .send(encode_send_parts(&cmd, &meta, &parts))
+            .send(encode_send_parts_into(
+                &mut self.scratch,
+                &cmd,
+                &meta,
+                &parts,
+            ))
             .map_err(|_| ClientError::Closed)?;
         Ok(seq)
     }

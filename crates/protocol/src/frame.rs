@@ -203,23 +203,38 @@ pub fn encode_send(cmd: &BaseCommand, metadata: &MessageMetadata, payload: &[u8]
 /// payloads), built in one buffer with one copy of each part. `metadata` is normally a
 /// [`MessageMetadata`]; tests pass other messages to build metadata clients would not send.
 pub fn encode_send_parts(cmd: &BaseCommand, metadata: &impl Message, parts: &[&[u8]]) -> Bytes {
+    encode_send_parts_into(&mut BytesMut::new(), cmd, metadata, parts)
+}
+
+/// [`encode_send_parts`] into the free room of `scratch`, which a sender keeps from one frame
+/// to the next: once the previous frame has been written and dropped, its memory is used again
+/// instead of fresh pages for every frame.
+pub fn encode_send_parts_into(
+    scratch: &mut BytesMut,
+    cmd: &BaseCommand,
+    metadata: &impl Message,
+    parts: &[&[u8]],
+) -> Bytes {
     let cmd_len = cmd.encoded_len();
     let meta_len = metadata.encoded_len();
     let payload_len: usize = parts.iter().map(|p| p.len()).sum();
     let total = 4 + cmd_len + 2 + 4 + 4 + meta_len + payload_len;
-    let mut b = BytesMut::with_capacity(4 + total);
+    scratch.clear();
+    scratch.reserve(4 + total);
+    let b = scratch;
     b.put_u32(total as u32);
     b.put_u32(cmd_len as u32);
-    let _ = cmd.encode(&mut b);
+    let _ = cmd.encode(b);
     b.put_u16(MAGIC_CRC32C);
     let crc_at = b.len();
     b.put_u32(0);
     b.put_u32(meta_len as u32);
-    let _ = metadata.encode(&mut b);
+    let _ = metadata.encode(b);
     for p in parts {
         b.extend_from_slice(p);
     }
     let crc = crc32c::crc32c(&b[crc_at + 4..]);
     b[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
-    b.freeze()
+    // What was written leaves; the buffer keeps its room (and its memory) for the next frame.
+    b.split().freeze()
 }

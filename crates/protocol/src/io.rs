@@ -26,7 +26,10 @@ pub enum ReadError {
 
 /// Reads whole frames off a byte stream, enforcing the decoder's size limit before buffering.
 ///
-/// The buffer grows only with bytes received, at most [`READ_CHUNK`] per read. With a
+/// The buffer grows only with bytes received: per read, by at most [`READ_CHUNK`] or by as much
+/// as it holds already, whichever is more (so a large frame is copied about once while its
+/// buffer grows, not once per chunk, and still nothing is reserved that was not earned by
+/// bytes that arrived). With a
 /// [`ReceiveBudget`], the bytes of incomplete frames count against it: while it is used up the
 /// reader does not read its socket (back-pressure) until other frames complete.
 pub struct FrameReader<R> {
@@ -143,9 +146,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(b) = &self.budget {
                 b.room().await;
             }
+            // Frames already taken off share the buffer's memory, so growing it copies what
+            // it holds: growing geometrically keeps those copies to about one per byte.
             let missing = FrameDecoder::announced(&self.buf)
                 .map_or(4, |total| total.saturating_sub(self.buf.len()))
-                .clamp(1, READ_CHUNK);
+                .clamp(1, READ_CHUNK.max(self.buf.len()));
             self.buf.reserve(missing);
             let read = self.inner.read_buf(&mut self.buf).await;
             self.account();
@@ -171,9 +176,14 @@ impl<R> Drop for FrameReader<R> {
 /// Frames queued for one connection's writer task.
 pub type Outbox = mpsc::UnboundedSender<Bytes>;
 
+/// Frames this large are written as they are, never copied into the coalescing buffer: a copy
+/// costs more than the system call it would save (a producer's batch, a consumer's entry).
+pub const WRITE_DIRECT_MIN: usize = 64 * 1024;
+
 /// Starts the writer task of a connection. Frames sent on the returned [`Outbox`] are written in
-/// order; whatever is queued when the socket is ready goes out in one write of up to
-/// `coalesce_bytes`, so many small replies cost few system calls. The task ends (shutting the
+/// order; small frames queued when the socket is ready go out in one write of up to
+/// `coalesce_bytes`, so many small replies cost few system calls, and frames of
+/// [`WRITE_DIRECT_MIN`] or more are written from where they are. The task ends (shutting the
 /// write half down) when every sender is dropped, or when a write fails.
 pub fn spawn_writer<W>(mut writer: W, coalesce_bytes: usize) -> (Outbox, JoinHandle<()>)
 where
@@ -182,17 +192,32 @@ where
     let (outbox, mut queued) = mpsc::unbounded_channel::<Bytes>();
     let task = tokio::spawn(async move {
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-        while let Some(first) = queued.recv().await {
+        let mut next = queued.recv().await;
+        while let Some(first) = next.take() {
+            if first.len() >= WRITE_DIRECT_MIN {
+                if writer.write_all(&first).await.is_err() {
+                    return;
+                }
+                next = queued.recv().await;
+                continue;
+            }
             buf.clear();
             buf.extend_from_slice(&first);
             while buf.len() < coalesce_bytes {
                 match queued.try_recv() {
-                    Ok(more) => buf.extend_from_slice(&more),
+                    Ok(large) if large.len() >= WRITE_DIRECT_MIN => {
+                        next = Some(large);
+                        break;
+                    }
+                    Ok(small) => buf.extend_from_slice(&small),
                     Err(_) => break,
                 }
             }
             if writer.write_all(&buf).await.is_err() {
                 return;
+            }
+            if next.is_none() {
+                next = queued.recv().await;
             }
         }
         let _ = writer.shutdown().await;
@@ -221,6 +246,38 @@ mod tests {
             got.push(f.command);
         }
         assert_eq!(got, cmds);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn large_and_small_frames_interleaved_arrive_whole_and_in_order() {
+        let (a, b) = tokio::io::duplex(4096);
+        let (outbox, writer) = spawn_writer(a, 1 << 20);
+        let sizes = [
+            10,
+            WRITE_DIRECT_MIN,
+            3,
+            5,
+            WRITE_DIRECT_MIN * 3,
+            WRITE_DIRECT_MIN - 1,
+            7,
+        ];
+        let mut sent = Vec::new();
+        for (i, size) in sizes.into_iter().enumerate() {
+            let frame = vec![i as u8; size];
+            sent.extend_from_slice(&frame);
+            outbox.send(Bytes::from(frame)).unwrap();
+        }
+        drop(outbox);
+        let mut got = Vec::new();
+        let mut b = b;
+        tokio::io::AsyncReadExt::read_to_end(&mut b, &mut got)
+            .await
+            .unwrap();
+        assert!(
+            got == sent,
+            "the bytes written are the frames sent, in order"
+        );
         writer.await.unwrap();
     }
 

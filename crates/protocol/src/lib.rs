@@ -20,7 +20,7 @@ pub mod pb {
 pub use entry::{EntryError, parse_entry};
 pub use frame::{
     DEFAULT_MAX_MESSAGE_SIZE, FRAME_PADDING, Frame, FrameDecoder, FrameError, Payload,
-    encode_command, encode_message, encode_send, encode_send_parts,
+    encode_command, encode_message, encode_send, encode_send_parts, encode_send_parts_into,
 };
 pub use names::{
     Domain, MAX_NAME_BYTES, NameError, NamespaceName, TopicName, TopicNameError, validate_producer,

@@ -180,3 +180,40 @@ proptest! {
         prop_assert_eq!(protocol::entry::message_count(&meta), batch.unwrap_or(1) as u32);
     }
 }
+
+/// A sender's scratch buffer gives the same frames as a fresh buffer does, and once a frame is
+/// written and dropped the next one is encoded in the same memory (no fresh pages per frame).
+#[test]
+fn sends_encoded_into_a_kept_buffer_are_the_same_frames_in_reused_memory() {
+    let meta = pb::MessageMetadata {
+        producer_name: "p".into(),
+        sequence_id: 7,
+        publish_time: 42,
+        ..Default::default()
+    };
+    let cmd = BaseCommand {
+        send: Some(pb::CommandSend {
+            producer_id: 1,
+            sequence_id: 7,
+            ..Default::default()
+        }),
+        ..commands::base(Type::Send)
+    };
+    let payload = vec![5u8; 300_000];
+    let parts: [&[u8]; 2] = [b"head", &payload];
+    let mut scratch = BytesMut::new();
+    let first = protocol::encode_send_parts_into(&mut scratch, &cmd, &meta, &parts);
+    assert_eq!(first, protocol::encode_send_parts(&cmd, &meta, &parts));
+    let while_first_lives = protocol::encode_send_parts_into(&mut scratch, &cmd, &meta, &parts);
+    assert_eq!(
+        while_first_lives, first,
+        "a frame still queued is never overwritten"
+    );
+    assert_ne!(while_first_lives.as_ptr(), first.as_ptr());
+    let at = while_first_lives.as_ptr();
+    drop(first);
+    drop(while_first_lives);
+    let again = protocol::encode_send_parts_into(&mut scratch, &cmd, &meta, &parts);
+    assert_eq!(again, protocol::encode_send_parts(&cmd, &meta, &parts));
+    assert_eq!(again.as_ptr(), at, "the last frame's memory is used again");
+}
