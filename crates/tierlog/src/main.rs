@@ -16,6 +16,14 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+/// The data path moves hundreds of MB/s through buffers of 0.1–2 MiB that live for a flush
+/// interval or so (frames as they arrive, held until their WAL commit). glibc serves buffers
+/// of that size with mmap and gives them back on free, so every received byte landed on a
+/// fresh page the kernel had to zero (a third of the broker's CPU at full load, see
+/// docs/benchmarks.md); mimalloc keeps freed memory for the next buffers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tierlog",
