@@ -2,11 +2,14 @@
 //! s3s-fs behind the testkit proxy, next to the raw PUTs of the same store measured in the
 //! same run, with and without 20 ms added per request:
 //!
-//! - raw: p50/p99 of sequential 64 KiB PUTs, and, right before and right after each max run
+//! - raw: p50/p99 of sequential PUTs of the objects the latency runs flush (2000 msg/s × 1 KiB ×
+//!   the flush interval, 500 KiB; also shown for 64 KiB), and, right before and right after each
+//!   max run
 //!   (the store as that run finds and leaves it), the bandwidth of 96 PUTs of 8 MiB
 //!   (flush-sized) with 4 in flight (the WAL's uploads in flight);
 //! - latency: `tierlog perf produce` at a fixed rate (2000 msg/s of 1 KiB) over 1 and 100
-//!   topics — p50/p99 publish latency; target p99 ≤ flush interval + 3 × raw PUT p99;
+//!   topics — p50/p99 publish latency; target p99 ≤ flush interval + 3 × raw PUT p99 (of the
+//!   flush-sized objects: the PUT the WAL makes, like the throughput target's baseline);
 //! - throughput: as fast as the broker takes them, over 1 and 100 topics; target ≥ 0.7 of the
 //!   raw bandwidth (the mean of before and after) with 100 topics;
 //! - PUTs per second of the broker (from /metrics) during each run, against one per flush
@@ -91,9 +94,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Raw PUT latency: (p50 ms, p99 ms) of 64 KiB PUTs one at a time.
-async fn raw_latency(store: Arc<dyn ObjectStore>) -> (f64, f64) {
-    let small = bytes::Bytes::from(vec![7u8; 64 << 10]);
+/// Messages per second and bytes per message of the latency runs.
+const LATENCY_RATE: u64 = 2000;
+const MESSAGE_BYTES: u64 = 1024;
+
+/// Bytes of the object a latency run's flush writes: what arrives in one flush interval.
+const LATENCY_FLUSH_BYTES: usize = (LATENCY_RATE * MESSAGE_BYTES * FLUSH_MS / 1000) as usize;
+
+/// Raw PUT latency: (p50 ms, p99 ms) of PUTs of `size` bytes one at a time.
+async fn raw_latency(store: Arc<dyn ObjectStore>, size: usize) -> (f64, f64) {
+    let small = bytes::Bytes::from(vec![7u8; size]);
     let mut lat = Vec::new();
     for i in 0..100 {
         let path = Path::from(format!("raw/small-{i}"));
@@ -177,10 +187,37 @@ struct Run {
     p50: f64,
     p99: f64,
     puts_per_sec: f64,
+    /// CPU seconds per GB produced, of the broker and of the `tierlog perf` client: what the
+    /// pipeline costs, whatever the store's speed in this run.
+    broker_cpu_per_gb: f64,
+    client_cpu_per_gb: f64,
+}
+
+/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// User + system CPU ticks of process `pid` (fields 14 and 15 of /proc/<pid>/stat), or with
+/// `children`, of this process's waited-for children (fields 16 and 17).
+fn cpu_ticks(pid: &str, children: bool) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let at = if children { 13 } else { 11 }; // field 14 is the 12th after the name
+    fields
+        .get(at..at + 2)
+        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0)
 }
 
 fn perf(broker: &Standalone, topics: &[String], args: &[&str]) -> Run {
     let before = puts(broker);
+    let broker_pid = broker.pid().to_string();
+    let broker_cpu = cpu_ticks(&broker_pid, false);
+    // The client is the only child this process waits for meanwhile.
+    let client_cpu = cpu_ticks("self", true);
     let t = Instant::now();
     let out = Command::new(tierlog_bin())
         .args([
@@ -197,6 +234,9 @@ fn perf(broker: &Standalone, topics: &[String], args: &[&str]) -> Run {
         .output()
         .expect("tierlog perf");
     let secs = t.elapsed().as_secs_f64();
+    let broker_cpu =
+        cpu_ticks(&broker_pid, false).saturating_sub(broker_cpu) as f64 / TICKS_PER_SEC;
+    let client_cpu = cpu_ticks("self", true).saturating_sub(client_cpu) as f64 / TICKS_PER_SEC;
     assert!(
         out.status.success(),
         "{}",
@@ -210,7 +250,10 @@ fn perf(broker: &Standalone, topics: &[String], args: &[&str]) -> Run {
     let v: serde_json::Value = serde_json::from_str(line).expect("perf JSON");
     let after = puts(broker);
     let seconds = v["seconds"].as_f64().unwrap_or(1.0);
+    let gb = (v["bytes"].as_f64().unwrap_or(0.0) / 1e9).max(1e-9);
     Run {
+        broker_cpu_per_gb: broker_cpu / gb,
+        client_cpu_per_gb: client_cpu / gb,
         msg_per_sec: v["msgPerSec"].as_f64().unwrap_or(0.0),
         mb_per_sec: v["bytes"].as_f64().unwrap_or(0.0) / 1e6 / seconds,
         p50: v["latencyMs"]["p50"].as_f64().unwrap_or(0.0),
@@ -255,9 +298,10 @@ fn main() {
     );
     println!();
     println!(
-        "| added per request | raw 64 KiB PUT p50 / p99 | raw 8 MiB PUTs, 4 in flight (before / after the max run) | topics | publish p50 / p99 at 2000 msg/s (target p99) | max produce (÷ raw) | PUTs/s (latency run, max run) |"
+        "| added per request | raw PUT p50 / p99: 64 KiB; {} KiB (a latency run's flush) | raw 8 MiB PUTs, 4 in flight (before / after the max run) | topics | publish p50 / p99 at 2000 msg/s (target p99) | max produce (÷ raw) | CPU s per GB in the max run: broker, perf client | PUTs/s (latency run, max run) |",
+        LATENCY_FLUSH_BYTES / 1024
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     // TIERLOG_BENCH_BROKER_LOG=wal=debug (a RUST_LOG filter) keeps each round's broker log in
     // target/bench/cluster-broker-<delay>ms.log, for a look at the WAL's flushes.
     let broker_log_filter = std::env::var("TIERLOG_BENCH_BROKER_LOG").ok();
@@ -267,7 +311,9 @@ fn main() {
         // Each round starts from an empty bucket.
         let _ = std::fs::remove_dir_all(s3_root.path().join(BUCKET));
         s3.create_bucket(BUCKET);
-        let (raw50, raw99) = rt.block_on(raw_latency(store(&proxy.endpoint())));
+        let (small50, small99) = rt.block_on(raw_latency(store(&proxy.endpoint()), 64 << 10));
+        let (raw50, raw99) =
+            rt.block_on(raw_latency(store(&proxy.endpoint()), LATENCY_FLUSH_BYTES));
         // A fresh etcd per round: the previous round's broker registration and bundles would
         // outlive it by a lease TTL.
         let etcd = EtcdServer::start();
@@ -318,7 +364,12 @@ fn main() {
                 &["-r", "1000", "-m", &(n * 10).to_string()],
             );
             wait_idle(&broker);
-            let latency = perf(&broker, &topics, &["-r", "2000", "--test-duration", "15"]);
+            let (rate, size) = (LATENCY_RATE.to_string(), MESSAGE_BYTES.to_string());
+            let latency = perf(
+                &broker,
+                &topics,
+                &["-r", &rate, "-s", &size, "--test-duration", "15"],
+            );
             rows.push((n, topics, latency));
         }
         for (n, topics, latency) in rows {
@@ -335,14 +386,23 @@ fn main() {
                 &broker,
                 &topics,
                 // 1.5 GB: long enough that ramp-up and the last flush's wait do not count.
-                &["-r", "0", "-m", "1500000", "--max-pending", &pending],
+                &[
+                    "-r",
+                    "0",
+                    "-s",
+                    &MESSAGE_BYTES.to_string(),
+                    "-m",
+                    "1500000",
+                    "--max-pending",
+                    &pending,
+                ],
             );
             let raw_after = rt.block_on(raw_bandwidth(store(&proxy.endpoint())));
             let raw_mbps = (raw_before + raw_after) / 2.0;
             let target = FLUSH_MS as f64 + 3.0 * raw99;
             let ratio = max.mb_per_sec / raw_mbps;
             println!(
-                "| {delay_ms} ms | {raw50:.1} / {raw99:.1} ms | {raw_before:.0} / {raw_after:.0} MB/s | {n} | {:.1} / {:.1} ms (≤ {target:.0}: {}) | {:.0} msg/s, {:.0} MB/s ({ratio:.2}{}) | {:.1}, {:.1} |",
+                "| {delay_ms} ms | {small50:.1} / {small99:.1} ms; {raw50:.1} / {raw99:.1} ms | {raw_before:.0} / {raw_after:.0} MB/s | {n} | {:.1} / {:.1} ms (≤ {target:.0}: {}) | {:.0} msg/s, {:.0} MB/s ({ratio:.2}{}) | {:.2}, {:.2} | {:.1}, {:.1} |",
                 latency.p50,
                 latency.p99,
                 verdict(latency.p99 <= target),
@@ -353,6 +413,8 @@ fn main() {
                 } else {
                     String::new()
                 },
+                max.broker_cpu_per_gb,
+                max.client_cpu_per_gb,
                 latency.puts_per_sec,
                 max.puts_per_sec,
             );
