@@ -309,7 +309,7 @@ impl Wal {
                 Some(at) if at > Instant::now() => {
                     tokio::select! {
                         _ = self.inner.wake.notified() => continue,
-                        _ = tokio::time::sleep_until(at) => {}
+                        _ = tokio::time::sleep_until(timer_deadline(at)) => {}
                     }
                 }
                 Some(_) => {}
@@ -561,6 +561,17 @@ impl Wal {
         }
     }
 }
+
+/// What to ask tokio's timer for so that it fires by `at`: it rounds a deadline up to its next
+/// millisecond tick, which made entries wait up to a millisecond longer than the flush
+/// interval, the longest they are meant to wait; this asks for the tick at or before `at`.
+fn timer_deadline(at: Instant) -> Instant {
+    at.checked_sub(TIMER_RESOLUTION - Duration::from_nanos(1))
+        .unwrap_or(at)
+}
+
+/// The resolution of tokio's timer.
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
 /// Packs a flush's parts into commit transactions: as few as etcd's operation limit allows,
 /// each holding one put per ledger and the fencing check of every bundle it touches, once.
