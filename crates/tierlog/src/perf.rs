@@ -499,10 +499,15 @@ async fn produce_loop(
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1))
                 .is_err();
         if !finished && let Some(at) = limiter.as_ref().map(|l| l.reserve()) {
-            // A waiting batch leaves when its delay ends, not when the next message comes.
+            // A waiting batch leaves when its delay ends, not when the next message comes:
+            // on the timer's tick at or before that (tokio rounds deadlines up to the next
+            // millisecond, which held every lone message 1-2 ms for a 1 ms batch delay).
             let deadline = batch_started + batch_delay;
             if !current.is_empty() && deadline < at {
-                settle_until(deadline, &mut receipts, &mut |r| {
+                let tick = deadline
+                    .checked_sub(Duration::from_micros(999))
+                    .unwrap_or(deadline);
+                settle_until(tick, &mut receipts, &mut |r| {
                     settle(r, &mut inflight, &mut pending_msgs)
                 })
                 .await?;
