@@ -416,8 +416,8 @@ impl Wal {
             .await;
             tracing::debug!(
                 %object,
-                uploaded_ms = uploaded_at.as_millis() as u64,
-                committed_ms = started.elapsed().as_millis() as u64,
+                uploaded_us = uploaded_at.as_micros() as u64,
+                committed_us = started.elapsed().as_micros() as u64,
                 transactions,
                 queued = rx.len(),
                 "WAL flush committed"
