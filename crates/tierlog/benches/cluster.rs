@@ -2,11 +2,11 @@
 //! s3s-fs behind the testkit proxy, next to the raw PUTs of the same store measured in the
 //! same run, with and without 20 ms added per request:
 //!
-//! - raw: p50/p99 of 300 sequential PUTs of the objects the latency runs flush (2000 msg/s × 1 KiB ×
-//!   the flush interval, 500 KiB; also shown for 64 KiB), and, right before and right after each
-//!   max run
-//!   (the store as that run finds and leaves it), the bandwidth of 96 PUTs of 8 MiB
-//!   (flush-sized) with 4 in flight (the WAL's uploads in flight);
+//! - raw: p50/p99 of 300 sequential PUTs of the objects the latency runs flush (2000 msg/s ×
+//!   1 KiB × the flush interval, 500 KiB; also shown for 64 KiB); p50/p99 of 300 one-key etcd
+//!   commits (the other wait before an acknowledgement, not in the target); and, right before
+//!   and right after each max run (the store as that run finds and leaves it), the bandwidth of
+//!   96 PUTs of 8 MiB (flush-sized) with 4 in flight (the WAL's uploads in flight);
 //! - latency: `tierlog perf produce` at a fixed rate (2000 msg/s of 1 KiB) over 1 and 100
 //!   topics — p50/p99 publish latency; target p99 ≤ flush interval + 3 × raw PUT p99 (of the
 //!   flush-sized objects: the PUT the WAL makes, like the throughput target's baseline);
@@ -23,6 +23,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use meta::{EtcdStore, Expected, MetadataStore, Op};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -116,6 +117,32 @@ async fn raw_latency(store: Arc<dyn ObjectStore>, size: usize) -> (f64, f64) {
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
         store.delete(&path).await.expect("raw DELETE");
     }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    (percentile(&lat, 0.5), percentile(&lat, 0.99))
+}
+
+/// Raw etcd commit latency: (p50 ms, p99 ms) of 300 transactions one at a time, each a check
+/// and a put of one key (the smallest commit an acknowledgement waits for), on a fresh etcd.
+async fn raw_commit_latency(endpoint: String) -> (f64, f64) {
+    let etcd = EtcdStore::connect(&[endpoint]).await.expect("etcd");
+    let fence = "/bench/fence";
+    let version = etcd
+        .put(fence, b"owner".to_vec(), Expected::Absent)
+        .await
+        .expect("fence key");
+    let mut lat = Vec::new();
+    for i in 0..300 {
+        let key = format!("/bench/extent/{i:020}");
+        let ops = vec![
+            Op::check(fence.to_string(), Expected::Version(version)),
+            Op::put(key.clone(), vec![b'x'; 170], Expected::Absent),
+        ];
+        let t = Instant::now();
+        etcd.commit(ops).await.expect("raw commit");
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        etcd.delete(&key, Expected::Any).await.expect("raw delete");
+    }
+    etcd.delete(fence, Expected::Any).await.expect("raw delete");
     lat.sort_by(|a, b| a.total_cmp(b));
     (percentile(&lat, 0.5), percentile(&lat, 0.99))
 }
@@ -299,10 +326,10 @@ fn main() {
     );
     println!();
     println!(
-        "| added per request | raw PUT p50 / p99: 64 KiB; {} KiB (a latency run's flush) | raw 8 MiB PUTs, 4 in flight (before / after the max run) | topics | publish p50 / p99 at 2000 msg/s (target p99) | max produce (÷ raw) | CPU s per GB in the max run: broker, perf client | PUTs/s (latency run, max run) |",
+        "| added per request | raw PUT p50 / p99: 64 KiB; {} KiB (a latency run's flush) | raw etcd commit p50 / p99 | raw 8 MiB PUTs, 4 in flight (before / after the max run) | topics | publish p50 / p99 at 2000 msg/s (target p99) | max produce (÷ raw) | CPU s per GB in the max run: broker, perf client | PUTs/s (latency run, max run) |",
         LATENCY_FLUSH_BYTES / 1024
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     // TIERLOG_BENCH_BROKER_LOG=wal=debug (a RUST_LOG filter) keeps each round's broker log in
     // target/bench/cluster-broker-<delay>ms.log, for a look at the WAL's flushes.
     let broker_log_filter = std::env::var("TIERLOG_BENCH_BROKER_LOG").ok();
@@ -318,6 +345,7 @@ fn main() {
         // A fresh etcd per round: the previous round's broker registration and bundles would
         // outlive it by a lease TTL.
         let etcd = EtcdServer::start();
+        let (commit50, commit99) = rt.block_on(raw_commit_latency(etcd.endpoint()));
         let dir = work.path().join(format!("broker-{delay_ms}"));
         let env = [
             (
@@ -403,7 +431,7 @@ fn main() {
             let target = FLUSH_MS as f64 + 3.0 * raw99;
             let ratio = max.mb_per_sec / raw_mbps;
             println!(
-                "| {delay_ms} ms | {small50:.1} / {small99:.1} ms; {raw50:.1} / {raw99:.1} ms | {raw_before:.0} / {raw_after:.0} MB/s | {n} | {:.1} / {:.1} ms (≤ {target:.0}: {}) | {:.0} msg/s, {:.0} MB/s ({ratio:.2}{}) | {:.2}, {:.2} | {:.1}, {:.1} |",
+                "| {delay_ms} ms | {small50:.1} / {small99:.1} ms; {raw50:.1} / {raw99:.1} ms | {commit50:.1} / {commit99:.1} ms | {raw_before:.0} / {raw_after:.0} MB/s | {n} | {:.1} / {:.1} ms (≤ {target:.0}: {}) | {:.0} msg/s, {:.0} MB/s ({ratio:.2}{}) | {:.2}, {:.2} | {:.1}, {:.1} |",
                 latency.p50,
                 latency.p99,
                 verdict(latency.p99 <= target),
