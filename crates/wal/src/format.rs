@@ -68,7 +68,7 @@ pub const ZERO_COPY_MIN: usize = 8 * 1024;
 pub struct ObjectBody {
     chunks: Vec<Bytes>,
     copied: BytesMut,
-    len: u64,
+    size: u64,
 }
 
 impl ObjectBody {
@@ -84,17 +84,13 @@ impl ObjectBody {
         ObjectBody {
             chunks: Vec::new(),
             copied: buf,
-            len: OBJECT_MAGIC.len() as u64,
+            size: OBJECT_MAGIC.len() as u64,
         }
     }
 
     /// Bytes in the body so far: where the next extent starts.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    pub fn size(&self) -> u64 {
+        self.size
     }
 
     /// Appends one extent: the records of `entries`.
@@ -110,7 +106,7 @@ impl ObjectBody {
             } else {
                 self.copied.put_slice(e);
             }
-            self.len += (RECORD_HEADER_LEN + e.len()) as u64;
+            self.size += (RECORD_HEADER_LEN + e.len()) as u64;
         }
     }
 
@@ -185,9 +181,9 @@ mod tests {
         let entries = [short.clone(), long.clone(), short.clone(), long.clone()];
         let mut body = ObjectBody::for_entries(&entries);
         body.push_extent(&entries[..2]);
-        let second = body.len();
+        let second = body.size();
         body.push_extent(&entries[2..]);
-        let len = body.len();
+        let len = body.size();
         let chunks = body.into_chunks();
         let referenced: Vec<_> = chunks
             .iter()

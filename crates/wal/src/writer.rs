@@ -341,19 +341,19 @@ impl Wal {
         let mut body = ObjectBody::for_entries(batches.values().flat_map(|b| &b.entries));
         let mut parts = Vec::with_capacity(batches.len());
         for (_, batch) in batches {
-            let offset = body.len();
+            let offset = body.size();
             body.push_extent(&batch.entries);
             let extent = Extent {
                 object: object.clone(),
                 offset,
-                length: body.len() - offset,
+                length: body.size() - offset,
                 first: batch.first,
                 entries: batch.entries.len() as u64,
                 bytes: batch.bytes,
             };
             parts.push((batch, extent));
         }
-        let size = body.len();
+        let size = body.size();
         let body: object_store::PutPayload = body.into_chunks().into_iter().collect();
         let store = Arc::clone(&self.inner.store);
         let path = Path::from(object.as_str());
@@ -440,6 +440,11 @@ impl Wal {
         let key_of = |b: &Batch, e: &Extent| {
             keys::extent_key(&b.state.managed_ledger, b.state.ledger_id, e.first)
         };
+        // Which parts a failed commit names: those behind the bundle whose check failed, or
+        // the one whose extent key exists already.
+        let fenced_by =
+            |(b, _): &Part, e: &MetaError| b.fence.as_ref().is_some_and(|f| f.failed(e));
+        let taken_by = |(b, x): &Part, e: &MetaError| matches!(e, MetaError::Conflict { key, .. } if *key == key_of(b, x));
         while !ready.is_empty() {
             let mut fences: Vec<&Fence> =
                 ready.iter().filter_map(|(b, _)| b.fence.as_ref()).collect();
@@ -460,27 +465,21 @@ impl Wal {
                     }
                     return;
                 }
-                Err(MetaError::Conflict { key, .. })
-                    if ready
-                        .iter()
-                        .any(|(b, _)| b.fence.as_ref().is_some_and(|f| f.key == key)) =>
-                {
-                    let (fenced, rest): (Vec<Part>, Vec<Part>) = ready
-                        .into_iter()
-                        .partition(|(b, _)| b.fence.as_ref().is_some_and(|f| f.key == key));
+                Err(e) if ready.iter().any(|p| fenced_by(p, &e)) => {
+                    let (fenced, rest): (Vec<Part>, Vec<Part>) =
+                        ready.into_iter().partition(|p| fenced_by(p, &e));
                     for (batch, _) in fenced {
                         let id = batch.state.ledger_id;
                         self.fail(batch, &WalError::Fenced { ledger_id: id });
                     }
                     ready = rest;
                 }
-                Err(MetaError::Conflict { key, .. })
-                    if ready.iter().any(|(b, e)| key_of(b, e) == key) =>
-                {
+                Err(e) if ready.iter().any(|p| taken_by(p, &e)) => {
                     // An extent key that exists already: that ledger has another writer.
                     let (taken, rest): (Vec<Part>, Vec<Part>) =
-                        ready.into_iter().partition(|(b, e)| key_of(b, e) == key);
-                    for (batch, _) in taken {
+                        ready.into_iter().partition(|p| taken_by(p, &e));
+                    for (batch, extent) in taken {
+                        let key = key_of(&batch, &extent);
                         self.fail_ledger(batch, format!("its WAL extent {key} exists already"));
                     }
                     ready = rest;
