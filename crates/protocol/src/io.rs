@@ -192,32 +192,26 @@ where
     let (outbox, mut queued) = mpsc::unbounded_channel::<Bytes>();
     let task = tokio::spawn(async move {
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-        let mut next = queued.recv().await;
-        while let Some(first) = next.take() {
-            if first.len() >= WRITE_DIRECT_MIN {
-                if writer.write_all(&first).await.is_err() {
+        while let Some(first) = queued.recv().await {
+            // Small frames are gathered into `buf` until a large one (written after them, from
+            // where it is) or the coalescing limit or an empty queue.
+            buf.clear();
+            let mut large = None;
+            let mut frame = Some(first);
+            while let Some(f) = frame.take() {
+                if f.len() >= WRITE_DIRECT_MIN {
+                    large = Some(f);
+                    break;
+                }
+                buf.extend_from_slice(&f);
+                if buf.len() < coalesce_bytes {
+                    frame = queued.try_recv().ok();
+                }
+            }
+            for out in [&buf[..], large.as_deref().unwrap_or_default()] {
+                if !out.is_empty() && writer.write_all(out).await.is_err() {
                     return;
                 }
-                next = queued.recv().await;
-                continue;
-            }
-            buf.clear();
-            buf.extend_from_slice(&first);
-            while buf.len() < coalesce_bytes {
-                match queued.try_recv() {
-                    Ok(large) if large.len() >= WRITE_DIRECT_MIN => {
-                        next = Some(large);
-                        break;
-                    }
-                    Ok(small) => buf.extend_from_slice(&small),
-                    Err(_) => break,
-                }
-            }
-            if writer.write_all(&buf).await.is_err() {
-                return;
-            }
-            if next.is_none() {
-                next = queued.recv().await;
             }
         }
         let _ = writer.shutdown().await;

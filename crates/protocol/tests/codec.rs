@@ -80,8 +80,8 @@ fn the_captured_send_becomes_the_captured_message_entry() {
     assert_eq!(&sp.entry[at..], b"hello");
 }
 
-#[test]
-fn a_bad_checksum_is_reported_with_its_command() {
+/// A SEND of producer 3, sequence id 7, and its metadata.
+fn send_7() -> (BaseCommand, pb::MessageMetadata) {
     let meta = pb::MessageMetadata {
         producer_name: "p".into(),
         sequence_id: 7,
@@ -96,6 +96,12 @@ fn a_bad_checksum_is_reported_with_its_command() {
         }),
         ..commands::base(Type::Send)
     };
+    (cmd, meta)
+}
+
+#[test]
+fn a_bad_checksum_is_reported_with_its_command() {
+    let (cmd, meta) = send_7();
     let mut frame = encode_send(&cmd, &meta, b"data").to_vec();
     *frame.last_mut().unwrap() ^= 1;
     let dec = FrameDecoder::new(1024);
@@ -185,20 +191,7 @@ proptest! {
 /// written and dropped the next one is encoded in the same memory (no fresh pages per frame).
 #[test]
 fn sends_encoded_into_a_kept_buffer_are_the_same_frames_in_reused_memory() {
-    let meta = pb::MessageMetadata {
-        producer_name: "p".into(),
-        sequence_id: 7,
-        publish_time: 42,
-        ..Default::default()
-    };
-    let cmd = BaseCommand {
-        send: Some(pb::CommandSend {
-            producer_id: 1,
-            sequence_id: 7,
-            ..Default::default()
-        }),
-        ..commands::base(Type::Send)
-    };
+    let (cmd, meta) = send_7();
     let payload = vec![5u8; 300_000];
     let parts: [&[u8]; 2] = [b"head", &payload];
     let mut scratch = BytesMut::new();
