@@ -8,6 +8,7 @@
 pub mod azurite;
 pub mod etcd;
 pub mod moto;
+pub mod pki;
 pub mod proxy;
 pub mod s3s_fs;
 pub mod slow_meta;
