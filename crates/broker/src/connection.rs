@@ -13,11 +13,12 @@ use protocol::io::{FrameReader, ReadError};
 use protocol::pb::base_command::Type;
 use protocol::pb::{self, BaseCommand, ServerError};
 use protocol::{FrameDecoder, FrameError, NamespaceName, TopicName, commands, encode_command};
-use tokio::net::TcpStream;
+use security::{NamespaceOperation, Presented, Role, TopicOperation};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::BrokerError;
-use crate::service::{BrokerService, schema_version_bytes};
+use crate::service::{BrokerService, Peer, schema_version_bytes};
 use crate::subscription::{
     ConsumerSpec, Outbox, SubType, Subscription, initial_position, read_position_for,
 };
@@ -64,6 +65,11 @@ struct Conn {
     svc: Arc<BrokerService>,
     id: u64,
     peer: SocketAddr,
+    /// The verified TLS client certificate's common name (the `tls` provider's role).
+    tls_common_name: Option<String>,
+    /// Who the client authenticated as (`None` with authentication off).
+    role: Option<Role>,
+    auth: AuthState,
     outbox: Outbox,
     sends: mpsc::Sender<PendingSend>,
     connected: bool,
@@ -77,14 +83,36 @@ struct Conn {
 #[derive(Debug)]
 struct Close(String);
 
-pub(crate) async fn run(
+/// The credentials' life on a connection: when they expire, and whether the broker asked the
+/// client for fresh ones (AUTH_CHALLENGE) and waits for its AUTH_RESPONSE.
+#[derive(Debug, Default)]
+struct AuthState {
+    method: Option<String>,
+    expires_at: Option<std::time::SystemTime>,
+    supports_refresh: bool,
+    challenged: bool,
+}
+
+/// The ERROR that refuses a CONNECT (request id -1, as Pulsar sends it) before closing.
+fn refuse_connect(error: ServerError, message: String) -> BaseCommand {
+    commands::error(u64::MAX, error, message)
+}
+
+pub(crate) async fn run<R, W>(
     svc: Arc<BrokerService>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    rd: R,
+    wr: W,
+    peer: Peer,
     id: u64,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let (rd, wr) = stream.into_split();
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let Peer {
+        addr: peer,
+        tls_common_name,
+    } = peer;
     let (outbox, writer) = protocol::io::spawn_writer(wr, 256 * 1024);
     let (sends, send_rx) = mpsc::channel(MAX_PENDING_SENDS);
     let receipts = tokio::spawn(send_receipts(send_rx, outbox.clone(), Arc::clone(&svc)));
@@ -92,6 +120,9 @@ pub(crate) async fn run(
         svc: Arc::clone(&svc),
         id,
         peer,
+        tls_common_name,
+        role: None,
+        auth: AuthState::default(),
         outbox,
         sends,
         connected: false,
@@ -104,6 +135,8 @@ pub(crate) async fn run(
         .with_budget(svc.receive_budget.clone());
     let connect_by = tokio::time::Instant::now() + CONNECT_DEADLINE;
     let mut pinged = false;
+    let auth_every = svc.authenticator.refresh_check();
+    let mut auth_check = tokio::time::Instant::now() + auth_every;
     let reason = loop {
         let wait = if conn.connected {
             KEEPALIVE
@@ -114,6 +147,13 @@ pub(crate) async fn run(
         let next = tokio::select! {
             r = tokio::time::timeout(wait, frames.next()) => r,
             _ = crate::service::until_true(&mut shutdown) => break "broker shutting down".to_string(),
+            _ = tokio::time::sleep_until(auth_check), if conn.auth.expires_at.is_some() => {
+                auth_check = tokio::time::Instant::now() + auth_every;
+                if let Err(Close(why)) = conn.check_credentials() {
+                    break why;
+                }
+                continue;
+            }
         };
         match next {
             Ok(Ok(Some(frame))) => {
@@ -238,6 +278,118 @@ impl Conn {
         Ok(TopicName::parse(name)?)
     }
 
+    async fn authorize(
+        &self,
+        topic: &TopicName,
+        op: TopicOperation<'_>,
+    ) -> Result<(), BrokerError> {
+        self.svc
+            .store
+            .authorize_topic(self.role.as_ref(), topic, op)
+            .await
+    }
+
+    /// Authenticates a CONNECT; a refusal is sent as Pulsar's ERROR before the connection
+    /// closes. Logs the role or the reason, never the credentials.
+    fn authenticate_connect(&mut self, c: &pb::CommandConnect) -> Result<(), Close> {
+        let presented = Presented {
+            method: c.auth_method_name.as_deref(),
+            data: c.auth_data.as_deref().unwrap_or_default(),
+            tls_common_name: self.tls_common_name.as_deref(),
+        };
+        match self.svc.authenticator.authenticate_command(presented) {
+            Ok(None) => Ok(()),
+            Ok(Some(a)) => {
+                tracing::debug!(conn = self.id, peer = %self.peer, role = %a.role, method = a.method, "authenticated");
+                self.role = Some(a.role);
+                self.auth = AuthState {
+                    method: c.auth_method_name.clone(),
+                    expires_at: a.expires_at,
+                    supports_refresh: c
+                        .feature_flags
+                        .as_ref()
+                        .and_then(|f| f.supports_auth_refresh)
+                        .unwrap_or(false),
+                    challenged: false,
+                };
+                Ok(())
+            }
+            Err(e) => {
+                tracing::info!(conn = self.id, peer = %self.peer, method = ?c.auth_method_name, reason = %e, "authentication failed");
+                self.send(refuse_connect(
+                    ServerError::AuthenticationError,
+                    format!("Failed to authenticate: {e}"),
+                ));
+                Err(Close(format!("authentication failed: {e}")))
+            }
+        }
+    }
+
+    /// Every `authenticationRefreshCheckSeconds`: expired credentials are challenged once
+    /// (AUTH_CHALLENGE, for clients that support it); unanswered or unsupported, the
+    /// connection closes.
+    fn check_credentials(&mut self) -> Result<(), Close> {
+        let Some(expires_at) = self.auth.expires_at else {
+            return Ok(());
+        };
+        if std::time::SystemTime::now() < expires_at {
+            return Ok(());
+        }
+        if !self.auth.supports_refresh || self.auth.challenged {
+            tracing::info!(conn = self.id, peer = %self.peer, role = ?self.role.as_ref().map(Role::as_str), "credentials expired and were not refreshed: closing the connection");
+            return Err(Close("credentials expired".into()));
+        }
+        self.auth.challenged = true;
+        self.send(BaseCommand {
+            auth_challenge: Some(pb::CommandAuthChallenge {
+                server_version: Some(self.svc.config.server_version.clone()),
+                challenge: Some(pb::AuthData {
+                    auth_method_name: self.auth.method.clone(),
+                    auth_data: Some(bytes::Bytes::from_static(b"refresh")),
+                }),
+                protocol_version: Some(self.protocol_version),
+            }),
+            ..commands::base(Type::AuthChallenge)
+        });
+        Ok(())
+    }
+
+    /// Fresh credentials after an AUTH_CHALLENGE: they must authenticate as the same role.
+    fn auth_response(&mut self, c: pb::CommandAuthResponse) -> Result<(), Close> {
+        let data = c.response.unwrap_or_default();
+        let method = data.auth_method_name.or_else(|| self.auth.method.clone());
+        let presented = Presented {
+            method: method.as_deref(),
+            data: data.auth_data.as_deref().unwrap_or_default(),
+            tls_common_name: self.tls_common_name.as_deref(),
+        };
+        match self.svc.authenticator.authenticate_command(presented) {
+            Ok(Some(a)) if Some(&a.role) == self.role.as_ref() => {
+                tracing::debug!(conn = self.id, role = %a.role, "credentials refreshed");
+                self.auth.expires_at = a.expires_at;
+                self.auth.challenged = false;
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Ok(Some(a)) => {
+                tracing::info!(conn = self.id, peer = %self.peer, new_role = %a.role, "refreshed credentials name another role: closing the connection");
+                self.send(refuse_connect(
+                    ServerError::AuthenticationError,
+                    "Failed to authenticate: the refreshed credentials name another role".into(),
+                ));
+                Err(Close("role changed on refresh".into()))
+            }
+            Err(e) => {
+                tracing::info!(conn = self.id, peer = %self.peer, reason = %e, "refreshing the credentials failed");
+                self.send(refuse_connect(
+                    ServerError::AuthenticationError,
+                    format!("Failed to authenticate: {e}"),
+                ));
+                Err(Close(format!("authentication refresh failed: {e}")))
+            }
+        }
+    }
+
     async fn handle(
         &mut self,
         cmd: BaseCommand,
@@ -248,13 +400,14 @@ impl Conn {
         if !self.connected {
             return match (ty, cmd.connect) {
                 (Type::Connect, Some(c)) => {
+                    self.authenticate_connect(&c)?;
                     self.protocol_version = c
                         .protocol_version
                         .unwrap_or(0)
                         .min(protocol::SERVER_PROTOCOL_VERSION);
                     self.connected = true;
                     self.client_version = c.client_version.clone();
-                    tracing::debug!(conn = self.id, peer = %self.peer, client = %c.client_version, version = self.protocol_version, "connected");
+                    tracing::debug!(conn = self.id, peer = %self.peer, client = %c.client_version, version = self.protocol_version, role = ?self.role.as_ref().map(Role::as_str), "connected");
                     self.send(BaseCommand {
                         connected: Some(pb::CommandConnected {
                             server_version: self.svc.config.server_version.clone(),
@@ -277,6 +430,10 @@ impl Conn {
         }
         match ty {
             Type::Connect => return Err(Close("second CONNECT on a connection".into())),
+            Type::AuthResponse => {
+                let c = body!(auth_response);
+                self.auth_response(c)?;
+            }
             Type::Ping => self.send(commands::pong()),
             Type::Pong => {}
             Type::PartitionedMetadata => {
@@ -290,7 +447,19 @@ impl Conn {
             Type::GetTopicsOfNamespace => {
                 let c = body!(get_topics_of_namespace);
                 let listed = match NamespaceName::parse(&c.namespace) {
-                    Ok(ns) => self.svc.store.list(&ns).await,
+                    Ok(ns) => match self
+                        .svc
+                        .store
+                        .authorize_namespace(
+                            self.role.as_ref(),
+                            &ns,
+                            NamespaceOperation::ListTopics,
+                        )
+                        .await
+                    {
+                        Ok(()) => self.svc.store.list(&ns).await,
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e.into()),
                 };
                 match listed {
@@ -412,8 +581,11 @@ impl Conn {
 
     async fn partitioned_metadata(&self, c: pb::CommandPartitionedTopicMetadata) {
         let result = match Self::topic_name(&c.topic) {
-            Ok(t) if t.partition_index().is_some() => Ok(0),
-            Ok(t) => self.svc.store.partitions(&t).await,
+            Ok(t) => match self.authorize(&t, TopicOperation::Lookup).await {
+                Err(e) => Err(e),
+                Ok(()) if t.partition_index().is_some() => Ok(0),
+                Ok(()) => self.svc.store.partitions(&t).await,
+            },
             Err(e) => Err(e),
         };
         let resp = match result {
@@ -451,10 +623,15 @@ impl Conn {
             message: Some(message),
             ..Default::default()
         };
-        let resp = match (Self::topic_name(&c.topic), self.svc.cluster()) {
+        let name = match Self::topic_name(&c.topic) {
+            Ok(t) => self.authorize(&t, TopicOperation::Lookup).await.map(|()| t),
+            Err(e) => Err(e),
+        };
+        let resp = match (name, self.svc.cluster()) {
             (Err(e), _) => failed(e.server_error(), e.to_string()),
             (Ok(_), None) => pb::CommandLookupTopicResponse {
-                broker_service_url: Some(self.svc.config.service_url.clone()),
+                broker_service_url: self.svc.config.service_url.clone(),
+                broker_service_url_tls: self.svc.config.service_url_tls.clone(),
                 response: Some(LookupType::Connect as i32),
                 request_id: c.request_id,
                 authoritative: Some(true),
@@ -469,10 +646,10 @@ impl Conn {
                             cluster::Owner::This => {
                                 (self.svc.config.service_url.clone(), LookupType::Connect)
                             }
-                            cluster::Owner::Other(b) => (b.broker_url, LookupType::Redirect),
+                            cluster::Owner::Other(b) => (Some(b.broker_url), LookupType::Redirect),
                         };
                         pb::CommandLookupTopicResponse {
-                            broker_service_url: Some(url),
+                            broker_service_url: url,
                             response: Some(kind as i32),
                             request_id: c.request_id,
                             // The answer comes from the broker deciding placement: the
@@ -497,6 +674,7 @@ impl Conn {
 
     async fn producer(&mut self, c: pb::CommandProducer) -> Result<(), BrokerError> {
         let name = Self::topic_name(&c.topic)?;
+        self.authorize(&name, TopicOperation::Produce).await?;
         let topic = self.svc.topic(&name).await?;
         if topic.ml.is_out_of_space() {
             // Clients fail what they hold on this answer, instead of resending it forever.
@@ -631,6 +809,13 @@ impl Conn {
         }
         let name = Self::topic_name(&c.topic)?;
         protocol::validate_subscription(&c.subscription)?;
+        self.authorize(
+            &name,
+            TopicOperation::Consume {
+                subscription: Some(&c.subscription),
+            },
+        )
+        .await?;
         let topic = self.svc.topic(&name).await?;
         let sub_type = SubType::from_wire(c.sub_type);
         let durable = c.durable.unwrap_or(true);
@@ -801,7 +986,21 @@ impl Conn {
 
     async fn get_schema(&self, c: pb::CommandGetSchema) {
         let found = match Self::topic_name(&c.topic) {
-            Ok(t) => self.svc.schema(&t).await.ok().flatten(),
+            Ok(t) => match self.authorize(&t, TopicOperation::Lookup).await {
+                Ok(()) => self.svc.schema(&t).await.ok().flatten(),
+                Err(e) => {
+                    self.send(BaseCommand {
+                        get_schema_response: Some(pb::CommandGetSchemaResponse {
+                            request_id: c.request_id,
+                            error_code: Some(e.server_error() as i32),
+                            error_message: Some(e.to_string()),
+                            ..Default::default()
+                        }),
+                        ..commands::base(Type::GetSchemaResponse)
+                    });
+                    return;
+                }
+            },
             Err(_) => None,
         };
         let resp = match found {

@@ -27,6 +27,9 @@ pub enum BrokerError {
     /// client looks the topic up again.
     #[error("{0}")]
     NotOwned(String),
+    /// The connection's role may not do this (Pulsar's `AuthorizationError`).
+    #[error("{0}")]
+    NotAuthorized(String),
     #[error("consumer not found")]
     ConsumerNotFound,
     #[error("storage error: {0}")]
@@ -49,6 +52,7 @@ impl BrokerError {
             BrokerError::TopicBusy(_) => ServerError::NotAllowedError,
             // Pulsar's answer to a topic served elsewhere: clients redo the lookup.
             BrokerError::NotOwned(_) => ServerError::ServiceNotReady,
+            BrokerError::NotAuthorized(_) => ServerError::AuthorizationError,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
             BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {
                 ServerError::NotAllowedError

@@ -33,6 +33,21 @@ pub trait TopicStore: Send + Sync {
         topic: &TopicName,
         schema: Vec<u8>,
     ) -> Result<Vec<u8>, BrokerError>;
+    /// Refuses (`BrokerError::NotAuthorized`) what `role` may not do to `topic`; `role` is
+    /// `None` when authentication is off.
+    async fn authorize_topic(
+        &self,
+        role: Option<&security::Role>,
+        topic: &TopicName,
+        op: security::TopicOperation<'_>,
+    ) -> Result<(), BrokerError>;
+    /// As [`authorize_topic`](Self::authorize_topic), for a namespace.
+    async fn authorize_namespace(
+        &self,
+        role: Option<&security::Role>,
+        namespace: &NamespaceName,
+        op: security::NamespaceOperation,
+    ) -> Result<(), BrokerError>;
     /// This broker stops serving the topic (in a cluster: its bundle was unloaded or the
     /// session lost): whatever the store keeps of it is dropped, so the next load reads it
     /// afresh (another broker may have written it meanwhile). With `seal`, the ledger being
@@ -44,8 +59,10 @@ pub trait TopicStore: Send + Sync {
 pub struct BrokerServiceConfig {
     /// Reported in CONNECTED.
     pub server_version: String,
-    /// `pulsar://host:port` handed out by LOOKUP.
-    pub service_url: String,
+    /// `pulsar://host:port` handed out by LOOKUP (`None` with the plain port off).
+    pub service_url: Option<String>,
+    /// `pulsar+ssl://host:port` handed out by LOOKUP (`None` without the TLS port).
+    pub service_url_tls: Option<String>,
     pub max_message_size: u32,
     /// Prefix of generated producer names (`<cluster>-<n>`).
     pub cluster_name: String,
@@ -63,8 +80,24 @@ pub struct StoredSchema {
     pub version: u64,
 }
 
+/// A port the broker service listens on, with TLS or without.
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<Arc<security::TlsServer>>,
+}
+
+/// Who is at the other end of a connection, as far as the transport tells.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub addr: std::net::SocketAddr,
+    /// The verified TLS client certificate's common name.
+    pub tls_common_name: Option<String>,
+}
+
 pub struct BrokerService {
     pub(crate) store: Arc<dyn TopicStore>,
+    /// Who connections are (CONNECT's credentials, the TLS client certificate).
+    pub(crate) authenticator: Arc<security::Authenticator>,
     pub(crate) config: BrokerServiceConfig,
     pub(crate) receive_budget: protocol::io::ReceiveBudget,
     /// Loaded topics; loading one does I/O, which never holds up loading another.
@@ -78,7 +111,12 @@ pub struct BrokerService {
 
 impl BrokerService {
     pub fn new(store: Arc<dyn TopicStore>, config: BrokerServiceConfig) -> Arc<Self> {
-        Self::with_cluster(store, config, None)
+        Self::with_cluster(
+            store,
+            config,
+            None,
+            Arc::new(security::Authenticator::disabled()),
+        )
     }
 
     /// A broker of a cluster: it serves only topics whose bundle it owns, and LOOKUP answers
@@ -87,10 +125,12 @@ impl BrokerService {
         store: Arc<dyn TopicStore>,
         config: BrokerServiceConfig,
         cluster: Option<Arc<cluster::Cluster>>,
+        authenticator: Arc<security::Authenticator>,
     ) -> Arc<Self> {
         Arc::new(BrokerService {
             cluster,
             store,
+            authenticator,
             receive_budget: protocol::io::ReceiveBudget::new(config.receive_buffer_bytes),
             config,
             topics: Default::default(),
@@ -127,20 +167,48 @@ impl BrokerService {
         }
     }
 
-    /// Serves connections until `shutdown` turns true; then closes them all and flushes the
-    /// subscriptions' pending acknowledgements.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+    /// Serves connections on every listener until `shutdown` turns true; then closes them all
+    /// and flushes the subscriptions' pending acknowledgements.
+    pub async fn serve(self: Arc<Self>, listeners: Vec<Listener>, shutdown: watch::Receiver<bool>) {
+        let loops: Vec<_> = listeners
+            .into_iter()
+            .map(|l| tokio::spawn(Arc::clone(&self).accept_loop(l, shutdown.clone())))
+            .collect();
+        for l in loops {
+            let _ = l.await;
+        }
+        let mut conns = std::mem::take(&mut *self.connections.lock().await);
+        while conns.join_next().await.is_some() {}
+        self.close().await;
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: Listener, shutdown: watch::Receiver<bool>) {
         let mut stopping = shutdown.clone();
         loop {
             tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
+                accepted = listener.tcp.accept() => match accepted {
+                    Ok((stream, addr)) => {
                         let _ = stream.set_nodelay(true);
                         let id = self.connection_ids.fetch_add(1, Ordering::Relaxed);
                         let svc = Arc::clone(&self);
                         let stop = shutdown.clone();
+                        let tls = listener.tls.clone();
                         self.connections.lock().await.spawn(async move {
-                            crate::connection::run(svc, stream, peer, id, stop).await;
+                            let Some(tls) = tls else {
+                                let (rd, wr) = stream.into_split();
+                                let peer = Peer { addr, tls_common_name: None };
+                                return crate::connection::run(svc, rd, wr, peer, id, stop).await;
+                            };
+                            match tls.accept(stream).await {
+                                Ok(a) => {
+                                    let (rd, wr) = tokio::io::split(a.stream);
+                                    let peer = Peer { addr, tls_common_name: a.client_common_name };
+                                    crate::connection::run(svc, rd, wr, peer, id, stop).await;
+                                }
+                                Err(e) => {
+                                    tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
+                                }
+                            }
                         });
                     }
                     Err(e) => {
@@ -151,9 +219,6 @@ impl BrokerService {
                 _ = until_true(&mut stopping) => break,
             }
         }
-        let mut conns = std::mem::take(&mut *self.connections.lock().await);
-        while conns.join_next().await.is_some() {}
-        self.close().await;
     }
 
     /// Stops every subscription's dispatcher and persists its pending acks.

@@ -15,7 +15,9 @@ use offload::{BlobStoreReader, ClientSettings, ObjectStores};
 use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
 
 mod properties;
+mod security;
 pub use properties::{Properties, PropertyValue};
+pub use security::SecuritySettings;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum ConfigError {
         line: usize,
         text: String,
     },
+    /// A key holding key material is unusable (its value is not shown: it may be the key).
+    #[error("invalid value for {key}: {reason}")]
+    Secret { key: String, reason: String },
     /// The offload settings describe no usable offload location.
     #[error("offload configuration refused: {0}")]
     Offload(#[source] offload::OffloadError),
@@ -87,8 +92,8 @@ pub struct BrokerConfig {
     pub cluster_name: String,
     pub bind_address: String,
     pub advertised_address: String,
-    pub broker_service_port: u16,
-    pub web_service_port: u16,
+    /// Ports, TLS, authentication and authorization.
+    pub security: SecuritySettings,
     /// Root of everything the broker stores locally (hot tier, metadata).
     pub data_directory: PathBuf,
     pub max_message_size: u64,
@@ -161,9 +166,6 @@ impl BrokerConfig {
         mut props: Properties,
     ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
         let raw = &mut props;
-        let port = |raw: &mut Properties, key: &str, default: u64| {
-            raw.unsigned(key, default, 0, 65535).map(|p| p as u16)
-        };
         let cluster_name = raw.string("clusterName", "standalone");
         let data_directory = PathBuf::from(raw.string("dataDirectory", "data"));
         let min_rollover_minutes = raw.unsigned(
@@ -295,8 +297,7 @@ impl BrokerConfig {
         let config = BrokerConfig {
             bind_address: raw.string("bindAddress", "0.0.0.0"),
             advertised_address: raw.string("advertisedAddress", "127.0.0.1"),
-            broker_service_port: port(raw, "brokerServicePort", 6650)?,
-            web_service_port: port(raw, "webServicePort", 8080)?,
+            security: security::parse(raw)?,
             max_message_size: raw.unsigned("maxMessageSize", 5 * 1024 * 1024, 1024, 1 << 30)?,
             retention_check_interval_in_seconds: raw.unsigned(
                 "retentionCheckIntervalInSeconds",
@@ -434,8 +435,11 @@ mod tests {
     fn defaults_match_pulsar() {
         let (c, warnings) = load("", &[]).unwrap();
         assert!(warnings.is_empty());
-        assert_eq!(c.broker_service_port, 6650);
-        assert_eq!(c.web_service_port, 8080);
+        assert_eq!(c.security.broker_port, Some(6650));
+        assert_eq!(c.security.web_port, Some(8080));
+        assert_eq!(c.security.broker_port_tls, None);
+        assert!(c.security.tls.is_none());
+        assert!(!c.security.authentication.enabled);
         assert_eq!(c.data_directory, PathBuf::from("data"));
         let ml = &c.managed_ledger;
         assert_eq!(ml.max_entries_per_ledger, 50_000);
@@ -458,6 +462,58 @@ mod tests {
             ),
             (-1, 10 << 20)
         );
+    }
+
+    #[test]
+    fn security_keys_as_in_pulsars_standalone_ssl_conf() {
+        let text = "brokerServicePort=\nbrokerServicePortTls=6651\nwebServicePortTls=8443\n\
+            tlsCertificateFilePath=/c.pem\ntlsKeyFilePath=/k.pem\ntlsTrustCertsFilePath=/ca.pem\n\
+            tlsProtocols=TLSv1.3,TLSv1.2\ntlsCiphers=TLS_AES_128_GCM_SHA256\n\
+            authenticationEnabled=true\nauthorizationEnabled=true\nsuperUserRoles=admin, ops\n\
+            authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken,\
+            org.apache.pulsar.broker.authentication.AuthenticationProviderTls\n\
+            tokenSecretKey=data:;base64,c2VjcmV0\nanonymousUserRole=anonymous\n";
+        let (c, warnings) = load(text, &[]).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let s = &c.security;
+        assert_eq!(
+            (s.broker_port, s.broker_port_tls, s.web_port, s.web_port_tls),
+            (None, Some(6651), Some(8080), Some(8443))
+        );
+        let tls = s.tls.as_ref().unwrap();
+        assert_eq!(
+            tls.trust_certs_file.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        assert_eq!(tls.protocols.len(), 2);
+        assert!(s.authentication.enabled);
+        assert_eq!(s.authentication.providers.len(), 2);
+        assert_eq!(
+            s.authentication.token.as_ref().unwrap().key,
+            ::security::token::TokenKey::Secret(b"secret".to_vec())
+        );
+        assert_eq!(
+            s.authentication.anonymous_role.as_ref().unwrap().as_str(),
+            "anonymous"
+        );
+        assert!(s.authorization.enabled);
+        assert_eq!(s.authorization.super_users.len(), 2);
+
+        // The deprecated tlsEnabled turns both TLS ports on, and they need the files.
+        let e = load("tlsEnabled=true\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("tlsCertificateFilePath"), "{e}");
+        // No way in at all.
+        let e = load("brokerServicePort=\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("brokerServicePort"), "{e}");
+        // Authorization needs roles.
+        let e = load("authorizationEnabled=true\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("authenticationEnabled"), "{e}");
+        // An unusable key is named, and its value is not shown.
+        let e = load("tokenSecretKey=not-a-key-but-a-secret!\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("tokenSecretKey"), "{e}");
+        assert!(!e.to_string().contains("not-a-key-but-a-secret"), "{e}");
+        let e = load("authenticationProviders=org.example.MyProvider\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("org.example.MyProvider"), "{e}");
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub enum PolicyError {
     /// A request Pulsar refuses as a failed precondition: bad policy values, bad names.
     #[error("{0}")]
     Invalid(String),
+    /// The request's role may not do this (HTTP 403, `AuthorizationError`).
+    #[error("{0}")]
+    NotAuthorized(String),
     #[error(transparent)]
     Name(#[from] NameError),
     /// Stored policy data could not be decoded.
@@ -68,6 +71,7 @@ impl PolicyError {
             PolicyError::Ledger(l) => B::Storage(l),
             PolicyError::Invalid(m) => B::NotAllowed(m),
             PolicyError::Busy(m) => B::TopicBusy(m),
+            PolicyError::NotAuthorized(m) => B::NotAuthorized(m),
             other => B::Metadata(other.to_string()),
         }
     }

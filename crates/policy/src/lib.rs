@@ -18,6 +18,7 @@
 //! Errors are [`PolicyError`]s that say what kind of failure they are; HTTP status codes are the
 //! REST handlers' business.
 
+pub mod access;
 pub mod config;
 pub mod error;
 pub mod offload_policies;
@@ -26,6 +27,7 @@ pub mod stats;
 pub mod store;
 pub mod types;
 
+pub use access::Access;
 pub use config::{
     BrokerConfig, ClusterSettings, ConfigError, MetadataBackend, Properties, SessionExpiredPolicy,
     WalSettings,

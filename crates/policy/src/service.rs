@@ -43,6 +43,8 @@ pub struct PolicyService {
     broker: BrokerLevel,
     /// The broker's one cache of object-store clients, shared by every topic's offloader.
     stores: Arc<ObjectStores>,
+    /// `authorizationEnabled`, `superUserRoles`: what roles may do.
+    authorizer: security::Authorizer,
 }
 
 impl PolicyService {
@@ -62,7 +64,12 @@ impl PolicyService {
                 object_tier: config.offload_target().is_some(),
             },
             stores,
+            authorizer: config.security.authorization.clone(),
         }
+    }
+
+    pub fn authorizer(&self) -> &security::Authorizer {
+        &self.authorizer
     }
 
     /// The policy records (tenants, namespaces, …) as stored.
@@ -91,7 +98,7 @@ impl PolicyService {
         }
         let ns = NamespaceName::new("public", "default")?;
         if !self.store.namespace_exists(&ns).await? {
-            already(self.store.create_namespace(&ns).await)?;
+            already(self.store.create_namespace(&ns, &Policies::default()).await)?;
         }
         Ok(())
     }
@@ -443,6 +450,31 @@ impl TopicStore for PolicyService {
         } else {
             self.factory.forget(&name);
         }
+    }
+
+    async fn authorize_topic(
+        &self,
+        role: Option<&security::Role>,
+        topic: &TopicName,
+        op: security::TopicOperation<'_>,
+    ) -> Result<(), BrokerError> {
+        self.check_access(role, crate::Access::Topic(topic, op))
+            .await
+            .map_err(|e| e.for_broker(topic))
+    }
+
+    async fn authorize_namespace(
+        &self,
+        role: Option<&security::Role>,
+        namespace: &NamespaceName,
+        op: security::NamespaceOperation,
+    ) -> Result<(), BrokerError> {
+        self.check_access(role, crate::Access::Namespace(namespace, op))
+            .await
+            .map_err(|e| match e {
+                PolicyError::NotAuthorized(m) => BrokerError::NotAuthorized(m),
+                other => BrokerError::Metadata(format!("{namespace}: {other}")),
+            })
     }
 
     async fn open(&self, topic: &TopicName) -> Result<ManagedLedger, BrokerError> {

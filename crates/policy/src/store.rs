@@ -171,16 +171,16 @@ impl PolicyStore {
         Ok(self.meta.get(&namespace_key(ns)).await?.is_some())
     }
 
-    pub async fn create_namespace(&self, ns: &NamespaceName) -> Result<()> {
+    /// Creates a namespace with `policies` (Pulsar's create takes a `Policies` body).
+    pub async fn create_namespace(&self, ns: &NamespaceName, policies: &Policies) -> Result<()> {
         if !self.tenant_exists(ns.tenant()).await? {
             return Err(PolicyError::TenantNotFound);
         }
-        self.create(
-            &namespace_key(ns),
-            &Policies::default(),
-            "Namespace already exists",
-        )
-        .await
+        if let Some(r) = &policies.retention_policies {
+            r.validate().map_err(|e| PolicyError::Invalid(e.into()))?;
+        }
+        self.create(&namespace_key(ns), policies, "Namespace already exists")
+            .await
     }
 
     pub async fn delete_namespace(&self, ns: &NamespaceName) -> Result<()> {
@@ -198,6 +198,11 @@ impl PolicyStore {
             None if !self.tenant_exists(ns.tenant()).await? => Err(PolicyError::TenantNotFound),
             None => Err(PolicyError::NamespaceNotFound),
         }
+    }
+
+    /// A namespace's policies, `None` when it does not exist.
+    pub async fn policies_if_exists(&self, ns: &NamespaceName) -> Result<Option<Policies>> {
+        Ok(self.get(&namespace_key(ns)).await?.map(|(p, _)| p))
     }
 
     /// Changes a namespace's policies (compare-and-set, retried); returns the new ones.

@@ -91,6 +91,9 @@ pub struct Policies {
     /// `managedLedgerHotTier`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hot_tier: Option<ledger::HotTier>,
+    /// Who may produce to and consume from the namespace and its topics.
+    #[serde(default)]
+    pub auth_policies: security::AuthPolicies,
 }
 
 fn minus_one() -> i64 {
@@ -106,6 +109,7 @@ impl Default for Policies {
             offload_deletion_lag_ms: None,
             offload_policies: None,
             hot_tier: None,
+            auth_policies: Default::default(),
         }
     }
 }

@@ -44,7 +44,8 @@ async fn a_topic_whose_open_is_slow_does_not_delay_another_topics_produce() {
         policy,
         broker::BrokerServiceConfig {
             server_version: "test".into(),
-            service_url: url.clone(),
+            service_url: Some(url.clone()),
+            service_url_tls: None,
             max_message_size: 5 << 20,
             cluster_name: "standalone".into(),
             unacked_limits: Default::default(),
@@ -52,7 +53,13 @@ async fn a_topic_whose_open_is_slow_does_not_delay_another_topics_produce() {
         },
     );
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(Arc::clone(&service).serve(listener, stopped));
+    tokio::spawn(Arc::clone(&service).serve(
+        vec![broker::Listener {
+            tcp: listener,
+            tls: None,
+        }],
+        stopped,
+    ));
 
     // Every metadata operation of `slow-topic` (its ledger list, its cursors) takes 2 s.
     slow.slow_down("slow-topic");

@@ -6,7 +6,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+pub use jsonwebtoken::Algorithm;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 
 use crate::Role;
 
@@ -243,12 +244,38 @@ pub enum SigningKey {
     Private { key: Vec<u8>, algorithm: Algorithm },
 }
 
-/// Signs a token for `subject`, expiring after `expiry` if given; `headers` go into the JWT
-/// header's `kid` (Pulsar's `--headers kid=…`).
+/// Signs a token for `subject`, expiring after `expiry` if given, with `kid` in its header
+/// (Pulsar's `--headers kid=…`).
 pub fn create_token(
     key: &SigningKey,
     subject: &str,
     expiry: Option<Duration>,
+    kid: Option<String>,
+) -> Result<String, TokenKeyError> {
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), subject.into());
+    if let Some(d) = expiry {
+        let exp = SystemTime::now()
+            .checked_add(d)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(u64::MAX / 2);
+        claims.insert("exp".into(), exp.into());
+    }
+    sign(key, &claims, kid)
+}
+
+/// Signs a token with exactly `claims`.
+pub fn create_token_with_claims(
+    key: &SigningKey,
+    claims: serde_json::Map<String, serde_json::Value>,
+) -> Result<String, TokenKeyError> {
+    sign(key, &claims, None)
+}
+
+fn sign(
+    key: &SigningKey,
+    claims: &serde_json::Map<String, serde_json::Value>,
     kid: Option<String>,
 ) -> Result<String, TokenKeyError> {
     let (encoding, algorithm) = match key {
@@ -278,20 +305,10 @@ pub fn create_token(
             (k, *algorithm)
         }
     };
-    let mut claims = serde_json::Map::new();
-    claims.insert("sub".into(), subject.into());
-    if let Some(d) = expiry {
-        let exp = SystemTime::now()
-            .checked_add(d)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
-            .unwrap_or(u64::MAX / 2);
-        claims.insert("exp".into(), exp.into());
-    }
     let mut header = Header::new(algorithm);
     header.typ = None;
     header.kid = kid;
-    jsonwebtoken::encode(&header, &claims, &encoding).map_err(|e| TokenKeyError::Unusable {
+    jsonwebtoken::encode(&header, claims, &encoding).map_err(|e| TokenKeyError::Unusable {
         what: "signing key",
         algorithm,
         reason: e.to_string(),

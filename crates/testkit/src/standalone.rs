@@ -81,7 +81,12 @@ impl Standalone {
             broker_port,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while s.call("GET", "/admin/v2/brokers/health", None).0 != 200 {
+        // With authentication on, an anonymous health check is refused: any answer from the
+        // web port other than "unreachable" or "unavailable" means it is up.
+        while !matches!(
+            s.call("GET", "/admin/v2/brokers/health", None).0,
+            200 | 401 | 403
+        ) {
             assert!(
                 Instant::now() < deadline,
                 "tierlog {mode} did not become ready"
@@ -148,6 +153,20 @@ impl Standalone {
 
     /// One HTTP/1.1 request; returns the status (0 if unreachable) and the body.
     pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        self.call_as(method, path, body, None)
+    }
+
+    /// [`call`](Self::call) with `Authorization: Bearer <token>`.
+    pub fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, String) {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.web_port)) else {
             return (0, String::new());
         };
@@ -155,7 +174,7 @@ impl Standalone {
         let body = body.unwrap_or("");
         let _ = write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         let mut resp = String::new();

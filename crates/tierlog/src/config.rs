@@ -63,7 +63,7 @@ mod tests {
         ];
         let (c, _) = load(Some(&file), env).unwrap();
         assert_eq!(c.cluster_name, "from-env");
-        assert_eq!(c.web_service_port, 8081);
+        assert_eq!(c.security.web_port, Some(8081));
         let e = load(Some(&dir.path().join("absent.conf")), []).unwrap_err();
         assert!(e.to_string().contains("absent.conf"), "{e}");
     }

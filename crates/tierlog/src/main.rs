@@ -9,6 +9,7 @@ mod metrics;
 mod offload_dump;
 mod perf;
 mod server;
+mod tokens;
 mod web;
 
 use std::path::PathBuf;
@@ -60,6 +61,9 @@ enum Command {
     /// Load generator over the binary protocol (mirrors pulsar-perf).
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Keys and tokens for token authentication (mirrors `pulsar tokens`).
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
 }
 
 #[derive(Subcommand)]
@@ -119,6 +123,7 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(perf::run(cmd))
         }
+        Command::Tokens(cmd) => tokens::run(cmd),
         Command::Offload(OffloadCommand::Dump(args)) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -40,7 +40,34 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
             "tierlog broker needs a shared metadata store: set metadataStoreUrl=etcd:http://host:2379 (tierlog standalone runs on the embedded one)"
         );
     }
+    if mode == Mode::ClusterBroker
+        && (config.security.broker_port.is_none() || config.security.web_port.is_none())
+    {
+        anyhow::bail!(
+            "tierlog broker needs brokerServicePort and webServicePort (the plain ports brokers redirect to); TLS-only cluster brokers are not supported yet"
+        );
+    }
     let started = std::time::Instant::now();
+    let sec = &config.security;
+    // Certificates and keys are read before anything else: a bad one stops start-up.
+    let tls_binary = match &sec.tls {
+        Some(t) if sec.broker_port_tls.is_some() => Some(
+            security::TlsServer::load(t.clone(), &[])
+                .context("loading the TLS certificate and key")?,
+        ),
+        _ => None,
+    };
+    let tls_web = match &sec.tls {
+        Some(t) if sec.web_port_tls.is_some() => Some(
+            security::TlsServer::load(t.clone(), &["http/1.1"])
+                .context("loading the TLS certificate and key")?,
+        ),
+        _ => None,
+    };
+    let authenticator = Arc::new(
+        security::Authenticator::new(&sec.authentication)
+            .context("setting up authentication (authenticationProviders)")?,
+    );
     let data = &config.data_directory;
     std::fs::create_dir_all(data)
         .with_context(|| format!("creating data directory {}", data.display()))?;
@@ -80,7 +107,10 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     // One cache of object-store clients for every offloader and reader of the broker.
     let object_stores = Arc::new(ObjectStores::new(config.object_store_client.clone()));
     let target = config.offload_target();
-    let broker_id = format!("{}:{}", config.advertised_address, config.web_service_port);
+    // Pulsar's broker id: the advertised address and the web port (the TLS one without a
+    // plain one).
+    let web_port_for_id = sec.web_port.or(sec.web_port_tls).unwrap_or_default();
+    let broker_id = format!("{}:{}", config.advertised_address, web_port_for_id);
     // The object-storage WAL (hot tier of object-tier topics) writes to the broker's offload
     // location, so a namespace can switch to the object tier whenever offload is configured.
     let wal = match &target {
@@ -147,26 +177,40 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         .context("creating public/default")?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let broker_addr: SocketAddr = format!("{}:{}", config.bind_address, config.broker_service_port)
-        .parse()
-        .with_context(|| format!("bindAddress {:?} is not an IP address", config.bind_address))?;
-    let broker_listener = tokio::net::TcpListener::bind(broker_addr)
-        .await
-        .with_context(|| format!("binding the broker service port {broker_addr}"))?;
-    let service_url = format!(
-        "pulsar://{}:{}",
-        config.advertised_address, config.broker_service_port
-    );
-    let web_service_url = format!(
-        "http://{}:{}",
-        config.advertised_address, config.web_service_port
-    );
+    let bind = |port: u16| -> anyhow::Result<SocketAddr> {
+        format!("{}:{}", config.bind_address, port)
+            .parse()
+            .with_context(|| format!("bindAddress {:?} is not an IP address", config.bind_address))
+    };
+    let mut broker_listeners = Vec::new();
+    for (port, tls, key) in [
+        (sec.broker_port, None, "brokerServicePort"),
+        (
+            sec.broker_port_tls,
+            tls_binary.clone(),
+            "brokerServicePortTls",
+        ),
+    ] {
+        let Some(port) = port else { continue };
+        let addr = bind(port)?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {key} {addr}"))?;
+        broker_listeners.push(broker::Listener { tcp, tls });
+    }
+    let host = &config.advertised_address;
+    let service_url = sec.broker_port.map(|p| format!("pulsar://{host}:{p}"));
+    let service_url_tls = sec
+        .broker_port_tls
+        .map(|p| format!("pulsar+ssl://{host}:{p}"));
+    let web_service_url = format!("http://{host}:{}", sec.web_port.unwrap_or_default());
+    let web_service_url_tls = sec.web_port_tls.map(|p| format!("https://{host}:{p}"));
     let cluster = match mode {
         Mode::Standalone => None,
         Mode::ClusterBroker => {
             let me = cluster::BrokerInfo {
                 id: broker_id.clone(),
-                broker_url: service_url.clone(),
+                broker_url: service_url.clone().unwrap_or_default(),
                 web_url: web_service_url.clone(),
             };
             let joined = cluster::Cluster::join(
@@ -185,6 +229,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         broker::BrokerServiceConfig {
             server_version: format!("tierlog-{}", env!("CARGO_PKG_VERSION")),
             service_url,
+            service_url_tls,
             max_message_size: u32::try_from(config.max_message_size).unwrap_or(u32::MAX),
             cluster_name: config.cluster_name.clone(),
             unacked_limits: broker::UnackedLimits {
@@ -195,29 +240,45 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
                 .unwrap_or(usize::MAX),
         },
         cluster.clone(),
+        Arc::clone(&authenticator),
     );
-    let binary = tokio::spawn(Arc::clone(&service).serve(broker_listener, shutdown_rx.clone()));
-    let web_addr: SocketAddr = format!("{}:{}", config.bind_address, config.web_service_port)
-        .parse()
-        .with_context(|| format!("bindAddress {:?} is not an IP address", config.bind_address))?;
-    let listener = tokio::net::TcpListener::bind(web_addr)
-        .await
-        .with_context(|| format!("binding the web service port {web_addr}"))?;
+    let binary = tokio::spawn(Arc::clone(&service).serve(broker_listeners, shutdown_rx.clone()));
     let app = router(Arc::new(WebState {
         policy,
         broker: Arc::clone(&service),
         object_stores,
         web_service_url,
+        web_service_url_tls,
         broker_id: broker_id.clone(),
+        authenticator,
     }));
-    let mut http_shutdown = shutdown_rx.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|s| *s).await;
-            })
+    let mut web = Vec::new();
+    if let Some(port) = sec.web_port {
+        let addr = bind(port)?;
+        let tcp = tokio::net::TcpListener::bind(addr)
             .await
-    });
+            .with_context(|| format!("binding webServicePort {addr}"))?;
+        web.push(spawn_web(
+            crate::web::auth::PlainListener(tcp),
+            app.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
+    if let (Some(port), Some(tls)) = (sec.web_port_tls, &tls_web) {
+        let addr = bind(port)?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding webServicePortTls {addr}"))?;
+        let listener = crate::web::auth::TlsListener::new(tcp, Arc::clone(tls))?;
+        web.push(spawn_web(listener, app.clone(), shutdown_rx.clone()));
+    }
+    // Renewed certificates are picked up without a restart.
+    for tls in [&tls_binary, &tls_web].into_iter().flatten() {
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(Arc::clone(tls).watch_files(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
 
     let maintenance = tokio::spawn(maintenance_loop(
         Arc::clone(&factory),
@@ -226,8 +287,12 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     ));
 
     tracing::info!(
-        web = %web_addr,
-        broker = %broker_addr,
+        web = ?sec.web_port,
+        web_tls = ?sec.web_port_tls,
+        broker = ?sec.broker_port,
+        broker_tls = ?sec.broker_port_tls,
+        authentication = sec.authentication.enabled,
+        authorization = sec.authorization.enabled,
         advertised = %config.advertised_address,
         data = %data.display(),
         startup_ms = started.elapsed().as_millis() as u64,
@@ -282,10 +347,12 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     if let Err(e) = binary.await {
         tracing::warn!(error = %e, "broker service task failed");
     }
-    match http.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "web service ended with an error"),
-        Err(e) => tracing::warn!(error = %e, "web service task failed"),
+    for http in web {
+        match http.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "web service ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "web service task failed"),
+        }
     }
     factory.close_all().await.context("sealing open ledgers")?;
     if let Some(w) = &wal {
@@ -304,6 +371,30 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Serves the web API on `listener` until shutdown; handlers see who connected
+/// ([`crate::web::auth::PeerInfo`]).
+fn spawn_web<L>(
+    listener: L,
+    app: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener<Addr = crate::web::auth::PeerInfo>,
+    crate::web::auth::PeerInfo:
+        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<crate::web::auth::PeerInfo>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await
+    })
 }
 
 /// Rolls over idle ledgers that reached their maximum age and applies retention, periodically.

@@ -31,7 +31,9 @@ pub struct Properties {
 
 impl Properties {
     /// Parses `key=value` lines: `#` and `!` start comment lines, blank lines are skipped,
-    /// whitespace around keys and values is trimmed, an empty value means "use the default".
+    /// whitespace around keys and values is trimmed, an empty value means "use the default"
+    /// (except for the keys that can be switched off by an empty value, such as ports: see
+    /// [`take_optional_port`](Self::take_optional_port)).
     pub fn parse(path: &str, text: &str) -> Result<Properties, ConfigError> {
         let mut values = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
@@ -49,26 +51,69 @@ impl Properties {
             if k.is_empty() {
                 return Err(syntax());
             }
-            if !v.is_empty() {
-                values.insert(k.to_string(), v.to_string());
-            }
+            values.insert(k.to_string(), v.to_string());
         }
         Ok(Properties { values })
     }
 
-    /// Sets `key` (an override, e.g. from the environment); an empty value removes it.
+    /// Sets `key` (an override, e.g. from the environment); an empty value means what it
+    /// means in the file.
     pub fn set(&mut self, key: &str, value: &str) {
-        let value = value.trim();
-        if value.is_empty() {
-            self.values.remove(key);
-        } else {
-            self.values.insert(key.to_string(), value.to_string());
+        self.values
+            .insert(key.to_string(), value.trim().to_string());
+    }
+
+    /// Removes and returns `key`'s raw value (`None` when absent or empty).
+    pub fn take(&mut self, key: &str) -> Option<String> {
+        self.values.remove(key).filter(|v| !v.is_empty())
+    }
+
+    /// A port that an empty value switches off, as Pulsar's optional ports
+    /// (`brokerServicePort=` disables the plain port): absent → `default`, empty → `None`.
+    pub fn take_optional_port(
+        &mut self,
+        key: &str,
+        default: Option<u16>,
+    ) -> Result<Option<u16>, ConfigError> {
+        match self.values.remove(key) {
+            None => Ok(default),
+            Some(v) if v.is_empty() => Ok(None),
+            Some(v) => match v.parse::<u16>() {
+                Ok(p) => Ok(Some(p)),
+                Err(_) => Err(ConfigError::InvalidValue {
+                    key: key.into(),
+                    value: v,
+                    allowed: "a port from 0 to 65535, or empty to switch it off".into(),
+                }),
+            },
         }
     }
 
-    /// Removes and returns `key`'s raw value.
-    pub fn take(&mut self, key: &str) -> Option<String> {
-        self.values.remove(key)
+    /// `true` or `false` (Pulsar's boolean keys).
+    pub fn boolean(&mut self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        self.choice(
+            key,
+            default,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            },
+            "true or false",
+        )
+    }
+
+    /// A comma-separated list (Pulsar's `Set<String>` keys); empty items are dropped.
+    pub fn list(&mut self, key: &str) -> Vec<String> {
+        self.take(key)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Removes `key` and parses it as `T`.
@@ -83,13 +128,13 @@ impl Properties {
         }
     }
 
-    pub(super) fn string(&mut self, key: &str, default: &str) -> String {
+    pub fn string(&mut self, key: &str, default: &str) -> String {
         self.take(key).unwrap_or_else(|| default.to_string())
     }
 
     /// A key whose value is one of a few words: `parse` maps a word to its value, `allowed`
     /// lists the words for the error.
-    pub(super) fn choice<T>(
+    pub fn choice<T>(
         &mut self,
         key: &str,
         default: T,
@@ -106,7 +151,7 @@ impl Properties {
         })
     }
 
-    pub(super) fn unsigned(
+    pub fn unsigned(
         &mut self,
         key: &str,
         default: u64,
@@ -145,7 +190,11 @@ impl Properties {
     }
 
     /// The keys nobody took.
+    /// (Empty ones mean "the default" and are harmless, so they are not listed.)
     pub fn remaining(&self) -> impl Iterator<Item = &str> {
-        self.values.keys().map(String::as_str)
+        self.values
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, _)| k.as_str())
     }
 }

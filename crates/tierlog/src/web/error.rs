@@ -47,6 +47,7 @@ impl From<PolicyError> for ApiError {
             PolicyError::Invalid(_) | PolicyError::Name(_) | PolicyError::Busy(_) => {
                 StatusCode::PRECONDITION_FAILED
             }
+            PolicyError::NotAuthorized(_) => StatusCode::FORBIDDEN,
             PolicyError::Ledger(l) => ledger_status(l),
             PolicyError::Corrupt { .. } | PolicyError::Meta(_) | PolicyError::Offload(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -66,6 +67,7 @@ impl From<broker::BrokerError> for ApiError {
             }
             B::TopicFenced(_) | B::NotOwned(_) => StatusCode::SERVICE_UNAVAILABLE,
             B::ConsumerBusy(_) | B::ProducerBusy(_) => StatusCode::CONFLICT,
+            B::NotAuthorized(_) => StatusCode::FORBIDDEN,
             B::Storage(l) => ledger_status(l),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

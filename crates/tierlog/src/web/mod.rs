@@ -4,6 +4,9 @@
 //! Handlers are thin: they turn path segments into names, bodies into Pulsar's types, and call
 //! the policy layer or the broker service.
 
+#[cfg(test)]
+mod access_test;
+pub mod auth;
 mod cluster;
 mod error;
 mod namespaces;
@@ -32,8 +35,12 @@ pub struct WebState {
     pub object_stores: Arc<offload::ObjectStores>,
     /// `http://host:port` of this web service, for HTTP lookups.
     pub web_service_url: String,
+    /// `https://host:port` of this web service's TLS port, for HTTP lookups.
+    pub web_service_url_tls: Option<String>,
     /// `advertisedAddress:webServicePort`, Pulsar's broker id.
     pub broker_id: String,
+    /// Who requests come from.
+    pub authenticator: Arc<security::Authenticator>,
 }
 
 type S = State<Arc<WebState>>;
@@ -107,118 +114,356 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     )
 }
 
-pub fn router(state: Arc<WebState>) -> Router {
+/// Every endpoint with its access rule (see [`auth::Rule`]).
+pub fn api() -> auth::Api {
+    use auth::Rule as R;
+    use axum::http::Method as M;
+    use axum::routing::post;
     use cluster as c;
     use namespaces as n;
     use topics as t;
-    Router::new()
-        .route("/admin/v2/brokers/{cluster}", get(c::list_brokers))
+    auth::Api::new()
         .route(
+            M::GET,
+            "/admin/v2/brokers/{cluster}",
+            R::SuperUser,
+            get(c::list_brokers),
+        )
+        .route(
+            M::GET,
             "/admin/v2/brokers/{cluster}/{broker}/ownedNamespaces",
+            R::SuperUser,
             get(c::owned_namespaces),
         )
         .route(
+            M::PUT,
             "/admin/v2/namespaces/{t}/{ns}/unload",
+            R::SuperUser,
             put(c::unload_namespace),
         )
         .route(
+            M::PUT,
             "/admin/v2/namespaces/{t}/{ns}/{bundle}/unload",
+            R::SuperUser,
             put(c::unload_bundle),
         )
         .route(
+            M::PUT,
             "/admin/v2/persistent/{t}/{ns}/{topic}/unload",
+            R::TopicAdmin,
             put(c::unload_topic),
         )
-        .route("/metrics", get(metrics))
-        .route("/admin/v2/brokers/health", get(|| async { "ok" }))
-        .route("/admin/v2/tenants", get(n::list_tenants))
+        .route(M::GET, "/metrics", R::Authenticated, get(metrics))
         .route(
+            M::GET,
+            "/admin/v2/brokers/health",
+            R::SuperUser,
+            get(|| async { "ok" }),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/tenants",
+            R::SuperUser,
+            get(n::list_tenants),
+        )
+        .route(
+            M::GET,
             "/admin/v2/tenants/{t}",
-            get(n::get_tenant)
-                .put(n::create_tenant)
-                .delete(n::delete_tenant),
+            R::TenantAdmin,
+            get(n::get_tenant),
         )
-        .route("/admin/v2/namespaces/{t}", get(n::list_namespaces))
         .route(
+            M::PUT,
+            "/admin/v2/tenants/{t}",
+            R::SuperUser,
+            put(n::create_tenant),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/tenants/{t}",
+            R::SuperUser,
+            delete(n::delete_tenant),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/namespaces/{t}",
+            R::TenantAdmin,
+            get(n::list_namespaces),
+        )
+        .route(
+            M::PUT,
             "/admin/v2/namespaces/{t}/{ns}",
-            put(n::create_namespace)
-                .delete(n::delete_namespace)
-                .get(n::get_policies),
+            R::NamespaceAdmin,
+            put(n::create_namespace),
         )
         .route(
+            M::DELETE,
+            "/admin/v2/namespaces/{t}/{ns}",
+            R::NamespaceAdmin,
+            delete(n::delete_namespace),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/namespaces/{t}/{ns}",
+            R::NamespaceAdmin,
+            get(n::get_policies),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/namespaces/{t}/{ns}/permissions",
+            R::NamespaceAdmin,
+            get(n::get_permissions),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/namespaces/{t}/{ns}/permissions/{role}",
+            R::NamespaceAdmin,
+            post(n::grant_permission),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/namespaces/{t}/{ns}/permissions/{role}",
+            R::NamespaceAdmin,
+            delete(n::revoke_permission),
+        )
+        .route(
+            M::GET,
             "/admin/v2/namespaces/{t}/{ns}/retention",
-            get(n::get_retention)
-                .post(n::set_retention)
-                .delete(n::remove_retention),
+            R::NamespaceAdmin,
+            get(n::get_retention),
         )
         .route(
+            M::POST,
+            "/admin/v2/namespaces/{t}/{ns}/retention",
+            R::NamespaceAdmin,
+            post(n::set_retention),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/namespaces/{t}/{ns}/retention",
+            R::NamespaceAdmin,
+            delete(n::remove_retention),
+        )
+        .route(
+            M::GET,
             "/admin/v2/namespaces/{t}/{ns}/offloadThreshold",
-            get(n::get_threshold).put(n::set_threshold),
+            R::NamespaceAdmin,
+            get(n::get_threshold),
         )
         .route(
+            M::PUT,
+            "/admin/v2/namespaces/{t}/{ns}/offloadThreshold",
+            R::NamespaceAdmin,
+            put(n::set_threshold),
+        )
+        .route(
+            M::GET,
             "/admin/v2/namespaces/{t}/{ns}/offloadThresholdInSeconds",
-            get(n::get_threshold_seconds).put(n::set_threshold_seconds),
+            R::NamespaceAdmin,
+            get(n::get_threshold_seconds),
         )
         .route(
+            M::PUT,
+            "/admin/v2/namespaces/{t}/{ns}/offloadThresholdInSeconds",
+            R::NamespaceAdmin,
+            put(n::set_threshold_seconds),
+        )
+        .route(
+            M::GET,
             "/admin/v2/namespaces/{t}/{ns}/offloadDeletionLagMs",
-            get(n::get_lag).put(n::set_lag).delete(n::clear_lag),
+            R::NamespaceAdmin,
+            get(n::get_lag),
         )
         .route(
+            M::PUT,
+            "/admin/v2/namespaces/{t}/{ns}/offloadDeletionLagMs",
+            R::NamespaceAdmin,
+            put(n::set_lag),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/namespaces/{t}/{ns}/offloadDeletionLagMs",
+            R::NamespaceAdmin,
+            delete(n::clear_lag),
+        )
+        .route(
+            M::GET,
             "/admin/v2/namespaces/{t}/{ns}/hotTier",
-            get(n::get_hot_tier)
-                .post(n::set_hot_tier)
-                .delete(n::remove_hot_tier),
+            R::NamespaceAdmin,
+            get(n::get_hot_tier),
         )
         .route(
+            M::POST,
+            "/admin/v2/namespaces/{t}/{ns}/hotTier",
+            R::NamespaceAdmin,
+            post(n::set_hot_tier),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/namespaces/{t}/{ns}/hotTier",
+            R::NamespaceAdmin,
+            delete(n::remove_hot_tier),
+        )
+        .route(
+            M::GET,
             "/admin/v2/namespaces/{t}/{ns}/offloadPolicies",
-            get(n::get_offload_policies).post(n::set_offload_policies),
+            R::NamespaceAdmin,
+            get(n::get_offload_policies),
         )
         .route(
+            M::POST,
+            "/admin/v2/namespaces/{t}/{ns}/offloadPolicies",
+            R::NamespaceAdmin,
+            post(n::set_offload_policies),
+        )
+        .route(
+            M::DELETE,
             "/admin/v2/namespaces/{t}/{ns}/removeOffloadPolicies",
+            R::NamespaceAdmin,
             delete(n::remove_offload_policies),
         )
-        .route("/admin/v2/persistent/{t}/{ns}", get(t::list_topics))
         .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}",
+            R::NamespaceTopics,
+            get(t::list_topics),
+        )
+        .route(
+            M::GET,
             "/admin/v2/persistent/{t}/{ns}/partitioned",
+            R::NamespaceTopics,
             get(t::list_partitioned),
         )
         .route(
+            M::PUT,
             "/admin/v2/persistent/{t}/{ns}/{topic}",
-            put(t::create_topic).delete(t::delete_topic),
+            R::TopicAdmin,
+            put(t::create_topic),
         )
         .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}",
+            R::TopicAdmin,
+            delete(t::delete_topic),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/permissions",
+            R::TopicAdmin,
+            get(t::get_permissions),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/permissions/{role}",
+            R::TopicAdmin,
+            post(t::grant_permission),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/permissions/{role}",
+            R::TopicAdmin,
+            delete(t::revoke_permission),
+        )
+        .route(
+            M::PUT,
             "/admin/v2/persistent/{t}/{ns}/{topic}/offload",
-            put(t::trigger_offload).get(t::offload_status),
+            R::TopicAdmin,
+            put(t::trigger_offload),
         )
         .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/offload",
+            R::TopicAdmin,
+            get(t::offload_status),
+        )
+        .route(
+            M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/offloadPolicies",
-            get(t::get_offload_policies)
-                .post(t::set_offload_policies)
-                .delete(t::remove_offload_policies),
+            R::TopicAdmin,
+            get(t::get_offload_policies),
         )
         .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/offloadPolicies",
+            R::TopicAdmin,
+            post(t::set_offload_policies),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/offloadPolicies",
+            R::TopicAdmin,
+            delete(t::remove_offload_policies),
+        )
+        .route(
+            M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/retention",
-            get(t::get_retention)
-                .post(t::set_retention)
-                .delete(t::remove_retention),
+            R::TopicAdmin,
+            get(t::get_retention),
         )
         .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/retention",
+            R::TopicAdmin,
+            post(t::set_retention),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/retention",
+            R::TopicAdmin,
+            delete(t::remove_retention),
+        )
+        .route(
+            M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/partitions",
-            get(t::get_partitions)
-                .put(t::create_partitions)
-                .delete(t::delete_partitions),
+            R::TopicLookup,
+            get(t::get_partitions),
         )
         .route(
+            M::PUT,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/partitions",
+            R::TopicAdmin,
+            put(t::create_partitions),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/partitions",
+            R::TopicAdmin,
+            delete(t::delete_partitions),
+        )
+        .route(
+            M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/internalStats",
+            R::TopicLookup,
             get(t::internal_stats),
         )
-        .route("/admin/v2/persistent/{t}/{ns}/{topic}/stats", get(t::stats))
-        .route("/lookup/v2/topic/{domain}/{t}/{ns}/{topic}", get(t::lookup))
+        .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/stats",
+            R::TopicLookup,
+            get(t::stats),
+        )
+        .route(
+            M::GET,
+            "/lookup/v2/topic/{domain}/{t}/{ns}/{topic}",
+            R::TopicLookup,
+            get(t::lookup),
+        )
+}
+
+pub fn router(state: Arc<WebState>) -> Router {
+    api()
+        .into_router(&state)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
-            c::redirect_to_owner,
+            c_redirect,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::authenticate,
         ))
         .with_state(state)
 }
+
+use cluster::redirect_to_owner as c_redirect;

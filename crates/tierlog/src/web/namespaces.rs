@@ -4,7 +4,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use policy::OffloadPolicies;
 use policy::offload_policies::check_limit;
-use policy::types::{RetentionPolicies, TenantInfo};
+use policy::types::{Policies, RetentionPolicies, TenantInfo};
+use security::AuthAction;
+use std::collections::BTreeSet;
 
 use super::{ApiResult, Ns, S, body, json, no_content};
 
@@ -50,8 +52,74 @@ pub async fn list_namespaces(State(s): S, Path(t): Path<String>) -> ApiResult {
     json(&names)
 }
 
-pub async fn create_namespace(State(s): S, Ns(ns): Ns) -> ApiResult {
-    s.policy.store().create_namespace(&ns).await?;
+/// `PUT /admin/v2/namespaces/{t}/{ns}` with an optional `Policies` body (its
+/// `auth_policies`, retention, offload settings are kept).
+pub async fn create_namespace(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
+    let policies: Policies = if raw.iter().all(u8::is_ascii_whitespace) {
+        Policies::default()
+    } else {
+        body(&raw, "namespace policies")?
+    };
+    s.policy.store().create_namespace(&ns, &policies).await?;
+    no_content()
+}
+
+// ----- permissions -----
+
+/// `GET …/namespaces/{t}/{ns}/permissions`: role → actions granted on the whole namespace.
+pub async fn get_permissions(State(s): S, Ns(ns): Ns) -> ApiResult {
+    json(
+        &s.policy
+            .store()
+            .policies(&ns)
+            .await?
+            .auth_policies
+            .namespace_auth,
+    )
+}
+
+/// The actions of a grant body (`["produce", "consume"]`).
+pub(super) fn actions(raw: &Bytes) -> Result<BTreeSet<AuthAction>, super::ApiError> {
+    body(
+        raw,
+        "actions (a JSON array of produce, consume, functions, sources, sinks, packages)",
+    )
+}
+
+/// `POST …/namespaces/{t}/{ns}/permissions/{role}` with the actions: replaces the role's
+/// namespace-wide grant.
+pub async fn grant_permission(
+    State(s): S,
+    Path((t, ns, role)): Path<(String, String, String)>,
+    raw: Bytes,
+) -> ApiResult {
+    let ns = protocol::NamespaceName::new(&t, &ns)?;
+    let actions = actions(&raw)?;
+    s.policy
+        .store()
+        .update_policies(&ns, |p| {
+            p.auth_policies
+                .namespace_auth
+                .insert(role.clone(), actions.clone());
+        })
+        .await?;
+    tracing::info!(namespace = %ns, role, ?actions, "permissions granted");
+    no_content()
+}
+
+/// `DELETE …/namespaces/{t}/{ns}/permissions/{role}`.
+pub async fn revoke_permission(
+    State(s): S,
+    Path((t, ns, role)): Path<(String, String, String)>,
+) -> ApiResult {
+    let ns = protocol::NamespaceName::new(&t, &ns)?;
+    s.policy
+        .store()
+        .update_policies(&ns, |p| {
+            p.auth_policies.namespace_auth.remove(&role);
+        })
+        .await?;
+    tracing::info!(namespace = %ns, role, "permissions revoked");
     no_content()
 }
 

@@ -28,6 +28,78 @@ pub async fn create_topic(State(s): S, Topic(t): Topic) -> ApiResult {
     no_content()
 }
 
+// ----- permissions (kept in the namespace's auth_policies, per topic) -----
+
+/// The `{t}/{ns}/{topic}/permissions/{role}` of a path.
+type TopicRolePath = Path<(String, String, String, String)>;
+
+fn topic_of(t: &str, ns: &str, local: &str) -> Result<TopicName, ApiError> {
+    Ok(protocol::NamespaceName::new(t, ns)?.topic(Domain::Persistent, local)?)
+}
+
+/// `GET …/{topic}/permissions`: what each role may do on the topic, namespace-wide grants
+/// included (as Pulsar answers).
+pub async fn get_permissions(State(s): S, Topic(t): Topic) -> ApiResult {
+    let auth = s
+        .policy
+        .store()
+        .policies(t.namespace())
+        .await?
+        .auth_policies;
+    let mut all = auth.namespace_auth.clone();
+    if let Some(own) = auth.destination_auth.get(&t.to_string()) {
+        for (role, actions) in own {
+            all.entry(role.clone()).or_default().extend(actions);
+        }
+    }
+    json(&all)
+}
+
+/// `POST …/{topic}/permissions/{role}` with the actions.
+pub async fn grant_permission(
+    State(s): S,
+    Path((tenant, ns, local, role)): TopicRolePath,
+    raw: Bytes,
+) -> ApiResult {
+    let t = topic_of(&tenant, &ns, &local)?;
+    let actions = super::namespaces::actions(&raw)?;
+    let key = t.to_string();
+    s.policy
+        .store()
+        .update_policies(t.namespace(), |p| {
+            p.auth_policies
+                .destination_auth
+                .entry(key.clone())
+                .or_default()
+                .insert(role.clone(), actions.clone());
+        })
+        .await?;
+    tracing::info!(topic = %t, role, ?actions, "permissions granted");
+    no_content()
+}
+
+/// `DELETE …/{topic}/permissions/{role}`.
+pub async fn revoke_permission(
+    State(s): S,
+    Path((tenant, ns, local, role)): TopicRolePath,
+) -> ApiResult {
+    let t = topic_of(&tenant, &ns, &local)?;
+    let key = t.to_string();
+    s.policy
+        .store()
+        .update_policies(t.namespace(), |p| {
+            if let Some(roles) = p.auth_policies.destination_auth.get_mut(&key) {
+                roles.remove(&role);
+                if roles.is_empty() {
+                    p.auth_policies.destination_auth.remove(&key);
+                }
+            }
+        })
+        .await?;
+    tracing::info!(topic = %t, role, "permissions revoked");
+    no_content()
+}
+
 type QueryParams = Query<HashMap<String, String>>;
 
 /// `?force=true` of a DELETE: close attached clients instead of refusing.
@@ -181,12 +253,13 @@ pub async fn lookup(
     {
         return Ok(redirect);
     }
-    let url = &s.broker.config().service_url;
+    let config = s.broker.config();
+    let url = config.service_url.as_deref().unwrap_or_default();
     json(&LookupData {
         broker_url: url,
-        broker_url_tls: "",
+        broker_url_tls: config.service_url_tls.as_deref().unwrap_or_default(),
         http_url: &s.web_service_url,
-        http_url_tls: "",
+        http_url_tls: s.web_service_url_tls.as_deref().unwrap_or_default(),
         native_url: url,
     })
 }

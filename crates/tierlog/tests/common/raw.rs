@@ -37,6 +37,34 @@ impl Raw {
         raw
     }
 
+    /// Sends CONNECT with `auth` (method name, data) and returns the broker's first reply,
+    /// and whether the broker then closed the connection.
+    pub async fn connect_with_auth(port: u16, method: &str, data: &[u8]) -> (BaseCommand, bool) {
+        let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (r, w) = s.into_split();
+        let mut raw = Raw {
+            reader: FrameReader::new(r, FrameDecoder::new(5 << 20)),
+            writer: w,
+        };
+        raw.write(&encode_command(&BaseCommand {
+            connect: Some(pb::CommandConnect {
+                client_version: "raw-test-client".into(),
+                protocol_version: Some(20),
+                auth_method_name: Some(method.into()),
+                auth_data: Some(data.to_vec().into()),
+                ..Default::default()
+            }),
+            ..commands::base(Type::Connect)
+        }))
+        .await;
+        let reply = raw.next().await;
+        let closed = matches!(
+            tokio::time::timeout(Duration::from_secs(5), raw.reader.next()).await,
+            Ok(Ok(None)) | Ok(Err(_))
+        );
+        (reply, closed)
+    }
+
     pub async fn write(&mut self, b: &[u8]) {
         self.writer.write_all(b).await.unwrap();
     }

@@ -1,0 +1,232 @@
+//! Security with the official Python client over real sockets: a broker configured with
+//! Pulsar's standalone-ssl.conf keys (TLS on both ports; token and TLS-certificate providers;
+//! authorization; anonymousUserRole=anonymous).
+
+mod common;
+
+use std::process::Command;
+
+use security::token::{SigningKey, create_token};
+use testkit::pki::TestPki;
+
+const SECRET: &[u8] = b"tierlog test secret, 32 bytes ok";
+
+#[test]
+fn tls_tokens_certificates_and_permissions_with_the_python_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(&dir.path().join("pki"));
+    // The broker's certificate names localhost only: 127.0.0.1 is the wrong host name.
+    let (server_cert, server_key) = pki.server_for("broker", &["localhost"]);
+    pki.client("certuser");
+    let secret_file = dir.path().join("secret.key");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let (tls_port, web_tls_port) = (testkit::free_port(), testkit::free_port());
+    let secret_url = format!("file://{}", secret_file.display());
+    let env = [
+        ("TIERLOG_brokerServicePortTls", tls_port.to_string()),
+        ("TIERLOG_webServicePortTls", web_tls_port.to_string()),
+        ("TIERLOG_tlsCertificateFilePath", server_cert.display().to_string()),
+        ("TIERLOG_tlsKeyFilePath", server_key.display().to_string()),
+        ("TIERLOG_tlsTrustCertsFilePath", pki.ca_file.display().to_string()),
+        ("TIERLOG_authenticationEnabled", "true".into()),
+        ("TIERLOG_authorizationEnabled", "true".into()),
+        (
+            "TIERLOG_authenticationProviders",
+            "org.apache.pulsar.broker.authentication.AuthenticationProviderToken,org.apache.pulsar.broker.authentication.AuthenticationProviderTls".into(),
+        ),
+        ("TIERLOG_tokenSecretKey", secret_url),
+        ("TIERLOG_superUserRoles", "admin".into()),
+        ("TIERLOG_anonymousUserRole", "anonymous".into()),
+        // The certificate names localhost: so must the URLs lookups hand out.
+        ("TIERLOG_advertisedAddress", "localhost".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let b = common::start(dir.path(), &env);
+
+    let sign =
+        |role: &str| create_token(&SigningKey::Secret(SECRET.to_vec()), role, None, None).unwrap();
+    let admin = sign("admin");
+    let app = sign("app");
+    // Expired an hour ago, with the right key.
+    let expired = security::token::create_token_with_claims(
+        &SigningKey::Secret(SECRET.to_vec()),
+        serde_json::json!({"sub": "app", "exp": 1_000_000_000u64})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let forged = create_token(
+        &SigningKey::Secret(b"some other secret of 32 bytes!!!".to_vec()),
+        "app",
+        None,
+        None,
+    )
+    .unwrap();
+
+    // The tenant and namespaces, as a super-user; permissions in Pulsar's JSON.
+    let call = |m: &str, p: &str, body: Option<&str>| b.call_as(m, p, body, Some(&admin));
+    assert_eq!(
+        call(
+            "PUT",
+            "/admin/v2/tenants/acme",
+            Some(r#"{"adminRoles":[],"allowedClusters":["standalone"]}"#)
+        )
+        .0,
+        204
+    );
+    assert_eq!(
+        call(
+            "PUT",
+            "/admin/v2/namespaces/acme/app",
+            Some(r#"{"auth_policies": {"namespace_auth": {"app": ["produce","consume"], "certuser": ["produce","consume"]}}}"#)
+        )
+        .0,
+        204
+    );
+    assert_eq!(call("PUT", "/admin/v2/namespaces/acme/open", None).0, 204);
+    assert_eq!(
+        call(
+            "POST",
+            "/admin/v2/namespaces/acme/open/permissions/anonymous",
+            Some(r#"["produce","consume"]"#)
+        )
+        .0,
+        204
+    );
+    let (status, perms) = call("GET", "/admin/v2/namespaces/acme/open/permissions", None);
+    assert_eq!(
+        (status, perms.as_str()),
+        (200, r#"{"anonymous":["produce","consume"]}"#)
+    );
+
+    let tokens =
+        serde_json::json!({"app": app, "admin": admin, "expired": expired, "forged": forged});
+    let script = testkit::workspace_root().join("crates/tierlog/tests/clients/python_security.py");
+    let out = Command::new(common::python())
+        .arg(&script)
+        .args([
+            b.broker_port.to_string(),
+            tls_port.to_string(),
+            b.web_port.to_string(),
+            web_tls_port.to_string(),
+        ])
+        .arg(&pki.ca_file)
+        .arg(dir.path().join("pki"))
+        .arg(tokens.to_string())
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let result = |case: &str| -> String {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(case).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no result for {case}\nstdout:\n{stdout}\nstderr:\n{stderr}"))
+            .to_string()
+    };
+    let ok = |case: &str| assert_eq!(result(case), "OK", "{case}\n{stdout}");
+    let err = |case: &str, class: &str| {
+        let r = result(case);
+        assert!(
+            r.starts_with(&format!("ERR {class}")),
+            "{case}: {r}\n{stdout}"
+        );
+    };
+    ok("token-plain");
+    ok("token-tls");
+    ok("token-https-lookup");
+    ok("token-http-lookup");
+    err("token-other-namespace", "AuthorizationError");
+    ok("anonymous-open");
+    err("anonymous-app", "AuthorizationError");
+    // The broker answers a refused CONNECT with ERROR{AuthenticationError} and closes, as
+    // Pulsar does; the C++ client (3.x) treats any reply but CONNECTED as a failed connection
+    // and retries until its operation timeout. pulsar-rs reports the code itself (below).
+    for case in ["expired-plain", "expired-tls", "forged-plain", "forged-tls"] {
+        let r = result(case);
+        assert!(
+            r.starts_with("ERR Timeout") || r.starts_with("ERR AuthenticationError"),
+            "{case}: {r}"
+        );
+    }
+    ok("cert-tls");
+    ok("hostname-right");
+    err("hostname-wrong", "");
+    ok("hostname-unchecked");
+    assert_eq!(result("rest-admin-https"), "HTTP 200");
+    assert!(
+        result("rest-app-https").starts_with("HTTP 403 {\"reason\":"),
+        "{stdout}"
+    );
+    // Anonymous gets a role, and that role may not administrate.
+    assert!(
+        result("rest-none-https").starts_with("HTTP 403"),
+        "{stdout}"
+    );
+    assert!(
+        result("rest-expired-http").starts_with(
+            "HTTP 401 {\"reason\":\"Authentication required: invalid token: the token has expired"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        result("rest-forged-http").starts_with("HTTP 401"),
+        "{stdout}"
+    );
+    // A role with consume on the namespace lists its topics.
+    assert!(
+        result("rest-app-topics").starts_with("HTTP 200"),
+        "{stdout}"
+    );
+
+    // The wire answer: ERROR{request_id: -1, AuthenticationError}, then the connection closes.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (what, token) in [("expired", &expired), ("forged", &forged)] {
+        let (reply, closed) = rt.block_on(common::raw::Raw::connect_with_auth(
+            b.broker_port,
+            "token",
+            token.as_bytes(),
+        ));
+        let e = reply
+            .error
+            .clone()
+            .unwrap_or_else(|| panic!("{what}: {reply:?}"));
+        assert_eq!(e.request_id, u64::MAX, "{what}");
+        assert_eq!(
+            e.error,
+            protocol::pb::ServerError::AuthenticationError as i32,
+            "{what}"
+        );
+        assert!(e.message.contains("token"), "{what}: {}", e.message);
+        assert!(closed, "{what}: the connection stays open");
+    }
+    // pulsar-rs connects with a good one.
+    let accepted = rt.block_on(async {
+        pulsar::Pulsar::builder(b.service_url(), pulsar::TokioExecutor)
+            .with_auth(pulsar::Authentication {
+                name: "token".into(),
+                data: app.clone().into_bytes(),
+            })
+            .build()
+            .await
+    });
+    assert!(accepted.is_ok(), "{:?}", accepted.err());
+
+    // Nothing the test used as a secret reaches the broker's log.
+    let log = b.stop("TERM");
+    let log = String::from_utf8_lossy(&log.stderr).to_string();
+    for secret in [
+        app.as_str(),
+        admin.as_str(),
+        expired.as_str(),
+        forged.as_str(),
+    ] {
+        assert!(!log.contains(secret), "a token is in the broker's log");
+    }
+    assert!(
+        !log.contains(std::str::from_utf8(SECRET).unwrap()),
+        "the secret key is in the log"
+    );
+    assert!(log.contains("authentication failed"), "refusals are logged");
+}
