@@ -14,13 +14,45 @@ use protocol::io::{FrameReader, Outbox};
 use protocol::pb::base_command::Type;
 use protocol::pb::{self, BaseCommand};
 use protocol::{FrameDecoder, commands, encode_command, encode_send_parts_into};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+mod tls;
+pub use tls::TlsOptions;
+
+/// How to connect: TLS for `pulsar+ssl://`, and the credentials CONNECT carries.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub tls: TlsOptions,
+    pub auth: Option<AuthData>,
+}
+
+/// CONNECT's `auth_method_name` and `auth_data` (a token, say). Its bytes are never shown.
+#[derive(Clone)]
+pub struct AuthData {
+    pub method: String,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for AuthData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthData({}, <redacted>)", self.method)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("invalid service URL {0:?}: expected pulsar://host:port")]
+    #[error("invalid service URL {0:?}: expected pulsar://host:port or pulsar+ssl://host:port")]
     Url(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The broker refused the handshake (authentication, say).
+    #[error("the broker refused the connection ({code:?}): {message}")]
+    Refused {
+        code: pb::ServerError,
+        message: String,
+    },
     #[error("connecting to {addr}: {source}")]
     Connect {
         addr: String,
@@ -81,10 +113,20 @@ fn lock(r: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
 impl Connection {
     /// Connects to `pulsar://host:port` and completes the handshake.
     pub async fn connect(url: &str) -> Result<Connection> {
-        let addr = url
-            .strip_prefix("pulsar://")
-            .map(|a| a.trim_end_matches('/').to_string())
-            .ok_or_else(|| ClientError::Url(url.to_string()))?;
+        Self::connect_with(url, &ConnectOptions::default()).await
+    }
+
+    /// Connects to `pulsar://host:port` or `pulsar+ssl://host:port` with `options`.
+    pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Connection> {
+        let (tls, addr) = match (
+            url.strip_prefix("pulsar://"),
+            url.strip_prefix("pulsar+ssl://"),
+        ) {
+            (Some(a), _) => (false, a),
+            (_, Some(a)) => (true, a),
+            _ => return Err(ClientError::Url(url.to_string())),
+        };
+        let addr = addr.trim_end_matches('/').to_string();
         let stream = TcpStream::connect(&addr)
             .await
             .map_err(|source| ClientError::Connect {
@@ -92,7 +134,28 @@ impl Connection {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+        if !tls {
+            let (rd, wr) = stream.into_split();
+            return Self::handshake(rd, wr, options).await;
+        }
+        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|_| ClientError::Url(url.to_string()))?;
+        let stream = options
+            .tls
+            .connector()?
+            .connect(name, stream)
+            .await
+            .map_err(|e| ClientError::Tls(format!("handshake with {addr}: {e}")))?;
+        let (rd, wr) = tokio::io::split(stream);
+        Self::handshake(rd, wr, options).await
+    }
+
+    async fn handshake<R, W>(rd: R, wr: W, options: &ConnectOptions) -> Result<Connection>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         // The writer task ends when the last sender (this connection's clones) is dropped.
         let (out, _writer) = protocol::io::spawn_writer(wr, 1 << 20);
         let routes: Arc<Mutex<Routes>> = Default::default();
@@ -111,6 +174,18 @@ impl Connection {
                         if let Some(tx) = connected.take() {
                             let _ = tx.send(Ok(()));
                         }
+                    }
+                    // A refused handshake: ERROR before CONNECTED.
+                    Ok(Some(f)) if connected.is_some() && f.command.error.is_some() => {
+                        let e = f.command.error.unwrap_or_default();
+                        if let Some(tx) = connected.take() {
+                            let _ = tx.send(Err(ClientError::Refused {
+                                code: pb::ServerError::try_from(e.error)
+                                    .unwrap_or(pb::ServerError::UnknownError),
+                                message: e.message,
+                            }));
+                        }
+                        break;
                     }
                     Ok(Some(f)) => match pong.upgrade() {
                         Some(out) => route(&reader_routes, &out, f.command, f.payload),
@@ -137,6 +212,8 @@ impl Connection {
             connect: Some(pb::CommandConnect {
                 client_version: format!("tierlog-perf-{}", env!("CARGO_PKG_VERSION")),
                 protocol_version: Some(protocol::SERVER_PROTOCOL_VERSION),
+                auth_method_name: options.auth.as_ref().map(|a| a.method.clone()),
+                auth_data: options.auth.as_ref().map(|a| a.data.clone().into()),
                 ..Default::default()
             }),
             ..commands::base(Type::Connect)

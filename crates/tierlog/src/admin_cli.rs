@@ -22,9 +22,12 @@ use units::{parse_size, parse_time_seconds, retention};
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Admin service URL of the broker.
-    #[arg(long, global = true, default_value = "http://localhost:8080")]
-    pub admin_url: String,
+    /// Admin service URL of the broker (default: client.conf's webServiceUrl, else
+    /// http://localhost:8080).
+    #[arg(long, global = true)]
+    pub admin_url: Option<String>,
+    #[command(flatten)]
+    pub client: crate::client_conf::ClientArgs,
     /// Output format where a command prints data.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub output: OutputFormat,
@@ -222,6 +225,25 @@ pub enum Namespaces {
     Create {
         namespace: String,
     },
+    /// The roles granted actions on the whole namespace.
+    Permissions {
+        namespace: String,
+    },
+    /// Grant a role actions on the whole namespace (replaces its previous grant).
+    GrantPermission {
+        namespace: String,
+        #[arg(long)]
+        role: String,
+        /// produce, consume, functions, sources, sinks, packages (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        actions: Vec<String>,
+    },
+    /// Revoke a role's namespace-wide grant.
+    RevokePermission {
+        namespace: String,
+        #[arg(long)]
+        role: String,
+    },
     /// Set retention: --size (e.g. 10G, -1) and --time (e.g. 3d, -1).
     SetRetention {
         namespace: String,
@@ -288,6 +310,25 @@ pub enum Topics {
     /// List the topics of a namespace.
     List {
         namespace: String,
+    },
+    /// The roles granted actions on the topic (namespace-wide grants included).
+    Permissions {
+        topic: String,
+    },
+    /// Grant a role actions on the topic.
+    GrantPermission {
+        topic: String,
+        #[arg(long)]
+        role: String,
+        /// produce, consume, functions, sources, sinks, packages (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        actions: Vec<String>,
+    },
+    /// Revoke a role's grant on the topic.
+    RevokePermission {
+        topic: String,
+        #[arg(long)]
+        role: String,
     },
     /// Unload a topic: its broker closes it and its clients, who reconnect.
     Unload {
@@ -467,6 +508,25 @@ impl Client {
     }
 }
 
+/// A role as one URL path segment.
+fn path_segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// `--actions` as Pulsar's `AuthAction`s (an unknown one is named).
+fn auth_actions(names: &[String]) -> anyhow::Result<Vec<security::AuthAction>> {
+    names
+        .iter()
+        .map(|n| {
+            security::AuthAction::parse(n).with_context(|| {
+                format!(
+                    "unknown action {n:?} (produce, consume, functions, sources, sinks, packages)"
+                )
+            })
+        })
+        .collect()
+}
+
 fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -485,13 +545,14 @@ fn print_list(names: &[String], output: OutputFormat) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
-    let c = Client {
-        http,
-        base: args.admin_url.clone(),
-    };
+    let settings = crate::client_conf::ClientSettings::resolve(&args.client)?;
+    let http = settings.http_client(Duration::from_secs(60))?;
+    let base = args
+        .admin_url
+        .clone()
+        .or(settings.web_service_url)
+        .unwrap_or_else(|| "http://localhost:8080".into());
+    let c = Client { http, base };
     match args.command {
         AdminCommand::Tenants(Tenants::List) => {
             let tenants: Vec<String> = c.get("/admin/v2/tenants").await?.unwrap_or_default();
@@ -559,6 +620,22 @@ async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow
         }
         Namespaces::Create { namespace } => {
             c.send(M::PUT, &base(&namespace)?).await?;
+        }
+        Namespaces::Permissions { namespace } => {
+            let p: Option<Value> = c.get(&format!("{}/permissions", base(&namespace)?)).await?;
+            print_json(&p.unwrap_or_default())?
+        }
+        Namespaces::GrantPermission {
+            namespace,
+            role,
+            actions,
+        } => {
+            let p = format!("{}/permissions/{}", base(&namespace)?, path_segment(&role));
+            c.call(M::POST, &p, Some(&auth_actions(&actions)?)).await?;
+        }
+        Namespaces::RevokePermission { namespace, role } => {
+            let p = format!("{}/permissions/{}", base(&namespace)?, path_segment(&role));
+            c.send(M::DELETE, &p).await?;
         }
         Namespaces::Unload { namespace, bundle } => {
             let p = match bundle {
@@ -690,6 +767,22 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
         Topics::SetRetention { topic, size, time } => {
             let p = format!("{}/retention", path(&topic)?.0);
             c.call(M::POST, &p, Some(&retention(&size, &time)?)).await?;
+        }
+        Topics::Permissions { topic } => {
+            let p: Option<Value> = c.get(&format!("{}/permissions", path(&topic)?.0)).await?;
+            print_json(&p.unwrap_or_default())?
+        }
+        Topics::GrantPermission {
+            topic,
+            role,
+            actions,
+        } => {
+            let p = format!("{}/permissions/{}", path(&topic)?.0, path_segment(&role));
+            c.call(M::POST, &p, Some(&auth_actions(&actions)?)).await?;
+        }
+        Topics::RevokePermission { topic, role } => {
+            let p = format!("{}/permissions/{}", path(&topic)?.0, path_segment(&role));
+            c.send(M::DELETE, &p).await?;
         }
         Topics::GetRetention { topic } => {
             let r: Option<RetentionPolicies> =

@@ -4,6 +4,7 @@
 //! runtime, serves the broker (binary protocol and web port) and hosts the command-line tools.
 
 mod admin_cli;
+mod client_conf;
 mod config;
 mod metrics;
 mod offload_dump;

@@ -213,6 +213,167 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
     });
     assert!(accepted.is_ok(), "{:?}", accepted.err());
 
+    // tierlog admin and tierlog perf as authenticated clients: flags, then client.conf.
+    let tierlog = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tierlog"));
+        cmd.args(args).env_remove("TIERLOG_CLIENT_CONF");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run tierlog")
+    };
+    let https = format!("https://localhost:{web_tls_port}");
+    let ca = pki.ca_file.display().to_string();
+    let token_param = |t: &str| format!("token:{t}");
+    let plugin = "org.apache.pulsar.client.impl.auth.AuthenticationToken";
+    let admin_param = token_param(&admin);
+    let out = tierlog(
+        &[
+            "admin",
+            "--admin-url",
+            &https,
+            "--tls-trust-cert-path",
+            &ca,
+            "--auth-plugin",
+            plugin,
+            "--auth-params",
+            &admin_param,
+            "tenants",
+            "list",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("acme"));
+    let app_param = token_param(&app);
+    let out = tierlog(
+        &[
+            "admin",
+            "--admin-url",
+            &https,
+            "--tls-trust-cert-path",
+            &ca,
+            "--auth-plugin",
+            plugin,
+            "--auth-params",
+            &app_param,
+            "tenants",
+            "list",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HTTP 403") && err.contains("super-user"),
+        "{err}"
+    );
+    assert!(!err.contains(&app), "the token is echoed");
+    // The same from conf/client.conf, granting and listing permissions with pulsar-admin's
+    // commands.
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, &admin).unwrap();
+    let conf = dir.path().join("client.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "webServiceUrl={https}\nbrokerServiceUrl=pulsar+ssl://localhost:{tls_port}\n\
+             authPlugin={plugin}\nauthParams=file://{}\ntlsTrustCertsFilePath={ca}\n",
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let conf_env = [("TIERLOG_CLIENT_CONF", conf.to_str().unwrap())];
+    let out = tierlog(
+        &[
+            "admin",
+            "topics",
+            "grant-permission",
+            "persistent://acme/open/perf",
+            "--role",
+            "bob",
+            "--actions",
+            "produce,consume",
+        ],
+        &conf_env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tierlog(
+        &[
+            "admin",
+            "topics",
+            "permissions",
+            "persistent://acme/open/perf",
+        ],
+        &conf_env,
+    );
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        shown.contains("\"bob\"") && shown.contains("\"anonymous\""),
+        "{shown}"
+    );
+    let out = tierlog(
+        &[
+            "admin",
+            "namespaces",
+            "grant-permission",
+            "acme/open",
+            "--role",
+            "x",
+            "--actions",
+            "fly",
+        ],
+        &conf_env,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown action \"fly\""));
+    // perf over pulsar+ssl:// with the conf's admin token, then with an expired one.
+    let out = tierlog(
+        &[
+            "perf",
+            "produce",
+            "-r",
+            "200",
+            "-m",
+            "20",
+            "persistent://acme/app/perf",
+        ],
+        &conf_env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expired_param = token_param(&expired);
+    let out = tierlog(
+        &[
+            "perf",
+            "produce",
+            "-m",
+            "1",
+            "--auth-plugin",
+            plugin,
+            "--auth-params",
+            &expired_param,
+            "persistent://acme/app/perf",
+        ],
+        &conf_env,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AuthenticationError") && err.contains("expired"),
+        "{err}"
+    );
+
     // Nothing the test used as a secret reaches the broker's log.
     let log = b.stop("TERM");
     let log = String::from_utf8_lossy(&log.stderr).to_string();

@@ -10,9 +10,7 @@ use super::stats::{Stats, report, summary};
 use super::{ConsumeArgs, expand_topics, futures_join, stop_signal};
 
 pub(super) async fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
-    let conn = client::Connection::connect(&a.common.service_url)
-        .await
-        .with_context(|| format!("connecting to {}", a.common.service_url))?;
+    let conn = a.common.connect().await?;
     let topics = expand_topics(&conn, &a.common.topics).await?;
     let sub_type = match a.sub_type.as_str() {
         "Shared" => 1,

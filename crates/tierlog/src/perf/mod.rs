@@ -11,6 +11,21 @@ mod stats;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+
+impl Common {
+    /// Connects to the service URL with client.conf's and the flags' TLS and credentials.
+    pub(crate) async fn connect(&self) -> anyhow::Result<client::Connection> {
+        let settings = crate::client_conf::ClientSettings::resolve(&self.client)?;
+        let url = self
+            .service_url
+            .clone()
+            .or_else(|| settings.broker_service_url.clone())
+            .unwrap_or_else(|| "pulsar://localhost:6650".into());
+        client::Connection::connect_with(&url, &settings.connect_options())
+            .await
+            .with_context(|| format!("connecting to {url}"))
+    }
+}
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
@@ -23,13 +38,12 @@ pub enum PerfCommand {
 
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Broker service URL.
-    #[arg(
-        long = "service-url",
-        short = 'u',
-        default_value = "pulsar://localhost:6650"
-    )]
-    service_url: String,
+    /// Broker service URL, pulsar:// or pulsar+ssl:// (default: client.conf's
+    /// brokerServiceUrl, else pulsar://localhost:6650).
+    #[arg(long = "service-url", short = 'u')]
+    service_url: Option<String>,
+    #[command(flatten)]
+    client: crate::client_conf::ClientArgs,
     /// Seconds between stats lines.
     #[arg(long = "stats-interval", default_value_t = 10)]
     stats_interval: u64,

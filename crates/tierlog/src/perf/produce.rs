@@ -14,9 +14,7 @@ use super::stats::{Stats, report, summary};
 use super::{ProduceArgs, expand_topics, futures_join, stop_signal};
 
 pub(super) async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
-    let conn = client::Connection::connect(&a.common.service_url)
-        .await
-        .with_context(|| format!("connecting to {}", a.common.service_url))?;
+    let conn = a.common.connect().await?;
     let topics = expand_topics(&conn, &a.common.topics).await?;
     // pulsar-perf's payload: random upper-case letters, one buffer reused for every message.
     let payload: Bytes = {
