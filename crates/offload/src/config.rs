@@ -21,6 +21,85 @@ pub struct Credentials {
     pub role_session_name: Option<String>,
     /// `gcsManagedLedgerOffloadServiceAccountKeyFile`.
     pub gcs_service_account_key_file: Option<PathBuf>,
+    /// Server-side encryption of what the S3 drivers write (and, for SSE-C, read).
+    pub s3_encryption: S3Encryption,
+}
+
+/// Server-side encryption on every PUT, multipart upload and (SSE-C) GET of the S3 drivers:
+/// tierlog's keys in Pulsar's style, `s3ManagedLedgerOffloadServerSideEncryption` (`AES256`,
+/// `aws:kms`, `aws:kms:dsse`, `SSE-C`), `s3ManagedLedgerOffloadSseKmsKeyId`,
+/// `s3ManagedLedgerOffloadSseCustomerKeyFile` (a file holding the 256-bit key, raw or base64).
+/// The customer key is read when the client is built and never leaves the process otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum S3Encryption {
+    #[default]
+    None,
+    /// SSE-S3 (`AES256`): keys managed by S3.
+    SseS3,
+    /// SSE-KMS (`aws:kms`), or dual-layer DSSE-KMS, with the bucket's default key unless named.
+    SseKms { key_id: Option<String>, dual: bool },
+    /// SSE-C: the customer's key, from a file.
+    SseC { key_file: PathBuf },
+}
+
+impl S3Encryption {
+    /// From the keys' values; the error names what is wrong.
+    pub fn from_settings(
+        kind: Option<&str>,
+        kms_key_id: Option<&str>,
+        customer_key_file: Option<&str>,
+    ) -> std::result::Result<S3Encryption, String> {
+        let key_id = kms_key_id.filter(|k| !k.is_empty()).map(str::to_string);
+        let e = match kind.map(str::trim) {
+            None | Some("") | Some("none") => S3Encryption::None,
+            Some("AES256") => S3Encryption::SseS3,
+            Some("aws:kms") => S3Encryption::SseKms {
+                key_id,
+                dual: false,
+            },
+            Some("aws:kms:dsse") => S3Encryption::SseKms { key_id, dual: true },
+            Some("SSE-C") => match customer_key_file.filter(|f| !f.is_empty()) {
+                Some(f) => S3Encryption::SseC {
+                    key_file: PathBuf::from(f),
+                },
+                None => {
+                    return Err(
+                        "SSE-C needs s3ManagedLedgerOffloadSseCustomerKeyFile (a file holding the 256-bit key)"
+                            .into(),
+                    );
+                }
+            },
+            Some(other) => {
+                return Err(format!(
+                    "s3ManagedLedgerOffloadServerSideEncryption {other:?} is not one of none, AES256, aws:kms, aws:kms:dsse, SSE-C"
+                ));
+            }
+        };
+        Ok(e)
+    }
+
+    /// The SSE-C key as S3 takes it (base64 of 32 bytes), read from its file.
+    pub(crate) fn customer_key_base64(path: &std::path::Path) -> Result<String> {
+        use base64::Engine;
+        let shown = path.display();
+        let raw = std::fs::read(path).map_err(|e| {
+            OffloadError::Config(format!(
+                "cannot read the SSE-C key file {shown} (s3ManagedLedgerOffloadSseCustomerKeyFile): {e}"
+            ))
+        })?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let key = if raw.len() == 32 {
+            raw
+        } else {
+            b64.decode(raw.trim_ascii()).unwrap_or_default()
+        };
+        if key.len() != 32 {
+            return Err(OffloadError::Config(format!(
+                "the SSE-C key file {shown} must hold a 256-bit key (32 bytes, raw or base64)"
+            )));
+        }
+        Ok(b64.encode(key))
+    }
 }
 
 impl Credentials {
@@ -46,6 +125,7 @@ impl std::fmt::Debug for Credentials {
                 "gcs_service_account_key_file",
                 &self.gcs_service_account_key_file,
             )
+            .field("s3_encryption", &self.s3_encryption)
             .finish()
     }
 }

@@ -28,7 +28,7 @@ pub mod source;
 pub mod stores;
 pub mod upload;
 
-pub use config::{Credentials, OffloadConfig};
+pub use config::{Credentials, OffloadConfig, S3Encryption};
 pub use error::{FormatError, OffloadError, Result};
 pub use location::{Driver, DriverMetadata, Location, S3Flavor};
 pub use offloader::{BlobStoreOffloader, BlobStoreReader, LedgerOffloader, TierReader};

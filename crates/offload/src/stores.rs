@@ -199,6 +199,37 @@ fn retry(settings: &ClientSettings) -> object_store::RetryConfig {
     }
 }
 
+/// Server-side encryption headers on the S3 client's writes (and SSE-C reads).
+fn encryption(
+    b: object_store::aws::AmazonS3Builder,
+    e: &crate::config::S3Encryption,
+) -> Result<object_store::aws::AmazonS3Builder> {
+    use crate::config::S3Encryption as E;
+    use object_store::aws::AmazonS3ConfigKey;
+    // object_store names its encryption settings by these configuration keys.
+    let set = |b: object_store::aws::AmazonS3Builder, key: &str, v: &str| -> Result<_> {
+        let key: AmazonS3ConfigKey = key
+            .parse()
+            .map_err(|e| OffloadError::Config(format!("S3 encryption setting {key}: {e}")))?;
+        Ok(b.with_config(key, v))
+    };
+    Ok(match e {
+        E::None => b,
+        E::SseS3 => set(b, "aws_server_side_encryption", "AES256")?,
+        E::SseKms { key_id, dual } => {
+            let kind = if *dual { "aws:kms:dsse" } else { "aws:kms" };
+            let b = set(b, "aws_server_side_encryption", kind)?;
+            match key_id {
+                Some(id) => set(b, "aws_sse_kms_key_id", id)?,
+                None => b,
+            }
+        }
+        E::SseC { key_file } => {
+            b.with_ssec_encryption(crate::config::S3Encryption::customer_key_base64(key_file)?)
+        }
+    })
+}
+
 /// Builds the client `location` needs.
 async fn build(
     location: &Location,
@@ -232,6 +263,7 @@ async fn build(
                     "the S3 offload driver requires s3ManagedLedgerOffloadServiceEndpoint".into(),
                 ));
             }
+            b = encryption(b, &credentials.s3_encryption)?;
             let creds = credentials::aws_provider(location, credentials).await?;
             Arc::new(b.with_credentials(creds).build().map_err(err)?)
         }

@@ -325,3 +325,95 @@ async fn a_body_corrupted_on_its_way_is_refused_by_the_store() {
         assert_reads_back(&h, &src, 100_000).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_encryption_headers_on_every_object_and_reads_back() {
+    let moto = MotoServer::start();
+    moto.create_bucket("sse-bucket");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("sse-c.key");
+    std::fs::write(&key_file, [7u8; 32]).unwrap();
+    let cases = [
+        (offload::S3Encryption::SseS3, Some("AES256"), None),
+        (
+            offload::S3Encryption::SseKms {
+                key_id: Some("arn:aws:kms:us-east-1:123456789012:key/test-key".into()),
+                dual: false,
+            },
+            Some("aws:kms"),
+            Some("arn:aws:kms:us-east-1:123456789012:key/test-key"),
+        ),
+        // moto stores SSE-C objects without checking the key: this proves the requests are
+        // accepted and read back with the key's headers; a wrong key is the server's to refuse.
+        (
+            offload::S3Encryption::SseC {
+                key_file: key_file.clone(),
+            },
+            None,
+            None,
+        ),
+    ];
+    for (i, (encryption, header, kms_key)) in cases.into_iter().enumerate() {
+        let mut c = s3_config(Driver::S3, &moto.endpoint(), "sse-bucket");
+        c.credentials.s3_encryption = encryption;
+        let o = common::offloader(c, 2).await.unwrap();
+        // Two blocks: the data object goes up as a multipart upload.
+        let src = VecSource::with_sizes(10 + i as i64, [3 << 20, 3 << 20, 100]);
+        let uuid = Uuid::new_v4();
+        let r = o.offload(&src, uuid, &extra()).await.unwrap();
+        for key in [&r.data_key, &r.index_key] {
+            let headers = moto.head_object("sse-bucket", key);
+            let get = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            assert_eq!(
+                get("x-amz-server-side-encryption").as_deref(),
+                header,
+                "{key}: {headers:?}"
+            );
+            assert_eq!(
+                get("x-amz-server-side-encryption-aws-kms-key-id").as_deref(),
+                kms_key,
+                "{key}"
+            );
+        }
+        let h = o.read(src.id, uuid, o.location()).await.unwrap();
+        assert_reads_back(&h, &src, 1000).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unusable_sse_c_key_file_is_named_and_its_content_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, b"only-sixteen-byt").unwrap();
+    for (file, want) in [
+        (short.clone(), "must hold a 256-bit key"),
+        (
+            dir.path().join("absent.key"),
+            "cannot read the SSE-C key file",
+        ),
+    ] {
+        let mut c = s3_config(Driver::S3, "http://127.0.0.1:9", "sse-bucket");
+        c.credentials.s3_encryption = offload::S3Encryption::SseC {
+            key_file: file.clone(),
+        };
+        let Err(e) = common::offloader(c, 0).await else {
+            panic!("{} accepted", file.display());
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains(want) && text.contains(&file.display().to_string()),
+            "{text}"
+        );
+        assert!(!text.contains("only-sixteen"), "{text}");
+    }
+    assert!(
+        offload::S3Encryption::from_settings(Some("rot13"), None, None)
+            .unwrap_err()
+            .contains("rot13")
+    );
+    assert!(
+        offload::S3Encryption::from_settings(Some("SSE-C"), None, None)
+            .unwrap_err()
+            .contains("s3ManagedLedgerOffloadSseCustomerKeyFile")
+    );
+}

@@ -80,6 +80,9 @@ offload_policies! {
     #[secret] s3_managed_ledger_offload_credential_id: String = "s3ManagedLedgerOffloadCredentialId",
     #[secret] s3_managed_ledger_offload_credential_secret: String = "s3ManagedLedgerOffloadCredentialSecret",
     s3_managed_ledger_offload_role: String = "s3ManagedLedgerOffloadRole",
+    s3_managed_ledger_offload_server_side_encryption: String = "s3ManagedLedgerOffloadServerSideEncryption",
+    s3_managed_ledger_offload_sse_kms_key_id: String = "s3ManagedLedgerOffloadSseKmsKeyId",
+    s3_managed_ledger_offload_sse_customer_key_file: String = "s3ManagedLedgerOffloadSseCustomerKeyFile",
     s3_managed_ledger_offload_role_session_name: String = "s3ManagedLedgerOffloadRoleSessionName",
     gcs_managed_ledger_offload_region: String = "gcsManagedLedgerOffloadRegion",
     gcs_managed_ledger_offload_bucket: String = "gcsManagedLedgerOffloadBucket",
@@ -208,9 +211,12 @@ impl OffloadPolicies {
         p
     }
 
-    /// How stores are authenticated to under these policies.
+    /// How stores are authenticated to (and objects encrypted) under these policies. An
+    /// unusable encryption setting is refused by [`resolve`](Self::resolve); here it counts
+    /// as none.
     pub fn credentials(&self) -> Credentials {
         Credentials {
+            s3_encryption: self.s3_encryption().unwrap_or_default(),
             credential_id: self.s3_managed_ledger_offload_credential_id.clone(),
             credential_secret: self.s3_managed_ledger_offload_credential_secret.clone(),
             role: self.s3_managed_ledger_offload_role.clone(),
@@ -220,6 +226,17 @@ impl OffloadPolicies {
                 .as_ref()
                 .map(PathBuf::from),
         }
+    }
+
+    fn s3_encryption(&self) -> Result<offload::S3Encryption, ResolveError> {
+        offload::S3Encryption::from_settings(
+            self.s3_managed_ledger_offload_server_side_encryption
+                .as_deref(),
+            self.s3_managed_ledger_offload_sse_kms_key_id.as_deref(),
+            self.s3_managed_ledger_offload_sse_customer_key_file
+                .as_deref(),
+        )
+        .map_err(|reason| ResolveError::Offload(OffloadError::Config(reason)))
     }
 
     /// Whether no field is set.
@@ -268,6 +285,7 @@ impl OffloadPolicies {
                 limit(key, v)?;
             }
         }
+        self.s3_encryption()?;
         let mut ml = base.clone();
         ml.offload_threshold_bytes = self.managed_ledger_offload_threshold_in_bytes.unwrap_or(-1);
         ml.offload_threshold_seconds = self
@@ -396,6 +414,30 @@ mod tests {
             target.unwrap().location,
             Location::filesystem("data/offloaded")
         );
+    }
+
+    #[test]
+    fn server_side_encryption_per_namespace_in_pulsars_key_style() {
+        let ns = json(
+            r#"{"managedLedgerOffloadDriver": "aws-s3", "s3ManagedLedgerOffloadBucket": "bkt",
+                "s3ManagedLedgerOffloadServerSideEncryption": "aws:kms",
+                "s3ManagedLedgerOffloadSseKmsKeyId": "alias/offload"}"#,
+        );
+        let (_, target) = ns
+            .resolve(&OffloadDefaults::default(), &ManagedLedgerConfig::default())
+            .unwrap();
+        assert_eq!(
+            target.unwrap().credentials.s3_encryption,
+            offload::S3Encryption::SseKms {
+                key_id: Some("alias/offload".into()),
+                dual: false
+            }
+        );
+        let bad = json(r#"{"s3ManagedLedgerOffloadServerSideEncryption": "rot13"}"#);
+        let e = bad
+            .resolve(&OffloadDefaults::default(), &ManagedLedgerConfig::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("rot13"), "{e}");
     }
 
     #[test]
