@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ledger::{AppendReceipt, Position};
 use protocol::io::{FrameReader, ReadError};
@@ -26,10 +25,6 @@ use crate::topic::{ProducerEntry, Start, Topic};
 
 /// Sends waiting for durability per connection before the reader pauses (as Pulsar does).
 const MAX_PENDING_SENDS: usize = 1000;
-/// Silence after which the broker pings, and after which (again) it gives up.
-const KEEPALIVE: Duration = Duration::from_secs(30);
-/// How long a new connection has to complete CONNECT.
-pub(crate) const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// The largest frame accepted before CONNECT completes: a CONNECT with credentials fits, a
 /// peer that has not said who it is cannot make the broker buffer megabytes.
 pub(crate) const MAX_FRAME_BEFORE_CONNECT: u32 = 64 * 1024;
@@ -133,13 +128,14 @@ pub(crate) async fn run<R, W>(
     };
     let mut frames = FrameReader::new(rd, FrameDecoder::with_max_frame(MAX_FRAME_BEFORE_CONNECT))
         .with_budget(svc.receive_budget.clone());
-    let connect_by = tokio::time::Instant::now() + CONNECT_DEADLINE;
+    // The TLS handshake (if any) and CONNECT must complete within the keepalive interval.
+    let connect_by = tokio::time::Instant::now() + svc.config.keepalive;
     let mut pinged = false;
     let auth_every = svc.authenticator.refresh_check();
     let mut auth_check = tokio::time::Instant::now() + auth_every;
     let reason = loop {
         let wait = if conn.connected {
-            KEEPALIVE
+            svc.config.keepalive
         } else {
             connect_by.saturating_duration_since(tokio::time::Instant::now())
         };
@@ -579,8 +575,20 @@ impl Conn {
         Ok(())
     }
 
+    /// A slot among `maxConcurrentLookupRequest`, or Pulsar's TooManyRequests refusal.
+    fn lookup_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, BrokerError> {
+        Arc::clone(&self.svc.lookups)
+            .try_acquire_owned()
+            .map_err(|_| BrokerError::TooManyRequests)
+    }
+
     async fn partitioned_metadata(&self, c: pb::CommandPartitionedTopicMetadata) {
-        let result = match Self::topic_name(&c.topic) {
+        let slot = self.lookup_slot();
+        let result = match slot
+            .as_ref()
+            .map_err(|_| BrokerError::TooManyRequests)
+            .and(Self::topic_name(&c.topic))
+        {
             Ok(t) => match self.authorize(&t, TopicOperation::Lookup).await {
                 Err(e) => Err(e),
                 Ok(()) if t.partition_index().is_some() => Ok(0),

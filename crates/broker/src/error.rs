@@ -32,6 +32,9 @@ pub enum BrokerError {
     NotAuthorized(String),
     #[error("consumer not found")]
     ConsumerNotFound,
+    /// More lookups at once than `maxConcurrentLookupRequest`.
+    #[error("Failed due to too many pending lookup requests")]
+    TooManyRequests,
     #[error("storage error: {0}")]
     Storage(#[from] ledger::LedgerError),
     #[error("{0}")]
@@ -54,6 +57,7 @@ impl BrokerError {
             BrokerError::NotOwned(_) => ServerError::ServiceNotReady,
             BrokerError::NotAuthorized(_) => ServerError::AuthorizationError,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
+            BrokerError::TooManyRequests => ServerError::TooManyRequests,
             BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {
                 ServerError::NotAllowedError
             }

@@ -71,6 +71,13 @@ pub struct BrokerServiceConfig {
     /// `maxMessagePublishBufferSizeInMB`, in bytes: frames being received, all connections
     /// together; a connection over it is not read until others complete theirs.
     pub receive_buffer_bytes: usize,
+    /// `keepAliveIntervalSeconds`: silence before a PING (and as long again before closing);
+    /// also how long a new connection has for its TLS handshake and CONNECT.
+    pub keepalive: std::time::Duration,
+    /// `maxConnectionsPerIp` (0 = no limit).
+    pub max_connections_per_ip: u32,
+    /// `maxConcurrentLookupRequest`.
+    pub max_concurrent_lookups: u32,
 }
 
 /// A topic's schema (shared by the partitions of a partitioned topic), version 0.
@@ -78,6 +85,78 @@ pub struct BrokerServiceConfig {
 pub struct StoredSchema {
     pub schema: protocol::pb::Schema,
     pub version: u64,
+}
+
+/// One connection counted against its address's `maxConnectionsPerIp`, until dropped.
+struct IpSlot {
+    svc: Arc<BrokerService>,
+    ip: std::net::IpAddr,
+}
+
+impl IpSlot {
+    /// `None` when the address already has its maximum of connections.
+    fn take(svc: &Arc<BrokerService>, ip: std::net::IpAddr) -> Option<IpSlot> {
+        let limit = svc.config.max_connections_per_ip;
+        if limit == 0 {
+            return Some(IpSlot {
+                svc: Arc::clone(svc),
+                ip,
+            });
+        }
+        let mut counts = svc
+            .connections_per_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_default();
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            svc: Arc::clone(svc),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if self.svc.config.max_connections_per_ip == 0 {
+            return;
+        }
+        let mut counts = self
+            .svc
+            .connections_per_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Tells a client over its address's connection limit why, and closes (Pulsar answers
+/// NotAllowedError before any handshake; a TLS client only sees the connection close).
+async fn refuse_connection(
+    mut stream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    limit: u32,
+) {
+    use tokio::io::AsyncWriteExt;
+    tracing::info!(peer = %addr, limit, "connection refused: maxConnectionsPerIp reached");
+    let err = protocol::commands::error(
+        u64::MAX,
+        protocol::pb::ServerError::NotAllowedError,
+        format!("Reached the maximum number of connections from this address ({limit})"),
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let _ = stream.write_all(&protocol::encode_command(&err)).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// A port the broker service listens on, with TLS or without.
@@ -100,6 +179,10 @@ pub struct BrokerService {
     pub(crate) authenticator: Arc<security::Authenticator>,
     pub(crate) config: BrokerServiceConfig,
     pub(crate) receive_budget: protocol::io::ReceiveBudget,
+    /// Lookups being answered (`maxConcurrentLookupRequest`).
+    pub(crate) lookups: Arc<tokio::sync::Semaphore>,
+    /// Open connections per client address (`maxConnectionsPerIp`).
+    connections_per_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
     /// Loaded topics; loading one does I/O, which never holds up loading another.
     topics: OnceMap<TopicName, Arc<Topic>>,
     producer_names: AtomicU64,
@@ -132,6 +215,10 @@ impl BrokerService {
             store,
             authenticator,
             receive_budget: protocol::io::ReceiveBudget::new(config.receive_buffer_bytes),
+            lookups: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_lookups as usize,
+            )),
+            connections_per_ip: Default::default(),
             config,
             topics: Default::default(),
             producer_names: AtomicU64::new(0),
@@ -193,13 +280,18 @@ impl BrokerService {
                         let svc = Arc::clone(&self);
                         let stop = shutdown.clone();
                         let tls = listener.tls.clone();
+                        let Some(slot) = IpSlot::take(&self, addr.ip()) else {
+                            tokio::spawn(refuse_connection(stream, addr, self.config.max_connections_per_ip));
+                            continue;
+                        };
                         self.connections.lock().await.spawn(async move {
+                            let _slot = slot;
                             let Some(tls) = tls else {
                                 let (rd, wr) = stream.into_split();
                                 let peer = Peer { addr, tls_common_name: None };
                                 return crate::connection::run(svc, rd, wr, peer, id, stop).await;
                             };
-                            match tls.accept(stream).await {
+                            match tls.accept(stream, svc.config.keepalive).await {
                                 Ok(a) => {
                                     let (rd, wr) = tokio::io::split(a.stream);
                                     let peer = Peer { addr, tls_common_name: a.client_common_name };

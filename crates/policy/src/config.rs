@@ -106,6 +106,14 @@ pub struct BrokerConfig {
     /// `maxMessagePublishBufferSizeInMB` (default 256): memory for messages being received
     /// from producers, all connections together; beyond it connections are not read.
     pub max_message_publish_buffer_size_bytes: u64,
+    /// `keepAliveIntervalSeconds` (30): silence before a PING, and the time a new connection
+    /// has to complete its TLS handshake and CONNECT.
+    pub keep_alive_interval: std::time::Duration,
+    /// `maxConnectionsPerIp` (0 = no limit).
+    pub max_connections_per_ip: u32,
+    /// `maxConcurrentLookupRequest` (50 000): lookups and partition-metadata requests being
+    /// answered at once; beyond it they are refused with TooManyRequests.
+    pub max_concurrent_lookup_requests: u32,
     /// Rollover limits and the default retention of every topic.
     pub managed_ledger: ManagedLedgerConfig,
     /// The broker level of the offload policies (`managedLedgerOffloadDriver=none`: no driver).
@@ -323,6 +331,20 @@ impl BrokerConfig {
                 1,
                 1 << 20,
             )? << 20,
+            keep_alive_interval: std::time::Duration::from_secs(raw.unsigned(
+                "keepAliveIntervalSeconds",
+                30,
+                1,
+                3600,
+            )?),
+            max_connections_per_ip: raw.unsigned("maxConnectionsPerIp", 0, 0, u32::MAX as u64)?
+                as u32,
+            max_concurrent_lookup_requests: raw.unsigned(
+                "maxConcurrentLookupRequest",
+                50_000,
+                1,
+                u32::MAX as u64,
+            )? as u32,
             cluster_name,
             data_directory,
             managed_ledger,

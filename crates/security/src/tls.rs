@@ -13,9 +13,6 @@ use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-/// How long a client has to complete its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A TLS protocol version as Pulsar's `tlsProtocols` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsProtocol {
@@ -174,10 +171,10 @@ impl TlsServer {
         }
     }
 
-    /// The TLS handshake of an accepted connection, within [`HANDSHAKE_TIMEOUT`].
-    pub async fn accept(&self, tcp: TcpStream) -> std::io::Result<Accepted> {
+    /// The TLS handshake of an accepted connection, within `deadline`.
+    pub async fn accept(&self, tcp: TcpStream, deadline: Duration) -> std::io::Result<Accepted> {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config());
-        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+        let stream = tokio::time::timeout(deadline, acceptor.accept(tcp))
             .await
             .map_err(|_| {
                 std::io::Error::new(
@@ -376,7 +373,7 @@ mod tests {
             Ok::<_, std::io::Error>(s)
         });
         let (tcp, _) = listener.accept().await?;
-        let accepted = server.accept(tcp).await;
+        let accepted = server.accept(tcp, Duration::from_secs(10)).await;
         let _ = client.await;
         accepted.map(|a| a.client_common_name)
     }

@@ -238,6 +238,9 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
             },
             receive_buffer_bytes: usize::try_from(config.max_message_publish_buffer_size_bytes)
                 .unwrap_or(usize::MAX),
+            keepalive: config.keep_alive_interval,
+            max_connections_per_ip: config.max_connections_per_ip,
+            max_concurrent_lookups: config.max_concurrent_lookup_requests,
         },
         cluster.clone(),
         Arc::clone(&authenticator),
@@ -269,7 +272,8 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding webServicePortTls {addr}"))?;
-        let listener = crate::web::auth::TlsListener::new(tcp, Arc::clone(tls))?;
+        let listener =
+            crate::web::auth::TlsListener::new(tcp, Arc::clone(tls), config.keep_alive_interval)?;
         web.push(spawn_web(listener, app.clone(), shutdown_rx.clone()));
     }
     // Renewed certificates are picked up without a restart.

@@ -71,7 +71,8 @@ async fn large_frames_before_connect_are_refused_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_trickling_connect_is_dropped_at_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let b = common::start(dir.path(), &[]);
+    // The handshake deadline is keepAliveIntervalSeconds (Pulsar's 30 s by default).
+    let b = common::start(dir.path(), &[("TIERLOG_keepAliveIntervalSeconds", "10")]);
     let mut s = TcpStream::connect(("127.0.0.1", b.broker_port))
         .await
         .unwrap();
@@ -131,4 +132,33 @@ async fn frames_being_received_are_held_to_the_publish_buffer() {
     for w in writers {
         w.abort();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_max_connections_per_ip_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = common::start(dir.path(), &[("TIERLOG_maxConnectionsPerIp", "2")]);
+    let first = common::raw::Raw::connect(b.broker_port).await;
+    let second = common::raw::Raw::connect(b.broker_port).await;
+    let (reply, closed) = common::raw::Raw::connect_with_auth(b.broker_port, "none", b"").await;
+    let e = reply.error.clone().unwrap_or_else(|| panic!("{reply:?}"));
+    assert_eq!(e.error, protocol::pb::ServerError::NotAllowedError as i32);
+    assert!(
+        e.message.contains("maximum number of connections"),
+        "{}",
+        e.message
+    );
+    assert!(closed);
+    // A slot frees when a connection ends.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (reply, _) = common::raw::Raw::connect_with_auth(b.broker_port, "none", b"").await;
+        if reply.connected.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no slot freed: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(second);
 }

@@ -82,9 +82,11 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
+    /// `deadline`: how long a client has for its handshake (`keepAliveIntervalSeconds`).
     pub fn new(
         tcp: tokio::net::TcpListener,
         tls: Arc<security::TlsServer>,
+        deadline: std::time::Duration,
     ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = tokio::sync::mpsc::channel(64);
@@ -103,7 +105,7 @@ impl TlsListener {
                 }
                 let (tls, tx) = (Arc::clone(&tls), tx.clone());
                 tokio::spawn(async move {
-                    match tls.accept(stream).await {
+                    match tls.accept(stream, deadline).await {
                         Ok(a) => {
                             let peer = PeerInfo {
                                 addr,
