@@ -6,7 +6,10 @@ measured in the same run on the same machine:
   consume   catch-up read from the hot tier                  ÷ raw sequential read of the ledger files
   offload   offload through the broker to s3s-fs             ÷ raw multipart PUT (boto3, 64 MiB parts, 4 in flight)
   cold read catch-up read of offloaded data after restart    ÷ raw whole-object GETs; GETs per GiB
+  tls       produce throughput and publish p99 over pulsar+ssl:// ÷ pulsar:// on the same broker,
+            interleaved (target >= 0.8 of plain throughput)
   plus peak RSS of the broker per phase and start-up time to ready.
+  TIERLOG_BENCH_ONLY=tls runs the TLS comparison alone.
 
 usage: bench/broker.py TIERLOG_BIN S3S_FS_BIN WORKDIR   (run by ./scripts/bench broker)
 """
@@ -152,10 +155,50 @@ def line(label, value, unit, base_label=None, base=None):
     return s
 
 
+def tls_vs_plain(report):
+    """One broker with both ports; plain and TLS runs interleaved, best of 3 each."""
+    d = os.path.join(WORK, "tls")
+    os.makedirs(d)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-addext", "basicConstraints=critical,CA:FALSE", "-days", "1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    tls_port = free_port()
+    b = Broker(os.path.join(d, "data"), {
+        "TIERLOG_brokerServicePortTls": str(tls_port),
+        "TIERLOG_tlsCertificateFilePath": cert,
+        "TIERLOG_tlsKeyFilePath": key,
+    })
+    tls_url = f"pulsar+ssl://127.0.0.1:{tls_port}"
+    n = str(PRODUCE_MSGS // 2)
+    best = {"plain": 0.0, "tls": 0.0}
+    for i in range(3):
+        for name, url, extra in [("plain", b.url(), []), ("tls", tls_url, ["--tls-trust-cert-path", cert])]:
+            p = perf("produce", "-u", url, *extra, "-r", "0", "-s", "1024", "-m", n, f"tls-bench-{name}-{i}")
+            mbs = p["mbytePerSec"] * 1.048576
+            print(f"  run {i}: {name} {mbs:.1f} MB/s", flush=True)
+            best[name] = max(best[name], mbs)
+    report.append(line("produce 1 KiB over TLS (best/3)", best["tls"], "MB/s",
+                       "same over plain TCP (best/3)", best["plain"]))
+    p99 = {}
+    for name, url, extra in [("plain", b.url(), []), ("tls", tls_url, ["--tls-trust-cert-path", cert])]:
+        lat = perf("produce", "-u", url, *extra, "-r", "1000", "-s", "2048", "--test-duration",
+                   str(LATENCY_SECS), f"tls-latency-{name}")
+        p99[name] = lat["latencyMs"]["p99"]
+    report.append(line("publish p99 -r 1000 -s 2048 over TLS", p99["tls"], "ms",
+                       "same over plain TCP", p99["plain"]))
+    b.stop()
+
+
 if os.path.exists(WORK):
     shutil.rmtree(WORK)
 os.makedirs(WORK)
 report = []
+if os.environ.get("TIERLOG_BENCH_ONLY") == "tls":
+    tls_vs_plain(report)
+    shutil.rmtree(WORK)
+    sys.exit(0)
 
 # Hot tier: produce at max rate, then publish latency at the seed's load, then catch-up reads.
 data = os.path.join(WORK, "hot")
@@ -276,6 +319,7 @@ report.append(s)
 report.append(line("peak RSS, cold catch-up", b.peak_rss_mib(), "MiB"))
 b.stop()
 s3.terminate()
+tls_vs_plain(report)
 shutil.rmtree(WORK)
 with open(os.environ.get("TIERLOG_BENCH_REPORT", "/dev/null"), "w") as f:
     f.write("\n".join(report) + "\n")
