@@ -391,3 +391,113 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
     );
     assert!(log.contains("authentication failed"), "refusals are logged");
 }
+
+/// Expiring tokens are challenged every authenticationRefreshCheckSeconds: a client that
+/// answers with a fresh token for the same role stays connected; one that cannot refresh, or
+/// answers as another role, is disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_tokens_are_challenged_and_refreshed_or_the_connection_closes() {
+    use protocol::pb::{self, BaseCommand, base_command::Type};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret.key");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let secret_url = format!("file://{}", secret_file.display());
+    let b = common::start(
+        dir.path(),
+        &[
+            ("TIERLOG_authenticationEnabled", "true"),
+            (
+                "TIERLOG_authenticationProviders",
+                "org.apache.pulsar.broker.authentication.AuthenticationProviderToken",
+            ),
+            ("TIERLOG_tokenSecretKey", &secret_url),
+            ("TIERLOG_authenticationRefreshCheckSeconds", "1"),
+        ],
+    );
+    let key = SigningKey::Secret(SECRET.to_vec());
+    let expiring = |role: &str, secs: u64| {
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + secs;
+        security::token::create_token_with_claims(
+            &key,
+            serde_json::json!({"sub": role, "exp": exp})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap()
+    };
+    let port = b.broker_port;
+    let t = expiring("app", 2);
+    let mut refreshing =
+        common::raw::Raw::connect_authenticated(port, "token", t.as_bytes(), true).await;
+    let mut stale =
+        common::raw::Raw::connect_authenticated(port, "token", t.as_bytes(), false).await;
+    let mut impostor =
+        common::raw::Raw::connect_authenticated(port, "token", t.as_bytes(), true).await;
+
+    // The client without refresh support is closed once its token has expired.
+    let mut seen = Vec::new();
+    assert!(
+        stale.closed_within(Duration::from_secs(6), &mut seen).await,
+        "{seen:?}"
+    );
+
+    // The others are challenged; one answers as the same role, one as another.
+    for (raw, role) in [(&mut refreshing, "app"), (&mut impostor, "someone-else")] {
+        let challenge = loop {
+            let c = raw
+                .try_next(Duration::from_secs(6))
+                .await
+                .expect("AUTH_CHALLENGE");
+            if let Some(c) = c.auth_challenge {
+                break c;
+            }
+        };
+        assert_eq!(
+            challenge
+                .challenge
+                .and_then(|c| c.auth_method_name)
+                .as_deref(),
+            Some("token")
+        );
+        let fresh = expiring(role, 3600);
+        raw.write(&protocol::encode_command(&BaseCommand {
+            auth_response: Some(pb::CommandAuthResponse {
+                client_version: Some("raw-test-client".into()),
+                response: Some(pb::AuthData {
+                    auth_method_name: Some("token".into()),
+                    auth_data: Some(fresh.into_bytes().into()),
+                }),
+                protocol_version: Some(20),
+            }),
+            ..protocol::commands::base(Type::AuthResponse)
+        }))
+        .await;
+    }
+    let mut seen = Vec::new();
+    assert!(
+        impostor
+            .closed_within(Duration::from_secs(3), &mut seen)
+            .await
+    );
+    assert!(
+        seen.iter().any(|c| c
+            .error
+            .as_ref()
+            .is_some_and(|e| e.error == pb::ServerError::AuthenticationError as i32)),
+        "{seen:?}"
+    );
+    // The refreshed one outlives several checks.
+    let mut seen = Vec::new();
+    assert!(
+        !refreshing
+            .closed_within(Duration::from_secs(4), &mut seen)
+            .await,
+        "{seen:?}"
+    );
+}

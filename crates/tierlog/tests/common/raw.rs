@@ -65,6 +65,60 @@ impl Raw {
         (reply, closed)
     }
 
+    /// A connection that authenticated with `method`/`data`, telling the broker whether it
+    /// answers AUTH_CHALLENGE (`supports_auth_refresh`).
+    pub async fn connect_authenticated(
+        port: u16,
+        method: &str,
+        data: &[u8],
+        supports_refresh: bool,
+    ) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (r, w) = s.into_split();
+        let mut raw = Raw {
+            reader: FrameReader::new(r, FrameDecoder::new(5 << 20)),
+            writer: w,
+        };
+        raw.write(&encode_command(&BaseCommand {
+            connect: Some(pb::CommandConnect {
+                client_version: "raw-test-client".into(),
+                protocol_version: Some(20),
+                auth_method_name: Some(method.into()),
+                auth_data: Some(data.to_vec().into()),
+                feature_flags: Some(pb::FeatureFlags {
+                    supports_auth_refresh: Some(supports_refresh),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..commands::base(Type::Connect)
+        }))
+        .await;
+        let reply = raw.next().await;
+        assert_eq!(reply.r#type, Type::Connected as i32, "{reply:?}");
+        raw
+    }
+
+    /// Whether the broker closes the connection within `wait` (pings answered, other commands
+    /// returned as they come are collected into `seen`).
+    pub async fn closed_within(&mut self, wait: Duration, seen: &mut Vec<BaseCommand>) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.reader.next()).await {
+                Err(_) => return false,
+                Ok(Ok(None)) | Ok(Err(_)) => return true,
+                Ok(Ok(Some(f))) => {
+                    if f.command.r#type == Type::Ping as i32 {
+                        self.write(&encode_command(&commands::pong())).await;
+                    } else {
+                        seen.push(f.command);
+                    }
+                }
+            }
+        }
+    }
+
     pub async fn write(&mut self, b: &[u8]) {
         self.writer.write_all(b).await.unwrap();
     }
