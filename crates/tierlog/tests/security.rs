@@ -179,6 +179,15 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
         result("rest-app-topics").starts_with("HTTP 200"),
         "{stdout}"
     );
+    // A TLS client certificate authenticates REST calls as its CN too.
+    assert!(
+        result("rest-cert-topics").starts_with("HTTP 200"),
+        "{stdout}"
+    );
+    assert!(
+        result("rest-cert-tenants").contains(r#"\"certuser\" is not a super-user"#),
+        "{stdout}"
+    );
 
     // The wire answer: ERROR{request_id: -1, AuthenticationError}, then the connection closes.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -500,4 +509,94 @@ async fn expiring_tokens_are_challenged_and_refreshed_or_the_connection_closes()
             .await,
         "{seen:?}"
     );
+}
+
+/// `tierlog tokens` as `pulsar tokens`: keys and tokens it makes are accepted by its own
+/// validation (and so by the broker's provider, which shares the code path), in Pulsar's files.
+#[test]
+fn tierlog_tokens_keys_tokens_show_and_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tierlog"))
+            .arg("tokens")
+            .args(args)
+            .output()
+            .expect("run tierlog tokens");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let secret = dir.path().join("secret.key");
+    let secret_s = secret.display().to_string();
+    let (ok, _, err) = run(&["create-secret-key", "--output", &secret_s]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read(&secret).unwrap().len(),
+        32,
+        "a raw 256-bit key, as Pulsar writes"
+    );
+    let (ok, b64, _) = run(&["create-secret-key", "--base64"]);
+    assert!(ok && b64.len() == 44, "{b64}");
+    let secret_url = format!("file://{secret_s}");
+    let (ok, token, err) = run(&[
+        "create",
+        "--secret-key",
+        &secret_url,
+        "--subject",
+        "app",
+        "--expiry-time",
+        "1h",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, shown, _) = run(&["show", &token]);
+    assert!(
+        ok && shown.contains("\"sub\":\"app\"") && shown.contains("HS256"),
+        "{shown}"
+    );
+    let (ok, valid, err) = run(&["validate", "--secret-key", &secret_url, &token]);
+    assert!(
+        ok && valid.contains("subject app") && valid.contains("expires"),
+        "{valid}{err}"
+    );
+    // Another key refuses it, naming why.
+    let other = dir.path().join("other.key");
+    run(&["create-secret-key", "--output", other.to_str().unwrap()]);
+    let (ok, _, err) = run(&["validate", "--secret-key", other.to_str().unwrap(), &token]);
+    assert!(!ok && err.contains("signature"), "{err}");
+
+    for alg in ["RS256", "ES256"] {
+        let private = dir.path().join(format!("{alg}.private"));
+        let public = dir.path().join(format!("{alg}.public"));
+        let (ok, _, err) = run(&[
+            "create-key-pair",
+            "-a",
+            alg,
+            "--output-private-key",
+            private.to_str().unwrap(),
+            "--output-public-key",
+            public.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        let (ok, token, err) = run(&[
+            "create",
+            "-a",
+            alg,
+            "--private-key",
+            &format!("file://{}", private.display()),
+            "--subject",
+            "svc",
+        ]);
+        assert!(ok, "{alg}: {err}");
+        let (ok, valid, err) = run(&[
+            "validate",
+            "-a",
+            alg,
+            "--public-key",
+            &format!("file://{}", public.display()),
+            &token,
+        ]);
+        assert!(ok && valid.contains("subject svc"), "{alg}: {valid}{err}");
+    }
 }

@@ -74,8 +74,10 @@ round_trip("hostname-wrong", f"pulsar+ssl://127.0.0.1:{tls}", open_topic, None, 
 round_trip("hostname-unchecked", f"pulsar+ssl://127.0.0.1:{tls}", open_topic, None, False)
 
 
-def rest(case, url, token=None):
+def rest(case, url, token=None, cert=None):
     ctx = ssl.create_default_context(cafile=ca)
+    if cert:
+        ctx.load_cert_chain(f"{certs}/{cert}.cert.pem", f"{certs}/{cert}.key-pk8.pem")
     req = urllib.request.Request(url)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
@@ -93,3 +95,5 @@ rest("rest-none-https", f"https://localhost:{web_tls}/admin/v2/namespaces/acme/a
 rest("rest-expired-http", f"http://localhost:{web}/admin/v2/tenants", tokens["expired"])
 rest("rest-forged-http", f"http://localhost:{web}/admin/v2/tenants", tokens["forged"])
 rest("rest-app-topics", f"http://localhost:{web}/admin/v2/persistent/acme/app", tokens["app"])
+rest("rest-cert-topics", f"https://localhost:{web_tls}/admin/v2/persistent/acme/app", None, "certuser")
+rest("rest-cert-tenants", f"https://localhost:{web_tls}/admin/v2/tenants", None, "certuser")
