@@ -30,9 +30,28 @@ enum Action {
     CorruptBody,
 }
 
+/// One request as the proxy received it: method, path and header lines (names lower-cased).
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 #[derive(Default)]
 struct State {
     delay: Mutex<Duration>,
+    /// Every request's head, in arrival order.
+    seen: Mutex<Vec<SeenRequest>>,
     rules: Mutex<Vec<Rule>>,
     requests: AtomicU64,
     failed: AtomicU64,
@@ -157,6 +176,15 @@ impl HttpProxy {
         self.state.max_forwarding.load(Ordering::SeqCst)
     }
 
+    /// The head of every request received so far.
+    pub fn requests_seen(&self) -> Vec<SeenRequest> {
+        self.state
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Requests received, and requests a fault rule matched (answered with an injected error or
     /// forwarded corrupted).
     pub fn counts(&self) -> (u64, u64) {
@@ -221,6 +249,20 @@ async fn serve(client: TcpStream, upstream_port: u16, state: Arc<State>) -> std:
     let mut body = vec![0u8; content_length];
     reader.read_exact(&mut body).await?;
     state.requests.fetch_add(1, Ordering::Relaxed);
+    state
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(SeenRequest {
+            method: method.clone(),
+            path: path.clone(),
+            headers: head_lines
+                .iter()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect(),
+        });
 
     let fault = injected_fault(&state, &method, &path);
     if let Some(Action::CorruptBody) = fault {
