@@ -650,14 +650,19 @@ impl Conn {
             (Ok(topic), Some(cl)) => {
                 match cl.lookup(&topic, c.authoritative.unwrap_or(false)).await {
                     Ok(owner) => {
-                        let (url, kind) = match owner {
-                            cluster::Owner::This => {
-                                (self.svc.config.service_url.clone(), LookupType::Connect)
+                        let (url, url_tls, kind) = match owner {
+                            cluster::Owner::This => (
+                                self.svc.config.service_url.clone(),
+                                self.svc.config.service_url_tls.clone(),
+                                LookupType::Connect,
+                            ),
+                            cluster::Owner::Other(b) => {
+                                (Some(b.broker_url), b.broker_url_tls, LookupType::Redirect)
                             }
-                            cluster::Owner::Other(b) => (Some(b.broker_url), LookupType::Redirect),
                         };
                         pb::CommandLookupTopicResponse {
                             broker_service_url: url,
+                            broker_service_url_tls: url_tls,
                             response: Some(kind as i32),
                             request_id: c.request_id,
                             // The answer comes from the broker deciding placement: the

@@ -25,7 +25,7 @@ const OWNERS: &str = "/namespace/";
 const LAST_OWNERS: &str = "/tierlog/bundle-last-owner/";
 
 /// A broker as the others reach it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
     /// `advertisedAddress:webServicePort`, Pulsar's broker id.
     #[serde(rename = "brokerId")]
@@ -36,6 +36,20 @@ pub struct BrokerInfo {
     /// `http://host:port`
     #[serde(rename = "webServiceUrl")]
     pub web_url: String,
+    /// `pulsar+ssl://host:port` when the broker has a TLS port.
+    #[serde(
+        rename = "pulsarServiceUrlTls",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub broker_url_tls: Option<String>,
+    /// `https://host:port` when the broker has a TLS web port.
+    #[serde(
+        rename = "webServiceUrlTls",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub web_url_tls: Option<String>,
 }
 
 /// The value of an ownership key (Pulsar's `NamespaceEphemeralData` fields, plus the lease
@@ -46,6 +60,18 @@ struct OwnerRecord {
     native_url: String,
     #[serde(rename = "httpUrl")]
     http_url: String,
+    #[serde(
+        rename = "nativeUrlTls",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    native_url_tls: Option<String>,
+    #[serde(
+        rename = "httpUrlTls",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    http_url_tls: Option<String>,
     #[serde(rename = "brokerId")]
     broker_id: String,
     #[serde(default)]
@@ -324,6 +350,8 @@ impl Cluster {
                         id: r.broker_id,
                         broker_url: r.native_url,
                         web_url: r.http_url,
+                        broker_url_tls: r.native_url_tls,
+                        web_url_tls: r.http_url_tls,
                     }));
                 }
                 None => {
@@ -353,6 +381,8 @@ impl Cluster {
         let record = OwnerRecord {
             native_url: self.me.broker_url.clone(),
             http_url: self.me.web_url.clone(),
+            native_url_tls: self.me.broker_url_tls.clone(),
+            http_url_tls: self.me.web_url_tls.clone(),
             broker_id: self.me.id.clone(),
             disabled: false,
             lease: self.lease().0,

@@ -14,6 +14,7 @@ fn info(i: u16) -> BrokerInfo {
         id: format!("127.0.0.1:{}", 8080 + i),
         broker_url: format!("pulsar://127.0.0.1:{}", 6650 + i),
         web_url: format!("http://127.0.0.1:{}", 8080 + i),
+        ..Default::default()
     }
 }
 

@@ -212,6 +212,8 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
                 id: broker_id.clone(),
                 broker_url: service_url.clone().unwrap_or_default(),
                 web_url: web_service_url.clone(),
+                broker_url_tls: service_url_tls.clone(),
+                web_url_tls: web_service_url_tls.clone(),
             };
             let joined = cluster::Cluster::join(
                 Arc::clone(&meta_for_cluster),

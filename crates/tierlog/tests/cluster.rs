@@ -73,10 +73,15 @@ fn owned(c: &Cluster) -> Vec<Vec<String>> {
 }
 
 fn run_python(url: &str, topics: usize, per_topic: usize) {
+    run_python_trusting(url, topics, per_topic, None)
+}
+
+fn run_python_trusting(url: &str, topics: usize, per_topic: usize, ca: Option<&std::path::Path>) {
     let script = testkit::workspace_root().join("crates/tierlog/tests/clients/python_cluster.py");
     let out = Command::new(common::python())
         .arg(script)
         .args([url, &topics.to_string(), &per_topic.to_string()])
+        .args(ca)
         .output()
         .expect("run the Python client");
     assert!(
@@ -319,5 +324,72 @@ async fn a_broker_paused_past_its_lease_acknowledges_nothing_more_and_registers_
         answer.broker_service_url.as_deref(),
         Some(c.brokers[1].service_url().as_str()),
         "{answer:?}"
+    );
+}
+
+/// TLS across a cluster: brokers register their TLS URLs, so a pulsar+ssl:// (or https://)
+/// client sent to another broker's bundle is redirected to that broker's TLS port.
+#[test]
+fn tls_clients_are_redirected_to_the_owners_tls_ports() {
+    let etcd = EtcdServer::start();
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = testkit::pki::TestPki::generate(pki_dir.path());
+    let url = format!("etcd:{}", etcd.endpoint());
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut tls_ports = Vec::new();
+    let brokers: Vec<Standalone> = dirs
+        .iter()
+        .map(|d| {
+            let (tls, web_tls) = (testkit::free_port(), testkit::free_port());
+            tls_ports.push((tls, web_tls));
+            let (tls, web_tls) = (tls.to_string(), web_tls.to_string());
+            let cert = pki.server_cert.display().to_string();
+            let key = pki.server_key.display().to_string();
+            let env = [
+                ("TIERLOG_metadataStoreUrl", url.as_str()),
+                ("TIERLOG_clusterName", "tierlog"),
+                ("TIERLOG_defaultNumberOfNamespaceBundles", "4"),
+                ("TIERLOG_brokerServicePortTls", tls.as_str()),
+                ("TIERLOG_webServicePortTls", web_tls.as_str()),
+                ("TIERLOG_tlsCertificateFilePath", cert.as_str()),
+                ("TIERLOG_tlsKeyFilePath", key.as_str()),
+            ];
+            Standalone::start_broker(common::bin(), d.path(), &env)
+        })
+        .collect();
+    let (tls0, web_tls0) = tls_ports[0];
+    run_python_trusting(
+        &format!("pulsar+ssl://127.0.0.1:{tls0}"),
+        8,
+        5,
+        Some(&pki.ca_file),
+    );
+    // Both brokers own bundles by now, so some of the topics were served by broker 1.
+    let serving: Vec<usize> = brokers
+        .iter()
+        .map(|b| {
+            let (status, body) = brokers[0].call(
+                "GET",
+                &format!(
+                    "/admin/v2/brokers/tierlog/127.0.0.1:{}/ownedNamespaces",
+                    b.web_port
+                ),
+                None,
+            );
+            assert_eq!(status, 200, "{body}");
+            serde_json::from_str::<serde_json::Value>(&body)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert!(serving.iter().all(|n| *n > 0), "{serving:?}");
+    // The same through https:// lookups (307s to the owner's https port).
+    run_python_trusting(
+        &format!("https://127.0.0.1:{web_tls0}"),
+        8,
+        5,
+        Some(&pki.ca_file),
     );
 }

@@ -25,6 +25,8 @@ use super::{ApiError, WebState};
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
     pub addr: SocketAddr,
+    /// Whether the connection is TLS (the web port it came in on).
+    pub tls: bool,
     /// The verified TLS client certificate's common name.
     pub tls_common_name: Option<String>,
 }
@@ -42,6 +44,7 @@ impl axum::serve::Listener for PlainListener {
             io,
             PeerInfo {
                 addr,
+                tls: false,
                 tls_common_name: None,
             },
         )
@@ -50,6 +53,7 @@ impl axum::serve::Listener for PlainListener {
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(PeerInfo {
             addr: self.0.local_addr()?,
+            tls: false,
             tls_common_name: None,
         })
     }
@@ -109,6 +113,7 @@ impl TlsListener {
                         Ok(a) => {
                             let peer = PeerInfo {
                                 addr,
+                                tls: true,
                                 tls_common_name: a.client_common_name,
                             };
                             let _ = tx.send((a.stream, peer)).await;
@@ -137,6 +142,7 @@ impl axum::serve::Listener for TlsListener {
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(PeerInfo {
             addr: self.local,
+            tls: true,
             tls_common_name: None,
         })
     }
@@ -145,6 +151,10 @@ impl axum::serve::Listener for TlsListener {
 /// The role a request authenticated as (`None`: authentication is off).
 #[derive(Debug, Clone)]
 pub struct Caller(pub Option<Role>);
+
+/// Whether a request came over TLS (redirects then point at the other broker's TLS port).
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls(pub bool);
 
 /// Paths that answer without authentication (Pulsar's `authenticateMetricsEndpoint=false`).
 const OPEN_PATHS: &[&str] = &["/metrics"];
@@ -156,6 +166,11 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let authn = &s.authenticator;
+    let over_tls = req
+        .extensions()
+        .get::<ConnectInfo<PeerInfo>>()
+        .is_some_and(|c| c.0.tls);
+    req.extensions_mut().insert(OverTls(over_tls));
     if !authn.is_enabled() || OPEN_PATHS.contains(&req.uri().path()) {
         req.extensions_mut().insert(Caller(None));
         return next.run(req).await;

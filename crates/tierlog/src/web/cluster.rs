@@ -185,6 +185,20 @@ async fn owner_of_bundle(
         .map(|b| b.web_url))
 }
 
+/// The owner's web URL for a client that came over TLS (its TLS one, if it has one) or not.
+fn web_url_for(b: &cluster::BrokerInfo, over_tls: bool) -> &str {
+    match (&b.web_url_tls, over_tls) {
+        (Some(tls), true) => tls,
+        _ => &b.web_url,
+    }
+}
+
+fn over_tls(req: &Request) -> bool {
+    req.extensions()
+        .get::<super::auth::OverTls>()
+        .is_some_and(|t| t.0)
+}
+
 /// A 307 to the same path and query at `web_url`.
 fn redirect(web_url: &str, uri: &axum::http::Uri) -> Response {
     temporary_redirect(&format!(
@@ -229,7 +243,7 @@ pub async fn redirect_to_owner(State(s): S, req: Request, next: Next) -> Respons
     };
     match c.lookup(&topic, false).await {
         Ok(cluster::Owner::This) => next.run(req).await,
-        Ok(cluster::Owner::Other(b)) => redirect(&b.web_url, req.uri()),
+        Ok(cluster::Owner::Other(b)) => redirect(web_url_for(&b, over_tls(&req)), req.uri()),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -241,12 +255,13 @@ pub async fn lookup_in_cluster(
     topic: &TopicName,
     authoritative: bool,
     uri: &axum::http::Uri,
+    over_tls: bool,
 ) -> Result<Option<Response>, ApiError> {
     match c.lookup(topic, authoritative).await? {
         cluster::Owner::This => Ok(None),
         cluster::Owner::Other(b) => Ok(Some(temporary_redirect(&format!(
             "{}{}?authoritative=true",
-            b.web_url,
+            web_url_for(&b, over_tls),
             uri.path()
         )))),
     }

@@ -241,15 +241,17 @@ pub async fn lookup(
     State(s): S,
     Path((domain, t, ns, local)): Path<(String, String, String, String)>,
     axum::extract::Query(q): axum::extract::Query<LookupQuery>,
+    tls: Option<axum::Extension<super::auth::OverTls>>,
     uri: axum::http::Uri,
 ) -> ApiResult {
+    let over_tls = tls.is_some_and(|t| t.0.0);
     let domain = Domain::parse(&domain)
         .ok_or_else(|| policy::PolicyError::Invalid(format!("unknown topic domain {domain:?}")))?;
     let topic = protocol::NamespaceName::new(&t, &ns)?.topic(domain, &local)?;
     s.policy.store().policies(topic.namespace()).await?;
     if let Some(c) = s.broker.cluster()
         && let Some(redirect) =
-            super::cluster::lookup_in_cluster(c, &topic, q.authoritative, &uri).await?
+            super::cluster::lookup_in_cluster(c, &topic, q.authoritative, &uri, over_tls).await?
     {
         return Ok(redirect);
     }

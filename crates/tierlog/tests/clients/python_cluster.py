@@ -5,13 +5,15 @@ For each of TOPICS topics: a subscription at Earliest, PER_TOPIC messages produc
 names topic and index), then every one received in order and acknowledged. Prints "OK" and
 exits 0, or prints "FAIL: ..." and exits 1.
 
-usage: python_cluster.py SERVICE_URL TOPICS PER_TOPIC
+usage: python_cluster.py SERVICE_URL TOPICS PER_TOPIC [TRUST_CERTS]
+  TRUST_CERTS: the CA file for pulsar+ssl:// and https:// service URLs.
 """
 import sys
 
 import pulsar
 
 url, topics, per_topic = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+trust = sys.argv[4] if len(sys.argv) > 4 else None
 
 
 def fail(msg):
@@ -19,7 +21,8 @@ def fail(msg):
     sys.exit(1)
 
 
-client = pulsar.Client(url, operation_timeout_seconds=30)
+client = (pulsar.Client(url, operation_timeout_seconds=30, tls_trust_certs_file_path=trust)
+          if trust else pulsar.Client(url, operation_timeout_seconds=30))
 names = [f"persistent://public/default/cluster-t{i}" for i in range(topics)]
 consumers = {n: client.subscribe(n, "s", initial_position=pulsar.InitialPosition.Earliest)
              for n in names}
