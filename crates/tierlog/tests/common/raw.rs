@@ -18,28 +18,14 @@ pub struct Raw {
 
 impl Raw {
     pub async fn connect(port: u16) -> Raw {
-        let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let (r, w) = s.into_split();
-        let mut raw = Raw {
-            reader: FrameReader::new(r, FrameDecoder::new(5 << 20)),
-            writer: w,
-        };
-        raw.write(&encode_command(&BaseCommand {
-            connect: Some(pb::CommandConnect {
-                client_version: "raw-test-client".into(),
-                protocol_version: Some(20),
-                ..Default::default()
-            }),
-            ..commands::base(Type::Connect)
-        }))
-        .await;
-        assert_eq!(raw.next().await.r#type, Type::Connected as i32);
+        let (raw, reply) = Self::open(port, pb::CommandConnect::default()).await;
+        assert_eq!(reply.r#type, Type::Connected as i32);
         raw
     }
 
-    /// Sends CONNECT with `auth` (method name, data) and returns the broker's first reply,
-    /// and whether the broker then closed the connection.
-    pub async fn connect_with_auth(port: u16, method: &str, data: &[u8]) -> (BaseCommand, bool) {
+    /// Opens a connection, sends `connect` (client name and version filled in) and returns
+    /// the connection with the broker's first reply.
+    async fn open(port: u16, connect: pb::CommandConnect) -> (Raw, BaseCommand) {
         let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let (r, w) = s.into_split();
         let mut raw = Raw {
@@ -50,14 +36,28 @@ impl Raw {
             connect: Some(pb::CommandConnect {
                 client_version: "raw-test-client".into(),
                 protocol_version: Some(20),
-                auth_method_name: Some(method.into()),
-                auth_data: Some(data.to_vec().into()),
-                ..Default::default()
+                ..connect
             }),
             ..commands::base(Type::Connect)
         }))
         .await;
         let reply = raw.next().await;
+        (raw, reply)
+    }
+
+    /// CONNECT's fields carrying `method` and `data`.
+    fn auth(method: &str, data: &[u8]) -> pb::CommandConnect {
+        pb::CommandConnect {
+            auth_method_name: Some(method.into()),
+            auth_data: Some(data.to_vec().into()),
+            ..Default::default()
+        }
+    }
+
+    /// Sends CONNECT with `auth` (method name, data) and returns the broker's first reply,
+    /// and whether the broker then closed the connection.
+    pub async fn connect_with_auth(port: u16, method: &str, data: &[u8]) -> (BaseCommand, bool) {
+        let (mut raw, reply) = Self::open(port, Self::auth(method, data)).await;
         let closed = matches!(
             tokio::time::timeout(Duration::from_secs(5), raw.reader.next()).await,
             Ok(Ok(None)) | Ok(Err(_))
@@ -73,28 +73,14 @@ impl Raw {
         data: &[u8],
         supports_refresh: bool,
     ) -> Raw {
-        let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let (r, w) = s.into_split();
-        let mut raw = Raw {
-            reader: FrameReader::new(r, FrameDecoder::new(5 << 20)),
-            writer: w,
-        };
-        raw.write(&encode_command(&BaseCommand {
-            connect: Some(pb::CommandConnect {
-                client_version: "raw-test-client".into(),
-                protocol_version: Some(20),
-                auth_method_name: Some(method.into()),
-                auth_data: Some(data.to_vec().into()),
-                feature_flags: Some(pb::FeatureFlags {
-                    supports_auth_refresh: Some(supports_refresh),
-                    ..Default::default()
-                }),
+        let connect = pb::CommandConnect {
+            feature_flags: Some(pb::FeatureFlags {
+                supports_auth_refresh: Some(supports_refresh),
                 ..Default::default()
             }),
-            ..commands::base(Type::Connect)
-        }))
-        .await;
-        let reply = raw.next().await;
+            ..Self::auth(method, data)
+        };
+        let (raw, reply) = Self::open(port, connect).await;
         assert_eq!(reply.r#type, Type::Connected as i32, "{reply:?}");
         raw
     }
