@@ -218,14 +218,21 @@ pub enum Rule {
     SuperUser,
     /// Admins of `{t}`.
     TenantAdmin,
+    /// The operation on `{t}/{ns}` (admin, or listing its topics).
+    Namespace(NamespaceOperation),
+    /// The operation on `[{domain}/]{t}/{ns}/{topic}` (admin, or lookup: produce or consume).
+    Topic(TopicOperation<'static>),
+}
+
+impl Rule {
     /// Admins of `{t}` for `{t}/{ns}`.
-    NamespaceAdmin,
+    pub const NAMESPACE_ADMIN: Rule = Rule::Namespace(NamespaceOperation::Admin);
     /// `consume` on `{t}/{ns}` (listing its topics).
-    NamespaceTopics,
-    /// Admins of the topic's tenant for `{t}/{ns}/{topic}`.
-    TopicAdmin,
+    pub const NAMESPACE_TOPICS: Rule = Rule::Namespace(NamespaceOperation::ListTopics);
+    /// Admins of the topic's tenant.
+    pub const TOPIC_ADMIN: Rule = Rule::Topic(TopicOperation::Admin);
     /// `produce` or `consume` on the topic (lookups, stats).
-    TopicLookup,
+    pub const TOPIC_LOOKUP: Rule = Rule::Topic(TopicOperation::Lookup);
 }
 
 /// The router under construction, with the rule of every route.
@@ -343,29 +350,13 @@ async fn check(
         Rule::Authenticated => policy.check_access(role, A::Authenticated).await,
         Rule::SuperUser => policy.check_access(role, A::SuperUser).await,
         Rule::TenantAdmin => policy.check_access(role, A::TenantAdmin(param("t"))).await,
-        Rule::NamespaceAdmin => {
+        Rule::Namespace(op) => {
             let ns = ns()?;
-            policy
-                .check_access(role, A::Namespace(&ns, NamespaceOperation::Admin))
-                .await
+            policy.check_access(role, A::Namespace(&ns, op)).await
         }
-        Rule::NamespaceTopics => {
-            let ns = ns()?;
-            policy
-                .check_access(role, A::Namespace(&ns, NamespaceOperation::ListTopics))
-                .await
-        }
-        Rule::TopicAdmin => {
+        Rule::Topic(op) => {
             let t = topic()?;
-            policy
-                .check_access(role, A::Topic(&t, TopicOperation::Admin))
-                .await
-        }
-        Rule::TopicLookup => {
-            let t = topic()?;
-            policy
-                .check_access(role, A::Topic(&t, TopicOperation::Lookup))
-                .await
+            policy.check_access(role, A::Topic(&t, op)).await
         }
     };
     if let Err(policy::PolicyError::NotAuthorized(reason)) = &result {

@@ -150,7 +150,7 @@ pub fn api() -> auth::Api {
         .route(
             M::PUT,
             "/admin/v2/persistent/{t}/{ns}/{topic}/unload",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             put(c::unload_topic),
         )
         .route(M::GET, "/metrics", R::Authenticated, get(metrics))
@@ -193,259 +193,259 @@ pub fn api() -> auth::Api {
         .route(
             M::PUT,
             "/admin/v2/namespaces/{t}/{ns}",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             put(n::create_namespace),
         )
         .route(
             M::DELETE,
             "/admin/v2/namespaces/{t}/{ns}",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             delete(n::delete_namespace),
         )
         .route(
             M::GET,
             "/admin/v2/namespaces/{t}/{ns}",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             get(n::get_policies),
         )
         .route(
             M::GET,
             "/admin/v2/namespaces/{t}/{ns}/permissions",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             get(n::get_permissions),
         )
         .route(
             M::POST,
             "/admin/v2/namespaces/{t}/{ns}/permissions/{role}",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             post(n::grant_permission),
         )
         .route(
             M::DELETE,
             "/admin/v2/namespaces/{t}/{ns}/permissions/{role}",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             delete(n::revoke_permission),
         )
         .route(
             M::GET,
             "/admin/v2/namespaces/{t}/{ns}/retention",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             get(n::get_retention),
         )
         .route(
             M::POST,
             "/admin/v2/namespaces/{t}/{ns}/retention",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             post(n::set_retention),
         )
         .route(
             M::DELETE,
             "/admin/v2/namespaces/{t}/{ns}/retention",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             delete(n::remove_retention),
         )
         .route(
             M::GET,
             "/admin/v2/namespaces/{t}/{ns}/offloadThreshold",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             get(n::get_threshold),
         )
         .route(
             M::PUT,
             "/admin/v2/namespaces/{t}/{ns}/offloadThreshold",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             put(n::set_threshold),
         )
         .route(
             M::GET,
             "/admin/v2/namespaces/{t}/{ns}/offloadThresholdInSeconds",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             get(n::get_threshold_seconds),
         )
         .route(
             M::PUT,
             "/admin/v2/namespaces/{t}/{ns}/offloadThresholdInSeconds",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             put(n::set_threshold_seconds),
         )
         .route(
             M::GET,
             "/admin/v2/namespaces/{t}/{ns}/offloadDeletionLagMs",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             get(n::get_lag),
         )
         .route(
             M::PUT,
             "/admin/v2/namespaces/{t}/{ns}/offloadDeletionLagMs",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             put(n::set_lag),
         )
         .route(
             M::DELETE,
             "/admin/v2/namespaces/{t}/{ns}/offloadDeletionLagMs",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             delete(n::clear_lag),
         )
         .route(
             M::GET,
             "/admin/v2/namespaces/{t}/{ns}/hotTier",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             get(n::get_hot_tier),
         )
         .route(
             M::POST,
             "/admin/v2/namespaces/{t}/{ns}/hotTier",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             post(n::set_hot_tier),
         )
         .route(
             M::DELETE,
             "/admin/v2/namespaces/{t}/{ns}/hotTier",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             delete(n::remove_hot_tier),
         )
         .route(
             M::GET,
             "/admin/v2/namespaces/{t}/{ns}/offloadPolicies",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             get(n::get_offload_policies),
         )
         .route(
             M::POST,
             "/admin/v2/namespaces/{t}/{ns}/offloadPolicies",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             post(n::set_offload_policies),
         )
         .route(
             M::DELETE,
             "/admin/v2/namespaces/{t}/{ns}/removeOffloadPolicies",
-            R::NamespaceAdmin,
+            R::NAMESPACE_ADMIN,
             delete(n::remove_offload_policies),
         )
         .route(
             M::GET,
             "/admin/v2/persistent/{t}/{ns}",
-            R::NamespaceTopics,
+            R::NAMESPACE_TOPICS,
             get(t::list_topics),
         )
         .route(
             M::GET,
             "/admin/v2/persistent/{t}/{ns}/partitioned",
-            R::NamespaceTopics,
+            R::NAMESPACE_TOPICS,
             get(t::list_partitioned),
         )
         .route(
             M::PUT,
             "/admin/v2/persistent/{t}/{ns}/{topic}",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             put(t::create_topic),
         )
         .route(
             M::DELETE,
             "/admin/v2/persistent/{t}/{ns}/{topic}",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             delete(t::delete_topic),
         )
         .route(
             M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/permissions",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             get(t::get_permissions),
         )
         .route(
             M::POST,
             "/admin/v2/persistent/{t}/{ns}/{topic}/permissions/{role}",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             post(t::grant_permission),
         )
         .route(
             M::DELETE,
             "/admin/v2/persistent/{t}/{ns}/{topic}/permissions/{role}",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             delete(t::revoke_permission),
         )
         .route(
             M::PUT,
             "/admin/v2/persistent/{t}/{ns}/{topic}/offload",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             put(t::trigger_offload),
         )
         .route(
             M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/offload",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             get(t::offload_status),
         )
         .route(
             M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/offloadPolicies",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             get(t::get_offload_policies),
         )
         .route(
             M::POST,
             "/admin/v2/persistent/{t}/{ns}/{topic}/offloadPolicies",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             post(t::set_offload_policies),
         )
         .route(
             M::DELETE,
             "/admin/v2/persistent/{t}/{ns}/{topic}/offloadPolicies",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             delete(t::remove_offload_policies),
         )
         .route(
             M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/retention",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             get(t::get_retention),
         )
         .route(
             M::POST,
             "/admin/v2/persistent/{t}/{ns}/{topic}/retention",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             post(t::set_retention),
         )
         .route(
             M::DELETE,
             "/admin/v2/persistent/{t}/{ns}/{topic}/retention",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             delete(t::remove_retention),
         )
         .route(
             M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/partitions",
-            R::TopicLookup,
+            R::TOPIC_LOOKUP,
             get(t::get_partitions),
         )
         .route(
             M::PUT,
             "/admin/v2/persistent/{t}/{ns}/{topic}/partitions",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             put(t::create_partitions),
         )
         .route(
             M::DELETE,
             "/admin/v2/persistent/{t}/{ns}/{topic}/partitions",
-            R::TopicAdmin,
+            R::TOPIC_ADMIN,
             delete(t::delete_partitions),
         )
         .route(
             M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/internalStats",
-            R::TopicLookup,
+            R::TOPIC_LOOKUP,
             get(t::internal_stats),
         )
         .route(
             M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/stats",
-            R::TopicLookup,
+            R::TOPIC_LOOKUP,
             get(t::stats),
         )
         .route(
             M::GET,
             "/lookup/v2/topic/{domain}/{t}/{ns}/{topic}",
-            R::TopicLookup,
+            R::TOPIC_LOOKUP,
             get(t::lookup),
         )
 }
