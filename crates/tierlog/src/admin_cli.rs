@@ -7,17 +7,18 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use policy::OffloadPolicies;
 use policy::types::{
-    ErrorBody, LedgerInfoJson, MessageIdJson, OffloadProcessStatus, PersistentTopicInternalStats,
+    LedgerInfoJson, MessageIdJson, OffloadProcessStatus, PersistentTopicInternalStats,
     ProcessStatus, RetentionPolicies, TenantInfo,
 };
 use protocol::{NamespaceName, TopicName};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::offload_dump::OutputFormat;
 
+mod client;
 mod units;
+use client::Client;
 use units::{parse_size, parse_time_seconds, retention};
 
 #[derive(Debug, Args)]
@@ -451,61 +452,6 @@ pub fn offload_message_id(
         prev = id;
     }
     Ok(None)
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    /// One request; an error status becomes an error carrying the server's reason.
-    async fn call<B: Serialize>(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> anyhow::Result<String> {
-        let url = format!("{}{path}", self.base.trim_end_matches('/'));
-        let mut req = self
-            .http
-            .request(method, &url)
-            .header("Accept", "application/json");
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(serde_json::to_vec(b)?);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the admin service at {}", self.base))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        if status >= 400 {
-            let reason = serde_json::from_str::<ErrorBody>(&text)
-                .map(|e| e.reason)
-                .unwrap_or(text);
-            bail!("{reason}\n\nReason: HTTP {status}");
-        }
-        Ok(text)
-    }
-
-    /// A request without a body.
-    async fn send(&self, method: reqwest::Method, path: &str) -> anyhow::Result<String> {
-        self.call(method, path, None::<&()>).await
-    }
-
-    /// A GET of Pulsar's type `T` (`None` for an empty answer).
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Option<T>> {
-        let text = self.send(reqwest::Method::GET, path).await?;
-        if text.is_empty() {
-            return Ok(None);
-        }
-        serde_json::from_str(&text)
-            .map(Some)
-            .with_context(|| format!("unexpected answer from {path}: {text}"))
-    }
 }
 
 /// A role as one URL path segment.
