@@ -536,6 +536,27 @@ mod tests {
         assert!(!e.to_string().contains("not-a-key-but-a-secret"), "{e}");
         let e = load("authenticationProviders=org.example.MyProvider\n", &[]).unwrap_err();
         assert!(e.to_string().contains("org.example.MyProvider"), "{e}");
+
+        // basicAuthConf in the base64 form Pulsar takes; a hash tierlog cannot verify stops the
+        // start, naming the key and the user but not the hash.
+        let basic = "authenticationEnabled=true\n\
+            authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderBasic\n";
+        // superuser:$apr1$GBIYZYFZ$MzLcPrvoUky16mLcK6UtX/ (Pulsar's documentation example)
+        let conf = "c3VwZXJ1c2VyOiRhcHIxJEdCSVlaWUZaJE16TGNQcnZvVWt5MTZtTGNLNlV0WC8K";
+        let (c, _) = load(&format!("{basic}basicAuthConf={conf}\n"), &[]).unwrap();
+        let users = c.security.authentication.basic.as_ref().unwrap();
+        assert_eq!(
+            users.authenticate(b"superuser:admin").unwrap().as_str(),
+            "superuser"
+        );
+        // sha1user:{SHA}fEqNCco3Yq9h5ZUglD3CZJT4lBs=
+        let sha1 = "c2hhMXVzZXI6e1NIQX1mRXFOQ2NvM1lxOWg1WlVnbEQzQ1pKVDRsQnM9Cg==";
+        let e = load(&format!("{basic}basicAuthConf={sha1}\n"), &[]).unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("basicAuthConf") && e.contains("sha1user"), "{e}");
+        assert!(!e.contains("fEqN"), "{e}");
+        let e = load(basic, &[]).unwrap_err();
+        assert!(e.to_string().contains("basicAuthConf"), "{e}");
     }
 
     #[test]

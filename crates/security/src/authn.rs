@@ -7,16 +7,20 @@
 //! and never carry the credential.
 
 use std::collections::BTreeSet;
+
+use base64::Engine;
 use std::time::{Duration, SystemTime};
 
 use crate::Role;
+use crate::basic::{BasicAuthError, BasicUsers};
 use crate::token::{TokenError, TokenProvider, TokenSettings};
 
-/// An authentication provider, by the method name clients send (`token`, `tls`).
+/// An authentication provider, by the method name clients send (`token`, `tls`, `basic`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProviderKind {
     Token,
     Tls,
+    Basic,
 }
 
 impl ProviderKind {
@@ -25,6 +29,7 @@ impl ProviderKind {
         match class.trim().rsplit('.').next()? {
             "AuthenticationProviderToken" => Some(ProviderKind::Token),
             "AuthenticationProviderTls" => Some(ProviderKind::Tls),
+            "AuthenticationProviderBasic" => Some(ProviderKind::Basic),
             _ => None,
         }
     }
@@ -34,6 +39,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Token => "token",
             ProviderKind::Tls => "tls",
+            ProviderKind::Basic => "basic",
         }
     }
 }
@@ -47,6 +53,8 @@ pub struct AuthenticationSettings {
     pub anonymous_role: Option<Role>,
     /// The token provider's keys (required when it is listed).
     pub token: Option<TokenSettings>,
+    /// The basic provider's users (`basicAuthConf`, required when it is listed).
+    pub basic: Option<std::sync::Arc<BasicUsers>>,
     /// `authenticationRefreshCheckSeconds` (60): how often connections' credentials are
     /// checked for expiry.
     pub refresh_check: Duration,
@@ -73,6 +81,8 @@ pub enum AuthError {
     Token(#[from] TokenError),
     #[error("the TLS client certificate is missing, untrusted, or has no common name")]
     NoClientCertificate,
+    #[error(transparent)]
+    Basic(#[from] BasicAuthError),
     #[error("malformed Authorization header: {0}")]
     BadHeader(&'static str),
 }
@@ -94,6 +104,7 @@ pub struct Authenticator {
     enabled: bool,
     token: Option<TokenProvider>,
     tls: bool,
+    basic: Option<std::sync::Arc<BasicUsers>>,
     anonymous_role: Option<Role>,
     refresh_check: Duration,
 }
@@ -104,6 +115,10 @@ pub enum AuthConfigError {
         "authenticationProviders lists AuthenticationProviderToken but neither tokenSecretKey nor tokenPublicKey is set"
     )]
     TokenKeyMissing,
+    #[error(
+        "authenticationProviders lists AuthenticationProviderBasic but basicAuthConf is not set"
+    )]
+    BasicConfMissing,
     #[error("authenticationEnabled=true but authenticationProviders names no provider")]
     NoProvider,
     #[error(transparent)]
@@ -117,6 +132,7 @@ impl Authenticator {
             enabled: false,
             token: None,
             tls: false,
+            basic: None,
             anonymous_role: None,
             refresh_check: Duration::from_secs(60),
         }
@@ -135,10 +151,16 @@ impl Authenticator {
         } else {
             None
         };
+        let basic = if s.providers.contains(&ProviderKind::Basic) {
+            Some(s.basic.clone().ok_or(AuthConfigError::BasicConfMissing)?)
+        } else {
+            None
+        };
         Ok(Authenticator {
             enabled: true,
             token,
             tls: s.providers.contains(&ProviderKind::Tls),
+            basic,
             anonymous_role: s.anonymous_role.clone(),
             refresh_check: s.refresh_check,
         })
@@ -165,6 +187,7 @@ impl Authenticator {
         let result = match method {
             Some("token") if self.token.is_some() => self.token(p.data),
             Some("tls") if self.tls => self.tls(p.tls_common_name),
+            Some("basic") if self.basic.is_some() => self.basic(p.data),
             // The C++ client sends its TLS method as "tls" too; any other is unknown here.
             Some(other) => Err(AuthError::UnknownMethod(other.to_string())),
             None => self.anonymous(),
@@ -172,7 +195,8 @@ impl Authenticator {
         result.map(Some)
     }
 
-    /// Authenticates an HTTP request by its `Authorization` header (`Bearer <token>`), else
+    /// Authenticates an HTTP request by its `Authorization` header (`Bearer <token>`,
+    /// `Basic <base64(user:password)>`), else
     /// its TLS client certificate, else as anonymous. `Ok(None)` when authentication is off.
     pub fn authenticate_http(
         &self,
@@ -189,6 +213,14 @@ impl Authenticator {
                     .ok_or(AuthError::BadHeader("expected `<scheme> <credentials>`"))?;
                 match scheme.to_ascii_lowercase().as_str() {
                     "bearer" if self.token.is_some() => self.token(value.trim().as_bytes()),
+                    "basic" if self.basic.is_some() => {
+                        let decoded = base64::engine::general_purpose::STANDARD
+                            .decode(value.trim())
+                            .map_err(|_| {
+                                AuthError::BadHeader("Basic credentials are not base64")
+                            })?;
+                        self.basic(&decoded)
+                    }
                     _ => Err(AuthError::UnknownMethod(scheme.to_string())),
                 }
             }
@@ -205,6 +237,15 @@ impl Authenticator {
             role,
             method: "token",
             expires_at,
+        })
+    }
+
+    fn basic(&self, data: &[u8]) -> Result<Authenticated, AuthError> {
+        let users = self.basic.as_ref().ok_or(AuthError::Required)?;
+        Ok(Authenticated {
+            role: users.authenticate(data)?,
+            method: "basic",
+            expires_at: None,
         })
     }
 

@@ -3,6 +3,7 @@
 
 pub mod authn;
 pub mod authz;
+pub mod basic;
 pub mod keys;
 pub mod tls;
 pub mod token;

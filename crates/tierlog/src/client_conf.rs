@@ -2,11 +2,13 @@
 //! pulsar-perf do: `conf/client.conf` in Pulsar's format (or the file `TIERLOG_CLIENT_CONF`
 //! names) read by default, command-line flags winning. Authentication plugins by Pulsar's class
 //! names: `AuthenticationToken` (`token:<jwt>`, `file:///path`, or the token itself) and
-//! `AuthenticationTls` (`tlsCertFile:<path>,tlsKeyFile:<path>` or that as JSON).
+//! `AuthenticationTls` (`tlsCertFile:<path>,tlsKeyFile:<path>` or that as JSON) and
+//! `AuthenticationBasic` (`{"userId":…,"password":…}`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use base64::Engine;
 use clap::Args;
 
 /// The flags both tools share.
@@ -43,6 +45,10 @@ pub enum ClientAuth {
         cert: PathBuf,
         key: PathBuf,
     },
+    Basic {
+        user: String,
+        password: String,
+    },
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -51,6 +57,7 @@ impl std::fmt::Debug for ClientAuth {
             ClientAuth::None => f.write_str("None"),
             ClientAuth::Token(_) => f.write_str("Token(<redacted>)"),
             ClientAuth::Tls { cert, .. } => write!(f, "Tls({})", cert.display()),
+            ClientAuth::Basic { user, .. } => write!(f, "Basic({user}, <redacted>)"),
         }
     }
 }
@@ -136,6 +143,10 @@ impl ClientSettings {
                     method: "tls".into(),
                     data: Vec::new(),
                 }),
+                ClientAuth::Basic { user, password } => Some(client::AuthData {
+                    method: "basic".into(),
+                    data: format!("{user}:{password}").into_bytes(),
+                }),
             },
         }
     }
@@ -168,10 +179,18 @@ impl ClientSettings {
                 reqwest::Identity::from_pem(&pem).context("the client certificate or key")?,
             );
         }
-        if let ClientAuth::Token(t) = &self.auth {
+        let authorization = match &self.auth {
+            ClientAuth::Token(t) => Some(format!("Bearer {t}")),
+            ClientAuth::Basic { user, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            )),
+            ClientAuth::None | ClientAuth::Tls { .. } => None,
+        };
+        if let Some(authorization) = authorization {
             let mut headers = reqwest::header::HeaderMap::new();
-            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
-                .context("the token holds characters a header cannot")?;
+            let mut value = reqwest::header::HeaderValue::from_str(&authorization)
+                .context("the credentials hold characters a header cannot")?;
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
             b = b.default_headers(headers);
@@ -238,8 +257,23 @@ fn parse_auth(plugin: &str, params: &str) -> anyhow::Result<ClientAuth> {
                 ),
             }
         }
+        "AuthenticationBasic" | "basic" => {
+            let v: serde_json::Value = serde_json::from_str(params.trim()).context(
+                r#"AuthenticationBasic needs --auth-params '{"userId":"…","password":"…"}'"#,
+            )?;
+            let field = |name: &str| {
+                v.get(name)
+                    .and_then(|s| s.as_str())
+                    .map(str::to_string)
+                    .with_context(|| format!("AuthenticationBasic --auth-params has no {name:?}"))
+            };
+            Ok(ClientAuth::Basic {
+                user: field("userId")?,
+                password: field("password")?,
+            })
+        }
         _ => bail!(
-            "authentication plugin {plugin:?} is not supported (org.apache.pulsar.client.impl.auth.AuthenticationToken or AuthenticationTls)"
+            "authentication plugin {plugin:?} is not supported (org.apache.pulsar.client.impl.auth.AuthenticationToken, AuthenticationTls or AuthenticationBasic)"
         ),
     }
 }
@@ -273,5 +307,13 @@ mod tests {
         assert!(e.to_string().contains("com.example.Custom"));
         // The token never shows in Debug.
         assert!(!format!("{:?}", parse_auth(tok, "token:secret-jwt").unwrap()).contains("secret"));
+        let basic = "org.apache.pulsar.client.impl.auth.AuthenticationBasic";
+        let parsed = parse_auth(basic, r#"{"userId":"superuser","password":"pw-secret"}"#).unwrap();
+        assert!(
+            matches!(&parsed, ClientAuth::Basic { user, password } if user == "superuser" && password == "pw-secret")
+        );
+        assert!(!format!("{parsed:?}").contains("pw-secret"));
+        assert!(parse_auth(basic, r#"{"userId":"superuser"}"#).is_err());
+        assert!(parse_auth(basic, "superuser:admin").is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Security with the official Python client over real sockets: a broker configured with
-//! Pulsar's standalone-ssl.conf keys (TLS on both ports; token and TLS-certificate providers;
-//! authorization; anonymousUserRole=anonymous).
+//! Pulsar's standalone-ssl.conf keys (TLS on both ports; token, basic and TLS-certificate
+//! providers; authorization; anonymousUserRole=anonymous).
 
 mod common;
 
@@ -10,6 +10,12 @@ use security::token::{SigningKey, create_token};
 use testkit::pki::TestPki;
 
 const SECRET: &[u8] = b"tierlog test secret, 32 bytes ok";
+/// basicAuthConf as `htpasswd -m` and `htpasswd -d` write it (hashes made by `openssl passwd
+/// -apr1` and glibc's crypt(3)): basicuser / "basic pass 1" (APR1-MD5), crypter / "crypt-pw"
+/// (DES crypt, which reads 8 characters).
+const HTPASSWD: &str = "basicuser:$apr1$Tq9wLx2a$/r3F/yzET4D5VXN/OaSHl0\ncrypter:k3jBZgvxcsJnw\n";
+const BASIC_PASSWORD: &str = "basic pass 1";
+const CRYPT_PASSWORD: &str = "crypt-pw";
 
 #[test]
 fn tls_tokens_certificates_and_permissions_with_the_python_client() {
@@ -22,6 +28,8 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
     std::fs::write(&secret_file, SECRET).unwrap();
     let (tls_port, web_tls_port) = (testkit::free_port(), testkit::free_port());
     let secret_url = format!("file://{}", secret_file.display());
+    let htpasswd = dir.path().join(".htpasswd");
+    std::fs::write(&htpasswd, HTPASSWD).unwrap();
     let env = [
         ("TIERLOG_brokerServicePortTls", tls_port.to_string()),
         ("TIERLOG_webServicePortTls", web_tls_port.to_string()),
@@ -32,8 +40,9 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
         ("TIERLOG_authorizationEnabled", "true".into()),
         (
             "TIERLOG_authenticationProviders",
-            "org.apache.pulsar.broker.authentication.AuthenticationProviderToken,org.apache.pulsar.broker.authentication.AuthenticationProviderTls".into(),
+            "org.apache.pulsar.broker.authentication.AuthenticationProviderToken,org.apache.pulsar.broker.authentication.AuthenticationProviderTls,org.apache.pulsar.broker.authentication.AuthenticationProviderBasic".into(),
         ),
+        ("TIERLOG_basicAuthConf", format!("file://{}", htpasswd.display())),
         ("TIERLOG_tokenSecretKey", secret_url),
         ("TIERLOG_superUserRoles", "admin".into()),
         ("TIERLOG_anonymousUserRole", "anonymous".into()),
@@ -79,7 +88,7 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
         call(
             "PUT",
             "/admin/v2/namespaces/acme/app",
-            Some(r#"{"auth_policies": {"namespace_auth": {"app": ["produce","consume"], "certuser": ["produce","consume"]}}}"#)
+            Some(r#"{"auth_policies": {"namespace_auth": {"app": ["produce","consume"], "certuser": ["produce","consume"], "basicuser": ["produce","consume"], "crypter": ["produce","consume"]}}}"#)
         )
         .0,
         204
@@ -114,6 +123,9 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
         .arg(&pki.ca_file)
         .arg(dir.path().join("pki"))
         .arg(tokens.to_string())
+        .arg(
+            serde_json::json!({"basicuser": BASIC_PASSWORD, "crypter": CRYPT_PASSWORD}).to_string(),
+        )
         .output()
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -151,6 +163,26 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
         );
     }
     ok("cert-tls");
+    ok("basic-apr1-plain");
+    ok("basic-crypt-tls");
+    ok("basic-https-lookup");
+    for case in ["basic-wrong-password", "basic-unknown-user"] {
+        let r = result(case);
+        assert!(
+            r.starts_with("ERR Timeout") || r.starts_with("ERR AuthenticationError"),
+            "{case}: {r}"
+        );
+    }
+    err("basic-other-namespace", "AuthorizationError");
+    assert!(
+        result("rest-basic-topics").starts_with("HTTP 200"),
+        "{stdout}"
+    );
+    assert_eq!(
+        result("rest-basic-wrong"),
+        r#"HTTP 401 {"reason":"Authentication required: Unknown user or invalid password"}"#,
+        "{stdout}"
+    );
     ok("hostname-right");
     err("hostname-wrong", "");
     ok("hostname-unchecked");
@@ -191,11 +223,16 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
 
     // The wire answer: ERROR{request_id: -1, AuthenticationError}, then the connection closes.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    for (what, token) in [("expired", &expired), ("forged", &forged)] {
+    let wrong_basic = "basicuser:basic pass 2".to_string();
+    for (what, method, data) in [
+        ("expired", "token", &expired),
+        ("forged", "token", &forged),
+        ("wrong password", "basic", &wrong_basic),
+    ] {
         let (reply, closed) = rt.block_on(common::raw::Raw::connect_with_auth(
             b.broker_port,
-            "token",
-            token.as_bytes(),
+            method,
+            data.as_bytes(),
         ));
         let e = reply
             .error
@@ -207,7 +244,12 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
             protocol::pb::ServerError::AuthenticationError as i32,
             "{what}"
         );
-        assert!(e.message.contains("token"), "{what}: {}", e.message);
+        let expected = if method == "token" {
+            "token"
+        } else {
+            "Unknown user or invalid password"
+        };
+        assert!(e.message.contains(expected), "{what}: {}", e.message);
         assert!(closed, "{what}: the connection stays open");
     }
     // pulsar-rs connects with a good one.
@@ -282,6 +324,32 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
         "{err}"
     );
     assert!(!err.contains(&app), "the token is echoed");
+    // AuthenticationBasic with Pulsar's JSON parameters, on the admin API over HTTPS.
+    let basic_params =
+        serde_json::json!({"userId": "basicuser", "password": BASIC_PASSWORD}).to_string();
+    let out = tierlog(
+        &[
+            "admin",
+            "--admin-url",
+            &https,
+            "--tls-trust-cert-path",
+            &ca,
+            "--auth-plugin",
+            "org.apache.pulsar.client.impl.auth.AuthenticationBasic",
+            "--auth-params",
+            &basic_params,
+            "topics",
+            "list",
+            "acme/app",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("persistent://acme/app/"));
     // The same from conf/client.conf, granting and listing permissions with pulsar-admin's
     // commands.
     let token_file = dir.path().join("admin.token");
@@ -391,8 +459,12 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
         admin.as_str(),
         expired.as_str(),
         forged.as_str(),
+        BASIC_PASSWORD,
+        CRYPT_PASSWORD,
+        "basic pass 2",
+        "Tq9wLx2a",
     ] {
-        assert!(!log.contains(secret), "a token is in the broker's log");
+        assert!(!log.contains(secret), "a credential is in the broker's log");
     }
     assert!(
         !log.contains(std::str::from_utf8(SECRET).unwrap()),

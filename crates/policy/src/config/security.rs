@@ -132,7 +132,7 @@ fn parse_authentication(raw: &mut Properties) -> Result<AuthenticationSettings, 
             ConfigError::InvalidValue {
                 key: "authenticationProviders".into(),
                 value: class.clone(),
-                allowed: "org.apache.pulsar.broker.authentication.AuthenticationProviderToken, …AuthenticationProviderTls".into(),
+                allowed: "org.apache.pulsar.broker.authentication.AuthenticationProviderToken, …AuthenticationProviderTls, …AuthenticationProviderBasic".into(),
             }
         })?);
     }
@@ -170,6 +170,24 @@ fn parse_authentication(raw: &mut Properties) -> Result<AuthenticationSettings, 
         }
         (None, None) => None,
     };
+    // Read only when the provider is listed, as Pulsar does: a stale key elsewhere stays inert.
+    let basic_conf = raw.take("basicAuthConf");
+    let basic = match basic_conf {
+        Some(source) if providers.contains(&ProviderKind::Basic) => {
+            let bytes = security::keys::read_key_source(&source)
+                .map_err(|e| secret_error("basicAuthConf", e))?;
+            let users = security::basic::BasicUsers::parse(&bytes)
+                .map_err(|e| secret_error("basicAuthConf", e))?;
+            Some(std::sync::Arc::new(users))
+        }
+        None if providers.contains(&ProviderKind::Basic) => {
+            return Err(secret_error(
+                "basicAuthConf",
+                "AuthenticationProviderBasic is listed but no htpasswd file is configured",
+            ));
+        }
+        _ => None,
+    };
     Ok(AuthenticationSettings {
         enabled,
         providers,
@@ -180,6 +198,7 @@ fn parse_authentication(raw: &mut Properties) -> Result<AuthenticationSettings, 
             audience_claim,
             audience,
         }),
+        basic,
         refresh_check: Duration::from_secs(refresh),
     })
 }

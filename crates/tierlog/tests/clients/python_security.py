@@ -1,13 +1,16 @@
-"""The official Python client against a broker with TLS, token and TLS-certificate
+"""The official Python client against a broker with TLS, token, basic and TLS-certificate
 authentication, and authorization (Pulsar's standalone-ssl.conf keys).
 
 Each case prints one line: `<case> OK` or `<case> ERR <exception class>: <message>`; the Rust
 test decides which cases must pass and which must fail how.
 
 usage: python_security.py PLAIN_PORT TLS_PORT WEB_PORT WEB_TLS_PORT CA CERTS_DIR TOKENS_JSON
+         BASIC_JSON
+  BASIC_JSON: {"basicuser": password, "crypter": password}
   TOKENS_JSON: {"app": …, "admin": …, "expired": …, "forged": …}
   CERTS_DIR holds certuser.cert.pem / certuser.key-pk8.pem (a client certificate, CN certuser).
 """
+import base64
 import json
 import ssl
 import sys
@@ -18,6 +21,7 @@ import pulsar
 
 plain, tls, web, web_tls, ca, certs = sys.argv[1:7]
 tokens = json.loads(sys.argv[7])
+passwords = json.loads(sys.argv[8])
 
 
 def client(url, auth=None, validate_hostname=False):
@@ -69,18 +73,34 @@ round_trip("forged-tls", f"pulsar+ssl://localhost:{tls}", app_topic, tok(tokens[
 round_trip("cert-tls", f"pulsar+ssl://localhost:{tls}", app_topic,
            pulsar.AuthenticationTLS(f"{certs}/certuser.cert.pem", f"{certs}/certuser.key-pk8.pem"),
            True)
+basic = pulsar.AuthenticationBasic
+round_trip("basic-apr1-plain", f"pulsar://localhost:{plain}", app_topic,
+           basic("basicuser", passwords["basicuser"]))
+round_trip("basic-crypt-tls", f"pulsar+ssl://localhost:{tls}", app_topic,
+           basic("crypter", passwords["crypter"]), True)
+round_trip("basic-https-lookup", f"https://localhost:{web_tls}", app_topic,
+           basic("basicuser", passwords["basicuser"]), True)
+round_trip("basic-wrong-password", f"pulsar://localhost:{plain}", app_topic,
+           basic("basicuser", passwords["basicuser"] + "x"))
+round_trip("basic-unknown-user", f"pulsar://localhost:{plain}", app_topic,
+           basic("nobody", passwords["basicuser"]))
+round_trip("basic-other-namespace", f"pulsar://localhost:{plain}", open_topic,
+           basic("basicuser", passwords["basicuser"]))
 round_trip("hostname-right", f"pulsar+ssl://localhost:{tls}", open_topic, None, True)
 round_trip("hostname-wrong", f"pulsar+ssl://127.0.0.1:{tls}", open_topic, None, True)
 round_trip("hostname-unchecked", f"pulsar+ssl://127.0.0.1:{tls}", open_topic, None, False)
 
 
-def rest(case, url, token=None, cert=None):
+def rest(case, url, token=None, cert=None, basic_auth=None):
     ctx = ssl.create_default_context(cafile=ca)
     if cert:
         ctx.load_cert_chain(f"{certs}/{cert}.cert.pem", f"{certs}/{cert}.key-pk8.pem")
     req = urllib.request.Request(url)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    if basic_auth:
+        encoded = base64.b64encode(":".join(basic_auth).encode()).decode()
+        req.add_header("Authorization", f"Basic {encoded}")
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
             print(case, "HTTP", r.status, flush=True)
@@ -97,3 +117,7 @@ rest("rest-forged-http", f"http://localhost:{web}/admin/v2/tenants", tokens["for
 rest("rest-app-topics", f"http://localhost:{web}/admin/v2/persistent/acme/app", tokens["app"])
 rest("rest-cert-topics", f"https://localhost:{web_tls}/admin/v2/persistent/acme/app", None, "certuser")
 rest("rest-cert-tenants", f"https://localhost:{web_tls}/admin/v2/tenants", None, "certuser")
+rest("rest-basic-topics", f"http://localhost:{web}/admin/v2/persistent/acme/app", None, None,
+     ("basicuser", passwords["basicuser"]))
+rest("rest-basic-wrong", f"http://localhost:{web}/admin/v2/persistent/acme/app", None, None,
+     ("basicuser", "wrong"))
