@@ -259,4 +259,22 @@ sha512:$6$saltsalt$Hzv5ovWvSBoMtjL.BVx3OnzaiWN6reeO7wGZBqDE2UMEmiXqZGJLfHEqg4mT.
         let debug = format!("{users:?}");
         assert!(!debug.contains("apr1"), "{debug}");
     }
+
+    proptest::proptest! {
+        /// Whatever a file or a client sends, parsing and checking answer; they never panic.
+        #[test]
+        fn arbitrary_files_and_credentials_never_panic(
+            file in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            hash in "(\\$apr1\\$|\\$2y\\$|\\$5\\$|\\$6\\$|)[./0-9A-Za-z$]{0,60}",
+            credentials in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let _ = BasicUsers::parse(&file);
+            if let Ok(users) = BasicUsers::parse(format!("u:{hash}\n").as_bytes()) {
+                let _ = users.authenticate(&credentials);
+                let mut presented = b"u:".to_vec();
+                presented.extend_from_slice(&credentials);
+                let _ = users.authenticate(&presented);
+            }
+        }
+    }
 }
