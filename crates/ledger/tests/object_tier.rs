@@ -26,7 +26,7 @@ struct Broker {
 async fn broker(moto: &MotoServer, meta: Arc<dyn MetadataStore>, data: &std::path::Path) -> Broker {
     let mut c = OffloadConfig::new(Location::s3_compatible("tier", &moto.endpoint()));
     c.credentials.credential_id = Some("k".into());
-    c.credentials.credential_secret = Some("s".into());
+    c.credentials.credential_secret = Some(testkit::audit::s3_secret_key().into());
     let offloader = Arc::new(BlobStoreOffloader::new(c).await.unwrap());
     let wal = Wal::start(
         offloader.store().await.unwrap(),

@@ -19,7 +19,7 @@ async fn missing_bucket_then_bucket_created() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = OffloadConfig::new(Location::s3_compatible("tier-bucket", &moto.endpoint()));
     c.credentials.credential_id = Some("k".into());
-    c.credentials.credential_secret = Some("s".into());
+    c.credentials.credential_secret = Some(testkit::audit::s3_secret_key().into());
     c.max_block_size_bytes = 5 << 20;
     let offloader = Arc::new(BlobStoreOffloader::new(c).await.unwrap());
     let (store, _) =
@@ -87,7 +87,7 @@ async fn ledgers_offloaded_to_s3_stay_readable_and_deletable_after_the_driver_ch
     let dir = tempfile::tempdir().unwrap();
     let credentials = offload::Credentials {
         credential_id: Some("k".into()),
-        credential_secret: Some("s".into()),
+        credential_secret: Some(testkit::audit::s3_secret_key().into()),
         ..Default::default()
     };
     let mut s3 = OffloadConfig::new(Location::s3_compatible("was-s3", &moto.endpoint()));

@@ -62,6 +62,7 @@ fn static_keys_work_and_a_wrong_secret_is_a_clear_error_without_the_secret() {
         c.credentials.credential_secret = Some(iam.secret_key.clone());
         round_trip(c.clone()).await.unwrap();
 
+        testkit::audit::secret("wrong-secret-value");
         c.credentials.credential_secret = Some("wrong-secret-value".into());
         let e = round_trip(c).await.unwrap_err();
         assert!(matches!(e, OffloadError::AccessDenied { .. }), "{e}");

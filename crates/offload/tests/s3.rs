@@ -24,7 +24,7 @@ fn s3_config(driver: Driver, endpoint: &str, bucket: &str) -> OffloadConfig {
     );
     let mut c = OffloadConfig::new(location);
     c.credentials.credential_id = Some("testing".into());
-    c.credentials.credential_secret = Some("testing".into());
+    c.credentials.credential_secret = Some(testkit::audit::s3_secret_key().into());
     c.max_block_size_bytes = 5 << 20;
     c
 }
@@ -333,6 +333,10 @@ async fn server_side_encryption_headers_on_every_object_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("sse-c.key");
     std::fs::write(&key_file, [7u8; 32]).unwrap();
+    {
+        use base64::Engine;
+        testkit::audit::secret(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    }
     let cases = [
         (offload::S3Encryption::SseS3, Some("AES256"), None),
         (
@@ -433,6 +437,7 @@ async fn sse_c_sends_the_customer_key_on_every_write_and_read() {
     // The key file may hold the key in base64, as well as raw.
     let b64 = base64::engine::general_purpose::STANDARD;
     std::fs::write(&key_file, b64.encode([9u8; 32])).unwrap();
+    testkit::audit::secret(b64.encode([9u8; 32]));
     let mut c = s3_config(Driver::S3, &proxy.endpoint(), "ssec-bucket");
     c.credentials.s3_encryption = offload::S3Encryption::SseC {
         key_file: key_file.clone(),

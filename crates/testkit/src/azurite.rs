@@ -41,6 +41,7 @@ impl Drop for TempDir {
 
 impl Azurite {
     pub fn start() -> Azurite {
+        crate::audit::secret(KEY);
         let port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("azurite-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("azurite dir");

@@ -5,6 +5,7 @@
 //! add latency per request or answer chosen requests with errors; [`slow_meta`] slows a metadata
 //! store down for chosen keys.
 
+pub mod audit;
 pub mod azurite;
 pub mod etcd;
 pub mod moto;

@@ -80,7 +80,11 @@ impl MotoServer {
         let json = String::from_utf8_lossy(&out.stdout).to_string();
         let setup = IamSetup {
             access_key: json_field(&json, "access_key"),
-            secret_key: json_field(&json, "secret_key"),
+            secret_key: {
+                let secret = json_field(&json, "secret_key");
+                crate::audit::secret(&secret);
+                secret
+            },
             role_arn: json_field(&json, "role_arn"),
         };
         (server, setup)

@@ -82,7 +82,15 @@ impl TestPki {
         let cert_file = self.dir.join(format!("{file}.cert.pem"));
         let key_file = self.dir.join(format!("{file}.key-pk8.pem"));
         std::fs::write(&cert_file, cert.pem()).expect("write certificate");
-        std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+        let pem = key.serialize_pem();
+        // The key's base64 lines, for the audit: a key printed anywhere shows at least one.
+        for line in pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        {
+            crate::audit::secret(line);
+        }
+        std::fs::write(&key_file, pem).expect("write key");
         (cert_file, key_file)
     }
 }

@@ -31,6 +31,7 @@ impl S3sFs {
     }
 
     pub fn start(binary: &Path, root: &Path) -> S3sFs {
+        crate::audit::secret(SECRET_KEY);
         let port = crate::free_port();
         std::fs::create_dir_all(root).expect("s3s-fs root");
         let child = Command::new(binary)

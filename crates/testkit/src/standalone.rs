@@ -3,12 +3,15 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Standalone {
     child: Option<Child>,
+    /// Where the process logs (standard error), and where this run's part starts.
+    log: PathBuf,
+    log_from: u64,
     pub web_port: u16,
     /// The binary-protocol port (`pulsar://127.0.0.1:<broker_port>`).
     pub broker_port: u16,
@@ -16,9 +19,12 @@ pub struct Standalone {
 
 impl Standalone {
     /// Starts `bin standalone` with an empty config file, data under `dir/data`, free ports, and
-    /// extra `TIERLOG_<key>` settings in `env`; waits until the health endpoint answers.
+    /// extra `TIERLOG_<key>` settings in `env`; waits until the health endpoint answers. It logs
+    /// to `dir/tierlog.log` (a pipe nobody reads would stall a busy broker); [`stop`](Self::stop)
+    /// returns this run's part, and every run's part is kept for the secret audit.
     pub fn start(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> Standalone {
-        Self::start_as(bin, "standalone", dir, env, Stdio::piped())
+        let ports = (crate::free_port(), crate::free_port());
+        Self::start_on("standalone", bin, dir, env, "tierlog.log", ports)
     }
 
     /// Starts `bin broker` (one broker of a cluster; `env` names the etcd) like
@@ -36,24 +42,7 @@ impl Standalone {
         env: &[(&str, &str)],
         ports: (u16, u16),
     ) -> Standalone {
-        std::fs::create_dir_all(dir).expect("broker directory");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("broker.log"))
-            .expect("broker log");
-        Self::start_on("broker", bin, dir, env, Stdio::from(log), ports)
-    }
-
-    fn start_as(
-        bin: &Path,
-        mode: &str,
-        dir: &Path,
-        env: &[(&str, &str)],
-        stderr: Stdio,
-    ) -> Standalone {
-        let ports = (crate::free_port(), crate::free_port());
-        Self::start_on(mode, bin, dir, env, stderr, ports)
+        Self::start_on("broker", bin, dir, env, "broker.log", ports)
     }
 
     fn start_on(
@@ -61,9 +50,17 @@ impl Standalone {
         bin: &Path,
         dir: &Path,
         env: &[(&str, &str)],
-        stderr: Stdio,
+        log_name: &str,
         (web_port, broker_port): (u16, u16),
     ) -> Standalone {
+        std::fs::create_dir_all(dir).expect("broker directory");
+        let log = dir.join(log_name);
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("broker log");
+        let log_from = log_file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut cmd = Command::new(bin);
         cmd.args([mode, "--config", "/dev/null"])
             .env("TIERLOG_dataDirectory", dir.join("data"))
@@ -71,12 +68,14 @@ impl Standalone {
             .env("TIERLOG_webServicePort", web_port.to_string())
             .env("TIERLOG_brokerServicePort", broker_port.to_string())
             .stdout(Stdio::null())
-            .stderr(stderr);
+            .stderr(Stdio::from(log_file));
         for (k, v) in env {
             cmd.env(k, v);
         }
         let s = Standalone {
             child: Some(cmd.spawn().expect("start tierlog")),
+            log,
+            log_from,
             web_port,
             broker_port,
         };
@@ -191,13 +190,31 @@ impl Standalone {
         (status, body)
     }
 
-    /// Sends `signal` (e.g. "TERM", "INT") and waits for the process to end.
+    /// Sends `signal` (e.g. "TERM", "INT") and waits for the process to end; its exit status
+    /// and this run's log (as `stderr`).
     pub fn stop(mut self, signal: &str) -> Output {
-        let child = self.child.take().expect("running");
+        let mut child = self.child.take().expect("running");
         let _ = Command::new("kill")
             .args(["-s", signal, &child.id().to_string()])
             .status();
-        child.wait_with_output().expect("wait for tierlog")
+        let status = child.wait().expect("wait for tierlog");
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr: self.keep_log(),
+        }
+    }
+
+    /// This run's part of the log, also kept for the secret audit.
+    fn keep_log(&self) -> Vec<u8> {
+        use std::io::Seek;
+        let mut bytes = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.seek(std::io::SeekFrom::Start(self.log_from));
+            let _ = f.read_to_end(&mut bytes);
+        }
+        crate::audit::keep("tierlog", &bytes);
+        bytes
     }
 }
 
@@ -206,6 +223,7 @@ impl Drop for Standalone {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            self.keep_log();
         }
     }
 }

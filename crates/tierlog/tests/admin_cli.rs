@@ -11,11 +11,11 @@ fn start(dir: &Path) -> Standalone {
 }
 
 fn admin(b: &Standalone, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .args(["admin", "--admin-url", &b.admin_url()])
-        .args(args)
-        .output()
-        .unwrap()
+    testkit::audit::output(
+        Command::new(env!("CARGO_BIN_EXE_tierlog"))
+            .args(["admin", "--admin-url", &b.admin_url()])
+            .args(args),
+    )
 }
 
 fn ok(b: &Standalone, args: &[&str]) -> String {

@@ -45,7 +45,10 @@ fn env(etcd: &EtcdServer, moto: &MotoServer) -> Vec<(String, String)> {
             moto.endpoint(),
         ),
         ("AWS_ACCESS_KEY_ID", "k".into()),
-        ("AWS_SECRET_ACCESS_KEY", "s".into()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            testkit::audit::s3_secret_key().into(),
+        ),
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
     ]
     .into_iter()

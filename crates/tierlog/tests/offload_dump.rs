@@ -48,7 +48,7 @@ async fn dump_json_from_s3() {
     moto.create_bucket("dump-bucket");
     let mut c = OffloadConfig::new(Location::s3_compatible("dump-bucket", &moto.endpoint()));
     c.credentials.credential_id = Some("k".into());
-    c.credentials.credential_secret = Some("s".into());
+    c.credentials.credential_secret = Some(testkit::audit::s3_secret_key().into());
     let o = BlobStoreOffloader::new(c).await.unwrap();
     let src = Source(entries());
     let r = o
@@ -56,23 +56,23 @@ async fn dump_json_from_s3() {
         .await
         .unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .args([
-            "offload",
-            "dump",
-            "--driver",
-            "S3",
-            "--bucket",
-            "dump-bucket",
-            "--endpoint",
-            &moto.endpoint(),
-        ])
-        .args(["--key", &r.data_key, "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", "k")
-        .env("AWS_SECRET_ACCESS_KEY", "s")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+    let out = testkit::audit::output(
+        Command::new(env!("CARGO_BIN_EXE_tierlog"))
+            .args([
+                "offload",
+                "dump",
+                "--driver",
+                "S3",
+                "--bucket",
+                "dump-bucket",
+                "--endpoint",
+                &moto.endpoint(),
+            ])
+            .args(["--key", &r.data_key, "--output", "json"])
+            .env("AWS_ACCESS_KEY_ID", "k")
+            .env("AWS_SECRET_ACCESS_KEY", testkit::audit::s3_secret_key())
+            .env("AWS_EC2_METADATA_DISABLED", "true"),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -108,12 +108,12 @@ async fn dump_text_from_a_directory_and_bad_keys() {
         .await
         .unwrap();
     let run = |key: &str| {
-        Command::new(env!("CARGO_BIN_EXE_tierlog"))
-            .args(["offload", "dump", "--driver", "filesystem", "--path"])
-            .arg(dir.path())
-            .args(["--key", key])
-            .output()
-            .unwrap()
+        testkit::audit::output(
+            Command::new(env!("CARGO_BIN_EXE_tierlog"))
+                .args(["offload", "dump", "--driver", "filesystem", "--path"])
+                .arg(dir.path())
+                .args(["--key", key]),
+        )
     };
     let out = run(&r.index_key);
     assert!(

@@ -32,7 +32,7 @@ async fn offload_to_a_missing_bucket_reports_error_and_the_topic_keeps_working()
             ("TIERLOG_defaultRetentionTimeInMinutes", "-1"),
             ("TIERLOG_defaultRetentionSizeInMB", "-1"),
             ("AWS_ACCESS_KEY_ID", "k"),
-            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_SECRET_ACCESS_KEY", testkit::audit::s3_secret_key()),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ],
     );
@@ -145,7 +145,7 @@ async fn a_blackholed_store_fails_the_offload_within_the_configured_timeouts_and
             ("TIERLOG_defaultRetentionTimeInMinutes", "-1"),
             ("TIERLOG_defaultRetentionSizeInMB", "-1"),
             ("AWS_ACCESS_KEY_ID", "k"),
-            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_SECRET_ACCESS_KEY", testkit::audit::s3_secret_key()),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ],
     );

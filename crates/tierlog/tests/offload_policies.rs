@@ -163,7 +163,7 @@ fn s3_env(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static
     let mut env = ENV.to_vec();
     env.extend([
         ("AWS_ACCESS_KEY_ID", "k"),
-        ("AWS_SECRET_ACCESS_KEY", "s"),
+        ("AWS_SECRET_ACCESS_KEY", testkit::audit::s3_secret_key()),
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]);
     env.extend_from_slice(extra);

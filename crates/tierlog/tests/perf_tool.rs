@@ -6,11 +6,11 @@ mod common;
 use std::process::Command;
 
 fn perf(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .arg("perf")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = testkit::audit::output(
+        Command::new(env!("CARGO_BIN_EXE_tierlog"))
+            .arg("perf")
+            .args(args),
+    );
     assert!(
         out.status.success(),
         "{args:?}: {}",

@@ -109,25 +109,40 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
         (200, r#"{"anonymous":["produce","consume"]}"#)
     );
 
+    for secret in [
+        app.as_str(),
+        admin.as_str(),
+        expired.as_str(),
+        forged.as_str(),
+        std::str::from_utf8(SECRET).unwrap(),
+        BASIC_PASSWORD,
+        CRYPT_PASSWORD,
+        "basic pass 2",
+    ] {
+        testkit::audit::secret(secret);
+    }
     let tokens =
         serde_json::json!({"app": app, "admin": admin, "expired": expired, "forged": forged});
     let script = testkit::workspace_root().join("crates/tierlog/tests/clients/python_security.py");
-    let out = Command::new(common::python())
-        .arg(&script)
-        .args([
-            b.broker_port.to_string(),
-            tls_port.to_string(),
-            b.web_port.to_string(),
-            web_tls_port.to_string(),
-        ])
-        .arg(&pki.ca_file)
-        .arg(dir.path().join("pki"))
-        .arg(tokens.to_string())
-        .arg(
-            serde_json::json!({"basicuser": BASIC_PASSWORD, "crypter": CRYPT_PASSWORD}).to_string(),
-        )
-        .output()
-        .expect("run python");
+    let out = testkit::audit::output(
+        Command::new(common::python())
+            .arg(&script)
+            .args([
+                b.broker_port.to_string(),
+                tls_port.to_string(),
+                b.web_port.to_string(),
+                web_tls_port.to_string(),
+            ])
+            .arg(&pki.ca_file)
+            .arg(dir.path().join("pki"))
+            .arg(tokens.to_string())
+            .arg(
+                serde_json::json!({"basicuser": BASIC_PASSWORD, "crypter": CRYPT_PASSWORD})
+                    .to_string(),
+            ),
+    );
+    // Its answers carry the clients' error messages: audited too.
+    testkit::audit::keep("python-security-stdout", &out.stdout);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let result = |case: &str| -> String {
@@ -271,7 +286,7 @@ fn tls_tokens_certificates_and_permissions_with_the_python_client() {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.output().expect("run tierlog")
+        testkit::audit::output(&mut cmd)
     };
     let https = format!("https://localhost:{web_tls_port}");
     let ca = pki.ca_file.display().to_string();
@@ -503,14 +518,16 @@ async fn expiring_tokens_are_challenged_and_refreshed_or_the_connection_closes()
             .unwrap()
             .as_secs()
             + secs;
-        security::token::create_token_with_claims(
+        let token = security::token::create_token_with_claims(
             &key,
             serde_json::json!({"sub": role, "exp": exp})
                 .as_object()
                 .unwrap()
                 .clone(),
         )
-        .unwrap()
+        .unwrap();
+        testkit::audit::secret(&token);
+        token
     };
     let port = b.broker_port;
     let t = expiring("app", 2);
@@ -589,11 +606,11 @@ async fn expiring_tokens_are_challenged_and_refreshed_or_the_connection_closes()
 fn tierlog_tokens_keys_tokens_show_and_validate() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tierlog"))
-            .arg("tokens")
-            .args(args)
-            .output()
-            .expect("run tierlog tokens");
+        let out = testkit::audit::output(
+            Command::new(env!("CARGO_BIN_EXE_tierlog"))
+                .arg("tokens")
+                .args(args),
+        );
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
@@ -622,6 +639,8 @@ fn tierlog_tokens_keys_tokens_show_and_validate() {
         "1h",
     ]);
     assert!(ok, "{err}");
+    testkit::audit::secret(&token);
+    testkit::audit::secret(&b64);
     let (ok, shown, _) = run(&["show", &token]);
     assert!(
         ok && shown.contains("\"sub\":\"app\"") && shown.contains("HS256"),

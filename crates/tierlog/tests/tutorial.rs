@@ -44,7 +44,7 @@ async fn seed_tutorial_offloads_to_s3_and_reads_everything_back_after_restart() 
         ("TIERLOG_managedLedgerMinLedgerRolloverTimeMinutes", "0"),
         ("TIERLOG_retentionCheckIntervalInSeconds", "1"),
         ("AWS_ACCESS_KEY_ID", "tutorial"),
-        ("AWS_SECRET_ACCESS_KEY", "tutorial"),
+        ("AWS_SECRET_ACCESS_KEY", testkit::audit::s3_secret_key()),
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ];
     let broker = common::start(dir.path(), &env);

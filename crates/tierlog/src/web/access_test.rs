@@ -13,13 +13,16 @@ use super::{WebState, api, router};
 const SECRET: &[u8] = b"a test secret of thirty-two bytes";
 
 fn token(role: &str) -> String {
-    security::token::create_token(
+    let token = security::token::create_token(
         &security::token::SigningKey::Secret(SECRET.to_vec()),
         role,
         None,
         None,
     )
-    .unwrap()
+    .unwrap();
+    testkit::audit::secret(&token);
+    testkit::audit::secret(std::str::from_utf8(SECRET).unwrap());
+    token
 }
 
 async fn state(dir: &std::path::Path) -> Arc<WebState> {

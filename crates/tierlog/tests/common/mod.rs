@@ -145,11 +145,11 @@ fn received(msg: &pulsar::consumer::Message<Vec<u8>>) -> Received {
 
 /// `tierlog admin --admin-url <broker> <args>`.
 pub fn admin(b: &Standalone, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_tierlog"))
-        .args(["admin", "--admin-url", &b.admin_url()])
-        .args(args)
-        .output()
-        .unwrap()
+    testkit::audit::output(
+        std::process::Command::new(env!("CARGO_BIN_EXE_tierlog"))
+            .args(["admin", "--admin-url", &b.admin_url()])
+            .args(args),
+    )
 }
 
 /// [`admin`] that must succeed; its standard output.

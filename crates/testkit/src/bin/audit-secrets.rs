@@ -1,0 +1,34 @@
+//! `audit-secrets AUDIT_DIR [FILE…]`: after the test suite, every secret the tests noted,
+//! looked for in every log they kept and in FILE… (nextest's JUnit record of every test's
+//! output). Exits 1, naming the files (never the secrets), if one is found.
+
+fn main() {
+    let mut args = std::env::args_os().skip(1);
+    let Some(dir) = args.next() else {
+        eprintln!("usage: audit-secrets AUDIT_DIR [FILE…]");
+        std::process::exit(2);
+    };
+    let more: Vec<std::path::PathBuf> = args.map(Into::into).collect();
+    let dir = std::path::PathBuf::from(dir);
+    match testkit::audit::scan(&dir, &more) {
+        Ok(found) if found.is_empty() => {
+            let count = |sub: &str| std::fs::read_dir(dir.join(sub)).map_or(0, |d| d.count());
+            println!(
+                "secret audit: no noted secret in {} kept logs or {} more files ({} secret files)",
+                count("logs"),
+                more.len(),
+                count("secrets")
+            );
+        }
+        Ok(found) => {
+            for f in &found {
+                eprintln!("secret audit: {} found in {}", f.secret, f.file.display());
+            }
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("secret audit: cannot read {}: {e}", dir.display());
+            std::process::exit(2);
+        }
+    }
+}
