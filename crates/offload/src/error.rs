@@ -44,6 +44,19 @@ pub enum OffloadError {
         #[source]
         source: Box<object_store::Error>,
     },
+    /// A read was refused while the offload uses SSE-C: S3 refuses a customer key other than
+    /// the one the object was written with (HTTP 403), as it refuses missing read rights.
+    #[error(
+        "reading {location} was refused and the offload uses SSE-C: the key in \
+         s3ManagedLedgerOffloadSseCustomerKeyFile ({}) may not be the one the objects were \
+         written with, or the credentials may not read the bucket: {detail}",
+        key_file.display()
+    )]
+    SseCustomerKeyRefused {
+        location: String,
+        key_file: std::path::PathBuf,
+        detail: String,
+    },
     /// An offloaded object is missing: the ledger is not (or no longer) offloaded.
     #[error("offloaded object {key} not found in {location}")]
     NotFound { location: String, key: String },

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use object_store::path::Path;
 use uuid::Uuid;
 
-use crate::config::{Credentials, OffloadConfig};
+use crate::config::{Credentials, OffloadConfig, S3Encryption};
 use crate::counting::RequestCounters;
 use crate::error::{OffloadError, Result};
 use crate::keys;
@@ -65,7 +65,20 @@ impl Access {
             read_ahead_requests: self.read_ahead_requests.max(1),
             verify_format_version: at.has_object_metadata(),
         };
-        OffloadedLedger::open(store, at, ledger_id, &uuid, options).await
+        OffloadedLedger::open(store, at, ledger_id, &uuid, options)
+            .await
+            .map_err(|e| match (e, &self.credentials.s3_encryption) {
+                // With SSE-C a refusal most often means another key: say so, naming the file.
+                (
+                    OffloadError::AccessDenied { bucket, detail },
+                    S3Encryption::SseC { key_file },
+                ) => OffloadError::SseCustomerKeyRefused {
+                    location: bucket,
+                    key_file: key_file.clone(),
+                    detail,
+                },
+                (e, _) => e,
+            })
     }
 
     async fn delete(

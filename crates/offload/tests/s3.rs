@@ -490,7 +490,10 @@ async fn sse_c_sends_the_customer_key_on_every_write_and_read() {
     // A reader configured with another key sends that key, which S3 refuses.
     let other = dir.path().join("other");
     std::fs::write(&other, [1u8; 32]).unwrap();
-    c.credentials.s3_encryption = offload::S3Encryption::SseC { key_file: other };
+    testkit::audit::secret(b64.encode([1u8; 32]));
+    c.credentials.s3_encryption = offload::S3Encryption::SseC {
+        key_file: other.clone(),
+    };
     let reader = common::offloader(c, 0).await.unwrap();
     let before = proxy.requests_seen().len();
     let _ = reader.read(src.id, uuid, o.location()).await;
@@ -507,4 +510,18 @@ async fn sse_c_sends_the_customer_key_on_every_write_and_read() {
             Some(other_key.as_str())
         );
     }
+    // moto does not check SSE-C keys; S3 answers a GET with another key 403. That answer, from
+    // the proxy, is reported as the key's doing, naming the key file and never the key.
+    proxy.fail("GET", "", 0, 403);
+    let e = reader.read(src.id, uuid, o.location()).await.unwrap_err();
+    assert!(
+        matches!(&e, offload::OffloadError::SseCustomerKeyRefused { key_file, .. } if *key_file == other),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("s3ManagedLedgerOffloadSseCustomerKeyFile") && text.contains("other"),
+        "{text}"
+    );
+    assert!(!text.contains(&other_key), "{text}");
 }
