@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::BrokerError;
-use crate::service::{BrokerService, Peer, schema_version_bytes};
+use crate::service::{BrokerService, Peer, schema_version_bytes, schema_version_from_bytes};
 use crate::subscription::{
     ConsumerSpec, Outbox, SubType, Subscription, initial_position, read_position_for,
 };
@@ -591,6 +591,13 @@ impl Conn {
         };
         let exclusive =
             matches!(c.producer_access_mode, Some(m) if m != pb::ProducerAccessMode::Shared as i32);
+        // The schema first (as Pulsar): a refused schema leaves no producer behind.
+        let schema_version = self
+            .svc
+            .store
+            .producer_schema(&name, c.schema.as_ref())
+            .await?
+            .map(schema_version_bytes);
         topic.add_producer(
             (self.id, c.producer_id),
             ProducerEntry {
@@ -613,12 +620,6 @@ impl Conn {
                 .open_cursor(sub, ledger::InitialPosition::Earliest)
                 .await?;
         }
-        let schema_version = match c.schema {
-            Some(s) => Some(schema_version_bytes(
-                self.svc.put_schema(&name, s).await?.version,
-            )),
-            None => None,
-        };
         self.producers.insert(c.producer_id, topic);
         self.send(BaseCommand {
             producer_success: Some(pb::CommandProducerSuccess {
@@ -727,7 +728,9 @@ impl Conn {
         if let Some(s) = &c.schema
             && s.r#type != pb::schema::Type::None as i32
         {
-            self.svc.put_schema(&name, s.clone()).await?;
+            let active =
+                topic.attached_clients().await > 0 || topic.ml.last_confirmed().entry_id >= 0;
+            self.svc.store.consumer_schema(&name, s, active).await?;
         }
         let sub = topic.subscription(&c.subscription, sub_type, start).await?;
         sub.add_consumer(
@@ -887,7 +890,13 @@ impl Conn {
     async fn get_schema(&self, c: pb::CommandGetSchema) {
         let found = match Self::topic_name(&c.topic) {
             Ok(t) => match self.authorize(&t, TopicOperation::Lookup).await {
-                Ok(()) => self.svc.schema(&t).await.ok().flatten(),
+                Ok(()) => {
+                    let version = c
+                        .schema_version
+                        .as_deref()
+                        .and_then(schema_version_from_bytes);
+                    self.svc.store.schema(&t, version).await.ok().flatten()
+                }
                 Err(e) => {
                     self.send(BaseCommand {
                         get_schema_response: Some(pb::CommandGetSchemaResponse {
@@ -904,16 +913,17 @@ impl Conn {
             Err(_) => None,
         };
         let resp = match found {
-            Some(s) => pb::CommandGetSchemaResponse {
+            Some((version, schema)) => pb::CommandGetSchemaResponse {
                 request_id: c.request_id,
-                schema: Some(s.schema),
-                schema_version: Some(schema_version_bytes(s.version)),
+                schema: Some(schema),
+                schema_version: Some(schema_version_bytes(version)),
                 ..Default::default()
             },
+            // Pulsar's answer when the topic has no schema (or not that version).
             None => pb::CommandGetSchemaResponse {
                 request_id: c.request_id,
                 error_code: Some(ServerError::TopicNotFound as i32),
-                error_message: Some(format!("no schema for topic {}", c.topic)),
+                error_message: Some("Topic not found or no-schema".into()),
                 ..Default::default()
             },
         };

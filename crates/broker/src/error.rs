@@ -30,6 +30,9 @@ pub enum BrokerError {
     /// The connection's role may not do this (Pulsar's `AuthorizationError`).
     #[error("{0}")]
     NotAuthorized(String),
+    /// A producer's or consumer's schema is refused by the topic's schema rules.
+    #[error("{0}")]
+    IncompatibleSchema(String),
     #[error("consumer not found")]
     ConsumerNotFound,
     /// More lookups at once than `maxConcurrentLookupRequest`.
@@ -56,6 +59,7 @@ impl BrokerError {
             // Pulsar's answer to a topic served elsewhere: clients redo the lookup.
             BrokerError::NotOwned(_) => ServerError::ServiceNotReady,
             BrokerError::NotAuthorized(_) => ServerError::AuthorizationError,
+            BrokerError::IncompatibleSchema(_) => ServerError::IncompatibleSchema,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
             BrokerError::TooManyRequests => ServerError::TooManyRequests,
             BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {

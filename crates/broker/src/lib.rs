@@ -14,6 +14,6 @@ mod subscription;
 mod topic;
 
 pub use error::BrokerError;
-pub use service::{BrokerService, BrokerServiceConfig, Listener, StoredSchema, TopicStore};
+pub use service::{BrokerService, BrokerServiceConfig, Listener, TopicStore};
 pub use subscription::{SubType, UnackedLimits};
 pub use topic::Topic;

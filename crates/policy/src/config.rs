@@ -114,6 +114,9 @@ pub struct BrokerConfig {
     /// `maxConcurrentLookupRequest` (50 000): lookups and partition-metadata requests being
     /// answered at once; beyond it they are refused with TooManyRequests.
     pub max_concurrent_lookup_requests: u32,
+    /// The broker level of the schema rules: `schemaCompatibilityStrategy` (FULL),
+    /// `isAllowAutoUpdateSchemaEnabled` (true), `isSchemaValidationEnforced` (false).
+    pub schema: crate::schema::SchemaRules,
     /// Rollover limits and the default retention of every topic.
     pub managed_ledger: ManagedLedgerConfig,
     /// The broker level of the offload policies (`managedLedgerOffloadDriver=none`: no driver).
@@ -345,6 +348,21 @@ impl BrokerConfig {
                 1,
                 u32::MAX as u64,
             )? as u32,
+            schema: {
+                let name = raw.string("schemaCompatibilityStrategy", "FULL");
+                let strategy = crate::schema::CompatibilityStrategy::from_name(&name)
+                    .filter(|s| *s != crate::schema::CompatibilityStrategy::Undefined)
+                    .ok_or_else(|| ConfigError::InvalidValue {
+                        key: "schemaCompatibilityStrategy".into(),
+                        value: name.clone(),
+                        allowed: "ALWAYS_INCOMPATIBLE, ALWAYS_COMPATIBLE, BACKWARD, FORWARD, FULL, BACKWARD_TRANSITIVE, FORWARD_TRANSITIVE or FULL_TRANSITIVE".into(),
+                    })?;
+                crate::schema::SchemaRules {
+                    strategy,
+                    allow_auto_update: raw.boolean("isAllowAutoUpdateSchemaEnabled", true)?,
+                    validation_enforced: raw.boolean("isSchemaValidationEnforced", false)?,
+                }
+            },
             cluster_name,
             data_directory,
             managed_ledger,

@@ -26,6 +26,9 @@ pub enum PolicyError {
     /// A request Pulsar refuses as a failed precondition: bad policy values, bad names.
     #[error("{0}")]
     Invalid(String),
+    /// A schema the topic's schema rules refuse (HTTP 409, `IncompatibleSchema`).
+    #[error("{0}")]
+    IncompatibleSchema(String),
     /// The request's role may not do this (HTTP 403, `AuthorizationError`).
     #[error("{0}")]
     NotAuthorized(String),
@@ -72,6 +75,7 @@ impl PolicyError {
             PolicyError::Invalid(m) => B::NotAllowed(m),
             PolicyError::Busy(m) => B::TopicBusy(m),
             PolicyError::NotAuthorized(m) => B::NotAuthorized(m),
+            PolicyError::IncompatibleSchema(m) => B::IncompatibleSchema(m),
             other => B::Metadata(other.to_string()),
         }
     }

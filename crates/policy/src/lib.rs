@@ -22,6 +22,7 @@ pub mod access;
 pub mod config;
 pub mod error;
 pub mod offload_policies;
+pub mod schema;
 pub mod service;
 pub mod stats;
 pub mod store;

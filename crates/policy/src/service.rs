@@ -13,6 +13,7 @@ use protocol::{Domain, NamespaceName, TopicName};
 use crate::config::BrokerConfig;
 use crate::error::{PolicyError, Result};
 use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
+use crate::schema::{Admission, SchemaEntry, SchemaHistory, SchemaRules, SchemaType};
 use crate::store::PolicyStore;
 use crate::types::{
     MessageIdJson, OffloadProcessStatus, OffloadProgressJson, PersistentTopicInternalStats,
@@ -35,6 +36,7 @@ struct BrokerLevel {
     offload_defaults: OffloadDefaults,
     /// Whether this broker runs an object-storage WAL (it has a default offload location).
     object_tier: bool,
+    schema: crate::schema::SchemaRules,
 }
 
 pub struct PolicyService {
@@ -62,6 +64,7 @@ impl PolicyService {
                 offload: config.offload.clone(),
                 offload_defaults: config.offload_defaults.clone(),
                 object_tier: config.offload_target().is_some(),
+                schema: config.schema,
             },
             stores,
             authorizer: config.security.authorization.clone(),
@@ -194,6 +197,158 @@ impl PolicyService {
             ml.set_offloader(offloader);
         }
         Ok(())
+    }
+
+    // ----- schemas -----
+
+    /// The schema rules of `topic`: the topic's strategy, else its namespace's, else the
+    /// broker's; auto-update from the namespace, else the broker; validation enforced if
+    /// either says so.
+    pub async fn schema_rules(&self, topic: &TopicName) -> Result<SchemaRules> {
+        use crate::schema::CompatibilityStrategy as S;
+        let ns = self.store.policies(topic.namespace()).await?;
+        let tp = self.store.topic_policies(topic).await?;
+        let broker = self.broker.schema;
+        let strategy = tp
+            .schema_compatibility_strategy
+            .filter(|s| *s != S::Undefined)
+            .or(Some(ns.schema_compatibility_strategy).filter(|s| *s != S::Undefined))
+            .unwrap_or(broker.strategy);
+        Ok(SchemaRules {
+            strategy,
+            allow_auto_update: ns
+                .is_allow_auto_update_schema
+                .unwrap_or(broker.allow_auto_update),
+            validation_enforced: broker.validation_enforced || ns.schema_validation_enforced,
+        })
+    }
+
+    /// The schema history of `topic` (of its partitioned topic, for a partition).
+    pub async fn schema_history(&self, topic: &TopicName) -> Result<SchemaHistory> {
+        self.store.schema_history(topic).await
+    }
+
+    /// The latest schema of `topic`, or `version`, with its version.
+    pub async fn get_schema(
+        &self,
+        topic: &TopicName,
+        version: Option<u64>,
+    ) -> Result<Option<(u64, SchemaEntry)>> {
+        let h = self.store.schema_history(topic).await?;
+        Ok(match version {
+            None => h.latest().map(|(v, e)| (v, e.clone())),
+            Some(v) => h.version(v).map(|e| (v, e.clone())),
+        })
+    }
+
+    /// The version of `schema` for `topic`: the one it already has, or a new one when `rules`
+    /// allow it; `IncompatibleSchema` otherwise.
+    pub async fn add_schema(
+        &self,
+        topic: &TopicName,
+        schema: SchemaEntry,
+        rules: SchemaRules,
+    ) -> Result<u64> {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.store
+            .update_schema_history(topic, |h| match h.admit(&schema, rules) {
+                Ok(Admission::Existing(v)) => Ok((None, v)),
+                Ok(Admission::New) => {
+                    let mut h = h.clone();
+                    let version = h.entries.len() as u64;
+                    h.entries.push(SchemaEntry {
+                        timestamp,
+                        deleted: false,
+                        ..schema.clone()
+                    });
+                    Ok((Some(h), version))
+                }
+                Err(e) => Err(PolicyError::IncompatibleSchema(e.0)),
+            })
+            .await
+    }
+
+    /// Marks the schema of `topic` deleted (a new version; older versions still read, as
+    /// messages carry them). `None` when there was no schema to delete.
+    pub async fn delete_schema(&self, topic: &TopicName) -> Result<Option<u64>> {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.store
+            .update_schema_history(topic, |h| {
+                if h.latest().is_none() {
+                    return Ok((None, None));
+                }
+                let mut h = h.clone();
+                let version = h.entries.len() as u64;
+                h.entries.push(SchemaEntry {
+                    timestamp,
+                    deleted: true,
+                    ..SchemaEntry::new(SchemaType::None, Vec::new())
+                });
+                Ok((Some(h), Some(version)))
+            })
+            .await
+    }
+
+    fn wire_schema(s: &protocol::pb::Schema) -> Result<Option<SchemaEntry>> {
+        if s.r#type == protocol::pb::schema::Type::None as i32 {
+            return Ok(None);
+        }
+        SchemaEntry::from_wire(s).map(Some).ok_or_else(|| {
+            PolicyError::IncompatibleSchema(format!("unknown schema type {}", s.r#type))
+        })
+    }
+
+    async fn admit_producer_schema(
+        &self,
+        topic: &TopicName,
+        schema: Option<&protocol::pb::Schema>,
+    ) -> Result<Option<u64>> {
+        let rules = self.schema_rules(topic).await?;
+        match schema.map(Self::wire_schema).transpose()?.flatten() {
+            Some(entry) => Ok(Some(self.add_schema(topic, entry, rules).await?)),
+            None if rules.validation_enforced
+                && self.store.schema_history(topic).await?.latest().is_some() =>
+            {
+                Err(PolicyError::IncompatibleSchema(
+                    "Producers cannot connect or send message without a schema to topics with a schema if SchemaValidationEnforced is enabled".into(),
+                ))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn admit_consumer_schema(
+        &self,
+        topic: &TopicName,
+        schema: &protocol::pb::Schema,
+        active: bool,
+    ) -> Result<()> {
+        let Some(entry) = Self::wire_schema(schema)? else {
+            return Ok(());
+        };
+        let rules = self.schema_rules(topic).await?;
+        let history = self.store.schema_history(topic).await?;
+        let has_schema = history.latest().is_some();
+        if !has_schema && !active {
+            self.add_schema(topic, entry, rules).await?;
+            return Ok(());
+        }
+        history
+            .check_consumer(&entry, rules.strategy)
+            .map_err(|e| {
+                PolicyError::IncompatibleSchema(if has_schema {
+                    e.0
+                } else {
+                    format!(
+                        "Failed to add schema to an active topic with empty(BYTES) schema: new schema type {}",
+                        entry.schema_type.name()
+                    )
+                })
+            })
     }
 
     // ----- namespaces -----
@@ -501,20 +656,35 @@ impl TopicStore for PolicyService {
         Ok(out)
     }
 
-    async fn schema(&self, topic: &TopicName) -> Result<Option<Vec<u8>>, BrokerError> {
-        self.store
-            .schema(topic)
+    async fn schema(
+        &self,
+        topic: &TopicName,
+        version: Option<u64>,
+    ) -> Result<Option<(u64, protocol::pb::Schema)>, BrokerError> {
+        let found = self
+            .get_schema(topic, version)
+            .await
+            .map_err(|e| e.for_broker(topic))?;
+        Ok(found.map(|(v, e)| (v, e.to_wire())))
+    }
+
+    async fn producer_schema(
+        &self,
+        topic: &TopicName,
+        schema: Option<&protocol::pb::Schema>,
+    ) -> Result<Option<u64>, BrokerError> {
+        self.admit_producer_schema(topic, schema)
             .await
             .map_err(|e| e.for_broker(topic))
     }
 
-    async fn put_schema_if_absent(
+    async fn consumer_schema(
         &self,
         topic: &TopicName,
-        schema: Vec<u8>,
-    ) -> Result<Vec<u8>, BrokerError> {
-        self.store
-            .put_schema_if_absent(topic, schema)
+        schema: &protocol::pb::Schema,
+        active: bool,
+    ) -> Result<(), BrokerError> {
+        self.admit_consumer_schema(topic, schema, active)
             .await
             .map_err(|e| e.for_broker(topic))
     }

@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{PolicyError, Result};
+use crate::schema::SchemaHistory;
 use crate::types::{PartitionedTopicMetadata, Policies, TenantInfo, TopicPolicies};
 
 const TENANTS: &str = "/admin/tenants/";
@@ -291,31 +292,43 @@ impl PolicyStore {
 
     // ----- schemas -----
 
-    /// The schema stored for `topic` (opaque bytes), shared by a partitioned topic's partitions.
-    pub async fn schema(&self, topic: &TopicName) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .meta
-            .get(&topic_key(SCHEMAS, &topic.base()))
-            .await?
-            .map(|v| v.value))
+    /// The schema history of `topic` (of its partitioned topic, for a partition); empty when it
+    /// never had a schema.
+    pub async fn schema_history(&self, topic: &TopicName) -> Result<SchemaHistory> {
+        let key = topic_key(SCHEMAS, &topic.base());
+        match self.meta.get(&key).await? {
+            Some(v) => decode_history(&key, &v.value),
+            None => Ok(SchemaHistory::default()),
+        }
     }
 
-    /// Stores a schema unless one exists; returns the stored one.
-    pub async fn put_schema_if_absent(
+    /// Runs `f` on the schema history and stores the history it returns, if any, unless the
+    /// history changed meanwhile — then runs it again on the new one (versions are positions:
+    /// two writers must never both append "version N").
+    pub async fn update_schema_history<T>(
         &self,
         topic: &TopicName,
-        schema: Vec<u8>,
-    ) -> Result<Vec<u8>> {
+        f: impl Fn(&SchemaHistory) -> Result<(Option<SchemaHistory>, T)>,
+    ) -> Result<T> {
         let key = topic_key(SCHEMAS, &topic.base());
-        match self.meta.put(&key, schema.clone(), Expected::Absent).await {
-            Ok(_) => Ok(schema),
-            Err(MetaError::Conflict { .. }) => Ok(self
-                .meta
-                .get(&key)
-                .await?
-                .map(|v| v.value)
-                .unwrap_or(schema)),
-            Err(e) => Err(e.into()),
+        loop {
+            let current = self.meta.get(&key).await?;
+            let (history, expected) = match &current {
+                Some(v) => (
+                    decode_history(&key, &v.value)?,
+                    Expected::Version(v.version),
+                ),
+                None => (SchemaHistory::default(), Expected::Absent),
+            };
+            let (changed, out) = f(&history)?;
+            let Some(changed) = changed else {
+                return Ok(out);
+            };
+            match self.meta.put(&key, changed.encode(), expected).await {
+                Ok(_) => return Ok(out),
+                Err(MetaError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -326,4 +339,11 @@ impl PolicyStore {
             .await?;
         Ok(())
     }
+}
+
+fn decode_history(key: &str, raw: &[u8]) -> Result<SchemaHistory> {
+    SchemaHistory::decode(raw).ok_or_else(|| PolicyError::Corrupt {
+        key: key.to_string(),
+        detail: "not a schema history".into(),
+    })
 }

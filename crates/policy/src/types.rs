@@ -94,6 +94,14 @@ pub struct Policies {
     /// Who may produce to and consume from the namespace and its topics.
     #[serde(default)]
     pub auth_policies: security::AuthPolicies,
+    /// `UNDEFINED`: the broker's `schemaCompatibilityStrategy`.
+    #[serde(default)]
+    pub schema_compatibility_strategy: crate::schema::CompatibilityStrategy,
+    /// `None`: the broker's `isAllowAutoUpdateSchemaEnabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_allow_auto_update_schema: Option<bool>,
+    #[serde(default)]
+    pub schema_validation_enforced: bool,
 }
 
 fn minus_one() -> i64 {
@@ -110,6 +118,9 @@ impl Default for Policies {
             offload_policies: None,
             hot_tier: None,
             auth_policies: Default::default(),
+            schema_compatibility_strategy: Default::default(),
+            is_allow_auto_update_schema: None,
+            schema_validation_enforced: false,
         }
     }
 }
@@ -122,6 +133,8 @@ pub struct TopicPolicies {
     pub retention_policies: Option<RetentionPolicies>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload_policies: Option<OffloadPolicies>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_compatibility_strategy: Option<crate::schema::CompatibilityStrategy>,
 }
 
 /// `PartitionedTopicMetadata`.

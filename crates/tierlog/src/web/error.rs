@@ -43,7 +43,9 @@ impl From<PolicyError> for ApiError {
             | PolicyError::NamespaceNotFound
             | PolicyError::TopicNotFound
             | PolicyError::PartitionedTopicNotFound => StatusCode::NOT_FOUND,
-            PolicyError::AlreadyExists(_) | PolicyError::NotEmpty(_) => StatusCode::CONFLICT,
+            PolicyError::AlreadyExists(_)
+            | PolicyError::NotEmpty(_)
+            | PolicyError::IncompatibleSchema(_) => StatusCode::CONFLICT,
             PolicyError::Invalid(_) | PolicyError::Name(_) | PolicyError::Busy(_) => {
                 StatusCode::PRECONDITION_FAILED
             }
@@ -66,7 +68,9 @@ impl From<broker::BrokerError> for ApiError {
                 StatusCode::PRECONDITION_FAILED
             }
             B::TopicFenced(_) | B::NotOwned(_) => StatusCode::SERVICE_UNAVAILABLE,
-            B::ConsumerBusy(_) | B::ProducerBusy(_) => StatusCode::CONFLICT,
+            B::ConsumerBusy(_) | B::ProducerBusy(_) | B::IncompatibleSchema(_) => {
+                StatusCode::CONFLICT
+            }
             B::NotAuthorized(_) => StatusCode::FORBIDDEN,
             B::Storage(l) => ledger_status(l),
             _ => StatusCode::INTERNAL_SERVER_ERROR,

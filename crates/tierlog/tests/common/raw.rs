@@ -45,6 +45,30 @@ impl Raw {
         (raw, reply)
     }
 
+    /// GET_SCHEMA for `topic` (the latest, or `version`) on a new connection; the answer.
+    pub async fn get_schema(
+        port: u16,
+        topic: &str,
+        version: Option<u64>,
+    ) -> pb::CommandGetSchemaResponse {
+        let mut raw = Self::connect(port).await;
+        raw.write(&encode_command(&BaseCommand {
+            get_schema: Some(pb::CommandGetSchema {
+                request_id: 1,
+                topic: topic.into(),
+                schema_version: version.map(|v| v.to_be_bytes().to_vec().into()),
+            }),
+            ..commands::base(Type::GetSchema)
+        }))
+        .await;
+        loop {
+            let reply = raw.next().await;
+            if let Some(r) = reply.get_schema_response {
+                return r;
+            }
+        }
+    }
+
     /// CONNECT's fields carrying `method` and `data`.
     fn auth(method: &str, data: &[u8]) -> pb::CommandConnect {
         pb::CommandConnect {
