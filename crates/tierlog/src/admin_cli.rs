@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::offload_dump::OutputFormat;
 
 mod client;
+mod schemas;
 mod units;
 use client::Client;
 use units::{parse_size, parse_time_seconds, retention};
@@ -46,6 +47,8 @@ pub enum AdminCommand {
     Namespaces(Namespaces),
     #[command(subcommand)]
     Topics(Topics),
+    #[command(subcommand)]
+    Schemas(schemas::Schemas),
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +258,39 @@ pub enum Namespaces {
     },
     GetRetention {
         namespace: String,
+    },
+    /// The namespace's schema compatibility strategy (UNDEFINED: the broker's).
+    GetSchemaCompatibilityStrategy {
+        namespace: String,
+    },
+    /// ALWAYS_INCOMPATIBLE, ALWAYS_COMPATIBLE, BACKWARD, FORWARD, FULL, BACKWARD_TRANSITIVE,
+    /// FORWARD_TRANSITIVE, FULL_TRANSITIVE or UNDEFINED.
+    SetSchemaCompatibilityStrategy {
+        namespace: String,
+        #[arg(long, short = 'c')]
+        compatibility: String,
+    },
+    /// Whether producers may add schema versions.
+    GetIsAllowAutoUpdateSchema {
+        namespace: String,
+    },
+    SetIsAllowAutoUpdateSchema {
+        namespace: String,
+        #[arg(long, short = 'e', conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long, short = 'd')]
+        disable: bool,
+    },
+    /// Whether producers and consumers without a schema are refused once the topic has one.
+    GetSchemaValidationEnforce {
+        namespace: String,
+    },
+    SetSchemaValidationEnforce {
+        namespace: String,
+        #[arg(long, short = 'e', conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long, short = 'd')]
+        disable: bool,
     },
     /// Keep at most --size bytes in the hot tier (0 = offload as soon as possible, -1 = unset).
     SetOffloadThreshold {
@@ -473,6 +509,15 @@ fn auth_actions(names: &[String]) -> anyhow::Result<Vec<security::AuthAction>> {
         .collect()
 }
 
+/// pulsar-admin's `--enable` / `--disable` pair: exactly one.
+fn on_off(enable: bool, disable: bool) -> anyhow::Result<bool> {
+    match (enable, disable) {
+        (true, false) => Ok(true),
+        (false, true) => Ok(false),
+        _ => bail!("give --enable or --disable"),
+    }
+}
+
 fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -544,6 +589,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Namespaces(n) => namespaces(&c, n, args.output).await?,
         AdminCommand::Topics(t) => topics(&c, t, args.output).await?,
+        AdminCommand::Schemas(s) => schemas::run(&c, s).await?,
     }
     Ok(())
 }
@@ -597,6 +643,53 @@ async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow
         } => {
             let p = format!("{}/retention", base(&namespace)?);
             c.call(M::POST, &p, Some(&retention(&size, &time)?)).await?;
+        }
+        Namespaces::GetSchemaCompatibilityStrategy { namespace } => {
+            let v: Option<Value> = c
+                .get(&format!(
+                    "{}/schemaCompatibilityStrategy",
+                    base(&namespace)?
+                ))
+                .await?;
+            print_json(&v.unwrap_or_default())?
+        }
+        Namespaces::SetSchemaCompatibilityStrategy {
+            namespace,
+            compatibility,
+        } => {
+            let p = format!("{}/schemaCompatibilityStrategy", base(&namespace)?);
+            c.call(M::PUT, &p, Some(&compatibility.to_ascii_uppercase()))
+                .await?;
+        }
+        Namespaces::GetIsAllowAutoUpdateSchema { namespace } => {
+            let v: Option<Value> = c
+                .get(&format!("{}/isAllowAutoUpdateSchema", base(&namespace)?))
+                .await?;
+            print_json(&v.unwrap_or_default())?
+        }
+        Namespaces::SetIsAllowAutoUpdateSchema {
+            namespace,
+            enable,
+            disable,
+        } => {
+            let on = on_off(enable, disable)?;
+            let p = format!("{}/isAllowAutoUpdateSchema", base(&namespace)?);
+            c.call(M::POST, &p, Some(&on)).await?;
+        }
+        Namespaces::GetSchemaValidationEnforce { namespace } => {
+            let v: Option<Value> = c
+                .get(&format!("{}/schemaValidationEnforced", base(&namespace)?))
+                .await?;
+            print_json(&v.unwrap_or_default())?
+        }
+        Namespaces::SetSchemaValidationEnforce {
+            namespace,
+            enable,
+            disable,
+        } => {
+            let on = on_off(enable, disable)?;
+            let p = format!("{}/schemaValidationEnforced", base(&namespace)?);
+            c.call(M::POST, &p, Some(&on)).await?;
         }
         Namespaces::GetRetention { namespace } => {
             let r: Option<RetentionPolicies> =

@@ -22,6 +22,10 @@ impl ApiError {
     }
 
     /// A request body that is not what the endpoint takes.
+    pub fn not_found(reason: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, reason)
+    }
+
     pub fn bad_request(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, reason)
     }

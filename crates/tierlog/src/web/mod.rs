@@ -10,6 +10,7 @@ pub mod auth;
 mod cluster;
 mod error;
 mod namespaces;
+mod schemas;
 mod topics;
 
 use std::sync::Arc;
@@ -121,6 +122,7 @@ pub fn api() -> auth::Api {
     use axum::routing::post;
     use cluster as c;
     use namespaces as n;
+    use schemas as sc;
     use topics as t;
     auth::Api::new()
         .route(
@@ -447,6 +449,84 @@ pub fn api() -> auth::Api {
             "/lookup/v2/topic/{domain}/{t}/{ns}/{topic}",
             R::TOPIC_LOOKUP,
             get(t::lookup),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/schemas/{t}/{ns}/{topic}/schema",
+            R::TOPIC_LOOKUP,
+            get(sc::get_schema),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/schemas/{t}/{ns}/{topic}/schema",
+            R::TOPIC_ADMIN,
+            post(sc::post_schema),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/schemas/{t}/{ns}/{topic}/schema",
+            R::TOPIC_ADMIN,
+            delete(sc::delete_schema),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/schemas/{t}/{ns}/{topic}/schema/{version}",
+            R::TOPIC_LOOKUP,
+            get(sc::get_schema_version),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/schemas/{t}/{ns}/{topic}/schemas",
+            R::TOPIC_LOOKUP,
+            get(sc::get_all_schemas),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/schemas/{t}/{ns}/{topic}/compatibility",
+            R::TOPIC_ADMIN,
+            post(sc::test_compatibility),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/schemas/{t}/{ns}/{topic}/version",
+            R::TOPIC_LOOKUP,
+            post(sc::version_of),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/namespaces/{t}/{ns}/schemaCompatibilityStrategy",
+            R::NAMESPACE_ADMIN,
+            get(sc::get_compatibility_strategy),
+        )
+        .route(
+            M::PUT,
+            "/admin/v2/namespaces/{t}/{ns}/schemaCompatibilityStrategy",
+            R::NAMESPACE_ADMIN,
+            put(sc::set_compatibility_strategy),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/namespaces/{t}/{ns}/isAllowAutoUpdateSchema",
+            R::NAMESPACE_ADMIN,
+            get(sc::get_allow_auto_update),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/namespaces/{t}/{ns}/isAllowAutoUpdateSchema",
+            R::NAMESPACE_ADMIN,
+            post(sc::set_allow_auto_update),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/namespaces/{t}/{ns}/schemaValidationEnforced",
+            R::NAMESPACE_ADMIN,
+            get(sc::get_validation_enforced),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/namespaces/{t}/{ns}/schemaValidationEnforced",
+            R::NAMESPACE_ADMIN,
+            post(sc::set_validation_enforced),
         )
 }
 

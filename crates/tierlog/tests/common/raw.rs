@@ -69,6 +69,33 @@ impl Raw {
         }
     }
 
+    /// PRODUCER for `topic` with `schema` on a new connection; the broker's answer
+    /// (PRODUCER_SUCCESS or ERROR).
+    pub async fn create_producer(
+        port: u16,
+        topic: &str,
+        schema: Option<pb::Schema>,
+    ) -> BaseCommand {
+        let mut raw = Self::connect(port).await;
+        raw.write(&encode_command(&BaseCommand {
+            producer: Some(pb::CommandProducer {
+                topic: topic.into(),
+                producer_id: 1,
+                request_id: 1,
+                schema,
+                ..Default::default()
+            }),
+            ..commands::base(Type::Producer)
+        }))
+        .await;
+        loop {
+            let reply = raw.next().await;
+            if reply.producer_success.is_some() || reply.error.is_some() {
+                return reply;
+            }
+        }
+    }
+
     /// CONNECT's fields carrying `method` and `data`.
     fn auth(method: &str, data: &[u8]) -> pb::CommandConnect {
         pb::CommandConnect {
