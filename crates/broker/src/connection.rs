@@ -589,8 +589,7 @@ impl Conn {
             }
             _ => self.svc.generate_producer_name(),
         };
-        let exclusive =
-            matches!(c.producer_access_mode, Some(m) if m != pb::ProducerAccessMode::Shared as i32);
+        let mode = crate::producers::AccessMode::from_wire(c.producer_access_mode);
         // The schema first (as Pulsar): a refused schema leaves no producer behind.
         let schema_version = self
             .svc
@@ -598,15 +597,20 @@ impl Conn {
             .producer_schema(&name, c.schema.as_ref())
             .await?
             .map(schema_version_bytes);
-        topic.add_producer(
+        let admitted = topic.add_producer(
             (self.id, c.producer_id),
             ProducerEntry {
                 name: producer_name.clone(),
-                exclusive,
+                mode,
                 address: self.peer.to_string(),
                 client_version: self.client_version.clone(),
                 connected_since: std::time::SystemTime::now(),
                 outbox: self.outbox.clone(),
+            },
+            crate::topic::ProducerRequest {
+                request_id: c.request_id,
+                epoch: c.topic_epoch,
+                schema_version: schema_version.clone(),
             },
         )?;
         if let Some(sub) = c
@@ -621,14 +625,20 @@ impl Conn {
                 .await?;
         }
         self.producers.insert(c.producer_id, topic);
+        // A queued producer hears now that it waits, and again (from the topic) when it is
+        // given exclusive access.
+        let (topic_epoch, ready) = match admitted {
+            crate::topic::Admitted::Ready { epoch } => (epoch, true),
+            crate::topic::Admitted::Queued => (None, false),
+        };
         self.send(BaseCommand {
             producer_success: Some(pb::CommandProducerSuccess {
                 request_id: c.request_id,
                 producer_name,
                 last_sequence_id: Some(-1),
                 schema_version,
-                topic_epoch: None,
-                producer_ready: Some(true),
+                topic_epoch,
+                producer_ready: Some(ready),
             }),
             ..commands::base(Type::ProducerSuccess)
         });
@@ -646,6 +656,12 @@ impl Conn {
                 c.producer_id
             )));
         };
+        if !topic.producer_attached((self.id, c.producer_id)) {
+            // Waiting for exclusive access, or fenced out by an ExclusiveWithFencing producer
+            // (told so with CLOSE_PRODUCER): Pulsar ignores such a producer's SENDs too.
+            tracing::debug!(topic = %topic.name, producer_id = c.producer_id, sequence_id = c.sequence_id, "SEND from a producer not attached dropped");
+            return Ok(());
+        }
         if topic.is_fenced() {
             // The topic is being deleted and this producer was told to close (CLOSE_PRODUCER):
             // the client resends what it holds once it has re-created the producer.

@@ -11,6 +11,9 @@ pub enum BrokerError {
     ConsumerBusy(String),
     #[error("{0}")]
     ProducerBusy(String),
+    /// Exclusive access refused, or lost to a fencing producer (Pulsar's `ProducerFenced`).
+    #[error("{0}")]
+    ProducerFenced(String),
     #[error("{0}")]
     NotAllowed(String),
     /// The topic takes no messages now (its storage is full): as Pulsar's "backlog quota
@@ -51,6 +54,7 @@ impl BrokerError {
             BrokerError::TopicNotFound(_) => ServerError::TopicNotFound,
             BrokerError::ConsumerBusy(_) => ServerError::ConsumerBusy,
             BrokerError::ProducerBusy(_) => ServerError::ProducerBusy,
+            BrokerError::ProducerFenced(_) => ServerError::ProducerFenced,
             BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
             BrokerError::ProducerBlocked(_) => ServerError::ProducerBlockedQuotaExceededException,
             // Pulsar answers a fenced topic with ServiceNotReady: clients retry.

@@ -8,6 +8,7 @@
 
 mod connection;
 mod error;
+mod producers;
 mod service;
 pub mod stats;
 mod subscription;

@@ -3,27 +3,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::SystemTime;
 
 use ledger::{InitialPosition, ManagedLedger, Position};
 use protocol::TopicName;
 use tokio::sync::watch;
 
 use crate::error::BrokerError;
+use crate::producers::Producers;
+pub(crate) use crate::producers::{Admitted, ProducerEntry, ProducerRequest};
 use crate::stats::{PublisherStats, SubscriptionStats, TopicStats, timestamp};
-use crate::subscription::{Outbox, SubType, Subscription};
-
-/// A producer attached to the topic, by (connection, producer id).
-#[derive(Debug, Clone)]
-pub(crate) struct ProducerEntry {
-    pub name: String,
-    pub exclusive: bool,
-    pub address: String,
-    pub client_version: String,
-    pub connected_since: SystemTime,
-    /// The producer's connection, to tell it the producer is closed (CLOSE_PRODUCER).
-    pub outbox: Outbox,
-}
+use crate::subscription::{SubType, Subscription};
 
 pub struct Topic {
     pub name: TopicName,
@@ -33,7 +22,7 @@ pub struct Topic {
     /// Bumped whenever entries become durable, to wake dispatchers at the tail.
     appended: watch::Sender<u64>,
     subscriptions: tokio::sync::Mutex<HashMap<String, Arc<Subscription>>>,
-    producers: std::sync::Mutex<HashMap<(u64, u64), ProducerEntry>>,
+    producers: std::sync::Mutex<Producers>,
     /// How many unacknowledged messages a Shared subscription's consumers may hold.
     pub(crate) unacked_limits: crate::subscription::UnackedLimits,
     /// Messages and bytes published since the topic was loaded.
@@ -117,8 +106,7 @@ impl Topic {
             .producers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .collect();
+            .drain();
         for ((_, producer_id), p) in &producers {
             let _ = p.outbox.send(protocol::encode_command(
                 &protocol::commands::close_producer(*producer_id),
@@ -143,46 +131,31 @@ impl Topic {
         self.appended.subscribe()
     }
 
-    /// Registers a producer, enforcing name uniqueness and exclusive access.
+    /// Registers a producer under its access mode (see [`crate::producers`]).
     pub(crate) fn add_producer(
         &self,
         key: (u64, u64),
         entry: ProducerEntry,
-    ) -> Result<(), BrokerError> {
+        request: ProducerRequest,
+    ) -> Result<Admitted, BrokerError> {
         let mut p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_fenced() {
             return Err(self.fenced_error());
         }
-        if p.get(&key)
-            .is_some_and(|existing| existing.name == entry.name)
-        {
-            return Ok(());
-        }
-        if p.values().any(|e| e.name == entry.name) {
-            return Err(BrokerError::ProducerBusy(format!(
-                "Producer with name '{}' is already connected to topic",
-                entry.name
-            )));
-        }
-        if entry.exclusive && !p.is_empty() {
-            return Err(BrokerError::ProducerBusy(format!(
-                "Topic {} has existing shared producers, an exclusive producer cannot attach",
-                self.name
-            )));
-        }
-        if p.values().any(|e| e.exclusive) {
-            return Err(BrokerError::ProducerBusy(format!(
-                "Topic {} has an exclusive producer",
-                self.name
-            )));
-        }
-        p.insert(key, entry);
-        Ok(())
+        p.admit(key, entry, request)
+    }
+
+    /// Whether the producer may send: attached, not waiting for exclusive access nor fenced out.
+    pub(crate) fn producer_attached(&self, key: (u64, u64)) -> bool {
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_attached(key)
     }
 
     pub(crate) fn remove_producer(&self, key: (u64, u64)) {
         let mut p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-        p.remove(&key);
+        p.remove(key);
     }
 
     /// The subscription `name`, created if missing.
@@ -231,11 +204,11 @@ impl Topic {
             .sum();
         let mut publishers: Vec<PublisherStats> = {
             let p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-            p.iter()
+            p.attached()
                 .map(|((_, id), e)| PublisherStats {
                     producer_id: *id,
                     producer_name: e.name.clone(),
-                    access_mode: if e.exclusive { "Exclusive" } else { "Shared" },
+                    access_mode: e.mode.name(),
                     address: e.address.clone(),
                     connected_since: timestamp(e.connected_since),
                     client_version: e.client_version.clone(),
