@@ -383,12 +383,13 @@ async fn the_sweeper_deletes_only_objects_no_extent_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_more_uploads_run_at_once_than_configured_and_the_buffer_grows_meanwhile() {
-    // Slow PUTs (300 ms each) and appends far faster than 2 uploads drain: the third flush
-    // must wait for a free slot (the buffer growing past flush_max_bytes meanwhile), never
-    // start a third PUT.
+    // Slow PUTs (1 s each: slow enough that both slots fill even on a loaded machine, where
+    // 300 ms once let a single upload drain everything) and appends far faster than 2 uploads
+    // drain: the third flush must wait for a free slot (the buffer growing past
+    // flush_max_bytes meanwhile), never start a third PUT.
     let s = setup();
     let proxy = HttpProxy::start(s.moto.port);
-    proxy.set_delay(Duration::from_millis(300));
+    proxy.set_delay(Duration::from_millis(1000));
     let config = WalConfig {
         flush_interval: Duration::from_millis(20),
         flush_max_bytes: 64 << 10,
