@@ -38,6 +38,15 @@ struct PendingSend {
     /// Messages in the entry (a batch counts its messages) and its size, for stats.
     messages: u64,
     bytes: u64,
+    /// The producer's name when deduplication checked this SEND: its sequence ids become
+    /// "persisted" with the receipt.
+    dedup_producer: Option<String>,
+}
+
+enum DedupOutcome {
+    Off,
+    New(String),
+    Answered,
 }
 
 struct Consumer {
@@ -205,6 +214,17 @@ async fn send_receipts(
             Ok(pos) => {
                 p.topic.count_in(p.messages, p.bytes);
                 p.topic.notify_appended();
+                if let Some(producer) = &p.dedup_producer {
+                    p.topic
+                        .dedup
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .persisted(producer, p.highest_sequence_id as i64);
+                    p.topic.maybe_snapshot_dedup(
+                        Arc::clone(&svc.store),
+                        svc.config.dedup_snapshot_interval,
+                    );
+                }
                 BaseCommand {
                     send_receipt: Some(pb::CommandSendReceipt {
                         producer_id: p.producer_id,
@@ -590,13 +610,47 @@ impl Conn {
             _ => self.svc.generate_producer_name(),
         };
         let mode = crate::producers::AccessMode::from_wire(c.producer_access_mode);
+        // The namespace's rules, as last read when the metadata store cannot be reached now (a
+        // loaded topic keeps taking producers through an outage, as Pulsar's policy cache
+        // lets it).
+        let dedup = match self.svc.store.deduplication(&name).await {
+            Ok(on) => {
+                topic.remember_rules(|r| r.deduplication = Some(on));
+                on
+            }
+            Err(BrokerError::Metadata(why)) => match topic.remembered_rules().deduplication {
+                Some(on) => {
+                    tracing::warn!(topic = %name, error = %why, "metadata store unreachable: deduplication as last read");
+                    on
+                }
+                None => return Err(BrokerError::Metadata(why)),
+            },
+            Err(e) => return Err(e),
+        };
+        topic
+            .set_deduplication(dedup, self.svc.store.as_ref())
+            .await?;
         // The schema first (as Pulsar): a refused schema leaves no producer behind.
-        let schema_version = self
+        let schema_version = match self
             .svc
             .store
             .producer_schema(&name, c.schema.as_ref())
-            .await?
-            .map(schema_version_bytes);
+            .await
+        {
+            Ok(v) => {
+                if c.schema.is_none() {
+                    topic.remember_rules(|r| r.schemaless_allowed = true);
+                }
+                v.map(schema_version_bytes)
+            }
+            Err(BrokerError::Metadata(why))
+                if c.schema.is_none() && topic.remembered_rules().schemaless_allowed =>
+            {
+                tracing::warn!(topic = %name, error = %why, "metadata store unreachable: a producer without schema admitted as before");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let admitted = topic.add_producer(
             (self.id, c.producer_id),
             ProducerEntry {
@@ -624,6 +678,16 @@ impl Conn {
                 .open_cursor(sub, ledger::InitialPosition::Earliest)
                 .await?;
         }
+        // A reconnecting producer continues after its last durable sequence id.
+        let last_sequence_id = if dedup {
+            topic
+                .dedup
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .last_sequence_id(&producer_name)
+        } else {
+            -1
+        };
         self.producers.insert(c.producer_id, topic);
         // A queued producer hears now that it waits, and again (from the topic) when it is
         // given exclusive access.
@@ -634,8 +698,8 @@ impl Conn {
         self.send(BaseCommand {
             producer_success: Some(pb::CommandProducerSuccess {
                 request_id: c.request_id,
+                last_sequence_id: Some(last_sequence_id),
                 producer_name,
-                last_sequence_id: Some(-1),
                 schema_version,
                 topic_epoch,
                 producer_ready: Some(ready),
@@ -683,6 +747,15 @@ impl Conn {
                 return Ok(());
             }
         };
+        let highest_sequence_id = c
+            .highest_sequence_id
+            .filter(|h| *h > 0)
+            .unwrap_or(c.sequence_id);
+        let dedup_producer = match self.dedup_verdict(&topic, &c, highest_sequence_id) {
+            DedupOutcome::Off => None,
+            DedupOutcome::New(name) => Some(name),
+            DedupOutcome::Answered => return Ok(()),
+        };
         let bytes = payload.entry.len() as u64;
         match topic.ml.append(payload.entry).await {
             Ok(receipt) => {
@@ -691,12 +764,10 @@ impl Conn {
                     bytes,
                     producer_id: c.producer_id,
                     sequence_id: c.sequence_id,
-                    highest_sequence_id: c
-                        .highest_sequence_id
-                        .filter(|h| *h > 0)
-                        .unwrap_or(c.sequence_id),
+                    highest_sequence_id,
                     receipt,
                     topic,
+                    dedup_producer,
                 };
                 // Waits when MAX_PENDING_SENDS are in flight: the socket is not read meanwhile.
                 self.sends
@@ -713,6 +784,50 @@ impl Conn {
                     format!("storing the message failed: {e}"),
                 ));
                 Ok(())
+            }
+        }
+    }
+
+    /// Deduplication's verdict on a SEND; a duplicate is acknowledged again (message id -1:-1,
+    /// as Pulsar does) and a SEND whose first copy is still being written is refused.
+    fn dedup_verdict(&self, topic: &Topic, c: &pb::CommandSend, highest: u64) -> DedupOutcome {
+        let key = (self.id, c.producer_id);
+        let mut d = topic.dedup.lock().unwrap_or_else(|e| e.into_inner());
+        if !d.enabled {
+            return DedupOutcome::Off;
+        }
+        let Some(name) = topic.producer_name(key) else {
+            return DedupOutcome::Off;
+        };
+        match d.check(&name, c.sequence_id as i64, highest as i64) {
+            crate::dedup::Verdict::New => DedupOutcome::New(name),
+            crate::dedup::Verdict::Duplicate => {
+                drop(d);
+                tracing::debug!(topic = %topic.name, producer = %name, sequence_id = c.sequence_id, "duplicate SEND acknowledged, not stored");
+                self.send(BaseCommand {
+                    send_receipt: Some(pb::CommandSendReceipt {
+                        producer_id: c.producer_id,
+                        sequence_id: c.sequence_id,
+                        message_id: Some(pb::MessageIdData {
+                            ledger_id: u64::MAX,
+                            entry_id: u64::MAX,
+                            ..Default::default()
+                        }),
+                        highest_sequence_id: Some(highest),
+                    }),
+                    ..commands::base(Type::SendReceipt)
+                });
+                DedupOutcome::Answered
+            }
+            crate::dedup::Verdict::Unknown => {
+                drop(d);
+                self.send(commands::send_error(
+                    c.producer_id,
+                    c.sequence_id,
+                    ServerError::PersistenceError,
+                    "Cannot determine whether the message is a duplicate at this time",
+                ));
+                DedupOutcome::Answered
             }
         }
     }

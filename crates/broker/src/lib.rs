@@ -7,6 +7,7 @@
 //! Topic storage and namespace policies come from the embedding binary through [`TopicStore`].
 
 mod connection;
+mod dedup;
 mod error;
 mod producers;
 mod service;
@@ -14,6 +15,7 @@ pub mod stats;
 mod subscription;
 mod topic;
 
+pub use dedup::DedupSnapshot;
 pub use error::BrokerError;
 pub use service::{BrokerService, BrokerServiceConfig, Listener, TopicStore};
 pub use subscription::{SubType, UnackedLimits};

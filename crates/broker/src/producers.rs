@@ -114,6 +114,10 @@ impl Producers {
         self.attached.len()
     }
 
+    pub(crate) fn name_of(&self, key: (u64, u64)) -> Option<String> {
+        self.attached.get(&key).map(|e| e.name.clone())
+    }
+
     pub(crate) fn is_attached(&self, key: (u64, u64)) -> bool {
         self.attached.contains_key(&key)
     }

@@ -48,6 +48,19 @@ pub trait TopicStore: Send + Sync {
         schema: &protocol::pb::Schema,
         active: bool,
     ) -> Result<(), BrokerError>;
+    /// Whether message deduplication is on for the topic (its namespace's setting, else the
+    /// broker's `brokerDeduplicationEnabled`).
+    async fn deduplication(&self, topic: &TopicName) -> Result<bool, BrokerError>;
+    /// The topic's last deduplication snapshot, if any.
+    async fn dedup_snapshot(
+        &self,
+        topic: &TopicName,
+    ) -> Result<Option<crate::DedupSnapshot>, BrokerError>;
+    async fn save_dedup_snapshot(
+        &self,
+        topic: &TopicName,
+        snapshot: &crate::DedupSnapshot,
+    ) -> Result<(), BrokerError>;
     /// Refuses (`BrokerError::NotAuthorized`) what `role` may not do to `topic`; `role` is
     /// `None` when authentication is off.
     async fn authorize_topic(
@@ -93,6 +106,8 @@ pub struct BrokerServiceConfig {
     pub max_connections_per_ip: u32,
     /// `maxConcurrentLookupRequest`.
     pub max_concurrent_lookups: u32,
+    /// `brokerDeduplicationEntriesInterval`: durable entries between deduplication snapshots.
+    pub dedup_snapshot_interval: u64,
 }
 
 /// One connection counted against its address's `maxConnectionsPerIp`, until dropped.

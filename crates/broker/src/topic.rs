@@ -8,6 +8,7 @@ use ledger::{InitialPosition, ManagedLedger, Position};
 use protocol::TopicName;
 use tokio::sync::watch;
 
+use crate::dedup::{Dedup, DedupSnapshot};
 use crate::error::BrokerError;
 use crate::producers::Producers;
 pub(crate) use crate::producers::{Admitted, ProducerEntry, ProducerRequest};
@@ -31,6 +32,21 @@ pub struct Topic {
     /// Set while the topic is being deleted: no producer or consumer attaches, no SEND is
     /// stored (the clients were told to close and resend what they hold elsewhere).
     fenced: AtomicBool,
+    /// Message deduplication's state (see [`crate::dedup`]).
+    pub(crate) dedup: std::sync::Mutex<Dedup>,
+    /// The last deduplication snapshot saved (the next one folds the log after it).
+    dedup_snapshot: tokio::sync::Mutex<Option<DedupSnapshot>>,
+    snapshotting: AtomicBool,
+    /// What the metadata store last said about producers of this topic.
+    rules: std::sync::Mutex<ProducerRules>,
+}
+
+/// The namespace rules a PRODUCER needs, as last read (used while the store is unreachable).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ProducerRules {
+    pub deduplication: Option<bool>,
+    /// A producer without a schema was admitted (no schema validation enforced).
+    pub schemaless_allowed: bool,
 }
 
 /// Where a new subscription starts reading.
@@ -60,6 +76,10 @@ impl Topic {
             msg_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             fenced: AtomicBool::new(false),
+            dedup: Default::default(),
+            dedup_snapshot: Default::default(),
+            snapshotting: AtomicBool::new(false),
+            rules: Default::default(),
         }
     }
 
@@ -153,6 +173,112 @@ impl Topic {
             .is_attached(key)
     }
 
+    pub(crate) fn remember_rules(&self, f: impl FnOnce(&mut ProducerRules)) {
+        f(&mut self.rules.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    pub(crate) fn remembered_rules(&self) -> ProducerRules {
+        *self.rules.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The name of an attached producer.
+    pub(crate) fn producer_name(&self, key: (u64, u64)) -> Option<String> {
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .name_of(key)
+    }
+
+    /// Turns deduplication on or off. Turning it on the first time since the topic loaded
+    /// recovers each producer's highest sequence id: the last snapshot, then the log after it.
+    pub(crate) async fn set_deduplication(
+        &self,
+        enabled: bool,
+        store: &dyn crate::TopicStore,
+    ) -> Result<(), BrokerError> {
+        let lock = |t: &Self| t.dedup.lock().unwrap_or_else(|e| e.into_inner()).recovered;
+        if !enabled || lock(self) {
+            self.dedup.lock().unwrap_or_else(|e| e.into_inner()).enabled = enabled;
+            return Ok(());
+        }
+        // One recovery at a time; the snapshot slot's lock serializes them.
+        let mut last = self.dedup_snapshot.lock().await;
+        if !lock(self) {
+            // Entries after the last snapshot stay until the next one (a new cursor starts at
+            // the earliest entry; an existing one keeps its position).
+            self.ml
+                .open_cursor(crate::dedup::DEDUP_CURSOR, InitialPosition::Earliest)
+                .await?;
+            let saved = store
+                .dedup_snapshot(&self.name)
+                .await?
+                .unwrap_or_else(DedupSnapshot::empty);
+            let folded = crate::dedup::fold_log(&self.ml, saved).await?;
+            tracing::info!(topic = %self.name, producers = folded.producers.len(), "deduplication state recovered");
+            self.dedup
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .restore(folded.producers.clone());
+            *last = Some(folded);
+        }
+        self.dedup.lock().unwrap_or_else(|e| e.into_inner()).enabled = true;
+        Ok(())
+    }
+
+    /// After `interval` durable entries, saves a new deduplication snapshot in the background
+    /// (one at a time).
+    pub(crate) fn maybe_snapshot_dedup(
+        self: &Arc<Self>,
+        store: Arc<dyn crate::TopicStore>,
+        interval: u64,
+    ) {
+        {
+            let d = self.dedup.lock().unwrap_or_else(|e| e.into_inner());
+            if !d.enabled || d.since_snapshot < interval {
+                return;
+            }
+        }
+        if self.snapshotting.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let topic = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut last = topic.dedup_snapshot.lock().await;
+            let base = last.clone().unwrap_or_else(DedupSnapshot::empty);
+            topic
+                .dedup
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .since_snapshot = 0;
+            match crate::dedup::fold_log(&topic.ml, base).await {
+                Ok(folded) => match store.save_dedup_snapshot(&topic.name, &folded).await {
+                    Ok(()) => {
+                        // Saved: the entries up to it are no longer needed for recovery.
+                        if folded.entry_id >= 0
+                            && let Err(e) = topic
+                                .ml
+                                .ack_cumulative(
+                                    crate::dedup::DEDUP_CURSOR,
+                                    Position::new(folded.ledger_id, folded.entry_id),
+                                )
+                                .await
+                        {
+                            tracing::warn!(topic = %topic.name, error = %e, "moving the deduplication cursor failed");
+                        }
+                        *last = Some(folded);
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %topic.name, error = %e, "saving the deduplication snapshot failed")
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(topic = %topic.name, error = %e, "reading the log for a deduplication snapshot failed")
+                }
+            }
+            topic.snapshotting.store(false, Ordering::SeqCst);
+        });
+    }
+
     pub(crate) fn remove_producer(&self, key: (u64, u64)) {
         let mut p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         p.remove(key);
@@ -223,6 +349,10 @@ impl Topic {
             subscriptions.insert(sub.name.clone(), sub.stats(&self.ml));
         }
         for (name, cursor) in self.ml.cursors().await {
+            if name == crate::dedup::DEDUP_CURSOR {
+                // Deduplication's own cursor, not a subscription (as in Pulsar's stats).
+                continue;
+            }
             subscriptions
                 .entry(name)
                 .or_insert_with(|| SubscriptionStats {

@@ -117,6 +117,12 @@ pub struct BrokerConfig {
     /// The broker level of the schema rules: `schemaCompatibilityStrategy` (FULL),
     /// `isAllowAutoUpdateSchemaEnabled` (true), `isSchemaValidationEnforced` (false).
     pub schema: crate::schema::SchemaRules,
+    /// `brokerDeduplicationEnabled` (false): drop messages a producer re-sends (by producer
+    /// name and sequence id); namespaces may override it.
+    pub deduplication_enabled: bool,
+    /// `brokerDeduplicationEntriesInterval` (1000): entries between two snapshots of the
+    /// producers' sequence ids (recovery replays the entries after the last one).
+    pub deduplication_entries_interval: u64,
     /// Rollover limits and the default retention of every topic.
     pub managed_ledger: ManagedLedgerConfig,
     /// The broker level of the offload policies (`managedLedgerOffloadDriver=none`: no driver).
@@ -348,6 +354,13 @@ impl BrokerConfig {
                 1,
                 u32::MAX as u64,
             )? as u32,
+            deduplication_enabled: raw.boolean("brokerDeduplicationEnabled", false)?,
+            deduplication_entries_interval: raw.unsigned(
+                "brokerDeduplicationEntriesInterval",
+                1000,
+                1,
+                1 << 30,
+            )?,
             schema: {
                 let name = raw.string("schemaCompatibilityStrategy", "FULL");
                 let strategy = crate::schema::CompatibilityStrategy::from_name(&name)

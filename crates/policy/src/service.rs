@@ -37,6 +37,7 @@ struct BrokerLevel {
     /// Whether this broker runs an object-storage WAL (it has a default offload location).
     object_tier: bool,
     schema: crate::schema::SchemaRules,
+    deduplication: bool,
 }
 
 pub struct PolicyService {
@@ -65,6 +66,7 @@ impl PolicyService {
                 offload_defaults: config.offload_defaults.clone(),
                 object_tier: config.offload_target().is_some(),
                 schema: config.schema,
+                deduplication: config.deduplication_enabled,
             },
             stores,
             authorizer: config.security.authorization.clone(),
@@ -467,6 +469,7 @@ impl PolicyService {
                 broker::BrokerError::TopicBusy(m) => PolicyError::Busy(m),
                 other => PolicyError::Invalid(other.to_string()),
             })?;
+        self.store.delete_dedup_snapshot(topic).await?;
         if topic.partition_index().is_none() {
             self.store.delete_schema(topic).await?;
         }
@@ -685,6 +688,38 @@ impl TopicStore for PolicyService {
         active: bool,
     ) -> Result<(), BrokerError> {
         self.admit_consumer_schema(topic, schema, active)
+            .await
+            .map_err(|e| e.for_broker(topic))
+    }
+
+    async fn deduplication(&self, topic: &TopicName) -> Result<bool, BrokerError> {
+        let ns = self
+            .store
+            .policies(topic.namespace())
+            .await
+            .map_err(|e| e.for_broker(topic))?;
+        Ok(ns
+            .deduplication_enabled
+            .unwrap_or(self.broker.deduplication))
+    }
+
+    async fn dedup_snapshot(
+        &self,
+        topic: &TopicName,
+    ) -> Result<Option<broker::DedupSnapshot>, BrokerError> {
+        self.store
+            .dedup_snapshot(topic)
+            .await
+            .map_err(|e| e.for_broker(topic))
+    }
+
+    async fn save_dedup_snapshot(
+        &self,
+        topic: &TopicName,
+        snapshot: &broker::DedupSnapshot,
+    ) -> Result<(), BrokerError> {
+        self.store
+            .save_dedup_snapshot(topic, snapshot)
             .await
             .map_err(|e| e.for_broker(topic))
     }

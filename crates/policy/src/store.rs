@@ -28,6 +28,7 @@ const NAMESPACES: &str = "/admin/policies/";
 const TOPIC_POLICIES: &str = "/admin/topic-policies/";
 const PARTITIONED: &str = "/admin/partitioned/";
 const SCHEMAS: &str = "/schemas/";
+const DEDUP: &str = "/dedup/";
 
 fn tenant_key(tenant: &str) -> String {
     format!("{TENANTS}{tenant}")
@@ -330,6 +331,31 @@ impl PolicyStore {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    // ----- deduplication -----
+
+    /// A topic's (a partition's) last deduplication snapshot.
+    pub async fn dedup_snapshot(&self, topic: &TopicName) -> Result<Option<broker::DedupSnapshot>> {
+        Ok(self.get(&topic_key(DEDUP, topic)).await?.map(|(s, _)| s))
+    }
+
+    pub async fn save_dedup_snapshot(
+        &self,
+        topic: &TopicName,
+        snapshot: &broker::DedupSnapshot,
+    ) -> Result<()> {
+        self.meta
+            .put(&topic_key(DEDUP, topic), encode(snapshot), Expected::Any)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_dedup_snapshot(&self, topic: &TopicName) -> Result<()> {
+        self.meta
+            .delete(&topic_key(DEDUP, topic), Expected::Any)
+            .await?;
+        Ok(())
     }
 
     /// Deletes the schema of `topic` (of its partitioned topic, for a partition).

@@ -102,6 +102,13 @@ pub struct Policies {
     pub is_allow_auto_update_schema: Option<bool>,
     #[serde(default)]
     pub schema_validation_enforced: bool,
+    /// `None`: the broker's `brokerDeduplicationEnabled`.
+    #[serde(
+        default,
+        rename = "deduplicationEnabled",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deduplication_enabled: Option<bool>,
 }
 
 fn minus_one() -> i64 {
@@ -121,6 +128,7 @@ impl Default for Policies {
             schema_compatibility_strategy: Default::default(),
             is_allow_auto_update_schema: None,
             schema_validation_enforced: false,
+            deduplication_enabled: None,
         }
     }
 }

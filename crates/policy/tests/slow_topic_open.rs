@@ -53,6 +53,7 @@ async fn a_topic_whose_open_is_slow_does_not_delay_another_topics_produce() {
             keepalive: std::time::Duration::from_secs(30),
             max_connections_per_ip: 0,
             max_concurrent_lookups: 50_000,
+            dedup_snapshot_interval: 1000,
         },
     );
     let (_stop, stopped) = tokio::sync::watch::channel(false);

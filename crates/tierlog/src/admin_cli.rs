@@ -259,6 +259,21 @@ pub enum Namespaces {
     GetRetention {
         namespace: String,
     },
+    /// Whether the namespace's topics drop messages a producer re-sends (null: the broker's
+    /// brokerDeduplicationEnabled).
+    GetDeduplication {
+        namespace: String,
+    },
+    SetDeduplication {
+        namespace: String,
+        #[arg(long, short = 'e', conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long, short = 'd')]
+        disable: bool,
+    },
+    RemoveDeduplication {
+        namespace: String,
+    },
     /// The namespace's schema compatibility strategy (UNDEFINED: the broker's).
     GetSchemaCompatibilityStrategy {
         namespace: String,
@@ -643,6 +658,25 @@ async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow
         } => {
             let p = format!("{}/retention", base(&namespace)?);
             c.call(M::POST, &p, Some(&retention(&size, &time)?)).await?;
+        }
+        Namespaces::GetDeduplication { namespace } => {
+            let v: Option<Value> = c
+                .get(&format!("{}/deduplication", base(&namespace)?))
+                .await?;
+            print_json(&v.unwrap_or_default())?
+        }
+        Namespaces::SetDeduplication {
+            namespace,
+            enable,
+            disable,
+        } => {
+            let on = on_off(enable, disable)?;
+            let p = format!("{}/deduplication", base(&namespace)?);
+            c.call(M::POST, &p, Some(&on)).await?;
+        }
+        Namespaces::RemoveDeduplication { namespace } => {
+            c.send(M::DELETE, &format!("{}/deduplication", base(&namespace)?))
+                .await?;
         }
         Namespaces::GetSchemaCompatibilityStrategy { namespace } => {
             let v: Option<Value> = c

@@ -243,6 +243,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
             keepalive: config.keep_alive_interval,
             max_connections_per_ip: config.max_connections_per_ip,
             max_concurrent_lookups: config.max_concurrent_lookup_requests,
+            dedup_snapshot_interval: config.deduplication_entries_interval,
         },
         cluster.clone(),
         Arc::clone(&authenticator),

@@ -87,6 +87,7 @@ async fn state(dir: &std::path::Path) -> Arc<WebState> {
             keepalive: std::time::Duration::from_secs(30),
             max_connections_per_ip: 0,
             max_concurrent_lookups: 50_000,
+            dedup_snapshot_interval: 1000,
         },
         None,
         Arc::clone(&authenticator),

@@ -230,6 +230,24 @@ pub fn api() -> auth::Api {
         )
         .route(
             M::GET,
+            "/admin/v2/namespaces/{t}/{ns}/deduplication",
+            R::NAMESPACE_ADMIN,
+            get(n::get_deduplication),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/namespaces/{t}/{ns}/deduplication",
+            R::NAMESPACE_ADMIN,
+            post(n::set_deduplication),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/namespaces/{t}/{ns}/deduplication",
+            R::NAMESPACE_ADMIN,
+            delete(n::remove_deduplication),
+        )
+        .route(
+            M::GET,
             "/admin/v2/namespaces/{t}/{ns}/retention",
             R::NAMESPACE_ADMIN,
             get(n::get_retention),

@@ -249,3 +249,22 @@ pub async fn remove_offload_policies(State(s): S, Ns(ns): Ns) -> ApiResult {
         .await?;
     no_content()
 }
+
+pub async fn get_deduplication(State(s): S, Ns(ns): Ns) -> ApiResult {
+    json(&s.policy.store().policies(&ns).await?.deduplication_enabled)
+}
+
+pub async fn set_deduplication(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
+    let on: bool = body(&raw, "boolean")?;
+    s.policy
+        .update_namespace(&ns, move |p| p.deduplication_enabled = Some(on))
+        .await?;
+    no_content()
+}
+
+pub async fn remove_deduplication(State(s): S, Ns(ns): Ns) -> ApiResult {
+    s.policy
+        .update_namespace(&ns, |p| p.deduplication_enabled = None)
+        .await?;
+    no_content()
+}
