@@ -108,6 +108,9 @@ pub struct BrokerServiceConfig {
     pub max_concurrent_lookups: u32,
     /// `brokerDeduplicationEntriesInterval`: durable entries between deduplication snapshots.
     pub dedup_snapshot_interval: u64,
+    /// `delayedDeliveryEnabled` (true): Shared and Key_Shared subscriptions hold messages
+    /// with a `deliver_at_time` until then.
+    pub delayed_delivery: bool,
 }
 
 /// One connection counted against its address's `maxConnectionsPerIp`, until dropped.
@@ -360,6 +363,7 @@ impl BrokerService {
                     name.clone(),
                     ml,
                     self.config.unacked_limits,
+                    self.config.delayed_delivery,
                 )))
             })
             .await

@@ -155,6 +155,10 @@ struct State {
     buffered: std::collections::VecDeque<ledger::Entry>,
     /// Messages per entry seen so far (batches), to size reads to the permits.
     avg_messages_per_entry: f64,
+    /// Entries held until their `deliver_at_time` (ms since the epoch), Shared and Key_Shared
+    /// only. Not acknowledged, so the cursor keeps them: after a restart they are read again
+    /// (from whichever tier) and held again.
+    delayed: BTreeSet<(i64, Position)>,
 }
 
 impl State {
@@ -195,6 +199,7 @@ impl State {
         self.pending.clear();
         self.redeliver.clear();
         self.redelivery_counts.clear();
+        self.delayed.clear();
         self.unacked = 0;
         self.blocked = false;
         for c in &mut self.consumers {
@@ -354,6 +359,7 @@ impl Subscription {
                 epoch: 0,
                 buffered: std::collections::VecDeque::new(),
                 avg_messages_per_entry: 1.0,
+                delayed: BTreeSet::new(),
             }),
             wake: Notify::new(),
             acks: Mutex::new(None),
@@ -702,6 +708,15 @@ impl Subscription {
             if self.is_closed() || !st.has_permits() {
                 return Ok(false);
             }
+            // Held entries whose time has come are delivered like redeliveries (by position).
+            let now = now_ms();
+            while let Some(&(at, p)) = st.delayed.first() {
+                if at > now {
+                    break;
+                }
+                st.delayed.pop_first();
+                st.redeliver.insert(p);
+            }
             let permits: i64 = st.consumers.iter().map(|c| c.permits.max(0)).sum();
             // Entries, not messages: a batch entry uses as many permits as it has messages.
             let n =
@@ -745,6 +760,8 @@ impl Subscription {
             return Ok(true);
         }
         let mut delivered = false;
+        let hold = self.topic.delayed_delivery && st.tracks_each_delivery();
+        let now = now_ms();
         let mut entries: std::collections::VecDeque<ledger::Entry> = entries.into();
         while let Some(e) = entries.pop_front() {
             let pos = e.position;
@@ -758,6 +775,17 @@ impl Subscription {
                 continue;
             }
             let meta = protocol::parse_entry(&e.data).ok().map(|(m, _)| m);
+            if hold
+                && !redelivering
+                && let Some(at) = meta.as_ref().and_then(|m| m.deliver_at_time)
+                && at > now
+            {
+                // Held until then; reading goes on past it.
+                st.delayed.insert((at, pos));
+                st.read_position = Position::new(pos.ledger_id, pos.entry_id + 1);
+                delivered = true;
+                continue;
+            }
             let count = meta
                 .as_ref()
                 .map(protocol::entry::message_count)
@@ -843,6 +871,13 @@ async fn flush_individual(sub: &Subscription, ml: &ledger::ManagedLedger, ps: &m
         tracing::warn!(subscription = %sub.name, error = %e, "persisting acks failed");
     }
     ps.clear();
+}
+
+/// Milliseconds since the epoch (what `deliver_at_time` counts).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -26,6 +26,8 @@ pub struct Topic {
     producers: std::sync::Mutex<Producers>,
     /// How many unacknowledged messages a Shared subscription's consumers may hold.
     pub(crate) unacked_limits: crate::subscription::UnackedLimits,
+    /// Whether Shared and Key_Shared subscriptions hold messages until their `deliver_at_time`.
+    pub(crate) delayed_delivery: bool,
     /// Messages and bytes published since the topic was loaded.
     msg_in: AtomicU64,
     bytes_in: AtomicU64,
@@ -63,6 +65,7 @@ impl Topic {
         name: TopicName,
         ml: ManagedLedger,
         unacked_limits: crate::subscription::UnackedLimits,
+        delayed_delivery: bool,
     ) -> Self {
         let partition = name.partition_index().map(|p| p as i32).unwrap_or(-1);
         Topic {
@@ -73,6 +76,7 @@ impl Topic {
             subscriptions: Default::default(),
             producers: Default::default(),
             unacked_limits,
+            delayed_delivery,
             msg_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             fenced: AtomicBool::new(false),

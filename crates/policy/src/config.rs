@@ -123,6 +123,8 @@ pub struct BrokerConfig {
     /// `brokerDeduplicationEntriesInterval` (1000): entries between two snapshots of the
     /// producers' sequence ids (recovery replays the entries after the last one).
     pub deduplication_entries_interval: u64,
+    /// `delayedDeliveryEnabled` (true).
+    pub delayed_delivery_enabled: bool,
     /// Rollover limits and the default retention of every topic.
     pub managed_ledger: ManagedLedgerConfig,
     /// The broker level of the offload policies (`managedLedgerOffloadDriver=none`: no driver).
@@ -355,6 +357,7 @@ impl BrokerConfig {
                 u32::MAX as u64,
             )? as u32,
             deduplication_enabled: raw.boolean("brokerDeduplicationEnabled", false)?,
+            delayed_delivery_enabled: raw.boolean("delayedDeliveryEnabled", true)?,
             deduplication_entries_interval: raw.unsigned(
                 "brokerDeduplicationEntriesInterval",
                 1000,

@@ -54,6 +54,7 @@ async fn a_topic_whose_open_is_slow_does_not_delay_another_topics_produce() {
             max_connections_per_ip: 0,
             max_concurrent_lookups: 50_000,
             dedup_snapshot_interval: 1000,
+            delayed_delivery: true,
         },
     );
     let (_stop, stopped) = tokio::sync::watch::channel(false);

@@ -244,6 +244,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
             max_connections_per_ip: config.max_connections_per_ip,
             max_concurrent_lookups: config.max_concurrent_lookup_requests,
             dedup_snapshot_interval: config.deduplication_entries_interval,
+            delayed_delivery: config.delayed_delivery_enabled,
         },
         cluster.clone(),
         Arc::clone(&authenticator),

@@ -88,6 +88,7 @@ async fn state(dir: &std::path::Path) -> Arc<WebState> {
             max_connections_per_ip: 0,
             max_concurrent_lookups: 50_000,
             dedup_snapshot_interval: 1000,
+            delayed_delivery: true,
         },
         None,
         Arc::clone(&authenticator),
