@@ -237,6 +237,27 @@ fn schemas_through_rest_and_the_cli_and_the_namespace_rules_producers_meet() {
         .producer_success
         .expect("v2 producer");
     assert_eq!(ok.schema_version.as_deref(), Some(&2u64.to_be_bytes()[..]));
+    // The topic's own strategy wins over its namespace's, until removed.
+    let topic_strategy = "/admin/v2/persistent/public/default/orders/schemaCompatibilityStrategy";
+    assert_eq!(
+        broker
+            .call("PUT", topic_strategy, Some("\"ALWAYS_INCOMPATIBLE\""))
+            .0,
+        204
+    );
+    assert_eq!(
+        broker.call("GET", topic_strategy, None),
+        (200, "\"ALWAYS_INCOMPATIBLE\"".to_string())
+    );
+    let v3 = avro(
+        r#"{"name":"id","type":"long"},{"name":"qty","type":"int","default":1},{"name":"tag","type":"string","default":""}"#,
+    );
+    refused(produce(Some(wire(&v3))), "ALWAYS_INCOMPATIBLE");
+    assert_eq!(broker.call("DELETE", topic_strategy, None).0, 204);
+    let ok = produce(Some(wire(&v3)))
+        .producer_success
+        .expect("v3 producer");
+    assert_eq!(ok.schema_version.as_deref(), Some(&3u64.to_be_bytes()[..]));
     // Without a schema: accepted, until validation is enforced.
     assert!(produce(None).producer_success.is_some());
     common::admin_ok(

@@ -416,6 +416,24 @@ pub fn api() -> auth::Api {
         )
         .route(
             M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/schemaCompatibilityStrategy",
+            R::TOPIC_ADMIN,
+            get(sc::get_topic_compatibility_strategy),
+        )
+        .route(
+            M::PUT,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/schemaCompatibilityStrategy",
+            R::TOPIC_ADMIN,
+            put(sc::set_topic_compatibility_strategy),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/schemaCompatibilityStrategy",
+            R::TOPIC_ADMIN,
+            delete(sc::remove_topic_compatibility_strategy),
+        )
+        .route(
+            M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/retention",
             R::TOPIC_ADMIN,
             get(t::get_retention),

@@ -164,13 +164,18 @@ pub async fn get_compatibility_strategy(State(s): S, Ns(ns): Ns) -> ApiResult {
     )
 }
 
-pub async fn set_compatibility_strategy(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
-    // pulsar-admin sends the name as a JSON string; a bare name is taken too.
-    let name = serde_json::from_slice::<String>(&raw)
-        .unwrap_or_else(|_| String::from_utf8_lossy(&raw).trim().to_string());
-    let strategy = CompatibilityStrategy::from_name(&name).ok_or_else(|| {
+/// A strategy in a request body: pulsar-admin sends the name as a JSON string; a bare name is
+/// taken too.
+fn strategy_body(raw: &Bytes) -> Result<CompatibilityStrategy, ApiError> {
+    let name = serde_json::from_slice::<String>(raw)
+        .unwrap_or_else(|_| String::from_utf8_lossy(raw).trim().to_string());
+    CompatibilityStrategy::from_name(&name).ok_or_else(|| {
         ApiError::bad_request(format!("Invalid schema compatibility strategy {name:?}"))
-    })?;
+    })
+}
+
+pub async fn set_compatibility_strategy(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
+    let strategy = strategy_body(&raw)?;
     s.policy
         .update_namespace(&ns, move |p| p.schema_compatibility_strategy = strategy)
         .await?;
@@ -209,6 +214,38 @@ pub async fn set_validation_enforced(State(s): S, Ns(ns): Ns, raw: Bytes) -> Api
     let on: bool = body(&raw, "boolean")?;
     s.policy
         .update_namespace(&ns, move |p| p.schema_validation_enforced = on)
+        .await?;
+    no_content()
+}
+
+// ----- a topic's own strategy (over its namespace's) -----
+
+pub async fn get_topic_compatibility_strategy(State(s): S, Topic(topic): Topic) -> ApiResult {
+    json(
+        &s.policy
+            .topic_policies(&topic)
+            .await?
+            .schema_compatibility_strategy,
+    )
+}
+
+pub async fn set_topic_compatibility_strategy(
+    State(s): S,
+    Topic(topic): Topic,
+    raw: Bytes,
+) -> ApiResult {
+    let strategy = strategy_body(&raw)?;
+    s.policy
+        .update_topic(&topic, move |p| {
+            p.schema_compatibility_strategy = Some(strategy)
+        })
+        .await?;
+    no_content()
+}
+
+pub async fn remove_topic_compatibility_strategy(State(s): S, Topic(topic): Topic) -> ApiResult {
+    s.policy
+        .update_topic(&topic, |p| p.schema_compatibility_strategy = None)
         .await?;
     no_content()
 }
