@@ -29,12 +29,6 @@ pub struct DedupSnapshot {
     pub producers: HashMap<String, i64>,
 }
 
-impl DedupSnapshot {
-    fn position(&self) -> Position {
-        Position::new(self.ledger_id, self.entry_id)
-    }
-}
-
 /// What a SEND is for deduplication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -149,10 +143,6 @@ impl DedupSnapshot {
             entry_id: -1,
             producers: HashMap::new(),
         }
-    }
-
-    pub fn covers(&self) -> Position {
-        self.position()
     }
 }
 

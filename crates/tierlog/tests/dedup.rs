@@ -3,35 +3,19 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use testkit::moto::MotoServer;
 
 fn run_phase(broker: &testkit::standalone::Standalone, phase: &str) -> String {
-    let script = testkit::workspace_root().join("crates/tierlog/tests/clients/python_dedup.py");
-    let out = testkit::audit::output(
-        Command::new(common::python())
-            .arg(&script)
-            .arg(broker.service_url())
-            .arg("persistent://public/default/dedup")
-            .arg(phase),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let tail: Vec<String> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .rev()
-        .take(20)
-        .map(str::to_string)
-        .collect();
-    assert!(out.status.success(), "{phase}: {stdout}\n{tail:?}");
-    stdout
-}
-
-fn line<'a>(out: &'a str, key: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no {key} in {out}"))
+    common::run_client_script(
+        "python_dedup.py",
+        &[
+            &broker.service_url(),
+            "persistent://public/default/dedup",
+            phase,
+        ],
+    )
 }
 
 #[test]
@@ -92,7 +76,7 @@ fn resent_sequence_ids_are_dropped_across_a_kill_and_a_full_offload() {
         ],
     );
     let first = run_phase(&broker, "first");
-    assert_eq!(line(&first, "last-before"), "-1");
+    assert_eq!(common::case_result(&first, "last-before"), "-1");
     // Snapshots were taken: the deduplication cursor moved past the first entries, and it is
     // not shown as a subscription.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -161,7 +145,7 @@ fn resent_sequence_ids_are_dropped_across_a_kill_and_a_full_offload() {
     // Recovery now reads the sequence ids from the bucket.
     let broker = common::start(dir.path(), &env);
     let again = run_phase(&broker, "again");
-    assert_eq!(line(&again, "last-after-restart"), "4");
+    assert_eq!(common::case_result(&again, "last-after-restart"), "4");
     let read = run_phase(&broker, "read");
-    assert_eq!(line(&read, "log"), "m0,m1,m2,m3,m4,m5");
+    assert_eq!(common::case_result(&read, "log"), "m0,m1,m2,m3,m4,m5");
 }

@@ -3,34 +3,15 @@
 
 mod common;
 
-use std::process::Command;
-
 fn run(broker: &testkit::standalone::Standalone, args: &[&str]) -> String {
-    let script = testkit::workspace_root().join("crates/tierlog/tests/clients/python_delayed.py");
-    let out = testkit::audit::output(
-        Command::new(common::python())
-            .arg(&script)
-            .arg(broker.service_url())
-            .arg("persistent://public/default/delayed")
-            .args(args),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let tail: Vec<String> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .rev()
-        .take(20)
-        .map(str::to_string)
-        .collect();
-    assert!(out.status.success(), "{args:?}: {stdout}\n{tail:?}");
-    stdout
+    let url = broker.service_url();
+    let mut all = vec![url.as_str(), "persistent://public/default/delayed"];
+    all.extend_from_slice(args);
+    common::run_client_script("python_delayed.py", &all)
 }
 
 fn fields<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
-    out.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no {key} in {out}"))
-        .split(' ')
-        .collect()
+    common::case_result(out, key).split(' ').collect()
 }
 
 #[test]

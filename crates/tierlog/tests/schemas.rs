@@ -3,31 +3,18 @@
 
 mod common;
 
-use std::process::Command;
-
 #[test]
 fn an_evolved_avro_schema_is_version_1_and_every_message_decodes_with_its_own_version() {
     let dir = tempfile::tempdir().unwrap();
     let broker = common::start(dir.path(), &[]);
-    let script = testkit::workspace_root().join("crates/tierlog/tests/clients/python_schemas.py");
-    let out = testkit::audit::output(
-        Command::new(common::python())
-            .arg(&script)
-            .arg(broker.service_url())
-            .arg("persistent://public/default/evolving"),
+    let stdout = common::run_client_script(
+        "python_schemas.py",
+        &[
+            &broker.service_url(),
+            "persistent://public/default/evolving",
+        ],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let result = |case: &str| -> String {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(case).and_then(|r| r.strip_prefix(' ')))
-            .unwrap_or_else(|| {
-                let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
-                panic!("no result for {case}\nstdout:\n{stdout}\nstderr (tail):\n{tail:?}")
-            })
-            .to_string()
-    };
+    let result = |case: &str| common::case_result(&stdout, case).to_string();
     // Version 1's message keeps its age; version 0's read with the default (None). Tagged with
     // version 0, the second message would lose its age (read with the first schema).
     assert_eq!(

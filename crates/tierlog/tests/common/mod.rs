@@ -31,6 +31,35 @@ pub fn python() -> String {
     })
 }
 
+/// Runs `crates/tierlog/tests/clients/<script>` with `args` (its standard error kept for the
+/// secret audit); its standard output. Panics with the tail of standard error if it fails.
+pub fn run_client_script(script: &str, args: &[&str]) -> String {
+    let path = testkit::workspace_root()
+        .join("crates/tierlog/tests/clients")
+        .join(script);
+    let out = testkit::audit::output(std::process::Command::new(python()).arg(&path).args(args));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let tail: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .rev()
+        .take(30)
+        .map(str::to_string)
+        .collect();
+    assert!(
+        out.status.success(),
+        "{script} {args:?}:\n{stdout}\nstderr (tail):\n{tail:?}"
+    );
+    stdout
+}
+
+/// What a client script printed for `case` (its line `<case> <result>`).
+pub fn case_result<'a>(stdout: &'a str, case: &str) -> &'a str {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(case).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no result for {case} in:\n{stdout}"))
+}
+
 pub fn start(dir: &Path, env: &[(&str, &str)]) -> Standalone {
     Standalone::start(bin(), dir, env)
 }
