@@ -19,11 +19,13 @@ use testkit::tmpfs::Tmpfs;
 fn run_script(args: &[&str]) -> Value {
     let script: PathBuf =
         testkit::workspace_root().join("crates/tierlog/tests/clients/python_disk_full.py");
+    // Two files: one file opened twice would be two offsets writing over each other.
+    let results = tempfile::NamedTempFile::new().unwrap();
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(common::python())
         .arg(&script)
         .args(args)
-        .stdout(log.reopen().unwrap())
+        .stdout(results.reopen().unwrap())
         .stderr(log.reopen().unwrap())
         .spawn()
         .expect("run the Python client (installed by scripts/test)");
@@ -39,8 +41,9 @@ fn run_script(args: &[&str]) -> Value {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let output = std::fs::read_to_string(log.path()).unwrap_or_default();
-    let tail: String = output.lines().rev().take(15).collect::<Vec<_>>().join("\n");
+    let output = std::fs::read_to_string(results.path()).unwrap_or_default();
+    let log = std::fs::read_to_string(log.path()).unwrap_or_default();
+    let tail: String = log.lines().rev().take(15).collect::<Vec<_>>().join("\n");
     let Some(status) = status else {
         panic!("{args:?}: the client hung for two minutes:\n{tail}");
     };

@@ -10,6 +10,10 @@ import time
 
 import pulsar
 
+from client_output import results_alone_on_stdout
+
+results_alone_on_stdout()
+
 url, topic = sys.argv[1:3]
 Mode = pulsar.ProducerAccessMode
 c = pulsar.Client(url, operation_timeout_seconds=10)

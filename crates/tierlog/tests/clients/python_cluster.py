@@ -12,6 +12,10 @@ import sys
 
 import pulsar
 
+from client_output import results_alone_on_stdout
+
+results_alone_on_stdout()
+
 url, topics, per_topic = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 trust = sys.argv[4] if len(sys.argv) > 4 else None
 

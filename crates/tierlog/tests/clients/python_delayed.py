@@ -12,6 +12,10 @@ from datetime import timedelta
 
 import pulsar
 
+from client_output import results_alone_on_stdout
+
+results_alone_on_stdout()
+
 url, topic, phase = sys.argv[1:4]
 c = pulsar.Client(url, operation_timeout_seconds=15)
 

@@ -16,6 +16,10 @@ import time
 
 import pulsar
 
+from client_output import results_alone_on_stdout
+
+results_alone_on_stdout()
+
 mode, url, topic = sys.argv[1], sys.argv[2], sys.argv[3]
 PAD = b"x" * 8192
 

@@ -14,6 +14,10 @@ import time
 
 import pulsar
 
+from client_output import results_alone_on_stdout
+
+results_alone_on_stdout()
+
 
 def payload(i):
     return f"{i}|".encode() + bytes([i % 251]) * (i % 300)

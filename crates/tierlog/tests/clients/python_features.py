@@ -10,6 +10,10 @@ import sys
 import time
 
 import pulsar
+
+from client_output import results_alone_on_stdout
+
+results_alone_on_stdout()
 from pulsar.schema import StringSchema
 
 url, http_url = sys.argv[1], sys.argv[2]

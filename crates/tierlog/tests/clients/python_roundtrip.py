@@ -12,6 +12,10 @@ import threading
 
 import pulsar
 
+from client_output import results_alone_on_stdout
+
+results_alone_on_stdout()
+
 url, topic, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 KEYS = 37
 BASE_TS = 1_700_000_000_000

@@ -7,6 +7,10 @@ Prints one line per case: `<case> <result>`; the Rust test decides what each mus
 import sys
 
 import pulsar
+
+from client_output import results_alone_on_stdout
+
+results_alone_on_stdout()
 from pulsar.schema import AvroSchema, Integer, Record, String
 
 url, topic = sys.argv[1:3]

@@ -19,6 +19,10 @@ import urllib.error
 
 import pulsar
 
+from client_output import results_alone_on_stdout
+
+results_alone_on_stdout()
+
 plain, tls, web, web_tls, ca, certs = sys.argv[1:7]
 tokens = json.loads(sys.argv[7])
 passwords = json.loads(sys.argv[8])
