@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ledger::{AppendReceipt, Position};
+use ledger::{AckSet, AppendReceipt, Position};
 use protocol::io::{FrameReader, ReadError};
 use protocol::pb::base_command::Type;
 use protocol::pb::{self, BaseCommand, ServerError};
@@ -886,29 +886,39 @@ impl Conn {
             return; // Pulsar ignores acks of unknown consumers
         };
         let cumulative = c.ack_type == pb::command_ack::AckType::Cumulative as i32;
+        // An ack_set lists the messages of a batch entry still unacknowledged; an empty one
+        // (or none) acknowledges the whole entry. Longer sets than any batch are ignored.
+        let partly = |id: &pb::MessageIdData| {
+            AckSet::from_words(&id.ack_set)
+                .filter(|s| !s.is_empty())
+                .map(|s| (position(id), s))
+        };
         let mut result = Ok(());
         if cumulative {
-            if let Some(id) = c.message_id.first() {
-                // An ack_set leaves some batch messages unacked: settle up to the entry before.
+            if let Some(id) = c.message_id.first()
+                && id.ack_set.len() <= ledger::ack_set::MAX_WORDS
+            {
                 let p = position(id);
-                let upto = if id.ack_set.iter().any(|w| *w != 0) {
-                    Position::new(p.ledger_id, p.entry_id - 1)
-                } else {
-                    p
+                result = match partly(id) {
+                    // Up to the entry before, and the messages acknowledged of this one.
+                    Some(rest) => k
+                        .sub
+                        .ack_cumulative(Position::new(p.ledger_id, p.entry_id - 1), Some(rest)),
+                    None => k.sub.ack_cumulative(p, None),
                 };
-                result = k.sub.ack_cumulative(upto);
             }
         } else {
-            // A batch entry is settled once no message in it is left unacked.
-            let done: Vec<Position> = c
-                .message_id
-                .iter()
-                .filter(|id| id.ack_set.iter().all(|w| *w == 0))
-                .map(position)
-                .collect();
-            if !done.is_empty() {
-                k.sub.ack_individual(done);
+            let (mut whole, mut part) = (Vec::new(), Vec::new());
+            for id in &c.message_id {
+                if id.ack_set.len() > ledger::ack_set::MAX_WORDS {
+                    continue;
+                }
+                match partly(id) {
+                    Some(p) => part.push(p),
+                    None => whole.push(position(id)),
+                }
             }
+            k.sub.ack_individual(whole, part);
         }
         if let Some(rid) = c.request_id {
             let (error, message) = match &result {

@@ -18,5 +18,5 @@ mod topic;
 pub use dedup::DedupSnapshot;
 pub use error::BrokerError;
 pub use service::{BrokerService, BrokerServiceConfig, Listener, TopicStore};
-pub use subscription::{SubType, UnackedLimits};
+pub use subscription::{DeliveryRules, SubType, UnackedLimits};
 pub use topic::Topic;

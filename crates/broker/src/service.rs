@@ -94,8 +94,8 @@ pub struct BrokerServiceConfig {
     pub max_message_size: u32,
     /// Prefix of generated producer names (`<cluster>-<n>`).
     pub cluster_name: String,
-    /// `maxUnackedMessagesPerConsumer` / `maxUnackedMessagesPerSubscription`.
-    pub unacked_limits: crate::subscription::UnackedLimits,
+    /// Unacknowledged limits, delayed delivery, batch-index acks.
+    pub delivery: crate::subscription::DeliveryRules,
     /// `maxMessagePublishBufferSizeInMB`, in bytes: frames being received, all connections
     /// together; a connection over it is not read until others complete theirs.
     pub receive_buffer_bytes: usize,
@@ -108,9 +108,6 @@ pub struct BrokerServiceConfig {
     pub max_concurrent_lookups: u32,
     /// `brokerDeduplicationEntriesInterval`: durable entries between deduplication snapshots.
     pub dedup_snapshot_interval: u64,
-    /// `delayedDeliveryEnabled` (true): Shared and Key_Shared subscriptions hold messages
-    /// with a `deliver_at_time` until then.
-    pub delayed_delivery: bool,
 }
 
 /// One connection counted against its address's `maxConnectionsPerIp`, until dropped.
@@ -359,12 +356,7 @@ impl BrokerService {
                             .map(|(key, version)| ledger::Fence { key, version }),
                     );
                 }
-                Ok(Arc::new(Topic::new(
-                    name.clone(),
-                    ml,
-                    self.config.unacked_limits,
-                    self.config.delayed_delivery,
-                )))
+                Ok(Arc::new(Topic::new(name.clone(), ml, self.config.delivery)))
             })
             .await
     }

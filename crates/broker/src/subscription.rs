@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ledger::{CursorState, InitialPosition, ManagedLedger, Position};
+use ledger::{AckSet, CursorState, InitialPosition, ManagedLedger, Position};
 use protocol::commands;
 use protocol::frame::encode_message;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -109,6 +109,31 @@ impl Default for UnackedLimits {
     }
 }
 
+/// The broker's rules for delivering to consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryRules {
+    /// `maxUnackedMessagesPerConsumer` / `maxUnackedMessagesPerSubscription`.
+    pub unacked_limits: UnackedLimits,
+    /// `delayedDeliveryEnabled` (true): Shared and Key_Shared subscriptions hold messages with
+    /// a `deliver_at_time` until then.
+    pub delayed_delivery: bool,
+    /// `acknowledgmentAtBatchIndexLevelEnabled` (true since Pulsar 4.1, PIP-391): acks of single
+    /// messages of a batch entry are kept (and persisted with the cursor), and the entry is
+    /// delivered again with the set of its messages still unacknowledged, which the client
+    /// skips. Off, such acks are ignored and the whole batch is delivered again.
+    pub batch_index_acks: bool,
+}
+
+impl Default for DeliveryRules {
+    fn default() -> Self {
+        DeliveryRules {
+            unacked_limits: UnackedLimits::default(),
+            delayed_delivery: true,
+            batch_index_acks: true,
+        }
+    }
+}
+
 /// Whether `unacked` has reached `limit` (0: never), and whether it is back below half of it.
 fn reached(unacked: u64, limit: u64) -> bool {
     limit > 0 && unacked >= limit
@@ -119,7 +144,11 @@ fn below_half(unacked: u64, limit: u64) -> bool {
 }
 
 enum AckOp {
-    Individual(Vec<Position>),
+    /// Whole entries, and batch entries acknowledged in part (with what is left unacknowledged).
+    Individual {
+        whole: Vec<Position>,
+        partly: Vec<(Position, AckSet)>,
+    },
     Cumulative(Position),
     Reset(Position, oneshot::Sender<Result<(), BrokerError>>),
 }
@@ -163,7 +192,7 @@ struct State {
 
 impl State {
     fn is_acked(&self, p: Position) -> bool {
-        p <= self.cursor.mark_delete || self.cursor.individually_deleted.contains(&p)
+        self.cursor.is_acked(p)
     }
 
     fn tracks_each_delivery(&self) -> bool {
@@ -234,6 +263,28 @@ impl State {
         }
         if let Some(c) = self.consumers.iter_mut().find(|c| c.spec.key == key) {
             c.unacked = c.unacked.saturating_sub(u64::from(count));
+            if below_half(c.unacked, limits.per_consumer) {
+                c.blocked = false;
+            }
+        }
+    }
+
+    /// `acked` more messages of a tracked delivery are acknowledged (batch-index acks); the
+    /// delivery itself stays tracked until the whole entry is.
+    fn untrack_messages(&mut self, p: Position, acked: u32) {
+        let Some((key, count)) = self.pending.get_mut(&p) else {
+            return;
+        };
+        let acked = acked.min(*count);
+        *count -= acked;
+        let key = *key;
+        let limits = self.limits;
+        self.unacked = self.unacked.saturating_sub(u64::from(acked));
+        if below_half(self.unacked, limits.per_subscription) {
+            self.blocked = false;
+        }
+        if let Some(c) = self.consumers.iter_mut().find(|c| c.spec.key == key) {
+            c.unacked = c.unacked.saturating_sub(u64::from(acked));
             if below_half(c.unacked, limits.per_consumer) {
                 c.blocked = false;
             }
@@ -350,7 +401,7 @@ impl Subscription {
                 pending: BTreeMap::new(),
                 unacked: 0,
                 blocked: false,
-                limits: topic.unacked_limits,
+                limits: topic.delivery.unacked_limits,
                 msg_out: 0,
                 bytes_out: 0,
                 redeliver: BTreeSet::new(),
@@ -497,29 +548,74 @@ impl Subscription {
         self.wake.notify_one();
     }
 
-    /// Acknowledges entries one by one; positions that are no entries of the topic are
-    /// ignored (they would otherwise be taken as acknowledged before they exist).
-    pub(crate) fn ack_individual(&self, mut positions: Vec<Position>) {
-        positions.retain(|p| self.topic.ml.contains(*p));
-        if positions.is_empty() {
+    /// Acknowledges whole entries, and single messages of batch entries (`(entry, messages
+    /// still unacknowledged)`, kept only with batch-index acks on); positions that are no
+    /// entries of the topic are ignored (they would otherwise be taken as acknowledged before
+    /// they exist).
+    pub(crate) fn ack_individual(
+        &self,
+        mut whole: Vec<Position>,
+        mut partly: Vec<(Position, AckSet)>,
+    ) {
+        whole.retain(|p| self.topic.ml.contains(*p));
+        if !self.topic.delivery.batch_index_acks {
+            partly.clear();
+        }
+        partly.retain(|(p, _)| self.topic.ml.contains(*p));
+        if whole.is_empty() && partly.is_empty() {
             return;
         }
         {
             let next = self.topic.ml.successor();
             let mut st = self.state();
-            st.cursor.ack(&positions, next);
-            for &p in &positions {
+            st.cursor.ack(&whole, &next);
+            for &p in &whole {
                 st.settle(p);
             }
+            self.ack_batch_indexes(&mut st, &partly, &next);
         }
-        self.send_ack(AckOp::Individual(positions));
+        self.send_ack(AckOp::Individual { whole, partly });
         // Acks may bring a consumer held at its unacknowledged limit back below it.
         self.wake.notify_one();
     }
 
-    pub(crate) fn ack_cumulative(&self, upto: Position) -> Result<(), BrokerError> {
+    /// Applies batch-index acks to the subscription's copy of the cursor and to the tracking
+    /// of what its consumers hold.
+    fn ack_batch_indexes(
+        &self,
+        st: &mut State,
+        partly: &[(Position, AckSet)],
+        next: impl Fn(Position) -> Position,
+    ) {
+        let before: Vec<Option<u32>> = partly
+            .iter()
+            .map(|(p, _)| st.cursor.partly_acked.get(p).map(AckSet::count))
+            .collect();
+        st.cursor.ack_batch_indexes(partly, next);
+        for ((p, _), before) in partly.iter().zip(before) {
+            if st.is_acked(*p) {
+                st.settle(*p);
+            } else if let Some(left) = st.cursor.partly_acked.get(p).map(AckSet::count) {
+                let before = before.or_else(|| st.pending.get(p).map(|(_, n)| *n));
+                st.untrack_messages(*p, before.unwrap_or(left).saturating_sub(left));
+            }
+        }
+    }
+
+    /// Acknowledges everything up to and including `upto`, and with batch-index acks on
+    /// `partly`: some messages of the entry after it (a cumulative ack of a message inside a
+    /// batch).
+    pub(crate) fn ack_cumulative(
+        &self,
+        upto: Position,
+        partly: Option<(Position, AckSet)>,
+    ) -> Result<(), BrokerError> {
         // A mark-delete after the last entry would skip what is produced next.
         self.topic.ml.check_mark_delete(upto)?;
+        let partly: Vec<(Position, AckSet)> = partly
+            .filter(|(p, _)| self.topic.delivery.batch_index_acks && self.topic.ml.contains(*p))
+            .into_iter()
+            .collect();
         {
             let next = self.topic.ml.successor();
             let mut st = self.state();
@@ -528,7 +624,7 @@ impl Subscription {
                     "Cumulative acks are not allowed on Shared or Key_Shared subscriptions".into(),
                 ));
             }
-            st.cursor.ack_cumulative(upto, next);
+            st.cursor.ack_cumulative(upto, &next);
             let settled: Vec<Position> = st
                 .pending
                 .range(..=upto)
@@ -538,8 +634,15 @@ impl Subscription {
             for p in settled {
                 st.settle(p);
             }
+            self.ack_batch_indexes(&mut st, &partly, &next);
         }
         self.send_ack(AckOp::Cumulative(upto));
+        if !partly.is_empty() {
+            self.send_ack(AckOp::Individual {
+                whole: Vec::new(),
+                partly,
+            });
+        }
         self.wake.notify_one();
         Ok(())
     }
@@ -760,7 +863,7 @@ impl Subscription {
             return Ok(true);
         }
         let mut delivered = false;
-        let hold = self.topic.delayed_delivery && st.tracks_each_delivery();
+        let hold = self.topic.delivery.delayed_delivery && st.tracks_each_delivery();
         let now = now_ms();
         let mut entries: std::collections::VecDeque<ledger::Entry> = entries.into();
         while let Some(e) = entries.pop_front() {
@@ -801,6 +904,14 @@ impl Subscription {
             };
             st.avg_messages_per_entry = 0.5 * st.avg_messages_per_entry + 0.5 * f64::from(count);
             let redeliveries = st.redelivery_counts.get(&pos).copied().unwrap_or(0);
+            // The client skips the messages of a batch acknowledged already (and gives their
+            // permits back).
+            let ack_set = st
+                .cursor
+                .partly_acked
+                .get(&pos)
+                .map(|s| s.words().to_vec())
+                .unwrap_or_default();
             st.msg_out += u64::from(count);
             st.bytes_out += e.data.len() as u64;
             let c = &mut st.consumers[i];
@@ -811,6 +922,7 @@ impl Subscription {
                 c.spec.key.1,
                 commands::message_id(pos.ledger_id, pos.entry_id, self.topic.partition),
                 redeliveries,
+                ack_set,
             );
             let sent = c.spec.outbox.send(encode_message(&cmd, &e.data)).is_ok();
             if !sent {
@@ -839,10 +951,13 @@ async fn persist_acks(sub: Arc<Subscription>, mut rx: mpsc::UnboundedReceiver<Ac
         while let Ok(op) = rx.try_recv() {
             ops.push(op);
         }
-        let mut individual: Vec<Position> = Vec::new();
+        let mut individual = Individual::default();
         for op in ops {
             match op {
-                AckOp::Individual(ps) => individual.extend(ps),
+                AckOp::Individual { whole, partly } => {
+                    individual.whole.extend(whole);
+                    individual.partly.extend(partly);
+                }
                 AckOp::Cumulative(p) => {
                     flush_individual(&sub, &ml, &mut individual).await;
                     if let Err(e) = ml.ack_cumulative(&sub.name, p).await {
@@ -863,14 +978,21 @@ async fn persist_acks(sub: Arc<Subscription>, mut rx: mpsc::UnboundedReceiver<Ac
     }
 }
 
-async fn flush_individual(sub: &Subscription, ml: &ledger::ManagedLedger, ps: &mut Vec<Position>) {
-    if ps.is_empty() {
+/// Individual acks gathered for one write.
+#[derive(Default)]
+struct Individual {
+    whole: Vec<Position>,
+    partly: Vec<(Position, AckSet)>,
+}
+
+async fn flush_individual(sub: &Subscription, ml: &ledger::ManagedLedger, acks: &mut Individual) {
+    if acks.whole.is_empty() && acks.partly.is_empty() {
         return;
     }
-    if let Err(e) = ml.ack(&sub.name, ps).await {
+    if let Err(e) = ml.ack_entries(&sub.name, &acks.whole, &acks.partly).await {
         tracing::warn!(subscription = %sub.name, error = %e, "persisting acks failed");
     }
-    ps.clear();
+    *acks = Individual::default();
 }
 
 /// Milliseconds since the epoch (what `deliver_at_time` counts).

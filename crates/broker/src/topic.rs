@@ -24,10 +24,8 @@ pub struct Topic {
     appended: watch::Sender<u64>,
     subscriptions: tokio::sync::Mutex<HashMap<String, Arc<Subscription>>>,
     producers: std::sync::Mutex<Producers>,
-    /// How many unacknowledged messages a Shared subscription's consumers may hold.
-    pub(crate) unacked_limits: crate::subscription::UnackedLimits,
-    /// Whether Shared and Key_Shared subscriptions hold messages until their `deliver_at_time`.
-    pub(crate) delayed_delivery: bool,
+    /// How subscriptions deliver: unacknowledged limits, delayed delivery, batch-index acks.
+    pub(crate) delivery: crate::subscription::DeliveryRules,
     /// Messages and bytes published since the topic was loaded.
     msg_in: AtomicU64,
     bytes_in: AtomicU64,
@@ -64,8 +62,7 @@ impl Topic {
     pub(crate) fn new(
         name: TopicName,
         ml: ManagedLedger,
-        unacked_limits: crate::subscription::UnackedLimits,
-        delayed_delivery: bool,
+        delivery: crate::subscription::DeliveryRules,
     ) -> Self {
         let partition = name.partition_index().map(|p| p as i32).unwrap_or(-1);
         Topic {
@@ -75,8 +72,7 @@ impl Topic {
             appended: watch::channel(0).0,
             subscriptions: Default::default(),
             producers: Default::default(),
-            unacked_limits,
-            delayed_delivery,
+            delivery,
             msg_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             fenced: AtomicBool::new(false),

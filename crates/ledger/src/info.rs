@@ -143,8 +143,19 @@ pub struct CursorInfo {
     /// Acknowledged entries after `mark_delete`, as inclusive ranges `[ledger, first, last]`.
     #[serde(default)]
     pub individually_deleted: Vec<[i64; 3]>,
+    /// Batch entries acknowledged in part (Pulsar's `batchedEntryDeletionIndexInfo`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch_indexes: Vec<BatchAckInfo>,
     #[serde(default)]
     pub properties: BTreeMap<String, i64>,
+}
+
+/// One batch entry acknowledged in part: its messages still unacknowledged, as
+/// [`crate::AckSet`] words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchAckInfo {
+    pub position: Position,
+    pub unacked: Vec<i64>,
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -3,12 +3,14 @@
 //! A topic's log is a *managed ledger*: an ordered list of hot-tier ledgers persisted in the
 //! metadata store. Only the last ledger is written; it rolls over on Pulsar's entry-count, size
 //! and time rules. Durable cursors (one per subscription) persist their mark-delete position and
-//! individually acknowledged entries. Retention removes ledgers every cursor has consumed and the
+//! individually acknowledged entries (and, for batch entries acknowledged in part, which of their
+//! messages are still unacknowledged). Retention removes ledgers every cursor has consumed and the
 //! namespace policy no longer needs. Reads from any position yield entries across ledger
 //! boundaries in order.
 //!
 //! This crate knows nothing of the Pulsar protocol; positions are `(ledgerId, entryId)`.
 
+pub mod ack_set;
 pub mod clock;
 pub mod config;
 pub mod cursor;
@@ -20,6 +22,7 @@ mod managed_ledger;
 pub mod position;
 pub mod retention;
 
+pub use ack_set::AckSet;
 pub use clock::{Clock, SystemClock, TestClock};
 pub use config::{HotTier, ManagedLedgerConfig};
 pub use cursor::{CursorState, InitialPosition};

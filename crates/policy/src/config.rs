@@ -125,6 +125,8 @@ pub struct BrokerConfig {
     pub deduplication_entries_interval: u64,
     /// `delayedDeliveryEnabled` (true).
     pub delayed_delivery_enabled: bool,
+    /// `acknowledgmentAtBatchIndexLevelEnabled` (true, Pulsar's default since 4.1).
+    pub acknowledgment_at_batch_index_level_enabled: bool,
     /// Rollover limits and the default retention of every topic.
     pub managed_ledger: ManagedLedgerConfig,
     /// The broker level of the offload policies (`managedLedgerOffloadDriver=none`: no driver).
@@ -358,6 +360,8 @@ impl BrokerConfig {
             )? as u32,
             deduplication_enabled: raw.boolean("brokerDeduplicationEnabled", false)?,
             delayed_delivery_enabled: raw.boolean("delayedDeliveryEnabled", true)?,
+            acknowledgment_at_batch_index_level_enabled: raw
+                .boolean("acknowledgmentAtBatchIndexLevelEnabled", true)?,
             deduplication_entries_interval: raw.unsigned(
                 "brokerDeduplicationEntriesInterval",
                 1000,

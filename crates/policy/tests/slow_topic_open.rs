@@ -48,13 +48,12 @@ async fn a_topic_whose_open_is_slow_does_not_delay_another_topics_produce() {
             service_url_tls: None,
             max_message_size: 5 << 20,
             cluster_name: "standalone".into(),
-            unacked_limits: Default::default(),
+            delivery: Default::default(),
             receive_buffer_bytes: 64 << 20,
             keepalive: std::time::Duration::from_secs(30),
             max_connections_per_ip: 0,
             max_concurrent_lookups: 50_000,
             dedup_snapshot_interval: 1000,
-            delayed_delivery: true,
         },
     );
     let (_stop, stopped) = tokio::sync::watch::channel(false);

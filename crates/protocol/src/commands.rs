@@ -97,12 +97,20 @@ pub fn send_error(
 }
 
 /// The MESSAGE command in front of a dispatched entry.
-pub fn message(consumer_id: u64, id: MessageIdData, redelivery_count: u32) -> BaseCommand {
+/// MESSAGE for a consumer; `ack_set` (batch-index acknowledgement) lists the messages of a
+/// batch entry still unacknowledged, empty for all of them.
+pub fn message(
+    consumer_id: u64,
+    id: MessageIdData,
+    redelivery_count: u32,
+    ack_set: Vec<i64>,
+) -> BaseCommand {
     BaseCommand {
         message: Some(pb::CommandMessage {
             consumer_id,
             message_id: id,
             redelivery_count: (redelivery_count > 0).then_some(redelivery_count),
+            ack_set,
             ..Default::default()
         }),
         ..base(Type::Message)

@@ -234,9 +234,13 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
             service_url_tls,
             max_message_size: u32::try_from(config.max_message_size).unwrap_or(u32::MAX),
             cluster_name: config.cluster_name.clone(),
-            unacked_limits: broker::UnackedLimits {
-                per_consumer: config.max_unacked_messages_per_consumer,
-                per_subscription: config.max_unacked_messages_per_subscription,
+            delivery: broker::DeliveryRules {
+                unacked_limits: broker::UnackedLimits {
+                    per_consumer: config.max_unacked_messages_per_consumer,
+                    per_subscription: config.max_unacked_messages_per_subscription,
+                },
+                delayed_delivery: config.delayed_delivery_enabled,
+                batch_index_acks: config.acknowledgment_at_batch_index_level_enabled,
             },
             receive_buffer_bytes: usize::try_from(config.max_message_publish_buffer_size_bytes)
                 .unwrap_or(usize::MAX),
@@ -244,7 +248,6 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
             max_connections_per_ip: config.max_connections_per_ip,
             max_concurrent_lookups: config.max_concurrent_lookup_requests,
             dedup_snapshot_interval: config.deduplication_entries_interval,
-            delayed_delivery: config.delayed_delivery_enabled,
         },
         cluster.clone(),
         Arc::clone(&authenticator),

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use meta::Expected;
 
 use super::ManagedLedger;
+use crate::ack_set::AckSet;
 use crate::cursor::{CursorState, InitialPosition};
 use crate::error::{LedgerError, Result};
 use crate::info;
@@ -161,14 +162,34 @@ impl ManagedLedger {
     /// Acknowledges individual entries (positions that are not entries of this managed ledger
     /// are ignored); returns the new mark-delete position.
     pub async fn ack(&self, cursor: &str, positions: &[Position]) -> Result<Position> {
+        self.ack_entries(cursor, positions, &[]).await
+    }
+
+    /// Acknowledges whole entries and some messages of batch entries (`(entry, messages still
+    /// unacknowledged)`) in one write; positions that are not entries of this managed ledger
+    /// are ignored. Returns the new mark-delete position.
+    pub async fn ack_entries(
+        &self,
+        cursor: &str,
+        whole: &[Position],
+        partly: &[(Position, AckSet)],
+    ) -> Result<Position> {
         let slot = self.slot(cursor)?;
         let next = self.successor();
-        let existing: Vec<Position> = positions
+        let whole: Vec<Position> = whole
             .iter()
             .copied()
             .filter(|p| self.contains(*p))
             .collect();
-        let state = slot.update(|c| c.ack(&existing, next));
+        let partly: Vec<(Position, AckSet)> = partly
+            .iter()
+            .filter(|(p, _)| self.contains(*p))
+            .cloned()
+            .collect();
+        let state = slot.update(|c| {
+            c.ack(&whole, &next);
+            c.ack_batch_indexes(&partly, &next);
+        });
         self.persist(cursor, &slot).await?;
         Ok(state.mark_delete)
     }

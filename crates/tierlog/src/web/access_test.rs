@@ -79,16 +79,18 @@ async fn state(dir: &std::path::Path) -> Arc<WebState> {
             service_url_tls: None,
             max_message_size: 5 << 20,
             cluster_name: "standalone".into(),
-            unacked_limits: broker::UnackedLimits {
-                per_consumer: 0,
-                per_subscription: 0,
+            delivery: broker::DeliveryRules {
+                unacked_limits: broker::UnackedLimits {
+                    per_consumer: 0,
+                    per_subscription: 0,
+                },
+                ..Default::default()
             },
             receive_buffer_bytes: 64 << 20,
             keepalive: std::time::Duration::from_secs(30),
             max_connections_per_ip: 0,
             max_concurrent_lookups: 50_000,
             dedup_snapshot_interval: 1000,
-            delayed_delivery: true,
         },
         None,
         Arc::clone(&authenticator),
