@@ -542,41 +542,67 @@ impl Conn {
             Ok(t) => self.authorize(&t, TopicOperation::Lookup).await.map(|()| t),
             Err(e) => Err(e),
         };
+        // A client naming a listener (`advertisedListeners`) gets that listener's URLs.
+        let listener = c
+            .advertised_listener_name
+            .as_deref()
+            .filter(|n| !n.is_empty());
+        let unknown_listener = |name: &str| {
+            // Pulsar's words.
+            failed(
+                pb::ServerError::ServiceNotReady,
+                format!("the broker do not have {name} listener"),
+            )
+        };
+        let config = &self.svc.config;
+        let own = (config.service_url.clone(), config.service_url_tls.clone());
         let resp = match (name, self.svc.cluster()) {
             (Err(e), _) => failed(e.server_error(), e.to_string()),
-            (Ok(_), None) => pb::CommandLookupTopicResponse {
-                broker_service_url: self.svc.config.service_url.clone(),
-                broker_service_url_tls: self.svc.config.service_url_tls.clone(),
-                response: Some(LookupType::Connect as i32),
-                request_id: c.request_id,
-                authoritative: Some(true),
-                // Pulsar standalone's answer: clients dial the URL they already use.
-                proxy_through_service_url: Some(true),
-                ..Default::default()
+            (Ok(_), None) => match urls_for(listener, &config.listeners, own) {
+                None => unknown_listener(listener.unwrap_or_default()),
+                Some((url, url_tls)) => pb::CommandLookupTopicResponse {
+                    broker_service_url: url,
+                    broker_service_url_tls: url_tls,
+                    response: Some(LookupType::Connect as i32),
+                    request_id: c.request_id,
+                    authoritative: Some(true),
+                    // Pulsar standalone's answer: clients dial the URL they already use
+                    // (unless they asked for a listener's).
+                    proxy_through_service_url: Some(listener.is_none()),
+                    ..Default::default()
+                },
             },
             (Ok(topic), Some(cl)) => {
                 match cl.lookup(&topic, c.authoritative.unwrap_or(false)).await {
                     Ok(owner) => {
-                        let (url, url_tls, kind) = match owner {
+                        let (urls, kind) = match owner {
                             cluster::Owner::This => (
-                                self.svc.config.service_url.clone(),
-                                self.svc.config.service_url_tls.clone(),
+                                urls_for(listener, &config.listeners, own),
                                 LookupType::Connect,
                             ),
-                            cluster::Owner::Other(b) => {
-                                (Some(b.broker_url), b.broker_url_tls, LookupType::Redirect)
-                            }
+                            cluster::Owner::Other(b) => (
+                                urls_for(
+                                    listener,
+                                    &b.advertised_listeners,
+                                    (Some(b.broker_url.clone()), b.broker_url_tls.clone()),
+                                ),
+                                LookupType::Redirect,
+                            ),
                         };
-                        pb::CommandLookupTopicResponse {
-                            broker_service_url: url,
-                            broker_service_url_tls: url_tls,
-                            response: Some(kind as i32),
-                            request_id: c.request_id,
-                            // The answer comes from the broker deciding placement: the
-                            // redirected broker takes the bundle instead of redirecting again.
-                            authoritative: Some(true),
-                            proxy_through_service_url: Some(false),
-                            ..Default::default()
+                        match urls {
+                            None => unknown_listener(listener.unwrap_or_default()),
+                            Some((url, url_tls)) => pb::CommandLookupTopicResponse {
+                                broker_service_url: url,
+                                broker_service_url_tls: url_tls,
+                                response: Some(kind as i32),
+                                request_id: c.request_id,
+                                // The answer comes from the broker deciding placement: the
+                                // redirected broker takes the bundle instead of redirecting
+                                // again.
+                                authoritative: Some(true),
+                                proxy_through_service_url: Some(false),
+                                ..Default::default()
+                            },
                         }
                     }
                     Err(e) => {
@@ -1105,5 +1131,20 @@ async fn find_by_publish_time(
             }
         }
         from = Position::new(last.ledger_id, last.entry_id + 1);
+    }
+}
+
+/// The broker URLs (plain, TLS) a lookup hands out: those of the listener the client named
+/// (`None` when the broker has no such listener), else `default`.
+fn urls_for(
+    listener: Option<&str>,
+    listeners: &cluster::AdvertisedListeners,
+    default: (Option<String>, Option<String>),
+) -> Option<(Option<String>, Option<String>)> {
+    match listener {
+        None => Some(default),
+        Some(name) => listeners
+            .get(name)
+            .map(|l| (l.broker_url.clone(), l.broker_url_tls.clone())),
     }
 }

@@ -91,6 +91,8 @@ pub struct BrokerServiceConfig {
     pub service_url: Option<String>,
     /// `pulsar+ssl://host:port` handed out by LOOKUP (`None` without the TLS port).
     pub service_url_tls: Option<String>,
+    /// `advertisedListeners`: the URLs a lookup naming a listener is answered with.
+    pub listeners: cluster::AdvertisedListeners,
     pub max_message_size: u32,
     /// Prefix of generated producer names (`<cluster>-<n>`).
     pub cluster_name: String,

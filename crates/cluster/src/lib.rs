@@ -12,9 +12,13 @@
 //! so a broker that lost the bundle (paused past its lease) can change nothing any more.
 
 mod bundles;
+mod listeners;
 mod ownership;
 
 pub use bundles::{Bundle, boundaries, bundle_of, bundles, topic_hash};
+pub use listeners::{
+    AdvertisedListener, AdvertisedListeners, ListenerError, ListenerSettings, parse_listeners,
+};
 pub use ownership::{BrokerInfo, Cluster, Owner};
 
 /// Errors of cluster coordination.

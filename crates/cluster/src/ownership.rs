@@ -8,7 +8,7 @@
 //! `authoritative` set, and that broker takes it. Two brokers racing for one bundle: the
 //! create-if-absent lets exactly one win, the other answers with the winner.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use protocol::{NamespaceName, TopicName};
 use serde::{Deserialize, Serialize};
 
 use crate::bundles::{Bundle, bundle_of};
+use crate::listeners::AdvertisedListeners;
 use crate::{ClusterError, Result};
 
 const BROKERS: &str = "/loadbalance/brokers/";
@@ -50,6 +51,13 @@ pub struct BrokerInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub web_url_tls: Option<String>,
+    /// Its `advertisedListeners`, by name.
+    #[serde(
+        rename = "advertisedListeners",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub advertised_listeners: AdvertisedListeners,
 }
 
 /// The value of an ownership key (Pulsar's `NamespaceEphemeralData` fields, plus the lease
@@ -72,6 +80,12 @@ struct OwnerRecord {
         skip_serializing_if = "Option::is_none"
     )]
     http_url_tls: Option<String>,
+    #[serde(
+        rename = "advertisedListeners",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    advertised_listeners: AdvertisedListeners,
     #[serde(rename = "brokerId")]
     broker_id: String,
     #[serde(default)]
@@ -352,6 +366,7 @@ impl Cluster {
                         web_url: r.http_url,
                         broker_url_tls: r.native_url_tls,
                         web_url_tls: r.http_url_tls,
+                        advertised_listeners: r.advertised_listeners,
                     }));
                 }
                 None => {
@@ -383,6 +398,7 @@ impl Cluster {
             http_url: self.me.web_url.clone(),
             native_url_tls: self.me.broker_url_tls.clone(),
             http_url_tls: self.me.web_url_tls.clone(),
+            advertised_listeners: self.me.advertised_listeners.clone(),
             broker_id: self.me.id.clone(),
             disabled: false,
             lease: self.lease().0,

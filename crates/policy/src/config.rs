@@ -92,6 +92,9 @@ pub struct BrokerConfig {
     pub cluster_name: String,
     pub bind_address: String,
     pub advertised_address: String,
+    /// `advertisedListeners` and `internalListenerName`: the broker's service URLs by listener
+    /// name (empty: the one pair of URLs from `advertisedAddress` and the ports).
+    pub listeners: cluster::ListenerSettings,
     /// Ports, TLS, authentication and authorization.
     pub security: SecuritySettings,
     /// Root of everything the broker stores locally (hot tier, metadata).
@@ -315,10 +318,16 @@ impl BrokerConfig {
                     allowed: allowed.into(),
                 },
             })?;
+        let security = security::parse(raw)?;
+        let explicit_address = raw.take("advertisedAddress");
+        let listeners = parse_listeners(raw, explicit_address.is_some(), &security)?;
         let config = BrokerConfig {
             bind_address: raw.string("bindAddress", "0.0.0.0"),
-            advertised_address: raw.string("advertisedAddress", "127.0.0.1"),
-            security: security::parse(raw)?,
+            advertised_address: explicit_address
+                .or_else(|| listeners.internal_host())
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            listeners,
+            security,
             max_message_size: raw.unsigned("maxMessageSize", 5 * 1024 * 1024, 1024, 1 << 30)?,
             retention_check_interval_in_seconds: raw.unsigned(
                 "retentionCheckIntervalInSeconds",
@@ -474,6 +483,42 @@ impl BrokerConfig {
             .ok()
             .and_then(|(_, target)| target)
     }
+}
+
+/// `advertisedListeners` and `internalListenerName`, checked against the ports that are on.
+fn parse_listeners(
+    raw: &mut Properties,
+    explicit_address: bool,
+    security: &SecuritySettings,
+) -> Result<cluster::ListenerSettings, ConfigError> {
+    let internal = raw.take("internalListenerName");
+    let Some(value) = raw.take("advertisedListeners") else {
+        return Ok(cluster::ListenerSettings::default());
+    };
+    let invalid = |allowed: String| ConfigError::InvalidValue {
+        key: "advertisedListeners".into(),
+        value: value.clone(),
+        allowed,
+    };
+    if explicit_address {
+        return Err(invalid(
+            "not together with advertisedAddress (the internal listener's host is the advertised address)".into(),
+        ));
+    }
+    cluster::parse_listeners(
+        &value,
+        internal.as_deref(),
+        security.broker_port.is_some(),
+        security.broker_port_tls.is_some(),
+    )
+    .map_err(|e| match e {
+        cluster::ListenerError::UnknownInternal { name } => ConfigError::InvalidValue {
+            key: "internalListenerName".into(),
+            value: name,
+            allowed: "one of the names in advertisedListeners".into(),
+        },
+        e => invalid(e.to_string()),
+    })
 }
 
 #[cfg(test)]
@@ -783,5 +828,42 @@ mod tests {
         );
         let err = load("just a line\n", &[]).unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { line: 1, .. }));
+    }
+
+    #[test]
+    fn advertised_listeners_set_the_service_urls_and_are_checked_against_the_ports() {
+        let (c, _) = load(
+            "advertisedListeners=int:pulsar://10.1.2.3:6650,ext:pulsar://pulsar.example.com:6650\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.listeners.internal.as_deref(), Some("int"));
+        assert_eq!(c.advertised_address, "10.1.2.3");
+        let err = load(
+            "advertisedListeners=a:pulsar://h:1\nadvertisedAddress=h\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("advertisedListeners"), "{err}");
+        let err = load(
+            "advertisedListeners=a:pulsar://h:1\ninternalListenerName=b\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid value for internalListenerName: \"b\""),
+            "{err}"
+        );
+        // No TLS port: a pulsar+ssl:// address would be one nobody listens on.
+        let err = load(
+            "advertisedListeners=a:pulsar://h:1,a:pulsar+ssl://h:2\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("brokerServicePortTls is off"),
+            "{err}"
+        );
     }
 }

@@ -46,6 +46,7 @@ async fn a_topic_whose_open_is_slow_does_not_delay_another_topics_produce() {
             server_version: "test".into(),
             service_url: Some(url.clone()),
             service_url_tls: None,
+            listeners: Default::default(),
             max_message_size: 5 << 20,
             cluster_name: "standalone".into(),
             delivery: Default::default(),

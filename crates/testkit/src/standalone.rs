@@ -27,6 +27,17 @@ impl Standalone {
         Self::start_on("standalone", bin, dir, env, "tierlog.log", ports)
     }
 
+    /// [`start`](Self::start) on given (web, binary) ports (a test that must name the ports in
+    /// the configuration, e.g. in `advertisedListeners`).
+    pub fn start_on_ports(
+        bin: &Path,
+        dir: &Path,
+        env: &[(&str, &str)],
+        ports: (u16, u16),
+    ) -> Standalone {
+        Self::start_on("standalone", bin, dir, env, "tierlog.log", ports)
+    }
+
     /// Starts `bin broker` (one broker of a cluster; `env` names the etcd) like
     /// [`start`](Self::start), logging to `dir/broker.log` (a busy broker would fill a pipe
     /// nobody reads).
@@ -163,9 +174,27 @@ impl Standalone {
         body: Option<&str>,
         token: Option<&str>,
     ) -> (u16, String) {
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        self.call_with_headers(method, path, body, &headers)
+    }
+
+    /// [`call`](Self::call) with extra request headers.
+    pub fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let auth: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.web_port)) else {
             return (0, String::new());
         };

@@ -199,10 +199,18 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         broker_listeners.push(broker::Listener { tcp, tls });
     }
     let host = &config.advertised_address;
-    let service_url = sec.broker_port.map(|p| format!("pulsar://{host}:{p}"));
-    let service_url_tls = sec
-        .broker_port_tls
-        .map(|p| format!("pulsar+ssl://{host}:{p}"));
+    // With advertisedListeners the internal listener's addresses are the broker's own.
+    let internal = config.listeners.internal();
+    let service_url = match internal {
+        Some(l) => l.broker_url.clone(),
+        None => sec.broker_port.map(|p| format!("pulsar://{host}:{p}")),
+    };
+    let service_url_tls = match internal {
+        Some(l) => l.broker_url_tls.clone(),
+        None => sec
+            .broker_port_tls
+            .map(|p| format!("pulsar+ssl://{host}:{p}")),
+    };
     let web_service_url = format!("http://{host}:{}", sec.web_port.unwrap_or_default());
     let web_service_url_tls = sec.web_port_tls.map(|p| format!("https://{host}:{p}"));
     let cluster = match mode {
@@ -214,6 +222,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
                 web_url: web_service_url.clone(),
                 broker_url_tls: service_url_tls.clone(),
                 web_url_tls: web_service_url_tls.clone(),
+                advertised_listeners: config.listeners.listeners.clone(),
             };
             let joined = cluster::Cluster::join(
                 Arc::clone(&meta_for_cluster),
@@ -230,6 +239,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         Arc::clone(&policy) as Arc<dyn broker::TopicStore>,
         broker::BrokerServiceConfig {
             server_version: format!("tierlog-{}", env!("CARGO_PKG_VERSION")),
+            listeners: config.listeners.listeners.clone(),
             service_url,
             service_url_tls,
             max_message_size: u32::try_from(config.max_message_size).unwrap_or(u32::MAX),

@@ -77,6 +77,7 @@ async fn state(dir: &std::path::Path) -> Arc<WebState> {
             server_version: "test".into(),
             service_url: Some("pulsar://127.0.0.1:6650".into()),
             service_url_tls: None,
+            listeners: Default::default(),
             max_message_size: 5 << 20,
             cluster_name: "standalone".into(),
             delivery: broker::DeliveryRules {

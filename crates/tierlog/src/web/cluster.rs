@@ -254,15 +254,28 @@ pub async fn lookup_in_cluster(
     c: &cluster::Cluster,
     topic: &TopicName,
     authoritative: bool,
+    listener: Option<&str>,
     uri: &axum::http::Uri,
     over_tls: bool,
 ) -> Result<Option<Response>, ApiError> {
     match c.lookup(topic, authoritative).await? {
         cluster::Owner::This => Ok(None),
-        cluster::Owner::Other(b) => Ok(Some(temporary_redirect(&format!(
-            "{}{}?authoritative=true",
-            web_url_for(&b, over_tls),
-            uri.path()
-        )))),
+        cluster::Owner::Other(b) => {
+            // The listener the client asked for goes along (the owner answers with its URLs).
+            let listener = listener
+                .map(|l| {
+                    let l = percent_encoding::utf8_percent_encode(
+                        l,
+                        percent_encoding::NON_ALPHANUMERIC,
+                    );
+                    format!("&listenerName={l}")
+                })
+                .unwrap_or_default();
+            Ok(Some(temporary_redirect(&format!(
+                "{}{}?authoritative=true{listener}",
+                web_url_for(&b, over_tls),
+                uri.path()
+            ))))
+        }
     }
 }

@@ -233,7 +233,14 @@ struct LookupData<'a> {
 pub struct LookupQuery {
     #[serde(default)]
     authoritative: bool,
+    /// The listener whose URLs to answer with (`advertisedListeners`); also taken from the
+    /// `X-Pulsar-ListenerName` header.
+    #[serde(rename = "listenerName")]
+    listener_name: Option<String>,
 }
+
+/// Pulsar's header naming a listener for HTTP lookups.
+const LISTENER_HEADER: &str = "X-Pulsar-ListenerName";
 
 /// `GET /lookup/v2/topic/{domain}/{t}/{ns}/{topic}`: the URLs of the broker serving the topic
 /// (standalone: this one; in a cluster, a 307 to the owner's lookup when it is another).
@@ -243,23 +250,57 @@ pub async fn lookup(
     axum::extract::Query(q): axum::extract::Query<LookupQuery>,
     tls: Option<axum::Extension<super::auth::OverTls>>,
     uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult {
     let over_tls = tls.is_some_and(|t| t.0.0);
+    let listener = q
+        .listener_name
+        .clone()
+        .or_else(|| {
+            headers
+                .get(LISTENER_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .filter(|n| !n.is_empty());
     let domain = Domain::parse(&domain)
         .ok_or_else(|| policy::PolicyError::Invalid(format!("unknown topic domain {domain:?}")))?;
     let topic = protocol::NamespaceName::new(&t, &ns)?.topic(domain, &local)?;
     s.policy.store().policies(topic.namespace()).await?;
     if let Some(c) = s.broker.cluster()
-        && let Some(redirect) =
-            super::cluster::lookup_in_cluster(c, &topic, q.authoritative, &uri, over_tls).await?
+        && let Some(redirect) = super::cluster::lookup_in_cluster(
+            c,
+            &topic,
+            q.authoritative,
+            listener.as_deref(),
+            &uri,
+            over_tls,
+        )
+        .await?
     {
         return Ok(redirect);
     }
     let config = s.broker.config();
-    let url = config.service_url.as_deref().unwrap_or_default();
+    let (url, url_tls) = match &listener {
+        None => (
+            config.service_url.as_deref(),
+            config.service_url_tls.as_deref(),
+        ),
+        Some(name) => {
+            let l = config.listeners.get(name).ok_or_else(|| {
+                // Pulsar's words.
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the broker do not have {name} listener"),
+                )
+            })?;
+            (l.broker_url.as_deref(), l.broker_url_tls.as_deref())
+        }
+    };
+    let url = url.unwrap_or_default();
     json(&LookupData {
         broker_url: url,
-        broker_url_tls: config.service_url_tls.as_deref().unwrap_or_default(),
+        broker_url_tls: url_tls.unwrap_or_default(),
         http_url: &s.web_service_url,
         http_url_tls: s.web_service_url_tls.as_deref().unwrap_or_default(),
         native_url: url,
