@@ -635,6 +635,14 @@ impl Conn {
             }
             _ => self.svc.generate_producer_name(),
         };
+        // Over a backlog quota, producers are refused (or the slowest subscriptions evicted).
+        // Unknown while the metadata store is unreachable: the periodic check catches up.
+        match self.svc.store.backlog_rules(&name).await {
+            Ok(rules) => topic.admit_producer_under_quota(&rules).await?,
+            Err(e) => {
+                tracing::warn!(topic = %name, error = %e, "backlog quotas unknown: producer admitted")
+            }
+        }
         let mode = crate::producers::AccessMode::from_wire(c.producer_access_mode);
         // The namespace's rules, as last read when the metadata store cannot be reached now (a
         // loaded topic keeps taking producers through an outage, as Pulsar's policy cache

@@ -20,6 +20,10 @@ pub enum BrokerError {
     /// exceeded" refusal, clients fail the messages they hold instead of retrying them forever.
     #[error("{0}")]
     ProducerBlocked(String),
+    /// A backlog quota with a producer policy is exceeded: `hold` (`producer_request_hold`)
+    /// clients retry, the others (`producer_exception`) fail.
+    #[error("Cannot create producer on topic with backlog quota exceeded")]
+    BacklogQuotaExceeded { hold: bool },
     /// The topic is being deleted (or unloaded): clients retry, and find it gone or new.
     #[error("{0}")]
     TopicFenced(String),
@@ -38,6 +42,8 @@ pub enum BrokerError {
     IncompatibleSchema(String),
     #[error("consumer not found")]
     ConsumerNotFound,
+    #[error("Subscription not found: {0}")]
+    SubscriptionNotFound(String),
     /// More lookups at once than `maxConcurrentLookupRequest`.
     #[error("Failed due to too many pending lookup requests")]
     TooManyRequests,
@@ -57,6 +63,12 @@ impl BrokerError {
             BrokerError::ProducerFenced(_) => ServerError::ProducerFenced,
             BrokerError::NotAllowed(_) => ServerError::NotAllowedError,
             BrokerError::ProducerBlocked(_) => ServerError::ProducerBlockedQuotaExceededException,
+            BrokerError::BacklogQuotaExceeded { hold: true } => {
+                ServerError::ProducerBlockedQuotaExceededError
+            }
+            BrokerError::BacklogQuotaExceeded { hold: false } => {
+                ServerError::ProducerBlockedQuotaExceededException
+            }
             // Pulsar answers a fenced topic with ServiceNotReady: clients retry.
             BrokerError::TopicFenced(_) => ServerError::ServiceNotReady,
             BrokerError::TopicBusy(_) => ServerError::NotAllowedError,
@@ -65,6 +77,7 @@ impl BrokerError {
             BrokerError::NotAuthorized(_) => ServerError::AuthorizationError,
             BrokerError::IncompatibleSchema(_) => ServerError::IncompatibleSchema,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
+            BrokerError::SubscriptionNotFound(_) => ServerError::SubscriptionNotFound,
             BrokerError::TooManyRequests => ServerError::TooManyRequests,
             BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {
                 ServerError::NotAllowedError

@@ -6,6 +6,7 @@
 //!
 //! Topic storage and namespace policies come from the embedding binary through [`TopicStore`].
 
+mod backlog;
 mod connection;
 mod dedup;
 mod error;
@@ -15,6 +16,7 @@ pub mod stats;
 mod subscription;
 mod topic;
 
+pub use backlog::{BacklogQuota, BacklogQuotaType, BacklogRules, QuotaPolicy};
 pub use dedup::DedupSnapshot;
 pub use error::BrokerError;
 pub use service::{BrokerService, BrokerServiceConfig, Listener, TopicStore};

@@ -51,6 +51,9 @@ pub trait TopicStore: Send + Sync {
     /// Whether message deduplication is on for the topic (its namespace's setting, else the
     /// broker's `brokerDeduplicationEnabled`).
     async fn deduplication(&self, topic: &TopicName) -> Result<bool, BrokerError>;
+    /// The topic's message TTL and backlog quotas (its namespace's, else the broker's
+    /// defaults).
+    async fn backlog_rules(&self, topic: &TopicName) -> Result<crate::BacklogRules, BrokerError>;
     /// The topic's last deduplication snapshot, if any.
     async fn dedup_snapshot(
         &self,
@@ -425,6 +428,65 @@ impl BrokerService {
             }
         }
         n
+    }
+
+    /// Expires the messages past their TTL on every loaded topic (Pulsar's check every
+    /// `messageExpiryCheckIntervalInMinutes`).
+    pub async fn check_message_expiry(&self) {
+        for t in self.topics.values() {
+            let ttl = match self.store.backlog_rules(&t.name).await {
+                Ok(rules) => rules.ttl,
+                Err(e) => {
+                    tracing::debug!(topic = %t.name, error = %e, "message TTL unknown: not checked");
+                    continue;
+                }
+            };
+            if let Some(ttl) = ttl {
+                match t.expire_messages(ttl, None).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(topic = %t.name, entries = n, ttl_s = ttl.as_secs(), "messages past their TTL expired")
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %t.name, error = %e, "expiring messages failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Enforces the backlog quotas of every loaded topic (Pulsar's check every
+    /// `backlogQuotaCheckIntervalInSeconds`).
+    pub async fn check_backlog_quotas(&self) {
+        for t in self.topics.values() {
+            let rules = match self.store.backlog_rules(&t.name).await {
+                Ok(rules) => rules,
+                Err(e) => {
+                    tracing::debug!(topic = %t.name, error = %e, "backlog quotas unknown: not checked");
+                    continue;
+                }
+            };
+            if let Err(e) = t.enforce_quota(&rules).await {
+                tracing::warn!(topic = %t.name, error = %e, "enforcing the backlog quota failed");
+            }
+        }
+    }
+
+    /// The messages published more than `age` ago on a topic are acknowledged for
+    /// subscription `only` (every subscription if `None`); returns how many entries.
+    pub async fn expire_messages(
+        &self,
+        name: &TopicName,
+        age: std::time::Duration,
+        only: Option<&str>,
+    ) -> Result<u64, BrokerError> {
+        let t = self.topic(name).await?;
+        if let Some(sub) = only
+            && t.ml.cursor(sub).await.is_none()
+        {
+            return Err(BrokerError::SubscriptionNotFound(sub.to_string()));
+        }
+        t.expire_messages(age, only).await
     }
 
     /// Producers and consumers attached to a loaded topic (0 when it is not loaded).

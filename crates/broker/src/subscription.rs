@@ -624,16 +624,7 @@ impl Subscription {
                     "Cumulative acks are not allowed on Shared or Key_Shared subscriptions".into(),
                 ));
             }
-            st.cursor.ack_cumulative(upto, &next);
-            let settled: Vec<Position> = st
-                .pending
-                .range(..=upto)
-                .map(|(p, _)| *p)
-                .chain(st.redeliver.range(..=upto).copied())
-                .collect();
-            for p in settled {
-                st.settle(p);
-            }
+            settle_upto(&mut st, upto, &next);
             self.ack_batch_indexes(&mut st, &partly, &next);
         }
         self.send_ack(AckOp::Cumulative(upto));
@@ -643,6 +634,19 @@ impl Subscription {
                 partly,
             });
         }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Acknowledges everything up to and including `upto` whatever the subscription type (the
+    /// broker expiring messages: TTL, backlog eviction).
+    pub(crate) fn expire_upto(&self, upto: Position) -> Result<(), BrokerError> {
+        self.topic.ml.check_mark_delete(upto)?;
+        {
+            let next = self.topic.ml.successor();
+            settle_upto(&mut self.state(), upto, &next);
+        }
+        self.send_ack(AckOp::Cumulative(upto));
         self.wake.notify_one();
         Ok(())
     }
@@ -940,6 +944,21 @@ impl Subscription {
             }
         }
         Ok(delivered)
+    }
+}
+
+/// Acknowledges everything up to `upto` in the subscription's state: the cursor, and the
+/// deliveries it settles.
+fn settle_upto(st: &mut State, upto: Position, next: impl Fn(Position) -> Position) {
+    st.cursor.ack_cumulative(upto, next);
+    let settled: Vec<Position> = st
+        .pending
+        .range(..=upto)
+        .map(|(p, _)| *p)
+        .chain(st.redeliver.range(..=upto).copied())
+        .collect();
+    for p in settled {
+        st.settle(p);
     }
 }
 

@@ -122,6 +122,15 @@ impl Topic {
         }
         let subs: Vec<Arc<Subscription>> =
             self.subscriptions.lock().await.values().cloned().collect();
+        let producers = self.close_producers();
+        let consumers: usize = subs.iter().map(|s| s.disconnect_consumers()).sum();
+        tracing::info!(topic = %self.name, producers, consumers, "closed the clients of a topic being deleted");
+        Ok(())
+    }
+
+    /// Tells every producer to close (CLOSE_PRODUCER) and detaches them; the clients create
+    /// them again (and meet whatever made the topic close them). Returns how many.
+    pub(crate) fn close_producers(&self) -> usize {
         let producers: Vec<((u64, u64), ProducerEntry)> = self
             .producers
             .lock()
@@ -132,8 +141,20 @@ impl Topic {
                 &protocol::commands::close_producer(*producer_id),
             ));
         }
-        let consumers: usize = subs.iter().map(|s| s.disconnect_consumers()).sum();
-        tracing::info!(topic = %self.name, producers = producers.len(), consumers, "closed the clients of a topic being deleted");
+        producers.len()
+    }
+
+    /// Acknowledges everything up to `to` for durable subscription `name` (TTL, backlog
+    /// eviction): through its loaded subscription, whose delivery must know, else on the
+    /// cursor itself.
+    pub(crate) async fn move_cursor(&self, name: &str, to: Position) -> Result<(), BrokerError> {
+        let loaded = self.subscriptions.lock().await.get(name).cloned();
+        match loaded {
+            Some(sub) if sub.is_durable() => sub.expire_upto(to)?,
+            _ => {
+                self.ml.ack_cumulative(name, to).await?;
+            }
+        }
         Ok(())
     }
 

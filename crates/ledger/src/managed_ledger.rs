@@ -667,6 +667,56 @@ impl ManagedLedger {
             .sum()
     }
 
+    /// Payload bytes of the durable entries after `p` (Pulsar's estimated backlog size of a
+    /// cursor at `p`): whole ledgers after `p`'s, and `p`'s own in proportion to the entries
+    /// left in it.
+    pub fn bytes_after(&self, p: Position) -> i64 {
+        let view = self.view();
+        view.ledgers
+            .iter()
+            .filter(|l| l.ledger_id >= p.ledger_id)
+            .map(|l| {
+                let (entries, size) = if l.ledger_id == view.current_id {
+                    self.durable_stat(l)
+                        .map(|(e, b)| (e as i64, b as i64))
+                        .unwrap_or((0, 0))
+                } else {
+                    (l.entries, l.size)
+                };
+                if l.ledger_id == p.ledger_id && entries > 0 {
+                    let left = (entries - (p.entry_id + 1)).clamp(0, entries);
+                    (size as i128 * left as i128 / entries as i128) as i64
+                } else {
+                    size
+                }
+            })
+            .sum()
+    }
+
+    /// The position `n` durable entries after `p` (the last durable entry if fewer follow).
+    pub fn skip_entries(&self, p: Position, n: i64) -> Position {
+        let view = self.view();
+        let mut left = n;
+        let mut at = p;
+        for l in view.ledgers.iter().filter(|l| l.ledger_id >= p.ledger_id) {
+            let count = self.durable_entries(&view, l);
+            let first = if l.ledger_id == p.ledger_id {
+                p.entry_id + 1
+            } else {
+                0
+            };
+            let available = (count - first).max(0);
+            if left <= available {
+                return Position::new(l.ledger_id, first + left - 1);
+            }
+            left -= available;
+            if available > 0 {
+                at = Position::new(l.ledger_id, count - 1);
+            }
+        }
+        at
+    }
+
     /// Entries a cursor in `state` has not acknowledged yet.
     pub fn backlog(&self, state: &CursorState) -> i64 {
         (self.entries_after(state.mark_delete) - state.individually_deleted.len() as i64).max(0)

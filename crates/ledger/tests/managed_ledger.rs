@@ -87,6 +87,33 @@ async fn rollover_by_entry_count_and_reads_across_ledgers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipping_entries_and_backlog_bytes_across_ledgers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let f = factory(dir.path(), &clock);
+    let ml = f.open("t/ns/persistent/skip", config(10)).await.unwrap();
+    let positions = append_n(&ml, 0..25).await;
+    let before_first = Position::new(positions[0].ledger_id, -1);
+    for k in [1usize, 9, 10, 11, 20, 25] {
+        assert_eq!(
+            ml.skip_entries(before_first, k as i64),
+            positions[k - 1],
+            "{k}"
+        );
+    }
+    assert_eq!(ml.skip_entries(positions[8], 3), positions[11]);
+    // Past the end: the last entry.
+    assert_eq!(ml.skip_entries(positions[20], 100), positions[24]);
+    let total = ml.bytes_after(before_first);
+    assert_eq!(total, ml.stats().await.total_size);
+    assert_eq!(ml.bytes_after(positions[24]), 0);
+    // Equal entries: bytes follow the entries left, within a ledger and across them.
+    let per_entry = total / 25;
+    assert_eq!(ml.bytes_after(positions[4]), per_entry * 20);
+    assert_eq!(ml.bytes_after(positions[14]), per_entry * 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollover_by_size() {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::new(1_000_000);

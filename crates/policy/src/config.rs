@@ -14,8 +14,10 @@ use offload::{BlobStoreReader, ClientSettings, ObjectStores};
 
 use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
 
+mod backlog;
 mod properties;
 mod security;
+pub use backlog::BacklogSettings;
 pub use properties::{Properties, PropertyValue};
 pub use security::SecuritySettings;
 
@@ -128,6 +130,8 @@ pub struct BrokerConfig {
     pub deduplication_entries_interval: u64,
     /// `delayedDeliveryEnabled` (true).
     pub delayed_delivery_enabled: bool,
+    /// Message TTL and backlog quotas: defaults and check intervals.
+    pub backlog: BacklogSettings,
     /// `acknowledgmentAtBatchIndexLevelEnabled` (true, Pulsar's default since 4.1).
     pub acknowledgment_at_batch_index_level_enabled: bool,
     /// Rollover limits and the default retention of every topic.
@@ -369,6 +373,7 @@ impl BrokerConfig {
             )? as u32,
             deduplication_enabled: raw.boolean("brokerDeduplicationEnabled", false)?,
             delayed_delivery_enabled: raw.boolean("delayedDeliveryEnabled", true)?,
+            backlog: backlog::parse(raw)?,
             acknowledgment_at_batch_index_level_enabled: raw
                 .boolean("acknowledgmentAtBatchIndexLevelEnabled", true)?,
             deduplication_entries_interval: raw.unsigned(

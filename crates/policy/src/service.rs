@@ -38,6 +38,7 @@ struct BrokerLevel {
     object_tier: bool,
     schema: crate::schema::SchemaRules,
     deduplication: bool,
+    backlog: crate::config::BacklogSettings,
 }
 
 pub struct PolicyService {
@@ -67,6 +68,7 @@ impl PolicyService {
                 object_tier: config.offload_target().is_some(),
                 schema: config.schema,
                 deduplication: config.deduplication_enabled,
+                backlog: config.backlog.clone(),
             },
             stores,
             authorizer: config.security.authorization.clone(),
@@ -701,6 +703,15 @@ impl TopicStore for PolicyService {
         Ok(ns
             .deduplication_enabled
             .unwrap_or(self.broker.deduplication))
+    }
+
+    async fn backlog_rules(&self, topic: &TopicName) -> Result<broker::BacklogRules, BrokerError> {
+        let ns = self
+            .store
+            .policies(topic.namespace())
+            .await
+            .map_err(|e| e.for_broker(topic))?;
+        Ok(self.broker.backlog.rules(&ns))
     }
 
     async fn dedup_snapshot(

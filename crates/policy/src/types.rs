@@ -109,6 +109,13 @@ pub struct Policies {
         skip_serializing_if = "Option::is_none"
     )]
     pub deduplication_enabled: Option<bool>,
+    /// `None`: the broker's `ttlDurationDefaultInSeconds`; 0: no TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_ttl_in_seconds: Option<i32>,
+    /// Per quota type; a type absent here gets the broker's `backlogQuotaDefault*`.
+    #[serde(default)]
+    pub backlog_quota_map:
+        std::collections::BTreeMap<broker::BacklogQuotaType, broker::BacklogQuota>,
 }
 
 fn minus_one() -> i64 {
@@ -129,6 +136,8 @@ impl Default for Policies {
             is_allow_auto_update_schema: None,
             schema_validation_enforced: false,
             deduplication_enabled: None,
+            message_ttl_in_seconds: None,
+            backlog_quota_map: Default::default(),
         }
     }
 }

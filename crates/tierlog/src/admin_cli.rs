@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::offload_dump::OutputFormat;
 
+mod backlog;
 mod client;
 mod schemas;
 mod units;
@@ -274,6 +275,8 @@ pub enum Namespaces {
     RemoveDeduplication {
         namespace: String,
     },
+    #[command(flatten)]
+    Backlog(backlog::NamespaceBacklog),
     /// The namespace's schema compatibility strategy (UNDEFINED: the broker's).
     GetSchemaCompatibilityStrategy {
         namespace: String,
@@ -363,6 +366,8 @@ pub enum Topics {
     List {
         namespace: String,
     },
+    #[command(flatten)]
+    Expiry(backlog::TopicExpiry),
     /// The roles granted actions on the topic (namespace-wide grants included).
     Permissions {
         topic: String,
@@ -674,6 +679,7 @@ async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow
             let p = format!("{}/deduplication", base(&namespace)?);
             c.call(M::POST, &p, Some(&on)).await?;
         }
+        Namespaces::Backlog(cmd) => backlog::namespaces(c, cmd).await?,
         Namespaces::RemoveDeduplication { namespace } => {
             c.send(M::DELETE, &format!("{}/deduplication", base(&namespace)?))
                 .await?;
@@ -801,6 +807,7 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
         ))
     };
     match cmd {
+        Topics::Expiry(cmd) => backlog::topics(c, cmd).await?,
         Topics::List { namespace } => {
             let topics: Vec<String> = c.get(&names(&namespace)?).await?.unwrap_or_default();
             print_list(&topics, output)?;

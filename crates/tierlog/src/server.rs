@@ -306,6 +306,25 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         Duration::from_secs(config.retention_check_interval_in_seconds),
         shutdown_rx.clone(),
     ));
+    // Message TTL and backlog quotas, checked on the loaded topics as Pulsar checks them.
+    {
+        let svc = Arc::clone(&service);
+        tokio::spawn(every(
+            config.backlog.expiry_check_interval,
+            shutdown_rx.clone(),
+            move || {
+                let svc = Arc::clone(&svc);
+                async move { svc.check_message_expiry().await }
+            },
+        ));
+    }
+    if let Some(interval) = config.backlog.quota_check_interval {
+        let svc = Arc::clone(&service);
+        tokio::spawn(every(interval, shutdown_rx.clone(), move || {
+            let svc = Arc::clone(&svc);
+            async move { svc.check_backlog_quotas().await }
+        }));
+    }
 
     tracing::info!(
         web = ?sec.web_port,
@@ -421,21 +440,37 @@ where
 /// Rolls over idle ledgers that reached their maximum age and applies retention, periodically.
 async fn maintenance_loop(
     factory: Arc<ManagedLedgerFactory>,
-    every: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    every_: Duration,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every);
+    every(every_, shutdown, move || {
+        let factory = Arc::clone(&factory);
+        async move {
+            for ml in factory.open_ledgers().await {
+                if let Err(e) = ml.check_rollover().await {
+                    tracing::warn!(ledger = ml.name(), error = %e, "periodic rollover/retention check failed");
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// Runs `f` every `interval` (the first time one interval after start) until shutdown.
+async fn every<F, Fut>(interval: Duration, mut shutdown: watch::Receiver<bool>, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
-        for ml in factory.open_ledgers().await {
-            if let Err(e) = ml.check_rollover().await {
-                tracing::warn!(ledger = ml.name(), error = %e, "periodic rollover/retention check failed");
-            }
-        }
+        f().await;
     }
 }
 

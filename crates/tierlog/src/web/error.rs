@@ -67,7 +67,7 @@ impl From<broker::BrokerError> for ApiError {
     fn from(e: broker::BrokerError) -> Self {
         use broker::BrokerError as B;
         let status = match &e {
-            B::TopicNotFound(_) => StatusCode::NOT_FOUND,
+            B::TopicNotFound(_) | B::SubscriptionNotFound(_) => StatusCode::NOT_FOUND,
             B::InvalidName(_) | B::NotAllowed(_) | B::TopicBusy(_) => {
                 StatusCode::PRECONDITION_FAILED
             }

@@ -248,6 +248,42 @@ pub fn api() -> auth::Api {
         )
         .route(
             M::GET,
+            "/admin/v2/namespaces/{t}/{ns}/messageTTL",
+            R::NAMESPACE_ADMIN,
+            get(n::get_message_ttl),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/namespaces/{t}/{ns}/messageTTL",
+            R::NAMESPACE_ADMIN,
+            post(n::set_message_ttl),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/namespaces/{t}/{ns}/messageTTL",
+            R::NAMESPACE_ADMIN,
+            delete(n::remove_message_ttl),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/namespaces/{t}/{ns}/backlogQuotaMap",
+            R::NAMESPACE_ADMIN,
+            get(n::get_backlog_quotas),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/namespaces/{t}/{ns}/backlogQuota",
+            R::NAMESPACE_ADMIN,
+            post(n::set_backlog_quota),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/namespaces/{t}/{ns}/backlogQuota",
+            R::NAMESPACE_ADMIN,
+            delete(n::remove_backlog_quota),
+        )
+        .route(
+            M::GET,
             "/admin/v2/namespaces/{t}/{ns}/retention",
             R::NAMESPACE_ADMIN,
             get(n::get_retention),
@@ -383,6 +419,18 @@ pub fn api() -> auth::Api {
             "/admin/v2/persistent/{t}/{ns}/{topic}/permissions/{role}",
             R::TOPIC_ADMIN,
             delete(t::revoke_permission),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/subscription/{sub}/expireMessages/{seconds}",
+            R::TOPIC_ADMIN,
+            post(t::expire_messages),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/all_subscription/expireMessages/{seconds}",
+            R::TOPIC_ADMIN,
+            post(t::expire_messages),
         )
         .route(
             M::PUT,

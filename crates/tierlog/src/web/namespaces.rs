@@ -1,14 +1,15 @@
 //! `/admin/v2/tenants/…` and `/admin/v2/namespaces/…`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use policy::OffloadPolicies;
 use policy::offload_policies::check_limit;
 use policy::types::{Policies, RetentionPolicies, TenantInfo};
 use security::AuthAction;
 use std::collections::BTreeSet;
 
-use super::{ApiResult, Ns, S, body, json, no_content};
+use super::{ApiError, ApiResult, Ns, S, body, json, no_content};
 
 // ----- tenants -----
 
@@ -265,6 +266,100 @@ pub async fn set_deduplication(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult
 pub async fn remove_deduplication(State(s): S, Ns(ns): Ns) -> ApiResult {
     s.policy
         .update_namespace(&ns, |p| p.deduplication_enabled = None)
+        .await?;
+    no_content()
+}
+
+pub async fn get_message_ttl(State(s): S, Ns(ns): Ns) -> ApiResult {
+    json(&s.policy.store().policies(&ns).await?.message_ttl_in_seconds)
+}
+
+pub async fn set_message_ttl(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
+    let ttl: i32 = body(&raw, "message TTL (seconds)")?;
+    if ttl < 0 {
+        // Pulsar's words.
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "Invalid value for message TTL, message TTL must >= 0",
+        ));
+    }
+    s.policy
+        .update_namespace(&ns, move |p| p.message_ttl_in_seconds = Some(ttl))
+        .await?;
+    no_content()
+}
+
+pub async fn remove_message_ttl(State(s): S, Ns(ns): Ns) -> ApiResult {
+    s.policy
+        .update_namespace(&ns, |p| p.message_ttl_in_seconds = None)
+        .await?;
+    no_content()
+}
+
+#[derive(serde::Deserialize)]
+pub struct QuotaTypeQuery {
+    #[serde(rename = "backlogQuotaType")]
+    kind: Option<String>,
+}
+
+impl QuotaTypeQuery {
+    /// The quota type asked for (`destination_storage` when none is named).
+    fn kind(&self) -> Result<broker::BacklogQuotaType, ApiError> {
+        match self.kind.as_deref() {
+            None => Ok(broker::BacklogQuotaType::DestinationStorage),
+            Some(k) => broker::BacklogQuotaType::parse(k).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid backlogQuotaType {k:?}: destination_storage or message_age"
+                ))
+            }),
+        }
+    }
+}
+
+pub async fn get_backlog_quotas(State(s): S, Ns(ns): Ns) -> ApiResult {
+    json(&s.policy.store().policies(&ns).await?.backlog_quota_map)
+}
+
+pub async fn set_backlog_quota(
+    State(s): S,
+    Ns(ns): Ns,
+    Query(q): Query<QuotaTypeQuery>,
+    raw: Bytes,
+) -> ApiResult {
+    let kind = q.kind()?;
+    let quota: broker::BacklogQuota = body(&raw, "backlog quota")?;
+    let policies = s.policy.store().policies(&ns).await?;
+    // As Pulsar: a quota the retention would trim before it is reached is refused.
+    if let Some(r) = &policies.retention_policies {
+        let size_ok = r.retention_size_in_mb <= 0
+            || quota.limit_size < r.retention_size_in_mb.saturating_mul(1 << 20);
+        let time_ok =
+            r.retention_time_in_minutes <= 0 || quota.limit_time < r.retention_time_in_minutes * 60;
+        if !(size_ok && time_ok) {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "Backlog Quota exceeds configured retention quota for namespace. Please increase retention quota and retry",
+            ));
+        }
+    }
+    s.policy
+        .update_namespace(&ns, move |p| {
+            p.backlog_quota_map.insert(kind, quota);
+        })
+        .await?;
+    no_content()
+}
+
+pub async fn remove_backlog_quota(
+    State(s): S,
+    Ns(ns): Ns,
+    Query(q): Query<QuotaTypeQuery>,
+) -> ApiResult {
+    let kind = q.kind()?;
+    s.policy
+        .update_namespace(&ns, move |p| {
+            p.backlog_quota_map.remove(&kind);
+        })
         .await?;
     no_content()
 }

@@ -306,3 +306,32 @@ pub async fn lookup(
         native_url: url,
     })
 }
+
+/// `POST …/{topic}/subscription/{sub}/expireMessages/{seconds}` and
+/// `…/{topic}/all_subscription/expireMessages/{seconds}`: acknowledges the messages published
+/// more than `seconds` ago (for every partition of a partitioned topic).
+pub async fn expire_messages(State(s): S, Path(p): Path<Vec<(String, String)>>) -> ApiResult {
+    let get = |k: &str| p.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let (Some(t), Some(ns), Some(local), Some(secs)) =
+        (get("t"), get("ns"), get("topic"), get("seconds"))
+    else {
+        return Err(ApiError::bad_request("incomplete expireMessages path"));
+    };
+    let secs: u64 = secs.parse().map_err(|_| {
+        ApiError::bad_request(format!("Invalid expire time {secs:?}: seconds >= 0"))
+    })?;
+    let topic = protocol::NamespaceName::new(t, ns)?.topic(Domain::Persistent, local)?;
+    let partitions = s.policy.partitions(&topic).await?;
+    let targets: Vec<TopicName> = if partitions > 0 {
+        (0..partitions).map(|i| topic.partition(i)).collect()
+    } else {
+        s.policy.existing_topic(&topic).await?;
+        vec![topic]
+    };
+    for target in targets {
+        s.broker
+            .expire_messages(&target, std::time::Duration::from_secs(secs), get("sub"))
+            .await?;
+    }
+    no_content()
+}

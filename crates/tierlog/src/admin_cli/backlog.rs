@@ -1,0 +1,165 @@
+//! pulsar-admin's message TTL, backlog quota and expiry commands:
+//! `namespaces set|get|remove-message-ttl`, `namespaces set-backlog-quota|get-backlog-quotas|
+//! remove-backlog-quota`, `topics expire-messages[-all-subscriptions]`.
+
+use clap::Subcommand;
+use protocol::NamespaceName;
+use serde_json::{Value, json};
+
+use super::client::Client;
+use super::units::{parse_size, parse_time_seconds};
+use super::{persistent_topic, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum NamespaceBacklog {
+    /// Messages older than this are acknowledged for every subscription (0: no TTL).
+    SetMessageTtl {
+        namespace: String,
+        /// Seconds, or with a unit: 100m, 3h, 2d, 5w.
+        #[arg(long = "messageTTL")]
+        message_ttl: String,
+    },
+    /// The namespace's message TTL in seconds (null: the broker's ttlDurationDefaultInSeconds).
+    GetMessageTtl {
+        namespace: String,
+    },
+    RemoveMessageTtl {
+        namespace: String,
+    },
+    /// Limit the backlog of the namespace's topics by size or by the age of its oldest message.
+    SetBacklogQuota {
+        namespace: String,
+        /// Size limit (destination_storage): 4096, 10M, 16G; -1 for none.
+        #[arg(long, short = 'l', allow_hyphen_values = true)]
+        limit: Option<String>,
+        /// Age limit (message_age): 30s, 10m, 1h; -1 for none.
+        #[arg(long = "limitTime", allow_hyphen_values = true)]
+        limit_time: Option<String>,
+        /// producer_request_hold, producer_exception or consumer_backlog_eviction.
+        #[arg(long, short = 'p')]
+        policy: String,
+        /// destination_storage (default) or message_age.
+        #[arg(long = "type", short = 't', default_value = "destination_storage")]
+        kind: String,
+    },
+    /// The namespace's backlog quotas by type.
+    GetBacklogQuotas {
+        namespace: String,
+    },
+    RemoveBacklogQuota {
+        namespace: String,
+        #[arg(long = "type", short = 't', default_value = "destination_storage")]
+        kind: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicExpiry {
+    /// Acknowledge, for one subscription, the messages published more than the given time ago.
+    ExpireMessages {
+        topic: String,
+        #[arg(long, short = 's')]
+        subscription: String,
+        /// Seconds, or with a unit: 10m, 1h.
+        #[arg(long = "expireTime", short = 't')]
+        expire_time: String,
+    },
+    /// As expire-messages, for every subscription of the topic.
+    ExpireMessagesAllSubscriptions {
+        topic: String,
+        #[arg(long = "expireTime", short = 't')]
+        expire_time: String,
+    },
+}
+
+pub(super) async fn namespaces(c: &Client, cmd: NamespaceBacklog) -> anyhow::Result<()> {
+    use reqwest::Method as M;
+    let base = |ns: &str| -> anyhow::Result<String> {
+        Ok(format!(
+            "/admin/v2/namespaces/{}",
+            NamespaceName::parse(ns)?
+        ))
+    };
+    match cmd {
+        NamespaceBacklog::SetMessageTtl {
+            namespace,
+            message_ttl,
+        } => {
+            let secs = parse_time_seconds(&message_ttl)?;
+            let p = format!("{}/messageTTL", base(&namespace)?);
+            c.call(M::POST, &p, Some(&secs)).await?;
+        }
+        NamespaceBacklog::GetMessageTtl { namespace } => {
+            let v: Option<Value> = c.get(&format!("{}/messageTTL", base(&namespace)?)).await?;
+            print_json(&v.unwrap_or_default())?
+        }
+        NamespaceBacklog::RemoveMessageTtl { namespace } => {
+            c.send(M::DELETE, &format!("{}/messageTTL", base(&namespace)?))
+                .await?;
+        }
+        NamespaceBacklog::SetBacklogQuota {
+            namespace,
+            limit,
+            limit_time,
+            policy,
+            kind,
+        } => {
+            let limit_size = limit.as_deref().map(parse_size).transpose()?.unwrap_or(-1);
+            let limit_time = limit_time
+                .as_deref()
+                .map(parse_time_seconds)
+                .transpose()?
+                .unwrap_or(-1);
+            let p = format!("{}/backlogQuota?backlogQuotaType={kind}", base(&namespace)?);
+            let body = json!({
+                "limit": limit_size,
+                "limitSize": limit_size,
+                "limitTime": limit_time,
+                "policy": policy,
+            });
+            c.call(M::POST, &p, Some(&body)).await?;
+        }
+        NamespaceBacklog::GetBacklogQuotas { namespace } => {
+            let v: Option<Value> = c
+                .get(&format!("{}/backlogQuotaMap", base(&namespace)?))
+                .await?;
+            print_json(&v.unwrap_or_default())?
+        }
+        NamespaceBacklog::RemoveBacklogQuota { namespace, kind } => {
+            let p = format!("{}/backlogQuota?backlogQuotaType={kind}", base(&namespace)?);
+            c.send(M::DELETE, &p).await?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn topics(c: &Client, cmd: TopicExpiry) -> anyhow::Result<()> {
+    use reqwest::Method as M;
+    let path = |topic: &str| -> anyhow::Result<String> {
+        Ok(format!(
+            "/admin/v2/{}",
+            persistent_topic(topic)?.rest_path()
+        ))
+    };
+    match cmd {
+        TopicExpiry::ExpireMessages {
+            topic,
+            subscription,
+            expire_time,
+        } => {
+            let secs = parse_time_seconds(&expire_time)?;
+            let sub = percent_encoding::utf8_percent_encode(
+                &subscription,
+                percent_encoding::NON_ALPHANUMERIC,
+            );
+            let p = format!("{}/subscription/{sub}/expireMessages/{secs}", path(&topic)?);
+            c.send(M::POST, &p).await?;
+        }
+        TopicExpiry::ExpireMessagesAllSubscriptions { topic, expire_time } => {
+            let secs = parse_time_seconds(&expire_time)?;
+            let p = format!("{}/all_subscription/expireMessages/{secs}", path(&topic)?);
+            c.send(M::POST, &p).await?;
+        }
+    }
+    Ok(())
+}
