@@ -45,6 +45,9 @@ struct Conn {
     client_version: String,
     producers: HashMap<u64, Arc<Topic>>,
     consumers: HashMap<u64, Consumer>,
+    /// Producers and consumers of non-persistent topics.
+    np_producers: HashMap<u64, Arc<crate::non_persistent::NonPersistentTopic>>,
+    np_consumers: HashMap<u64, NpAttached>,
 }
 
 /// Why a connection is closed by the broker.
@@ -54,10 +57,12 @@ struct Close(String);
 mod auth;
 mod consume;
 mod lookup;
+mod non_persistent;
 mod produce;
 
 use auth::AuthState;
 use consume::{Consumer, position};
+use non_persistent::NpAttached;
 use produce::{PendingSend, send_receipts};
 
 pub(crate) async fn run<R, W>(
@@ -92,6 +97,8 @@ pub(crate) async fn run<R, W>(
         client_version: String::new(),
         producers: HashMap::new(),
         consumers: HashMap::new(),
+        np_producers: HashMap::new(),
+        np_consumers: HashMap::new(),
     };
     let mut frames = FrameReader::new(rd, FrameDecoder::with_max_frame(MAX_FRAME_BEFORE_CONNECT))
         .with_budget(svc.receive_budget.clone());
@@ -253,7 +260,22 @@ impl Conn {
                         )
                         .await
                     {
-                        Ok(()) => self.svc.store.list(&ns).await,
+                        Ok(()) => {
+                            // Pulsar's mode: PERSISTENT (the default), NON_PERSISTENT or ALL.
+                            use pb::command_get_topics_of_namespace::Mode;
+                            let mode = c.mode.unwrap_or(Mode::Persistent as i32);
+                            let persistent = if mode == Mode::NonPersistent as i32 {
+                                Ok(Vec::new())
+                            } else {
+                                self.svc.store.list(&ns).await
+                            };
+                            persistent.map(|mut topics| {
+                                if mode != Mode::Persistent as i32 {
+                                    topics.extend(self.svc.np_topics_of(&ns));
+                                }
+                                topics
+                            })
+                        }
                         Err(e) => Err(e),
                     },
                     Err(e) => Err(e.into()),
@@ -298,6 +320,7 @@ impl Conn {
                 if let Some(t) = self.producers.remove(&c.producer_id) {
                     t.remove_producer((self.id, c.producer_id));
                 }
+                self.np_close_producer(c.producer_id);
                 self.send(commands::success(c.request_id));
             }
             Type::Subscribe => {
@@ -312,6 +335,9 @@ impl Conn {
                 let c = body!(flow);
                 if let Some(k) = self.consumers.get(&c.consumer_id) {
                     k.sub.flow((self.id, c.consumer_id), c.message_permits);
+                } else if let Some(k) = self.np_consumers.get(&c.consumer_id) {
+                    k.topic
+                        .flow(&k.subscription, (self.id, c.consumer_id), c.message_permits);
                 }
             }
             Type::Ack => {
@@ -353,7 +379,9 @@ impl Conn {
             }
             Type::CloseConsumer => {
                 let c = body!(close_consumer);
-                self.close_consumer(c.consumer_id).await;
+                if !self.np_close_consumer(c.consumer_id) {
+                    self.close_consumer(c.consumer_id).await;
+                }
                 self.send(commands::success(c.request_id));
             }
             Type::GetSchema => {
@@ -423,6 +451,7 @@ impl Conn {
 
     /// Detaches everything this connection had attached.
     fn cleanup(&mut self) {
+        self.np_cleanup();
         for (pid, t) in self.producers.drain() {
             t.remove_producer((self.id, pid));
         }

@@ -1,5 +1,6 @@
 //! The broker service: the listener, the table of loaded topics, producer naming and schemas.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::BrokerError;
+use crate::non_persistent::NonPersistentTopic;
 use crate::topic::Topic;
 
 /// Where topics live and how they are configured: implemented by the policy layer (namespace
@@ -213,6 +215,8 @@ pub struct BrokerService {
     connections_per_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
     /// Loaded topics; loading one does I/O, which never holds up loading another.
     topics: OnceMap<TopicName, Arc<Topic>>,
+    /// Non-persistent topics with producers or subscriptions (in memory only).
+    np_topics: std::sync::Mutex<HashMap<TopicName, Arc<NonPersistentTopic>>>,
     producer_names: AtomicU64,
     connection_ids: AtomicU64,
     connections: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
@@ -249,6 +253,7 @@ impl BrokerService {
             connections_per_ip: Default::default(),
             config,
             topics: Default::default(),
+            np_topics: Default::default(),
             producer_names: AtomicU64::new(0),
             connection_ids: AtomicU64::new(0),
             connections: Default::default(),
@@ -364,6 +369,44 @@ impl BrokerService {
                 Ok(Arc::new(Topic::new(name.clone(), ml, self.config.delivery)))
             })
             .await
+    }
+
+    /// The non-persistent topic `name`, created in memory on first use.
+    pub(crate) fn np_topic(
+        &self,
+        name: &TopicName,
+    ) -> Result<Arc<NonPersistentTopic>, BrokerError> {
+        self.check_owned(name)?;
+        let mut topics = self.np_topics.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(Arc::clone(topics.entry(name.clone()).or_insert_with(
+            || Arc::new(NonPersistentTopic::new(name.clone())),
+        )))
+    }
+
+    /// Forgets a non-persistent topic left without producers and subscriptions.
+    pub(crate) fn forget_np_topic_if_idle(&self, name: &TopicName) {
+        let mut topics = self.np_topics.lock().unwrap_or_else(|e| e.into_inner());
+        if topics.get(name).is_some_and(|t| t.is_idle()) {
+            topics.remove(name);
+        }
+    }
+
+    /// The non-persistent topics of a namespace this broker has now.
+    pub fn np_topics_of(&self, namespace: &NamespaceName) -> Vec<TopicName> {
+        let topics = self.np_topics.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<TopicName> = topics
+            .keys()
+            .filter(|t| t.namespace() == namespace)
+            .cloned()
+            .collect();
+        names.sort_by_key(|t| t.to_string());
+        names
+    }
+
+    /// A loaded non-persistent topic.
+    pub fn np_loaded(&self, name: &TopicName) -> Option<Arc<NonPersistentTopic>> {
+        let topics = self.np_topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.get(name).cloned()
     }
 
     /// Pulsar's `TopicStats` of a topic (loading it if needed).

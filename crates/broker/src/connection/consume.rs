@@ -40,6 +40,9 @@ impl Conn {
             },
         )
         .await?;
+        if name.domain() == protocol::Domain::NonPersistent {
+            return self.np_subscribe(&c, name);
+        }
         let topic = self.svc.topic(&name).await?;
         let sub_type = SubType::from_wire(c.sub_type);
         let durable = c.durable.unwrap_or(true);
@@ -74,6 +77,20 @@ impl Conn {
     }
 
     pub(super) fn ack(&self, c: pb::CommandAck) {
+        if self.np_consumers.contains_key(&c.consumer_id) {
+            // Nothing is kept to acknowledge; a client waiting for the receipt gets it.
+            if let Some(rid) = c.request_id {
+                self.send(BaseCommand {
+                    ack_response: Some(pb::CommandAckResponse {
+                        consumer_id: c.consumer_id,
+                        request_id: Some(rid),
+                        ..Default::default()
+                    }),
+                    ..commands::base(Type::AckResponse)
+                });
+            }
+            return;
+        }
         let Some(k) = self.consumers.get(&c.consumer_id) else {
             return; // Pulsar ignores acks of unknown consumers
         };
@@ -201,6 +218,9 @@ impl Conn {
         &mut self,
         c: pb::CommandUnsubscribe,
     ) -> Result<(), BrokerError> {
+        if self.np_close_consumer(c.consumer_id) {
+            return Ok(());
+        }
         let k = self
             .consumers
             .get(&c.consumer_id)

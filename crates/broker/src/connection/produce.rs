@@ -101,6 +101,9 @@ impl Conn {
     pub(super) async fn producer(&mut self, c: pb::CommandProducer) -> Result<(), BrokerError> {
         let name = Self::topic_name(&c.topic)?;
         self.authorize(&name, TopicOperation::Produce).await?;
+        if name.domain() == protocol::Domain::NonPersistent {
+            return self.np_producer(c, name);
+        }
         let topic = self.svc.topic(&name).await?;
         if topic.ml.is_out_of_space() {
             // Clients fail what they hold on this answer, instead of resending it forever.
@@ -228,6 +231,10 @@ impl Conn {
         c: pb::CommandSend,
         payload: protocol::Payload,
     ) -> Result<(), Close> {
+        if let Some(t) = self.np_producers.get(&c.producer_id) {
+            self.np_publish(t, &c, payload);
+            return Ok(());
+        }
         let Some(topic) = self.producers.get(&c.producer_id).cloned() else {
             return Err(Close(format!(
                 "SEND for unknown producer {}",
