@@ -711,7 +711,12 @@ impl TopicStore for PolicyService {
             .policies(topic.namespace())
             .await
             .map_err(|e| e.for_broker(topic))?;
-        Ok(self.broker.backlog.rules(&ns))
+        let tp = self
+            .store
+            .topic_policies(topic)
+            .await
+            .map_err(|e| e.for_broker(topic))?;
+        Ok(self.broker.backlog.rules(&ns, &tp))
     }
 
     async fn dedup_snapshot(

@@ -152,6 +152,9 @@ pub struct TopicPolicies {
     pub offload_policies: Option<OffloadPolicies>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_compatibility_strategy: Option<crate::schema::CompatibilityStrategy>,
+    /// Over the namespace's `message_ttl_in_seconds` (0: no TTL for this topic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_ttl_in_seconds: Option<i32>,
 }
 
 /// `PartitionedTopicMetadata`.

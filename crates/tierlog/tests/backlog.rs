@@ -240,6 +240,29 @@ fn messages_past_the_ttl_are_acknowledged_and_expire_messages_expires_on_request
         ],
     );
     assert_eq!(backlog(&b, "ttl", "s"), 0);
+    // A topic's own TTL, with none on the namespace.
+    let topic = "persistent://public/default/ttl-own";
+    client(&b, "ttl-own", &["subscribe", "s"]);
+    admin_ok(&b, &["topics", "set-message-ttl", topic, "-t", "1"]);
+    assert_eq!(
+        admin_ok(&b, &["topics", "get-message-ttl", topic]).trim(),
+        "1"
+    );
+    client(&b, "ttl-own", &["produce", "3", "10"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while backlog(&b, "ttl-own", "s") != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the topic's TTL did not expire the messages"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    admin_ok(&b, &["topics", "remove-message-ttl", topic]);
+    assert_eq!(
+        admin_ok(&b, &["topics", "get-message-ttl", topic]).trim(),
+        "null"
+    );
+
     let out = admin(
         &b,
         &[

@@ -7,7 +7,7 @@ use std::time::Duration;
 use broker::{BacklogQuota, BacklogQuotaType, BacklogRules, QuotaPolicy};
 
 use super::{ConfigError, Properties};
-use crate::types::Policies;
+use crate::types::{Policies, TopicPolicies};
 
 /// The broker level of message TTL and backlog quotas.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,9 +72,10 @@ pub(super) fn parse(raw: &mut Properties) -> Result<BacklogSettings, ConfigError
 }
 
 impl BacklogSettings {
-    /// A topic's rules: its namespace's TTL and quotas, the broker's where it sets none.
-    pub fn rules(&self, ns: &Policies) -> BacklogRules {
-        let ttl_seconds = match ns.message_ttl_in_seconds {
+    /// A topic's rules: its own TTL, else its namespace's, else the broker's; its namespace's
+    /// quotas, the broker's where it sets none.
+    pub fn rules(&self, ns: &Policies, topic: &TopicPolicies) -> BacklogRules {
+        let ttl_seconds = match topic.message_ttl_in_seconds.or(ns.message_ttl_in_seconds) {
             Some(s) => u64::try_from(s).unwrap_or(0),
             None => self.ttl_default_seconds,
         };
@@ -109,7 +110,10 @@ mod tests {
         let s = settings("").unwrap();
         assert_eq!(s.expiry_check_interval, Duration::from_secs(300));
         assert_eq!(s.quota_check_interval, Some(Duration::from_secs(60)));
-        assert_eq!(s.rules(&Policies::default()), BacklogRules::default());
+        assert_eq!(
+            s.rules(&Policies::default(), &TopicPolicies::default()),
+            BacklogRules::default()
+        );
     }
 
     #[test]
@@ -119,7 +123,7 @@ mod tests {
              backlogQuotaDefaultLimitSecond=600\nbacklogQuotaDefaultRetentionPolicy=producer_exception\n",
         )
         .unwrap();
-        let broker = s.rules(&Policies::default());
+        let broker = s.rules(&Policies::default(), &TopicPolicies::default());
         assert_eq!(broker.ttl, Some(Duration::from_secs(3600)));
         assert_eq!(broker.size, Some((1 << 29, QuotaPolicy::ProducerException)));
         assert_eq!(
@@ -138,8 +142,13 @@ mod tests {
                 policy: QuotaPolicy::ConsumerBacklogEviction,
             },
         );
-        let r = s.rules(&ns);
+        let r = s.rules(&ns, &TopicPolicies::default());
         assert_eq!(r.ttl, None, "0 switches the broker's TTL off");
+        let topic = TopicPolicies {
+            message_ttl_in_seconds: Some(60),
+            ..Default::default()
+        };
+        assert_eq!(s.rules(&ns, &topic).ttl, Some(Duration::from_secs(60)));
         assert_eq!(r.size, Some((10, QuotaPolicy::ConsumerBacklogEviction)));
         assert_eq!(r.age, broker.age);
     }

@@ -1,6 +1,7 @@
 //! pulsar-admin's message TTL, backlog quota and expiry commands:
 //! `namespaces set|get|remove-message-ttl`, `namespaces set-backlog-quota|get-backlog-quotas|
-//! remove-backlog-quota`, `topics expire-messages[-all-subscriptions]`.
+//! remove-backlog-quota`, `topics set|get|remove-message-ttl`,
+//! `topics expire-messages[-all-subscriptions]`.
 
 use clap::Subcommand;
 use protocol::NamespaceName;
@@ -55,6 +56,20 @@ pub enum NamespaceBacklog {
 
 #[derive(Debug, Subcommand)]
 pub enum TopicExpiry {
+    /// The topic's own message TTL, over its namespace's (0: no TTL for this topic).
+    SetMessageTtl {
+        topic: String,
+        /// Seconds, or with a unit: 100m, 3h, 2d, 5w.
+        #[arg(long = "ttl", short = 't')]
+        ttl: String,
+    },
+    /// The topic's own message TTL in seconds (null: its namespace's applies).
+    GetMessageTtl {
+        topic: String,
+    },
+    RemoveMessageTtl {
+        topic: String,
+    },
     /// Acknowledge, for one subscription, the messages published more than the given time ago.
     ExpireMessages {
         topic: String,
@@ -142,6 +157,19 @@ pub(super) async fn topics(c: &Client, cmd: TopicExpiry) -> anyhow::Result<()> {
         ))
     };
     match cmd {
+        TopicExpiry::SetMessageTtl { topic, ttl } => {
+            let secs = parse_time_seconds(&ttl)?;
+            let p = format!("{}/messageTTL?messageTTL={secs}", path(&topic)?);
+            c.send(M::POST, &p).await?;
+        }
+        TopicExpiry::GetMessageTtl { topic } => {
+            let v: Option<Value> = c.get(&format!("{}/messageTTL", path(&topic)?)).await?;
+            print_json(&v.unwrap_or_default())?
+        }
+        TopicExpiry::RemoveMessageTtl { topic } => {
+            c.send(M::DELETE, &format!("{}/messageTTL", path(&topic)?))
+                .await?;
+        }
         TopicExpiry::ExpireMessages {
             topic,
             subscription,

@@ -421,6 +421,24 @@ pub fn api() -> auth::Api {
             delete(t::revoke_permission),
         )
         .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/messageTTL",
+            R::TOPIC_ADMIN,
+            get(t::get_message_ttl),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/messageTTL",
+            R::TOPIC_ADMIN,
+            post(t::set_message_ttl),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/messageTTL",
+            R::TOPIC_ADMIN,
+            delete(t::remove_message_ttl),
+        )
+        .route(
             M::POST,
             "/admin/v2/persistent/{t}/{ns}/{topic}/subscription/{sub}/expireMessages/{seconds}",
             R::TOPIC_ADMIN,

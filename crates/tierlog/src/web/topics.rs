@@ -335,3 +335,44 @@ pub async fn expire_messages(State(s): S, Path(p): Path<Vec<(String, String)>>) 
     }
     no_content()
 }
+
+#[derive(serde::Deserialize)]
+pub struct TtlQuery {
+    #[serde(rename = "messageTTL")]
+    message_ttl: Option<i32>,
+}
+
+/// A topic's own message TTL (null: its namespace's applies).
+pub async fn get_message_ttl(State(s): S, Topic(t): Topic) -> ApiResult {
+    json(&s.policy.topic_policies(&t).await?.message_ttl_in_seconds)
+}
+
+/// `POST …/messageTTL?messageTTL=<seconds>` (as Pulsar; a JSON number body is taken too).
+pub async fn set_message_ttl(
+    State(s): S,
+    Topic(t): Topic,
+    axum::extract::Query(q): axum::extract::Query<TtlQuery>,
+    raw: Bytes,
+) -> ApiResult {
+    let ttl = match q.message_ttl {
+        Some(v) => v,
+        None => body::<i32>(&raw, "message TTL (seconds)")?,
+    };
+    if ttl < 0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PRECONDITION_FAILED,
+            "Invalid value for message TTL, message TTL must >= 0",
+        ));
+    }
+    s.policy
+        .update_topic(&t, move |p| p.message_ttl_in_seconds = Some(ttl))
+        .await?;
+    no_content()
+}
+
+pub async fn remove_message_ttl(State(s): S, Topic(t): Topic) -> ApiResult {
+    s.policy
+        .update_topic(&t, |p| p.message_ttl_in_seconds = None)
+        .await?;
+    no_content()
+}
