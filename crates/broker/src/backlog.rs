@@ -13,13 +13,14 @@
 //!   subscriptions forward until the backlog is back at 90 % of the limit.
 //!
 //! The hot-tier space freed follows from retention once the cursors have moved. The internal
-//! deduplication cursor is not a subscription: it neither counts nor moves here.
+//! deduplication and compaction cursors are not subscriptions: they neither count nor move here.
 
 use std::time::Duration;
 
 use ledger::Position;
 use serde::{Deserialize, Serialize};
 
+use crate::compaction::COMPACTION_CURSOR;
 use crate::dedup::DEDUP_CURSOR;
 use crate::error::BrokerError;
 use crate::topic::Topic;
@@ -122,6 +123,8 @@ pub struct BacklogRules {
     pub size: Option<(u64, QuotaPolicy)>,
     /// Limit on the oldest unacknowledged message's age (`message_age`), when there is one.
     pub age: Option<(Duration, QuotaPolicy)>,
+    /// Bytes not yet compacted beyond which the topic is compacted automatically.
+    pub compaction_threshold: Option<u64>,
 }
 
 impl BacklogRules {
@@ -140,11 +143,17 @@ impl BacklogRules {
     }
 }
 
+/// The broker's own cursors (deduplication, compaction): not subscriptions, so quotas,
+/// eviction and TTL leave them alone.
+fn is_internal(cursor: &str) -> bool {
+    cursor == DEDUP_CURSOR || cursor == COMPACTION_CURSOR
+}
+
 /// Where the slowest subscription stands: its mark-delete position.
 fn slowest(cursors: &[(String, ledger::CursorState)]) -> Option<Position> {
     cursors
         .iter()
-        .filter(|(name, _)| name != DEDUP_CURSOR)
+        .filter(|(name, _)| !is_internal(name))
         .map(|(_, c)| c.mark_delete)
         .min()
 }
@@ -252,7 +261,7 @@ impl Topic {
                     let skip = ((entries as f64) * (bytes - target) as f64 / bytes as f64).ceil();
                     let to = self.ml.skip_entries(md, (skip as i64).max(1));
                     for (name, c) in &cursors {
-                        if name != DEDUP_CURSOR && c.mark_delete < to {
+                        if !is_internal(name) && c.mark_delete < to {
                             self.move_cursor(name, to).await?;
                         }
                     }
@@ -277,7 +286,7 @@ impl Topic {
         let cutoff = now_ms() - age.as_millis() as i64;
         let mut expired = 0;
         for (name, c) in self.ml.cursors().await {
-            if name == DEDUP_CURSOR || only.is_some_and(|o| o != name) {
+            if is_internal(&name) || only.is_some_and(|o| o != name) {
                 continue;
             }
             let Some(to) = self.newest_published_before(c.mark_delete, cutoff).await? else {

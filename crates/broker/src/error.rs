@@ -44,6 +44,9 @@ pub enum BrokerError {
     ConsumerNotFound,
     #[error("Subscription not found: {0}")]
     SubscriptionNotFound(String),
+    /// A long-running operation (compaction) is already running.
+    #[error("{0}")]
+    AlreadyRunning(String),
     /// More lookups at once than `maxConcurrentLookupRequest`.
     #[error("Failed due to too many pending lookup requests")]
     TooManyRequests,
@@ -78,6 +81,7 @@ impl BrokerError {
             BrokerError::IncompatibleSchema(_) => ServerError::IncompatibleSchema,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
             BrokerError::SubscriptionNotFound(_) => ServerError::SubscriptionNotFound,
+            BrokerError::AlreadyRunning(_) => ServerError::NotAllowedError,
             BrokerError::TooManyRequests => ServerError::TooManyRequests,
             BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {
                 ServerError::NotAllowedError

@@ -7,6 +7,7 @@
 //! Topic storage and namespace policies come from the embedding binary through [`TopicStore`].
 
 mod backlog;
+mod compaction;
 mod connection;
 mod dedup;
 mod error;
@@ -18,6 +19,7 @@ mod subscription;
 mod topic;
 
 pub use backlog::{BacklogQuota, BacklogQuotaType, BacklogRules, QuotaPolicy};
+pub use compaction::{CompactionState, CompactionStatus};
 pub use dedup::DedupSnapshot;
 pub use error::BrokerError;
 pub use non_persistent::NonPersistentTopic;

@@ -56,6 +56,27 @@ pub trait TopicStore: Send + Sync {
     /// The topic's message TTL and backlog quotas (its namespace's, else the broker's
     /// defaults).
     async fn backlog_rules(&self, topic: &TopicName) -> Result<crate::BacklogRules, BrokerError>;
+    /// Where the topic's compacted view stands, if it was ever compacted.
+    async fn compaction_state(
+        &self,
+        topic: &TopicName,
+    ) -> Result<Option<crate::CompactionState>, BrokerError>;
+    async fn save_compaction_state(
+        &self,
+        topic: &TopicName,
+        state: &crate::CompactionState,
+    ) -> Result<(), BrokerError>;
+    /// Opens (creating it) generation `generation` of the topic's compacted ledger: a managed
+    /// ledger of its own, with the topic's policies (so it is offloaded as the topic is).
+    async fn open_compacted(
+        &self,
+        topic: &TopicName,
+        generation: u64,
+    ) -> Result<ManagedLedger, BrokerError>;
+    /// Deletes generation `generation` of the topic's compacted ledger, in every tier, if it
+    /// exists.
+    async fn delete_compacted(&self, topic: &TopicName, generation: u64)
+    -> Result<(), BrokerError>;
     /// The topic's last deduplication snapshot, if any.
     async fn dedup_snapshot(
         &self,
@@ -366,7 +387,12 @@ impl BrokerService {
                             .map(|(key, version)| ledger::Fence { key, version }),
                     );
                 }
-                Ok(Arc::new(Topic::new(name.clone(), ml, self.config.delivery)))
+                Ok(Arc::new(Topic::new(
+                    name.clone(),
+                    ml,
+                    self.config.delivery,
+                    Arc::clone(&self.store),
+                )))
             })
             .await
     }
@@ -530,6 +556,44 @@ impl BrokerService {
             return Err(BrokerError::SubscriptionNotFound(sub.to_string()));
         }
         t.expire_messages(age, only).await
+    }
+
+    /// Compacts the loaded topics with more uncompacted bytes than their compaction threshold
+    /// (Pulsar's check every `brokerServiceCompactionMonitorIntervalInSeconds`).
+    pub async fn check_compaction(&self) {
+        for t in self.topics.values() {
+            let Ok(rules) = self.store.backlog_rules(&t.name).await else {
+                continue;
+            };
+            let Some(threshold) = rules.compaction_threshold else {
+                continue;
+            };
+            let pending = t.uncompacted_bytes().await;
+            if pending > threshold as i64 {
+                match t.trigger_compaction() {
+                    Ok(()) => {
+                        tracing::info!(topic = %t.name, pending, threshold, "compaction threshold reached: compacting")
+                    }
+                    Err(BrokerError::AlreadyRunning(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = %t.name, error = %e, "starting compaction failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts compacting a topic (loading it if needed).
+    pub async fn compact(&self, name: &TopicName) -> Result<(), BrokerError> {
+        self.topic(name).await?.trigger_compaction()
+    }
+
+    /// A topic's compaction status since it was loaded.
+    pub async fn compaction_status(
+        &self,
+        name: &TopicName,
+    ) -> Result<crate::CompactionStatus, BrokerError> {
+        Ok(self.topic(name).await?.compaction_status())
     }
 
     /// Producers and consumers attached to a loaded topic (0 when it is not loaded).

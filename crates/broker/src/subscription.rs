@@ -78,6 +78,8 @@ pub(crate) struct ConsumerSpec {
     pub address: String,
     pub client_version: String,
     pub connected_since: std::time::SystemTime,
+    /// Reads the topic's compacted view up to its horizon (Exclusive and Failover only).
+    pub read_compacted: bool,
 }
 
 struct Consumer {
@@ -807,7 +809,8 @@ impl Subscription {
     async fn dispatch_once(&self) -> Result<bool, BrokerError> {
         enum Plan {
             Redeliver(Vec<Position>),
-            Read(Position, usize),
+            /// From a position, how many entries, whether through the compacted view.
+            Read(Position, usize, bool),
             Buffered(Vec<ledger::Entry>),
         }
         let (plan, epoch) = {
@@ -833,14 +836,19 @@ impl Subscription {
             } else if !st.buffered.is_empty() {
                 Plan::Buffered(st.buffered.drain(..).collect())
             } else {
-                Plan::Read(st.read_position, n)
+                let compacted = !st.tracks_each_delivery()
+                    && st
+                        .active_index()
+                        .is_some_and(|i| st.consumers[i].spec.read_compacted);
+                Plan::Read(st.read_position, n, compacted)
             };
             (plan, st.epoch)
         };
         let ml = &self.topic.ml;
         let (entries, redelivering) = match plan {
             Plan::Buffered(entries) => (entries, false),
-            Plan::Read(from, n) => (ml.read(from, n, READ_BYTES).await?, false),
+            Plan::Read(from, n, false) => (ml.read(from, n, READ_BYTES).await?, false),
+            Plan::Read(from, n, true) => (self.read_compacted(from, n).await?, false),
             Plan::Redeliver(ps) => {
                 let mut out = Vec::with_capacity(ps.len());
                 let mut gone = Vec::new();
@@ -944,6 +952,29 @@ impl Subscription {
             }
         }
         Ok(delivered)
+    }
+}
+
+impl Subscription {
+    /// Up to `n` entries from `from` as a `read_compacted` consumer sees them: the compacted
+    /// view's up to its horizon, then the live log after it.
+    async fn read_compacted(
+        &self,
+        from: Position,
+        n: usize,
+    ) -> Result<Vec<ledger::Entry>, BrokerError> {
+        let ml = &self.topic.ml;
+        let Some(view) = self.topic.compacted_view().await? else {
+            return Ok(ml.read(from, n, READ_BYTES).await?);
+        };
+        if from <= view.horizon {
+            let entries = view.read(from, n).await?;
+            if !entries.is_empty() {
+                return Ok(entries);
+            }
+        }
+        let live = from.max(ml.position_after(view.horizon));
+        Ok(ml.read(live, n, READ_BYTES).await?)
     }
 }
 

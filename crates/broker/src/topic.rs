@@ -8,10 +8,12 @@ use ledger::{InitialPosition, ManagedLedger, Position};
 use protocol::TopicName;
 use tokio::sync::watch;
 
+use crate::compaction::{CompactedView, CompactionStatus};
 use crate::dedup::{Dedup, DedupSnapshot};
 use crate::error::BrokerError;
 use crate::producers::Producers;
 pub(crate) use crate::producers::{Admitted, ProducerEntry, ProducerRequest};
+use crate::service::TopicStore;
 use crate::stats::{PublisherStats, SubscriptionStats, TopicStats, timestamp};
 use crate::subscription::{SubType, Subscription};
 
@@ -39,6 +41,11 @@ pub struct Topic {
     snapshotting: AtomicBool,
     /// What the metadata store last said about producers of this topic.
     rules: std::sync::Mutex<ProducerRules>,
+    /// Where the topic's policies and compacted views are kept.
+    store: Arc<dyn TopicStore>,
+    /// The compacted view `read_compacted` consumers read (loaded on first use).
+    compacted: tokio::sync::Mutex<Option<Arc<CompactedView>>>,
+    compaction_status: std::sync::Mutex<CompactionStatus>,
 }
 
 /// The namespace rules a PRODUCER needs, as last read (used while the store is unreachable).
@@ -63,6 +70,7 @@ impl Topic {
         name: TopicName,
         ml: ManagedLedger,
         delivery: crate::subscription::DeliveryRules,
+        store: Arc<dyn TopicStore>,
     ) -> Self {
         let partition = name.partition_index().map(|p| p as i32).unwrap_or(-1);
         Topic {
@@ -80,7 +88,79 @@ impl Topic {
             dedup_snapshot: Default::default(),
             snapshotting: AtomicBool::new(false),
             rules: Default::default(),
+            store,
+            compacted: Default::default(),
+            compaction_status: std::sync::Mutex::new(CompactionStatus::not_run()),
         }
+    }
+
+    /// The compacted view, if the topic was ever compacted.
+    pub(crate) async fn compacted_view(&self) -> Result<Option<Arc<CompactedView>>, BrokerError> {
+        let mut cached = self.compacted.lock().await;
+        if cached.is_none()
+            && let Some(state) = self.store.compaction_state(&self.name).await?
+        {
+            *cached = Some(Arc::new(
+                CompactedView::open(self.store.as_ref(), self, state).await?,
+            ));
+        }
+        Ok(cached.clone())
+    }
+
+    /// Starts compacting the topic in the background (Pulsar's `PUT …/compaction`); refused
+    /// while a compaction runs.
+    pub fn trigger_compaction(self: &Arc<Self>) -> Result<(), BrokerError> {
+        {
+            let mut status = self
+                .compaction_status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if status.status == "RUNNING" {
+                return Err(BrokerError::AlreadyRunning(
+                    "Compaction already in progress".into(),
+                ));
+            }
+            *status = CompactionStatus {
+                status: "RUNNING",
+                last_error: String::new(),
+            };
+        }
+        let topic = Arc::clone(self);
+        tokio::spawn(async move {
+            let result = crate::compaction::compact(&topic, topic.store.as_ref()).await;
+            let status = match result {
+                Ok(state) => {
+                    // The next read_compacted read opens the new view.
+                    let mut cached = topic.compacted.lock().await;
+                    if cached.as_ref().is_none_or(|v| v.horizon != state.horizon) {
+                        *cached = None;
+                    }
+                    CompactionStatus {
+                        status: "SUCCESS",
+                        last_error: String::new(),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %topic.name, error = %e, "compaction failed");
+                    CompactionStatus {
+                        status: "ERROR",
+                        last_error: e.to_string(),
+                    }
+                }
+            };
+            *topic
+                .compaction_status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = status;
+        });
+        Ok(())
+    }
+
+    pub fn compaction_status(&self) -> CompactionStatus {
+        self.compaction_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn is_fenced(&self) -> bool {

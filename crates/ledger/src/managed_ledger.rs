@@ -569,6 +569,22 @@ impl ManagedLedger {
         Ok(rolled)
     }
 
+    /// Seals the ledger being written, if it has entries, and starts a new one: what was written
+    /// is complete (a compacted view, say) and the offload thresholds may take it.
+    pub async fn seal_current(&self) -> Result<()> {
+        let mut st = self.shared.write.lock().await;
+        if st.closed {
+            return Err(LedgerError::Closed(self.shared.name.clone()));
+        }
+        if st.current_entries == 0 {
+            return Ok(());
+        }
+        self.rollover(&mut st).await?;
+        drop(st);
+        self.maybe_offload_in_background();
+        Ok(())
+    }
+
     /// The last durable entry, or `(current ledger, -1)` if there is none.
     pub fn last_confirmed(&self) -> Position {
         let view = self.view();

@@ -175,6 +175,25 @@ impl PolicyService {
             .await?)
     }
 
+    /// Opens (creating it) generation `generation` of a topic's compacted ledger, with the
+    /// topic's effective configuration and offloader.
+    pub async fn open_compacted_ledger(
+        &self,
+        topic: &TopicName,
+        generation: u64,
+    ) -> Result<ManagedLedger> {
+        let settings = self.effective(topic).await?;
+        let offloader = self.offloader(&settings).await?;
+        Ok(self
+            .factory
+            .open_with(
+                &compacted_ledger_name(topic, generation),
+                settings.managed_ledger,
+                offloader,
+            )
+            .await?)
+    }
+
     /// Opens an existing topic (`TopicNotFound` if it was never created).
     pub async fn existing_topic(&self, topic: &TopicName) -> Result<ManagedLedger> {
         self.store.policies(topic.namespace()).await?;
@@ -472,6 +491,13 @@ impl PolicyService {
                 other => PolicyError::Invalid(other.to_string()),
             })?;
         self.store.delete_dedup_snapshot(topic).await?;
+        if let Some(state) = self.store.compaction_state(topic).await? {
+            let name = compacted_ledger_name(topic, state.generation);
+            if self.factory.exists(&name).await? {
+                self.factory.delete(&name).await?;
+            }
+            self.store.delete_compaction_state(topic).await?;
+        }
         if topic.partition_index().is_none() {
             self.store.delete_schema(topic).await?;
         }
@@ -719,6 +745,52 @@ impl TopicStore for PolicyService {
         Ok(self.broker.backlog.rules(&ns, &tp))
     }
 
+    async fn compaction_state(
+        &self,
+        topic: &TopicName,
+    ) -> Result<Option<broker::CompactionState>, BrokerError> {
+        self.store
+            .compaction_state(topic)
+            .await
+            .map_err(|e| e.for_broker(topic))
+    }
+
+    async fn save_compaction_state(
+        &self,
+        topic: &TopicName,
+        state: &broker::CompactionState,
+    ) -> Result<(), BrokerError> {
+        self.store
+            .save_compaction_state(topic, state)
+            .await
+            .map_err(|e| e.for_broker(topic))
+    }
+
+    async fn open_compacted(
+        &self,
+        topic: &TopicName,
+        generation: u64,
+    ) -> Result<ManagedLedger, BrokerError> {
+        self.open_compacted_ledger(topic, generation)
+            .await
+            .map_err(|e| e.for_broker(topic))
+    }
+
+    async fn delete_compacted(
+        &self,
+        topic: &TopicName,
+        generation: u64,
+    ) -> Result<(), BrokerError> {
+        let name = compacted_ledger_name(topic, generation);
+        let gone = async {
+            if self.factory.exists(&name).await? {
+                self.factory.delete(&name).await?;
+            }
+            Ok::<(), PolicyError>(())
+        };
+        gone.await.map_err(|e| e.for_broker(topic))
+    }
+
     async fn dedup_snapshot(
         &self,
         topic: &TopicName,
@@ -739,4 +811,16 @@ impl TopicStore for PolicyService {
             .await
             .map_err(|e| e.for_broker(topic))
     }
+}
+
+/// The managed ledger of generation `generation` of a topic's compacted view:
+/// `tenant/ns/compacted/<encoded local>/<generation>`, outside every topic domain, so it is
+/// never listed as a topic.
+pub fn compacted_ledger_name(topic: &TopicName, generation: u64) -> String {
+    format!(
+        "{}/{}/compacted/{}/{generation}",
+        topic.tenant(),
+        topic.namespace().local(),
+        topic.encoded_local()
+    )
 }

@@ -29,6 +29,7 @@ const TOPIC_POLICIES: &str = "/admin/topic-policies/";
 const PARTITIONED: &str = "/admin/partitioned/";
 const SCHEMAS: &str = "/schemas/";
 const DEDUP: &str = "/dedup/";
+const COMPACTION: &str = "/compaction/";
 
 fn tenant_key(tenant: &str) -> String {
     format!("{TENANTS}{tenant}")
@@ -354,6 +355,37 @@ impl PolicyStore {
     pub async fn delete_dedup_snapshot(&self, topic: &TopicName) -> Result<()> {
         self.meta
             .delete(&topic_key(DEDUP, topic), Expected::Any)
+            .await?;
+        Ok(())
+    }
+
+    // ----- compaction -----
+
+    /// Where a topic's (a partition's) compacted view stands.
+    pub async fn compaction_state(
+        &self,
+        topic: &TopicName,
+    ) -> Result<Option<broker::CompactionState>> {
+        Ok(self
+            .get(&topic_key(COMPACTION, topic))
+            .await?
+            .map(|(s, _)| s))
+    }
+
+    pub async fn save_compaction_state(
+        &self,
+        topic: &TopicName,
+        state: &broker::CompactionState,
+    ) -> Result<()> {
+        self.meta
+            .put(&topic_key(COMPACTION, topic), encode(state), Expected::Any)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_compaction_state(&self, topic: &TopicName) -> Result<()> {
+        self.meta
+            .delete(&topic_key(COMPACTION, topic), Expected::Any)
             .await?;
         Ok(())
     }

@@ -112,6 +112,10 @@ pub struct Policies {
     /// `None`: the broker's `ttlDurationDefaultInSeconds`; 0: no TTL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_ttl_in_seconds: Option<i32>,
+    /// Bytes not yet compacted beyond which topics are compacted (`None`: the broker's
+    /// `brokerServiceCompactionThresholdInBytes`; 0: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction_threshold: Option<i64>,
     /// Per quota type; a type absent here gets the broker's `backlogQuotaDefault*`.
     #[serde(default)]
     pub backlog_quota_map:
@@ -137,6 +141,7 @@ impl Default for Policies {
             schema_validation_enforced: false,
             deduplication_enabled: None,
             message_ttl_in_seconds: None,
+            compaction_threshold: None,
             backlog_quota_map: Default::default(),
         }
     }

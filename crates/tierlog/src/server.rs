@@ -318,6 +318,17 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
             },
         ));
     }
+    {
+        let svc = Arc::clone(&service);
+        tokio::spawn(every(
+            config.backlog.compaction_check_interval,
+            shutdown_rx.clone(),
+            move || {
+                let svc = Arc::clone(&svc);
+                async move { svc.check_compaction().await }
+            },
+        ));
+    }
     if let Some(interval) = config.backlog.quota_check_interval {
         let svc = Arc::clone(&service);
         tokio::spawn(every(interval, shutdown_rx.clone(), move || {

@@ -45,6 +45,12 @@ impl Conn {
         }
         let topic = self.svc.topic(&name).await?;
         let sub_type = SubType::from_wire(c.sub_type);
+        let read_compacted = c.read_compacted.unwrap_or(false);
+        if read_compacted && matches!(sub_type, SubType::Shared | SubType::KeyShared) {
+            return Err(BrokerError::NotAllowed(
+                "readCompacted is only allowed on Exclusive and Failover subscriptions".into(),
+            ));
+        }
         let durable = c.durable.unwrap_or(true);
         let start = if durable {
             Start::Durable(initial_position(c.initial_position))
@@ -68,6 +74,7 @@ impl Conn {
                 address: self.peer.to_string(),
                 client_version: self.client_version.clone(),
                 connected_since: std::time::SystemTime::now(),
+                read_compacted,
             },
             sub_type,
         )?;

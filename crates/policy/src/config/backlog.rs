@@ -1,6 +1,7 @@
-//! The broker keys of message TTL and backlog quotas (`ttlDurationDefaultInSeconds`,
-//! `messageExpiryCheckIntervalInMinutes`, `backlogQuota*`), and how they combine with a
-//! namespace's policies into a topic's [`BacklogRules`].
+//! The broker keys of message TTL, backlog quotas and automatic compaction
+//! (`ttlDurationDefaultInSeconds`, `messageExpiryCheckIntervalInMinutes`, `backlogQuota*`,
+//! `brokerServiceCompaction*`), and how they combine with a namespace's and a topic's policies
+//! into a topic's [`BacklogRules`].
 
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ pub struct BacklogSettings {
     /// `backlogQuotaDefaultLimitSecond`, `backlogQuotaDefaultRetentionPolicy`: the quota of
     /// each type a namespace does not set.
     pub default_quota: BacklogQuota,
+    /// `brokerServiceCompactionThresholdInBytes` (0: no automatic compaction).
+    pub compaction_threshold: u64,
+    /// `brokerServiceCompactionMonitorIntervalInSeconds` (60).
+    pub compaction_check_interval: Duration,
 }
 
 /// A decimal key (`backlogQuotaDefaultLimitGB`, fractional minutes).
@@ -55,6 +60,18 @@ pub(super) fn parse(raw: &mut Properties) -> Result<BacklogSettings, ConfigError
         })?,
     };
     Ok(BacklogSettings {
+        compaction_threshold: raw.unsigned(
+            "brokerServiceCompactionThresholdInBytes",
+            0,
+            0,
+            u64::MAX,
+        )?,
+        compaction_check_interval: Duration::from_secs(raw.unsigned(
+            "brokerServiceCompactionMonitorIntervalInSeconds",
+            60,
+            1,
+            86_400,
+        )?),
         ttl_default_seconds: raw.unsigned("ttlDurationDefaultInSeconds", 0, 0, i32::MAX as u64)?,
         expiry_check_interval: Duration::from_secs_f64(minutes * 60.0),
         quota_check_interval: check_enabled.then(|| Duration::from_secs(check_seconds)),
@@ -79,8 +96,13 @@ impl BacklogSettings {
             Some(s) => u64::try_from(s).unwrap_or(0),
             None => self.ttl_default_seconds,
         };
+        let compaction = match ns.compaction_threshold {
+            Some(t) => u64::try_from(t).unwrap_or(0),
+            None => self.compaction_threshold,
+        };
         let mut rules = BacklogRules {
             ttl: (ttl_seconds > 0).then(|| Duration::from_secs(ttl_seconds)),
+            compaction_threshold: (compaction > 0).then_some(compaction),
             ..Default::default()
         };
         for kind in [

@@ -1,7 +1,7 @@
 //! pulsar-admin's message TTL, backlog quota and expiry commands:
 //! `namespaces set|get|remove-message-ttl`, `namespaces set-backlog-quota|get-backlog-quotas|
 //! remove-backlog-quota`, `topics set|get|remove-message-ttl`,
-//! `topics expire-messages[-all-subscriptions]`.
+//! `topics expire-messages[-all-subscriptions]`, `topics compact|compaction-status`.
 
 use clap::Subcommand;
 use protocol::NamespaceName;
@@ -43,6 +43,21 @@ pub enum NamespaceBacklog {
         #[arg(long = "type", short = 't', default_value = "destination_storage")]
         kind: String,
     },
+    /// Compact the namespace's topics once this much is written since their last compaction
+    /// (4096, 10M, 16G; 0: never).
+    SetCompactionThreshold {
+        namespace: String,
+        #[arg(long, short = 't')]
+        threshold: String,
+    },
+    /// The namespace's compaction threshold in bytes (null: the broker's
+    /// brokerServiceCompactionThresholdInBytes).
+    GetCompactionThreshold {
+        namespace: String,
+    },
+    RemoveCompactionThreshold {
+        namespace: String,
+    },
     /// The namespace's backlog quotas by type.
     GetBacklogQuotas {
         namespace: String,
@@ -78,6 +93,16 @@ pub enum TopicExpiry {
         /// Seconds, or with a unit: 10m, 1h.
         #[arg(long = "expireTime", short = 't')]
         expire_time: String,
+    },
+    /// Compact the topic: the latest message per key, for read_compacted consumers.
+    Compact {
+        topic: String,
+    },
+    /// How the topic's last compaction went (`-w`: wait while it runs).
+    CompactionStatus {
+        topic: String,
+        #[arg(long = "wait-complete", short = 'w')]
+        wait: bool,
     },
     /// As expire-messages, for every subscription of the topic.
     ExpireMessagesAllSubscriptions {
@@ -134,6 +159,27 @@ pub(super) async fn namespaces(c: &Client, cmd: NamespaceBacklog) -> anyhow::Res
             });
             c.call(M::POST, &p, Some(&body)).await?;
         }
+        NamespaceBacklog::SetCompactionThreshold {
+            namespace,
+            threshold,
+        } => {
+            let bytes = parse_size(&threshold)?;
+            let p = format!("{}/compactionThreshold", base(&namespace)?);
+            c.call(M::PUT, &p, Some(&bytes)).await?;
+        }
+        NamespaceBacklog::GetCompactionThreshold { namespace } => {
+            let v: Option<Value> = c
+                .get(&format!("{}/compactionThreshold", base(&namespace)?))
+                .await?;
+            print_json(&v.unwrap_or_default())?
+        }
+        NamespaceBacklog::RemoveCompactionThreshold { namespace } => {
+            c.send(
+                M::DELETE,
+                &format!("{}/compactionThreshold", base(&namespace)?),
+            )
+            .await?;
+        }
         NamespaceBacklog::GetBacklogQuotas { namespace } => {
             let v: Option<Value> = c
                 .get(&format!("{}/backlogQuotaMap", base(&namespace)?))
@@ -182,6 +228,38 @@ pub(super) async fn topics(c: &Client, cmd: TopicExpiry) -> anyhow::Result<()> {
             );
             let p = format!("{}/subscription/{sub}/expireMessages/{secs}", path(&topic)?);
             c.send(M::POST, &p).await?;
+        }
+        TopicExpiry::Compact { topic } => {
+            c.send(M::PUT, &format!("{}/compaction", path(&topic)?))
+                .await?;
+            println!(
+                "Topic compaction requested for {}",
+                persistent_topic(&topic)?
+            );
+        }
+        TopicExpiry::CompactionStatus { topic, wait } => {
+            let status = loop {
+                let s: Value = c
+                    .get(&format!("{}/compaction", path(&topic)?))
+                    .await?
+                    .unwrap_or_default();
+                if !(wait && s["status"] == "RUNNING") {
+                    break s;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            };
+            match status["status"].as_str().unwrap_or_default() {
+                "SUCCESS" => println!("Compaction was a success"),
+                "RUNNING" => println!("Compaction is currently running"),
+                "ERROR" => {
+                    println!("Error in compaction");
+                    anyhow::bail!(
+                        "Error compacting: {}",
+                        status["lastError"].as_str().unwrap_or_default()
+                    );
+                }
+                _ => println!("Compaction has not been run for {topic} since broker startup"),
+            }
         }
         TopicExpiry::ExpireMessagesAllSubscriptions { topic, expire_time } => {
             let secs = parse_time_seconds(&expire_time)?;

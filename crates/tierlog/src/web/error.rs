@@ -72,9 +72,10 @@ impl From<broker::BrokerError> for ApiError {
                 StatusCode::PRECONDITION_FAILED
             }
             B::TopicFenced(_) | B::NotOwned(_) => StatusCode::SERVICE_UNAVAILABLE,
-            B::ConsumerBusy(_) | B::ProducerBusy(_) | B::IncompatibleSchema(_) => {
-                StatusCode::CONFLICT
-            }
+            B::ConsumerBusy(_)
+            | B::ProducerBusy(_)
+            | B::IncompatibleSchema(_)
+            | B::AlreadyRunning(_) => StatusCode::CONFLICT,
             B::NotAuthorized(_) => StatusCode::FORBIDDEN,
             B::Storage(l) => ledger_status(l),
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -248,6 +248,24 @@ pub fn api() -> auth::Api {
         )
         .route(
             M::GET,
+            "/admin/v2/namespaces/{t}/{ns}/compactionThreshold",
+            R::NAMESPACE_ADMIN,
+            get(n::get_compaction_threshold),
+        )
+        .route(
+            M::PUT,
+            "/admin/v2/namespaces/{t}/{ns}/compactionThreshold",
+            R::NAMESPACE_ADMIN,
+            put(n::set_compaction_threshold),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/namespaces/{t}/{ns}/compactionThreshold",
+            R::NAMESPACE_ADMIN,
+            delete(n::remove_compaction_threshold),
+        )
+        .route(
+            M::GET,
             "/admin/v2/namespaces/{t}/{ns}/messageTTL",
             R::NAMESPACE_ADMIN,
             get(n::get_message_ttl),
@@ -419,6 +437,18 @@ pub fn api() -> auth::Api {
             "/admin/v2/persistent/{t}/{ns}/{topic}/permissions/{role}",
             R::TOPIC_ADMIN,
             delete(t::revoke_permission),
+        )
+        .route(
+            M::PUT,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/compaction",
+            R::TOPIC_ADMIN,
+            put(t::trigger_compaction),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/compaction",
+            R::TOPIC_ADMIN,
+            get(t::compaction_status),
         )
         .route(
             M::GET,

@@ -363,3 +363,28 @@ pub async fn remove_backlog_quota(
         .await?;
     no_content()
 }
+
+pub async fn get_compaction_threshold(State(s): S, Ns(ns): Ns) -> ApiResult {
+    json(&s.policy.store().policies(&ns).await?.compaction_threshold)
+}
+
+pub async fn set_compaction_threshold(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
+    let bytes: i64 = body(&raw, "compaction threshold (bytes)")?;
+    if bytes < 0 {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "compactionThreshold must be 0 or more",
+        ));
+    }
+    s.policy
+        .update_namespace(&ns, move |p| p.compaction_threshold = Some(bytes))
+        .await?;
+    no_content()
+}
+
+pub async fn remove_compaction_threshold(State(s): S, Ns(ns): Ns) -> ApiResult {
+    s.policy
+        .update_namespace(&ns, |p| p.compaction_threshold = None)
+        .await?;
+    no_content()
+}

@@ -376,3 +376,23 @@ pub async fn remove_message_ttl(State(s): S, Topic(t): Topic) -> ApiResult {
         .await?;
     no_content()
 }
+
+/// `PUT …/compaction`: starts compacting the topic (each partition of a partitioned one).
+pub async fn trigger_compaction(State(s): S, Topic(t): Topic) -> ApiResult {
+    let partitions = s.policy.partitions(&t).await?;
+    if partitions > 0 {
+        for i in 0..partitions {
+            s.broker.compact(&t.partition(i)).await?;
+        }
+    } else {
+        s.policy.existing_topic(&t).await?;
+        s.broker.compact(&t).await?;
+    }
+    no_content()
+}
+
+/// `GET …/compaction`: Pulsar's `LongRunningProcessStatus` of the last compaction.
+pub async fn compaction_status(State(s): S, Topic(t): Topic) -> ApiResult {
+    s.policy.existing_topic(&t).await?;
+    json(&s.broker.compaction_status(&t).await?)
+}

@@ -1,0 +1,48 @@
+"""Topic compaction as the official Python client sees it.
+
+usage: python_compaction.py SERVICE_URL TOPIC PHASE
+  PHASE produce:        k0..k4 = v1, then k0..k4 = v2, then an empty value for k4 (a deletion)
+                        and a message without a key.
+  PHASE produce-more:   k0 = v3.
+  PHASE read-compacted: a read_compacted reader from the start; prints `read <key=value,...>`.
+  PHASE read-all:       a plain reader from the start; prints `all <count>`.
+"""
+import sys
+
+import pulsar
+
+from client_output import results_alone_on_stdout
+
+results_alone_on_stdout()
+
+url, topic, phase = sys.argv[1:4]
+c = pulsar.Client(url, operation_timeout_seconds=15)
+
+
+def read(compacted):
+    r = c.create_reader(topic, pulsar.MessageId.earliest, is_read_compacted=compacted)
+    got = []
+    try:
+        while True:
+            got.append(r.read_next(timeout_millis=2000))
+    except pulsar.Timeout:
+        pass
+    r.close()
+    return got
+
+
+if phase == "produce":
+    p = c.create_producer(topic, batching_enabled=False)
+    for v in ("v1", "v2"):
+        for k in range(5):
+            p.send(v.encode(), partition_key=f"k{k}")
+    p.send(b"", partition_key="k4")
+    p.send(b"no key")
+elif phase == "produce-more":
+    c.create_producer(topic, batching_enabled=False).send(b"v3", partition_key="k0")
+elif phase == "read-compacted":
+    got = read(True)
+    print("read", ",".join(f"{m.partition_key()}={m.data().decode()}" for m in got), flush=True)
+elif phase == "read-all":
+    print("all", len(read(False)), flush=True)
+c.close()
