@@ -726,8 +726,14 @@ impl TopicStore for PolicyService {
             .policies(topic.namespace())
             .await
             .map_err(|e| e.for_broker(topic))?;
-        Ok(ns
+        let tp = self
+            .store
+            .topic_policies(topic)
+            .await
+            .map_err(|e| e.for_broker(topic))?;
+        Ok(tp
             .deduplication_enabled
+            .or(ns.deduplication_enabled)
             .unwrap_or(self.broker.deduplication))
     }
 

@@ -160,6 +160,13 @@ pub struct TopicPolicies {
     /// Over the namespace's `message_ttl_in_seconds` (0: no TTL for this topic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_ttl_in_seconds: Option<i32>,
+    /// Over the namespace's `deduplicationEnabled`.
+    #[serde(
+        default,
+        rename = "deduplicationEnabled",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deduplication_enabled: Option<bool>,
 }
 
 /// `PartitionedTopicMetadata`.

@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::offload_dump::OutputFormat;
 
-mod backlog;
 mod client;
+mod messaging;
 mod schemas;
 mod units;
 use client::Client;
@@ -276,7 +276,7 @@ pub enum Namespaces {
         namespace: String,
     },
     #[command(flatten)]
-    Backlog(backlog::NamespaceBacklog),
+    Messaging(messaging::NamespaceMessaging),
     /// The namespace's schema compatibility strategy (UNDEFINED: the broker's).
     GetSchemaCompatibilityStrategy {
         namespace: String,
@@ -367,7 +367,7 @@ pub enum Topics {
         namespace: String,
     },
     #[command(flatten)]
-    Expiry(backlog::TopicExpiry),
+    Messaging(messaging::TopicMessaging),
     /// The roles granted actions on the topic (namespace-wide grants included).
     Permissions {
         topic: String,
@@ -679,7 +679,7 @@ async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow
             let p = format!("{}/deduplication", base(&namespace)?);
             c.call(M::POST, &p, Some(&on)).await?;
         }
-        Namespaces::Backlog(cmd) => backlog::namespaces(c, cmd).await?,
+        Namespaces::Messaging(cmd) => messaging::namespaces(c, cmd).await?,
         Namespaces::RemoveDeduplication { namespace } => {
             c.send(M::DELETE, &format!("{}/deduplication", base(&namespace)?))
                 .await?;
@@ -807,7 +807,7 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
         ))
     };
     match cmd {
-        Topics::Expiry(cmd) => backlog::topics(c, cmd).await?,
+        Topics::Messaging(cmd) => messaging::topics(c, cmd).await?,
         Topics::List { namespace } => {
             let topics: Vec<String> = c.get(&names(&namespace)?).await?.unwrap_or_default();
             print_list(&topics, output)?;

@@ -149,3 +149,36 @@ fn resent_sequence_ids_are_dropped_across_a_kill_and_a_full_offload() {
     let read = run_phase(&broker, "read");
     assert_eq!(common::case_result(&read, "log"), "m0,m1,m2,m3,m4,m5");
 }
+
+/// A topic's own setting wins over its namespace's: on for one topic of a namespace without
+/// deduplication, off again when removed.
+#[test]
+fn a_topics_own_deduplication_setting_wins_over_its_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path(), &[]);
+    let topic = "persistent://public/default/own-dedup";
+    common::admin_ok(&broker, &["topics", "set-deduplication", topic, "--enable"]);
+    assert_eq!(
+        common::admin_ok(&broker, &["topics", "get-deduplication", topic]).trim(),
+        "true"
+    );
+    let run = |phase: &str| {
+        common::run_client_script("python_dedup.py", &[&broker.service_url(), topic, phase])
+    };
+    run("first");
+    // 0..4 stored once: the re-sent 2 and 3 were dropped.
+    assert_eq!(common::case_result(&run("read"), "log"), "m0,m1,m2,m3,m4");
+
+    let other = "persistent://public/default/no-dedup";
+    common::run_client_script("python_dedup.py", &[&broker.service_url(), other, "first"]);
+    let log = common::run_client_script("python_dedup.py", &[&broker.service_url(), other, "read"]);
+    assert_eq!(
+        common::case_result(&log, "log"),
+        "m0,m1,m2,m3,m4,m2-again,m3-again"
+    );
+    common::admin_ok(&broker, &["topics", "remove-deduplication", topic]);
+    assert_eq!(
+        common::admin_ok(&broker, &["topics", "get-deduplication", topic]).trim(),
+        "null"
+    );
+}

@@ -439,6 +439,24 @@ pub fn api() -> auth::Api {
             delete(t::revoke_permission),
         )
         .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/deduplicationEnabled",
+            R::TOPIC_ADMIN,
+            get(t::get_deduplication),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/deduplicationEnabled",
+            R::TOPIC_ADMIN,
+            post(t::set_deduplication),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/deduplicationEnabled",
+            R::TOPIC_ADMIN,
+            delete(t::remove_deduplication),
+        )
+        .route(
             M::PUT,
             "/admin/v2/persistent/{t}/{ns}/{topic}/compaction",
             R::TOPIC_ADMIN,

@@ -396,3 +396,23 @@ pub async fn compaction_status(State(s): S, Topic(t): Topic) -> ApiResult {
     s.policy.existing_topic(&t).await?;
     json(&s.broker.compaction_status(&t).await?)
 }
+
+/// A topic's own deduplication setting (null: its namespace's applies).
+pub async fn get_deduplication(State(s): S, Topic(t): Topic) -> ApiResult {
+    json(&s.policy.topic_policies(&t).await?.deduplication_enabled)
+}
+
+pub async fn set_deduplication(State(s): S, Topic(t): Topic, raw: Bytes) -> ApiResult {
+    let on: bool = body(&raw, "boolean")?;
+    s.policy
+        .update_topic(&t, move |p| p.deduplication_enabled = Some(on))
+        .await?;
+    no_content()
+}
+
+pub async fn remove_deduplication(State(s): S, Topic(t): Topic) -> ApiResult {
+    s.policy
+        .update_topic(&t, |p| p.deduplication_enabled = None)
+        .await?;
+    no_content()
+}

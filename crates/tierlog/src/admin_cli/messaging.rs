@@ -1,7 +1,8 @@
-//! pulsar-admin's message TTL, backlog quota and expiry commands:
-//! `namespaces set|get|remove-message-ttl`, `namespaces set-backlog-quota|get-backlog-quotas|
-//! remove-backlog-quota`, `topics set|get|remove-message-ttl`,
-//! `topics expire-messages[-all-subscriptions]`, `topics compact|compaction-status`.
+//! pulsar-admin's commands on how a namespace's and a topic's messages are kept:
+//! `namespaces set|get|remove-message-ttl`, `set|get|remove-compaction-threshold`,
+//! `set-backlog-quota|get-backlog-quotas|remove-backlog-quota`, `topics set|get|remove-message-ttl`,
+//! `topics expire-messages[-all-subscriptions]`, `topics compact|compaction-status`,
+//! `topics set|get|remove-deduplication`.
 
 use clap::Subcommand;
 use protocol::NamespaceName;
@@ -12,7 +13,7 @@ use super::units::{parse_size, parse_time_seconds};
 use super::{persistent_topic, print_json};
 
 #[derive(Debug, Subcommand)]
-pub enum NamespaceBacklog {
+pub enum NamespaceMessaging {
     /// Messages older than this are acknowledged for every subscription (0: no TTL).
     SetMessageTtl {
         namespace: String,
@@ -70,13 +71,28 @@ pub enum NamespaceBacklog {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum TopicExpiry {
+pub enum TopicMessaging {
     /// The topic's own message TTL, over its namespace's (0: no TTL for this topic).
     SetMessageTtl {
         topic: String,
         /// Seconds, or with a unit: 100m, 3h, 2d, 5w.
         #[arg(long = "ttl", short = 't')]
         ttl: String,
+    },
+    /// The topic's own deduplication setting, over its namespace's.
+    SetDeduplication {
+        topic: String,
+        #[arg(long, short = 'e', conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long, short = 'd')]
+        disable: bool,
+    },
+    /// The topic's own deduplication setting (null: its namespace's applies).
+    GetDeduplication {
+        topic: String,
+    },
+    RemoveDeduplication {
+        topic: String,
     },
     /// The topic's own message TTL in seconds (null: its namespace's applies).
     GetMessageTtl {
@@ -112,7 +128,7 @@ pub enum TopicExpiry {
     },
 }
 
-pub(super) async fn namespaces(c: &Client, cmd: NamespaceBacklog) -> anyhow::Result<()> {
+pub(super) async fn namespaces(c: &Client, cmd: NamespaceMessaging) -> anyhow::Result<()> {
     use reqwest::Method as M;
     let base = |ns: &str| -> anyhow::Result<String> {
         Ok(format!(
@@ -121,7 +137,7 @@ pub(super) async fn namespaces(c: &Client, cmd: NamespaceBacklog) -> anyhow::Res
         ))
     };
     match cmd {
-        NamespaceBacklog::SetMessageTtl {
+        NamespaceMessaging::SetMessageTtl {
             namespace,
             message_ttl,
         } => {
@@ -129,15 +145,15 @@ pub(super) async fn namespaces(c: &Client, cmd: NamespaceBacklog) -> anyhow::Res
             let p = format!("{}/messageTTL", base(&namespace)?);
             c.call(M::POST, &p, Some(&secs)).await?;
         }
-        NamespaceBacklog::GetMessageTtl { namespace } => {
+        NamespaceMessaging::GetMessageTtl { namespace } => {
             let v: Option<Value> = c.get(&format!("{}/messageTTL", base(&namespace)?)).await?;
             print_json(&v.unwrap_or_default())?
         }
-        NamespaceBacklog::RemoveMessageTtl { namespace } => {
+        NamespaceMessaging::RemoveMessageTtl { namespace } => {
             c.send(M::DELETE, &format!("{}/messageTTL", base(&namespace)?))
                 .await?;
         }
-        NamespaceBacklog::SetBacklogQuota {
+        NamespaceMessaging::SetBacklogQuota {
             namespace,
             limit,
             limit_time,
@@ -159,7 +175,7 @@ pub(super) async fn namespaces(c: &Client, cmd: NamespaceBacklog) -> anyhow::Res
             });
             c.call(M::POST, &p, Some(&body)).await?;
         }
-        NamespaceBacklog::SetCompactionThreshold {
+        NamespaceMessaging::SetCompactionThreshold {
             namespace,
             threshold,
         } => {
@@ -167,26 +183,26 @@ pub(super) async fn namespaces(c: &Client, cmd: NamespaceBacklog) -> anyhow::Res
             let p = format!("{}/compactionThreshold", base(&namespace)?);
             c.call(M::PUT, &p, Some(&bytes)).await?;
         }
-        NamespaceBacklog::GetCompactionThreshold { namespace } => {
+        NamespaceMessaging::GetCompactionThreshold { namespace } => {
             let v: Option<Value> = c
                 .get(&format!("{}/compactionThreshold", base(&namespace)?))
                 .await?;
             print_json(&v.unwrap_or_default())?
         }
-        NamespaceBacklog::RemoveCompactionThreshold { namespace } => {
+        NamespaceMessaging::RemoveCompactionThreshold { namespace } => {
             c.send(
                 M::DELETE,
                 &format!("{}/compactionThreshold", base(&namespace)?),
             )
             .await?;
         }
-        NamespaceBacklog::GetBacklogQuotas { namespace } => {
+        NamespaceMessaging::GetBacklogQuotas { namespace } => {
             let v: Option<Value> = c
                 .get(&format!("{}/backlogQuotaMap", base(&namespace)?))
                 .await?;
             print_json(&v.unwrap_or_default())?
         }
-        NamespaceBacklog::RemoveBacklogQuota { namespace, kind } => {
+        NamespaceMessaging::RemoveBacklogQuota { namespace, kind } => {
             let p = format!("{}/backlogQuota?backlogQuotaType={kind}", base(&namespace)?);
             c.send(M::DELETE, &p).await?;
         }
@@ -194,7 +210,7 @@ pub(super) async fn namespaces(c: &Client, cmd: NamespaceBacklog) -> anyhow::Res
     Ok(())
 }
 
-pub(super) async fn topics(c: &Client, cmd: TopicExpiry) -> anyhow::Result<()> {
+pub(super) async fn topics(c: &Client, cmd: TopicMessaging) -> anyhow::Result<()> {
     use reqwest::Method as M;
     let path = |topic: &str| -> anyhow::Result<String> {
         Ok(format!(
@@ -203,20 +219,42 @@ pub(super) async fn topics(c: &Client, cmd: TopicExpiry) -> anyhow::Result<()> {
         ))
     };
     match cmd {
-        TopicExpiry::SetMessageTtl { topic, ttl } => {
+        TopicMessaging::SetMessageTtl { topic, ttl } => {
             let secs = parse_time_seconds(&ttl)?;
             let p = format!("{}/messageTTL?messageTTL={secs}", path(&topic)?);
             c.send(M::POST, &p).await?;
         }
-        TopicExpiry::GetMessageTtl { topic } => {
+        TopicMessaging::SetDeduplication {
+            topic,
+            enable,
+            disable,
+        } => {
+            let on = super::on_off(enable, disable)?;
+            let p = format!("{}/deduplicationEnabled", path(&topic)?);
+            c.call(M::POST, &p, Some(&on)).await?;
+        }
+        TopicMessaging::GetDeduplication { topic } => {
+            let v: Option<Value> = c
+                .get(&format!("{}/deduplicationEnabled", path(&topic)?))
+                .await?;
+            print_json(&v.unwrap_or_default())?
+        }
+        TopicMessaging::RemoveDeduplication { topic } => {
+            c.send(
+                M::DELETE,
+                &format!("{}/deduplicationEnabled", path(&topic)?),
+            )
+            .await?;
+        }
+        TopicMessaging::GetMessageTtl { topic } => {
             let v: Option<Value> = c.get(&format!("{}/messageTTL", path(&topic)?)).await?;
             print_json(&v.unwrap_or_default())?
         }
-        TopicExpiry::RemoveMessageTtl { topic } => {
+        TopicMessaging::RemoveMessageTtl { topic } => {
             c.send(M::DELETE, &format!("{}/messageTTL", path(&topic)?))
                 .await?;
         }
-        TopicExpiry::ExpireMessages {
+        TopicMessaging::ExpireMessages {
             topic,
             subscription,
             expire_time,
@@ -229,7 +267,7 @@ pub(super) async fn topics(c: &Client, cmd: TopicExpiry) -> anyhow::Result<()> {
             let p = format!("{}/subscription/{sub}/expireMessages/{secs}", path(&topic)?);
             c.send(M::POST, &p).await?;
         }
-        TopicExpiry::Compact { topic } => {
+        TopicMessaging::Compact { topic } => {
             c.send(M::PUT, &format!("{}/compaction", path(&topic)?))
                 .await?;
             println!(
@@ -237,7 +275,7 @@ pub(super) async fn topics(c: &Client, cmd: TopicExpiry) -> anyhow::Result<()> {
                 persistent_topic(&topic)?
             );
         }
-        TopicExpiry::CompactionStatus { topic, wait } => {
+        TopicMessaging::CompactionStatus { topic, wait } => {
             let status = loop {
                 let s: Value = c
                     .get(&format!("{}/compaction", path(&topic)?))
@@ -261,7 +299,7 @@ pub(super) async fn topics(c: &Client, cmd: TopicExpiry) -> anyhow::Result<()> {
                 _ => println!("Compaction has not been run for {topic} since broker startup"),
             }
         }
-        TopicExpiry::ExpireMessagesAllSubscriptions { topic, expire_time } => {
+        TopicMessaging::ExpireMessagesAllSubscriptions { topic, expire_time } => {
             let secs = parse_time_seconds(&expire_time)?;
             let p = format!("{}/all_subscription/expireMessages/{secs}", path(&topic)?);
             c.send(M::POST, &p).await?;
