@@ -630,11 +630,20 @@ impl PolicyService {
 #[async_trait::async_trait]
 impl TopicStore for PolicyService {
     async fn release(&self, topic: &TopicName, seal: bool) {
-        let name = topic.managed_ledger_name();
-        if seal {
-            self.factory.release(&name).await;
-        } else {
-            self.factory.forget(&name);
+        // The topic's compacted views go with it (the next owner opens them afresh).
+        let compacted = compacted_ledger_prefix(topic);
+        let mut names = vec![topic.managed_ledger_name()];
+        for ml in self.factory.open_ledgers().await {
+            if ml.name().starts_with(&compacted) {
+                names.push(ml.name().to_string());
+            }
+        }
+        for name in names {
+            if seal {
+                self.factory.release(&name).await;
+            } else {
+                self.factory.forget(&name);
+            }
         }
     }
 
@@ -823,8 +832,13 @@ impl TopicStore for PolicyService {
 /// `tenant/ns/compacted/<encoded local>/<generation>`, outside every topic domain, so it is
 /// never listed as a topic.
 pub fn compacted_ledger_name(topic: &TopicName, generation: u64) -> String {
+    format!("{}{generation}", compacted_ledger_prefix(topic))
+}
+
+/// What the names of every generation of a topic's compacted ledger start with.
+fn compacted_ledger_prefix(topic: &TopicName) -> String {
     format!(
-        "{}/{}/compacted/{}/{generation}",
+        "{}/{}/compacted/{}/",
         topic.tenant(),
         topic.namespace().local(),
         topic.encoded_local()
