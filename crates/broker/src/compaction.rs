@@ -7,9 +7,10 @@
 //! whichever tier holds each ledger: offloaded ledgers whose hot copies are gone are read from
 //! object storage. Per key (the message's partition key) the newest message is kept; an empty
 //! payload deletes its key; messages without a key are dropped (Pulsar's default,
-//! `topicCompactionRetainNullKey=false`). Batch entries are kept whole (their messages' keys
-//! sit inside the batch payload, which may be compressed): a compacted view never loses a
-//! latest value, but a batch can carry older values along.
+//! `topicCompactionRetainNullKey=false`). A batch keeps only its newest messages (a copy of
+//! the entry with the others left out); a batch whose payload cannot be read as stored
+//! (compressed, encrypted) is kept whole — the view never loses a newest value, but such a
+//! batch carries its older values along.
 //!
 //! The result goes to a new generation of the compacted ledger (a managed ledger named after
 //! the topic, outside every topic domain, opened with the topic's policies, so it is offloaded
@@ -157,26 +158,93 @@ async fn for_each_entry(
     Ok(())
 }
 
-/// What the compaction keeps for an entry of the topic.
-enum Kept {
-    /// The newest message of its key (or a deletion when the payload is empty).
-    Keyed(Vec<u8>, bool),
-    /// A batch: kept whole under its own position.
-    Batch,
-    /// No key: dropped.
-    Dropped,
+/// Where the newest message of a key is: an entry, and its index if the entry is a batch.
+#[derive(Clone)]
+struct Newest {
+    position: Position,
+    index: Option<usize>,
+    entry: Bytes,
 }
 
-fn classify(data: &[u8]) -> Kept {
-    let Ok((meta, payload_at)) = protocol::parse_entry(data) else {
-        return Kept::Dropped;
-    };
-    if meta.num_messages_in_batch.is_some() {
-        return Kept::Batch;
+/// The newest message per key, and the batches kept whole (unreadable: compressed or
+/// encrypted).
+#[derive(Default)]
+struct Reduction {
+    latest: BTreeMap<Vec<u8>, Newest>,
+    whole: BTreeMap<Position, Bytes>,
+}
+
+impl Reduction {
+    fn add(&mut self, position: Position, entry: Bytes) {
+        let Ok((meta, payload_at)) = protocol::parse_entry(&entry) else {
+            return;
+        };
+        if meta.num_messages_in_batch.is_none() {
+            match meta.partition_key.as_deref() {
+                None | Some("") => {}
+                Some(k) => self.set(k.as_bytes(), entry.len() <= payload_at, || Newest {
+                    position,
+                    index: None,
+                    entry: entry.clone(),
+                }),
+            }
+            return;
+        }
+        let Some(messages) = protocol::entry::batched_messages(&entry) else {
+            self.whole.insert(position, entry);
+            return;
+        };
+        for (i, m) in messages.iter().enumerate() {
+            if let Some(k) = &m.key {
+                self.set(k.as_bytes(), m.empty, || Newest {
+                    position,
+                    index: Some(i),
+                    entry: entry.clone(),
+                });
+            }
+        }
     }
-    match meta.partition_key.as_deref() {
-        None | Some("") => Kept::Dropped,
-        Some(k) => Kept::Keyed(k.as_bytes().to_vec(), data.len() <= payload_at),
+
+    /// A key's newest message, or its deletion (an empty payload).
+    fn set(&mut self, key: &[u8], deleted: bool, newest: impl FnOnce() -> Newest) {
+        if deleted {
+            self.latest.remove(key);
+        } else {
+            self.latest.insert(key.to_vec(), newest());
+        }
+    }
+
+    /// The entries of the view in log order: single messages as they were, batches with only
+    /// their newest messages.
+    fn entries(self) -> Vec<(Position, Bytes)> {
+        let mut by_entry: BTreeMap<Position, (Bytes, Option<Vec<usize>>)> = BTreeMap::new();
+        for n in self.latest.into_values() {
+            let slot = by_entry
+                .entry(n.position)
+                .or_insert_with(|| (n.entry.clone(), n.index.map(|_| Vec::new())));
+            if let (Some(i), Some(kept)) = (n.index, slot.1.as_mut()) {
+                kept.push(i);
+            }
+        }
+        let mut out: Vec<(Position, Bytes)> = by_entry
+            .into_iter()
+            .filter_map(|(position, (entry, kept))| match kept {
+                None => Some((position, entry)),
+                Some(mut kept) => {
+                    kept.sort_unstable();
+                    let messages = protocol::entry::batched_messages(&entry)?;
+                    if kept.len() == messages.len() {
+                        return Some((position, entry));
+                    }
+                    let keep: Vec<&protocol::entry::BatchedMessage> =
+                        kept.iter().filter_map(|i| messages.get(*i)).collect();
+                    protocol::entry::rebatch(&entry, &keep).map(|e| (position, e))
+                }
+            })
+            .collect();
+        out.extend(self.whole);
+        out.sort_by_key(|(p, _)| *p);
+        out
     }
 }
 
@@ -209,25 +277,11 @@ pub(crate) async fn compact(
     {
         return Ok(p);
     }
-    // Key → (original position, entry); batches under their position (never replaced).
-    let mut latest: BTreeMap<Vec<u8>, (Position, Bytes)> = BTreeMap::new();
-    let mut batches: BTreeMap<Position, Bytes> = BTreeMap::new();
-    let mut keep = |position: Position, data: Bytes| match classify(&data) {
-        Kept::Keyed(key, false) => {
-            latest.insert(key, (position, data));
-        }
-        Kept::Keyed(key, true) => {
-            latest.remove(&key);
-        }
-        Kept::Batch => {
-            batches.insert(position, data);
-        }
-        Kept::Dropped => {}
-    };
+    let mut reduction = Reduction::default();
     let mut from = topic.ml.first_position();
     if let Some(p) = previous {
         let old = store.open_compacted(&topic.name, p.generation).await?;
-        for_each_entry(&old, |_, original, data| keep(original, data)).await?;
+        for_each_entry(&old, |_, original, data| reduction.add(original, data)).await?;
         from = topic.ml.position_after(p.horizon).max(from);
     }
     while from <= horizon {
@@ -237,14 +291,12 @@ pub(crate) async fn compact(
         };
         for e in entries {
             if e.position <= horizon {
-                keep(e.position, e.data);
+                reduction.add(e.position, e.data);
             }
         }
         from = topic.ml.position_after(last);
     }
-    let mut kept: Vec<(Position, Bytes)> = latest.into_values().collect();
-    kept.extend(batches);
-    kept.sort_by_key(|(p, _)| *p);
+    let kept = reduction.entries();
 
     let generation = previous.map_or(1, |p| p.generation + 1);
     // A generation left by a compaction that crashed before saving its state.

@@ -1,6 +1,7 @@
 //! Stored entries: a message as received from the magic onward,
 //! `[0x0e01][crc32c][metadataSize u32][MessageMetadata][payload]`. The broker reads the metadata
-//! (publish time, batch size, keys) for dispatch and seeks; it never rewrites an entry.
+//! (publish time, batch size, keys) for dispatch and seeks; it never rewrites an entry, but
+//! compaction, which drops superseded messages from a copy of a batch ([`rebatch`]).
 
 use prost::Message;
 
@@ -58,4 +59,137 @@ pub fn routing_key(meta: &MessageMetadata) -> Option<&[u8]> {
         .as_deref()
         .filter(|k| !k.is_empty())
         .or_else(|| meta.partition_key.as_deref().map(str::as_bytes))
+}
+
+/// One message of a batch entry, as compaction needs it: its partition key, whether its
+/// payload is empty (a deletion), and where it sits in the batch payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchedMessage {
+    pub key: Option<String>,
+    pub empty: bool,
+    /// `[u32 size][SingleMessageMetadata][payload]` of this message, in the entry.
+    span: std::ops::Range<usize>,
+}
+
+/// The messages of a batch entry whose payload can be read as it is stored: not compressed,
+/// not encrypted. `None` for anything else (a single message, a compressed or encrypted batch,
+/// a malformed one).
+pub fn batched_messages(entry: &[u8]) -> Option<Vec<BatchedMessage>> {
+    let (meta, payload_at) = parse_entry(entry).ok()?;
+    let count = meta.num_messages_in_batch?;
+    let compressed = meta.compression.is_some_and(|c| c != 0);
+    if compressed || !meta.encryption_keys.is_empty() || count < 0 {
+        return None;
+    }
+    let mut at = payload_at;
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let start = at;
+        let size = u32::from_be_bytes(entry.get(at..at + 4)?.try_into().ok()?) as usize;
+        at += 4;
+        let single =
+            crate::pb::SingleMessageMetadata::decode(entry.get(at..at.checked_add(size)?)?).ok()?;
+        at += size;
+        let payload = usize::try_from(single.payload_size).ok()?;
+        entry.get(at..at.checked_add(payload)?)?;
+        at += payload;
+        out.push(BatchedMessage {
+            key: single.partition_key.filter(|k| !k.is_empty()),
+            empty: payload == 0 || single.null_value == Some(true),
+            span: start..at,
+        });
+    }
+    Some(out)
+}
+
+/// A batch entry with only `keep` of its messages (in their order), its metadata saying so and
+/// its checksum recomputed. `keep` comes from [`batched_messages`] of the same entry.
+pub fn rebatch(entry: &[u8], keep: &[&BatchedMessage]) -> Option<bytes::Bytes> {
+    use bytes::BufMut;
+    let (mut meta, _) = parse_entry(entry).ok()?;
+    meta.num_messages_in_batch = Some(i32::try_from(keep.len()).ok()?);
+    let meta_len = meta.encoded_len();
+    let payload_len: usize = keep.iter().map(|m| m.span.len()).sum();
+    let mut b = bytes::BytesMut::with_capacity(10 + meta_len + payload_len);
+    b.put_u16(MAGIC_CRC32C);
+    b.put_u32(0);
+    b.put_u32(meta_len as u32);
+    meta.encode(&mut b).ok()?;
+    for m in keep {
+        b.extend_from_slice(entry.get(m.span.clone())?);
+    }
+    let crc = crc32c::crc32c(&b[6..]);
+    b[2..6].copy_from_slice(&crc.to_be_bytes());
+    Some(b.freeze())
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crate::pb::SingleMessageMetadata;
+
+    /// A batch entry as a client stores it.
+    fn batch(messages: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        for (key, value) in messages {
+            let single = SingleMessageMetadata {
+                partition_key: Some(key.to_string()),
+                payload_size: value.len() as i32,
+                ..Default::default()
+            };
+            payload.extend((single.encoded_len() as u32).to_be_bytes());
+            payload.extend(single.encode_to_vec());
+            payload.extend_from_slice(value);
+        }
+        let meta = MessageMetadata {
+            producer_name: "p".into(),
+            sequence_id: 1,
+            publish_time: 1,
+            num_messages_in_batch: Some(messages.len() as i32),
+            ..Default::default()
+        };
+        let mut e = vec![0x0e, 0x01, 0, 0, 0, 0];
+        e.extend((meta.encoded_len() as u32).to_be_bytes());
+        e.extend(meta.encode_to_vec());
+        e.extend(payload);
+        let crc = crc32c::crc32c(&e[6..]);
+        e[2..6].copy_from_slice(&crc.to_be_bytes());
+        e
+    }
+
+    #[test]
+    fn a_batch_keeps_the_messages_asked_for_and_stays_a_valid_entry() {
+        let e = batch(&[("a", b"1"), ("b", b""), ("a", b"2")]);
+        let msgs = batched_messages(&e).unwrap();
+        assert_eq!(
+            msgs.iter()
+                .map(|m| (m.key.as_deref(), m.empty))
+                .collect::<Vec<_>>(),
+            [(Some("a"), false), (Some("b"), true), (Some("a"), false)]
+        );
+        let kept = rebatch(&e, &[&msgs[2]]).unwrap();
+        let again = batched_messages(&kept).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].key.as_deref(), Some("a"));
+        assert_eq!(&kept[kept.len() - 1..], b"2");
+        // The checksum covers what follows it.
+        let crc = u32::from_be_bytes(kept[2..6].try_into().unwrap());
+        assert_eq!(crc, crc32c::crc32c(&kept[6..]));
+        let (meta, _) = parse_entry(&kept).unwrap();
+        assert_eq!(meta.num_messages_in_batch, Some(1));
+    }
+
+    #[test]
+    fn compressed_or_truncated_batches_are_not_read() {
+        let e = batch(&[("a", b"1")]);
+        assert!(batched_messages(&e[..e.len() - 1]).is_none());
+        let single = MessageMetadata {
+            producer_name: "p".into(),
+            ..Default::default()
+        };
+        let mut s = vec![0x0e, 0x01, 0, 0, 0, 0];
+        s.extend((single.encoded_len() as u32).to_be_bytes());
+        s.extend(single.encode_to_vec());
+        assert!(batched_messages(&s).is_none(), "not a batch");
+    }
 }

@@ -3,6 +3,7 @@
 usage: python_compaction.py SERVICE_URL TOPIC PHASE
   PHASE produce:        k0..k4 = v1, then k0..k4 = v2, then an empty value for k4 (a deletion)
                         and a message without a key.
+  PHASE produce-batch:  one batch of b0 = x1, b1 = x1, b0 = x2, b2 = x1.
   PHASE produce-more:   k0 = v3.
   PHASE read-compacted: a read_compacted reader from the start; prints `read <key=value,...>`.
   PHASE read-all:       a plain reader from the start; prints `all <count>`.
@@ -38,6 +39,13 @@ if phase == "produce":
             p.send(v.encode(), partition_key=f"k{k}")
     p.send(b"", partition_key="k4")
     p.send(b"no key")
+elif phase == "produce-batch":
+    # One batch: b0=x1, b1=x1, b0=x2, b2=x1.
+    p = c.create_producer(topic, batching_enabled=True, batching_max_messages=4,
+                          batching_max_publish_delay_ms=5000)
+    for k, v in (("b0", "x1"), ("b1", "x1"), ("b0", "x2"), ("b2", "x1")):
+        p.send_async(v.encode(), None, partition_key=k)
+    p.flush()
 elif phase == "produce-more":
     c.create_producer(topic, batching_enabled=False).send(b"v3", partition_key="k0")
 elif phase == "read-compacted":
