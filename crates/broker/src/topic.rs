@@ -44,7 +44,7 @@ pub struct Topic {
     /// Where the topic's policies and compacted views are kept.
     store: Arc<dyn TopicStore>,
     /// The compacted view `read_compacted` consumers read (loaded on first use).
-    compacted: tokio::sync::Mutex<Option<Arc<CompactedView>>>,
+    compacted: std::sync::Mutex<Option<Arc<CompactedView>>>,
     compaction_status: std::sync::Mutex<CompactionStatus>,
 }
 
@@ -94,17 +94,21 @@ impl Topic {
         }
     }
 
-    /// The compacted view, if the topic was ever compacted.
+    /// The compacted view, if the topic was ever compacted. Opened without holding the cache's
+    /// lock (opening reads the whole view); two first readers may both open it, one is kept.
     pub(crate) async fn compacted_view(&self) -> Result<Option<Arc<CompactedView>>, BrokerError> {
-        let mut cached = self.compacted.lock().await;
-        if cached.is_none()
-            && let Some(state) = self.store.compaction_state(&self.name).await?
-        {
-            *cached = Some(Arc::new(
-                CompactedView::open(self.store.as_ref(), self, state).await?,
-            ));
+        if let Some(view) = self.cached_view().clone() {
+            return Ok(Some(view));
         }
-        Ok(cached.clone())
+        let Some(state) = self.store.compaction_state(&self.name).await? else {
+            return Ok(None);
+        };
+        let view = Arc::new(CompactedView::open(self.store.as_ref(), self, state).await?);
+        Ok(Some(Arc::clone(self.cached_view().get_or_insert(view))))
+    }
+
+    fn cached_view(&self) -> std::sync::MutexGuard<'_, Option<Arc<CompactedView>>> {
+        self.compacted.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Starts compacting the topic in the background (Pulsar's `PUT …/compaction`); refused
@@ -131,10 +135,11 @@ impl Topic {
             let status = match result {
                 Ok(state) => {
                     // The next read_compacted read opens the new view.
-                    let mut cached = topic.compacted.lock().await;
+                    let mut cached = topic.cached_view();
                     if cached.as_ref().is_none_or(|v| v.horizon != state.horizon) {
                         *cached = None;
                     }
+                    drop(cached);
                     CompactionStatus {
                         status: "SUCCESS",
                         last_error: String::new(),
