@@ -191,12 +191,24 @@ impl Standalone {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> (u16, String) {
+        let (status, _, body) = self.exchange(method, path, body, headers);
+        (status, body)
+    }
+
+    /// One HTTP/1.1 request; the status, the response's header lines, and its body.
+    pub fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, String) {
         let auth: String = headers
             .iter()
             .map(|(k, v)| format!("{k}: {v}\r\n"))
             .collect();
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.web_port)) else {
-            return (0, String::new());
+            return (0, String::new(), String::new());
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
         let body = body.unwrap_or("");
@@ -212,11 +224,11 @@ impl Standalone {
             .nth(1)
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let body = resp
+        let (head, body) = resp
             .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
+            .map(|(h, b)| (h.to_string(), b.to_string()))
             .unwrap_or_default();
-        (status, body)
+        (status, head, body)
     }
 
     /// Sends `signal` (e.g. "TERM", "INT") and waits for the process to end; its exit status

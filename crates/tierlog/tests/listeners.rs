@@ -169,4 +169,43 @@ async fn across_a_cluster_a_redirect_names_the_owners_address_on_the_listener_as
         redirected > 0 && redirected < topics.len(),
         "{redirected} redirected"
     );
+    // HTTP: a lookup at broker 0 for a topic broker 1 owns is redirected with the listener,
+    // and broker 1 answers with its address on it.
+    let elsewhere = topics
+        .iter()
+        .find(|t| {
+            let (_, head, _) = brokers[0].exchange(
+                "GET",
+                &format!("/lookup/v2/topic/persistent/public/default/{}", local(t)),
+                None,
+                &[],
+            );
+            head.starts_with("HTTP/1.1 307")
+        })
+        .expect("a topic broker 1 owns");
+    let path = format!(
+        "/lookup/v2/topic/persistent/public/default/{}?listenerName=external",
+        local(elsewhere)
+    );
+    let (status, head, _) = brokers[0].exchange("GET", &path, None, &[]);
+    assert_eq!(status, 307, "{head}");
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .expect("a Location header")
+        .to_string();
+    assert!(location.contains("listenerName=external"), "{location}");
+    let owner_path = &location[location.find("/lookup/").expect("a lookup path")..];
+    let (status, body) = brokers[1].call("GET", owner_path, None);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["brokerUrl"], format!("pulsar://localhost:{p1}"), "{body}");
+}
+
+/// The local name of `persistent://public/default/<local>`.
+fn local(topic: &str) -> &str {
+    topic.rsplit('/').next().unwrap_or(topic)
 }
