@@ -167,6 +167,10 @@ pub struct TopicPolicies {
         skip_serializing_if = "Option::is_none"
     )]
     pub deduplication_enabled: Option<bool>,
+    /// Per quota type, over the namespace's.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub backlog_quota_map:
+        std::collections::BTreeMap<broker::BacklogQuotaType, broker::BacklogQuota>,
 }
 
 /// `PartitionedTopicMetadata`.

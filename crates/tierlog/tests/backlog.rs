@@ -282,3 +282,45 @@ fn messages_past_the_ttl_are_acknowledged_and_expire_messages_expires_on_request
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_topics_own_quota_applies_to_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = start(dir.path());
+    let own = "persistent://public/default/own-quota";
+    admin_ok(
+        &b,
+        &[
+            "topics",
+            "set-backlog-quota",
+            own,
+            "-l",
+            "20K",
+            "-p",
+            "producer_exception",
+        ],
+    );
+    let q: Value =
+        serde_json::from_str(&admin_ok(&b, &["topics", "get-backlog-quotas", own])).unwrap();
+    assert_eq!(q["destination_storage"]["limitSize"], 20480);
+    for topic in ["own-quota", "free"] {
+        client(&b, topic, &["subscribe", "slow"]);
+        client(&b, topic, &["produce", "40", "1000"]);
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let refused = client(&b, "own-quota", &["create-producer"]);
+    assert!(
+        common::case_result(&refused, "producer").starts_with("ERR ProducerBlockedQuotaExceeded"),
+        "{refused}"
+    );
+    assert_eq!(
+        common::case_result(&client(&b, "free", &["create-producer"]), "producer"),
+        "OK",
+        "the namespace has no quota"
+    );
+    admin_ok(&b, &["topics", "remove-backlog-quota", own]);
+    assert_eq!(
+        common::case_result(&client(&b, "own-quota", &["create-producer"]), "producer"),
+        "OK"
+    );
+}

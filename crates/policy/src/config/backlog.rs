@@ -89,8 +89,7 @@ pub(super) fn parse(raw: &mut Properties) -> Result<BacklogSettings, ConfigError
 }
 
 impl BacklogSettings {
-    /// A topic's rules: its own TTL, else its namespace's, else the broker's; its namespace's
-    /// quotas, the broker's where it sets none.
+    /// A topic's rules: its own TTL and quotas, else its namespace's, else the broker's.
     pub fn rules(&self, ns: &Policies, topic: &TopicPolicies) -> BacklogRules {
         let ttl_seconds = match topic.message_ttl_in_seconds.or(ns.message_ttl_in_seconds) {
             Some(s) => u64::try_from(s).unwrap_or(0),
@@ -109,9 +108,10 @@ impl BacklogSettings {
             BacklogQuotaType::DestinationStorage,
             BacklogQuotaType::MessageAge,
         ] {
-            let q = ns
+            let q = topic
                 .backlog_quota_map
                 .get(&kind)
+                .or_else(|| ns.backlog_quota_map.get(&kind))
                 .unwrap_or(&self.default_quota);
             rules.quota(kind, q);
         }
@@ -171,6 +171,19 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.rules(&ns, &topic).ttl, Some(Duration::from_secs(60)));
+        let mut topic = topic;
+        topic.backlog_quota_map.insert(
+            BacklogQuotaType::DestinationStorage,
+            BacklogQuota {
+                limit_size: 99,
+                limit_time: -1,
+                policy: QuotaPolicy::ProducerException,
+            },
+        );
+        assert_eq!(
+            s.rules(&ns, &topic).size,
+            Some((99, QuotaPolicy::ProducerException))
+        );
         assert_eq!(r.size, Some((10, QuotaPolicy::ConsumerBacklogEviction)));
         assert_eq!(r.age, broker.age);
     }

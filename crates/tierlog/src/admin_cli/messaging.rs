@@ -2,7 +2,8 @@
 //! `namespaces set|get|remove-message-ttl`, `set|get|remove-compaction-threshold`,
 //! `set-backlog-quota|get-backlog-quotas|remove-backlog-quota`, `topics set|get|remove-message-ttl`,
 //! `topics expire-messages[-all-subscriptions]`, `topics compact|compaction-status`,
-//! `topics set|get|remove-deduplication`.
+//! `topics set|get|remove-deduplication`, `topics set-backlog-quota|get-backlog-quotas|
+//! remove-backlog-quota`.
 
 use clap::Subcommand;
 use protocol::NamespaceName;
@@ -70,8 +71,48 @@ pub enum NamespaceMessaging {
     },
 }
 
+/// pulsar-admin's backlog quota body from `--limit`, `--limitTime` and `--policy`.
+fn quota_body(
+    limit: Option<&str>,
+    limit_time: Option<&str>,
+    policy: &str,
+) -> anyhow::Result<Value> {
+    let limit_size = limit.map(parse_size).transpose()?.unwrap_or(-1);
+    let limit_time = limit_time
+        .map(parse_time_seconds)
+        .transpose()?
+        .unwrap_or(-1);
+    Ok(json!({
+        "limit": limit_size,
+        "limitSize": limit_size,
+        "limitTime": limit_time,
+        "policy": policy,
+    }))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TopicMessaging {
+    /// The topic's own backlog quota of a type, over its namespace's.
+    SetBacklogQuota {
+        topic: String,
+        #[arg(long, short = 'l', allow_hyphen_values = true)]
+        limit: Option<String>,
+        #[arg(long = "limitTime", allow_hyphen_values = true)]
+        limit_time: Option<String>,
+        #[arg(long, short = 'p')]
+        policy: String,
+        #[arg(long = "type", short = 't', default_value = "destination_storage")]
+        kind: String,
+    },
+    /// The topic's own backlog quotas by type.
+    GetBacklogQuotas {
+        topic: String,
+    },
+    RemoveBacklogQuota {
+        topic: String,
+        #[arg(long = "type", short = 't', default_value = "destination_storage")]
+        kind: String,
+    },
     /// The topic's own message TTL, over its namespace's (0: no TTL for this topic).
     SetMessageTtl {
         topic: String,
@@ -160,19 +201,8 @@ pub(super) async fn namespaces(c: &Client, cmd: NamespaceMessaging) -> anyhow::R
             policy,
             kind,
         } => {
-            let limit_size = limit.as_deref().map(parse_size).transpose()?.unwrap_or(-1);
-            let limit_time = limit_time
-                .as_deref()
-                .map(parse_time_seconds)
-                .transpose()?
-                .unwrap_or(-1);
+            let body = quota_body(limit.as_deref(), limit_time.as_deref(), &policy)?;
             let p = format!("{}/backlogQuota?backlogQuotaType={kind}", base(&namespace)?);
-            let body = json!({
-                "limit": limit_size,
-                "limitSize": limit_size,
-                "limitTime": limit_time,
-                "policy": policy,
-            });
             c.call(M::POST, &p, Some(&body)).await?;
         }
         NamespaceMessaging::SetCompactionThreshold {
@@ -219,6 +249,25 @@ pub(super) async fn topics(c: &Client, cmd: TopicMessaging) -> anyhow::Result<()
         ))
     };
     match cmd {
+        TopicMessaging::SetBacklogQuota {
+            topic,
+            limit,
+            limit_time,
+            policy,
+            kind,
+        } => {
+            let body = quota_body(limit.as_deref(), limit_time.as_deref(), &policy)?;
+            let p = format!("{}/backlogQuota?backlogQuotaType={kind}", path(&topic)?);
+            c.call(M::POST, &p, Some(&body)).await?;
+        }
+        TopicMessaging::GetBacklogQuotas { topic } => {
+            let v: Option<Value> = c.get(&format!("{}/backlogQuotaMap", path(&topic)?)).await?;
+            print_json(&v.unwrap_or_default())?
+        }
+        TopicMessaging::RemoveBacklogQuota { topic, kind } => {
+            let p = format!("{}/backlogQuota?backlogQuotaType={kind}", path(&topic)?);
+            c.send(M::DELETE, &p).await?;
+        }
         TopicMessaging::SetMessageTtl { topic, ttl } => {
             let secs = parse_time_seconds(&ttl)?;
             let p = format!("{}/messageTTL?messageTTL={secs}", path(&topic)?);

@@ -440,6 +440,24 @@ pub fn api() -> auth::Api {
         )
         .route(
             M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/backlogQuotaMap",
+            R::TOPIC_ADMIN,
+            get(t::get_backlog_quotas),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/backlogQuota",
+            R::TOPIC_ADMIN,
+            post(t::set_backlog_quota),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/backlogQuota",
+            R::TOPIC_ADMIN,
+            delete(t::remove_backlog_quota),
+        )
+        .route(
+            M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/deduplicationEnabled",
             R::TOPIC_ADMIN,
             get(t::get_deduplication),

@@ -304,7 +304,7 @@ pub struct QuotaTypeQuery {
 
 impl QuotaTypeQuery {
     /// The quota type asked for (`destination_storage` when none is named).
-    fn kind(&self) -> Result<broker::BacklogQuotaType, ApiError> {
+    pub(super) fn kind(&self) -> Result<broker::BacklogQuotaType, ApiError> {
         match self.kind.as_deref() {
             None => Ok(broker::BacklogQuotaType::DestinationStorage),
             Some(k) => broker::BacklogQuotaType::parse(k).ok_or_else(|| {
@@ -329,19 +329,7 @@ pub async fn set_backlog_quota(
     let kind = q.kind()?;
     let quota: broker::BacklogQuota = body(&raw, "backlog quota")?;
     let policies = s.policy.store().policies(&ns).await?;
-    // As Pulsar: a quota the retention would trim before it is reached is refused.
-    if let Some(r) = &policies.retention_policies {
-        let size_ok = r.retention_size_in_mb <= 0
-            || quota.limit_size < r.retention_size_in_mb.saturating_mul(1 << 20);
-        let time_ok =
-            r.retention_time_in_minutes <= 0 || quota.limit_time < r.retention_time_in_minutes * 60;
-        if !(size_ok && time_ok) {
-            return Err(ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "Backlog Quota exceeds configured retention quota for namespace. Please increase retention quota and retry",
-            ));
-        }
-    }
+    check_quota_within_retention(&quota, policies.retention_policies.as_ref(), "namespace")?;
     s.policy
         .update_namespace(&ns, move |p| {
             p.backlog_quota_map.insert(kind, quota);
@@ -387,4 +375,28 @@ pub async fn remove_compaction_threshold(State(s): S, Ns(ns): Ns) -> ApiResult {
         .update_namespace(&ns, |p| p.compaction_threshold = None)
         .await?;
     no_content()
+}
+
+/// As Pulsar: a quota the retention would trim before it is reached is refused.
+pub(super) fn check_quota_within_retention(
+    quota: &broker::BacklogQuota,
+    retention: Option<&RetentionPolicies>,
+    level: &str,
+) -> Result<(), ApiError> {
+    let Some(r) = retention else {
+        return Ok(());
+    };
+    let size_ok = r.retention_size_in_mb <= 0
+        || quota.limit_size < r.retention_size_in_mb.saturating_mul(1 << 20);
+    let time_ok =
+        r.retention_time_in_minutes <= 0 || quota.limit_time < r.retention_time_in_minutes * 60;
+    if size_ok && time_ok {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        format!(
+            "Backlog Quota exceeds configured retention quota for {level}. Please increase retention quota and retry"
+        ),
+    ))
 }

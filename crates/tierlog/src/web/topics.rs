@@ -416,3 +416,50 @@ pub async fn remove_deduplication(State(s): S, Topic(t): Topic) -> ApiResult {
         .await?;
     no_content()
 }
+
+/// A topic's own backlog quotas by type (over its namespace's).
+pub async fn get_backlog_quotas(State(s): S, Topic(t): Topic) -> ApiResult {
+    json(&s.policy.topic_policies(&t).await?.backlog_quota_map)
+}
+
+pub async fn set_backlog_quota(
+    State(s): S,
+    Topic(t): Topic,
+    Query(q): Query<super::namespaces::QuotaTypeQuery>,
+    raw: Bytes,
+) -> ApiResult {
+    let kind = q.kind()?;
+    let quota: broker::BacklogQuota = body(&raw, "backlog quota")?;
+    let own = s.policy.topic_policies(&t).await?.retention_policies;
+    let ns = s
+        .policy
+        .store()
+        .policies(t.namespace())
+        .await?
+        .retention_policies;
+    let (retention, level) = match own {
+        Some(r) => (Some(r), "topic"),
+        None => (ns, "namespace"),
+    };
+    super::namespaces::check_quota_within_retention(&quota, retention.as_ref(), level)?;
+    s.policy
+        .update_topic(&t, move |p| {
+            p.backlog_quota_map.insert(kind, quota);
+        })
+        .await?;
+    no_content()
+}
+
+pub async fn remove_backlog_quota(
+    State(s): S,
+    Topic(t): Topic,
+    Query(q): Query<super::namespaces::QuotaTypeQuery>,
+) -> ApiResult {
+    let kind = q.kind()?;
+    s.policy
+        .update_topic(&t, move |p| {
+            p.backlog_quota_map.remove(&kind);
+        })
+        .await?;
+    no_content()
+}
