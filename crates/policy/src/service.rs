@@ -194,6 +194,16 @@ impl PolicyService {
             .await?)
     }
 
+    /// Deletes generation `generation` of a topic's compacted ledger, in every tier, if it
+    /// exists.
+    async fn delete_compacted_ledger(&self, topic: &TopicName, generation: u64) -> Result<()> {
+        let name = compacted_ledger_name(topic, generation);
+        if self.factory.exists(&name).await? {
+            self.factory.delete(&name).await?;
+        }
+        Ok(())
+    }
+
     /// Opens an existing topic (`TopicNotFound` if it was never created).
     pub async fn existing_topic(&self, topic: &TopicName) -> Result<ManagedLedger> {
         self.store.policies(topic.namespace()).await?;
@@ -492,10 +502,8 @@ impl PolicyService {
             })?;
         self.store.delete_dedup_snapshot(topic).await?;
         if let Some(state) = self.store.compaction_state(topic).await? {
-            let name = compacted_ledger_name(topic, state.generation);
-            if self.factory.exists(&name).await? {
-                self.factory.delete(&name).await?;
-            }
+            self.delete_compacted_ledger(topic, state.generation)
+                .await?;
             self.store.delete_compaction_state(topic).await?;
         }
         if topic.partition_index().is_none() {
@@ -796,14 +804,9 @@ impl TopicStore for PolicyService {
         topic: &TopicName,
         generation: u64,
     ) -> Result<(), BrokerError> {
-        let name = compacted_ledger_name(topic, generation);
-        let gone = async {
-            if self.factory.exists(&name).await? {
-                self.factory.delete(&name).await?;
-            }
-            Ok::<(), PolicyError>(())
-        };
-        gone.await.map_err(|e| e.for_broker(topic))
+        self.delete_compacted_ledger(topic, generation)
+            .await
+            .map_err(|e| e.for_broker(topic))
     }
 
     async fn dedup_snapshot(

@@ -39,7 +39,7 @@ fn compaction_reads_offloaded_ledgers_and_read_compacted_readers_get_the_latest_
         status.trim_end().ends_with("Offload was a success"),
         "{status}"
     );
-    wait_for_no_hot_sealed_ledger(dir.path());
+    common::wait_for_no_hot_sealed_ledger(dir.path());
     // The compacted ledger is offloaded as the namespace's threshold says (0: at once).
     common::admin_ok(
         &b,
@@ -65,7 +65,7 @@ fn compaction_reads_offloaded_ledgers_and_read_compacted_readers_get_the_latest_
     assert_eq!(status.trim(), "Compaction was a success");
 
     // No hot copy left but the ledger being written: the view is read from the tier too.
-    wait_for_no_hot_sealed_ledger(dir.path());
+    common::wait_for_no_hot_sealed_ledger(dir.path());
 
     let latest = "k0=v2,k1=v2,k2=v2,k3=v2";
     assert_eq!(
@@ -95,25 +95,6 @@ fn compaction_reads_offloaded_ledgers_and_read_compacted_readers_get_the_latest_
         common::case_result(&client(&b, "read-compacted"), "read"),
         "k1=v2,k2=v2,k3=v2,k0=v3"
     );
-}
-
-/// Waits until every sealed ledger's hot copy is gone (offloaded, deletion lag 0).
-fn wait_for_no_hot_sealed_ledger(dir: &std::path::Path) {
-    let hot = dir.join("data/ledgers");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&hot)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().ends_with(".sealed"))
-        })
-        .unwrap_or(false)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "hot copies of sealed ledgers remain"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

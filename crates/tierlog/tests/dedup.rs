@@ -125,21 +125,7 @@ fn resent_sequence_ids_are_dropped_across_a_kill_and_a_full_offload() {
         status.trim_end().ends_with("Offload was a success"),
         "{status}"
     );
-    let hot = dir.path().join("data/ledgers");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&hot)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().ends_with(".sealed"))
-        })
-        .unwrap_or(false)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "hot copies of offloaded ledgers remain"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::wait_for_no_hot_sealed_ledger(dir.path());
     drop(broker.stop("KILL"));
 
     // Recovery now reads the sequence ids from the bucket.

@@ -71,6 +71,12 @@ pub enum NamespaceMessaging {
     },
 }
 
+/// Prints a setting as the server has it (`null` when unset).
+async fn show(c: &Client, path: &str) -> anyhow::Result<()> {
+    let v: Option<Value> = c.get(path).await?;
+    print_json(&v.unwrap_or_default())
+}
+
 /// pulsar-admin's backlog quota body from `--limit`, `--limitTime` and `--policy`.
 fn quota_body(
     limit: Option<&str>,
@@ -187,8 +193,7 @@ pub(super) async fn namespaces(c: &Client, cmd: NamespaceMessaging) -> anyhow::R
             c.call(M::POST, &p, Some(&secs)).await?;
         }
         NamespaceMessaging::GetMessageTtl { namespace } => {
-            let v: Option<Value> = c.get(&format!("{}/messageTTL", base(&namespace)?)).await?;
-            print_json(&v.unwrap_or_default())?
+            show(c, &format!("{}/messageTTL", base(&namespace)?)).await?
         }
         NamespaceMessaging::RemoveMessageTtl { namespace } => {
             c.send(M::DELETE, &format!("{}/messageTTL", base(&namespace)?))
@@ -214,10 +219,7 @@ pub(super) async fn namespaces(c: &Client, cmd: NamespaceMessaging) -> anyhow::R
             c.call(M::PUT, &p, Some(&bytes)).await?;
         }
         NamespaceMessaging::GetCompactionThreshold { namespace } => {
-            let v: Option<Value> = c
-                .get(&format!("{}/compactionThreshold", base(&namespace)?))
-                .await?;
-            print_json(&v.unwrap_or_default())?
+            show(c, &format!("{}/compactionThreshold", base(&namespace)?)).await?
         }
         NamespaceMessaging::RemoveCompactionThreshold { namespace } => {
             c.send(
@@ -227,10 +229,7 @@ pub(super) async fn namespaces(c: &Client, cmd: NamespaceMessaging) -> anyhow::R
             .await?;
         }
         NamespaceMessaging::GetBacklogQuotas { namespace } => {
-            let v: Option<Value> = c
-                .get(&format!("{}/backlogQuotaMap", base(&namespace)?))
-                .await?;
-            print_json(&v.unwrap_or_default())?
+            show(c, &format!("{}/backlogQuotaMap", base(&namespace)?)).await?
         }
         NamespaceMessaging::RemoveBacklogQuota { namespace, kind } => {
             let p = format!("{}/backlogQuota?backlogQuotaType={kind}", base(&namespace)?);
@@ -261,8 +260,7 @@ pub(super) async fn topics(c: &Client, cmd: TopicMessaging) -> anyhow::Result<()
             c.call(M::POST, &p, Some(&body)).await?;
         }
         TopicMessaging::GetBacklogQuotas { topic } => {
-            let v: Option<Value> = c.get(&format!("{}/backlogQuotaMap", path(&topic)?)).await?;
-            print_json(&v.unwrap_or_default())?
+            show(c, &format!("{}/backlogQuotaMap", path(&topic)?)).await?
         }
         TopicMessaging::RemoveBacklogQuota { topic, kind } => {
             let p = format!("{}/backlogQuota?backlogQuotaType={kind}", path(&topic)?);
@@ -283,10 +281,7 @@ pub(super) async fn topics(c: &Client, cmd: TopicMessaging) -> anyhow::Result<()
             c.call(M::POST, &p, Some(&on)).await?;
         }
         TopicMessaging::GetDeduplication { topic } => {
-            let v: Option<Value> = c
-                .get(&format!("{}/deduplicationEnabled", path(&topic)?))
-                .await?;
-            print_json(&v.unwrap_or_default())?
+            show(c, &format!("{}/deduplicationEnabled", path(&topic)?)).await?
         }
         TopicMessaging::RemoveDeduplication { topic } => {
             c.send(
@@ -296,8 +291,7 @@ pub(super) async fn topics(c: &Client, cmd: TopicMessaging) -> anyhow::Result<()
             .await?;
         }
         TopicMessaging::GetMessageTtl { topic } => {
-            let v: Option<Value> = c.get(&format!("{}/messageTTL", path(&topic)?)).await?;
-            print_json(&v.unwrap_or_default())?
+            show(c, &format!("{}/messageTTL", path(&topic)?)).await?
         }
         TopicMessaging::RemoveMessageTtl { topic } => {
             c.send(M::DELETE, &format!("{}/messageTTL", path(&topic)?))

@@ -271,3 +271,23 @@ pub async fn receive_until_quiet_with(
     }
     out
 }
+
+/// Waits (up to 30 s) until no sealed ledger has a hot copy left (all offloaded, deletion
+/// lag 0).
+pub fn wait_for_no_hot_sealed_ledger(dir: &std::path::Path) {
+    let hot = dir.join("data/ledgers");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_dir(&hot)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".sealed"))
+        })
+        .unwrap_or(false)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hot copies of offloaded ledgers remain"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
