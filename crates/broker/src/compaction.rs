@@ -117,6 +117,16 @@ impl CompactedView {
     }
 }
 
+impl CompactedView {
+    /// The view's last entry (original position and data), if it keeps any.
+    pub(crate) async fn last(&self) -> Result<Option<ledger::Entry>, BrokerError> {
+        let Some(&(original, _)) = self.index.last() else {
+            return Ok(None);
+        };
+        Ok(self.read(original, 1).await?.pop())
+    }
+}
+
 /// A compacted ledger entry: the original position (ledger id, entry id, big-endian) and the
 /// entry as the producer sent it.
 fn wrap_entry(original: Position, data: &[u8]) -> Bytes {

@@ -499,6 +499,14 @@ impl Subscription {
         self.state().consumers.iter().any(|c| c.spec.key == key)
     }
 
+    /// Whether the consumer reads the compacted view (`read_compacted`).
+    pub(crate) fn reads_compacted(&self, key: ConsumerKey) -> bool {
+        self.state()
+            .consumers
+            .iter()
+            .any(|c| c.spec.key == key && c.spec.read_compacted)
+    }
+
     /// Detaches a consumer; its unacknowledged deliveries go back for redelivery. Returns how
     /// many consumers are left.
     pub(crate) fn remove_consumer(&self, key: ConsumerKey) -> usize {

@@ -158,4 +158,10 @@ fn a_batch_keeps_only_its_newest_messages_in_the_view() {
         "b1=x1,b0=x2,b2=x1"
     );
     assert_eq!(common::case_result(&client(&b, "read-all"), "all"), "4");
+    // A reader looping on has_message_available is told the view's last message, not the
+    // log's (the batch there has fewer messages).
+    assert_eq!(
+        common::case_result(&client(&b, "read-available"), "available"),
+        "b1=x1,b0=x2,b2=x1"
+    );
 }

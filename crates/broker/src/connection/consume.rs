@@ -191,15 +191,28 @@ impl Conn {
             .get(&c.consumer_id)
             .ok_or(BrokerError::ConsumerNotFound)?;
         let ml = &k.topic.ml;
-        let last = ml.last_confirmed();
+        let live = ml.last_confirmed();
         let partition = k.topic.partition;
+        // A read_compacted consumer whose view covers the whole log reads its last message
+        // from the view (a batch there may hold fewer messages than in the log).
+        let view = match k.sub.reads_compacted((self.id, c.consumer_id)) {
+            true => k.topic.compacted_view().await?,
+            false => None,
+        };
+        let (last, entry) = match view.filter(|v| live.entry_id < 0 || live <= v.horizon) {
+            Some(v) => match v.last().await? {
+                Some(e) => (e.position, Some(e)),
+                None => (Position::new(-1, -1), None),
+            },
+            None if live.entry_id >= 0 => (live, ml.read(live, 1, usize::MAX).await?.pop()),
+            None => (live, None),
+        };
         let mut id = if last.entry_id < 0 {
             commands::message_id(-1, -1, partition)
         } else {
             commands::message_id(last.ledger_id, last.entry_id, partition)
         };
-        if last.entry_id >= 0
-            && let Some(e) = ml.read(last, 1, usize::MAX).await?.pop()
+        if let Some(e) = entry
             && let Ok((meta, _)) = protocol::parse_entry(&e.data)
             && let Some(n) = meta.num_messages_in_batch
         {

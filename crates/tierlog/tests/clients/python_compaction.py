@@ -6,6 +6,8 @@ usage: python_compaction.py SERVICE_URL TOPIC PHASE
   PHASE produce-batch:  one batch of b0 = x1, b1 = x1, b0 = x2, b2 = x1.
   PHASE produce-more:   k0 = v3.
   PHASE read-compacted: a read_compacted reader from the start; prints `read <key=value,...>`.
+  PHASE read-available: as read-compacted, looping on has_message_available; prints
+                        `available <key=value,...>`.
   PHASE read-all:       a plain reader from the start; prints `all <count>`.
 """
 import sys
@@ -51,6 +53,15 @@ elif phase == "produce-more":
 elif phase == "read-compacted":
     got = read(True)
     print("read", ",".join(f"{m.partition_key()}={m.data().decode()}" for m in got), flush=True)
+elif phase == "read-available":
+    # The usual reader loop: has_message_available asks for the last message id.
+    r = c.create_reader(topic, pulsar.MessageId.earliest, is_read_compacted=True)
+    got = []
+    while r.has_message_available():
+        got.append(r.read_next(timeout_millis=5000))
+    r.close()
+    print("available", ",".join(f"{m.partition_key()}={m.data().decode()}" for m in got),
+          flush=True)
 elif phase == "read-all":
     print("all", len(read(False)), flush=True)
 c.close()
