@@ -530,6 +530,16 @@ async fn expiring_tokens_are_challenged_and_refreshed_or_the_connection_closes()
         token
     };
     let port = b.broker_port;
+    // No anonymousUserRole here: a CONNECT without credentials is refused as Pulsar does.
+    let (reply, closed) = common::raw::Raw::connect_without_auth(port).await;
+    let e = reply.error.clone().unwrap_or_else(|| panic!("{reply:?}"));
+    assert_eq!(
+        e.error,
+        pb::ServerError::AuthenticationError as i32,
+        "{reply:?}"
+    );
+    assert!(e.message.contains("Authentication required"), "{e:?}");
+    assert!(closed, "the connection stays open");
     let t = expiring("app", 2);
     let mut refreshing =
         common::raw::Raw::connect_authenticated(port, "token", t.as_bytes(), true).await;

@@ -108,7 +108,16 @@ impl Raw {
     /// Sends CONNECT with `auth` (method name, data) and returns the broker's first reply,
     /// and whether the broker then closed the connection.
     pub async fn connect_with_auth(port: u16, method: &str, data: &[u8]) -> (BaseCommand, bool) {
-        let (mut raw, reply) = Self::open(port, Self::auth(method, data)).await;
+        Self::connect_replied(port, Self::auth(method, data)).await
+    }
+
+    /// Sends CONNECT with no credentials; the broker's first reply, and whether it then closed.
+    pub async fn connect_without_auth(port: u16) -> (BaseCommand, bool) {
+        Self::connect_replied(port, pb::CommandConnect::default()).await
+    }
+
+    async fn connect_replied(port: u16, connect: pb::CommandConnect) -> (BaseCommand, bool) {
+        let (mut raw, reply) = Self::open(port, connect).await;
         let closed = matches!(
             tokio::time::timeout(Duration::from_secs(5), raw.reader.next()).await,
             Ok(Ok(None)) | Ok(Err(_))
