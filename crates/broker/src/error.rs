@@ -44,6 +44,12 @@ pub enum BrokerError {
     ConsumerNotFound,
     #[error("Subscription not found: {0}")]
     SubscriptionNotFound(String),
+    /// An admin request creates a subscription that exists.
+    #[error("Subscription already exists for topic")]
+    SubscriptionExists(String),
+    /// An admin request deletes a subscription that has consumers, without `force`.
+    #[error("Subscription has active connected consumers")]
+    SubscriptionBusy,
     /// A long-running operation (compaction) is already running.
     #[error("{0}")]
     AlreadyRunning(String),
@@ -81,7 +87,9 @@ impl BrokerError {
             BrokerError::IncompatibleSchema(_) => ServerError::IncompatibleSchema,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
             BrokerError::SubscriptionNotFound(_) => ServerError::SubscriptionNotFound,
-            BrokerError::AlreadyRunning(_) => ServerError::NotAllowedError,
+            BrokerError::AlreadyRunning(_)
+            | BrokerError::SubscriptionExists(_)
+            | BrokerError::SubscriptionBusy => ServerError::NotAllowedError,
             BrokerError::TooManyRequests => ServerError::TooManyRequests,
             BrokerError::Storage(ledger::LedgerError::InvalidPosition { .. }) => {
                 ServerError::NotAllowedError

@@ -6,6 +6,7 @@
 //!
 //! Topic storage and namespace policies come from the embedding binary through [`TopicStore`].
 
+pub mod admin;
 mod backlog;
 mod compaction;
 mod connection;

@@ -717,6 +717,11 @@ impl Subscription {
         }
     }
 
+    /// The subscription's cursor as it is now (acks not persisted yet included).
+    pub(crate) fn cursor_state(&self) -> CursorState {
+        self.state().cursor.clone()
+    }
+
     /// The subscription's mark-delete position, for GET_LAST_MESSAGE_ID.
     pub(crate) fn mark_delete(&self) -> Position {
         self.state().cursor.mark_delete
@@ -1074,6 +1079,28 @@ pub(crate) fn read_position_for(ml: &ManagedLedger, id: Position) -> Position {
     } else {
         // Nothing past the end: a reader or seek there would skip what is produced next.
         Position::new(id.ledger_id, id.entry_id.max(0)).min(end)
+    }
+}
+
+/// The first entry published at or after `ts` (ms), or the end of the topic.
+pub(crate) async fn find_by_publish_time(
+    ml: &ledger::ManagedLedger,
+    ts: u64,
+) -> Result<Position, BrokerError> {
+    let mut from = ml.first_position();
+    loop {
+        let batch = ml.read(from, 1000, 64 << 20).await?;
+        let Some(last) = batch.last().map(|e| e.position) else {
+            return Ok(ml.position_after(ml.last_confirmed()));
+        };
+        for e in &batch {
+            if let Ok((meta, _)) = protocol::parse_entry(&e.data)
+                && meta.publish_time >= ts
+            {
+                return Ok(e.position);
+            }
+        }
+        from = Position::new(last.ledger_id, last.entry_id + 1);
     }
 }
 

@@ -24,7 +24,7 @@ pub struct Topic {
     pub partition: i32,
     /// Bumped whenever entries become durable, to wake dispatchers at the tail.
     appended: watch::Sender<u64>,
-    subscriptions: tokio::sync::Mutex<HashMap<String, Arc<Subscription>>>,
+    pub(crate) subscriptions: tokio::sync::Mutex<HashMap<String, Arc<Subscription>>>,
     producers: std::sync::Mutex<Producers>,
     /// How subscriptions deliver: unacknowledged limits, delayed delivery, batch-index acks.
     pub(crate) delivery: crate::subscription::DeliveryRules,

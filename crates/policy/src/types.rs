@@ -179,7 +179,8 @@ pub struct PartitionedTopicMetadata {
     pub partitions: u32,
 }
 
-/// `MessageIdImpl` as the admin API sends it (offload trigger, offload status).
+/// `MessageIdImpl` (`BatchMessageIdImpl` with a batch index) as the admin API sends it
+/// (offload trigger and status, last message id, subscription positions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIdJson {
@@ -187,6 +188,18 @@ pub struct MessageIdJson {
     pub entry_id: i64,
     #[serde(default = "minus_one_i32")]
     pub partition_index: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_index: Option<i32>,
+}
+
+/// Pulsar's `ResetCursorData`: a message id, and whether the position starts after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetCursorData {
+    #[serde(flatten)]
+    pub id: MessageIdJson,
+    #[serde(default)]
+    pub is_excluded: bool,
 }
 
 fn minus_one_i32() -> i32 {
@@ -199,6 +212,7 @@ impl MessageIdJson {
             ledger_id,
             entry_id,
             partition_index: -1,
+            batch_index: None,
         }
     }
 }

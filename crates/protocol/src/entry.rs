@@ -81,23 +81,50 @@ pub fn batched_messages(entry: &[u8]) -> Option<Vec<BatchedMessage>> {
     if compressed || !meta.encryption_keys.is_empty() || count < 0 {
         return None;
     }
-    let mut at = payload_at;
-    let mut out = Vec::with_capacity(count as usize);
+    let records = split_batch(entry.get(payload_at..)?, count as usize)?;
+    Some(
+        records
+            .into_iter()
+            .map(|r| BatchedMessage {
+                empty: r.payload.is_empty() || r.meta.null_value == Some(true),
+                key: r.meta.partition_key.filter(|k| !k.is_empty()),
+                span: payload_at + r.record.start..payload_at + r.record.end,
+            })
+            .collect(),
+    )
+}
+
+/// One message of an uncompressed batch payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRecord {
+    pub meta: crate::pb::SingleMessageMetadata,
+    /// `[u32 size][SingleMessageMetadata][payload]` of this message, in the batch payload.
+    pub record: std::ops::Range<usize>,
+    /// Its payload, in the batch payload.
+    pub payload: std::ops::Range<usize>,
+}
+
+/// Splits an uncompressed batch payload of `count` messages (what follows a batch entry's
+/// metadata, or what Pulsar's admin API answers for one); `None` if it is malformed.
+pub fn split_batch(payload: &[u8], count: usize) -> Option<Vec<BatchRecord>> {
+    let mut at = 0usize;
+    let mut out = Vec::with_capacity(count.min(payload.len()));
     for _ in 0..count {
         let start = at;
-        let size = u32::from_be_bytes(entry.get(at..at + 4)?.try_into().ok()?) as usize;
+        let size = u32::from_be_bytes(payload.get(at..at + 4)?.try_into().ok()?) as usize;
         at += 4;
-        let single =
-            crate::pb::SingleMessageMetadata::decode(entry.get(at..at.checked_add(size)?)?).ok()?;
+        let meta =
+            crate::pb::SingleMessageMetadata::decode(payload.get(at..at.checked_add(size)?)?)
+                .ok()?;
         at += size;
-        let payload = usize::try_from(single.payload_size).ok()?;
-        entry.get(at..at.checked_add(payload)?)?;
-        at += payload;
-        out.push(BatchedMessage {
-            key: single.partition_key.filter(|k| !k.is_empty()),
-            empty: payload == 0 || single.null_value == Some(true),
-            span: start..at,
+        let len = usize::try_from(meta.payload_size).ok()?;
+        payload.get(at..at.checked_add(len)?)?;
+        out.push(BatchRecord {
+            meta,
+            record: start..at + len,
+            payload: at..at + len,
         });
+        at += len;
     }
     Some(out)
 }

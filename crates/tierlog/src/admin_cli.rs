@@ -19,6 +19,7 @@ use crate::offload_dump::OutputFormat;
 mod client;
 mod messaging;
 mod schemas;
+mod subscriptions;
 mod units;
 use client::Client;
 use units::{parse_size, parse_time_seconds, retention};
@@ -368,6 +369,8 @@ pub enum Topics {
     },
     #[command(flatten)]
     Messaging(messaging::TopicMessaging),
+    #[command(flatten)]
+    Subscriptions(subscriptions::TopicSubscriptions),
     /// The roles granted actions on the topic (namespace-wide grants included).
     Permissions {
         topic: String,
@@ -808,6 +811,7 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
     };
     match cmd {
         Topics::Messaging(cmd) => messaging::topics(c, cmd).await?,
+        Topics::Subscriptions(cmd) => subscriptions::run(c, cmd, output).await?,
         Topics::List { namespace } => {
             let topics: Vec<String> = c.get(&names(&namespace)?).await?.unwrap_or_default();
             print_list(&topics, output)?;

@@ -166,7 +166,7 @@ impl Conn {
         let target = if let Some(id) = &c.message_id {
             read_position_for(ml, position(id))
         } else if let Some(ts) = c.message_publish_time {
-            find_by_publish_time(ml, ts).await?
+            crate::subscription::find_by_publish_time(ml, ts).await?
         } else {
             return Err(BrokerError::Metadata(
                 "SEEK needs a message id or a publish time".into(),
@@ -264,27 +264,5 @@ impl Conn {
         if let Some(k) = self.consumers.remove(&consumer_id) {
             k.detach((self.id, consumer_id)).await;
         }
-    }
-}
-
-/// The first entry published at or after `ts` (ms), or the end of the topic.
-pub(super) async fn find_by_publish_time(
-    ml: &ledger::ManagedLedger,
-    ts: u64,
-) -> Result<Position, BrokerError> {
-    let mut from = ml.first_position();
-    loop {
-        let batch = ml.read(from, 1000, 64 << 20).await?;
-        let Some(last) = batch.last().map(|e| e.position) else {
-            return Ok(ml.position_after(ml.last_confirmed()));
-        };
-        for e in &batch {
-            if let Ok((meta, _)) = protocol::parse_entry(&e.data)
-                && meta.publish_time >= ts
-            {
-                return Ok(e.position);
-            }
-        }
-        from = Position::new(last.ledger_id, last.entry_id + 1);
     }
 }

@@ -6,6 +6,12 @@ use policy::types::ErrorBody;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// A message as the admin API sends it.
+pub(super) struct RawMessage {
+    pub(super) headers: reqwest::header::HeaderMap,
+    pub(super) body: bytes::Bytes,
+}
+
 pub(super) struct Client {
     pub(super) http: reqwest::Client,
     pub(super) base: String,
@@ -42,6 +48,31 @@ impl Client {
             bail!("{reason}\n\nReason: HTTP {status}");
         }
         Ok(text)
+    }
+
+    /// A GET of a message as Pulsar's admin API answers it (payload body, `X-Pulsar-*`
+    /// headers); `None` when the server has none there (404).
+    pub(super) async fn get_message(&self, path: &str) -> anyhow::Result<Option<RawMessage>> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin service at {}", self.base))?;
+        let status = resp.status().as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await?;
+        if status >= 400 {
+            let reason = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|e| e.reason)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            bail!("{reason}\n\nReason: HTTP {status}");
+        }
+        Ok(Some(RawMessage { headers, body }))
     }
 
     /// A request without a body.

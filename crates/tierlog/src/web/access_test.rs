@@ -117,6 +117,12 @@ fn concrete(path: &str) -> String {
         .replace("{ns}", "default")
         .replace("{topic}", "t1")
         .replace("{role}", "someone")
+        .replace("{sub}", "s1")
+        .replace("{seconds}", "1")
+        .replace("{timestamp}", "1")
+        .replace("{n}", "1")
+        .replace("{ledger}", "1")
+        .replace("{entry}", "0")
 }
 
 async fn call(

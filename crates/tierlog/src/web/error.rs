@@ -68,14 +68,15 @@ impl From<broker::BrokerError> for ApiError {
         use broker::BrokerError as B;
         let status = match &e {
             B::TopicNotFound(_) | B::SubscriptionNotFound(_) => StatusCode::NOT_FOUND,
-            B::InvalidName(_) | B::NotAllowed(_) | B::TopicBusy(_) => {
+            B::InvalidName(_) | B::NotAllowed(_) | B::TopicBusy(_) | B::SubscriptionBusy => {
                 StatusCode::PRECONDITION_FAILED
             }
             B::TopicFenced(_) | B::NotOwned(_) => StatusCode::SERVICE_UNAVAILABLE,
             B::ConsumerBusy(_)
             | B::ProducerBusy(_)
             | B::IncompatibleSchema(_)
-            | B::AlreadyRunning(_) => StatusCode::CONFLICT,
+            | B::AlreadyRunning(_)
+            | B::SubscriptionExists(_) => StatusCode::CONFLICT,
             B::NotAuthorized(_) => StatusCode::FORBIDDEN,
             B::Storage(l) => ledger_status(l),
             _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -11,6 +11,7 @@ mod cluster;
 mod error;
 mod namespaces;
 mod schemas;
+mod subscriptions;
 mod topics;
 
 use std::sync::Arc;
@@ -123,6 +124,7 @@ pub fn api() -> auth::Api {
     use cluster as c;
     use namespaces as n;
     use schemas as sc;
+    use subscriptions as su;
     use topics as t;
     auth::Api::new()
         .route(
@@ -509,6 +511,72 @@ pub fn api() -> auth::Api {
             "/admin/v2/persistent/{t}/{ns}/{topic}/subscription/{sub}/expireMessages/{seconds}",
             R::TOPIC_ADMIN,
             post(t::expire_messages),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/subscriptions",
+            R::TOPIC_LOOKUP,
+            get(su::list),
+        )
+        .route(
+            M::PUT,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/subscription/{sub}",
+            R::TOPIC_ADMIN,
+            put(su::create),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/subscription/{sub}",
+            R::TOPIC_ADMIN,
+            delete(su::delete),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/subscription/{sub}/skip/{n}",
+            R::TOPIC_ADMIN,
+            post(su::skip),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/subscription/{sub}/skip_all",
+            R::TOPIC_ADMIN,
+            post(su::skip_all),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/subscription/{sub}/resetcursor/{timestamp}",
+            R::TOPIC_ADMIN,
+            post(su::reset_to_time),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/subscription/{sub}/resetcursor",
+            R::TOPIC_ADMIN,
+            post(su::reset_to_message),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/subscription/{sub}/position/{n}",
+            R::TOPIC_ADMIN,
+            get(su::peek),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/examinemessage",
+            R::TOPIC_ADMIN,
+            get(su::examine),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/ledger/{ledger}/entry/{entry}",
+            R::TOPIC_ADMIN,
+            get(su::by_id),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/lastMessageId",
+            R::TOPIC_LOOKUP,
+            get(su::last_message_id),
         )
         .route(
             M::POST,
