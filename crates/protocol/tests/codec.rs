@@ -149,6 +149,42 @@ fn a_send_without_checksum_gets_one_in_its_entry() {
 
 proptest! {
     #[test]
+    fn batch_payloads_split_into_what_was_batched(
+        messages in proptest::collection::vec(
+            (proptest::option::of("[a-z]{0,6}"), proptest::collection::vec(any::<u8>(), 0..64)),
+            0..20,
+        ),
+        noise in proptest::collection::vec(any::<u8>(), 0..64),
+        count in 0usize..40,
+    ) {
+        use prost::Message as _;
+        let mut payload = Vec::new();
+        for (key, value) in &messages {
+            let single = pb::SingleMessageMetadata {
+                partition_key: key.clone(),
+                payload_size: value.len() as i32,
+                ..Default::default()
+            };
+            payload.extend((single.encoded_len() as u32).to_be_bytes());
+            payload.extend(single.encode_to_vec());
+            payload.extend_from_slice(value);
+        }
+        let records = protocol::entry::split_batch(&payload, messages.len()).unwrap();
+        prop_assert_eq!(records.len(), messages.len());
+        for (r, (key, value)) in records.iter().zip(&messages) {
+            prop_assert_eq!(&r.meta.partition_key, key);
+            prop_assert_eq!(&payload[r.payload.clone()], &value[..]);
+        }
+        // Arbitrary bytes and counts are refused or split, never a panic.
+        let _ = protocol::entry::split_batch(&noise, count);
+        let mut cut = payload.clone();
+        cut.truncate(payload.len().saturating_sub(1));
+        if !messages.is_empty() && !payload.is_empty() {
+            prop_assert!(protocol::entry::split_batch(&cut, messages.len()).is_none());
+        }
+    }
+
+    #[test]
     fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
         let dec = FrameDecoder::new(4096);
         let mut buf = BytesMut::from(&data[..]);
