@@ -14,6 +14,7 @@ mod dedup;
 mod error;
 mod non_persistent;
 mod producers;
+pub mod rates;
 mod service;
 pub mod stats;
 mod subscription;

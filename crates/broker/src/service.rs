@@ -499,6 +499,25 @@ impl BrokerService {
         n
     }
 
+    /// Samples every loaded topic's counters for rates and closes its latency interval
+    /// (Pulsar's stats update every `statsUpdateFrequencyInSecs`).
+    pub async fn sample_stats(&self) {
+        let now = std::time::Instant::now();
+        for t in self.topics.values() {
+            t.sample_stats(now).await;
+        }
+    }
+
+    /// Every loaded topic's stats (for metrics).
+    pub async fn all_topic_stats(&self) -> Vec<(TopicName, crate::stats::TopicStats)> {
+        let mut out = Vec::new();
+        for t in self.topics.values() {
+            out.push((t.name.clone(), t.stats().await));
+        }
+        out.sort_by_key(|a| a.0.to_string());
+        out
+    }
+
     /// Expires the messages past their TTL on every loaded topic (Pulsar's check every
     /// `messageExpiryCheckIntervalInMinutes`).
     pub async fn check_message_expiry(&self) {

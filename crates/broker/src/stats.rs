@@ -1,8 +1,9 @@
 //! Topic statistics as Pulsar's `TopicStats` JSON (`GET …/stats`): publishers, subscriptions
 //! with their type, backlog and consumers, and the message counters the broker keeps.
 //!
-//! Rates (`msgRateIn`, …) need periodic sampling and are not reported yet; fields tierlog does
-//! not know are left out rather than reported as zero.
+//! Rates (`msgRateIn`, …) are the counters' change over the last `statsUpdateFrequencyInSecs`
+//! (see [`crate::rates`]); fields tierlog does not know are left out rather than reported as
+//! zero.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -47,7 +48,7 @@ pub struct ConsumerStats {
 }
 
 /// One subscription (`SubscriptionStats`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionStats {
     /// `Exclusive`, `Shared`, `Failover`, `Key_Shared`, or `None` before a consumer attached.
@@ -59,6 +60,9 @@ pub struct SubscriptionStats {
     pub unacked_messages: u64,
     pub msg_out_counter: u64,
     pub bytes_out_counter: u64,
+    /// Messages and bytes per second delivered over the last stats interval.
+    pub msg_rate_out: f64,
+    pub msg_throughput_out: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_consumer_name: Option<String>,
     pub consumers: Vec<ConsumerStats>,
@@ -68,9 +72,21 @@ pub struct SubscriptionStats {
 }
 
 /// A topic (`TopicStats`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicStats {
+    /// Messages and bytes per second, in and out, over the last stats interval
+    /// (`statsUpdateFrequencyInSecs`).
+    pub msg_rate_in: f64,
+    pub msg_throughput_in: f64,
+    pub msg_rate_out: f64,
+    pub msg_throughput_out: f64,
+    pub average_msg_size: f64,
+    /// Bytes after the slowest subscription's mark-delete position.
+    pub backlog_size: i64,
+    /// What metrics add (not in Pulsar's JSON).
+    #[serde(skip)]
+    pub metrics: TopicMetrics,
     /// Messages published since the topic was loaded (a batch counts its messages).
     pub msg_in_counter: u64,
     pub bytes_in_counter: u64,
@@ -85,4 +101,27 @@ pub struct TopicStats {
     pub waiting_publishers: u32,
     pub subscriptions: BTreeMap<String, SubscriptionStats>,
     pub deduplication_status: &'static str,
+}
+
+/// What `/metrics` reports of a topic besides its [`TopicStats`]: the last stats interval's
+/// storage rates, counts and write latencies, and its managed ledger's counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopicMetrics {
+    /// Entries per second stored and read, bytes per second read.
+    pub storage_write_rate: f64,
+    pub storage_read_rate: f64,
+    pub storage_read_bytes_rate: f64,
+    /// Bytes per second offloaded and read from tiered storage.
+    pub offload_rate: f64,
+    pub read_offload_rate: f64,
+    /// Entries read, reads failed and appends refused, in the last interval.
+    pub interval_read_entries: u64,
+    pub interval_read_errors: u64,
+    pub interval_add_errors: u64,
+    /// How long the last interval's entries took to become durable.
+    pub write_latency: crate::rates::LatencySnapshot,
+    /// The managed ledger's counters since it was opened.
+    pub io: ledger::IoStats,
+    /// Reads of offloaded ledgers the tier failed since the broker started.
+    pub tier_read_errors: u64,
 }

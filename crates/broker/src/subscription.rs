@@ -174,6 +174,8 @@ struct State {
     /// Messages and bytes delivered by this subscription.
     msg_out: u64,
     bytes_out: u64,
+    /// Rates of `msg_out` and `bytes_out` over the last stats interval.
+    out_rates: crate::rates::RateMeter<2>,
     /// To deliver again before anything new.
     redeliver: BTreeSet<Position>,
     redelivery_counts: HashMap<Position, u32>,
@@ -406,6 +408,7 @@ impl Subscription {
                 limits: topic.delivery.unacked_limits,
                 msg_out: 0,
                 bytes_out: 0,
+                out_rates: Default::default(),
                 redeliver: BTreeSet::new(),
                 redelivery_counts: HashMap::new(),
                 next_consumer: 0,
@@ -667,6 +670,15 @@ impl Subscription {
         }
     }
 
+    /// Samples the delivery counters for rates (every `statsUpdateFrequencyInSecs`); returns
+    /// them (messages, bytes).
+    pub(crate) fn sample_rates(&self, now: std::time::Instant) -> (u64, u64) {
+        let mut st = self.state();
+        let out = (st.msg_out, st.bytes_out);
+        st.out_rates.sample(now, [out.0, out.1]);
+        out
+    }
+
     /// Pulsar's `SubscriptionStats` of this subscription.
     pub(crate) fn stats(&self, ml: &ManagedLedger) -> crate::stats::SubscriptionStats {
         let st = self.state();
@@ -707,6 +719,8 @@ impl Subscription {
             unacked_messages: unacked(None),
             msg_out_counter: st.msg_out,
             bytes_out_counter: st.bytes_out,
+            msg_rate_out: st.out_rates.rates()[0],
+            msg_throughput_out: st.out_rates.rates()[1],
             active_consumer_name,
             consumers,
             is_durable: self.durable,

@@ -31,6 +31,12 @@ pub struct Topic {
     /// Messages and bytes published since the topic was loaded.
     msg_in: AtomicU64,
     bytes_in: AtomicU64,
+    /// Entries stored since the topic was loaded.
+    entries_in: AtomicU64,
+    /// How long stored entries took to become durable, this stats interval.
+    write_latency: crate::rates::LatencyBuckets,
+    /// Rates and latencies of the last stats interval.
+    sampled: std::sync::Mutex<Sampled>,
     /// Set while the topic is being deleted: no producer or consumer attaches, no SEND is
     /// stored (the clients were told to close and resend what they hold elsewhere).
     fenced: AtomicBool,
@@ -47,6 +53,26 @@ pub struct Topic {
     compacted: std::sync::Mutex<Option<Arc<CompactedView>>>,
     compaction_status: std::sync::Mutex<CompactionStatus>,
 }
+
+/// What the last stats interval measured: the rates of the counters at these indexes.
+#[derive(Debug, Default)]
+struct Sampled {
+    rates: crate::rates::RateMeter<SAMPLED>,
+    write_latency: crate::rates::LatencySnapshot,
+}
+
+const MSG_IN: usize = 0;
+const BYTES_IN: usize = 1;
+const MSG_OUT: usize = 2;
+const BYTES_OUT: usize = 3;
+const ENTRIES_IN: usize = 4;
+const ENTRIES_READ: usize = 5;
+const BYTES_READ: usize = 6;
+const READ_ERRORS: usize = 7;
+const ADD_ERRORS: usize = 8;
+const OFFLOADED_BYTES: usize = 9;
+const TIER_READ_BYTES: usize = 10;
+const SAMPLED: usize = 11;
 
 /// The namespace rules a PRODUCER needs, as last read (used while the store is unreachable).
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,6 +99,7 @@ impl Topic {
         store: Arc<dyn TopicStore>,
     ) -> Self {
         let partition = name.partition_index().map(|p| p as i32).unwrap_or(-1);
+        let io = Self::io_values(&ml.io_stats());
         Topic {
             name,
             ml,
@@ -83,6 +110,12 @@ impl Topic {
             delivery,
             msg_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
+            entries_in: AtomicU64::new(0),
+            write_latency: Default::default(),
+            sampled: std::sync::Mutex::new(Sampled {
+                rates: crate::rates::RateMeter::starting(std::time::Instant::now(), io),
+                write_latency: Default::default(),
+            }),
             fenced: AtomicBool::new(false),
             dedup: Default::default(),
             dedup_snapshot: Default::default(),
@@ -247,6 +280,46 @@ impl Topic {
     pub(crate) fn count_in(&self, messages: u64, bytes: u64) {
         self.msg_in.fetch_add(messages, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        self.entries_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The sampled counters that come from the managed ledger (the topic's own are 0).
+    fn io_values(io: &ledger::IoStats) -> [u64; SAMPLED] {
+        let mut values = [0u64; SAMPLED];
+        values[ENTRIES_READ] = io.read_entries;
+        values[BYTES_READ] = io.read_bytes;
+        values[READ_ERRORS] = io.read_errors;
+        values[ADD_ERRORS] = io.add_errors;
+        values[OFFLOADED_BYTES] = io.offloaded_bytes;
+        values[TIER_READ_BYTES] = io.tier_read_bytes;
+        values
+    }
+
+    /// How long a stored entry took to become durable.
+    pub(crate) fn record_write_latency(&self, d: std::time::Duration) {
+        self.write_latency.record(d);
+    }
+
+    /// Samples the counters for rates and closes the latency interval (every
+    /// `statsUpdateFrequencyInSecs`).
+    pub(crate) async fn sample_stats(&self, now: std::time::Instant) {
+        let subs: Vec<Arc<Subscription>> =
+            self.subscriptions.lock().await.values().cloned().collect();
+        let (mut msgs_out, mut bytes_out) = (0, 0);
+        for sub in &subs {
+            let (m, b) = sub.sample_rates(now);
+            msgs_out += m;
+            bytes_out += b;
+        }
+        let mut values = Self::io_values(&self.ml.io_stats());
+        values[MSG_IN] = self.msg_in.load(Ordering::Relaxed);
+        values[BYTES_IN] = self.bytes_in.load(Ordering::Relaxed);
+        values[MSG_OUT] = msgs_out;
+        values[BYTES_OUT] = bytes_out;
+        values[ENTRIES_IN] = self.entries_in.load(Ordering::Relaxed);
+        let mut s = self.sampled.lock().unwrap_or_else(|e| e.into_inner());
+        s.rates.sample(now, values);
+        s.write_latency = self.write_latency.take();
     }
 
     pub(crate) fn notify_appended(&self) {
@@ -467,6 +540,8 @@ impl Topic {
                     unacked_messages: 0,
                     msg_out_counter: 0,
                     bytes_out_counter: 0,
+                    msg_rate_out: 0.0,
+                    msg_throughput_out: 0.0,
                     active_consumer_name: None,
                     consumers: Vec::new(),
                     is_durable: true,
@@ -476,7 +551,42 @@ impl Topic {
                     .len() as u64,
                 });
         }
+        let (rates, deltas, write_latency) = {
+            let s = self.sampled.lock().unwrap_or_else(|e| e.into_inner());
+            (s.rates.rates(), s.rates.deltas(), s.write_latency)
+        };
+        let backlog_size = self
+            .ml
+            .cursors()
+            .await
+            .iter()
+            .map(|(_, c)| c.mark_delete)
+            .min()
+            .map_or(0, |p| self.ml.bytes_after(p));
         TopicStats {
+            msg_rate_in: rates[MSG_IN],
+            msg_throughput_in: rates[BYTES_IN],
+            msg_rate_out: rates[MSG_OUT],
+            msg_throughput_out: rates[BYTES_OUT],
+            average_msg_size: if rates[MSG_IN] > 0.0 {
+                rates[BYTES_IN] / rates[MSG_IN]
+            } else {
+                0.0
+            },
+            backlog_size,
+            metrics: crate::stats::TopicMetrics {
+                storage_write_rate: rates[ENTRIES_IN],
+                storage_read_rate: rates[ENTRIES_READ],
+                storage_read_bytes_rate: rates[BYTES_READ],
+                offload_rate: rates[OFFLOADED_BYTES],
+                read_offload_rate: rates[TIER_READ_BYTES],
+                interval_read_entries: deltas[ENTRIES_READ],
+                interval_read_errors: deltas[READ_ERRORS],
+                interval_add_errors: deltas[ADD_ERRORS],
+                write_latency,
+                io: ml_stats.io,
+                tier_read_errors: ml_stats.tier_read_errors,
+            },
             msg_in_counter: self.msg_in.load(Ordering::Relaxed),
             bytes_in_counter: self.bytes_in.load(Ordering::Relaxed),
             msg_out_counter: subscriptions.values().map(|s| s.msg_out_counter).sum(),

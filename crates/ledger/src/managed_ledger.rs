@@ -11,6 +11,7 @@
 //! another managed ledger is held across I/O: cursors persist one at a time each (see
 //! `cursors`), read handles of offloaded ledgers open one per ledger.
 
+mod counters;
 mod cursors;
 mod deletion;
 mod fencing;
@@ -18,6 +19,8 @@ mod hot_copy;
 mod positions;
 mod tiering;
 
+use counters::IoCounters;
+pub use counters::IoStats;
 pub use fencing::Fence;
 use fencing::check_hot_copies_are_here;
 use hot_copy::{HotAppend, HotWriter};
@@ -65,6 +68,8 @@ pub struct LedgerStats {
     pub tier_read_errors: u64,
     /// Offloaded ledgers whose tier reads fail now (cleared by the next successful read).
     pub tier_read_failures: BTreeMap<i64, TierReadFailure>,
+    /// Appends, reads, offloads and deletions since the managed ledger was opened.
+    pub io: IoStats,
 }
 
 /// An offloaded ledger the tier does not serve right now.
@@ -134,6 +139,8 @@ struct Shared {
     /// Offloaded ledgers whose tier reads fail now, and how many tier reads ever failed.
     tier_failures: std::sync::Mutex<BTreeMap<i64, TierReadFailure>>,
     tier_read_errors: AtomicU64,
+    /// Appends, reads, offloads and deletions counted for metrics.
+    io: IoCounters,
     /// Set while the file system is full or read-only: until when (ms) appends are refused
     /// outright; after it one probe checks for room. No ledger is created while it is set.
     out_of_space_until: std::sync::Mutex<Option<u64>>,
@@ -271,6 +278,7 @@ impl ManagedLedger {
                 tiered: OnceMap::new(),
                 tier_failures: std::sync::Mutex::new(BTreeMap::new()),
                 tier_read_errors: AtomicU64::new(0),
+                io: IoCounters::default(),
                 out_of_space_until: std::sync::Mutex::new(None),
             }),
         };
@@ -489,6 +497,16 @@ impl ManagedLedger {
     /// no new ledger is created (a client retrying its sends must not create one per send).
     pub async fn append(&self, data: Bytes) -> Result<AppendReceipt> {
         let len = data.len() as u64;
+        let r = self.append_counted(data).await;
+        match &r {
+            Ok(_) => IoCounters::add(&self.shared.io.add_bytes, len),
+            Err(_) => IoCounters::add(&self.shared.io.add_errors, 1),
+        }
+        r
+    }
+
+    async fn append_counted(&self, data: Bytes) -> Result<AppendReceipt> {
+        let len = data.len() as u64;
         let mut st = self.shared.write.lock().await;
         if st.closed {
             return Err(LedgerError::Closed(self.shared.name.clone()));
@@ -590,6 +608,27 @@ impl ManagedLedger {
     /// order, from whichever tier holds each ledger. Stops early (after at least one entry) when
     /// `max_bytes` of payload is reached.
     pub async fn read(
+        &self,
+        from: Position,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>> {
+        let r = self.read_uncounted(from, max_entries, max_bytes).await;
+        let io = &self.shared.io;
+        match &r {
+            Ok(entries) => {
+                IoCounters::add(&io.read_entries, entries.len() as u64);
+                IoCounters::add(
+                    &io.read_bytes,
+                    entries.iter().map(|e| e.data.len() as u64).sum(),
+                );
+            }
+            Err(_) => IoCounters::add(&io.read_errors, 1),
+        }
+        r
+    }
+
+    async fn read_uncounted(
         &self,
         from: Position,
         max_entries: usize,
@@ -771,6 +810,12 @@ impl ManagedLedger {
     }
 
     /// Ledger list and counters.
+    /// Appends, reads, offloads and deletions since the managed ledger was opened (cheap: no
+    /// lock, for sampling rates).
+    pub fn io_stats(&self) -> IoStats {
+        self.shared.io.snapshot()
+    }
+
     pub async fn stats(&self) -> LedgerStats {
         let st = self.shared.write.lock().await;
         let closed_size: i64 = st.info.ledgers.iter().map(|l| l.size).sum();
@@ -785,6 +830,7 @@ impl ManagedLedger {
             last_confirmed: self.last_confirmed(),
             ledgers: st.info.ledgers.clone(),
             tier_read_errors: self.shared.tier_read_errors.load(Ordering::Relaxed),
+            io: self.shared.io.snapshot(),
             tier_read_failures: self.tier_failures().clone(),
         }
     }

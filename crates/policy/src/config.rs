@@ -15,9 +15,11 @@ use offload::{BlobStoreReader, ClientSettings, ObjectStores};
 use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
 
 mod backlog;
+mod metrics;
 mod properties;
 mod security;
 pub use backlog::BacklogSettings;
+pub use metrics::MetricsSettings;
 pub use properties::{Properties, PropertyValue};
 pub use security::SecuritySettings;
 
@@ -132,6 +134,8 @@ pub struct BrokerConfig {
     pub delayed_delivery_enabled: bool,
     /// Message TTL and backlog quotas: defaults and check intervals.
     pub backlog: BacklogSettings,
+    /// How often stats are sampled, and what `/metrics` exposes.
+    pub metrics: MetricsSettings,
     /// `acknowledgmentAtBatchIndexLevelEnabled` (true, Pulsar's default since 4.1).
     pub acknowledgment_at_batch_index_level_enabled: bool,
     /// Rollover limits and the default retention of every topic.
@@ -374,6 +378,7 @@ impl BrokerConfig {
             deduplication_enabled: raw.boolean("brokerDeduplicationEnabled", false)?,
             delayed_delivery_enabled: raw.boolean("delayedDeliveryEnabled", true)?,
             backlog: backlog::parse(raw)?,
+            metrics: metrics::parse(raw)?,
             acknowledgment_at_batch_index_level_enabled: raw
                 .boolean("acknowledgmentAtBatchIndexLevelEnabled", true)?,
             deduplication_entries_interval: raw.unsigned(

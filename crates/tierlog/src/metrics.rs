@@ -1,153 +1,604 @@
-//! Metrics in Prometheus text exposition format, rendered on request from live state.
+//! `/metrics`: Pulsar's Prometheus metric names and labels, built on request from live state
+//! and written by `prometheus-client` (OpenMetrics text).
+//!
+//! - topic metrics (`pulsar_rate_in`, `pulsar_storage_size`, `pulsar_msg_backlog`, …, labels
+//!   `cluster`, `namespace`, `topic`; summed per namespace, with `pulsar_topics_count`, when
+//!   `exposeTopicLevelMetricsInPrometheus=false`), subscription metrics
+//!   (`pulsar_subscription_*`), broker totals (`pulsar_broker_*`);
+//! - managed-ledger metrics per namespace (`pulsar_ml_*`, namespace label `<tenant>/<ns>/persistent`
+//!   as Pulsar writes it) when `exposeManagedLedgerMetricsInPrometheus`;
+//! - the offloader's `brk_ledgeroffloader_*` (labels `namespace`, `topic`);
+//! - tierlog's own, prefixed `tierlog_` (object-store requests of every offload location).
+//!
+//! Rates are those of the last `statsUpdateFrequencyInSecs` (see `broker::rates`).
 
-use std::fmt::Write;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use ledger::ManagedLedgerFactory;
+use broker::BrokerService;
+use broker::rates::WRITE_LATENCY_BOUNDS_MS;
+use broker::stats::TopicStats;
+use policy::MetricsSettings;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use protocol::TopicName;
 
-/// One per-managed-ledger metric family: name, type, help, and how to read it from the stats.
-struct Family {
-    name: &'static str,
-    kind: &'static str,
-    help: &'static str,
-    value: fn(&ledger::LedgerStats) -> i64,
+type Labels = Vec<(String, String)>;
+
+/// The families of one scrape.
+struct Scrape {
+    registry: Registry,
 }
 
-const FAMILIES: [Family; 4] = [
-    Family {
-        name: "tierlog_ml_entries_added_total",
-        kind: "counter",
-        help: "Entries appended since the broker started.",
-        value: |s| s.entries_added as i64,
-    },
-    Family {
-        name: "tierlog_ml_entries",
-        kind: "gauge",
-        help: "Entries stored in the managed ledger.",
-        value: |s| s.number_of_entries,
-    },
-    Family {
-        name: "tierlog_ml_storage_bytes",
-        kind: "gauge",
-        help: "Payload bytes stored in the managed ledger.",
-        value: |s| s.total_size,
-    },
-    Family {
-        name: "tierlog_ml_ledgers",
-        kind: "gauge",
-        help: "Ledgers in the managed ledger's list.",
-        value: |s| s.ledgers.len() as i64,
-    },
-];
+impl Scrape {
+    fn gauge(&mut self, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, f64)>) {
+        let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        for (labels, v) in rows {
+            family.get_or_create(&labels).set(v);
+        }
+        self.registry.register(name, help, family);
+    }
 
-fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    /// A counter family; the exposition names its samples `<name>_total`.
+    fn counter(&mut self, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, u64)>) {
+        let family = Family::<Labels, Counter<u64>>::default();
+        for (labels, v) in rows {
+            family.get_or_create(&labels).inc_by(v);
+        }
+        self.registry.register(name, help, family);
+    }
 }
 
-/// Writes the `# HELP` and `# TYPE` lines of a metric family.
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// One row of topic metrics: a topic, or a namespace's topics summed.
+#[derive(Default, Clone)]
+struct Row {
+    topics: u64,
+    subscriptions: u64,
+    producers: u64,
+    consumers: u64,
+    rate_in: f64,
+    rate_out: f64,
+    throughput_in: f64,
+    throughput_out: f64,
+    storage_size: i64,
+    offloaded_size: i64,
+    backlog_size: i64,
+    msg_backlog: i64,
+    write_rate: f64,
+    read_rate: f64,
+    in_messages: u64,
+    in_bytes: u64,
+    out_messages: u64,
+    out_bytes: u64,
+    latency: [u64; 10],
+    latency_sum_ms: f64,
+}
+
+impl Row {
+    fn add(&mut self, s: &TopicStats) {
+        self.topics += 1;
+        self.subscriptions += s.subscriptions.len() as u64;
+        self.producers += s.publishers.len() as u64;
+        self.consumers += s
+            .subscriptions
+            .values()
+            .map(|sub| sub.consumers.len() as u64)
+            .sum::<u64>();
+        self.rate_in += s.msg_rate_in;
+        self.rate_out += s.msg_rate_out;
+        self.throughput_in += s.msg_throughput_in;
+        self.throughput_out += s.msg_throughput_out;
+        self.storage_size += s.storage_size;
+        self.offloaded_size += s.offloaded_storage_size;
+        self.backlog_size += s.backlog_size;
+        self.msg_backlog += s.subscriptions.values().map(|v| v.msg_backlog).sum::<i64>();
+        self.write_rate += s.metrics.storage_write_rate;
+        self.read_rate += s.metrics.storage_read_rate;
+        self.in_messages += s.msg_in_counter;
+        self.in_bytes += s.bytes_in_counter;
+        self.out_messages += s.msg_out_counter;
+        self.out_bytes += s.bytes_out_counter;
+        for (total, n) in self.latency.iter_mut().zip(s.metrics.write_latency.counts) {
+            *total += n;
+        }
+        self.latency_sum_ms += s.metrics.write_latency.sum_ms;
+    }
+}
+
+/// `le_0_5`, `le_1`, …, `le_overflow`: Pulsar's write latency bucket suffixes.
+fn latency_suffixes() -> Vec<String> {
+    let mut out: Vec<String> = WRITE_LATENCY_BOUNDS_MS
+        .iter()
+        .map(|b| format!("le_{}", b.to_string().replace('.', "_")))
+        .collect();
+    out.push("le_overflow".into());
+    out
 }
 
 /// Renders every metric of the broker.
 pub async fn render(
-    factory: &ManagedLedgerFactory,
+    broker: &BrokerService,
     object_stores: &offload::counting::RequestCounters,
+    settings: &MetricsSettings,
 ) -> String {
+    let cluster = broker.config().cluster_name.clone();
+    let topics = broker.all_topic_stats().await;
+    let mut scrape = Scrape {
+        registry: Registry::default(),
+    };
+    topic_families(&mut scrape, &cluster, &topics, settings.topic_level);
+    broker_families(&mut scrape, &cluster, &topics);
+    if settings.managed_ledger {
+        managed_ledger_families(&mut scrape, &cluster, &topics);
+    }
+    offloader_families(&mut scrape, &topics, settings.topic_level);
+    tierlog_families(&mut scrape, object_stores);
     let mut out = String::new();
-    header(
-        &mut out,
-        "tierlog_build_info",
-        "gauge",
-        "Build of the running broker.",
-    );
-    let _ = writeln!(
-        out,
-        "tierlog_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
-    let mut ledgers = factory.open_ledgers().await;
-    ledgers.sort_by(|a, b| a.name().cmp(b.name()));
-    header(
-        &mut out,
-        "tierlog_managed_ledgers",
-        "gauge",
-        "Managed ledgers open in this broker.",
-    );
-    let _ = writeln!(out, "tierlog_managed_ledgers {}", ledgers.len());
-    let mut rows = Vec::new();
-    for ml in &ledgers {
-        rows.push((escape(ml.name()), ml.stats().await));
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &scrape.registry) {
+        tracing::warn!(error = %e, "encoding metrics failed");
     }
-    for f in &FAMILIES {
-        header(&mut out, f.name, f.kind, f.help);
-        for (ml, stats) in &rows {
-            let _ = writeln!(
-                out,
-                "{}{{managed_ledger=\"{ml}\"}} {}",
-                f.name,
-                (f.value)(stats)
-            );
-        }
+    out
+}
+
+fn topic_families(
+    s: &mut Scrape,
+    cluster: &str,
+    topics: &[(TopicName, TopicStats)],
+    per_topic: bool,
+) {
+    // Rows keyed by their labels: one per topic, or one per namespace.
+    let mut rows: BTreeMap<Labels, Row> = BTreeMap::new();
+    for (name, stats) in topics {
+        let ns = name.namespace().to_string();
+        let key = if per_topic {
+            labels(&[
+                ("cluster", cluster),
+                ("namespace", &ns),
+                ("topic", &name.to_string()),
+            ])
+        } else {
+            labels(&[("cluster", cluster), ("namespace", &ns)])
+        };
+        rows.entry(key).or_default().add(stats);
     }
-    // Pulsar's name and labels for failed reads of offloaded ledgers.
-    header(
-        &mut out,
-        "brk_ledgeroffloader_read_offload_error",
-        "counter",
-        "Reads of offloaded ledgers the tier failed (served from the hot copy or retried).",
-    );
-    for (ml, stats) in ledgers.iter().zip(rows.iter().map(|(_, s)| s)) {
-        if let Some(topic) = protocol::TopicName::from_managed_ledger_name(ml.name()) {
-            let _ = writeln!(
-                out,
-                "brk_ledgeroffloader_read_offload_error{{namespace=\"{}\",topic=\"{}\"}} {}",
-                escape(&topic.namespace().to_string()),
-                escape(&topic.to_string()),
-                stats.tier_read_errors
-            );
-        }
-    }
-    {
-        use std::sync::atomic::Ordering::Relaxed;
-        let c = object_stores;
-        header(
-            &mut out,
-            "tierlog_offload_requests_total",
-            "counter",
-            "Object store requests by operation (every location).",
+    let g = |f: fn(&Row) -> f64| -> Vec<(Labels, f64)> {
+        rows.iter().map(|(l, r)| (l.clone(), f(r))).collect()
+    };
+    let c = |f: fn(&Row) -> u64| -> Vec<(Labels, u64)> {
+        rows.iter().map(|(l, r)| (l.clone(), f(r))).collect()
+    };
+    if !per_topic {
+        s.gauge(
+            "pulsar_topics_count",
+            "Topics of the namespace served by this broker.",
+            g(|r| r.topics as f64),
         );
-        for (op, v) in [
+    }
+    s.gauge(
+        "pulsar_subscriptions_count",
+        "Subscriptions served by this broker.",
+        g(|r| r.subscriptions as f64),
+    );
+    s.gauge(
+        "pulsar_producers_count",
+        "Producers connected to this broker.",
+        g(|r| r.producers as f64),
+    );
+    s.gauge(
+        "pulsar_consumers_count",
+        "Consumers connected to this broker.",
+        g(|r| r.consumers as f64),
+    );
+    s.gauge(
+        "pulsar_rate_in",
+        "Messages per second coming in.",
+        g(|r| r.rate_in),
+    );
+    s.gauge(
+        "pulsar_rate_out",
+        "Messages per second going out.",
+        g(|r| r.rate_out),
+    );
+    s.gauge(
+        "pulsar_throughput_in",
+        "Bytes per second coming in.",
+        g(|r| r.throughput_in),
+    );
+    s.gauge(
+        "pulsar_throughput_out",
+        "Bytes per second going out.",
+        g(|r| r.throughput_out),
+    );
+    s.gauge(
+        "pulsar_storage_size",
+        "Bytes stored, in either tier.",
+        g(|r| r.storage_size as f64),
+    );
+    s.gauge(
+        "pulsar_storage_offloaded_size",
+        "Bytes with a complete copy in tiered storage.",
+        g(|r| r.offloaded_size as f64),
+    );
+    s.gauge(
+        "pulsar_storage_backlog_size",
+        "Bytes after the slowest subscription's acknowledged position.",
+        g(|r| r.backlog_size as f64),
+    );
+    s.gauge(
+        "pulsar_msg_backlog",
+        "Entries not acknowledged, all subscriptions.",
+        g(|r| r.msg_backlog as f64),
+    );
+    s.gauge(
+        "pulsar_storage_write_rate",
+        "Entries per second written to storage.",
+        g(|r| r.write_rate),
+    );
+    s.gauge(
+        "pulsar_storage_read_rate",
+        "Entries per second read from storage.",
+        g(|r| r.read_rate),
+    );
+    for (i, suffix) in latency_suffixes().iter().enumerate() {
+        s.gauge(
+            &format!("pulsar_storage_write_latency_{suffix}"),
+            "Entries of the last stats interval that became durable within this latency.",
+            rows.iter()
+                .map(|(l, r)| (l.clone(), r.latency[i] as f64))
+                .collect::<Vec<_>>(),
+        );
+    }
+    s.gauge(
+        "pulsar_storage_write_latency_count",
+        "Entries written in the last stats interval.",
+        g(|r| r.latency.iter().sum::<u64>() as f64),
+    );
+    s.gauge(
+        "pulsar_storage_write_latency_sum",
+        "Milliseconds the last stats interval's entries took to become durable, summed.",
+        g(|r| r.latency_sum_ms),
+    );
+    s.counter(
+        "pulsar_in_bytes",
+        "Bytes received since the topic loaded.",
+        c(|r| r.in_bytes),
+    );
+    s.counter(
+        "pulsar_in_messages",
+        "Messages received since the topic loaded.",
+        c(|r| r.in_messages),
+    );
+    s.counter(
+        "pulsar_out_bytes",
+        "Bytes delivered since the topic loaded.",
+        c(|r| r.out_bytes),
+    );
+    s.counter(
+        "pulsar_out_messages",
+        "Messages delivered since the topic loaded.",
+        c(|r| r.out_messages),
+    );
+    if per_topic {
+        subscription_families(s, cluster, topics);
+    }
+}
+
+fn subscription_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, TopicStats)]) {
+    let mut rows = Vec::new();
+    for (name, stats) in topics {
+        for (sub, st) in &stats.subscriptions {
+            let l = labels(&[
+                ("cluster", cluster),
+                ("namespace", &name.namespace().to_string()),
+                ("topic", &name.to_string()),
+                ("subscription", sub),
+            ]);
+            rows.push((l, st));
+        }
+    }
+    let g = |f: fn(&broker::stats::SubscriptionStats) -> f64| -> Vec<(Labels, f64)> {
+        rows.iter().map(|(l, st)| (l.clone(), f(st))).collect()
+    };
+    s.gauge(
+        "pulsar_subscription_back_log",
+        "Entries the subscription has not acknowledged.",
+        g(|st| st.msg_backlog as f64),
+    );
+    s.gauge(
+        "pulsar_subscription_unacked_messages",
+        "Messages delivered and not acknowledged.",
+        g(|st| st.unacked_messages as f64),
+    );
+    s.gauge(
+        "pulsar_subscription_msg_rate_out",
+        "Messages per second delivered.",
+        g(|st| st.msg_rate_out),
+    );
+    s.gauge(
+        "pulsar_subscription_msg_throughput_out",
+        "Bytes per second delivered.",
+        g(|st| st.msg_throughput_out),
+    );
+}
+
+fn broker_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, TopicStats)]) {
+    let mut total = Row::default();
+    for (_, stats) in topics {
+        total.add(stats);
+    }
+    let l = || vec![labels(&[("cluster", cluster)])];
+    let one = |v: f64| l().into_iter().map(move |l| (l, v));
+    s.gauge(
+        "pulsar_broker_topics_count",
+        "Topics served by this broker.",
+        one(total.topics as f64),
+    );
+    s.gauge(
+        "pulsar_broker_subscriptions_count",
+        "Subscriptions served by this broker.",
+        one(total.subscriptions as f64),
+    );
+    s.gauge(
+        "pulsar_broker_producers_count",
+        "Producers connected to this broker.",
+        one(total.producers as f64),
+    );
+    s.gauge(
+        "pulsar_broker_consumers_count",
+        "Consumers connected to this broker.",
+        one(total.consumers as f64),
+    );
+    s.gauge(
+        "pulsar_broker_rate_in",
+        "Messages per second coming in.",
+        one(total.rate_in),
+    );
+    s.gauge(
+        "pulsar_broker_rate_out",
+        "Messages per second going out.",
+        one(total.rate_out),
+    );
+    s.gauge(
+        "pulsar_broker_throughput_in",
+        "Bytes per second coming in.",
+        one(total.throughput_in),
+    );
+    s.gauge(
+        "pulsar_broker_throughput_out",
+        "Bytes per second going out.",
+        one(total.throughput_out),
+    );
+    s.gauge(
+        "pulsar_broker_storage_size",
+        "Bytes stored, in either tier.",
+        one(total.storage_size as f64),
+    );
+    s.gauge(
+        "pulsar_broker_storage_offloaded_size",
+        "Bytes with a complete copy in tiered storage.",
+        one(total.offloaded_size as f64),
+    );
+    s.gauge(
+        "pulsar_broker_msg_backlog",
+        "Entries not acknowledged, all subscriptions.",
+        one(total.msg_backlog as f64),
+    );
+}
+
+/// Pulsar's managed-ledger metrics, per namespace (`<tenant>/<ns>/persistent`).
+fn managed_ledger_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, TopicStats)]) {
+    #[derive(Default)]
+    struct Ml {
+        add_bytes_rate: f64,
+        add_rate: f64,
+        add_succeed: u64,
+        add_errors: u64,
+        read_rate: f64,
+        read_bytes_rate: f64,
+        read_succeeded: u64,
+        read_errors: u64,
+        stored: i64,
+        backlog: i64,
+    }
+    let mut rows: BTreeMap<Labels, Ml> = BTreeMap::new();
+    for (name, st) in topics {
+        let ns = format!("{}/persistent", name.namespace());
+        let r = rows
+            .entry(labels(&[("cluster", cluster), ("namespace", &ns)]))
+            .or_default();
+        let m = &st.metrics;
+        r.add_bytes_rate += st.msg_throughput_in;
+        r.add_rate += m.storage_write_rate;
+        r.add_succeed += m.write_latency.count();
+        r.add_errors += m.interval_add_errors;
+        r.read_rate += m.storage_read_rate;
+        r.read_bytes_rate += m.storage_read_bytes_rate;
+        r.read_succeeded += m.interval_read_entries;
+        r.read_errors += m.interval_read_errors;
+        r.stored += st.storage_size;
+        r.backlog += st
+            .subscriptions
+            .values()
+            .map(|v| v.msg_backlog)
+            .sum::<i64>();
+    }
+    let g = |f: fn(&Ml) -> f64| -> Vec<(Labels, f64)> {
+        rows.iter().map(|(l, r)| (l.clone(), f(r))).collect()
+    };
+    s.gauge(
+        "pulsar_ml_count",
+        "Managed ledgers open in this broker.",
+        [(labels(&[("cluster", cluster)]), topics.len() as f64)],
+    );
+    s.gauge(
+        "pulsar_ml_AddEntryBytesRate",
+        "Bytes per second added.",
+        g(|r| r.add_bytes_rate),
+    );
+    s.gauge(
+        "pulsar_ml_AddEntryMessagesRate",
+        "Entries per second added.",
+        g(|r| r.add_rate),
+    );
+    s.gauge(
+        "pulsar_ml_AddEntrySucceed",
+        "Entries added in the last stats interval.",
+        g(|r| r.add_succeed as f64),
+    );
+    s.gauge(
+        "pulsar_ml_AddEntryErrors",
+        "Appends refused in the last stats interval.",
+        g(|r| r.add_errors as f64),
+    );
+    s.gauge(
+        "pulsar_ml_ReadEntriesRate",
+        "Entries per second read.",
+        g(|r| r.read_rate),
+    );
+    s.gauge(
+        "pulsar_ml_ReadEntriesBytesRate",
+        "Bytes per second read.",
+        g(|r| r.read_bytes_rate),
+    );
+    s.gauge(
+        "pulsar_ml_ReadEntriesSucceeded",
+        "Entries read in the last stats interval.",
+        g(|r| r.read_succeeded as f64),
+    );
+    s.gauge(
+        "pulsar_ml_ReadEntriesErrors",
+        "Reads failed in the last stats interval.",
+        g(|r| r.read_errors as f64),
+    );
+    s.gauge(
+        "pulsar_ml_StoredMessagesSize",
+        "Bytes stored.",
+        g(|r| r.stored as f64),
+    );
+    s.gauge(
+        "pulsar_ml_NumberOfMessagesInBacklog",
+        "Entries not acknowledged, all subscriptions.",
+        g(|r| r.backlog as f64),
+    );
+}
+
+/// Pulsar's `brk_ledgeroffloader_*`, per topic (per namespace without topic-level metrics).
+fn offloader_families(s: &mut Scrape, topics: &[(TopicName, TopicStats)], per_topic: bool) {
+    let mut rows: BTreeMap<Labels, (f64, f64, ledger::IoStats, u64)> = BTreeMap::new();
+    for (name, st) in topics {
+        let ns = name.namespace().to_string();
+        let key = if per_topic {
+            labels(&[("namespace", &ns), ("topic", &name.to_string())])
+        } else {
+            labels(&[("namespace", &ns)])
+        };
+        let r = rows.entry(key).or_default();
+        let m = &st.metrics;
+        r.0 += m.offload_rate;
+        r.1 += m.read_offload_rate;
+        r.2.offload_errors += m.io.offload_errors;
+        r.2.offloaded_bytes += m.io.offloaded_bytes;
+        r.2.tier_read_bytes += m.io.tier_read_bytes;
+        r.2.offload_deletes_ok += m.io.offload_deletes_ok;
+        r.2.offload_deletes_failed += m.io.offload_deletes_failed;
+        r.3 += m.tier_read_errors;
+    }
+    let with = |l: &Labels, k: &str, v: &str| {
+        let mut l = l.clone();
+        l.push((k.to_string(), v.to_string()));
+        l
+    };
+    s.gauge(
+        "brk_ledgeroffloader_offload_rate",
+        "Bytes per second offloaded over the last stats interval.",
+        rows.iter()
+            .map(|(l, r)| (l.clone(), r.0))
+            .collect::<Vec<_>>(),
+    );
+    s.gauge(
+        "brk_ledgeroffloader_read_offload_rate",
+        "Bytes per second read from tiered storage over the last stats interval.",
+        rows.iter()
+            .map(|(l, r)| (l.clone(), r.1))
+            .collect::<Vec<_>>(),
+    );
+    s.counter(
+        "brk_ledgeroffloader_offload_error",
+        "Offloads of a ledger that failed.",
+        rows.iter()
+            .map(|(l, r)| (l.clone(), r.2.offload_errors))
+            .collect::<Vec<_>>(),
+    );
+    s.counter(
+        "brk_ledgeroffloader_read_offload_error",
+        "Reads of offloaded ledgers the tier failed (served from the hot copy or retried).",
+        rows.iter()
+            .map(|(l, r)| (l.clone(), r.3))
+            .collect::<Vec<_>>(),
+    );
+    s.counter(
+        "brk_ledgeroffloader_delete_offload_ops",
+        "Deletions of offloaded objects, by status.",
+        rows.iter()
+            .flat_map(|(l, r)| {
+                [
+                    (with(l, "status", "succeed"), r.2.offload_deletes_ok),
+                    (with(l, "status", "failed"), r.2.offload_deletes_failed),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+    // tierlog's: the totals the rates above are computed from.
+    s.counter(
+        "tierlog_offloaded_bytes",
+        "Bytes of ledgers offloaded since the topic loaded.",
+        rows.iter()
+            .map(|(l, r)| (l.clone(), r.2.offloaded_bytes))
+            .collect::<Vec<_>>(),
+    );
+    s.counter(
+        "tierlog_tier_read_bytes",
+        "Bytes read from tiered storage since the topic loaded.",
+        rows.iter()
+            .map(|(l, r)| (l.clone(), r.2.tier_read_bytes))
+            .collect::<Vec<_>>(),
+    );
+}
+
+fn tierlog_families(s: &mut Scrape, c: &offload::counting::RequestCounters) {
+    s.gauge(
+        "tierlog_build_info",
+        "Build of the running broker.",
+        [(labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1.0)],
+    );
+    s.counter(
+        "tierlog_offload_requests",
+        "Object store requests by operation (every offload location).",
+        [
             ("get", &c.gets),
             ("put", &c.puts),
             ("upload_part", &c.parts),
             ("delete", &c.deletes),
-        ] {
-            let _ = writeln!(
-                out,
-                "tierlog_offload_requests_total{{op=\"{op}\"}} {}",
-                v.load(Relaxed)
-            );
-        }
-        header(
-            &mut out,
-            "tierlog_offload_bytes_total",
-            "counter",
-            "Bytes moved to and from the object store.",
-        );
-        let _ = writeln!(
-            out,
-            "tierlog_offload_bytes_total{{direction=\"read\"}} {}",
-            c.get_bytes.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "tierlog_offload_bytes_total{{direction=\"write\"}} {}",
-            c.part_bytes.load(Relaxed)
-        );
-    }
-    out
+        ]
+        .into_iter()
+        .map(|(op, v)| (labels(&[("op", op)]), v.load(Relaxed)))
+        .collect::<Vec<_>>(),
+    );
+    s.counter(
+        "tierlog_offload_bytes",
+        "Bytes moved to and from the object store.",
+        [("read", &c.get_bytes), ("write", &c.part_bytes)]
+            .into_iter()
+            .map(|(d, v)| (labels(&[("direction", d)]), v.load(Relaxed)))
+            .collect::<Vec<_>>(),
+    );
 }

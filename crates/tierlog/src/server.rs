@@ -271,6 +271,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         web_service_url_tls,
         broker_id: broker_id.clone(),
         authenticator,
+        metrics: config.metrics.clone(),
     }));
     let mut web = Vec::new();
     if let Some(port) = sec.web_port {
@@ -306,6 +307,18 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         Duration::from_secs(config.retention_check_interval_in_seconds),
         shutdown_rx.clone(),
     ));
+    // Rates (stats and metrics) over the last statsUpdateFrequencyInSecs.
+    {
+        let svc = Arc::clone(&service);
+        tokio::spawn(every(
+            config.metrics.stats_update_interval,
+            shutdown_rx.clone(),
+            move || {
+                let svc = Arc::clone(&svc);
+                async move { svc.sample_stats().await }
+            },
+        ));
+    }
     // Message TTL and backlog quotas, checked on the loaded topics as Pulsar checks them.
     {
         let svc = Arc::clone(&service);

@@ -18,7 +18,7 @@ fn standalone_serves_metrics_and_shuts_down_cleanly_on_sigterm_and_sigint() {
         let (status, body) = broker.call("GET", "/metrics", None);
         assert_eq!(status, 200);
         assert!(
-            body.contains("# TYPE tierlog_managed_ledgers gauge"),
+            body.contains("# TYPE pulsar_broker_topics_count gauge"),
             "{body}"
         );
         assert!(body.contains("tierlog_build_info{version="), "{body}");

@@ -148,7 +148,7 @@ async fn without_a_hot_copy_reads_retry_surface_the_failure_and_resume() {
     let failures: f64 = metrics
         .lines()
         .find(|l| {
-            l.starts_with("brk_ledgeroffloader_read_offload_error{")
+            l.starts_with("brk_ledgeroffloader_read_offload_error_total{")
                 && l.contains("topic=\"persistent://public/default/nohot\"")
         })
         .and_then(|l| l.rsplit(' ').next())

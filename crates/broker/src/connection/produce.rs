@@ -9,6 +9,8 @@ pub(super) struct PendingSend {
     sequence_id: u64,
     highest_sequence_id: u64,
     receipt: AppendReceipt,
+    /// When the append started: the receipt's arrival gives the storage write latency.
+    started: std::time::Instant,
     topic: Arc<Topic>,
     /// Messages in the entry (a batch counts its messages) and its size, for stats.
     messages: u64,
@@ -44,6 +46,7 @@ pub(super) async fn send_receipts(
                 ),
             ),
             Ok(pos) => {
+                p.topic.record_write_latency(p.started.elapsed());
                 p.topic.count_in(p.messages, p.bytes);
                 p.topic.notify_appended();
                 if let Some(producer) = &p.dedup_producer {
@@ -278,6 +281,7 @@ impl Conn {
             DedupOutcome::Answered => return Ok(()),
         };
         let bytes = payload.entry.len() as u64;
+        let started = std::time::Instant::now();
         match topic.ml.append(payload.entry).await {
             Ok(receipt) => {
                 let p = PendingSend {
@@ -287,6 +291,7 @@ impl Conn {
                     sequence_id: c.sequence_id,
                     highest_sequence_id,
                     receipt,
+                    started,
                     topic,
                     dedup_producer,
                 };

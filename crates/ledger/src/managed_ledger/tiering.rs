@@ -22,6 +22,7 @@ use bytes::Bytes;
 use offload::{LedgerOffloader, LedgerSource, OffloadedLedger, TierReader};
 use uuid::Uuid;
 
+use super::counters::IoCounters;
 use super::{ManagedLedger, TierReadFailure};
 use crate::error::{LedgerError, Result};
 use crate::info::{LedgerInfo, OffloadContext};
@@ -248,10 +249,20 @@ impl ManagedLedger {
             return Ok(()); // a placeholder context names no objects
         };
         self.shared.tiered.remove(&ledger_id);
-        self.tier()
-            .delete(ledger_id, uuid, &ctx.location()?)
-            .await?;
-        Ok(())
+        let deleted: Result<()> = match ctx.location() {
+            Ok(location) => self
+                .tier()
+                .delete(ledger_id, uuid, &location)
+                .await
+                .map_err(LedgerError::from),
+            Err(e) => Err(LedgerError::from(e)),
+        };
+        let io = &self.shared.io;
+        match &deleted {
+            Ok(()) => IoCounters::add(&io.offload_deletes_ok, 1),
+            Err(_) => IoCounters::add(&io.offload_deletes_failed, 1),
+        }
+        deleted
     }
 
     /// [`delete_offloaded`](Self::delete_offloaded), logging (not failing) on error: an object
@@ -394,6 +405,7 @@ impl ManagedLedger {
             match self.offload_one(offloader, id).await {
                 Ok(()) => state.ledgers_offloaded += 1,
                 Err(e) => {
+                    IoCounters::add(&self.shared.io.offload_errors, 1);
                     tracing::warn!(ledger = %self.shared.name, ledger_id = id, error = %e, "offload of ledger failed");
                     state.ledgers_failed += 1;
                     state.last_error = Some(format!("ledger {id}: {e}"));
@@ -472,6 +484,10 @@ impl ManagedLedger {
                 ctx.complete = true;
                 ctx.timestamp_ms = self.shared.clock.now_ms();
                 self.persist_info(&mut st, next).await?;
+                IoCounters::add(
+                    &self.shared.io.offloaded_bytes,
+                    source.info.size.max(0) as u64,
+                );
                 Ok(())
             }
             None => {
@@ -541,6 +557,10 @@ impl ManagedLedger {
         };
         let e = match tier {
             Ok(data) => {
+                IoCounters::add(
+                    &self.shared.io.tier_read_bytes,
+                    data.iter().map(|d| d.len() as u64).sum(),
+                );
                 if self.tier_failures().remove(&id).is_some() {
                     tracing::info!(ledger = %self.shared.name, ledger_id = id, "the tier serves the offloaded ledger again");
                 }

@@ -104,6 +104,11 @@ async fn state(dir: &std::path::Path) -> Arc<WebState> {
         web_service_url_tls: None,
         broker_id: "127.0.0.1:8080".into(),
         authenticator,
+        metrics: policy::MetricsSettings {
+            stats_update_interval: std::time::Duration::from_secs(60),
+            topic_level: true,
+            managed_ledger: true,
+        },
     })
 }
 

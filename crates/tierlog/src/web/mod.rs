@@ -43,6 +43,8 @@ pub struct WebState {
     pub broker_id: String,
     /// Who requests come from.
     pub authenticator: Arc<security::Authenticator>,
+    /// What `/metrics` exposes.
+    pub metrics: policy::MetricsSettings,
 }
 
 type S = State<Arc<WebState>>;
@@ -94,9 +96,9 @@ async fn metrics(State(s): S) -> impl IntoResponse {
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        crate::metrics::render(s.policy.factory(), s.object_stores.counters()).await,
+        crate::metrics::render(&s.broker, s.object_stores.counters(), &s.metrics).await,
     )
 }
 
