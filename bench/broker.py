@@ -58,7 +58,7 @@ class Broker:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while True:
             try:
-                urllib.request.urlopen(self.http("/admin/v2/brokers/health"), timeout=1).read()
+                urllib.request.urlopen(self.http("/admin/v2/brokers/ready"), timeout=1).read()
                 break
             except Exception:
                 if time.monotonic() - t0 > 30:

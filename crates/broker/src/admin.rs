@@ -316,3 +316,39 @@ async fn read_one(ml: &ManagedLedger, p: Position) -> Result<Option<Entry>, Brok
         .next()
         .filter(|e| e.position == p))
 }
+
+impl BrokerService {
+    /// Pulsar's broker health check on this broker's heartbeat topic: a message is stored and
+    /// read back from storage (the same append and read paths as every topic). Returns how long
+    /// the round trip took.
+    pub async fn health_check(
+        &self,
+        heartbeat: &TopicName,
+    ) -> Result<std::time::Duration, BrokerError> {
+        let started = std::time::Instant::now();
+        let t = self.topic(heartbeat).await?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let content = format!("health-check-{now_ms}-{}", started.elapsed().as_nanos());
+        let meta = protocol::pb::MessageMetadata {
+            producer_name: "health-check".into(),
+            sequence_id: now_ms,
+            publish_time: now_ms,
+            ..Default::default()
+        };
+        let entry = protocol::entry::encode_entry(&meta, content.as_bytes());
+        let at = t.ml.append(entry.clone()).await?.await?;
+        t.count_in(1, entry.len() as u64);
+        t.notify_appended();
+        match read_one(&t.ml, at).await? {
+            Some(e) if e.data == entry => Ok(started.elapsed()),
+            Some(_) => Err(BrokerError::Metadata(format!(
+                "health check: the entry read back at {at} is not the one written"
+            ))),
+            None => Err(BrokerError::Metadata(format!(
+                "health check: the entry written at {at} cannot be read back"
+            ))),
+        }
+    }
+}

@@ -6,6 +6,8 @@ use protocol::NameError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    #[error("Cluster does not exist")]
+    ClusterNotFound,
     #[error("Tenant does not exist")]
     TenantNotFound,
     #[error("Namespace does not exist")]

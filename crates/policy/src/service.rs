@@ -88,24 +88,42 @@ impl PolicyService {
         &self.factory
     }
 
-    /// Creates `public` and `public/default` if missing, as Pulsar standalone does.
-    pub async fn ensure_defaults(&self, cluster: &str) -> Result<()> {
+    /// Creates this broker's cluster, `public` and `public/default` if missing, as Pulsar
+    /// standalone does.
+    pub async fn ensure_defaults(
+        &self,
+        cluster: &str,
+        data: &crate::types::ClusterData,
+    ) -> Result<()> {
         // Brokers of a cluster start together: one of them creates each, the others find it
         // created (AlreadyExists from the create-if-absent is success here).
         let already = |r: Result<()>| match r {
             Err(PolicyError::AlreadyExists(_)) => Ok(()),
             r => r,
         };
-        if !self.store.tenant_exists("public").await? {
+        if !self.store.clusters().await?.iter().any(|c| c == cluster) {
+            already(self.store.create_cluster(cluster, data).await)?;
+        }
+        self.ensure_namespace(&NamespaceName::new("public", "default")?, cluster)
+            .await
+    }
+
+    /// Creates a namespace and its tenant (allowed in `cluster`) if missing. Brokers starting
+    /// together may race: the loser finds them created.
+    pub async fn ensure_namespace(&self, ns: &NamespaceName, cluster: &str) -> Result<()> {
+        let already = |r: Result<()>| match r {
+            Err(PolicyError::AlreadyExists(_)) => Ok(()),
+            r => r,
+        };
+        if !self.store.tenant_exists(ns.tenant()).await? {
             let info = TenantInfo {
                 admin_roles: vec![],
                 allowed_clusters: vec![cluster.to_string()],
             };
-            already(self.store.create_tenant("public", &info).await)?;
+            already(self.store.create_tenant(ns.tenant(), &info).await)?;
         }
-        let ns = NamespaceName::new("public", "default")?;
-        if !self.store.namespace_exists(&ns).await? {
-            already(self.store.create_namespace(&ns, &Policies::default()).await)?;
+        if !self.store.namespace_exists(ns).await? {
+            already(self.store.create_namespace(ns, &Policies::default()).await)?;
         }
         Ok(())
     }
@@ -429,7 +447,22 @@ impl PolicyService {
     }
 
     /// Deletes a namespace without topics.
-    pub async fn delete_namespace(&self, ns: &NamespaceName) -> Result<()> {
+    /// Deletes a namespace: refused while it has topics, unless `force`, which deletes them
+    /// first (partitioned ones whole), closing their clients (`namespaces delete -f`).
+    pub async fn delete_namespace(
+        &self,
+        ns: &NamespaceName,
+        broker: &BrokerService,
+        force: bool,
+    ) -> Result<()> {
+        if force {
+            for t in self.store.partitioned_topics(ns).await? {
+                self.delete_partitioned(&t, broker, true).await?;
+            }
+            for t in self.list_topics(ns, Domain::Persistent).await? {
+                self.delete_topic(&t, broker, true).await?;
+            }
+        }
         if !self.list_topics(ns, Domain::Persistent).await?.is_empty() {
             return Err(PolicyError::NotEmpty("Cannot delete non empty namespace"));
         }

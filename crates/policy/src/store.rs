@@ -3,6 +3,7 @@
 //!
 //! | key | value |
 //! |---|---|
+//! | `/admin/clusters/<cluster>` | [`ClusterData`] |
 //! | `/admin/tenants/<tenant>` | [`TenantInfo`] |
 //! | `/admin/policies/<tenant>/<namespace>` | [`Policies`] |
 //! | `/admin/topic-policies/<tenant>/<namespace>/<topic>` | [`TopicPolicies`] |
@@ -21,8 +22,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{PolicyError, Result};
 use crate::schema::SchemaHistory;
-use crate::types::{PartitionedTopicMetadata, Policies, TenantInfo, TopicPolicies};
+use crate::types::{ClusterData, PartitionedTopicMetadata, Policies, TenantInfo, TopicPolicies};
 
+const CLUSTERS: &str = "/admin/clusters/";
 const TENANTS: &str = "/admin/tenants/";
 const NAMESPACES: &str = "/admin/policies/";
 const TOPIC_POLICIES: &str = "/admin/topic-policies/";
@@ -112,6 +114,53 @@ impl PolicyStore {
         }
     }
 
+    // ----- clusters -----
+
+    pub async fn clusters(&self) -> Result<Vec<String>> {
+        Ok(self
+            .meta
+            .list(CLUSTERS)
+            .await?
+            .into_iter()
+            .map(|k| k[CLUSTERS.len()..].to_string())
+            .collect())
+    }
+
+    pub async fn cluster(&self, name: &str) -> Result<ClusterData> {
+        self.get(&format!("{CLUSTERS}{name}"))
+            .await?
+            .map(|(c, _)| c)
+            .ok_or(PolicyError::ClusterNotFound)
+    }
+
+    pub async fn create_cluster(&self, name: &str, data: &ClusterData) -> Result<()> {
+        if !NamespaceName::valid_tenant(name) {
+            return Err(PolicyError::Invalid(format!("Invalid cluster name {name}")));
+        }
+        self.create(&format!("{CLUSTERS}{name}"), data, "Cluster already exists")
+            .await
+    }
+
+    pub async fn update_cluster(&self, name: &str, data: &ClusterData) -> Result<()> {
+        let key = format!("{CLUSTERS}{name}");
+        let Some((_, version)) = self.get::<ClusterData>(&key).await? else {
+            return Err(PolicyError::ClusterNotFound);
+        };
+        self.meta
+            .put(&key, encode(data), Expected::Version(version))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_cluster(&self, name: &str) -> Result<()> {
+        let key = format!("{CLUSTERS}{name}");
+        if self.meta.get(&key).await?.is_none() {
+            return Err(PolicyError::ClusterNotFound);
+        }
+        self.meta.delete(&key, Expected::Any).await?;
+        Ok(())
+    }
+
     // ----- tenants -----
 
     pub async fn tenants(&self) -> Result<Vec<String>> {
@@ -143,6 +192,18 @@ impl PolicyStore {
         }
         self.create(&tenant_key(tenant), info, "Tenant already exists")
             .await
+    }
+
+    /// Replaces a tenant's admin roles and allowed clusters.
+    pub async fn update_tenant(&self, tenant: &str, info: &TenantInfo) -> Result<()> {
+        let key = tenant_key(tenant);
+        let Some((_, version)) = self.get::<TenantInfo>(&key).await? else {
+            return Err(PolicyError::TenantNotFound);
+        };
+        self.meta
+            .put(&key, encode(info), Expected::Version(version))
+            .await?;
+        Ok(())
     }
 
     pub async fn delete_tenant(&self, tenant: &str) -> Result<()> {
@@ -267,6 +328,35 @@ impl PolicyStore {
             "This topic already exists",
         )
         .await
+    }
+
+    /// Raises a partitioned topic's partition count (refused unless `partitions` is more).
+    pub async fn update_partitioned(&self, topic: &TopicName, partitions: u32) -> Result<()> {
+        let key = topic_key(PARTITIONED, topic);
+        let Some((m, version)) = self.get::<PartitionedTopicMetadata>(&key).await? else {
+            return Err(PolicyError::PartitionedTopicNotFound);
+        };
+        if partitions <= m.partitions {
+            return Err(PolicyError::Invalid(format!(
+                "Number of new partitions must be greater than existing number of partitions ({} <= {})",
+                partitions, m.partitions
+            )));
+        }
+        match self
+            .meta
+            .put(
+                &key,
+                encode(&PartitionedTopicMetadata { partitions }),
+                Expected::Version(version),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(MetaError::Conflict { .. }) => Err(PolicyError::Busy(
+                "the partition count changed meanwhile: try again".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn delete_partitioned(&self, topic: &TopicName) -> Result<()> {

@@ -37,7 +37,10 @@ async fn a_topic_whose_open_is_slow_does_not_delay_another_topics_produce() {
         &config,
         Arc::new(ObjectStores::default()),
     ));
-    policy.ensure_defaults("standalone").await.unwrap();
+    policy
+        .ensure_defaults("standalone", &Default::default())
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("pulsar://{}", listener.local_addr().unwrap());
     let service = broker::BrokerService::new(

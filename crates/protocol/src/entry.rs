@@ -132,22 +132,30 @@ pub fn split_batch(payload: &[u8], count: usize) -> Option<Vec<BatchRecord>> {
 /// A batch entry with only `keep` of its messages (in their order), its metadata saying so and
 /// its checksum recomputed. `keep` comes from [`batched_messages`] of the same entry.
 pub fn rebatch(entry: &[u8], keep: &[&BatchedMessage]) -> Option<bytes::Bytes> {
-    use bytes::BufMut;
     let (mut meta, _) = parse_entry(entry).ok()?;
     meta.num_messages_in_batch = Some(i32::try_from(keep.len()).ok()?);
+    let mut payload = Vec::with_capacity(keep.iter().map(|m| m.span.len()).sum());
+    for m in keep {
+        payload.extend_from_slice(entry.get(m.span.clone())?);
+    }
+    Some(encode_entry(&meta, &payload))
+}
+
+/// An entry as a producer's SEND carries it and the broker stores it: magic, CRC32C of what
+/// follows, metadata size and metadata, payload.
+pub fn encode_entry(meta: &MessageMetadata, payload: &[u8]) -> bytes::Bytes {
+    use bytes::BufMut;
     let meta_len = meta.encoded_len();
-    let payload_len: usize = keep.iter().map(|m| m.span.len()).sum();
-    let mut b = bytes::BytesMut::with_capacity(10 + meta_len + payload_len);
+    let mut b = bytes::BytesMut::with_capacity(10 + meta_len + payload.len());
     b.put_u16(MAGIC_CRC32C);
     b.put_u32(0);
     b.put_u32(meta_len as u32);
-    meta.encode(&mut b).ok()?;
-    for m in keep {
-        b.extend_from_slice(entry.get(m.span.clone())?);
-    }
+    // Encoding into a buffer with the room reserved cannot fail.
+    let _ = meta.encode(&mut b);
+    b.extend_from_slice(payload);
     let crc = crc32c::crc32c(&b[6..]);
     b[2..6].copy_from_slice(&crc.to_be_bytes());
-    Some(b.freeze())
+    b.freeze()
 }
 
 #[cfg(test)]

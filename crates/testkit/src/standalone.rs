@@ -19,7 +19,7 @@ pub struct Standalone {
 
 impl Standalone {
     /// Starts `bin standalone` with an empty config file, data under `dir/data`, free ports, and
-    /// extra `TIERLOG_<key>` settings in `env`; waits until the health endpoint answers. It logs
+    /// extra `TIERLOG_<key>` settings in `env`; waits until the readiness endpoint answers. It logs
     /// to `dir/tierlog.log` (a pipe nobody reads would stall a busy broker); [`stop`](Self::stop)
     /// returns this run's part, and every run's part is kept for the secret audit.
     pub fn start(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> Standalone {
@@ -91,10 +91,11 @@ impl Standalone {
             broker_port,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        // With authentication on, an anonymous health check is refused: any answer from the
-        // web port other than "unreachable" or "unavailable" means it is up.
+        // Pulsar's readiness endpoint (the health check writes to a heartbeat topic). With
+        // authentication on, an anonymous request is refused: any answer from the web port
+        // other than "unreachable" or "unavailable" means it is up.
         while !matches!(
-            s.call("GET", "/admin/v2/brokers/health", None).0,
+            s.call("GET", "/admin/v2/brokers/ready", None).0,
             200 | 401 | 403
         ) {
             assert!(

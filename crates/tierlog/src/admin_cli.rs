@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use policy::OffloadPolicies;
 use policy::types::{
     LedgerInfoJson, MessageIdJson, OffloadProcessStatus, PersistentTopicInternalStats,
-    ProcessStatus, RetentionPolicies, TenantInfo,
+    ProcessStatus, RetentionPolicies,
 };
 use protocol::{NamespaceName, TopicName};
 use serde::Serialize;
@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::offload_dump::OutputFormat;
 
 mod client;
+mod cluster;
 mod messaging;
 mod schemas;
 mod subscriptions;
@@ -42,41 +43,17 @@ pub struct AdminArgs {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     #[command(subcommand)]
-    Brokers(Brokers),
+    Clusters(cluster::Clusters),
     #[command(subcommand)]
-    Tenants(Tenants),
+    Brokers(cluster::Brokers),
+    #[command(subcommand)]
+    Tenants(cluster::Tenants),
     #[command(subcommand)]
     Namespaces(Namespaces),
     #[command(subcommand)]
     Topics(Topics),
     #[command(subcommand)]
     Schemas(schemas::Schemas),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Brokers {
-    /// List the live brokers of a cluster (host:webServicePort).
-    List { cluster: String },
-    /// The bundles a broker owns.
-    Namespaces {
-        cluster: String,
-        /// The broker (host:webServicePort).
-        #[arg(long)]
-        url: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Tenants {
-    /// List the tenants.
-    List,
-    /// Create a tenant.
-    Create {
-        tenant: String,
-        /// Comma-separated clusters the tenant may use.
-        #[arg(long, short = 'c', default_value = "standalone")]
-        allowed_clusters: String,
-    },
 }
 
 /// pulsar-admin's `set-offload-policies` options (multi-letter short forms such as `-mbs` are
@@ -229,6 +206,21 @@ pub enum Namespaces {
     },
     /// Create a namespace (tenant/namespace).
     Create {
+        namespace: String,
+    },
+    /// Delete a namespace (refused while it has topics, unless forced).
+    Delete {
+        namespace: String,
+        /// Delete its topics first, closing their producers and consumers.
+        #[arg(long, short = 'f')]
+        force: bool,
+    },
+    /// A namespace's policies (Pulsar's `Policies` JSON).
+    Policies {
+        namespace: String,
+    },
+    /// The topics of a namespace, persistent and non-persistent.
+    Topics {
         namespace: String,
     },
     /// The roles granted actions on the whole namespace.
@@ -439,6 +431,18 @@ pub enum Topics {
     GetPartitionedTopicMetadata {
         topic: String,
     },
+    /// Raise a partitioned topic's partition count.
+    UpdatePartitionedTopic {
+        topic: String,
+        #[arg(long, short = 'p')]
+        partitions: u32,
+    },
+    /// The partitions' stats summed (and each partition's with --per-partition).
+    PartitionedStats {
+        topic: String,
+        #[arg(long = "per-partition")]
+        per_partition: bool,
+    },
     /// Delete a partitioned topic and its partitions.
     DeletePartitionedTopic {
         topic: String,
@@ -568,48 +572,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| "http://localhost:8080".into());
     let c = Client { http, base };
     match args.command {
-        AdminCommand::Tenants(Tenants::List) => {
-            let tenants: Vec<String> = c.get("/admin/v2/tenants").await?.unwrap_or_default();
-            print_list(&tenants, args.output)?
-        }
-        AdminCommand::Tenants(Tenants::Create {
-            tenant,
-            allowed_clusters,
-        }) => {
-            let info = TenantInfo {
-                admin_roles: vec![],
-                allowed_clusters: allowed_clusters
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            };
-            // Encoded, so the server sees the name as given (and refuses a bad one itself).
-            let segment =
-                percent_encoding::utf8_percent_encode(&tenant, percent_encoding::NON_ALPHANUMERIC);
-            c.call(
-                reqwest::Method::PUT,
-                &format!("/admin/v2/tenants/{segment}"),
-                Some(&info),
-            )
-            .await?;
-        }
-        AdminCommand::Brokers(Brokers::List { cluster }) => {
-            let ids: Vec<String> = c
-                .get(&format!("/admin/v2/brokers/{cluster}"))
-                .await?
-                .unwrap_or_default();
-            print_list(&ids, args.output)?
-        }
-        AdminCommand::Brokers(Brokers::Namespaces { cluster, url }) => {
-            let owned: serde_json::Value = c
-                .get(&format!(
-                    "/admin/v2/brokers/{cluster}/{url}/ownedNamespaces"
-                ))
-                .await?
-                .unwrap_or_default();
-            println!("{}", serde_json::to_string_pretty(&owned)?);
-        }
+        AdminCommand::Clusters(cmd) => cluster::clusters(&c, cmd, args.output).await?,
+        AdminCommand::Brokers(cmd) => cluster::brokers(&c, cmd, args.output).await?,
+        AdminCommand::Tenants(cmd) => cluster::tenants(&c, cmd, args.output).await?,
         AdminCommand::Namespaces(n) => namespaces(&c, n, args.output).await?,
         AdminCommand::Topics(t) => topics(&c, t, args.output).await?,
         AdminCommand::Schemas(s) => schemas::run(&c, s).await?,
@@ -635,6 +600,21 @@ async fn namespaces(c: &Client, cmd: Namespaces, output: OutputFormat) -> anyhow
         }
         Namespaces::Create { namespace } => {
             c.send(M::PUT, &base(&namespace)?).await?;
+        }
+        Namespaces::Delete { namespace, force } => {
+            c.send(M::DELETE, &format!("{}?force={force}", base(&namespace)?))
+                .await?;
+        }
+        Namespaces::Policies { namespace } => {
+            let p: Option<Value> = c.get(&base(&namespace)?).await?;
+            print_json(&p.unwrap_or_default())?
+        }
+        Namespaces::Topics { namespace } => {
+            let names: Vec<String> = c
+                .get(&format!("{}/topics", base(&namespace)?))
+                .await?
+                .unwrap_or_default();
+            print_list(&names, output)?
         }
         Namespaces::Permissions { namespace } => {
             let p: Option<Value> = c.get(&format!("{}/permissions", base(&namespace)?)).await?;
@@ -885,6 +865,25 @@ async fn topics(c: &Client, cmd: Topics, output: OutputFormat) -> anyhow::Result
             let m: Option<policy::types::PartitionedTopicMetadata> =
                 c.get(&format!("{}/partitions", path(&topic)?.0)).await?;
             print_json(&m)?
+        }
+        Topics::UpdatePartitionedTopic { topic, partitions } => {
+            c.call(
+                M::POST,
+                &format!("{}/partitions", path(&topic)?.0),
+                Some(&partitions),
+            )
+            .await?;
+        }
+        Topics::PartitionedStats {
+            topic,
+            per_partition,
+        } => {
+            let p = format!(
+                "{}/partitioned-stats?perPartition={per_partition}",
+                path(&topic)?.0
+            );
+            let stats: Option<Value> = c.get(&p).await?;
+            print_json(&stats.unwrap_or_default())?
         }
         Topics::DeletePartitionedTopic { topic, force } => {
             let p = format!("{}/partitions?force={force}", path(&topic)?.0);

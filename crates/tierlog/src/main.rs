@@ -65,6 +65,11 @@ enum Command {
     /// Keys and tokens for token authentication (mirrors `pulsar tokens`).
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Print a shell completion script (e.g. `source <(tierlog completions bash)`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -125,6 +130,17 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(perf::run(cmd))
         }
         Command::Tokens(cmd) => tokens::run(cmd),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            // Into memory first: the generator panics on a closed pipe (`… | head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tierlog", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
         Command::Offload(OffloadCommand::Dump(args)) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -171,10 +171,6 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         &config,
         Arc::clone(&object_stores),
     ));
-    policy
-        .ensure_defaults(&config.cluster_name)
-        .await
-        .context("creating public/default")?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let bind = |port: u16| -> anyhow::Result<SocketAddr> {
@@ -213,6 +209,16 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     };
     let web_service_url = format!("http://{host}:{}", sec.web_port.unwrap_or_default());
     let web_service_url_tls = sec.web_port_tls.map(|p| format!("https://{host}:{p}"));
+    let cluster_data = policy::types::ClusterData {
+        service_url: Some(web_service_url.clone()),
+        service_url_tls: web_service_url_tls.clone(),
+        broker_service_url: service_url.clone(),
+        broker_service_url_tls: service_url_tls.clone(),
+    };
+    policy
+        .ensure_defaults(&config.cluster_name, &cluster_data)
+        .await
+        .context("creating the cluster record and public/default")?;
     let cluster = match mode {
         Mode::Standalone => None,
         Mode::ClusterBroker => {
@@ -272,6 +278,13 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         broker_id: broker_id.clone(),
         authenticator,
         metrics: config.metrics.clone(),
+        metadata_store_url: match &config.metadata_store {
+            MetadataBackend::Embedded => format!(
+                "redb:{}",
+                config.data_directory.join("metadata.redb").display()
+            ),
+            MetadataBackend::Etcd(endpoints) => format!("etcd:{}", endpoints.join(",")),
+        },
     }));
     let mut web = Vec::new();
     if let Some(port) = sec.web_port {

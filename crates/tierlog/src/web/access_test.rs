@@ -68,7 +68,10 @@ async fn state(dir: &std::path::Path) -> Arc<WebState> {
         &config,
         Arc::clone(&stores),
     ));
-    policy.ensure_defaults("standalone").await.unwrap();
+    policy
+        .ensure_defaults("standalone", &Default::default())
+        .await
+        .unwrap();
     let authenticator =
         Arc::new(security::Authenticator::new(&config.security.authentication).unwrap());
     let broker = broker::BrokerService::with_cluster(
@@ -109,6 +112,7 @@ async fn state(dir: &std::path::Path) -> Arc<WebState> {
             topic_level: true,
             managed_ledger: true,
         },
+        metadata_store_url: "redb:metadata.redb".into(),
     })
 }
 

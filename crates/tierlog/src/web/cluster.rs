@@ -279,3 +279,152 @@ pub async fn lookup_in_cluster(
         }
     }
 }
+
+// ----- clusters -----
+
+/// `GET /admin/v2/clusters`.
+pub async fn list_clusters(State(s): S) -> ApiResult {
+    json(&s.policy.store().clusters().await?)
+}
+
+/// `GET /admin/v2/clusters/{cluster}`: Pulsar's `ClusterData`.
+pub async fn get_cluster(State(s): S, Path(cluster): Path<String>) -> ApiResult {
+    json(&s.policy.store().cluster(&cluster).await?)
+}
+
+/// `PUT /admin/v2/clusters/{cluster}` with its `ClusterData`.
+pub async fn create_cluster(
+    State(s): S,
+    Path(cluster): Path<String>,
+    raw: axum::body::Bytes,
+) -> ApiResult {
+    let data: policy::types::ClusterData = super::body(&raw, "cluster data")?;
+    s.policy.store().create_cluster(&cluster, &data).await?;
+    tracing::info!(cluster, "cluster created");
+    no_content()
+}
+
+/// `POST /admin/v2/clusters/{cluster}` with its new `ClusterData`.
+pub async fn update_cluster(
+    State(s): S,
+    Path(cluster): Path<String>,
+    raw: axum::body::Bytes,
+) -> ApiResult {
+    let data: policy::types::ClusterData = super::body(&raw, "cluster data")?;
+    s.policy.store().update_cluster(&cluster, &data).await?;
+    tracing::info!(cluster, "cluster updated");
+    no_content()
+}
+
+/// `DELETE /admin/v2/clusters/{cluster}`; the cluster this broker serves cannot go.
+pub async fn delete_cluster(State(s): S, Path(cluster): Path<String>) -> ApiResult {
+    if cluster == s.broker.config().cluster_name {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!("Cluster {cluster} is the cluster of this broker: it cannot be deleted"),
+        ));
+    }
+    s.policy.store().delete_cluster(&cluster).await?;
+    tracing::info!(cluster, "cluster deleted");
+    no_content()
+}
+
+/// Pulsar's `BrokerInfo` (`brokers leader-broker`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LeaderBroker {
+    service_url: String,
+    broker_id: String,
+}
+
+/// `GET /admin/v2/brokers/leaderBroker`. tierlog elects no leader (no load manager to run):
+/// every broker answers with the live broker of lowest id, the same answer everywhere.
+pub async fn leader_broker(State(s): S) -> ApiResult {
+    let (id, url) = match s.broker.cluster() {
+        Some(c) => match c.brokers().await?.into_iter().next() {
+            Some(b) => (b.id, b.web_url),
+            None => (s.broker_id.clone(), s.web_service_url.clone()),
+        },
+        None => (s.broker_id.clone(), s.web_service_url.clone()),
+    };
+    json(&LeaderBroker {
+        service_url: url,
+        broker_id: id,
+    })
+}
+
+/// Pulsar's `InternalConfigurationData` (`brokers get-internal-configuration`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InternalConfiguration<'a> {
+    metadata_store_url: &'a str,
+    configuration_metadata_store_url: &'a str,
+    /// No BookKeeper: the hot tier is local disk or object storage.
+    bookkeeper_metadata_service_uri: Option<String>,
+    state_storage_service_url: Option<String>,
+}
+
+/// `GET /admin/v2/brokers/internal-configuration`.
+pub async fn internal_configuration(State(s): S) -> ApiResult {
+    json(&InternalConfiguration {
+        metadata_store_url: &s.metadata_store_url,
+        configuration_metadata_store_url: &s.metadata_store_url,
+        bookkeeper_metadata_service_uri: None,
+        state_storage_service_url: None,
+    })
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthQuery {
+    topic_version: Option<String>,
+}
+
+/// `GET /admin/v2/brokers/health[?topicVersion=V2]`: Pulsar's health check. A message is
+/// written to this broker's heartbeat topic (`persistent://pulsar/<broker id>/healthcheck`,
+/// namespace created on first use, owned by this broker in a cluster) and read back; `ok`, or
+/// 500 with what failed.
+pub async fn health(
+    State(s): S,
+    axum::extract::Query(q): axum::extract::Query<HealthQuery>,
+) -> ApiResult {
+    if let Some(v) = q.topic_version.as_deref()
+        && !v.eq_ignore_ascii_case("V2")
+    {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!(
+                "Unsupported topicVersion {v:?}: tierlog's heartbeat topic is the V2 one (pulsar/<broker id>)"
+            ),
+        ));
+    }
+    let failed = |what: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, what);
+    let ns = NamespaceName::new("pulsar", &s.broker_id)?;
+    let topic = ns.topic(Domain::Persistent, "healthcheck")?;
+    s.policy
+        .ensure_namespace(&ns, &s.broker.config().cluster_name)
+        .await
+        .map_err(|e| failed(format!("health check: the heartbeat namespace {ns}: {e}")))?;
+    if let Some(c) = s.broker.cluster() {
+        match c.lookup(&topic, true).await {
+            Ok(cluster::Owner::This) => {}
+            Ok(cluster::Owner::Other(b)) => {
+                return Err(failed(format!(
+                    "health check: this broker's heartbeat namespace is owned by {}",
+                    b.id
+                )));
+            }
+            Err(e) => return Err(failed(format!("health check: {e}"))),
+        }
+    }
+    match s.broker.health_check(&topic).await {
+        Ok(took) => {
+            tracing::debug!(?took, "health check passed");
+            Ok("ok".into_response())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            Err(failed(format!("health check: {e}")))
+        }
+    }
+}

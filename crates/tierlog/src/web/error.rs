@@ -43,7 +43,8 @@ fn ledger_status(e: &LedgerError) -> StatusCode {
 impl From<PolicyError> for ApiError {
     fn from(e: PolicyError) -> Self {
         let status = match &e {
-            PolicyError::TenantNotFound
+            PolicyError::ClusterNotFound
+            | PolicyError::TenantNotFound
             | PolicyError::NamespaceNotFound
             | PolicyError::TopicNotFound
             | PolicyError::PartitionedTopicNotFound => StatusCode::NOT_FOUND,

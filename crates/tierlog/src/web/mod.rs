@@ -45,6 +45,8 @@ pub struct WebState {
     pub authenticator: Arc<security::Authenticator>,
     /// What `/metrics` exposes.
     pub metrics: policy::MetricsSettings,
+    /// Where the metadata lives (`brokers get-internal-configuration`).
+    pub metadata_store_url: String,
 }
 
 type S = State<Arc<WebState>>;
@@ -159,12 +161,78 @@ pub fn api() -> auth::Api {
             R::TOPIC_ADMIN,
             put(c::unload_topic),
         )
+        .route(
+            M::GET,
+            "/admin/v2/clusters",
+            R::Authenticated,
+            get(c::list_clusters),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/clusters/{cluster}",
+            R::Authenticated,
+            get(c::get_cluster),
+        )
+        .route(
+            M::PUT,
+            "/admin/v2/clusters/{cluster}",
+            R::SuperUser,
+            put(c::create_cluster),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/clusters/{cluster}",
+            R::SuperUser,
+            post(c::update_cluster),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/clusters/{cluster}",
+            R::SuperUser,
+            delete(c::delete_cluster),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/brokers/leaderBroker",
+            R::Authenticated,
+            get(c::leader_broker),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/brokers/internal-configuration",
+            R::SuperUser,
+            get(c::internal_configuration),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/namespaces/{t}/{ns}/topics",
+            R::NAMESPACE_TOPICS,
+            get(n::list_topics),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/partitions",
+            R::TOPIC_ADMIN,
+            post(t::update_partitions),
+        )
+        .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/partitioned-stats",
+            R::TOPIC_LOOKUP,
+            get(t::partitioned_stats),
+        )
         .route(M::GET, "/metrics", R::Authenticated, get(metrics))
+        .route(
+            M::GET,
+            "/admin/v2/brokers/ready",
+            R::Authenticated,
+            get(|| async { "ok" }),
+        )
         .route(
             M::GET,
             "/admin/v2/brokers/health",
             R::SuperUser,
-            get(|| async { "ok" }),
+            get(c::health),
         )
         .route(
             M::GET,
@@ -183,6 +251,12 @@ pub fn api() -> auth::Api {
             "/admin/v2/tenants/{t}",
             R::SuperUser,
             put(n::create_tenant),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/tenants/{t}",
+            R::SuperUser,
+            post(n::update_tenant),
         )
         .route(
             M::DELETE,

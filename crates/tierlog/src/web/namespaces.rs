@@ -31,6 +31,14 @@ pub async fn create_tenant(State(s): S, Path(t): Path<String>, raw: Bytes) -> Ap
     no_content()
 }
 
+/// `POST /admin/v2/tenants/{t}` with its new `TenantInfo`.
+pub async fn update_tenant(State(s): S, Path(t): Path<String>, raw: Bytes) -> ApiResult {
+    let info: TenantInfo = body(&raw, "tenant info")?;
+    s.policy.store().update_tenant(&t, &info).await?;
+    tracing::info!(tenant = t, "tenant updated");
+    no_content()
+}
+
 pub async fn delete_tenant(State(s): S, Path(t): Path<String>) -> ApiResult {
     s.policy.store().delete_tenant(&t).await?;
     no_content()
@@ -124,9 +132,35 @@ pub async fn revoke_permission(
     no_content()
 }
 
-pub async fn delete_namespace(State(s): S, Ns(ns): Ns) -> ApiResult {
-    s.policy.delete_namespace(&ns).await?;
+#[derive(serde::Deserialize, Default)]
+pub struct ForceQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `DELETE /admin/v2/namespaces/{t}/{ns}[?force=true]`: refused while it has topics, unless
+/// forced (its topics are deleted first).
+pub async fn delete_namespace(
+    State(s): S,
+    Ns(ns): Ns,
+    axum::extract::Query(q): axum::extract::Query<ForceQuery>,
+) -> ApiResult {
+    s.policy.delete_namespace(&ns, &s.broker, q.force).await?;
     no_content()
+}
+
+/// `GET /admin/v2/namespaces/{t}/{ns}/topics`: its topics, persistent and non-persistent
+/// (partitions one by one).
+pub async fn list_topics(State(s): S, Ns(ns): Ns) -> ApiResult {
+    let mut names: Vec<String> = s
+        .policy
+        .list_topics(&ns, protocol::Domain::Persistent)
+        .await?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    names.extend(s.broker.np_topics_of(&ns).iter().map(ToString::to_string));
+    json(&names)
 }
 
 pub async fn get_policies(State(s): S, Ns(ns): Ns) -> ApiResult {

@@ -139,6 +139,76 @@ pub async fn create_partitions(State(s): S, Topic(t): Topic, raw: Bytes) -> ApiR
     no_content()
 }
 
+/// `POST …/{topic}/partitions` with the new count: more partitions (never fewer).
+pub async fn update_partitions(State(s): S, Topic(t): Topic, raw: Bytes) -> ApiResult {
+    let n: u32 = body(&raw, "partition count")?;
+    s.policy.store().policies(t.namespace()).await?;
+    s.policy.store().update_partitioned(&t, n).await?;
+    tracing::info!(topic = %t, partitions = n, "partitioned topic updated");
+    no_content()
+}
+
+/// Pulsar's `PartitionedTopicStats`: the partitions' stats summed, its metadata, and each
+/// partition's stats when `perPartition` (the default).
+pub async fn partitioned_stats(State(s): S, Topic(t): Topic, Query(q): QueryParams) -> ApiResult {
+    let partitions = s.policy.partitions(&t).await?;
+    if partitions == 0 {
+        return Err(policy::PolicyError::PartitionedTopicNotFound.into());
+    }
+    let per_partition = q.get("perPartition").is_none_or(|v| v != "false");
+    let mut total = serde_json::Map::new();
+    let mut each = serde_json::Map::new();
+    for i in 0..partitions {
+        let p = t.partition(i);
+        let stats = serde_json::to_value(s.broker.topic_stats(&p).await?).map_err(|e| {
+            ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        })?;
+        sum_into(&mut total, &stats);
+        if per_partition {
+            each.insert(p.to_string(), stats);
+        }
+    }
+    total.insert(
+        "metadata".into(),
+        serde_json::json!({ "partitions": partitions }),
+    );
+    total.insert("partitions".into(), serde_json::Value::Object(each));
+    json(&total)
+}
+
+/// Adds a partition's stats into the totals: numbers are summed, lists appended, maps merged
+/// (subscriptions of the same name summed the same way), anything else kept from the first.
+fn sum_into(total: &mut serde_json::Map<String, serde_json::Value>, add: &serde_json::Value) {
+    use serde_json::Value as V;
+    let Some(add) = add.as_object() else { return };
+    for (k, v) in add {
+        match (total.get_mut(k), v) {
+            (None, v) => {
+                total.insert(k.clone(), v.clone());
+            }
+            (Some(V::Number(a)), V::Number(b)) => {
+                let sum = match (a.as_i64(), b.as_i64()) {
+                    (Some(x), Some(y)) => V::from(x + y),
+                    _ => V::from(a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0)),
+                };
+                total.insert(k.clone(), sum);
+            }
+            (Some(V::Array(a)), V::Array(b)) => a.extend(b.iter().cloned()),
+            (Some(V::Object(a)), V::Object(b)) => {
+                for (name, sub) in b {
+                    match a.get_mut(name) {
+                        Some(V::Object(existing)) => sum_into(existing, sub),
+                        _ => {
+                            a.insert(name.clone(), sub.clone());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 pub async fn delete_partitions(State(s): S, Topic(t): Topic, Query(q): QueryParams) -> ApiResult {
     s.policy
         .delete_partitioned(&t, &s.broker, force(&q)?)
