@@ -258,6 +258,35 @@ async fn metrics_and_rates_agree_with_a_produce_offload_and_cold_read() {
         let name = format!("pulsar_storage_write_latency_le_{suffix}");
         assert_eq!(m[&name][0].kind, "gauge", "{name}");
     }
+    // Every metric the Grafana dashboard (docs/grafana) queries is served.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            testkit::workspace_root().join("docs/grafana/tierlog-offload.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut queried = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if ["pulsar_", "brk_", "tierlog_"]
+                    .iter()
+                    .any(|p| word.starts_with(p))
+                {
+                    queried.push(word.to_string());
+                }
+            }
+        }
+    }
+    assert!(queried.len() >= 15, "{queried:?}");
+    for name in &queried {
+        assert!(
+            m.contains_key(name),
+            "the dashboard queries {name}, which /metrics lacks"
+        );
+    }
     // Types as Prometheus sees them.
     assert_eq!(m["pulsar_in_messages_total"][0].kind, "counter");
     assert_eq!(
