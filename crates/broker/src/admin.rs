@@ -352,3 +352,19 @@ impl BrokerService {
         }
     }
 }
+
+impl BrokerService {
+    /// Pulsar's `topics terminate`: the topic takes no more messages, ever. Producers are
+    /// closed (re-created, they are refused with `TopicTerminatedError`); consumers that have
+    /// read everything are told REACHED_END_OF_TOPIC. Returns the last message's position.
+    pub async fn terminate(&self, name: &TopicName) -> Result<Position, BrokerError> {
+        let t = self.topic(name).await?;
+        let last = t.ml.terminate().await?;
+        let closed = t.close_producers();
+        for sub in t.subscriptions.lock().await.values() {
+            sub.wake();
+        }
+        tracing::info!(topic = %name, %last, producers_closed = closed, "topic terminated");
+        Ok(last)
+    }
+}

@@ -44,6 +44,9 @@ pub enum BrokerError {
     ConsumerNotFound,
     #[error("Subscription not found: {0}")]
     SubscriptionNotFound(String),
+    /// The topic was terminated: no producer, no message, ever.
+    #[error("Topic was already terminated: {0}")]
+    TopicTerminated(String),
     /// An admin request creates a subscription that exists.
     #[error("Subscription already exists for topic")]
     SubscriptionExists(String),
@@ -87,6 +90,10 @@ impl BrokerError {
             BrokerError::IncompatibleSchema(_) => ServerError::IncompatibleSchema,
             BrokerError::ConsumerNotFound => ServerError::MetadataError,
             BrokerError::SubscriptionNotFound(_) => ServerError::SubscriptionNotFound,
+            BrokerError::TopicTerminated(_)
+            | BrokerError::Storage(ledger::LedgerError::Terminated(_)) => {
+                ServerError::TopicTerminatedError
+            }
             BrokerError::AlreadyRunning(_)
             | BrokerError::SubscriptionExists(_)
             | BrokerError::SubscriptionBusy => ServerError::NotAllowedError,

@@ -92,6 +92,8 @@ struct Consumer {
     unacked: u64,
     /// Delivery stopped at `maxUnackedMessagesPerConsumer` until it is below half of it.
     blocked: bool,
+    /// Told REACHED_END_OF_TOPIC (the topic is terminated and it has read everything).
+    told_end_of_topic: bool,
 }
 
 /// Pulsar's `maxUnackedMessagesPerConsumer` / `maxUnackedMessagesPerSubscription`: 0 is no
@@ -482,6 +484,7 @@ impl Subscription {
             bytes_out: 0,
             unacked: 0,
             blocked: false,
+            told_end_of_topic: false,
         });
         self.rewind_if_active_changed(&mut st, active);
         drop(st);
@@ -895,6 +898,9 @@ impl Subscription {
             }
         };
         if entries.is_empty() {
+            if !redelivering && ml.is_terminated() {
+                self.tell_end_of_topic();
+            }
             return Ok(false);
         }
         let mut st = self.state();
@@ -983,6 +989,26 @@ impl Subscription {
 }
 
 impl Subscription {
+    /// The topic is terminated and everything was read: each consumer not told yet gets
+    /// REACHED_END_OF_TOPIC (Pulsar's clients then report the end of the topic).
+    fn tell_end_of_topic(&self) {
+        let mut st = self.state();
+        for c in st.consumers.iter_mut().filter(|c| !c.told_end_of_topic) {
+            let cmd = protocol::pb::BaseCommand {
+                reached_end_of_topic: Some(protocol::pb::CommandReachedEndOfTopic {
+                    consumer_id: c.spec.key.1,
+                }),
+                ..commands::base(protocol::pb::base_command::Type::ReachedEndOfTopic)
+            };
+            c.told_end_of_topic = c.spec.outbox.send(protocol::encode_command(&cmd)).is_ok();
+        }
+    }
+
+    /// Wakes the dispatcher (after the topic was terminated, say).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Up to `n` entries from `from` as a `read_compacted` consumer sees them: the compacted
     /// view's up to its horizon, then the live log after it.
     async fn read_compacted(

@@ -37,6 +37,9 @@ pub enum LedgerError {
     /// The managed ledger was closed; no more appends or reads.
     #[error("managed ledger {0} is closed")]
     Closed(String),
+    /// Terminated: it takes no more entries, ever.
+    #[error("Topic was already terminated ({0})")]
+    Terminated(String),
     /// The file system is full (or read-only): appends are refused until space returns.
     #[error("storage is full: {ledger} takes no appends until space returns ({detail})")]
     StorageFull { ledger: String, detail: String },

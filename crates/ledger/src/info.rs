@@ -133,6 +133,9 @@ pub struct ManagedLedgerInfo {
     /// deleted by the next delete or at start-up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
+    /// Terminated (Pulsar's `topics terminate`): no entry is ever appended again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminated: bool,
 }
 
 /// The persisted state of one durable cursor (subscription).

@@ -141,6 +141,8 @@ struct Shared {
     tier_read_errors: AtomicU64,
     /// Appends, reads, offloads and deletions counted for metrics.
     io: IoCounters,
+    /// Terminated: appends are refused for good (mirrors the ledger list's flag).
+    terminated: std::sync::atomic::AtomicBool,
     /// Set while the file system is full or read-only: until when (ms) appends are refused
     /// outright; after it one probe checks for room. No ledger is created while it is set.
     out_of_space_until: std::sync::Mutex<Option<u64>>,
@@ -246,6 +248,7 @@ impl ManagedLedger {
             }
         }
         let deleting = ml_info.deleting;
+        let terminated = ml_info.terminated;
         let ml = ManagedLedger {
             shared: Arc::new(Shared {
                 name: name.to_string(),
@@ -279,6 +282,7 @@ impl ManagedLedger {
                 tier_failures: std::sync::Mutex::new(BTreeMap::new()),
                 tier_read_errors: AtomicU64::new(0),
                 io: IoCounters::default(),
+                terminated: std::sync::atomic::AtomicBool::new(terminated),
                 out_of_space_until: std::sync::Mutex::new(None),
             }),
         };
@@ -511,6 +515,9 @@ impl ManagedLedger {
         if st.closed {
             return Err(LedgerError::Closed(self.shared.name.clone()));
         }
+        if st.info.terminated {
+            return Err(LedgerError::Terminated(self.shared.name.clone()));
+        }
         self.refuse_if_fenced()?;
         self.refuse_if_out_of_space()?;
         if st.writer.is_none() || self.is_full(&st) {
@@ -602,6 +609,36 @@ impl ManagedLedger {
         drop(st);
         self.maybe_offload_in_background();
         Ok(())
+    }
+
+    /// Pulsar's terminate: no entry is appended after the last one, ever. The current ledger
+    /// is sealed and the ledger list records it (a restart keeps refusing appends); appends
+    /// fail with [`LedgerError::Terminated`]. Returns the last entry's position; terminating
+    /// again answers the same.
+    ///
+    /// Crash window: until the ledger list is written, the managed ledger is not terminated
+    /// (the caller's terminate failed, and nothing was acknowledged as terminated).
+    pub async fn terminate(&self) -> Result<Position> {
+        let mut st = self.shared.write.lock().await;
+        if st.closed {
+            return Err(LedgerError::Closed(self.shared.name.clone()));
+        }
+        if !st.info.terminated {
+            if st.current_entries > 0 {
+                self.rollover(&mut st).await?;
+            }
+            let mut next = st.info.clone();
+            next.terminated = true;
+            self.persist_info(&mut st, next).await?;
+            self.shared.terminated.store(true, Ordering::Relaxed);
+        }
+        drop(st);
+        Ok(self.last_confirmed())
+    }
+
+    /// Whether the managed ledger was terminated.
+    pub fn is_terminated(&self) -> bool {
+        self.shared.terminated.load(Ordering::Relaxed)
     }
 
     /// Reads up to `max_entries` durable entries starting at `from`, across ledger boundaries, in

@@ -294,3 +294,79 @@ async fn subscriptions_are_created_moved_peeked_and_deleted_as_pulsar_admin_does
     let err = admin_err(&b, &["topics", "unsubscribe", "-s", "from-end", "subs"]);
     assert!(err.contains("Subscription not found"), "{err}");
 }
+
+/// `topics terminate`: the last message's id, as pulsar-admin prints it; producers refused
+/// with TopicTerminatedError (also after a restart); a consumer that has read everything is
+/// told REACHED_END_OF_TOPIC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_topic_takes_no_more_messages_and_says_where_it_ends() {
+    use protocol::pb::{self, BaseCommand, ServerError, base_command::Type};
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = common::start(dir.path(), &[]);
+    let topic = "persistent://public/default/ending";
+    let client = common::client(&b).await;
+    let ids = common::produce(&client, topic, 0..3, 10, ProducerOptions::default()).await;
+    let (ledger, last) = ids[2];
+
+    // A consumer reads the three messages, then waits.
+    let mut consumer = common::raw::Raw::connect(b.broker_port).await;
+    consumer.subscribe(topic, "reader", 1).await;
+    consumer
+        .write(&protocol::encode_command(&BaseCommand {
+            flow: Some(pb::CommandFlow {
+                consumer_id: 1,
+                message_permits: 100,
+            }),
+            ..protocol::commands::base(Type::Flow)
+        }))
+        .await;
+    let mut seen = 0;
+    while seen < 3 {
+        let c = consumer
+            .next_within(Duration::from_secs(10))
+            .await
+            .expect("a message");
+        assert!(c.reached_end_of_topic.is_none(), "too early: {c:?}");
+        if c.message.is_some() {
+            seen += 1;
+        }
+    }
+
+    let out = common::admin_ok(&b, &["topics", "terminate", topic]);
+    assert_eq!(
+        out,
+        format!("Topic successfully terminated at {ledger}:{last}:-1\n")
+    );
+    let ended = loop {
+        let c = consumer
+            .next_within(Duration::from_secs(10))
+            .await
+            .expect("REACHED_END_OF_TOPIC");
+        if let Some(e) = c.reached_end_of_topic {
+            break e;
+        }
+    };
+    assert_eq!(ended.consumer_id, 1);
+    // Again: the same answer.
+    let again = common::admin_ok(&b, &["topics", "terminate", topic]);
+    assert_eq!(again, out);
+    let last_id: Value =
+        serde_json::from_str(&common::admin_ok(&b, &["topics", "last-message-id", topic])).unwrap();
+    assert_eq!(last_id["entryId"], last as i64);
+
+    let refused = |reply: BaseCommand| {
+        let e = reply.error.clone().unwrap_or_else(|| panic!("refused: {reply:?}"));
+        assert_eq!(e.error, ServerError::TopicTerminatedError as i32, "{e:?}");
+    };
+    refused(common::raw::Raw::create_producer(b.broker_port, topic, None).await);
+    // Still terminated after a restart.
+    let out = b.stop("TERM");
+    assert!(out.status.success());
+    b = common::start(dir.path(), &[]);
+    refused(common::raw::Raw::create_producer(b.broker_port, topic, None).await);
+    let err = admin_err(
+        &b,
+        &["topics", "terminate", "persistent://public/default/nope"],
+    );
+    assert!(err.contains("Topic not found"), "{err}");
+}

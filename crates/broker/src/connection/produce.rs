@@ -79,7 +79,7 @@ pub(super) async fn send_receipts(
                 commands::send_error(
                     p.producer_id,
                     p.sequence_id,
-                    ServerError::PersistenceError,
+                    append_error_code(&e),
                     format!("storing the message failed: {e}"),
                 )
             }
@@ -108,6 +108,9 @@ impl Conn {
             return self.np_producer(c, name);
         }
         let topic = self.svc.topic(&name).await?;
+        if topic.ml.is_terminated() {
+            return Err(BrokerError::TopicTerminated(name.to_string()));
+        }
         if topic.ml.is_out_of_space() {
             // Clients fail what they hold on this answer, instead of resending it forever.
             return Err(BrokerError::ProducerBlocked(format!(
@@ -306,7 +309,7 @@ impl Conn {
                 self.send(commands::send_error(
                     c.producer_id,
                     c.sequence_id,
-                    ServerError::PersistenceError,
+                    append_error_code(&e),
                     format!("storing the message failed: {e}"),
                 ));
                 Ok(())
@@ -361,5 +364,14 @@ impl Conn {
                 DedupOutcome::Answered
             }
         }
+    }
+}
+
+/// The SEND_ERROR code of a failed append: a terminated topic says so (the client stops
+/// sending to it); anything else is a persistence error the client may retry.
+fn append_error_code(e: &ledger::LedgerError) -> ServerError {
+    match e {
+        ledger::LedgerError::Terminated(_) => ServerError::TopicTerminatedError,
+        _ => ServerError::PersistenceError,
     }
 }

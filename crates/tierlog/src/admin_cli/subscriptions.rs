@@ -1,6 +1,7 @@
 //! pulsar-admin's commands on a topic's subscriptions and messages: `topics subscriptions`,
 //! `create-subscription`, `unsubscribe`, `skip`, `clear-backlog`, `reset-cursor`,
-//! `peek-messages`, `examine-message`, `get-message-by-id`, `last-message-id` — their flags,
+//! `peek-messages`, `examine-message`, `get-message-by-id`, `last-message-id`, `terminate` —
+//! their flags,
 //! and their output (messages as pulsar-admin prints them: id, times, properties, hex dump).
 
 use std::collections::BTreeMap;
@@ -96,6 +97,8 @@ pub enum TopicSubscriptions {
     },
     /// The id of the topic's last message.
     LastMessageId { topic: String },
+    /// Take no more messages on the topic, ever (consumers are told when they reach its end).
+    Terminate { topic: String },
 }
 
 /// pulsar-admin's message id argument: `latest`, `earliest`, `ledgerId:entryId[:partition]`.
@@ -271,6 +274,16 @@ pub(super) async fn run(
                     }
                 }
             }
+        }
+        TopicSubscriptions::Terminate { topic } => {
+            let p = format!("{}/terminate", path(&topic)?.0);
+            let id: MessageIdJson = serde_json::from_str(&c.send(M::POST, &p).await?)
+                .context("unexpected answer to terminate")?;
+            // MessageIdImpl's text: ledger:entry:partition.
+            println!(
+                "Topic successfully terminated at {}:{}:{}",
+                id.ledger_id, id.entry_id, id.partition_index
+            );
         }
         TopicSubscriptions::LastMessageId { topic } => {
             let p = format!("{}/lastMessageId", path(&topic)?.0);

@@ -69,9 +69,11 @@ impl From<broker::BrokerError> for ApiError {
         use broker::BrokerError as B;
         let status = match &e {
             B::TopicNotFound(_) | B::SubscriptionNotFound(_) => StatusCode::NOT_FOUND,
-            B::InvalidName(_) | B::NotAllowed(_) | B::TopicBusy(_) | B::SubscriptionBusy => {
-                StatusCode::PRECONDITION_FAILED
-            }
+            B::InvalidName(_)
+            | B::NotAllowed(_)
+            | B::TopicBusy(_)
+            | B::SubscriptionBusy
+            | B::TopicTerminated(_) => StatusCode::PRECONDITION_FAILED,
             B::TopicFenced(_) | B::NotOwned(_) => StatusCode::SERVICE_UNAVAILABLE,
             B::ConsumerBusy(_)
             | B::ProducerBusy(_)

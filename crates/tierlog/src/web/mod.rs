@@ -649,6 +649,12 @@ pub fn api() -> auth::Api {
             get(su::by_id),
         )
         .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/terminate",
+            R::TOPIC_ADMIN,
+            post(su::terminate),
+        )
+        .route(
             M::GET,
             "/admin/v2/persistent/{t}/{ns}/{topic}/lastMessageId",
             R::TOPIC_LOOKUP,

@@ -250,6 +250,16 @@ pub async fn by_id(State(s): S, p: TopicSub) -> ApiResult {
     }
 }
 
+/// `POST …/{topic}/terminate`: no more messages, ever; answers the last message's id.
+pub async fn terminate(State(s): S, super::Topic(t): super::Topic) -> ApiResult {
+    single_topic(&s, &t, "Termination").await?;
+    let last = s.broker.terminate(&t).await?;
+    json(&MessageIdJson {
+        partition_index: t.partition_index().map_or(-1, |i| i as i32),
+        ..MessageIdJson::new(last.ledger_id, last.entry_id)
+    })
+}
+
 /// `GET …/{topic}/lastMessageId`.
 pub async fn last_message_id(State(s): S, super::Topic(t): super::Topic) -> ApiResult {
     single_topic(&s, &t, "Get last message id").await?;
