@@ -294,6 +294,44 @@ async fn metrics_and_rates_agree_with_a_produce_offload_and_cold_read() {
         "pulsar_in_messages"
     );
     assert_eq!(m["pulsar_rate_in"][0].kind, "gauge");
+
+    // A subscription that consumes part: 200 acknowledged of what it was delivered.
+    let mut part = common::consumer(
+        &client,
+        TOPIC,
+        "part",
+        SubType::Shared,
+        InitialPosition::Earliest,
+    )
+    .await;
+    common::receive(&mut part, 200, true, Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        let s = stats(&b);
+        if s["subscriptions"]["part"]["msgBacklog"] == 300 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{s}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let part = &s["subscriptions"]["part"];
+    let delivered = part["msgOutCounter"].as_u64().unwrap();
+    assert!(delivered >= 200, "{s}");
+    assert_eq!(part["unackedMessages"], delivered - 200, "{s}");
+    let consumer = &part["consumers"][0];
+    assert_eq!(consumer["unackedMessages"], delivered - 200, "{s}");
+    assert_eq!(consumer["msgOutCounter"], delivered, "{s}");
+    assert!(consumer["availablePermits"].as_i64().unwrap() >= 0, "{s}");
+    let m = scrape(&b);
+    assert_eq!(
+        value(
+            &m,
+            "pulsar_subscription_back_log",
+            &[("subscription", "part")]
+        ),
+        300.0
+    );
+    assert_eq!(value(&m, "pulsar_msg_backlog", &t), 800.0);
 }
 
 /// Without topic-level metrics, topics are summed per namespace (with `pulsar_topics_count`).

@@ -355,7 +355,10 @@ async fn a_terminated_topic_takes_no_more_messages_and_says_where_it_ends() {
     assert_eq!(last_id["entryId"], last as i64);
 
     let refused = |reply: BaseCommand| {
-        let e = reply.error.clone().unwrap_or_else(|| panic!("refused: {reply:?}"));
+        let e = reply
+            .error
+            .clone()
+            .unwrap_or_else(|| panic!("refused: {reply:?}"));
         assert_eq!(e.error, ServerError::TopicTerminatedError as i32, "{e:?}");
     };
     refused(common::raw::Raw::create_producer(b.broker_port, topic, None).await);
