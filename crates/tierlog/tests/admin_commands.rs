@@ -351,6 +351,10 @@ async fn a_table_of_pulsar_admin_commands() {
             fails("This topic already exists"),
         ),
         (
+            vec!["topics", "lookup", t1],
+            contains(&format!(":{}\n", b.broker_port)),
+        ),
+        (
             vec!["topics", "create-partitioned-topic", p, "-p", "2"],
             text(""),
         ),

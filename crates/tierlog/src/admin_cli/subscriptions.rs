@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use policy::types::{MessageIdJson, ResetCursorData};
 use protocol::TopicName;
+use serde_json::Value;
 
 use super::client::{Client, RawMessage};
 use super::units::parse_time_seconds;
@@ -99,6 +100,8 @@ pub enum TopicSubscriptions {
     LastMessageId { topic: String },
     /// Take no more messages on the topic, ever (consumers are told when they reach its end).
     Terminate { topic: String },
+    /// The URL of the broker serving the topic.
+    Lookup { topic: String },
 }
 
 /// pulsar-admin's message id argument: `latest`, `earliest`, `ledgerId:entryId[:partition]`.
@@ -284,6 +287,18 @@ pub(super) async fn run(
                 "Topic successfully terminated at {}:{}:{}",
                 id.ledger_id, id.entry_id, id.partition_index
             );
+        }
+        TopicSubscriptions::Lookup { topic } => {
+            let t = persistent_topic(&topic)?;
+            let p = format!("/lookup/v2/topic/{}", t.rest_path());
+            let data: Value = c.get(&p).await?.unwrap_or_default();
+            // As pulsar-admin: the TLS URL when the admin service is reached over TLS.
+            let key = if c.base.starts_with("https://") {
+                "brokerUrlTls"
+            } else {
+                "brokerUrl"
+            };
+            println!("{}", data[key].as_str().unwrap_or_default());
         }
         TopicSubscriptions::LastMessageId { topic } => {
             let p = format!("{}/lastMessageId", path(&topic)?.0);
