@@ -1,6 +1,7 @@
 //! What the admin API does to a topic's subscriptions and messages (`pulsar-admin topics
 //! subscriptions | create-subscription | unsubscribe | skip | clear-backlog | reset-cursor |
-//! peek-messages | examine-message | get-message-by-id | last-message-id`).
+//! peek-messages | examine-message | get-message-by-id | last-message-id | terminate`), and
+//! the broker health check.
 //!
 //! A subscription may be loaded (consumers attached since the topic loaded: its cursor state
 //! lives in the [`Subscription`], whose dispatcher must see every move) or only a durable
@@ -289,35 +290,7 @@ impl BrokerService {
             .and_then(|(meta, _)| meta.num_messages_in_batch);
         Ok((last, batch))
     }
-}
 
-/// The position a cursor reset to `at` reads next.
-fn read_from(ml: &ManagedLedger, at: StartAt) -> Position {
-    match at {
-        StartAt::Earliest => ml.first_position(),
-        StartAt::Latest => ml.position_after(ml.last_confirmed()),
-        StartAt::Message { at, excluded } => {
-            let p = read_position_for(ml, at);
-            if excluded && p == Position::new(at.ledger_id, at.entry_id.max(0)) {
-                ml.position_after(p)
-            } else {
-                p
-            }
-        }
-    }
-}
-
-/// The entry at exactly `p`, if it is stored.
-async fn read_one(ml: &ManagedLedger, p: Position) -> Result<Option<Entry>, BrokerError> {
-    Ok(ml
-        .read(p, 1, usize::MAX)
-        .await?
-        .into_iter()
-        .next()
-        .filter(|e| e.position == p))
-}
-
-impl BrokerService {
     /// Pulsar's broker health check on this broker's heartbeat topic: a message is stored and
     /// read back from storage (the same append and read paths as every topic). Returns how long
     /// the round trip took.
@@ -351,9 +324,7 @@ impl BrokerService {
             ))),
         }
     }
-}
 
-impl BrokerService {
     /// Pulsar's `topics terminate`: the topic takes no more messages, ever. Producers are
     /// closed (re-created, they are refused with `TopicTerminatedError`); consumers that have
     /// read everything are told REACHED_END_OF_TOPIC. Returns the last message's position.
@@ -367,4 +338,30 @@ impl BrokerService {
         tracing::info!(topic = %name, %last, producers_closed = closed, "topic terminated");
         Ok(last)
     }
+}
+
+/// The position a cursor reset to `at` reads next.
+fn read_from(ml: &ManagedLedger, at: StartAt) -> Position {
+    match at {
+        StartAt::Earliest => ml.first_position(),
+        StartAt::Latest => ml.position_after(ml.last_confirmed()),
+        StartAt::Message { at, excluded } => {
+            let p = read_position_for(ml, at);
+            if excluded && p == Position::new(at.ledger_id, at.entry_id.max(0)) {
+                ml.position_after(p)
+            } else {
+                p
+            }
+        }
+    }
+}
+
+/// The entry at exactly `p`, if it is stored.
+async fn read_one(ml: &ManagedLedger, p: Position) -> Result<Option<Entry>, BrokerError> {
+    Ok(ml
+        .read(p, 1, usize::MAX)
+        .await?
+        .into_iter()
+        .next()
+        .filter(|e| e.position == p))
 }
