@@ -27,6 +27,9 @@ use protocol::TopicName;
 
 type Labels = Vec<(String, String)>;
 
+/// A gauge family: its name, its help, and its value in a row of type `R`.
+type GaugeDef<R> = (String, &'static str, fn(&R) -> f64);
+
 /// The families of one scrape.
 struct Scrape {
     registry: Registry,
@@ -39,6 +42,13 @@ impl Scrape {
             family.get_or_create(&labels).set(v);
         }
         self.registry.register(name, help, family);
+    }
+
+    /// A gauge family per `(name, help, value)` of `table`, with a sample per row.
+    fn gauges<R>(&mut self, rows: &BTreeMap<Labels, R>, table: &[GaugeDef<R>]) {
+        for (name, help, value) in table {
+            self.gauge(name, help, rows.iter().map(|(l, r)| (l.clone(), value(r))));
+        }
     }
 
     /// A counter family; the exposition names its samples `<name>_total`.
@@ -149,6 +159,97 @@ pub async fn render(
     out
 }
 
+type RowValue = fn(&Row) -> f64;
+
+/// Gauges of a topic (or a namespace's topics summed), named `pulsar_<suffix>`; those marked
+/// are also broker totals, `pulsar_broker_<suffix>`.
+const ROW_GAUGES: [(&str, &str, RowValue, bool); 14] = [
+    (
+        "subscriptions_count",
+        "Subscriptions served by this broker.",
+        |r| r.subscriptions as f64,
+        true,
+    ),
+    (
+        "producers_count",
+        "Producers connected to this broker.",
+        |r| r.producers as f64,
+        true,
+    ),
+    (
+        "consumers_count",
+        "Consumers connected to this broker.",
+        |r| r.consumers as f64,
+        true,
+    ),
+    (
+        "rate_in",
+        "Messages per second coming in.",
+        |r| r.rate_in,
+        true,
+    ),
+    (
+        "rate_out",
+        "Messages per second going out.",
+        |r| r.rate_out,
+        true,
+    ),
+    (
+        "throughput_in",
+        "Bytes per second coming in.",
+        |r| r.throughput_in,
+        true,
+    ),
+    (
+        "throughput_out",
+        "Bytes per second going out.",
+        |r| r.throughput_out,
+        true,
+    ),
+    (
+        "storage_size",
+        "Bytes stored, in either tier.",
+        |r| r.storage_size as f64,
+        true,
+    ),
+    (
+        "storage_offloaded_size",
+        "Bytes with a complete copy in tiered storage.",
+        |r| r.offloaded_size as f64,
+        true,
+    ),
+    (
+        "storage_backlog_size",
+        "Bytes after the slowest subscription's acknowledged position.",
+        |r| r.backlog_size as f64,
+        false,
+    ),
+    (
+        "msg_backlog",
+        "Entries not acknowledged, all subscriptions.",
+        |r| r.msg_backlog as f64,
+        true,
+    ),
+    (
+        "storage_write_rate",
+        "Entries per second written to storage.",
+        |r| r.write_rate,
+        false,
+    ),
+    (
+        "storage_read_rate",
+        "Entries per second read from storage.",
+        |r| r.read_rate,
+        false,
+    ),
+    (
+        "storage_write_latency_count",
+        "Entries written in the last stats interval.",
+        |r| r.latency.iter().sum::<u64>() as f64,
+        false,
+    ),
+];
+
 fn topic_families(
     s: &mut Scrape,
     cluster: &str,
@@ -170,84 +271,24 @@ fn topic_families(
         };
         rows.entry(key).or_default().add(stats);
     }
-    let g = |f: fn(&Row) -> f64| -> Vec<(Labels, f64)> {
-        rows.iter().map(|(l, r)| (l.clone(), f(r))).collect()
-    };
     let c = |f: fn(&Row) -> u64| -> Vec<(Labels, u64)> {
         rows.iter().map(|(l, r)| (l.clone(), f(r))).collect()
     };
     if !per_topic {
-        s.gauge(
-            "pulsar_topics_count",
-            "Topics of the namespace served by this broker.",
-            g(|r| r.topics as f64),
+        s.gauges(
+            &rows,
+            &[(
+                "pulsar_topics_count".into(),
+                "Topics of the namespace served by this broker.",
+                |r: &Row| r.topics as f64,
+            )],
         );
     }
-    s.gauge(
-        "pulsar_subscriptions_count",
-        "Subscriptions served by this broker.",
-        g(|r| r.subscriptions as f64),
-    );
-    s.gauge(
-        "pulsar_producers_count",
-        "Producers connected to this broker.",
-        g(|r| r.producers as f64),
-    );
-    s.gauge(
-        "pulsar_consumers_count",
-        "Consumers connected to this broker.",
-        g(|r| r.consumers as f64),
-    );
-    s.gauge(
-        "pulsar_rate_in",
-        "Messages per second coming in.",
-        g(|r| r.rate_in),
-    );
-    s.gauge(
-        "pulsar_rate_out",
-        "Messages per second going out.",
-        g(|r| r.rate_out),
-    );
-    s.gauge(
-        "pulsar_throughput_in",
-        "Bytes per second coming in.",
-        g(|r| r.throughput_in),
-    );
-    s.gauge(
-        "pulsar_throughput_out",
-        "Bytes per second going out.",
-        g(|r| r.throughput_out),
-    );
-    s.gauge(
-        "pulsar_storage_size",
-        "Bytes stored, in either tier.",
-        g(|r| r.storage_size as f64),
-    );
-    s.gauge(
-        "pulsar_storage_offloaded_size",
-        "Bytes with a complete copy in tiered storage.",
-        g(|r| r.offloaded_size as f64),
-    );
-    s.gauge(
-        "pulsar_storage_backlog_size",
-        "Bytes after the slowest subscription's acknowledged position.",
-        g(|r| r.backlog_size as f64),
-    );
-    s.gauge(
-        "pulsar_msg_backlog",
-        "Entries not acknowledged, all subscriptions.",
-        g(|r| r.msg_backlog as f64),
-    );
-    s.gauge(
-        "pulsar_storage_write_rate",
-        "Entries per second written to storage.",
-        g(|r| r.write_rate),
-    );
-    s.gauge(
-        "pulsar_storage_read_rate",
-        "Entries per second read from storage.",
-        g(|r| r.read_rate),
-    );
+    let table: Vec<GaugeDef<Row>> = ROW_GAUGES
+        .iter()
+        .map(|(suffix, help, f, _)| (format!("pulsar_{suffix}"), *help, *f))
+        .collect();
+    s.gauges(&rows, &table);
     for (i, suffix) in latency_suffixes().iter().enumerate() {
         s.gauge(
             &format!("pulsar_storage_write_latency_{suffix}"),
@@ -257,15 +298,13 @@ fn topic_families(
                 .collect::<Vec<_>>(),
         );
     }
-    s.gauge(
-        "pulsar_storage_write_latency_count",
-        "Entries written in the last stats interval.",
-        g(|r| r.latency.iter().sum::<u64>() as f64),
-    );
-    s.gauge(
-        "pulsar_storage_write_latency_sum",
-        "Milliseconds the last stats interval's entries took to become durable, summed.",
-        g(|r| r.latency_sum_ms),
+    s.gauges(
+        &rows,
+        &[(
+            "pulsar_storage_write_latency_sum".into(),
+            "Milliseconds the last stats interval's entries took to become durable, summed.",
+            |r: &Row| r.latency_sum_ms,
+        )],
     );
     s.counter(
         "pulsar_in_bytes",
@@ -293,7 +332,7 @@ fn topic_families(
 }
 
 fn subscription_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, TopicStats)]) {
-    let mut rows = Vec::new();
+    let mut rows = BTreeMap::new();
     for (name, stats) in topics {
         for (sub, st) in &stats.subscriptions {
             let l = labels(&[
@@ -302,32 +341,33 @@ fn subscription_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, To
                 ("topic", &name.to_string()),
                 ("subscription", sub),
             ]);
-            rows.push((l, st));
+            rows.insert(l, st.clone());
         }
     }
-    let g = |f: fn(&broker::stats::SubscriptionStats) -> f64| -> Vec<(Labels, f64)> {
-        rows.iter().map(|(l, st)| (l.clone(), f(st))).collect()
-    };
-    s.gauge(
-        "pulsar_subscription_back_log",
-        "Entries the subscription has not acknowledged.",
-        g(|st| st.msg_backlog as f64),
-    );
-    s.gauge(
-        "pulsar_subscription_unacked_messages",
-        "Messages delivered and not acknowledged.",
-        g(|st| st.unacked_messages as f64),
-    );
-    s.gauge(
-        "pulsar_subscription_msg_rate_out",
-        "Messages per second delivered.",
-        g(|st| st.msg_rate_out),
-    );
-    s.gauge(
-        "pulsar_subscription_msg_throughput_out",
-        "Bytes per second delivered.",
-        g(|st| st.msg_throughput_out),
-    );
+    type Sub = broker::stats::SubscriptionStats;
+    let table: [GaugeDef<Sub>; 4] = [
+        (
+            "pulsar_subscription_back_log".into(),
+            "Entries the subscription has not acknowledged.",
+            |st| st.msg_backlog as f64,
+        ),
+        (
+            "pulsar_subscription_unacked_messages".into(),
+            "Messages delivered and not acknowledged.",
+            |st| st.unacked_messages as f64,
+        ),
+        (
+            "pulsar_subscription_msg_rate_out".into(),
+            "Messages per second delivered.",
+            |st| st.msg_rate_out,
+        ),
+        (
+            "pulsar_subscription_msg_throughput_out".into(),
+            "Bytes per second delivered.",
+            |st| st.msg_throughput_out,
+        ),
+    ];
+    s.gauges(&rows, &table);
 }
 
 fn broker_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, TopicStats)]) {
@@ -335,63 +375,19 @@ fn broker_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, TopicSta
     for (_, stats) in topics {
         total.add(stats);
     }
-    let l = || vec![labels(&[("cluster", cluster)])];
-    let one = |v: f64| l().into_iter().map(move |l| (l, v));
-    s.gauge(
-        "pulsar_broker_topics_count",
+    let rows = BTreeMap::from([(labels(&[("cluster", cluster)]), total)]);
+    let mut table: Vec<GaugeDef<Row>> = vec![(
+        "pulsar_broker_topics_count".into(),
         "Topics served by this broker.",
-        one(total.topics as f64),
+        |r| r.topics as f64,
+    )];
+    table.extend(
+        ROW_GAUGES
+            .iter()
+            .filter(|(.., broker_level)| *broker_level)
+            .map(|(suffix, help, f, _)| (format!("pulsar_broker_{suffix}"), *help, *f)),
     );
-    s.gauge(
-        "pulsar_broker_subscriptions_count",
-        "Subscriptions served by this broker.",
-        one(total.subscriptions as f64),
-    );
-    s.gauge(
-        "pulsar_broker_producers_count",
-        "Producers connected to this broker.",
-        one(total.producers as f64),
-    );
-    s.gauge(
-        "pulsar_broker_consumers_count",
-        "Consumers connected to this broker.",
-        one(total.consumers as f64),
-    );
-    s.gauge(
-        "pulsar_broker_rate_in",
-        "Messages per second coming in.",
-        one(total.rate_in),
-    );
-    s.gauge(
-        "pulsar_broker_rate_out",
-        "Messages per second going out.",
-        one(total.rate_out),
-    );
-    s.gauge(
-        "pulsar_broker_throughput_in",
-        "Bytes per second coming in.",
-        one(total.throughput_in),
-    );
-    s.gauge(
-        "pulsar_broker_throughput_out",
-        "Bytes per second going out.",
-        one(total.throughput_out),
-    );
-    s.gauge(
-        "pulsar_broker_storage_size",
-        "Bytes stored, in either tier.",
-        one(total.storage_size as f64),
-    );
-    s.gauge(
-        "pulsar_broker_storage_offloaded_size",
-        "Bytes with a complete copy in tiered storage.",
-        one(total.offloaded_size as f64),
-    );
-    s.gauge(
-        "pulsar_broker_msg_backlog",
-        "Entries not acknowledged, all subscriptions.",
-        one(total.msg_backlog as f64),
-    );
+    s.gauges(&rows, &table);
 }
 
 /// Pulsar's managed-ledger metrics, per namespace (`<tenant>/<ns>/persistent`).
@@ -431,64 +427,64 @@ fn managed_ledger_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, 
             .map(|v| v.msg_backlog)
             .sum::<i64>();
     }
-    let g = |f: fn(&Ml) -> f64| -> Vec<(Labels, f64)> {
-        rows.iter().map(|(l, r)| (l.clone(), f(r))).collect()
-    };
     s.gauge(
         "pulsar_ml_count",
         "Managed ledgers open in this broker.",
         [(labels(&[("cluster", cluster)]), topics.len() as f64)],
     );
-    s.gauge(
-        "pulsar_ml_AddEntryBytesRate",
-        "Bytes per second added.",
-        g(|r| r.add_bytes_rate),
-    );
-    s.gauge(
-        "pulsar_ml_AddEntryMessagesRate",
-        "Entries per second added.",
-        g(|r| r.add_rate),
-    );
-    s.gauge(
-        "pulsar_ml_AddEntrySucceed",
-        "Entries added in the last stats interval.",
-        g(|r| r.add_succeed as f64),
-    );
-    s.gauge(
-        "pulsar_ml_AddEntryErrors",
-        "Appends refused in the last stats interval.",
-        g(|r| r.add_errors as f64),
-    );
-    s.gauge(
-        "pulsar_ml_ReadEntriesRate",
-        "Entries per second read.",
-        g(|r| r.read_rate),
-    );
-    s.gauge(
-        "pulsar_ml_ReadEntriesBytesRate",
-        "Bytes per second read.",
-        g(|r| r.read_bytes_rate),
-    );
-    s.gauge(
-        "pulsar_ml_ReadEntriesSucceeded",
-        "Entries read in the last stats interval.",
-        g(|r| r.read_succeeded as f64),
-    );
-    s.gauge(
-        "pulsar_ml_ReadEntriesErrors",
-        "Reads failed in the last stats interval.",
-        g(|r| r.read_errors as f64),
-    );
-    s.gauge(
-        "pulsar_ml_StoredMessagesSize",
-        "Bytes stored.",
-        g(|r| r.stored as f64),
-    );
-    s.gauge(
-        "pulsar_ml_NumberOfMessagesInBacklog",
-        "Entries not acknowledged, all subscriptions.",
-        g(|r| r.backlog as f64),
-    );
+    let table: [GaugeDef<Ml>; 10] = [
+        (
+            "pulsar_ml_AddEntryBytesRate".into(),
+            "Bytes per second added.",
+            |r| r.add_bytes_rate,
+        ),
+        (
+            "pulsar_ml_AddEntryMessagesRate".into(),
+            "Entries per second added.",
+            |r| r.add_rate,
+        ),
+        (
+            "pulsar_ml_AddEntrySucceed".into(),
+            "Entries added in the last stats interval.",
+            |r| r.add_succeed as f64,
+        ),
+        (
+            "pulsar_ml_AddEntryErrors".into(),
+            "Appends refused in the last stats interval.",
+            |r| r.add_errors as f64,
+        ),
+        (
+            "pulsar_ml_ReadEntriesRate".into(),
+            "Entries per second read.",
+            |r| r.read_rate,
+        ),
+        (
+            "pulsar_ml_ReadEntriesBytesRate".into(),
+            "Bytes per second read.",
+            |r| r.read_bytes_rate,
+        ),
+        (
+            "pulsar_ml_ReadEntriesSucceeded".into(),
+            "Entries read in the last stats interval.",
+            |r| r.read_succeeded as f64,
+        ),
+        (
+            "pulsar_ml_ReadEntriesErrors".into(),
+            "Reads failed in the last stats interval.",
+            |r| r.read_errors as f64,
+        ),
+        (
+            "pulsar_ml_StoredMessagesSize".into(),
+            "Bytes stored.",
+            |r| r.stored as f64,
+        ),
+        (
+            "pulsar_ml_NumberOfMessagesInBacklog".into(),
+            "Entries not acknowledged, all subscriptions.",
+            |r| r.backlog as f64,
+        ),
+    ];
+    s.gauges(&rows, &table);
 }
 
 /// Pulsar's `brk_ledgeroffloader_*`, per topic (per namespace without topic-level metrics).
