@@ -504,6 +504,7 @@ fn offloader_families(s: &mut Scrape, topics: &[(TopicName, TopicStats)], per_to
         r.2.offload_errors += m.io.offload_errors;
         r.2.offloaded_bytes += m.io.offloaded_bytes;
         r.2.tier_read_bytes += m.io.tier_read_bytes;
+        r.2.tier_read_entries += m.io.tier_read_entries;
         r.2.offload_deletes_ok += m.io.offload_deletes_ok;
         r.2.offload_deletes_failed += m.io.offload_deletes_failed;
         r.3 += m.tier_read_errors;
@@ -559,6 +560,13 @@ fn offloader_families(s: &mut Scrape, topics: &[(TopicName, TopicStats)], per_to
         "Bytes of ledgers offloaded since the topic loaded.",
         rows.iter()
             .map(|(l, r)| (l.clone(), r.2.offloaded_bytes))
+            .collect::<Vec<_>>(),
+    );
+    s.counter(
+        "tierlog_tier_read_entries",
+        "Entries read from tiered storage since the topic loaded.",
+        rows.iter()
+            .map(|(l, r)| (l.clone(), r.2.tier_read_entries))
             .collect::<Vec<_>>(),
     );
     s.counter(

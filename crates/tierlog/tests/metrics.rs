@@ -140,6 +140,11 @@ async fn metrics_and_rates_agree_with_a_produce_offload_and_cold_read() {
     let internal: Value =
         serde_json::from_str(&admin(&["topics", "stats-internal", TOPIC])).unwrap();
     let ledgers = internal["ledgers"].as_array().unwrap();
+    let offloaded_entries: i64 = ledgers
+        .iter()
+        .filter(|l| l["offloaded"] == true)
+        .map(|l| l["entries"].as_i64().unwrap())
+        .sum();
     let offloaded_bytes: i64 = ledgers
         .iter()
         .filter(|l| l["offloaded"] == true)
@@ -228,6 +233,10 @@ async fn metrics_and_rates_agree_with_a_produce_offload_and_cold_read() {
     assert_eq!(
         value(&m, "tierlog_tier_read_bytes_total", &o),
         offloaded_bytes as f64
+    );
+    assert_eq!(
+        value(&m, "tierlog_tier_read_entries_total", &o),
+        offloaded_entries as f64
     );
     assert_eq!(
         value(&m, "brk_ledgeroffloader_offload_error_total", &o),

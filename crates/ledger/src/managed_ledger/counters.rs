@@ -11,6 +11,7 @@ pub(super) struct IoCounters {
     pub(super) read_entries: AtomicU64,
     pub(super) read_bytes: AtomicU64,
     pub(super) read_errors: AtomicU64,
+    pub(super) tier_read_entries: AtomicU64,
     pub(super) tier_read_bytes: AtomicU64,
     pub(super) offloaded_bytes: AtomicU64,
     pub(super) offload_errors: AtomicU64,
@@ -28,7 +29,8 @@ pub struct IoStats {
     pub read_entries: u64,
     pub read_bytes: u64,
     pub read_errors: u64,
-    /// Bytes read from tiered storage.
+    /// Entries and bytes read from tiered storage.
+    pub tier_read_entries: u64,
     pub tier_read_bytes: u64,
     /// Bytes of ledgers offloaded, and offloads of a ledger that failed.
     pub offloaded_bytes: u64,
@@ -50,6 +52,7 @@ impl IoCounters {
             read_entries: self.read_entries.load(Relaxed),
             read_bytes: self.read_bytes.load(Relaxed),
             read_errors: self.read_errors.load(Relaxed),
+            tier_read_entries: self.tier_read_entries.load(Relaxed),
             tier_read_bytes: self.tier_read_bytes.load(Relaxed),
             offloaded_bytes: self.offloaded_bytes.load(Relaxed),
             offload_errors: self.offload_errors.load(Relaxed),

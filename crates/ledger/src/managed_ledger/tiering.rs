@@ -557,6 +557,7 @@ impl ManagedLedger {
         };
         let e = match tier {
             Ok(data) => {
+                IoCounters::add(&self.shared.io.tier_read_entries, data.len() as u64);
                 IoCounters::add(
                     &self.shared.io.tier_read_bytes,
                     data.iter().map(|d| d.len() as u64).sum(),
