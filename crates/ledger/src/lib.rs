@@ -29,7 +29,7 @@ pub use cursor::{CursorState, InitialPosition};
 pub use error::{LedgerError, Result};
 pub use factory::ManagedLedgerFactory;
 pub use managed_ledger::{
-    AppendReceipt, Entry, Fence, IoStats, LedgerStats, ManagedLedger, OffloadProgress,
-    OffloadStatus, TierReadFailure,
+    AppendReceipt, Entry, Fence, IoStats, LATENCY_BOUNDS_US, LatencySnapshot, LedgerStats,
+    ManagedLedger, OffloadProgress, OffloadStatus, TierReadFailure,
 };
 pub use position::Position;

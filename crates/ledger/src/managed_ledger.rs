@@ -20,7 +20,7 @@ mod positions;
 mod tiering;
 
 use counters::IoCounters;
-pub use counters::IoStats;
+pub use counters::{IoStats, LATENCY_BOUNDS_US, LatencySnapshot};
 pub use fencing::Fence;
 use fencing::check_hot_copies_are_here;
 use hot_copy::{HotAppend, HotWriter};

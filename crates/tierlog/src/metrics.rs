@@ -61,6 +61,40 @@ impl Scrape {
     }
 }
 
+/// Latency histograms built from snapshots, one per label set (prometheus-client's own
+/// histograms only take observations as they happen).
+#[derive(Debug)]
+struct Histograms(Vec<(Labels, ledger::LatencySnapshot)>);
+
+impl prometheus_client::encoding::EncodeMetric for Histograms {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        for (labels, h) in &self.0 {
+            let mut buckets: Vec<(f64, u64)> = ledger::LATENCY_BOUNDS_US
+                .iter()
+                .zip(h.counts)
+                .map(|(b, n)| (*b as f64, n))
+                .collect();
+            buckets.push((f64::INFINITY, h.counts[ledger::LATENCY_BOUNDS_US.len()]));
+            encoder
+                .encode_family(labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    h.sum_us as f64,
+                    h.count(),
+                    &buckets,
+                    None,
+                )?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
@@ -501,12 +535,7 @@ fn offloader_families(s: &mut Scrape, topics: &[(TopicName, TopicStats)], per_to
         let m = &st.metrics;
         r.0 += m.offload_rate;
         r.1 += m.read_offload_rate;
-        r.2.offload_errors += m.io.offload_errors;
-        r.2.offloaded_bytes += m.io.offloaded_bytes;
-        r.2.tier_read_bytes += m.io.tier_read_bytes;
-        r.2.tier_read_entries += m.io.tier_read_entries;
-        r.2.offload_deletes_ok += m.io.offload_deletes_ok;
-        r.2.offload_deletes_failed += m.io.offload_deletes_failed;
+        r.2 += m.io;
         r.3 += m.tier_read_errors;
     }
     let with = |l: &Labels, k: &str, v: &str| {
@@ -514,6 +543,35 @@ fn offloader_families(s: &mut Scrape, topics: &[(TopicName, TopicStats)], per_to
         l.push((k.to_string(), v.to_string()));
         l
     };
+    // Pulsar's offloader latencies are summaries in microseconds; here histograms, whose
+    // `_sum` and `_count` are the same series.
+    type Latency = fn(&ledger::IoStats) -> ledger::LatencySnapshot;
+    let latencies: [(&str, &str, Latency); 4] = [
+        (
+            "brk_ledgeroffloader_read_offload_data_latency",
+            "Microseconds a read of offloaded entries took.",
+            |io| io.tier_read_latency,
+        ),
+        (
+            "brk_ledgeroffloader_read_offload_index_latency",
+            "Microseconds opening an offloaded ledger (reading its index) took.",
+            |io| io.tier_open_latency,
+        ),
+        (
+            "brk_ledgeroffloader_read_ledger_latency",
+            "Microseconds a read of the hot copy took while offloading it.",
+            |io| io.offload_source_read_latency,
+        ),
+        (
+            "tierlog_offload_ledger_latency",
+            "Microseconds offloading one ledger took.",
+            |io| io.offload_latency,
+        ),
+    ];
+    for (name, help, pick) in latencies {
+        let h = Histograms(rows.iter().map(|(l, r)| (l.clone(), pick(&r.2))).collect());
+        s.registry.register(name, help, h);
+    }
     s.gauge(
         "brk_ledgeroffloader_offload_rate",
         "Bytes per second offloaded over the last stats interval.",

@@ -238,6 +238,35 @@ async fn metrics_and_rates_agree_with_a_produce_offload_and_cold_read() {
         value(&m, "tierlog_tier_read_entries_total", &o),
         offloaded_entries as f64
     );
+    // Latencies (µs, as Pulsar's offloader summaries): one per ledger offloaded and per
+    // offloaded ledger opened; reads of the tier and of the hot copies while offloading.
+    let offloaded_ledgers = ledgers.iter().filter(|l| l["offloaded"] == true).count() as f64;
+    assert_eq!(
+        value(&m, "tierlog_offload_ledger_latency_count", &o),
+        offloaded_ledgers
+    );
+    assert_eq!(
+        value(
+            &m,
+            "brk_ledgeroffloader_read_offload_index_latency_count",
+            &o
+        ),
+        offloaded_ledgers
+    );
+    assert!(
+        value(
+            &m,
+            "brk_ledgeroffloader_read_offload_data_latency_count",
+            &o
+        ) >= offloaded_ledgers
+    );
+    assert!(value(&m, "brk_ledgeroffloader_read_offload_data_latency_sum", &o) > 0.0);
+    assert!(value(&m, "brk_ledgeroffloader_read_ledger_latency_count", &o) >= offloaded_ledgers);
+    let inf = [("topic", TOPIC), ("le", "+Inf")];
+    assert_eq!(
+        value(&m, "tierlog_offload_ledger_latency_bucket", &inf),
+        offloaded_ledgers
+    );
     assert_eq!(
         value(&m, "brk_ledgeroffloader_offload_error_total", &o),
         0.0

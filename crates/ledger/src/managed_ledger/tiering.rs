@@ -87,10 +87,18 @@ impl LedgerSource for HotLedgerSource {
         self.info.created_ms
     }
     async fn read(&self, first: i64, last: i64, max_bytes: usize) -> Result<Vec<Bytes>, String> {
-        self.ml
+        let started = std::time::Instant::now();
+        let data = self
+            .ml
             .read_hot(&self.info, first, last, max_bytes)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.ml
+            .shared
+            .io
+            .offload_source_read_latency
+            .record(started.elapsed());
+        Ok(data)
     }
 }
 
@@ -402,8 +410,12 @@ impl ManagedLedger {
         for id in selected {
             state.current_ledger = Some(id);
             progress(&state);
+            let started = std::time::Instant::now();
             match self.offload_one(offloader, id).await {
-                Ok(()) => state.ledgers_offloaded += 1,
+                Ok(()) => {
+                    self.shared.io.offload_latency.record(started.elapsed());
+                    state.ledgers_offloaded += 1;
+                }
                 Err(e) => {
                     IoCounters::add(&self.shared.io.offload_errors, 1);
                     tracing::warn!(ledger = %self.shared.name, ledger_id = id, error = %e, "offload of ledger failed");
@@ -520,7 +532,9 @@ impl ManagedLedger {
             .tiered
             .get_or_try_init(info.ledger_id, || async {
                 let location = ctx.location()?;
+                let started = std::time::Instant::now();
                 let handle = self.tier().read(info.ledger_id, uuid, &location).await?;
+                self.shared.io.tier_open_latency.record(started.elapsed());
                 Ok(Arc::new(handle))
             })
             .await
@@ -549,10 +563,14 @@ impl ManagedLedger {
             }
         }
         let tier = match self.tiered_handle(info).await {
-            Ok(handle) => handle
-                .read_up_to(start, last, budget)
-                .await
-                .map_err(Into::into),
+            Ok(handle) => {
+                let started = std::time::Instant::now();
+                let data = handle.read_up_to(start, last, budget).await;
+                if data.is_ok() {
+                    self.shared.io.tier_read_latency.record(started.elapsed());
+                }
+                data.map_err(Into::into)
+            }
             Err(e) => Err(e),
         };
         let e = match tier {
