@@ -186,6 +186,9 @@ pub struct TopicPolicies {
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub backlog_quota_map:
         std::collections::BTreeMap<broker::BacklogQuotaType, broker::BacklogQuota>,
+    /// Over the namespace's `compaction_threshold` (bytes; 0: never for this topic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction_threshold: Option<i64>,
 }
 
 /// `PartitionedTopicMetadata`.

@@ -529,6 +529,19 @@ async fn a_table_of_pulsar_admin_commands() {
             text(""),
         ),
         (
+            vec!["topics", "set-compaction-threshold", t1, "-t", "1M"],
+            text(""),
+        ),
+        (
+            vec!["topics", "get-compaction-threshold", t1],
+            text("1048576\n"),
+        ),
+        (vec!["topics", "remove-compaction-threshold", t1], text("")),
+        (
+            vec!["topics", "get-compaction-threshold", t1],
+            text("null\n"),
+        ),
+        (
             vec!["topics", "compact", t1],
             text(&format!("Topic compaction requested for {t1}\n")),
         ),

@@ -89,13 +89,14 @@ pub(super) fn parse(raw: &mut Properties) -> Result<BacklogSettings, ConfigError
 }
 
 impl BacklogSettings {
-    /// A topic's rules: its own TTL and quotas, else its namespace's, else the broker's.
+    /// A topic's rules: its own TTL, quotas and compaction threshold, else its namespace's,
+    /// else the broker's.
     pub fn rules(&self, ns: &Policies, topic: &TopicPolicies) -> BacklogRules {
         let ttl_seconds = match topic.message_ttl_in_seconds.or(ns.message_ttl_in_seconds) {
             Some(s) => u64::try_from(s).unwrap_or(0),
             None => self.ttl_default_seconds,
         };
-        let compaction = match ns.compaction_threshold {
+        let compaction = match topic.compaction_threshold.or(ns.compaction_threshold) {
             Some(t) => u64::try_from(t).unwrap_or(0),
             None => self.compaction_threshold,
         };
@@ -186,6 +187,25 @@ mod tests {
         );
         assert_eq!(r.size, Some((10, QuotaPolicy::ConsumerBacklogEviction)));
         assert_eq!(r.age, broker.age);
+        // Compaction threshold: topic, else namespace, else broker; 0 turns it off.
+        let ns = Policies {
+            compaction_threshold: Some(1000),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.rules(&ns, &TopicPolicies::default()).compaction_threshold,
+            Some(1000)
+        );
+        let topic = TopicPolicies {
+            compaction_threshold: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(s.rules(&ns, &topic).compaction_threshold, None);
+        let topic = TopicPolicies {
+            compaction_threshold: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(s.rules(&ns, &topic).compaction_threshold, Some(5));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `set-backlog-quota|get-backlog-quotas|remove-backlog-quota`, `topics set|get|remove-message-ttl`,
 //! `topics expire-messages[-all-subscriptions]`, `topics compact|compaction-status`,
 //! `topics set|get|remove-deduplication`, `topics set-backlog-quota|get-backlog-quotas|
-//! remove-backlog-quota`.
+//! remove-backlog-quota`, `topics set|get|remove-compaction-threshold`.
 
 use clap::Subcommand;
 use protocol::NamespaceName;
@@ -98,6 +98,19 @@ fn quota_body(
 
 #[derive(Debug, Subcommand)]
 pub enum TopicMessaging {
+    /// The topic's own compaction threshold, over its namespace's (4096, 10M, 16G; 0: never).
+    SetCompactionThreshold {
+        topic: String,
+        #[arg(long, short = 't')]
+        threshold: String,
+    },
+    /// The topic's own compaction threshold in bytes (null: its namespace's applies).
+    GetCompactionThreshold {
+        topic: String,
+    },
+    RemoveCompactionThreshold {
+        topic: String,
+    },
     /// The topic's own backlog quota of a type, over its namespace's.
     SetBacklogQuota {
         topic: String,
@@ -258,6 +271,18 @@ pub(super) async fn topics(c: &Client, cmd: TopicMessaging) -> anyhow::Result<()
             let body = quota_body(limit.as_deref(), limit_time.as_deref(), &policy)?;
             let p = format!("{}/backlogQuota?backlogQuotaType={kind}", path(&topic)?);
             c.call(M::POST, &p, Some(&body)).await?;
+        }
+        TopicMessaging::SetCompactionThreshold { topic, threshold } => {
+            let bytes = parse_size(&threshold)?;
+            let p = format!("{}/compactionThreshold", path(&topic)?);
+            c.call(M::POST, &p, Some(&bytes)).await?;
+        }
+        TopicMessaging::GetCompactionThreshold { topic } => {
+            show(c, &format!("{}/compactionThreshold", path(&topic)?)).await?
+        }
+        TopicMessaging::RemoveCompactionThreshold { topic } => {
+            c.send(M::DELETE, &format!("{}/compactionThreshold", path(&topic)?))
+                .await?;
         }
         TopicMessaging::GetBacklogQuotas { topic } => {
             show(c, &format!("{}/backlogQuotaMap", path(&topic)?)).await?

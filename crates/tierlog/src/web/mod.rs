@@ -649,6 +649,24 @@ pub fn api() -> auth::Api {
             get(su::by_id),
         )
         .route(
+            M::GET,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/compactionThreshold",
+            R::TOPIC_ADMIN,
+            get(t::get_compaction_threshold),
+        )
+        .route(
+            M::POST,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/compactionThreshold",
+            R::TOPIC_ADMIN,
+            post(t::set_compaction_threshold),
+        )
+        .route(
+            M::DELETE,
+            "/admin/v2/persistent/{t}/{ns}/{topic}/compactionThreshold",
+            R::TOPIC_ADMIN,
+            delete(t::remove_compaction_threshold),
+        )
+        .route(
             M::POST,
             "/admin/v2/persistent/{t}/{ns}/{topic}/terminate",
             R::TOPIC_ADMIN,

@@ -447,6 +447,33 @@ pub async fn remove_message_ttl(State(s): S, Topic(t): Topic) -> ApiResult {
     no_content()
 }
 
+/// The topic's own compaction threshold (null: its namespace's applies).
+pub async fn get_compaction_threshold(State(s): S, Topic(t): Topic) -> ApiResult {
+    json(&s.policy.topic_policies(&t).await?.compaction_threshold)
+}
+
+/// `POST …/compactionThreshold` with the bytes (0: never compact this topic automatically).
+pub async fn set_compaction_threshold(State(s): S, Topic(t): Topic, raw: Bytes) -> ApiResult {
+    let bytes: i64 = body(&raw, "compaction threshold (bytes)")?;
+    if bytes < 0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PRECONDITION_FAILED,
+            "compactionThreshold must be 0 or more",
+        ));
+    }
+    s.policy
+        .update_topic(&t, move |p| p.compaction_threshold = Some(bytes))
+        .await?;
+    no_content()
+}
+
+pub async fn remove_compaction_threshold(State(s): S, Topic(t): Topic) -> ApiResult {
+    s.policy
+        .update_topic(&t, |p| p.compaction_threshold = None)
+        .await?;
+    no_content()
+}
+
 /// `PUT …/compaction`: starts compacting the topic (each partition of a partitioned one).
 pub async fn trigger_compaction(State(s): S, Topic(t): Topic) -> ApiResult {
     let partitions = s.policy.partitions(&t).await?;
