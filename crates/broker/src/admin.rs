@@ -312,7 +312,7 @@ impl BrokerService {
         };
         let entry = protocol::entry::encode_entry(&meta, content.as_bytes());
         let at = t.ml.append(entry.clone()).await?.await?;
-        t.count_in(1, entry.len() as u64);
+        t.count_in(None, 1, entry.len() as u64);
         t.notify_appended();
         match read_one(&t.ml, at).await? {
             Some(e) if e.data == entry => Ok(started.elapsed()),

@@ -64,6 +64,27 @@ pub(crate) struct ProducerEntry {
     pub connected_since: SystemTime,
     /// The producer's connection, to tell it the producer is closed (CLOSE_PRODUCER).
     pub outbox: Outbox,
+    /// Messages and bytes it published, and their rates over the last stats interval.
+    pub counted: PublisherCounts,
+}
+
+/// What a producer published (for its `PublisherStats`).
+#[derive(Debug, Clone)]
+pub(crate) struct PublisherCounts {
+    pub messages: u64,
+    pub bytes: u64,
+    pub rates: crate::rates::RateMeter<2>,
+}
+
+impl Default for PublisherCounts {
+    /// Nothing published yet: the first rates cover the time since the producer attached.
+    fn default() -> Self {
+        PublisherCounts {
+            messages: 0,
+            bytes: 0,
+            rates: crate::rates::RateMeter::starting(std::time::Instant::now(), [0, 0]),
+        }
+    }
 }
 
 /// What a PRODUCER asked for, beyond its entry.
@@ -116,6 +137,16 @@ impl Producers {
 
     pub(crate) fn name_of(&self, key: (u64, u64)) -> Option<String> {
         self.attached.get(&key).map(|e| e.name.clone())
+    }
+
+    /// An attached producer's entry, to count what it publishes.
+    pub(crate) fn attached_mut(&mut self, key: (u64, u64)) -> Option<&mut ProducerEntry> {
+        self.attached.get_mut(&key)
+    }
+
+    /// Every attached producer, for sampling rates.
+    pub(crate) fn attached_all_mut(&mut self) -> impl Iterator<Item = &mut ProducerEntry> {
+        self.attached.values_mut()
     }
 
     pub(crate) fn is_attached(&self, key: (u64, u64)) -> bool {
@@ -290,6 +321,7 @@ mod tests {
                 client_version: String::new(),
                 connected_since: SystemTime::now(),
                 outbox: tx,
+                counted: Default::default(),
             },
             rx,
         )

@@ -20,9 +20,13 @@ pub(crate) fn timestamp(t: SystemTime) -> String {
 }
 
 /// One producer (`PublisherStats`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublisherStats {
+    /// Messages and bytes per second over the last stats interval.
+    pub msg_rate_in: f64,
+    pub msg_throughput_in: f64,
+    pub average_msg_size: f64,
     pub producer_id: u64,
     pub producer_name: String,
     /// `Shared` or `Exclusive`.
@@ -33,9 +37,12 @@ pub struct PublisherStats {
 }
 
 /// One consumer of a subscription (`ConsumerStats`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerStats {
+    /// Messages and bytes per second delivered over the last stats interval.
+    pub msg_rate_out: f64,
+    pub msg_throughput_out: f64,
     pub consumer_name: String,
     pub available_permits: i64,
     /// Messages delivered to it and not acknowledged yet.

@@ -94,6 +94,8 @@ struct Consumer {
     blocked: bool,
     /// Told REACHED_END_OF_TOPIC (the topic is terminated and it has read everything).
     told_end_of_topic: bool,
+    /// Rates of `msg_out` and `bytes_out` over the last stats interval.
+    out_rates: crate::rates::RateMeter<2>,
 }
 
 /// Pulsar's `maxUnackedMessagesPerConsumer` / `maxUnackedMessagesPerSubscription`: 0 is no
@@ -410,7 +412,7 @@ impl Subscription {
                 limits: topic.delivery.unacked_limits,
                 msg_out: 0,
                 bytes_out: 0,
-                out_rates: Default::default(),
+                out_rates: crate::rates::RateMeter::starting(std::time::Instant::now(), [0, 0]),
                 redeliver: BTreeSet::new(),
                 redelivery_counts: HashMap::new(),
                 next_consumer: 0,
@@ -485,6 +487,8 @@ impl Subscription {
             unacked: 0,
             blocked: false,
             told_end_of_topic: false,
+            // Nothing delivered yet: the first rates cover the time since it attached.
+            out_rates: crate::rates::RateMeter::starting(std::time::Instant::now(), [0, 0]),
         });
         self.rewind_if_active_changed(&mut st, active);
         drop(st);
@@ -679,6 +683,9 @@ impl Subscription {
         let mut st = self.state();
         let out = (st.msg_out, st.bytes_out);
         st.out_rates.sample(now, [out.0, out.1]);
+        for c in &mut st.consumers {
+            c.out_rates.sample(now, [c.msg_out, c.bytes_out]);
+        }
         out
     }
 
@@ -700,6 +707,8 @@ impl Subscription {
             .consumers
             .iter()
             .map(|c| crate::stats::ConsumerStats {
+                msg_rate_out: c.out_rates.rates()[0],
+                msg_throughput_out: c.out_rates.rates()[1],
                 consumer_name: c.spec.name.clone(),
                 available_permits: c.permits,
                 unacked_messages: unacked(Some(c.spec.key)),

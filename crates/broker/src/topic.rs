@@ -276,11 +276,18 @@ impl Topic {
         Ok(())
     }
 
-    /// Counts a stored entry of `messages` messages and `bytes` bytes.
-    pub(crate) fn count_in(&self, messages: u64, bytes: u64) {
+    /// Counts a stored entry of `messages` messages and `bytes` bytes (and for its producer).
+    pub(crate) fn count_in(&self, producer: Option<(u64, u64)>, messages: u64, bytes: u64) {
         self.msg_in.fetch_add(messages, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
         self.entries_in.fetch_add(1, Ordering::Relaxed);
+        if let Some(key) = producer {
+            let mut p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = p.attached_mut(key) {
+                e.counted.messages += messages;
+                e.counted.bytes += bytes;
+            }
+        }
     }
 
     /// The sampled counters that come from the managed ledger (the topic's own are 0).
@@ -310,6 +317,13 @@ impl Topic {
             let (m, b) = sub.sample_rates(now);
             msgs_out += m;
             bytes_out += b;
+        }
+        {
+            let mut p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+            for e in p.attached_all_mut() {
+                let c = &mut e.counted;
+                c.rates.sample(now, [c.messages, c.bytes]);
+            }
         }
         let mut values = Self::io_values(&self.ml.io_stats());
         values[MSG_IN] = self.msg_in.load(Ordering::Relaxed);
@@ -511,6 +525,12 @@ impl Topic {
             let p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
             p.attached()
                 .map(|((_, id), e)| PublisherStats {
+                    msg_rate_in: e.counted.rates.rates()[0],
+                    msg_throughput_in: e.counted.rates.rates()[1],
+                    average_msg_size: match e.counted.rates.rates() {
+                        [m, b] if m > 0.0 => b / m,
+                        _ => 0.0,
+                    },
                     producer_id: *id,
                     producer_name: e.name.clone(),
                     access_mode: e.mode.name(),

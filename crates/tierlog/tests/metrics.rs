@@ -82,13 +82,16 @@ fn stats(b: &Standalone) -> Value {
     serde_json::from_str(&common::admin_ok(b, &["topics", "stats", TOPIC])).unwrap()
 }
 
-/// Polls `field` of the topic's stats for `wait` and sums the rates of the distinct intervals
-/// seen (each interval is 1 s long, so a rate is that interval's count).
-fn counted_by_rates(b: &Standalone, field: &str, wait: Duration) -> f64 {
+/// Polls the rate at `pointer` in the topic's stats for `wait` and sums the rates of the
+/// distinct intervals seen (each interval is 1 s long, so a rate is that interval's count).
+fn counted_by_rates(b: &Standalone, pointer: &str, wait: Duration) -> f64 {
     let deadline = Instant::now() + wait;
     let mut seen: Vec<f64> = Vec::new();
     while Instant::now() < deadline {
-        let r = stats(b)[field].as_f64().unwrap();
+        let r = stats(b)
+            .pointer(pointer)
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
         if seen.last() != Some(&r) {
             seen.push(r);
         }
@@ -125,7 +128,7 @@ async fn metrics_and_rates_agree_with_a_produce_offload_and_cold_read() {
     std::thread::sleep(Duration::from_millis(1500));
     let client = common::client(&b).await;
     common::produce(&client, TOPIC, 0..500, 100, ProducerOptions::default()).await;
-    let produced = counted_by_rates(&b, "msgRateIn", Duration::from_secs(4));
+    let produced = counted_by_rates(&b, "/msgRateIn", Duration::from_secs(4));
     assert!(
         (produced - 500.0).abs() <= 25.0,
         "msgRateIn added up to {produced}"
@@ -164,7 +167,7 @@ async fn metrics_and_rates_agree_with_a_produce_offload_and_cold_read() {
     .await;
     let got = common::receive(&mut cold, 500, true, Duration::from_secs(30)).await;
     common::check(&got, 100);
-    let consumed = counted_by_rates(&b, "msgRateOut", Duration::from_secs(4));
+    let consumed = counted_by_rates(&b, "/msgRateOut", Duration::from_secs(4));
     assert!(
         (consumed - 500.0).abs() <= 25.0,
         "msgRateOut added up to {consumed}"
@@ -370,6 +373,41 @@ async fn metrics_and_rates_agree_with_a_produce_offload_and_cold_read() {
         300.0
     );
     assert_eq!(value(&m, "pulsar_msg_backlog", &t), 800.0);
+
+    // Per publisher: a producer kept open, its 100 messages in its rates.
+    let mut steady = client
+        .producer()
+        .with_topic(TOPIC)
+        .with_name("steady")
+        .build()
+        .await
+        .unwrap();
+    // (Its first interval, shorter than a second, closes before it sends.)
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut receipts = Vec::new();
+    for i in 0..100 {
+        receipts.push(
+            steady
+                .send_non_blocking(common::message(1000 + i, 50))
+                .await
+                .unwrap(),
+        );
+    }
+    for r in receipts {
+        r.await.unwrap();
+    }
+    let published = counted_by_rates(&b, "/publishers/0/msgRateIn", Duration::from_secs(4));
+    assert!(
+        (published - 100.0).abs() <= 5.0,
+        "publisher msgRateIn added up to {published}"
+    );
+    let s = stats(&b);
+    assert_eq!(s["publishers"][0]["producerName"], "steady", "{s}");
+    assert!(s["publishers"][0]["averageMsgSize"].is_number(), "{s}");
+    assert!(
+        s["subscriptions"]["part"]["consumers"][0]["msgRateOut"].is_number(),
+        "{s}"
+    );
 }
 
 /// Without topic-level metrics, topics are summed per namespace (with `pulsar_topics_count`).

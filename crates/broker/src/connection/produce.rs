@@ -6,6 +6,8 @@ use super::*;
 
 pub(super) struct PendingSend {
     producer_id: u64,
+    /// (connection, producer id): whose counters the stored entry adds to.
+    producer_key: (u64, u64),
     sequence_id: u64,
     highest_sequence_id: u64,
     receipt: AppendReceipt,
@@ -47,7 +49,7 @@ pub(super) async fn send_receipts(
             ),
             Ok(pos) => {
                 p.topic.record_write_latency(p.started.elapsed());
-                p.topic.count_in(p.messages, p.bytes);
+                p.topic.count_in(Some(p.producer_key), p.messages, p.bytes);
                 p.topic.notify_appended();
                 if let Some(producer) = &p.dedup_producer {
                     p.topic
@@ -183,6 +185,7 @@ impl Conn {
                 client_version: self.client_version.clone(),
                 connected_since: std::time::SystemTime::now(),
                 outbox: self.outbox.clone(),
+                counted: Default::default(),
             },
             crate::topic::ProducerRequest {
                 request_id: c.request_id,
@@ -291,6 +294,7 @@ impl Conn {
                     messages,
                     bytes,
                     producer_id: c.producer_id,
+                    producer_key: (self.id, c.producer_id),
                     sequence_id: c.sequence_id,
                     highest_sequence_id,
                     receipt,
