@@ -65,25 +65,52 @@ pub(crate) struct ProducerEntry {
     /// The producer's connection, to tell it the producer is closed (CLOSE_PRODUCER).
     pub outbox: Outbox,
     /// Messages and bytes it published, and their rates over the last stats interval.
-    pub counted: PublisherCounts,
+    pub counted: std::sync::Arc<PublisherCounts>,
 }
 
-/// What a producer published (for its `PublisherStats`).
-#[derive(Debug, Clone)]
+/// What a producer published (for its `PublisherStats`): counted as receipts go out, without
+/// a lock; sampled for rates every stats interval.
+#[derive(Debug)]
 pub(crate) struct PublisherCounts {
-    pub messages: u64,
-    pub bytes: u64,
-    pub rates: crate::rates::RateMeter<2>,
+    pub messages: std::sync::atomic::AtomicU64,
+    pub bytes: std::sync::atomic::AtomicU64,
+    pub rates: std::sync::Mutex<crate::rates::RateMeter<2>>,
 }
 
 impl Default for PublisherCounts {
     /// Nothing published yet: the first rates cover the time since the producer attached.
     fn default() -> Self {
         PublisherCounts {
-            messages: 0,
-            bytes: 0,
-            rates: crate::rates::RateMeter::starting(std::time::Instant::now(), [0, 0]),
+            messages: Default::default(),
+            bytes: Default::default(),
+            rates: std::sync::Mutex::new(crate::rates::RateMeter::starting(
+                std::time::Instant::now(),
+                [0, 0],
+            )),
         }
+    }
+}
+
+impl PublisherCounts {
+    pub(crate) fn add(&self, messages: u64, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.messages.fetch_add(messages, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn sample(&self, now: std::time::Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let values = [self.messages.load(Relaxed), self.bytes.load(Relaxed)];
+        self.meter().sample(now, values);
+    }
+
+    /// Messages and bytes per second over the last stats interval.
+    pub(crate) fn rates(&self) -> [f64; 2] {
+        self.meter().rates()
+    }
+
+    fn meter(&self) -> std::sync::MutexGuard<'_, crate::rates::RateMeter<2>> {
+        self.rates.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -139,18 +166,11 @@ impl Producers {
         self.attached.get(&key).map(|e| e.name.clone())
     }
 
-    /// An attached producer's entry, to count what it publishes.
-    pub(crate) fn attached_mut(&mut self, key: (u64, u64)) -> Option<&mut ProducerEntry> {
-        self.attached.get_mut(&key)
-    }
-
-    /// Every attached producer, for sampling rates.
-    pub(crate) fn attached_all_mut(&mut self) -> impl Iterator<Item = &mut ProducerEntry> {
-        self.attached.values_mut()
-    }
-
-    pub(crate) fn is_attached(&self, key: (u64, u64)) -> bool {
-        self.attached.contains_key(&key)
+    /// An attached producer's counters (`None`: not attached).
+    pub(crate) fn counts_of(&self, key: (u64, u64)) -> Option<std::sync::Arc<PublisherCounts>> {
+        self.attached
+            .get(&key)
+            .map(|e| std::sync::Arc::clone(&e.counted))
     }
 
     /// Detaches every producer (the topic is being deleted); what was attached or waiting.
@@ -375,7 +395,7 @@ mod tests {
         // a was told to close.
         let frame = a_rx.try_recv().expect("CLOSE_PRODUCER");
         assert!(!frame.is_empty());
-        assert!(!p.is_attached((1, 1)));
+        assert!(p.counts_of((1, 1)).is_none());
         // a comes back with its epoch 0 while b holds epoch 1.
         p.remove((2, 1));
         let (a, _rx) = entry("a", AccessMode::Exclusive);
@@ -395,10 +415,10 @@ mod tests {
             p.admit((2, 1), w, request(7, None)).unwrap(),
             Admitted::Queued
         );
-        assert!(!p.is_attached((2, 1)));
+        assert!(p.counts_of((2, 1)).is_none());
         assert!(w_rx.try_recv().is_err(), "nothing until the holder leaves");
         p.remove((1, 1));
-        assert!(p.is_attached((2, 1)));
+        assert!(p.counts_of((2, 1)).is_some());
         assert!(
             w_rx.try_recv().is_ok(),
             "PRODUCER_SUCCESS with producer_ready"

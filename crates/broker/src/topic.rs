@@ -277,16 +277,17 @@ impl Topic {
     }
 
     /// Counts a stored entry of `messages` messages and `bytes` bytes (and for its producer).
-    pub(crate) fn count_in(&self, producer: Option<(u64, u64)>, messages: u64, bytes: u64) {
+    pub(crate) fn count_in(
+        &self,
+        producer: Option<&crate::producers::PublisherCounts>,
+        messages: u64,
+        bytes: u64,
+    ) {
         self.msg_in.fetch_add(messages, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
         self.entries_in.fetch_add(1, Ordering::Relaxed);
-        if let Some(key) = producer {
-            let mut p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(e) = p.attached_mut(key) {
-                e.counted.messages += messages;
-                e.counted.bytes += bytes;
-            }
+        if let Some(p) = producer {
+            p.add(messages, bytes);
         }
     }
 
@@ -318,12 +319,12 @@ impl Topic {
             msgs_out += m;
             bytes_out += b;
         }
-        {
-            let mut p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-            for e in p.attached_all_mut() {
-                let c = &mut e.counted;
-                c.rates.sample(now, [c.messages, c.bytes]);
-            }
+        let publishers: Vec<Arc<crate::producers::PublisherCounts>> = {
+            let p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+            p.attached().map(|(_, e)| Arc::clone(&e.counted)).collect()
+        };
+        for c in publishers {
+            c.sample(now);
         }
         let mut values = Self::io_values(&self.ml.io_stats());
         values[MSG_IN] = self.msg_in.load(Ordering::Relaxed);
@@ -359,11 +360,15 @@ impl Topic {
     }
 
     /// Whether the producer may send: attached, not waiting for exclusive access nor fenced out.
-    pub(crate) fn producer_attached(&self, key: (u64, u64)) -> bool {
+    /// The counters of producer `key` if it is attached (its SENDs are stored only then).
+    pub(crate) fn attached_producer(
+        &self,
+        key: (u64, u64),
+    ) -> Option<Arc<crate::producers::PublisherCounts>> {
         self.producers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .is_attached(key)
+            .counts_of(key)
     }
 
     pub(crate) fn remember_rules(&self, f: impl FnOnce(&mut ProducerRules)) {
@@ -525,9 +530,9 @@ impl Topic {
             let p = self.producers.lock().unwrap_or_else(|e| e.into_inner());
             p.attached()
                 .map(|((_, id), e)| PublisherStats {
-                    msg_rate_in: e.counted.rates.rates()[0],
-                    msg_throughput_in: e.counted.rates.rates()[1],
-                    average_msg_size: match e.counted.rates.rates() {
+                    msg_rate_in: e.counted.rates()[0],
+                    msg_throughput_in: e.counted.rates()[1],
+                    average_msg_size: match e.counted.rates() {
                         [m, b] if m > 0.0 => b / m,
                         _ => 0.0,
                     },

@@ -6,8 +6,8 @@ use super::*;
 
 pub(super) struct PendingSend {
     producer_id: u64,
-    /// (connection, producer id): whose counters the stored entry adds to.
-    producer_key: (u64, u64),
+    /// The producer's counters, which the stored entry adds to.
+    publisher: Arc<crate::producers::PublisherCounts>,
     sequence_id: u64,
     highest_sequence_id: u64,
     receipt: AppendReceipt,
@@ -49,7 +49,7 @@ pub(super) async fn send_receipts(
             ),
             Ok(pos) => {
                 p.topic.record_write_latency(p.started.elapsed());
-                p.topic.count_in(Some(p.producer_key), p.messages, p.bytes);
+                p.topic.count_in(Some(&p.publisher), p.messages, p.bytes);
                 p.topic.notify_appended();
                 if let Some(producer) = &p.dedup_producer {
                     p.topic
@@ -250,12 +250,12 @@ impl Conn {
                 c.producer_id
             )));
         };
-        if !topic.producer_attached((self.id, c.producer_id)) {
+        let Some(publisher) = topic.attached_producer((self.id, c.producer_id)) else {
             // Waiting for exclusive access, or fenced out by an ExclusiveWithFencing producer
             // (told so with CLOSE_PRODUCER): Pulsar ignores such a producer's SENDs too.
             tracing::debug!(topic = %topic.name, producer_id = c.producer_id, sequence_id = c.sequence_id, "SEND from a producer not attached dropped");
             return Ok(());
-        }
+        };
         if topic.is_fenced() {
             // The topic is being deleted and this producer was told to close (CLOSE_PRODUCER):
             // the client resends what it holds once it has re-created the producer.
@@ -294,7 +294,7 @@ impl Conn {
                     messages,
                     bytes,
                     producer_id: c.producer_id,
-                    producer_key: (self.id, c.producer_id),
+                    publisher,
                     sequence_id: c.sequence_id,
                     highest_sequence_id,
                     receipt,
