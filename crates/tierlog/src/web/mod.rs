@@ -65,6 +65,17 @@ fn body<T: serde::de::DeserializeOwned>(raw: &Bytes, what: &str) -> Result<T, Ap
     serde_json::from_slice(raw).map_err(|e| ApiError::bad_request(format!("Invalid {what}: {e}")))
 }
 
+/// `?force=true` of a DELETE: close attached clients (or delete contents) instead of refusing.
+fn force(q: &std::collections::HashMap<String, String>) -> Result<bool, ApiError> {
+    match q.get("force").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "Invalid value {v:?} for query parameter force (true or false)"
+        ))),
+    }
+}
+
 /// The `{t}/{ns}` of a path, as a namespace name (412 when invalid).
 pub struct Ns(pub NamespaceName);
 

@@ -132,20 +132,16 @@ pub async fn revoke_permission(
     no_content()
 }
 
-#[derive(serde::Deserialize, Default)]
-pub struct ForceQuery {
-    #[serde(default)]
-    force: bool,
-}
-
 /// `DELETE /admin/v2/namespaces/{t}/{ns}[?force=true]`: refused while it has topics, unless
 /// forced (its topics are deleted first).
 pub async fn delete_namespace(
     State(s): S,
     Ns(ns): Ns,
-    axum::extract::Query(q): axum::extract::Query<ForceQuery>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> ApiResult {
-    s.policy.delete_namespace(&ns, &s.broker, q.force).await?;
+    s.policy
+        .delete_namespace(&ns, &s.broker, super::force(&q)?)
+        .await?;
     no_content()
 }
 
@@ -390,14 +386,20 @@ pub async fn get_compaction_threshold(State(s): S, Ns(ns): Ns) -> ApiResult {
     json(&s.policy.store().policies(&ns).await?.compaction_threshold)
 }
 
-pub async fn set_compaction_threshold(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
-    let bytes: i64 = body(&raw, "compaction threshold (bytes)")?;
+/// A compaction threshold body (bytes; 0: never), for a namespace or a topic.
+pub fn compaction_threshold(raw: &Bytes) -> Result<i64, ApiError> {
+    let bytes: i64 = body(raw, "compaction threshold (bytes)")?;
     if bytes < 0 {
         return Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             "compactionThreshold must be 0 or more",
         ));
     }
+    Ok(bytes)
+}
+
+pub async fn set_compaction_threshold(State(s): S, Ns(ns): Ns, raw: Bytes) -> ApiResult {
+    let bytes = compaction_threshold(&raw)?;
     s.policy
         .update_namespace(&ns, move |p| p.compaction_threshold = Some(bytes))
         .await?;

@@ -118,18 +118,15 @@ pub async fn create(State(s): S, p: TopicSub, raw: Bytes) -> ApiResult {
     no_content()
 }
 
-#[derive(Deserialize, Default)]
-pub struct ForceQuery {
-    #[serde(default)]
-    force: bool,
-}
-
 /// `DELETE …/subscription/{sub}[?force=true]`.
-pub async fn delete(State(s): S, p: TopicSub, Query(q): Query<ForceQuery>) -> ApiResult {
+pub async fn delete(
+    State(s): S,
+    p: TopicSub,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let force = super::force(&q)?;
     for target in targets(&s, &p.topic).await? {
-        s.broker
-            .delete_subscription(&target, &p.sub, q.force)
-            .await?;
+        s.broker.delete_subscription(&target, &p.sub, force).await?;
     }
     no_content()
 }

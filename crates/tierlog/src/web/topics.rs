@@ -102,19 +102,10 @@ pub async fn revoke_permission(
 
 type QueryParams = Query<HashMap<String, String>>;
 
-/// `?force=true` of a DELETE: close attached clients instead of refusing.
-fn force(q: &HashMap<String, String>) -> Result<bool, ApiError> {
-    match q.get("force").map(String::as_str) {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(v) => Err(ApiError::bad_request(format!(
-            "Invalid value {v:?} for query parameter force (true or false)"
-        ))),
-    }
-}
-
 pub async fn delete_topic(State(s): S, Topic(t): Topic, Query(q): QueryParams) -> ApiResult {
-    s.policy.delete_topic(&t, &s.broker, force(&q)?).await?;
+    s.policy
+        .delete_topic(&t, &s.broker, super::force(&q)?)
+        .await?;
     no_content()
 }
 
@@ -211,7 +202,7 @@ fn sum_into(total: &mut serde_json::Map<String, serde_json::Value>, add: &serde_
 
 pub async fn delete_partitions(State(s): S, Topic(t): Topic, Query(q): QueryParams) -> ApiResult {
     s.policy
-        .delete_partitioned(&t, &s.broker, force(&q)?)
+        .delete_partitioned(&t, &s.broker, super::force(&q)?)
         .await?;
     no_content()
 }
@@ -454,13 +445,7 @@ pub async fn get_compaction_threshold(State(s): S, Topic(t): Topic) -> ApiResult
 
 /// `POST …/compactionThreshold` with the bytes (0: never compact this topic automatically).
 pub async fn set_compaction_threshold(State(s): S, Topic(t): Topic, raw: Bytes) -> ApiResult {
-    let bytes: i64 = body(&raw, "compaction threshold (bytes)")?;
-    if bytes < 0 {
-        return Err(ApiError::new(
-            axum::http::StatusCode::PRECONDITION_FAILED,
-            "compactionThreshold must be 0 or more",
-        ));
-    }
+    let bytes = super::namespaces::compaction_threshold(&raw)?;
     s.policy
         .update_topic(&t, move |p| p.compaction_threshold = Some(bytes))
         .await?;
