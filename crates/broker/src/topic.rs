@@ -552,7 +552,14 @@ impl Topic {
         for sub in &loaded {
             subscriptions.insert(sub.name.clone(), sub.stats(&self.ml));
         }
-        for (name, cursor) in self.ml.cursors().await {
+        let cursors = self.ml.cursors().await;
+        // Bytes after the slowest durable cursor (internal ones included: they hold data too).
+        let backlog_size = cursors
+            .iter()
+            .map(|(_, c)| c.mark_delete)
+            .min()
+            .map_or(0, |p| self.ml.bytes_after(p));
+        for (name, cursor) in cursors {
             if name == crate::dedup::DEDUP_CURSOR {
                 // Deduplication's own cursor, not a subscription (as in Pulsar's stats).
                 continue;
@@ -580,14 +587,6 @@ impl Topic {
             let s = self.sampled.lock().unwrap_or_else(|e| e.into_inner());
             (s.rates.rates(), s.rates.deltas(), s.write_latency)
         };
-        let backlog_size = self
-            .ml
-            .cursors()
-            .await
-            .iter()
-            .map(|(_, c)| c.mark_delete)
-            .min()
-            .map_or(0, |p| self.ml.bytes_after(p));
         TopicStats {
             msg_rate_in: rates[MSG_IN],
             msg_throughput_in: rates[BYTES_IN],
