@@ -6,6 +6,7 @@ measured in the same run on the same machine:
   consume   catch-up read from the hot tier                  ÷ raw sequential read of the ledger files
   offload   offload through the broker to s3s-fs             ÷ raw multipart PUT (boto3, 64 MiB parts, 4 in flight)
   cold read catch-up read of offloaded data after restart    ÷ raw whole-object GETs; GETs per GiB
+  re-read   a 2nd subscription reads it again (disk cache)   ÷ the hot-tier catch-up; its GETs
   tls       produce throughput and publish p99 over pulsar+ssl:// ÷ pulsar:// on the same broker,
             interleaved (target >= 0.8 of plain throughput)
   plus peak RSS of the broker per phase and start-up time to ready.
@@ -239,7 +240,8 @@ b = Broker(data)
 report.append(line(f"start-up to ready ({3 * PRODUCE_MSGS // 1000}k messages)", b.startup_ms, "ms"))
 c = perf("consume", "-u", b.url(), "-p", "Earliest", "-s", "after-restart", "-m", str(PRODUCE_MSGS), "bench-max-0")
 raw = raw_read(files(os.path.join(data, "ledgers")))
-report.append(line("consume catch-up (hot tier)", c["mbytePerSec"] * 1.048576, "MB/s",
+hot_catchup = c["mbytePerSec"] * 1.048576
+report.append(line("consume catch-up (hot tier)", hot_catchup, "MB/s",
                    "raw sequential read of the files", raw))
 b.stop()
 
@@ -268,6 +270,7 @@ env = {
     "TIERLOG_managedLedgerMinLedgerRolloverTimeMinutes": "0",
     "TIERLOG_managedLedgerOffloadDeletionLagMs": "0",
     "TIERLOG_retentionCheckIntervalInSeconds": "1",
+    "TIERLOG_managedLedgerOffloadCacheSizeMB": "8192",
     "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_EC2_METADATA_DISABLED": "true",
 }
 data = os.path.join(WORK, "tiered")
@@ -317,6 +320,19 @@ s = f"GET requests per GiB read from the tier: {gets / (sealed_bytes / (1 << 30)
 print(s, flush=True)
 report.append(s)
 report.append(line("peak RSS, cold catch-up", b.peak_rss_mib(), "MiB"))
+# A second subscription re-reads the offloaded data: the first filled the disk cache (written in
+# the background: wait until it holds every sealed byte), so it should make no GET at all.
+deadline = time.monotonic() + 30
+while b.metric('tierlog_offload_cache_size_bytes{kind="used"}') < sealed_bytes and time.monotonic() < deadline:
+    time.sleep(0.1)
+gets0 = b.metric('tierlog_offload_requests_total{op="get"}')
+c = perf("consume", "-u", b.url(), "-p", "Earliest", "-s", "second", "-m", str(PRODUCE_MSGS), "cold")
+regets = b.metric('tierlog_offload_requests_total{op="get"}') - gets0
+report.append(line("re-read by a 2nd subscription (cache)", c["mbytePerSec"] * 1.048576, "MB/s",
+                   "consume catch-up (hot tier)", hot_catchup))
+s = f"GET requests of the re-read: {regets:.0f}"
+print(s, flush=True)
+report.append(s)
 b.stop()
 s3.terminate()
 tls_vs_plain(report)

@@ -43,8 +43,7 @@ impl ManagedLedgerFactory {
     pub fn new(store: LedgerStore, meta: Arc<dyn MetadataStore>, clock: Arc<dyn Clock>) -> Self {
         let reader = BlobStoreReader::new(
             Credentials::default(),
-            1 << 20,
-            16,
+            offload::ReadSizes::default(),
             Arc::new(ObjectStores::default()),
         );
         ManagedLedgerFactory {

@@ -8,7 +8,9 @@
 //!   part size and the same number of parts in flight, straight through object_store;
 //! - offload: a generated ledger of 4 KiB entries through the offloader (blocks, index);
 //! - raw GET: one whole-object GET of the data object, streamed;
-//! - read-back: every entry through a read handle, 1000 entries per read;
+//! - read-back: every entry through a fresh read handle, 1000 entries per read: with 1 MiB ranges
+//!   (as before long ranges), with ranges growing to 16 MiB, and again from the disk cache after
+//!   a first read filled it; with the time to open a handle and read the first entry;
 //! - peak RSS added during the offload (VmHWM after resetting it), the ledger being generated on
 //!   the fly so that only the offload's own buffers count.
 
@@ -21,7 +23,8 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use offload::{
-    BlobStoreOffloader, LedgerOffloader, LedgerSource, Location, OffloadConfig, TierReader,
+    BlobStoreOffloader, ChunkCache, LedgerOffloader, LedgerSource, Location, ObjectStores,
+    OffloadConfig, TierReader,
 };
 use testkit::moto::MotoServer;
 use testkit::proxy::HttpProxy;
@@ -133,13 +136,55 @@ async fn raw_get(store: &Arc<dyn ObjectStore>, key: &str) -> (u64, Duration) {
     (n, start.elapsed())
 }
 
+/// One way of reading the ledger back.
+struct ReadRow {
+    label: &'static str,
+    mb_s: f64,
+    gets_per_gib: f64,
+    /// Open a fresh handle and read entry 0 (median of several).
+    first_entry_ms: f64,
+}
+
 struct Row {
     offload: f64,
     raw_put: f64,
-    read: f64,
     raw_get: f64,
-    gets_per_gib: f64,
     peak_rss_mib: f64,
+    reads: Vec<ReadRow>,
+}
+
+/// Reads every entry through a fresh handle, 1000 entries per read.
+async fn read_all(o: &BlobStoreOffloader, uuid: uuid::Uuid, entries: i64) -> (f64, f64) {
+    let h = o.read(1, uuid, o.location()).await.expect("open");
+    let gets_before = o.counters().gets();
+    let start = Instant::now();
+    let mut first = 0;
+    while first < entries {
+        let last = (first + 999).min(entries - 1);
+        let got = h.read(first, last).await.expect("read");
+        assert_eq!(got[0], entry(first));
+        first = last + 1;
+    }
+    let bytes = entries as u64 * ENTRY as u64;
+    let gets = o.counters().gets() - gets_before;
+    (
+        mb_s(bytes, start.elapsed()),
+        gets as f64 * (1u64 << 30) as f64 / bytes as f64,
+    )
+}
+
+/// Time to open a handle and read the first entry (no cache), median of 7.
+async fn first_entry_ms(o: &BlobStoreOffloader, uuid: uuid::Uuid) -> f64 {
+    let mut samples = Vec::new();
+    for _ in 0..7 {
+        let start = Instant::now();
+        let h = o.read(1, uuid, o.location()).await.expect("open");
+        let got = h.read(0, 0).await.expect("read");
+        assert_eq!(got[0], entry(0));
+        samples.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
 }
 
 async fn run(endpoint: &str, entries: i64, (key, secret): (&str, &str)) -> Row {
@@ -148,7 +193,7 @@ async fn run(endpoint: &str, entries: i64, (key, secret): (&str, &str)) -> Row {
     c.credentials.credential_secret = Some(secret.into());
     c.max_block_size_bytes = BLOCK;
     c.parallel_parts = PARALLEL;
-    let o = BlobStoreOffloader::new(c).await.expect("offloader");
+    let o = BlobStoreOffloader::new(c.clone()).await.expect("offloader");
     // The baseline goes straight to the same object_store client (only a request counter
     // wraps it), without the offload format or the read handle.
     let raw_store = o.store().await.expect("store");
@@ -170,39 +215,58 @@ async fn run(endpoint: &str, entries: i64, (key, secret): (&str, &str)) -> Row {
     let (got, get_time) = raw_get(&raw_store, &r.data_key).await;
     assert_eq!(got, bytes);
 
-    // Reference: 1 MiB ranged GETs one after the other, straight through object_store.
-    let start = Instant::now();
-    let mut off = 0u64;
-    while off < bytes {
-        let end = (off + (1 << 20)).min(bytes);
-        raw_store
-            .get_range(&Path::from(r.data_key.as_str()), off..end)
-            .await
-            .expect("range");
-        off = end;
+    let mut reads = Vec::new();
+    // Before long ranges: every GET one read buffer (1 MiB), 16 in flight.
+    let mut fixed = c.clone();
+    fixed.max_read_range_bytes = fixed.read_buffer_size_bytes;
+    let fixed = BlobStoreOffloader::new(fixed).await.expect("offloader");
+    let (mb, gets) = read_all(&fixed, uuid, entries).await;
+    reads.push(ReadRow {
+        label: "1 MiB ranges (before)",
+        mb_s: mb,
+        gets_per_gib: gets,
+        first_entry_ms: first_entry_ms(&fixed, uuid).await,
+    });
+    // Now: ranges from 1 MiB growing to 16 MiB while sequential.
+    let (mb, gets) = read_all(&o, uuid, entries).await;
+    reads.push(ReadRow {
+        label: "growing ranges",
+        mb_s: mb,
+        gets_per_gib: gets,
+        first_entry_ms: first_entry_ms(&o, uuid).await,
+    });
+    // A re-read through the disk cache, filled by a first read.
+    let cache_dir =
+        std::env::temp_dir().join(format!("tierlog-bench-cache-{}", std::process::id()));
+    let cache = Arc::new(
+        ChunkCache::open(&cache_dir, 4 << 30, ChunkCache::DEFAULT_CHUNK_SIZE).expect("cache"),
+    );
+    let cached = BlobStoreOffloader::with_stores(
+        c.clone(),
+        Arc::new(ObjectStores::default().with_chunk_cache(Arc::clone(&cache))),
+    )
+    .await
+    .expect("offloader");
+    read_all(&cached, uuid, entries).await;
+    while cache.size_bytes() < bytes {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let ranged = mb_s(bytes, start.elapsed());
-    println!("  (raw sequential 1 MiB ranged GETs {ranged:.1} MB/s)");
-
-    let h = o.read(1, uuid, o.location()).await.expect("open");
-    let gets_before = o.counters().gets();
-    let start = Instant::now();
-    let mut first = 0;
-    while first < entries {
-        let last = (first + 999).min(entries - 1);
-        let got = h.read(first, last).await.expect("read");
-        assert_eq!(got[0], entry(first));
-        first = last + 1;
-    }
-    let read_time = start.elapsed();
-    let gets = o.counters().gets() - gets_before;
+    let (mb, gets) = read_all(&cached, uuid, entries).await;
+    reads.push(ReadRow {
+        label: "re-read from disk cache",
+        mb_s: mb,
+        gets_per_gib: gets,
+        first_entry_ms: first_entry_ms(&cached, uuid).await,
+    });
+    drop(cached);
+    drop(cache);
+    let _ = std::fs::remove_dir_all(&cache_dir);
     Row {
         offload: mb_s(bytes, offload_time),
         raw_put: mb_s(bytes, put_time),
-        read: mb_s(source.length(), read_time),
         raw_get: mb_s(bytes, get_time),
-        gets_per_gib: gets as f64 * (1u64 << 30) as f64 / bytes as f64,
         peak_rss_mib,
+        reads,
     }
 }
 
@@ -215,18 +279,22 @@ fn print(label: &str, r: &Row) {
         r.offload / r.raw_put
     );
     println!(
-        "  sequential read    {:8.1} MB/s   raw whole GET     {:8.1} MB/s   ratio {:.2}",
-        r.read,
-        r.raw_get,
-        r.read / r.raw_get
-    );
-    println!("  GETs per GiB read  {:8.0}", r.gets_per_gib);
-    println!(
         "  peak RSS added during offload {:.0} MiB (block {} MiB x {} parts in flight)",
         r.peak_rss_mib,
         BLOCK >> 20,
         PARALLEL
     );
+    for read in &r.reads {
+        println!(
+            "  read, {:24} {:8.1} MB/s   raw whole GET {:8.1} MB/s   ratio {:.2}   GETs/GiB {:5.0}   first entry {:6.1} ms",
+            read.label,
+            read.mb_s,
+            r.raw_get,
+            read.mb_s / r.raw_get,
+            read.gets_per_gib,
+            read.first_entry_ms
+        );
+    }
 }
 
 fn main() {

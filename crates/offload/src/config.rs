@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::error::{OffloadError, Result};
 use crate::format::block::MIN_BLOCK_SIZE;
 use crate::location::Location;
+use crate::read::ReadSizes;
 
 /// How an offloader authenticates to its store. Part of what identifies a cached store client:
 /// two policies may reach one bucket under different roles.
@@ -143,6 +144,8 @@ pub struct OffloadConfig {
     pub parallel_parts: usize,
     /// Ranged GETs kept in flight ahead of a sequential reader.
     pub read_ahead_requests: usize,
+    /// What a sequential reader's ranged GETs grow to.
+    pub max_read_range_bytes: u64,
     /// `pulsarclustername` in the objects' user metadata.
     pub cluster_name: String,
 }
@@ -157,7 +160,17 @@ impl OffloadConfig {
             read_buffer_size_bytes: 1 << 20,
             parallel_parts: 4,
             read_ahead_requests: 16,
+            max_read_range_bytes: ReadSizes::default().max_read_range_bytes,
             cluster_name: "standalone".into(),
+        }
+    }
+
+    /// How reads of this offloader's ledgers size their GETs.
+    pub fn read_sizes(&self) -> ReadSizes {
+        ReadSizes {
+            read_buffer_size_bytes: self.read_buffer_size_bytes,
+            max_read_range_bytes: self.max_read_range_bytes,
+            read_ahead_requests: self.read_ahead_requests,
         }
     }
 

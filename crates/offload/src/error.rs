@@ -67,6 +67,19 @@ pub enum OffloadError {
         #[source]
         source: FormatError,
     },
+    /// An entry read from the tier does not match its own checksum, also when fetched again
+    /// from the store: the stored object is damaged.
+    #[error(
+        "entry {ledger_id}:{entry_id} in bytes {start}..{end} of offloaded object {key} does not \
+         match its checksum (read twice from the store)"
+    )]
+    EntryChecksum {
+        key: String,
+        ledger_id: i64,
+        entry_id: i64,
+        start: u64,
+        end: u64,
+    },
     /// The object's `s3managedledgeroffloaderformatversion` metadata is missing or not "1".
     #[error("offloaded object {key} has format version {found:?}, expected \"1\"")]
     BadFormatVersion { key: String, found: Option<String> },

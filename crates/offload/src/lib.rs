@@ -11,10 +11,12 @@
 //!   credentials, and how each family's client is built (all over `object_store`);
 //! - [`credentials`]: the AWS credential chain and STS AssumeRole, cached until near expiry;
 //! - [`upload`]: multipart upload with parallel parts, abort on failure, index written last;
-//! - [`read`]: read handles with ranged GETs and read-ahead;
+//! - [`read`]: read handles with growing ranged GETs and read-ahead;
+//! - [`cache`]: the local disk cache of chunks read from the tier;
 //! - [`offloader`]: the [`TierReader`] and [`LedgerOffloader`] traits and their object-store
 //!   implementations.
 
+pub mod cache;
 pub mod config;
 pub mod counting;
 pub mod credentials;
@@ -28,11 +30,12 @@ pub mod source;
 pub mod stores;
 pub mod upload;
 
+pub use cache::{CacheCounters, ChunkCache};
 pub use config::{Credentials, OffloadConfig, S3Encryption};
 pub use error::{FormatError, OffloadError, Result};
 pub use location::{Driver, DriverMetadata, Location, S3Flavor};
 pub use offloader::{BlobStoreOffloader, BlobStoreReader, LedgerOffloader, TierReader};
-pub use read::OffloadedLedger;
+pub use read::{OffloadedLedger, ReadSizes};
 pub use source::LedgerSource;
 pub use stores::{ClientSettings, ObjectStores, S3PayloadChecksum};
 pub use upload::OffloadResult;

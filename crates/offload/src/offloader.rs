@@ -15,7 +15,7 @@ use crate::counting::RequestCounters;
 use crate::error::{OffloadError, Result};
 use crate::keys;
 use crate::location::Location;
-use crate::read::{OffloadedLedger, ReadOptions};
+use crate::read::{OffloadedLedger, ReadOptions, ReadSizes};
 use crate::source::LedgerSource;
 use crate::stores::ObjectStores;
 use crate::upload::{OffloadResult, offload_ledger};
@@ -47,8 +47,7 @@ pub trait LedgerOffloader: TierReader {
 #[derive(Debug, Clone)]
 struct Access {
     credentials: Credentials,
-    read_buffer_size_bytes: u64,
-    read_ahead_requests: usize,
+    sizes: ReadSizes,
 }
 
 impl Access {
@@ -61,9 +60,9 @@ impl Access {
     ) -> Result<OffloadedLedger> {
         let store = stores.get(at, &self.credentials).await?;
         let options = ReadOptions {
-            read_buffer_size_bytes: self.read_buffer_size_bytes.max(1),
-            read_ahead_requests: self.read_ahead_requests.max(1),
+            sizes: self.sizes,
             verify_format_version: at.has_object_metadata(),
+            cache: stores.chunk_cache().cloned(),
         };
         OffloadedLedger::open(store, at, ledger_id, &uuid, options)
             .await
@@ -89,6 +88,19 @@ impl Access {
         at: &Location,
     ) -> Result<()> {
         let store = stores.get(at, &self.credentials).await?;
+        if let Some(cache) = stores.chunk_cache() {
+            let cache = Arc::clone(cache);
+            let keys = [
+                keys::index_key(&uuid, ledger_id),
+                keys::data_key(&uuid, ledger_id),
+            ];
+            let _ = tokio::task::spawn_blocking(move || {
+                for k in keys {
+                    cache.remove_object_blocking(&k);
+                }
+            })
+            .await;
+        }
         for key in [
             keys::index_key(&uuid, ledger_id),
             keys::data_key(&uuid, ledger_id),
@@ -112,18 +124,9 @@ pub struct BlobStoreReader {
 }
 
 impl BlobStoreReader {
-    pub fn new(
-        credentials: Credentials,
-        read_buffer_size_bytes: u64,
-        read_ahead_requests: usize,
-        stores: Arc<ObjectStores>,
-    ) -> Self {
+    pub fn new(credentials: Credentials, sizes: ReadSizes, stores: Arc<ObjectStores>) -> Self {
         BlobStoreReader {
-            access: Access {
-                credentials,
-                read_buffer_size_bytes,
-                read_ahead_requests,
-            },
+            access: Access { credentials, sizes },
             stores,
         }
     }
@@ -168,8 +171,7 @@ impl BlobStoreOffloader {
         stores.get(&config.location, &config.credentials).await?;
         let access = Access {
             credentials: config.credentials.clone(),
-            read_buffer_size_bytes: config.read_buffer_size_bytes,
-            read_ahead_requests: config.read_ahead_requests,
+            sizes: config.read_sizes(),
         };
         Ok(BlobStoreOffloader {
             config,

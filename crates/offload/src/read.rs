@@ -5,9 +5,12 @@
 //! record by record; the index is consulted again only at a block boundary. Sequential reads
 //! continue where the previous one stopped without any index search.
 //!
-//! Bytes come from [`RangeReader`]: ranged GETs of `read_buffer_size` bytes (never smaller, so
-//! sequential reads cost at most one GET per read buffer), with the next `read_ahead` ranges
-//! fetched in parallel while the consumer works through the current one.
+//! Bytes come from [`RangeReader`]: ranged GETs that start at the read buffer size (so the first
+//! entry of a read arrives as soon as it does with one small GET) and grow fourfold per range
+//! while the access stays sequential, up to the maximum range size, with the next ranges fetched
+//! in parallel while the consumer works through the current one. A seek elsewhere starts again
+//! from small ranges. Ranges are aligned to the chunk size, so that a [`ChunkCache`] can serve
+//! and keep them chunk by chunk.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,19 +20,44 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
 use tokio::task::JoinHandle;
 
+use crate::cache::ChunkCache;
 use crate::error::{OffloadError, Result};
 use crate::format::block::{RECORD_HEADER_LEN, be_i32, be_i64};
+use crate::format::entry;
 use crate::format::index::{OffloadIndex, decode_index};
 use crate::keys;
 use crate::location::Location;
 
+/// How large reads of offloaded data are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSizes {
+    /// The first ranged GET of a read, and the smallest (`…ReadBufferSizeInBytes`).
+    pub read_buffer_size_bytes: u64,
+    /// What ranges grow to while a reader stays sequential.
+    pub max_read_range_bytes: u64,
+    /// Ranged GETs kept in flight ahead of a sequential reader (also bounded in bytes: two
+    /// maximum ranges, or this many read buffers if that is more).
+    pub read_ahead_requests: usize,
+}
+
+impl Default for ReadSizes {
+    fn default() -> Self {
+        ReadSizes {
+            read_buffer_size_bytes: 1 << 20,
+            max_read_range_bytes: 16 << 20,
+            read_ahead_requests: 16,
+        }
+    }
+}
+
 /// How the reader talks to the store.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
-    pub read_buffer_size_bytes: u64,
-    pub read_ahead_requests: usize,
+    pub sizes: ReadSizes,
     /// Check `s3managedledgeroffloaderformatversion` on every response (not for filesystem).
     pub verify_format_version: bool,
+    /// Where chunks read before are kept (and where what is read now goes).
+    pub cache: Option<Arc<ChunkCache>>,
 }
 
 async fn get_checked(
@@ -63,45 +91,176 @@ async fn get_checked(
         .map_err(|e| OffloadError::on_read("reading", location, key, e))
 }
 
-/// Sequential byte access to one object through ranged GETs with read-ahead.
-struct RangeReader {
+/// Where a [`RangeReader`]'s bytes come from: the cache, else the store (then the cache keeps
+/// them).
+#[derive(Clone)]
+struct Fetcher {
     store: Arc<dyn ObjectStore>,
     location: Location,
     key: String,
+    verify: bool,
+    cache: Option<Arc<ChunkCache>>,
+}
+
+impl Fetcher {
+    /// The bytes of `start..end`; with a cache, `start` is chunk-aligned and `end` is too or is
+    /// the object's end.
+    async fn fetch(&self, start: u64, end: u64) -> Result<Bytes> {
+        let Some(cache) = &self.cache else {
+            return get_checked(
+                &self.store,
+                &self.location,
+                &self.key,
+                Some(start..end),
+                self.verify,
+            )
+            .await;
+        };
+        let chunk = cache.chunk_size();
+        let (c, key) = (Arc::clone(cache), self.key.clone());
+        let cached = tokio::task::spawn_blocking(move || {
+            let mut out = BytesMut::with_capacity((end - start) as usize);
+            let mut offset = start;
+            while offset < end {
+                let len = chunk.min(end - offset);
+                match c.get_blocking(&key, offset, Some(len)) {
+                    Some(b) => out.extend_from_slice(&b),
+                    None => return None,
+                }
+                offset += len;
+            }
+            Some(out.freeze())
+        })
+        .await
+        .map_err(|e| OffloadError::Task(format!("cache read: {e}")))?;
+        if let Some(bytes) = cached {
+            return Ok(bytes);
+        }
+        let bytes = get_checked(
+            &self.store,
+            &self.location,
+            &self.key,
+            Some(start..end),
+            self.verify,
+        )
+        .await?;
+        // Kept in the background: the reader does not wait for the disk.
+        let (c, key, kept) = (Arc::clone(cache), self.key.clone(), bytes.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut offset = 0u64;
+            while offset < kept.len() as u64 {
+                let len = chunk.min(kept.len() as u64 - offset);
+                c.put_blocking(
+                    &key,
+                    start + offset,
+                    &kept[offset as usize..(offset + len) as usize],
+                );
+                offset += len;
+            }
+        });
+        Ok(bytes)
+    }
+
+    /// A whole small object (an index): from the cache as one chunk, else from the store.
+    async fn fetch_whole(&self, key: &str) -> Result<Bytes> {
+        if let Some(cache) = &self.cache {
+            let (c, k) = (Arc::clone(cache), key.to_string());
+            let cached = tokio::task::spawn_blocking(move || c.get_blocking(&k, 0, None))
+                .await
+                .map_err(|e| OffloadError::Task(format!("cache read: {e}")))?;
+            if let Some(bytes) = cached {
+                return Ok(bytes);
+            }
+        }
+        let bytes = get_checked(&self.store, &self.location, key, None, self.verify).await?;
+        if let Some(cache) = &self.cache {
+            let (c, k, kept) = (Arc::clone(cache), key.to_string(), bytes.clone());
+            tokio::task::spawn_blocking(move || c.put_blocking(&k, 0, &kept));
+        }
+        Ok(bytes)
+    }
+}
+
+/// Sequential byte access to one object through ranged GETs with read-ahead.
+struct RangeReader {
+    fetcher: Fetcher,
     object_len: u64,
-    options: ReadOptions,
+    sizes: ReadSizes,
+    /// Ranges start and (but at the object's end) end on multiples of this.
+    align: u64,
     /// The chunk being consumed: (object offset of its first byte, bytes).
     current: Option<(u64, Bytes)>,
-    /// Chunks being fetched, in object order, contiguous after `current`.
+    /// Ranges being fetched, in object order, contiguous after `current`.
     pending: VecDeque<(u64, JoinHandle<Result<Bytes>>)>,
     /// Next object offset to request.
     next_fetch: u64,
     /// Next object offset to hand out.
     pos: u64,
-    /// Current read-ahead depth: 1 after a jump, doubling per chunk consumed up to the maximum,
+    /// Size of the last range requested: the read buffer after a jump, then four times larger
+    /// per range once the reader has moved past its first range, up to the maximum.
+    next_len: u64,
+    /// Whether the reader has read on from one range into the next since the last jump.
+    sequential: bool,
+    /// Current read-ahead depth: 1 after a jump, doubling per range consumed up to the maximum,
     /// so a random read does not pull megabytes it will not use.
     window: usize,
 }
 
 impl RangeReader {
+    fn new(fetcher: Fetcher, object_len: u64, sizes: ReadSizes) -> Self {
+        let align = match &fetcher.cache {
+            Some(c) => c.chunk_size(),
+            None => 1,
+        };
+        let round = |n: u64| n.max(1).div_ceil(align) * align;
+        let sizes = ReadSizes {
+            read_buffer_size_bytes: round(sizes.read_buffer_size_bytes),
+            max_read_range_bytes: round(
+                sizes.max_read_range_bytes.max(sizes.read_buffer_size_bytes),
+            ),
+            read_ahead_requests: sizes.read_ahead_requests.max(1),
+        };
+        RangeReader {
+            fetcher,
+            object_len,
+            align,
+            current: None,
+            pending: VecDeque::new(),
+            next_fetch: 0,
+            pos: 0,
+            next_len: sizes.read_buffer_size_bytes,
+            sequential: false,
+            window: 1,
+            sizes,
+        }
+    }
+
+    fn in_flight_bytes(&self) -> u64 {
+        let first = self.pending.front().map_or(self.next_fetch, |(s, _)| *s);
+        self.next_fetch - first
+    }
+
     fn spawn_fetch(&mut self) {
+        if self.sequential {
+            self.next_len = (self.next_len * 4).min(self.sizes.max_read_range_bytes);
+        }
         let start = self.next_fetch;
-        let end = (start + self.options.read_buffer_size_bytes).min(self.object_len);
-        let (store, location, key) = (
-            Arc::clone(&self.store),
-            self.location.clone(),
-            self.key.clone(),
-        );
-        let verify = self.options.verify_format_version;
-        let handle = tokio::spawn(async move {
-            get_checked(&store, &location, &key, Some(start..end), verify).await
-        });
+        let end = (start + self.next_len).min(self.object_len);
+        let fetcher = self.fetcher.clone();
+        let handle = tokio::spawn(async move { fetcher.fetch(start, end).await });
         self.pending.push_back((start, handle));
         self.next_fetch = end;
     }
 
     fn fill_read_ahead(&mut self) {
-        while self.pending.len() < self.window && self.next_fetch < self.object_len {
+        // At most two maximum ranges (or the read-ahead requests' worth of read buffers) ahead:
+        // the memory of a reader stays bounded however deep the read-ahead in requests.
+        let byte_limit = (2 * self.sizes.max_read_range_bytes)
+            .max(self.sizes.read_ahead_requests as u64 * self.sizes.read_buffer_size_bytes);
+        while self.pending.len() < self.window
+            && self.next_fetch < self.object_len
+            && self.in_flight_bytes() < byte_limit
+        {
             self.spawn_fetch();
         }
     }
@@ -137,7 +296,9 @@ impl RangeReader {
         }
         self.current = None;
         self.drop_pending();
-        self.next_fetch = pos;
+        self.next_fetch = pos - pos % self.align;
+        self.next_len = self.sizes.read_buffer_size_bytes;
+        self.sequential = false;
         self.window = 1;
     }
 
@@ -152,7 +313,7 @@ impl RangeReader {
             .is_none_or(|end| end > self.object_len)
         {
             return Err(OffloadError::Corrupt {
-                key: self.key.clone(),
+                key: self.fetcher.key.clone(),
                 source: crate::FormatError::Truncated {
                     what: "record",
                     need: self.pos.saturating_add(n),
@@ -163,7 +324,9 @@ impl RangeReader {
         let mut out: Option<BytesMut> = None;
         let mut remaining = n;
         loop {
-            if let Some((start, bytes)) = &self.current {
+            if let Some((start, bytes)) = &self.current
+                && self.pos >= *start
+            {
                 let off = (self.pos - start) as usize;
                 if off < bytes.len() {
                     let take = remaining.min((bytes.len() - off) as u64) as usize;
@@ -184,17 +347,20 @@ impl RangeReader {
         }
     }
 
-    /// Makes the chunk containing `pos` current, fetching (and prefetching) as needed.
+    /// Makes the range containing `pos` current, fetching (and prefetching) as needed.
     async fn advance(&mut self) -> Result<()> {
         if self.pending.is_empty() {
-            self.next_fetch = self.pos;
+            self.next_fetch = self.pos - self.pos % self.align;
             self.spawn_fetch();
         }
         let Some((start, handle)) = self.pending.pop_front() else {
             return Err(OffloadError::Task("no chunk to read".into()));
         };
         self.fill_read_ahead();
-        self.window = (self.window * 2).min(self.options.read_ahead_requests.max(1));
+        // A random read touches one range and the one prefetched after it, both small; a reader
+        // that comes back for more is sequential, and its ranges grow from now on.
+        self.sequential = true;
+        self.window = (self.window * 2).min(self.sizes.read_ahead_requests);
         let bytes = handle
             .await
             .map_err(|e| OffloadError::Task(format!("read-ahead task: {e}")))??;
@@ -203,6 +369,28 @@ impl RangeReader {
             self.pos = start;
         }
         Ok(())
+    }
+}
+
+impl RangeReader {
+    /// Forgets every byte of `start..end` held in memory or in the cache, so that reading them
+    /// again fetches them from the store.
+    async fn forget(&mut self, start: u64, end: u64) {
+        self.current = None;
+        self.drop_pending();
+        self.next_fetch = self.pos;
+        if let Some(cache) = &self.fetcher.cache {
+            let (cache, key) = (Arc::clone(cache), self.fetcher.key.clone());
+            let chunk = cache.chunk_size();
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut offset = start - start % chunk;
+                while offset < end {
+                    cache.remove_blocking(&key, offset);
+                    offset += chunk;
+                }
+            })
+            .await;
+        }
     }
 }
 
@@ -246,30 +434,19 @@ impl OffloadedLedger {
     ) -> Result<Self> {
         let index_key = keys::index_key(uuid, ledger_id);
         let data_key = keys::data_key(uuid, ledger_id);
-        let raw = get_checked(
-            &store,
-            location,
-            &index_key,
-            None,
-            options.verify_format_version,
-        )
-        .await?;
+        let fetcher = Fetcher {
+            store,
+            location: location.clone(),
+            key: data_key.clone(),
+            verify: options.verify_format_version,
+            cache: options.cache,
+        };
+        let raw = fetcher.fetch_whole(&index_key).await?;
         let index = decode_index(&raw).map_err(|source| OffloadError::Corrupt {
             key: index_key.clone(),
             source,
         })?;
-        let reader = RangeReader {
-            store,
-            location: location.clone(),
-            key: data_key.clone(),
-            object_len: index.data_object_len,
-            options,
-            current: None,
-            pending: VecDeque::new(),
-            next_fetch: 0,
-            pos: 0,
-            window: 1,
-        };
+        let reader = RangeReader::new(fetcher, index.data_object_len, options.sizes);
         Ok(OffloadedLedger {
             ledger_id,
             data_key,
@@ -331,6 +508,8 @@ impl OffloadedLedger {
         let mut out = Vec::with_capacity((last - first + 1).min(10_000) as usize);
         let mut expected = first;
         let mut used = 0usize;
+        // The entry whose checksum failed once (it is fetched from the store a second time).
+        let mut refetched = None;
         while expected <= last {
             let record_start = st.reader.pos;
             let len = be_i32(&st.reader.read_exact(4).await?);
@@ -349,7 +528,31 @@ impl OffloadedLedger {
                 st.reader.seek(record_start);
                 break;
             }
-            out.push(st.reader.read_exact(len as u64).await?);
+            let entry = st.reader.read_exact(len as u64).await?;
+            if !entry::checksum_matches(&entry) {
+                let end = st.reader.pos;
+                if refetched == Some(expected) {
+                    return Err(OffloadError::EntryChecksum {
+                        key: self.data_key.clone(),
+                        ledger_id: self.ledger_id,
+                        entry_id: expected,
+                        start: record_start,
+                        end,
+                    });
+                }
+                tracing::warn!(
+                    key = %self.data_key,
+                    entry = expected,
+                    start = record_start,
+                    end,
+                    "offloaded entry does not match its checksum: fetching it again"
+                );
+                refetched = Some(expected);
+                st.reader.forget(record_start, end).await;
+                st.reader.seek(record_start);
+                continue;
+            }
+            out.push(entry);
             expected += 1;
             used = used.saturating_add(len as usize);
         }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use once_map::OnceMap;
 
+use crate::cache::ChunkCache;
 use crate::config::Credentials;
 use crate::counting::{CountingStore, RequestCounters};
 use crate::credentials;
@@ -111,6 +112,8 @@ pub struct ObjectStores {
     settings: ClientSettings,
     counters: Arc<RequestCounters>,
     stores: OnceMap<StoreKey, Arc<dyn ObjectStore>>,
+    /// The disk cache every read through these clients shares, if the broker has one.
+    chunk_cache: Option<Arc<ChunkCache>>,
 }
 
 impl std::fmt::Debug for ObjectStores {
@@ -133,7 +136,18 @@ impl ObjectStores {
             settings,
             counters: Arc::default(),
             stores: OnceMap::new(),
+            chunk_cache: None,
         }
+    }
+
+    /// Reads through these clients keep what they fetch in `cache` and look there first.
+    pub fn with_chunk_cache(mut self, cache: Arc<ChunkCache>) -> Self {
+        self.chunk_cache = Some(cache);
+        self
+    }
+
+    pub fn chunk_cache(&self) -> Option<&Arc<ChunkCache>> {
+        self.chunk_cache.as_ref()
     }
 
     /// Request counters of every store (metrics; "GETs per GiB" in benchmarks).

@@ -144,6 +144,8 @@ pub struct BrokerConfig {
     pub offload: OffloadPolicies,
     /// What the offload policies do not set (filesystem directory, parallelism, read-ahead).
     pub offload_defaults: OffloadDefaults,
+    /// The local disk cache of data read from the tier (`None`: off).
+    pub offload_cache: Option<OffloadCacheSettings>,
     /// Where the metadata lives (`metadataStoreUrl`; `configurationMetadataStoreUrl` may only
     /// name the same store: tierlog keeps both kinds of metadata in one).
     pub metadata_store: MetadataBackend,
@@ -155,6 +157,15 @@ pub struct BrokerConfig {
     pub cluster: ClusterSettings,
     /// How the object-storage WAL (the hot tier of object-tier topics) batches.
     pub wal: WalSettings,
+}
+
+/// The disk cache of the cold tier (tierlog's keys, in Pulsar's style).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffloadCacheSettings {
+    /// `managedLedgerOffloadCacheDirectory` (`<dataDirectory>/offload-cache`).
+    pub directory: PathBuf,
+    /// `managedLedgerOffloadCacheSizeMB` (1024; 0 turns the cache off).
+    pub size_bytes: u64,
 }
 
 /// The object-storage WAL's batching (tierlog's keys, in Pulsar's style).
@@ -261,7 +272,24 @@ impl BrokerConfig {
                 1,
                 256,
             )? as usize,
+            max_read_range_bytes: raw.unsigned(
+                "managedLedgerOffloadMaxReadRangeSizeInBytes",
+                offload::ReadSizes::default().max_read_range_bytes,
+                1,
+                1 << 30,
+            )?,
             cluster_name: cluster_name.clone(),
+        };
+        let offload_cache = {
+            let directory = raw
+                .take("managedLedgerOffloadCacheDirectory")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_directory.join("offload-cache"));
+            let size_mb = raw.unsigned("managedLedgerOffloadCacheSizeMB", 1024, 0, 1 << 30)?;
+            (size_mb > 0).then_some(OffloadCacheSettings {
+                directory,
+                size_bytes: size_mb << 20,
+            })
         };
         let metadata_store = match raw.take("metadataStoreUrl") {
             None => MetadataBackend::Embedded,
@@ -407,6 +435,7 @@ impl BrokerConfig {
             managed_ledger,
             offload,
             offload_defaults,
+            offload_cache,
             object_store_client,
             metadata_store,
             cluster: ClusterSettings {
@@ -475,14 +504,17 @@ impl BrokerConfig {
     pub fn tier_reader(&self, stores: Arc<ObjectStores>) -> BlobStoreReader {
         let (credentials, read_buffer) = match self.offload_target() {
             Some(t) => (t.credentials, t.read_buffer_size_bytes),
-            None => (self.offload.credentials(), 1 << 20),
+            None => (
+                self.offload.credentials(),
+                offload::ReadSizes::default().read_buffer_size_bytes,
+            ),
         };
-        BlobStoreReader::new(
-            credentials,
-            read_buffer,
-            self.offload_defaults.read_ahead_requests,
-            stores,
-        )
+        let sizes = offload::ReadSizes {
+            read_buffer_size_bytes: read_buffer,
+            max_read_range_bytes: self.offload_defaults.max_read_range_bytes,
+            read_ahead_requests: self.offload_defaults.read_ahead_requests,
+        };
+        BlobStoreReader::new(credentials, sizes, stores)
     }
 
     /// The broker's offload settings resolved: the managed-ledger settings of a topic without

@@ -30,8 +30,8 @@ pub mod types;
 
 pub use access::Access;
 pub use config::{
-    BrokerConfig, ClusterSettings, ConfigError, MetadataBackend, MetricsSettings, Properties,
-    SessionExpiredPolicy, WalSettings,
+    BrokerConfig, ClusterSettings, ConfigError, MetadataBackend, MetricsSettings,
+    OffloadCacheSettings, Properties, SessionExpiredPolicy, WalSettings,
 };
 pub use error::{PolicyError, Result};
 pub use offload_policies::{OffloadDefaults, OffloadPolicies};

@@ -104,6 +104,9 @@ pub struct OffloadDefaults {
     pub filesystem_path: PathBuf,
     pub parallel_parts: usize,
     pub read_ahead_requests: usize,
+    /// `managedLedgerOffloadMaxReadRangeSizeInBytes`: what a sequential reader's ranged GETs
+    /// grow to.
+    pub max_read_range_bytes: u64,
     pub cluster_name: String,
 }
 
@@ -113,6 +116,7 @@ impl Default for OffloadDefaults {
             filesystem_path: PathBuf::from("data/offloaded"),
             parallel_parts: 4,
             read_ahead_requests: 16,
+            max_read_range_bytes: offload::ReadSizes::default().max_read_range_bytes,
             cluster_name: "standalone".into(),
         }
     }
@@ -364,6 +368,7 @@ impl OffloadPolicies {
         config.credentials = self.credentials();
         config.parallel_parts = defaults.parallel_parts;
         config.read_ahead_requests = defaults.read_ahead_requests;
+        config.max_read_range_bytes = defaults.max_read_range_bytes;
         config.cluster_name = defaults.cluster_name.clone();
         config.validate()?;
         Ok((ml, Some(config)))

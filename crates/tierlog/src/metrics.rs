@@ -171,7 +171,7 @@ fn latency_suffixes() -> Vec<String> {
 /// Renders every metric of the broker.
 pub async fn render(
     broker: &BrokerService,
-    object_stores: &offload::counting::RequestCounters,
+    object_stores: &offload::ObjectStores,
     settings: &MetricsSettings,
 ) -> String {
     let cluster = broker.config().cluster_name.clone();
@@ -185,7 +185,10 @@ pub async fn render(
         managed_ledger_families(&mut scrape, &cluster, &topics);
     }
     offloader_families(&mut scrape, &topics, settings.topic_level);
-    tierlog_families(&mut scrape, object_stores);
+    tierlog_families(&mut scrape, object_stores.counters());
+    if let Some(cache) = object_stores.chunk_cache() {
+        cache_families(&mut scrape, cache);
+    }
     let mut out = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &scrape.registry) {
         tracing::warn!(error = %e, "encoding metrics failed");
@@ -662,5 +665,41 @@ fn tierlog_families(s: &mut Scrape, c: &offload::counting::RequestCounters) {
             .into_iter()
             .map(|(d, v)| (labels(&[("direction", d)]), v.load(Relaxed)))
             .collect::<Vec<_>>(),
+    );
+}
+
+/// The disk cache of the cold tier.
+fn cache_families(s: &mut Scrape, cache: &offload::ChunkCache) {
+    let c = cache.counters();
+    s.counter(
+        "tierlog_offload_cache_chunks",
+        "Chunk lookups and changes of the offload disk cache, by outcome: hit (served from disk), \
+         miss (read from the store), eviction (removed for space), corrupt (damaged file removed \
+         and refetched).",
+        [
+            ("hit", &c.hits),
+            ("miss", &c.misses),
+            ("eviction", &c.evictions),
+            ("corrupt", &c.corrupt),
+        ]
+        .into_iter()
+        .map(|(o, v)| (labels(&[("outcome", o)]), v.load(Relaxed)))
+        .collect::<Vec<_>>(),
+    );
+    s.counter(
+        "tierlog_offload_cache_bytes",
+        "Bytes served from (read) and written to (write) the offload disk cache.",
+        [("read", &c.hit_bytes), ("write", &c.written_bytes)]
+            .into_iter()
+            .map(|(d, v)| (labels(&[("direction", d)]), v.load(Relaxed)))
+            .collect::<Vec<_>>(),
+    );
+    s.gauge(
+        "tierlog_offload_cache_size_bytes",
+        "Bytes the offload disk cache holds, and its limit.",
+        [
+            (labels(&[("kind", "used")]), cache.size_bytes() as f64),
+            (labels(&[("kind", "limit")]), cache.limit_bytes() as f64),
+        ],
     );
 }

@@ -105,7 +105,23 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     };
 
     // One cache of object-store clients for every offloader and reader of the broker.
-    let object_stores = Arc::new(ObjectStores::new(config.object_store_client.clone()));
+    let mut object_stores = ObjectStores::new(config.object_store_client.clone());
+    if let Some(c) = &config.offload_cache {
+        let cache = offload::ChunkCache::open(
+            &c.directory,
+            c.size_bytes,
+            offload::ChunkCache::DEFAULT_CHUNK_SIZE,
+        )
+        .context("opening the offload cache (managedLedgerOffloadCacheDirectory)")?;
+        tracing::info!(
+            directory = %c.directory.display(),
+            limit_mb = c.size_bytes >> 20,
+            held_mb = cache.size_bytes() >> 20,
+            "offload cache"
+        );
+        object_stores = object_stores.with_chunk_cache(Arc::new(cache));
+    }
+    let object_stores = Arc::new(object_stores);
     let target = config.offload_target();
     // Pulsar's broker id: the advertised address and the web port (the TLS one without a
     // plain one).

@@ -111,7 +111,7 @@ async fn metrics(State(s): S) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        crate::metrics::render(&s.broker, s.object_stores.counters(), &s.metrics).await,
+        crate::metrics::render(&s.broker, &s.object_stores, &s.metrics).await,
     )
 }
 
