@@ -13,6 +13,7 @@
 //! - [`upload`]: multipart upload with parallel parts, abort on failure, index written last;
 //! - [`read`]: read handles with growing ranged GETs and read-ahead;
 //! - [`cache`]: the local disk cache of chunks read from the tier;
+//! - [`scrub`]: every object of a location or a topic read back and checked;
 //! - [`offloader`]: the [`TierReader`] and [`LedgerOffloader`] traits and their object-store
 //!   implementations.
 
@@ -26,6 +27,7 @@ pub mod keys;
 pub mod location;
 pub mod offloader;
 pub mod read;
+pub mod scrub;
 pub mod source;
 pub mod stores;
 pub mod upload;

@@ -14,7 +14,7 @@ use protocol::{NamespaceName, TopicName};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::offload_dump::OutputFormat;
+use crate::offload_cli::OutputFormat;
 
 mod client;
 mod cluster;

@@ -7,7 +7,7 @@ mod admin_cli;
 mod client_conf;
 mod config;
 mod metrics;
-mod offload_dump;
+mod offload_cli;
 mod perf;
 mod server;
 mod tokens;
@@ -75,7 +75,11 @@ enum Command {
 #[derive(Subcommand)]
 enum OffloadCommand {
     /// Print an offloaded ledger's metadata and every entry (size, SHA-256), without a broker.
-    Dump(offload_dump::DumpArgs),
+    Dump(offload_cli::dump::DumpArgs),
+    /// Read every offloaded object of a location (or of one topic) back and check it: index,
+    /// block headers, records, contiguous entry ids, entry checksums, lengths. Exits 1 on any
+    /// problem.
+    Scrub(offload_cli::scrub::ScrubArgs),
 }
 
 fn init_logging() {
@@ -141,12 +145,20 @@ fn main() -> anyhow::Result<()> {
                 _ => Ok(()),
             }
         }
-        Command::Offload(OffloadCommand::Dump(args)) => {
+        Command::Offload(cmd) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(offload_dump::run(args))
+            match cmd {
+                OffloadCommand::Dump(args) => runtime.block_on(offload_cli::dump::run(args)),
+                OffloadCommand::Scrub(args) => {
+                    if runtime.block_on(offload_cli::scrub::run(args))? > 0 {
+                        std::process::exit(1);
+                    }
+                    Ok(())
+                }
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::client::Client;
 use super::{path_segment, print_json, print_list};
-use crate::offload_dump::OutputFormat;
+use crate::offload_cli::OutputFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum Clusters {

@@ -11,7 +11,7 @@ use super::messaging;
 use super::units::{parse_size, parse_time_seconds, retention};
 use super::{OffloadPolicyArgs, auth_actions, on_off, path_segment, print_json, print_list};
 
-use crate::offload_dump::OutputFormat;
+use crate::offload_cli::OutputFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum Namespaces {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::client::{Client, RawMessage};
 use super::units::parse_time_seconds;
 use super::{path_segment, persistent_topic, print_json, print_list};
-use crate::offload_dump::OutputFormat;
+use crate::offload_cli::OutputFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum TopicSubscriptions {

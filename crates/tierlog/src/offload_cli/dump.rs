@@ -4,32 +4,15 @@
 use std::io::Write;
 
 use anyhow::Context;
-use offload::{BlobStoreOffloader, Driver, LedgerOffloader, Location, OffloadConfig, TierReader};
-use sha2::{Digest, Sha256};
+use offload::{LedgerOffloader, TierReader};
 
-/// Output format of the CLI tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-}
+use super::{OutputFormat, StoreArgs};
+use sha2::{Digest, Sha256};
 
 #[derive(Debug, clap::Args)]
 pub struct DumpArgs {
-    /// Offload driver: aws-s3, S3, google-cloud-storage, azureblob or filesystem.
-    #[arg(long)]
-    pub driver: String,
-    /// Bucket (container for azureblob); not used by the filesystem driver.
-    #[arg(long, default_value = "")]
-    pub bucket: String,
-    /// Service endpoint of an S3-compatible store (or Azure endpoint).
-    #[arg(long)]
-    pub endpoint: Option<String>,
-    #[arg(long)]
-    pub region: Option<String>,
-    /// Directory of the filesystem driver.
-    #[arg(long)]
-    pub path: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The data object's key: <uuid>-ledger-<ledgerId> (an -index suffix is accepted).
     #[arg(long)]
     pub key: String,
@@ -48,18 +31,7 @@ pub async fn run(args: DumpArgs) -> anyhow::Result<()> {
             args.key
         )
     })?;
-    let driver = Driver::parse(&args.driver)?;
-    if driver == Driver::Filesystem && args.path.is_none() {
-        anyhow::bail!("--path is required with the filesystem driver");
-    }
-    let location = Location::new(
-        driver,
-        Some(args.bucket.clone()),
-        args.region.clone(),
-        args.endpoint.clone(),
-        args.path.clone().unwrap_or_default(),
-    );
-    let offloader = BlobStoreOffloader::new(OffloadConfig::new(location)).await?;
+    let offloader = args.store.offloader().await?;
     let handle = offloader
         .read(ledger_id, uuid, offloader.location())
         .await?;
