@@ -13,6 +13,7 @@
 //! - [`upload`]: multipart upload with parallel parts, abort on failure, index written last;
 //! - [`read`]: read handles with growing ranged GETs and read-ahead;
 //! - [`cache`]: the local disk cache of chunks read from the tier;
+//! - [`inventory`]: the offload attempts a location holds and what their indexes say;
 //! - [`scrub`]: every object of a location or a topic read back and checked;
 //! - [`offloader`]: the [`TierReader`] and [`LedgerOffloader`] traits and their object-store
 //!   implementations.
@@ -23,6 +24,7 @@ pub mod counting;
 pub mod credentials;
 pub mod error;
 pub mod format;
+pub mod inventory;
 pub mod keys;
 pub mod location;
 pub mod offloader;

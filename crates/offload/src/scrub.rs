@@ -8,10 +8,8 @@
 //! the index metadata. Per location: objects are grouped by `<uuid>-ledger-<id>`, and a data
 //! object without its index (or the reverse) is reported too.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use uuid::Uuid;
@@ -19,13 +17,10 @@ use uuid::Uuid;
 use crate::error::{OffloadError, Result};
 use crate::format::block::decode_block;
 use crate::format::entry::checksum_matches;
-use crate::format::index::{OffloadIndex, decode_index};
+use crate::format::index::decode_index;
+use crate::inventory::{describe, list_attempts};
 use crate::keys;
 use crate::location::Location;
-
-/// The index metadata key naming the managed ledger (BookKeeper's custom metadata, as Pulsar
-/// writes it).
-const MANAGED_LEDGER_METADATA_KEY: &str = "pulsar/managed-ledger";
 
 /// What scrubbing one offloaded ledger found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -57,20 +52,6 @@ impl LocationScrub {
     pub fn problems(&self) -> usize {
         self.incomplete.len() + self.ledgers.iter().map(|l| l.problems.len()).sum::<usize>()
     }
-}
-
-fn managed_ledger_of(index: &OffloadIndex) -> Option<String> {
-    index.metadata.as_ref().and_then(|m| {
-        m.custom_metadata.iter().find_map(|c| {
-            (c.key.as_deref() == Some(MANAGED_LEDGER_METADATA_KEY))
-                .then(|| {
-                    c.value
-                        .as_ref()
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                })
-                .flatten()
-        })
-    })
 }
 
 async fn get(
@@ -131,7 +112,7 @@ pub async fn scrub_ledger(
             return Ok(report);
         }
     };
-    report.managed_ledger = managed_ledger_of(&index);
+    report.managed_ledger = index.managed_ledger_name();
     report.blocks = index.entries.len();
     let size = match store.head(&Path::from(data_key.as_str())).await {
         Ok(meta) => meta.size,
@@ -231,54 +212,35 @@ pub async fn scrub_location(
     managed_ledger: Option<&str>,
     mut progress: impl FnMut(&LedgerScrub),
 ) -> Result<LocationScrub> {
-    let objects: Vec<String> = store
-        .list(None)
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .map_err(|e| OffloadError::on_read("listing", location, "", e))?;
-    // (uuid, ledger) → (has data, has index)
-    let mut found: BTreeMap<(Uuid, i64), (bool, bool)> = BTreeMap::new();
-    for key in &objects {
-        if let Some(id) = keys::parse_key(key) {
-            let e = found.entry(id).or_default();
-            if key.ends_with("-index") {
-                e.1 = true;
-            } else {
-                e.0 = true;
-            }
-        }
-    }
     let mut out = LocationScrub::default();
-    for ((uuid, ledger_id), (data, index)) in found {
+    for attempt in list_attempts(store, location).await? {
         if let Some(wanted) = managed_ledger {
             // Only the index says which topic a ledger belongs to: read it first (it is small).
-            if !index {
+            if attempt.index.is_none() {
                 continue;
             }
-            let key = keys::index_key(&uuid, ledger_id);
-            let named = match get(store, location, &key, None).await {
-                Ok(raw) => decode_index(&raw).ok().and_then(|i| managed_ledger_of(&i)),
-                Err(OffloadError::NotFound { .. }) => None,
+            let named = match describe(store, location, &attempt).await {
+                Ok(d) => d.managed_ledger,
+                Err(OffloadError::NotFound { .. } | OffloadError::Corrupt { .. }) => None,
                 Err(e) => return Err(e),
             };
             if named.as_deref() != Some(wanted) {
                 continue;
             }
         }
-        if !(data && index) {
-            let (have, lack) = if data {
+        if attempt.data.is_none() || attempt.index.is_none() {
+            let (have, lack) = if attempt.data.is_some() {
                 ("data", "index")
             } else {
                 ("index", "data")
             };
             out.incomplete.push(format!(
                 "{} has a {have} object but no {lack} object",
-                keys::data_key(&uuid, ledger_id)
+                attempt.data_key()
             ));
             continue;
         }
-        let report = scrub_ledger(store, location, uuid, ledger_id).await?;
+        let report = scrub_ledger(store, location, attempt.uuid, attempt.ledger_id).await?;
         progress(&report);
         out.ledgers.push(report);
     }

@@ -57,6 +57,23 @@ impl OffloadIndex {
         i.checked_sub(1).map(|i| (i, &self.entries[i]))
     }
 
+    /// The managed ledger the ledger belongs to, as its metadata names it (BookKeeper's custom
+    /// metadata key `pulsar/managed-ledger`, which Pulsar sets on every ledger and tierlog writes
+    /// into the index).
+    pub fn managed_ledger_name(&self) -> Option<String> {
+        self.metadata.as_ref().and_then(|m| {
+            m.custom_metadata.iter().find_map(|c| {
+                (c.key.as_deref() == Some("pulsar/managed-ledger"))
+                    .then(|| {
+                        c.value
+                            .as_ref()
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                    })
+                    .flatten()
+            })
+        })
+    }
+
     /// Offset where the first record of block `i` starts.
     pub fn data_offset(&self, i: usize) -> Option<u64> {
         self.entries
