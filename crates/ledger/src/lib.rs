@@ -20,6 +20,7 @@ mod ids;
 pub mod info;
 mod managed_ledger;
 pub mod position;
+pub mod restore;
 pub mod retention;
 
 pub use ack_set::AckSet;

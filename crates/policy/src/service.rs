@@ -17,7 +17,7 @@ use crate::schema::{Admission, SchemaEntry, SchemaHistory, SchemaRules, SchemaTy
 use crate::store::PolicyStore;
 use crate::types::{
     MessageIdJson, OffloadProcessStatus, OffloadProgressJson, PersistentTopicInternalStats,
-    Policies, ProcessStatus, RetentionPolicies, TenantInfo, TopicPolicies,
+    Policies, ProcessStatus, RetentionPolicies, TopicPolicies,
 };
 
 /// What a topic runs with.
@@ -108,24 +108,9 @@ impl PolicyService {
             .await
     }
 
-    /// Creates a namespace and its tenant (allowed in `cluster`) if missing. Brokers starting
-    /// together may race: the loser finds them created.
+    /// Creates a namespace and its tenant (allowed in `cluster`) if missing.
     pub async fn ensure_namespace(&self, ns: &NamespaceName, cluster: &str) -> Result<()> {
-        let already = |r: Result<()>| match r {
-            Err(PolicyError::AlreadyExists(_)) => Ok(()),
-            r => r,
-        };
-        if !self.store.tenant_exists(ns.tenant()).await? {
-            let info = TenantInfo {
-                admin_roles: vec![],
-                allowed_clusters: vec![cluster.to_string()],
-            };
-            already(self.store.create_tenant(ns.tenant(), &info).await)?;
-        }
-        if !self.store.namespace_exists(ns).await? {
-            already(self.store.create_namespace(ns, &Policies::default()).await)?;
-        }
-        Ok(())
+        self.store.ensure_namespace(ns, cluster).await
     }
 
     // ----- effective configuration -----

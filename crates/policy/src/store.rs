@@ -231,6 +231,26 @@ impl PolicyStore {
         Ok(out)
     }
 
+    /// Creates a namespace and its tenant (allowed in `cluster`) if missing. Brokers starting
+    /// together may race: the loser finds them created.
+    pub async fn ensure_namespace(&self, ns: &NamespaceName, cluster: &str) -> Result<()> {
+        let already = |r: Result<()>| match r {
+            Err(PolicyError::AlreadyExists(_)) => Ok(()),
+            r => r,
+        };
+        if !self.tenant_exists(ns.tenant()).await? {
+            let info = TenantInfo {
+                admin_roles: vec![],
+                allowed_clusters: vec![cluster.to_string()],
+            };
+            already(self.create_tenant(ns.tenant(), &info).await)?;
+        }
+        if !self.namespace_exists(ns).await? {
+            already(self.create_namespace(ns, &Policies::default()).await)?;
+        }
+        Ok(())
+    }
+
     pub async fn namespace_exists(&self, ns: &NamespaceName) -> Result<bool> {
         Ok(self.meta.get(&namespace_key(ns)).await?.is_some())
     }

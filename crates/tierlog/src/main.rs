@@ -80,6 +80,9 @@ enum OffloadCommand {
     /// block headers, records, contiguous entry ids, entry checksums, lengths. Exits 1 on any
     /// problem.
     Scrub(offload_cli::scrub::ScrubArgs),
+    /// Rebuild the ledger lists of topics from the objects in the tier, into the broker's
+    /// metadata store (after its disk and metadata were lost); run with the broker stopped.
+    Recover(offload_cli::recover::RecoverArgs),
 }
 
 fn init_logging() {
@@ -93,7 +96,8 @@ fn init_logging() {
 }
 
 /// Runs the broker process with the configuration file given, or `default` if it exists.
-fn serve(file: Option<PathBuf>, default: &str, mode: server::Mode) -> anyhow::Result<()> {
+/// The configuration from `file`, else `default` if it exists, then the environment.
+fn load_config(file: Option<PathBuf>, default: &str) -> anyhow::Result<policy::BrokerConfig> {
     let default = PathBuf::from(default);
     let file = file.or_else(|| default.exists().then_some(default));
     let (config, warnings) =
@@ -101,6 +105,11 @@ fn serve(file: Option<PathBuf>, default: &str, mode: server::Mode) -> anyhow::Re
     for w in warnings {
         tracing::warn!("{w}");
     }
+    Ok(config)
+}
+
+fn serve(file: Option<PathBuf>, default: &str, mode: server::Mode) -> anyhow::Result<()> {
+    let config = load_config(file, default)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tierlog-worker")
@@ -152,6 +161,10 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             match cmd {
                 OffloadCommand::Dump(args) => runtime.block_on(offload_cli::dump::run(args)),
+                OffloadCommand::Recover(args) => {
+                    let config = load_config(args.config.clone(), "conf/standalone.conf")?;
+                    runtime.block_on(offload_cli::recover::run(args, config))
+                }
                 OffloadCommand::Scrub(args) => {
                     if runtime.block_on(offload_cli::scrub::run(args))? > 0 {
                         std::process::exit(1);

@@ -34,6 +34,28 @@ pub enum Mode {
     ClusterBroker,
 }
 
+/// The metadata store the configuration names: the embedded one in the data directory, or etcd.
+pub async fn open_metadata_store(
+    config: &BrokerConfig,
+) -> anyhow::Result<Arc<dyn meta::MetadataStore>> {
+    Ok(match &config.metadata_store {
+        MetadataBackend::Embedded => {
+            let meta_path = config.data_directory.join("metadata.redb");
+            Arc::new(
+                RedbStore::open(&meta_path)
+                    .with_context(|| format!("opening metadata {}", meta_path.display()))?,
+            )
+        }
+        MetadataBackend::Etcd(endpoints) => {
+            let store = EtcdStore::connect(endpoints)
+                .await
+                .context("connecting to the metadata store (metadataStoreUrl)")?;
+            tracing::info!(endpoints = %endpoints.join(","), "metadata in etcd");
+            Arc::new(store)
+        }
+    })
+}
+
 pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     if mode == Mode::ClusterBroker && config.metadata_store == MetadataBackend::Embedded {
         anyhow::bail!(
@@ -87,22 +109,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
             "recovered ledger left open by the previous run"
         );
     }
-    let meta: Arc<dyn meta::MetadataStore> = match &config.metadata_store {
-        MetadataBackend::Embedded => {
-            let meta_path = data.join("metadata.redb");
-            Arc::new(
-                RedbStore::open(&meta_path)
-                    .with_context(|| format!("opening metadata {}", meta_path.display()))?,
-            )
-        }
-        MetadataBackend::Etcd(endpoints) => {
-            let store = EtcdStore::connect(endpoints)
-                .await
-                .context("connecting to the metadata store (metadataStoreUrl)")?;
-            tracing::info!(endpoints = %endpoints.join(","), "metadata in etcd");
-            Arc::new(store)
-        }
-    };
+    let meta = open_metadata_store(&config).await?;
 
     // One cache of object-store clients for every offloader and reader of the broker.
     let mut object_stores = ObjectStores::new(config.object_store_client.clone());

@@ -1,7 +1,9 @@
 //! `tierlog offload …`: tools that work on offloaded objects straight from the object store,
-//! without a broker (`dump` one ledger, `scrub` a location or a topic).
+//! without a broker (`dump` one ledger, `scrub` a location or a topic, `recover` the ledger lists
+//! of topics from what the tier holds).
 
 pub mod dump;
+pub mod recover;
 pub mod scrub;
 
 use offload::{BlobStoreOffloader, Driver, Location, OffloadConfig};
@@ -18,7 +20,7 @@ pub enum OutputFormat {
 pub struct StoreArgs {
     /// Offload driver: aws-s3, S3, google-cloud-storage, azureblob or filesystem.
     #[arg(long)]
-    pub driver: String,
+    pub driver: Option<String>,
     /// Bucket (container for azureblob); not used by the filesystem driver.
     #[arg(long, default_value = "")]
     pub bucket: String,
@@ -35,7 +37,12 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// An offloader (and reader) for that location.
     pub async fn offloader(&self) -> anyhow::Result<BlobStoreOffloader> {
-        let driver = Driver::parse(&self.driver)?;
+        let Some(driver) = &self.driver else {
+            anyhow::bail!(
+                "--driver is required (aws-s3, S3, google-cloud-storage, azureblob or filesystem)"
+            );
+        };
+        let driver = Driver::parse(driver)?;
         if driver == Driver::Filesystem && self.path.is_none() {
             anyhow::bail!("--path is required with the filesystem driver");
         }
