@@ -88,3 +88,23 @@ pub async fn restore_ledger_list(
         Err(e) => Err(e.into()),
     }
 }
+
+/// Every offload attempt (UUID, ledger id) a ledger list in `meta` names, complete or not:
+/// what orphan collection must keep.
+pub async fn referenced_offloads(
+    meta: &dyn MetadataStore,
+) -> Result<std::collections::HashSet<(uuid::Uuid, i64)>> {
+    let mut out = std::collections::HashSet::new();
+    for key in meta.list(crate::info::ML_PREFIX).await? {
+        let Some(v) = meta.get(&key).await? else {
+            continue; // deleted meanwhile
+        };
+        let info: ManagedLedgerInfo = crate::info::decode(&key, &v.value)?;
+        for l in &info.ledgers {
+            if let Some(uuid) = l.offload.as_ref().and_then(OffloadContext::uuid) {
+                out.insert((uuid, l.ledger_id));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -22,6 +22,10 @@ pub struct RequestCounters {
     pub parts: AtomicU64,
     pub part_bytes: AtomicU64,
     pub deletes: AtomicU64,
+    /// Objects removed by orphan collection (also counted in `deletes`).
+    pub orphans_deleted: AtomicU64,
+    /// Incomplete multipart uploads aborted by orphan collection.
+    pub uploads_aborted: AtomicU64,
 }
 
 impl RequestCounters {

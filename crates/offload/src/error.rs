@@ -102,6 +102,13 @@ pub enum OffloadError {
     /// Credentials could not be obtained (environment, profile, STS, metadata service).
     #[error("cannot obtain credentials: {0}")]
     Credentials(String),
+    /// Listing or aborting incomplete multipart uploads failed.
+    #[error("{op} in {location} failed: {detail}")]
+    Multipart {
+        op: &'static str,
+        location: String,
+        detail: String,
+    },
     /// A background task failed.
     #[error("internal task failed: {0}")]
     Task(String),

@@ -15,6 +15,7 @@
 //! - [`cache`]: the local disk cache of chunks read from the tier;
 //! - [`inventory`]: the offload attempts a location holds and what their indexes say;
 //! - [`scrub`]: every object of a location or a topic read back and checked;
+//! - [`gc`]: orphan collection (unreferenced objects, incomplete uploads; [`s3_uploads`]);
 //! - [`offloader`]: the [`TierReader`] and [`LedgerOffloader`] traits and their object-store
 //!   implementations.
 
@@ -24,11 +25,13 @@ pub mod counting;
 pub mod credentials;
 pub mod error;
 pub mod format;
+pub mod gc;
 pub mod inventory;
 pub mod keys;
 pub mod location;
 pub mod offloader;
 pub mod read;
+pub mod s3_uploads;
 pub mod scrub;
 pub mod source;
 pub mod stores;

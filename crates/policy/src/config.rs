@@ -157,6 +157,20 @@ pub struct BrokerConfig {
     pub cluster: ClusterSettings,
     /// How the object-storage WAL (the hot tier of object-tier topics) batches.
     pub wal: WalSettings,
+    /// Orphan collection in the broker's offload location.
+    pub orphan_gc: OrphanGcSettings,
+}
+
+/// Orphan collection (tierlog's keys, in Pulsar's style).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanGcSettings {
+    /// `managedLedgerOffloadOrphanGcIntervalSeconds` (21 600; 0 = never): how often a broker
+    /// collects orphans in its offload location.
+    pub interval: Option<std::time::Duration>,
+    /// `managedLedgerOffloadOrphanGracePeriodSeconds` (86 400): nothing younger is touched.
+    pub grace: std::time::Duration,
+    /// `managedLedgerOffloadOrphanDeletesPerSecond` (10).
+    pub deletes_per_second: u32,
 }
 
 /// The disk cache of the cold tier (tierlog's keys, in Pulsar's style).
@@ -461,6 +475,29 @@ impl BrokerConfig {
                     },
                     "reconnect or shutdown",
                 )?,
+            },
+            orphan_gc: OrphanGcSettings {
+                interval: match raw.unsigned(
+                    "managedLedgerOffloadOrphanGcIntervalSeconds",
+                    21_600,
+                    0,
+                    30 * 86_400,
+                )? {
+                    0 => None,
+                    s => Some(std::time::Duration::from_secs(s)),
+                },
+                grace: std::time::Duration::from_secs(raw.unsigned(
+                    "managedLedgerOffloadOrphanGracePeriodSeconds",
+                    86_400,
+                    1,
+                    365 * 86_400,
+                )?),
+                deletes_per_second: raw.unsigned(
+                    "managedLedgerOffloadOrphanDeletesPerSecond",
+                    10,
+                    1,
+                    10_000,
+                )? as u32,
             },
             wal: WalSettings {
                 flush_interval: std::time::Duration::from_millis(raw.unsigned(

@@ -31,7 +31,7 @@ pub mod types;
 pub use access::Access;
 pub use config::{
     BrokerConfig, ClusterSettings, ConfigError, MetadataBackend, MetricsSettings,
-    OffloadCacheSettings, Properties, SessionExpiredPolicy, WalSettings,
+    OffloadCacheSettings, OrphanGcSettings, Properties, SessionExpiredPolicy, WalSettings,
 };
 pub use error::{PolicyError, Result};
 pub use offload_policies::{OffloadDefaults, OffloadPolicies};

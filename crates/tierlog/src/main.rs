@@ -8,6 +8,7 @@ mod client_conf;
 mod config;
 mod metrics;
 mod offload_cli;
+mod orphan_gc;
 mod perf;
 mod server;
 mod tokens;
@@ -83,6 +84,9 @@ enum OffloadCommand {
     /// Rebuild the ledger lists of topics from the objects in the tier, into the broker's
     /// metadata store (after its disk and metadata were lost); run with the broker stopped.
     Recover(offload_cli::recover::RecoverArgs),
+    /// Remove what the offload location holds that no ledger list references (older than the
+    /// grace period, written by this cluster) and abort old incomplete multipart uploads.
+    Gc(offload_cli::gc::GcArgs),
 }
 
 fn init_logging() {
@@ -161,6 +165,10 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             match cmd {
                 OffloadCommand::Dump(args) => runtime.block_on(offload_cli::dump::run(args)),
+                OffloadCommand::Gc(args) => {
+                    let config = load_config(args.config.clone(), "conf/standalone.conf")?;
+                    runtime.block_on(offload_cli::gc::run(args, config))
+                }
                 OffloadCommand::Recover(args) => {
                     let config = load_config(args.config.clone(), "conf/standalone.conf")?;
                     runtime.block_on(offload_cli::recover::run(args, config))

@@ -659,6 +659,14 @@ fn tierlog_families(s: &mut Scrape, c: &offload::counting::RequestCounters) {
         .collect::<Vec<_>>(),
     );
     s.counter(
+        "tierlog_offload_orphans_removed",
+        "What orphan collection removed: unreferenced offloaded objects and incomplete multipart uploads.",
+        [("object", &c.orphans_deleted), ("upload", &c.uploads_aborted)]
+            .into_iter()
+            .map(|(k, v)| (labels(&[("kind", k)]), v.load(Relaxed)))
+            .collect::<Vec<_>>(),
+    );
+    s.counter(
         "tierlog_offload_bytes",
         "Bytes moved to and from the object store.",
         [("read", &c.get_bytes), ("write", &c.part_bytes)]

@@ -110,6 +110,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         );
     }
     let meta = open_metadata_store(&config).await?;
+    let gc_meta = Arc::clone(&meta);
 
     // One cache of object-store clients for every offloader and reader of the broker.
     let mut object_stores = ObjectStores::new(config.object_store_client.clone());
@@ -129,6 +130,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         object_stores = object_stores.with_chunk_cache(Arc::new(cache));
     }
     let object_stores = Arc::new(object_stores);
+    let gc_stores = Arc::clone(&object_stores);
     let target = config.offload_target();
     // Pulsar's broker id: the advertised address and the web port (the TLS one without a
     // plain one).
@@ -338,6 +340,23 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         }));
     }
 
+    // Orphan collection in the broker's offload location.
+    if let (Some(interval), Some(t)) = (config.orphan_gc.interval, &target) {
+        let settings = offload::gc::GcSettings {
+            grace: config.orphan_gc.grace,
+            cluster_name: config.cluster_name.clone(),
+            dry_run: false,
+            max_deletes_per_second: config.orphan_gc.deletes_per_second,
+        };
+        tokio::spawn(crate::orphan_gc::run_periodically(
+            gc_meta,
+            gc_stores,
+            t.clone(),
+            settings,
+            interval,
+            shutdown_rx.clone(),
+        ));
+    }
     let maintenance = tokio::spawn(maintenance_loop(
         Arc::clone(&factory),
         Duration::from_secs(config.retention_check_interval_in_seconds),

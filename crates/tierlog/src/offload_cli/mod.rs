@@ -1,8 +1,9 @@
 //! `tierlog offload …`: tools that work on offloaded objects straight from the object store,
 //! without a broker (`dump` one ledger, `scrub` a location or a topic, `recover` the ledger lists
-//! of topics from what the tier holds).
+//! of topics from what the tier holds, `gc` orphaned objects and uploads).
 
 pub mod dump;
+pub mod gc;
 pub mod recover;
 pub mod scrub;
 

@@ -1,0 +1,205 @@
+//! Incomplete multipart uploads of an S3 bucket: ListMultipartUploads and AbortMultipartUpload,
+//! which object_store does not offer. Requests are signed by rusty-s3's SigV4 signer (query
+//! string signing, valid for a minute) with the credentials the location's client uses, and sent
+//! with reqwest (object_store's HTTP client).
+
+use std::time::Duration;
+
+use rusty_s3::{Bucket, S3Action, UrlStyle};
+use serde::Deserialize;
+
+use crate::config::Credentials;
+use crate::credentials;
+use crate::error::{OffloadError, Result};
+use crate::location::Location;
+
+/// One upload that was started and neither completed nor aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncompleteUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListResult {
+    #[serde(default)]
+    upload: Vec<UploadXml>,
+    #[serde(default)]
+    is_truncated: bool,
+    next_key_marker: Option<String>,
+    next_upload_id_marker: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UploadXml {
+    key: String,
+    upload_id: String,
+    initiated: String,
+}
+
+const SIGNED_FOR: Duration = Duration::from_secs(60);
+
+/// The bucket and signing credentials of an S3 location (`None` for other families).
+async fn bucket(
+    location: &Location,
+    config: &Credentials,
+) -> Result<Option<(Bucket, rusty_s3::Credentials)>> {
+    let Location::S3 {
+        bucket, endpoint, ..
+    } = location
+    else {
+        return Ok(None);
+    };
+    let region = location.region_or_default();
+    let (base, style) = match endpoint {
+        Some(e) => (e.clone(), UrlStyle::Path),
+        None => (
+            format!("https://s3.{region}.amazonaws.com"),
+            UrlStyle::VirtualHost,
+        ),
+    };
+    let base = base
+        .parse()
+        .map_err(|e| OffloadError::Config(format!("S3 endpoint {base:?}: {e}")))?;
+    let bucket = Bucket::new(base, style, bucket.clone(), region)
+        .map_err(|e| OffloadError::Config(format!("S3 bucket {bucket:?}: {e}")))?;
+    let provider = credentials::aws_provider(location, config).await?;
+    let c = provider
+        .get_credential()
+        .await
+        .map_err(|e| OffloadError::AccessDenied {
+            bucket: location.to_string(),
+            detail: e.to_string(),
+        })?;
+    let creds = match &c.token {
+        Some(t) => rusty_s3::Credentials::new_with_token(&c.key_id, &c.secret_key, t),
+        None => rusty_s3::Credentials::new(&c.key_id, &c.secret_key),
+    };
+    Ok(Some((bucket, creds)))
+}
+
+fn failed(location: &Location, op: &'static str, detail: String) -> OffloadError {
+    OffloadError::Multipart {
+        op,
+        location: location.to_string(),
+        detail,
+    }
+}
+
+/// Every incomplete multipart upload of the location's bucket (none for non-S3 locations).
+pub async fn list(location: &Location, config: &Credentials) -> Result<Vec<IncompleteUpload>> {
+    let Some((bucket, creds)) = bucket(location, config).await? else {
+        return Ok(Vec::new());
+    };
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    let mut markers: Option<(String, String)> = None;
+    loop {
+        let mut query: Vec<(&str, &str)> = vec![("uploads", "")];
+        if let Some((k, u)) = &markers {
+            query.push(("key-marker", k));
+            query.push(("upload-id-marker", u));
+        }
+        let url = rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            rusty_s3::Method::Get,
+            bucket.base_url().clone(),
+            creds.key(),
+            creds.secret(),
+            creds.token(),
+            bucket.region(),
+            SIGNED_FOR.as_secs(),
+            query.iter().copied(),
+            std::iter::empty(),
+        );
+        let response = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| failed(location, "listing multipart uploads", e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| failed(location, "listing multipart uploads", e.to_string()))?;
+        if !status.is_success() {
+            return Err(failed(
+                location,
+                "listing multipart uploads",
+                format!(
+                    "HTTP {status}: {}",
+                    body.chars().take(300).collect::<String>()
+                ),
+            ));
+        }
+        let page: ListResult = quick_xml::de::from_str(&body)
+            .map_err(|e| failed(location, "listing multipart uploads", e.to_string()))?;
+        for u in page.upload {
+            let initiated_ms = u
+                .initiated
+                .parse::<jiff::Timestamp>()
+                .map(|t| t.as_millisecond().max(0) as u64)
+                .map_err(|e| {
+                    failed(
+                        location,
+                        "listing multipart uploads",
+                        format!("upload of {}: initiated {:?}: {e}", u.key, u.initiated),
+                    )
+                })?;
+            out.push(IncompleteUpload {
+                key: u.key,
+                upload_id: u.upload_id,
+                initiated_ms,
+            });
+        }
+        match (
+            page.is_truncated,
+            page.next_key_marker,
+            page.next_upload_id_marker,
+        ) {
+            (true, Some(k), Some(u)) => markers = Some((k, u)),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Aborts one upload (its parts are freed). Aborting one that is gone succeeds.
+pub async fn abort(
+    location: &Location,
+    config: &Credentials,
+    upload: &IncompleteUpload,
+) -> Result<()> {
+    let Some((bucket, creds)) = bucket(location, config).await? else {
+        return Ok(());
+    };
+    let url = rusty_s3::actions::AbortMultipartUpload::new(
+        &bucket,
+        Some(&creds),
+        &upload.key,
+        &upload.upload_id,
+    )
+    .sign(SIGNED_FOR);
+    let response = reqwest::Client::new()
+        .delete(url)
+        .send()
+        .await
+        .map_err(|e| failed(location, "aborting a multipart upload", e.to_string()))?;
+    let status = response.status();
+    if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    Err(failed(
+        location,
+        "aborting a multipart upload",
+        format!(
+            "{} (upload {}): HTTP {status}: {}",
+            upload.key,
+            upload.upload_id,
+            body.chars().take(300).collect::<String>()
+        ),
+    ))
+}
