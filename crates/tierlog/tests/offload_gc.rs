@@ -200,7 +200,11 @@ async fn orphans_past_the_grace_period_go_and_everything_referenced_young_or_for
     tokio::time::sleep(Duration::from_secs(2)).await;
     let b = common::start(dir.path(), &env);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while moto.list_keys("orphans").iter().any(|k| k.starts_with(&again)) {
+    while moto
+        .list_keys("orphans")
+        .iter()
+        .any(|k| k.starts_with(&again))
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the periodic pass never removed {again}"
