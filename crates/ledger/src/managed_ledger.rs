@@ -130,8 +130,9 @@ struct Shared {
     reader: Arc<dyn TierReader>,
     /// Held while an offload or the deletion runs: one per managed ledger at a time.
     offload_lock: Arc<tokio::sync::Mutex<()>>,
-    /// The ledger being uploaded right now; retention does not remove it underneath the upload.
-    offloading: std::sync::Mutex<Option<i64>>,
+    /// The ledgers being uploaded right now; retention does not remove them (nor anything after
+    /// the first) underneath their uploads.
+    offloading: std::sync::Mutex<std::collections::BTreeSet<i64>>,
     /// The last offload started through [`ManagedLedger::offload_in_background`].
     last_offload: std::sync::Mutex<OffloadStatus>,
     /// Open read handles of offloaded ledgers.
@@ -276,7 +277,7 @@ impl ManagedLedger {
                 offloader: RwLock::new(offloader),
                 reader: Arc::clone(&deps.reader),
                 offload_lock: Arc::new(tokio::sync::Mutex::new(())),
-                offloading: std::sync::Mutex::new(None),
+                offloading: std::sync::Mutex::new(std::collections::BTreeSet::new()),
                 last_offload: std::sync::Mutex::new(OffloadStatus::NotRun),
                 tiered: OnceMap::new(),
                 tier_failures: std::sync::Mutex::new(BTreeMap::new()),
@@ -741,11 +742,13 @@ impl ManagedLedger {
             size_bytes: c.retention_size_bytes,
         };
         let now = self.shared.clock.now_ms();
-        let uploading = *self
+        let uploading = self
             .shared
             .offloading
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(|p| p.into_inner())
+            .first()
+            .copied();
         // A ledger being offloaded is not removed underneath its upload (nor anything after it).
         let ids: Vec<i64> = ledgers_to_trim(
             &st.info.ledgers,

@@ -528,3 +528,92 @@ async fn the_offload_index_records_when_the_ledger_was_created() {
     let meta = h.index().metadata.clone().unwrap();
     assert_eq!(meta.ctime, Some(1_700_000_000_000));
 }
+
+/// A real offloader that uploads `parallel` ledgers at once and records how many it was asked
+/// to upload at the same moment.
+struct Concurrent {
+    inner: BlobStoreOffloader,
+    parallel: usize,
+    active: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TierReader for Concurrent {
+    async fn read(
+        &self,
+        ledger_id: i64,
+        uuid: Uuid,
+        at: &Location,
+    ) -> offload::Result<OffloadedLedger> {
+        self.inner.read(ledger_id, uuid, at).await
+    }
+    async fn delete(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> offload::Result<()> {
+        self.inner.delete(ledger_id, uuid, at).await
+    }
+}
+
+#[async_trait::async_trait]
+impl LedgerOffloader for Concurrent {
+    fn location(&self) -> &Location {
+        self.inner.location()
+    }
+    fn max_parallel_ledgers(&self) -> usize {
+        self.parallel
+    }
+    async fn offload(
+        &self,
+        ledger: &dyn LedgerSource,
+        uuid: Uuid,
+        extra: &BTreeMap<String, String>,
+    ) -> offload::Result<OffloadResult> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.active.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        // Long enough for the others to start if they are going to.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = self.inner.offload(ledger, uuid, extra).await;
+        self.active.fetch_sub(1, SeqCst);
+        r
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_ledger_offloads_as_many_ledgers_at_once_as_its_offloader_takes() {
+    for parallel in [1usize, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = TestClock::new(1_000_000);
+        let tier = dir.path().join("tier");
+        let o = Arc::new(Concurrent {
+            inner: BlobStoreOffloader::new(OffloadConfig::new(Location::filesystem(&tier)))
+                .await
+                .unwrap(),
+            parallel,
+            active: Default::default(),
+            most: Default::default(),
+        });
+        let f = factory(
+            dir.path(),
+            &clock,
+            Arc::clone(&o) as Arc<dyn LedgerOffloader>,
+        );
+        let ml = f.open(NAME, config()).await.unwrap();
+        append(&ml, 0..550).await; // five full ledgers and the one being written
+        let current = ml.stats().await.ledgers.last().unwrap().ledger_id;
+        ml.offload_prefix(Position::new(current, 0)).await.unwrap();
+        assert_eq!(
+            o.most.load(std::sync::atomic::Ordering::SeqCst),
+            parallel,
+            "ledgers offloading at once"
+        );
+        let stats = ml.stats().await;
+        let offloaded = stats
+            .ledgers
+            .iter()
+            .filter(|l| l.offload.as_ref().is_some_and(|c| c.complete))
+            .count();
+        assert_eq!(offloaded, 5);
+        // Every entry still reads back, from the tier once the hot copies go.
+        assert_eq!(read_all(&ml).await, (0..550).map(entry).collect::<Vec<_>>());
+    }
+}

@@ -38,6 +38,98 @@ struct Generated {
     entries: i64,
 }
 
+/// Ledger `id` of `entries` generated entries (for several ledgers at once).
+struct GeneratedLedger {
+    id: i64,
+    entries: i64,
+}
+
+#[async_trait::async_trait]
+impl LedgerSource for GeneratedLedger {
+    fn ledger_id(&self) -> i64 {
+        self.id
+    }
+    fn last_entry_id(&self) -> i64 {
+        self.entries - 1
+    }
+    fn length(&self) -> u64 {
+        self.entries as u64 * ENTRY as u64
+    }
+    fn created_ms(&self) -> u64 {
+        0
+    }
+    async fn read(&self, first: i64, last: i64, max_bytes: usize) -> Result<Vec<Bytes>, String> {
+        let n = ((max_bytes / ENTRY).max(1) as i64).min(last - first + 1);
+        Ok((first..first + n).map(entry).collect())
+    }
+}
+
+/// Ten ledgers of one 64 MiB block each, offloaded at once as a managed ledger does (the budget
+/// lets PARALLEL of them upload together: PARALLEL parts in flight), against ten raw one-part
+/// multipart uploads of 64 MiB with as many in flight.
+async fn many_ledgers(endpoint: &str, (key, secret): (&str, &str)) -> (f64, f64) {
+    const LEDGERS: i64 = 10;
+    let mut c = OffloadConfig::new(Location::s3_compatible("bench", endpoint));
+    c.credentials.credential_id = Some(key.into());
+    c.credentials.credential_secret = Some(secret.into());
+    c.max_block_size_bytes = BLOCK;
+    c.parallel_parts = PARALLEL;
+    let stores = Arc::new(ObjectStores::default().with_offload_budget(
+        offload::OffloadBudget::new(PARALLEL, PARALLEL * (PARALLEL + 1)),
+    ));
+    let o = Arc::new(
+        BlobStoreOffloader::with_stores(c, stores)
+            .await
+            .expect("offloader"),
+    );
+    // Entries that fill exactly one block each: 64 MiB minus the block and record headers.
+    let per_ledger = ((BLOCK - 128) / (ENTRY as u64 + 12)) as i64;
+    let bytes = LEDGERS as u64 * BLOCK;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for id in 0..LEDGERS {
+        let o = Arc::clone(&o);
+        tasks.push(tokio::spawn(async move {
+            let source = GeneratedLedger {
+                id,
+                entries: per_ledger,
+            };
+            o.offload(&source, uuid::Uuid::new_v4(), &BTreeMap::new())
+                .await
+                .expect("offload")
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("join").blocks, 1);
+    }
+    let offload = mb_s(bytes, start.elapsed());
+    let store = o.store().await.expect("store");
+    let start = Instant::now();
+    let mut in_flight = VecDeque::new();
+    for i in 0..LEDGERS {
+        if in_flight.len() >= PARALLEL {
+            let h: tokio::task::JoinHandle<()> = in_flight.pop_front().expect("upload");
+            h.await.expect("join");
+        }
+        let store = Arc::clone(&store);
+        in_flight.push_back(tokio::spawn(async move {
+            let mut upload = store
+                .put_multipart(&Path::from(format!("raw-ledger-{i}")))
+                .await
+                .expect("initiate");
+            upload
+                .put_part(PutPayload::from(vec![0x5au8; BLOCK as usize]))
+                .await
+                .expect("part");
+            upload.complete().await.expect("complete");
+        }));
+    }
+    for h in in_flight {
+        h.await.expect("join");
+    }
+    (offload, mb_s(bytes, start.elapsed()))
+}
+
 fn entry(i: i64) -> Bytes {
     let mut v = vec![(i % 251) as u8; ENTRY];
     v[..8].copy_from_slice(&i.to_be_bytes());
@@ -346,6 +438,11 @@ fn main() {
     println!("offload benchmark: {mib} MiB ledger of {ENTRY}-byte entries, {name} on 127.0.0.1");
     let direct = rt.block_on(run(&endpoint, entries, creds));
     print("direct", &direct);
+    let (many, raw_many) = rt.block_on(many_ledgers(&endpoint, creds));
+    println!(
+        "  offload 10 ledgers of 64 MiB {many:8.1} MB/s   raw 10 one-part uploads, {PARALLEL} in flight {raw_many:8.1} MB/s   ratio {:.2}",
+        many / raw_many
+    );
     let proxy = HttpProxy::start(port);
     let through = rt.block_on(run(&proxy.endpoint(), entries, creds));
     print("through the loopback proxy, no added latency", &through);

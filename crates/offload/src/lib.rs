@@ -13,12 +13,14 @@
 //! - [`upload`]: multipart upload with parallel parts, abort on failure, index written last;
 //! - [`read`]: read handles with growing ranged GETs and read-ahead;
 //! - [`cache`]: the local disk cache of chunks read from the tier;
+//! - [`budget`]: how many ledgers and blocks all offloads of a broker use at once;
 //! - [`inventory`]: the offload attempts a location holds and what their indexes say;
 //! - [`scrub`]: every object of a location or a topic read back and checked;
 //! - [`gc`]: orphan collection (unreferenced objects, incomplete uploads; [`s3_uploads`]);
 //! - [`offloader`]: the [`TierReader`] and [`LedgerOffloader`] traits and their object-store
 //!   implementations.
 
+pub mod budget;
 pub mod cache;
 pub mod config;
 pub mod counting;
@@ -37,6 +39,7 @@ pub mod source;
 pub mod stores;
 pub mod upload;
 
+pub use budget::OffloadBudget;
 pub use cache::{CacheCounters, ChunkCache};
 pub use config::{Credentials, OffloadConfig, S3Encryption};
 pub use error::{FormatError, OffloadError, Result};

@@ -34,6 +34,11 @@ pub trait TierReader: Send + Sync {
 pub trait LedgerOffloader: TierReader {
     /// Where ledgers offloaded now go; recorded with each ledger.
     fn location(&self) -> &Location;
+    /// How many ledgers this offloader uploads at once (broker-wide); a managed ledger offloads
+    /// up to that many of its ledgers in parallel.
+    fn max_parallel_ledgers(&self) -> usize {
+        1
+    }
     /// Writes the ledger under `uuid` (data object, then index).
     async fn offload(
         &self,
@@ -214,18 +219,24 @@ impl LedgerOffloader for BlobStoreOffloader {
         &self.config.location
     }
 
+    fn max_parallel_ledgers(&self) -> usize {
+        self.stores.offload_budget().max_ledgers()
+    }
+
     async fn offload(
         &self,
         ledger: &dyn LedgerSource,
         uuid: Uuid,
         extra: &BTreeMap<String, String>,
     ) -> Result<OffloadResult> {
+        let budget = self.stores.offload_budget();
+        let _turn = budget.ledger().await;
         let started = std::time::Instant::now();
         let store = self
             .stores
             .get(&self.config.location, &self.config.credentials)
             .await?;
-        let result = offload_ledger(&self.config, &store, ledger, uuid, extra).await;
+        let result = offload_ledger(&self.config, &store, ledger, uuid, extra, budget).await;
         match &result {
             Ok(r) => tracing::info!(
                 ledger_id = ledger.ledger_id(),

@@ -18,6 +18,7 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use once_map::OnceMap;
 
+use crate::budget::OffloadBudget;
 use crate::cache::ChunkCache;
 use crate::config::Credentials;
 use crate::counting::{CountingStore, RequestCounters};
@@ -114,6 +115,8 @@ pub struct ObjectStores {
     stores: OnceMap<StoreKey, Arc<dyn ObjectStore>>,
     /// The disk cache every read through these clients shares, if the broker has one.
     chunk_cache: Option<Arc<ChunkCache>>,
+    /// How many ledgers and blocks every offload through these clients may use at once.
+    offload_budget: OffloadBudget,
 }
 
 impl std::fmt::Debug for ObjectStores {
@@ -137,7 +140,18 @@ impl ObjectStores {
             counters: Arc::default(),
             stores: OnceMap::new(),
             chunk_cache: None,
+            offload_budget: OffloadBudget::default(),
         }
+    }
+
+    /// Offloads through these clients share `budget`.
+    pub fn with_offload_budget(mut self, budget: OffloadBudget) -> Self {
+        self.offload_budget = budget;
+        self
+    }
+
+    pub fn offload_budget(&self) -> &OffloadBudget {
+        &self.offload_budget
     }
 
     /// Reads through these clients keep what they fetch in `cache` and look there first.

@@ -22,6 +22,7 @@ use object_store::{MultipartUpload, ObjectStore, PutMultipartOptions, PutOptions
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::budget::OffloadBudget;
 use crate::config::OffloadConfig;
 use crate::error::{OffloadError, Result};
 use crate::format::block::{BLOCK_HEADER_LEN, BlockBuilder, RECORD_HEADER_LEN, block_size};
@@ -128,6 +129,7 @@ pub async fn offload_ledger(
     source: &dyn LedgerSource,
     uuid: Uuid,
     extra: &BTreeMap<String, String>,
+    budget: &OffloadBudget,
 ) -> Result<OffloadResult> {
     let ledger_id = source.ledger_id();
     let last = source.last_entry_id();
@@ -162,7 +164,8 @@ pub async fn offload_ledger(
         .map_err(|e| {
             OffloadError::on_write("initiating multipart upload", location, &data_key, e)
         })?;
-    let uploaded = upload_blocks(config, source, upload.as_mut(), location, &data_key).await;
+    let uploaded =
+        upload_blocks(config, source, upload.as_mut(), location, &data_key, budget).await;
     let (index_entries, data_len) = match uploaded {
         Ok(v) => v,
         Err(e) => {
@@ -226,6 +229,7 @@ async fn upload_blocks(
     upload: &mut dyn MultipartUpload,
     location: &Location,
     key: &str,
+    budget: &OffloadBudget,
 ) -> Result<(Vec<IndexEntry>, u64)> {
     let ledger_id = source.ledger_id();
     let last = source.last_entry_id();
@@ -248,6 +252,8 @@ async fn upload_blocks(
                 remaining_entries,
                 source.length().saturating_sub(payload_written),
             );
+            // Room for this block in the broker's budget, held until its part is uploaded.
+            let room = budget.part().await;
             let mut block = BlockBuilder::new(size, next_entry as u64).map_err(|e| OffloadError::InvalidLedger {
                 ledger_id,
                 reason: e.to_string(),
@@ -280,7 +286,11 @@ async fn upload_blocks(
                 wait_part(in_flight.pop_front(), location, key).await?;
             }
             let part = upload.put_part(PutPayload::from(block.finish()));
-            in_flight.push_back(tokio::spawn(part));
+            in_flight.push_back(tokio::spawn(async move {
+                let uploaded = part.await;
+                drop(room);
+                uploaded
+            }));
         }
         while let Some(h) = in_flight.pop_front() {
             wait_part(Some(h), location, key).await?;

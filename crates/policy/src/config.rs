@@ -280,6 +280,8 @@ impl BrokerConfig {
             filesystem_path: data_directory.join("offloaded"),
             parallel_parts: raw.unsigned("managedLedgerOffloadUploadParallelism", 4, 1, 64)?
                 as usize,
+            max_parallel_ledgers: raw.unsigned("managedLedgerOffloadMaxThreads", 2, 1, 256)?
+                as usize,
             read_ahead_requests: raw.unsigned(
                 "managedLedgerOffloadReadAheadRequests",
                 16,

@@ -103,6 +103,9 @@ offload_policies! {
 pub struct OffloadDefaults {
     pub filesystem_path: PathBuf,
     pub parallel_parts: usize,
+    /// `managedLedgerOffloadMaxThreads` (Pulsar's key and default, 2): ledgers offloading at
+    /// once over the whole broker.
+    pub max_parallel_ledgers: usize,
     pub read_ahead_requests: usize,
     /// `managedLedgerOffloadMaxReadRangeSizeInBytes`: what a sequential reader's ranged GETs
     /// grow to.
@@ -110,11 +113,23 @@ pub struct OffloadDefaults {
     pub cluster_name: String,
 }
 
+impl OffloadDefaults {
+    /// The broker-wide budget of offloads: `max_parallel_ledgers` uploads, each with its parts
+    /// in flight and one block being built.
+    pub fn budget(&self) -> offload::OffloadBudget {
+        offload::OffloadBudget::new(
+            self.max_parallel_ledgers,
+            self.max_parallel_ledgers * (self.parallel_parts + 1),
+        )
+    }
+}
+
 impl Default for OffloadDefaults {
     fn default() -> Self {
         OffloadDefaults {
             filesystem_path: PathBuf::from("data/offloaded"),
             parallel_parts: 4,
+            max_parallel_ledgers: 2,
             read_ahead_requests: 16,
             max_read_range_bytes: offload::ReadSizes::default().max_read_range_bytes,
             cluster_name: "standalone".into(),

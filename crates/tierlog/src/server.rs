@@ -113,7 +113,8 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     let gc_meta = Arc::clone(&meta);
 
     // One cache of object-store clients for every offloader and reader of the broker.
-    let mut object_stores = ObjectStores::new(config.object_store_client.clone());
+    let mut object_stores = ObjectStores::new(config.object_store_client.clone())
+        .with_offload_budget(config.offload_defaults.budget());
     if let Some(c) = &config.offload_cache {
         let cache = offload::ChunkCache::open(
             &c.directory,

@@ -207,12 +207,9 @@ impl ManagedLedger {
                 self.shared.clock.now_ms(),
             )
         };
-        let mut done = Vec::new();
-        for id in ids {
-            self.offload_one(&offloader, id).await?;
-            done.push(id);
-        }
-        Ok(done)
+        self.offload_ledgers(&offloader, ids.clone(), i64::MAX, &mut |_| {})
+            .await?;
+        Ok(ids)
     }
 
     /// What reads and deletes offloaded ledgers: the offloader if there is one (its credentials
@@ -401,21 +398,64 @@ impl ManagedLedger {
             }
             (selected, first_retained)
         };
+        self.offload_ledgers(offloader, selected, first_retained, progress)
+            .await
+    }
+
+    /// Offloads `selected` (oldest first), several at once, telling `progress` as each starts
+    /// and ends. Returns the first position not offloaded: that of the oldest failed ledger, else
+    /// the start of `first_retained`; or the first error.
+    async fn offload_ledgers(
+        &self,
+        offloader: &Arc<dyn LedgerOffloader>,
+        selected: Vec<i64>,
+        first_retained: i64,
+        progress: &mut (dyn FnMut(&OffloadProgress) + Send),
+    ) -> Result<Position> {
         let mut first_unoffloaded = Position::new(first_retained, 0);
         let mut first_error = None;
         let mut state = OffloadProgress {
             ledgers_total: selected.len() as u64,
             ..OffloadProgress::default()
         };
-        for id in selected {
-            state.current_ledger = Some(id);
-            progress(&state);
-            let started = std::time::Instant::now();
-            match self.offload_one(offloader, id).await {
-                Ok(()) => {
-                    self.shared.io.offload_latency.record(started.elapsed());
-                    state.ledgers_offloaded += 1;
+        // Up to the offloader's number of ledgers at once (the broker-wide budget decides how
+        // many of all topics' uploads really run, and how many blocks they hold).
+        let parallel = offloader.max_parallel_ledgers().max(1);
+        let mut waiting = selected.into_iter();
+        let mut running = tokio::task::JoinSet::new();
+        let mut in_flight = std::collections::BTreeSet::new();
+        loop {
+            while running.len() < parallel {
+                let Some(id) = waiting.next() else { break };
+                let (ml, offloader) = (self.clone(), Arc::clone(offloader));
+                running.spawn(async move {
+                    let started = std::time::Instant::now();
+                    let result = ml.offload_one(&offloader, id).await;
+                    (id, result, started.elapsed())
+                });
+                in_flight.insert(id);
+                state.current_ledger = in_flight.first().copied();
+                progress(&state);
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (id, result) = match joined {
+                Ok((id, Ok(()), took)) => {
+                    self.shared.io.offload_latency.record(took);
+                    (id, Ok(()))
                 }
+                Ok((id, Err(e), _)) => (id, Err(e)),
+                // The task panicked: which ledger is unknown, the first in flight is blamed so
+                // the returned position does not pass it.
+                Err(e) => (
+                    in_flight.first().copied().unwrap_or(first_retained),
+                    Err(LedgerError::Task(format!("offload task: {e}"))),
+                ),
+            };
+            in_flight.remove(&id);
+            match result {
+                Ok(()) => state.ledgers_offloaded += 1,
                 Err(e) => {
                     IoCounters::add(&self.shared.io.offload_errors, 1);
                     tracing::warn!(ledger = %self.shared.name, ledger_id = id, error = %e, "offload of ledger failed");
@@ -425,6 +465,8 @@ impl ManagedLedger {
                     first_error.get_or_insert(e);
                 }
             }
+            state.current_ledger = in_flight.first().copied();
+            progress(&state);
         }
         state.current_ledger = None;
         progress(&state);
@@ -456,11 +498,11 @@ impl ManagedLedger {
             let previous = next.ledgers[pos].offload.replace(attempt.clone());
             let info = next.ledgers[pos].clone();
             self.persist_info(&mut st, next).await?;
-            *self
-                .shared
+            self.shared
                 .offloading
                 .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(ledger_id);
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(ledger_id);
             (info, previous)
         };
         if let Some(prev) = previous.filter(|p| !p.uuid.is_empty()) {
@@ -476,11 +518,11 @@ impl ManagedLedger {
             self.shared.name.clone(),
         )]);
         let uploaded = offloader.offload(&source, uuid, &extra).await;
-        *self
-            .shared
+        self.shared
             .offloading
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ledger_id);
         uploaded?;
         // Complete: only if the ledger still carries this attempt's uuid.
         let mut st = self.shared.write.lock().await;
