@@ -7,6 +7,7 @@ measured in the same run on the same machine:
   offload   offload through the broker to s3s-fs             ÷ raw multipart PUT (boto3, 64 MiB parts, 4 in flight)
   cold read catch-up read of offloaded data after restart    ÷ raw whole-object GETs; GETs per GiB
   re-read   a 2nd subscription reads it again (disk cache)   ÷ the hot-tier catch-up; its GETs
+  throttle  offload limited to 50 MB/s while a producer publishes: offload MB/s, publish p99
   tls       produce throughput and publish p99 over pulsar+ssl:// ÷ pulsar:// on the same broker,
             interleaved (target >= 0.8 of plain throughput)
   plus peak RSS of the broker per phase and start-up time to ready.
@@ -333,6 +334,41 @@ report.append(line("re-read by a 2nd subscription (cache)", c["mbytePerSec"] * 1
 s = f"GET requests of the re-read: {regets:.0f}"
 print(s, flush=True)
 report.append(s)
+b.stop()
+
+# Offload limited to 50 MB/s (managedLedgerOffloadFlowPermitsPerSecond) while a producer
+# publishes at the latency run's load on another topic: the offload rate, and the publish p99.
+import threading  # noqa: E402
+LIMIT = 50_000_000
+b = Broker(os.path.join(WORK, "throttled"),
+           {**env, "TIERLOG_managedLedgerOffloadFlowPermitsPerSecond": str(LIMIT)})
+perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), "throttled")
+stats = json.loads(b.get("/admin/v2/persistent/public/default/throttled/internalStats"))
+current = stats["ledgers"][-1]["ledgerId"]
+sealed_bytes = sum(x["size"] for x in stats["ledgers"][:-1])
+offload = {}
+
+
+def run_offload():
+    t0 = time.monotonic()
+    b.put("/admin/v2/persistent/public/default/throttled/offload", {"ledgerId": current, "entryId": 0})
+    while True:
+        st = json.loads(b.get("/admin/v2/persistent/public/default/throttled/offload"))
+        if st["status"] in ("SUCCESS", "ERROR"):
+            break
+        time.sleep(0.02)
+    offload["secs"], offload["status"] = time.monotonic() - t0, st["status"]
+
+
+t = threading.Thread(target=run_offload)
+t.start()
+lat = perf("produce", "-u", b.url(), "-r", "1000", "-s", "2048", "--test-duration",
+           str(max(5, int(sealed_bytes / LIMIT) - 1)), "during-offload")
+t.join()
+if offload["status"] != "SUCCESS":
+    raise SystemExit(f"throttled offload failed: {offload}")
+report.append(line("offload limited to 50 MB/s", sealed_bytes / offload["secs"] / MB, "MB/s"))
+report.append(line("publish p99 -r 1000 -s 2048 during it", lat["latencyMs"]["p99"], "ms"))
 b.stop()
 s3.terminate()
 tls_vs_plain(report)

@@ -8,12 +8,16 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::throttle::ByteRate;
+
 /// Limits shared by every offload of a broker.
 #[derive(Debug, Clone)]
 pub struct OffloadBudget {
     ledgers: Arc<Semaphore>,
     max_ledgers: usize,
     parts: Arc<Semaphore>,
+    /// `managedLedgerOffloadFlowPermitsPerSecond`: bytes per second all uploads share.
+    upload_rate: Option<Arc<ByteRate>>,
 }
 
 impl OffloadBudget {
@@ -25,6 +29,20 @@ impl OffloadBudget {
             ledgers: Arc::new(Semaphore::new(max_ledgers)),
             max_ledgers,
             parts: Arc::new(Semaphore::new(parts.max(1))),
+            upload_rate: None,
+        }
+    }
+
+    /// All uploads together send at most `bytes_per_second` (on average, over ~0.2 s).
+    pub fn with_upload_rate(mut self, bytes_per_second: u64) -> Self {
+        self.upload_rate = Some(Arc::new(ByteRate::per_second(bytes_per_second)));
+        self
+    }
+
+    /// Waits until a block of `bytes` may be sent (at once when no rate is set).
+    pub async fn pace_upload(&self, bytes: u64) {
+        if let Some(rate) = &self.upload_rate {
+            rate.take(bytes).await;
         }
     }
 

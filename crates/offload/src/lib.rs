@@ -13,7 +13,8 @@
 //! - [`upload`]: multipart upload with parallel parts, abort on failure, index written last;
 //! - [`read`]: read handles with growing ranged GETs and read-ahead;
 //! - [`cache`]: the local disk cache of chunks read from the tier;
-//! - [`budget`]: how many ledgers and blocks all offloads of a broker use at once;
+//! - [`budget`]: how many ledgers and blocks all offloads of a broker use at once, and at what
+//!   byte rate they upload ([`throttle`]);
 //! - [`inventory`]: the offload attempts a location holds and what their indexes say;
 //! - [`scrub`]: every object of a location or a topic read back and checked;
 //! - [`gc`]: orphan collection (unreferenced objects, incomplete uploads; [`s3_uploads`]);
@@ -37,6 +38,7 @@ pub mod s3_uploads;
 pub mod scrub;
 pub mod source;
 pub mod stores;
+pub mod throttle;
 pub mod upload;
 
 pub use budget::OffloadBudget;

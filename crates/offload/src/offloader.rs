@@ -68,6 +68,7 @@ impl Access {
             sizes: self.sizes,
             verify_format_version: at.has_object_metadata(),
             cache: stores.chunk_cache().cloned(),
+            rate: stores.read_rate().cloned(),
         };
         OffloadedLedger::open(store, at, ledger_id, &uuid, options)
             .await

@@ -27,6 +27,7 @@ use crate::format::entry;
 use crate::format::index::{OffloadIndex, decode_index};
 use crate::keys;
 use crate::location::Location;
+use crate::throttle::ByteRate;
 
 /// How large reads of offloaded data are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,8 @@ pub struct ReadOptions {
     pub verify_format_version: bool,
     /// Where chunks read before are kept (and where what is read now goes).
     pub cache: Option<Arc<ChunkCache>>,
+    /// The broker's limit on bytes fetched from the tier.
+    pub rate: Option<Arc<ByteRate>>,
 }
 
 async fn get_checked(
@@ -100,21 +103,30 @@ struct Fetcher {
     key: String,
     verify: bool,
     cache: Option<Arc<ChunkCache>>,
+    rate: Option<Arc<ByteRate>>,
 }
 
 impl Fetcher {
+    /// A ranged GET of the data object, within the broker's read rate.
+    async fn get_range(&self, start: u64, end: u64) -> Result<Bytes> {
+        if let Some(rate) = &self.rate {
+            rate.take(end - start).await;
+        }
+        get_checked(
+            &self.store,
+            &self.location,
+            &self.key,
+            Some(start..end),
+            self.verify,
+        )
+        .await
+    }
+
     /// The bytes of `start..end`; with a cache, `start` is chunk-aligned and `end` is too or is
     /// the object's end.
     async fn fetch(&self, start: u64, end: u64) -> Result<Bytes> {
         let Some(cache) = &self.cache else {
-            return get_checked(
-                &self.store,
-                &self.location,
-                &self.key,
-                Some(start..end),
-                self.verify,
-            )
-            .await;
+            return self.get_range(start, end).await;
         };
         let chunk = cache.chunk_size();
         let (c, key) = (Arc::clone(cache), self.key.clone());
@@ -136,14 +148,7 @@ impl Fetcher {
         if let Some(bytes) = cached {
             return Ok(bytes);
         }
-        let bytes = get_checked(
-            &self.store,
-            &self.location,
-            &self.key,
-            Some(start..end),
-            self.verify,
-        )
-        .await?;
+        let bytes = self.get_range(start, end).await?;
         // Kept in the background: the reader does not wait for the disk.
         let (c, key, kept) = (Arc::clone(cache), self.key.clone(), bytes.clone());
         tokio::task::spawn_blocking(move || {
@@ -440,6 +445,7 @@ impl OffloadedLedger {
             key: data_key.clone(),
             verify: options.verify_format_version,
             cache: options.cache,
+            rate: options.rate,
         };
         let raw = fetcher.fetch_whole(&index_key).await?;
         let index = decode_index(&raw).map_err(|source| OffloadError::Corrupt {

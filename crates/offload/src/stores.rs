@@ -25,6 +25,7 @@ use crate::counting::{CountingStore, RequestCounters};
 use crate::credentials;
 use crate::error::{OffloadError, Result};
 use crate::location::{Location, S3Flavor};
+use crate::throttle::ByteRate;
 
 /// HTTP client behaviour shared by every store of a broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +118,8 @@ pub struct ObjectStores {
     chunk_cache: Option<Arc<ChunkCache>>,
     /// How many ledgers and blocks every offload through these clients may use at once.
     offload_budget: OffloadBudget,
+    /// Bytes per second all tier reads through these clients share (cache hits are free).
+    read_rate: Option<Arc<ByteRate>>,
 }
 
 impl std::fmt::Debug for ObjectStores {
@@ -141,7 +144,18 @@ impl ObjectStores {
             stores: OnceMap::new(),
             chunk_cache: None,
             offload_budget: OffloadBudget::default(),
+            read_rate: None,
         }
+    }
+
+    /// Tier reads through these clients fetch at most `bytes_per_second` together.
+    pub fn with_read_rate(mut self, bytes_per_second: u64) -> Self {
+        self.read_rate = Some(Arc::new(ByteRate::per_second(bytes_per_second)));
+        self
+    }
+
+    pub fn read_rate(&self) -> Option<&Arc<ByteRate>> {
+        self.read_rate.as_ref()
     }
 
     /// Offloads through these clients share `budget`.

@@ -285,6 +285,7 @@ async fn upload_blocks(
             if in_flight.len() >= config.parallel_parts {
                 wait_part(in_flight.pop_front(), location, key).await?;
             }
+            budget.pace_upload(size).await;
             let part = upload.put_part(PutPayload::from(block.finish()));
             in_flight.push_back(tokio::spawn(async move {
                 let uploaded = part.await;

@@ -282,6 +282,21 @@ impl BrokerConfig {
                 as usize,
             max_parallel_ledgers: raw.unsigned("managedLedgerOffloadMaxThreads", 2, 1, 256)?
                 as usize,
+            // Pulsar's convention: a value <= 0 means no limit.
+            upload_bytes_per_second: u64::try_from(raw.signed(
+                "managedLedgerOffloadFlowPermitsPerSecond",
+                -1,
+                i64::MIN,
+            )?)
+            .ok()
+            .filter(|r| *r > 0),
+            read_bytes_per_second: u64::try_from(raw.signed(
+                "managedLedgerOffloadReadFlowPermitsPerSecond",
+                -1,
+                i64::MIN,
+            )?)
+            .ok()
+            .filter(|r| *r > 0),
             read_ahead_requests: raw.unsigned(
                 "managedLedgerOffloadReadAheadRequests",
                 16,

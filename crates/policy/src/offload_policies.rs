@@ -106,6 +106,12 @@ pub struct OffloadDefaults {
     /// `managedLedgerOffloadMaxThreads` (Pulsar's key and default, 2): ledgers offloading at
     /// once over the whole broker.
     pub max_parallel_ledgers: usize,
+    /// `managedLedgerOffloadFlowPermitsPerSecond` (Pulsar's key): bytes per second all offloads
+    /// of the broker upload together (`None`: no limit).
+    pub upload_bytes_per_second: Option<u64>,
+    /// `managedLedgerOffloadReadFlowPermitsPerSecond` (tierlog's key in its style): bytes per
+    /// second all tier reads of the broker fetch together (`None`: no limit).
+    pub read_bytes_per_second: Option<u64>,
     pub read_ahead_requests: usize,
     /// `managedLedgerOffloadMaxReadRangeSizeInBytes`: what a sequential reader's ranged GETs
     /// grow to.
@@ -117,10 +123,14 @@ impl OffloadDefaults {
     /// The broker-wide budget of offloads: `max_parallel_ledgers` uploads, each with its parts
     /// in flight and one block being built.
     pub fn budget(&self) -> offload::OffloadBudget {
-        offload::OffloadBudget::new(
+        let budget = offload::OffloadBudget::new(
             self.max_parallel_ledgers,
             self.max_parallel_ledgers * (self.parallel_parts + 1),
-        )
+        );
+        match self.upload_bytes_per_second {
+            Some(rate) => budget.with_upload_rate(rate),
+            None => budget,
+        }
     }
 }
 
@@ -130,6 +140,8 @@ impl Default for OffloadDefaults {
             filesystem_path: PathBuf::from("data/offloaded"),
             parallel_parts: 4,
             max_parallel_ledgers: 2,
+            upload_bytes_per_second: None,
+            read_bytes_per_second: None,
             read_ahead_requests: 16,
             max_read_range_bytes: offload::ReadSizes::default().max_read_range_bytes,
             cluster_name: "standalone".into(),

@@ -115,6 +115,9 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     // One cache of object-store clients for every offloader and reader of the broker.
     let mut object_stores = ObjectStores::new(config.object_store_client.clone())
         .with_offload_budget(config.offload_defaults.budget());
+    if let Some(rate) = config.offload_defaults.read_bytes_per_second {
+        object_stores = object_stores.with_read_rate(rate);
+    }
     if let Some(c) = &config.offload_cache {
         let cache = offload::ChunkCache::open(
             &c.directory,

@@ -1,0 +1,86 @@
+//! Byte-per-second limits on the tier's traffic (offload uploads, cold reads), shared by every
+//! topic of a broker. A leaky bucket (the `leaky-bucket` crate) refilled every 100 ms, with fair
+//! scheduling: waiting uploads (or reads) are served in the order they asked, a chunk at a time,
+//! so one topic's large offload cannot starve another's. A throttled transfer is slowed, never
+//! failed.
+
+use std::time::Duration;
+
+/// A broker-wide byte rate.
+#[derive(Debug)]
+pub struct ByteRate {
+    limiter: leaky_bucket::RateLimiter,
+    /// Permits are taken in pieces of at most one refill, so the waiters take turns.
+    chunk: usize,
+    bytes_per_second: u64,
+}
+
+const REFILL_EVERY: Duration = Duration::from_millis(100);
+
+impl ByteRate {
+    /// `bytes_per_second` on average; at most two refills' worth (0.2 s) in a burst.
+    pub fn per_second(bytes_per_second: u64) -> Self {
+        let refill = (bytes_per_second / 10).max(1) as usize;
+        ByteRate {
+            limiter: leaky_bucket::RateLimiter::builder()
+                .initial(refill)
+                .refill(refill)
+                .max(2 * refill)
+                .interval(REFILL_EVERY)
+                .fair(true)
+                .build(),
+            chunk: refill,
+            bytes_per_second,
+        }
+    }
+
+    pub fn bytes_per_second(&self) -> u64 {
+        self.bytes_per_second
+    }
+
+    /// Waits until `bytes` more may pass.
+    pub async fn take(&self, bytes: u64) {
+        let mut left = bytes;
+        while left > 0 {
+            let piece = left.min(self.chunk as u64);
+            self.limiter.acquire(piece as usize).await;
+            left -= piece;
+            // Let the other waiters (woken by the same refill) queue before this one asks again.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn transfers_average_the_rate_and_waiters_take_turns() {
+        let rate = std::sync::Arc::new(ByteRate::per_second(1_000_000));
+        let start = tokio::time::Instant::now();
+        // Two transfers of 2 MB at once: 4 MB at 1 MB/s take about 4 s (less the initial
+        // refill), and both end near the end: neither waits for the other to finish.
+        let a = tokio::spawn({
+            let rate = std::sync::Arc::clone(&rate);
+            async move {
+                rate.take(2_000_000).await;
+                start.elapsed()
+            }
+        });
+        let b = tokio::spawn({
+            let rate = std::sync::Arc::clone(&rate);
+            async move {
+                rate.take(2_000_000).await;
+                start.elapsed()
+            }
+        });
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let last = a.max(b);
+        assert!(
+            last >= Duration::from_millis(3_800) && last <= Duration::from_millis(4_100),
+            "{last:?}"
+        );
+        assert!(a.min(b) >= Duration::from_millis(3_500), "{a:?} {b:?}");
+    }
+}
