@@ -3,6 +3,11 @@
 //! by every offloader of a broker (it lives in [`crate::ObjectStores`]), so several topics — and
 //! several ledgers of one topic — offload in parallel without their memory adding up unbounded:
 //! at most `parts` blocks exist at any moment, whatever the number of offloads.
+//!
+//! Part uploads run on a runtime of their own (`managedLedgerOffloadMaxThreads` threads, as
+//! Pulsar's offload threads): signing a part hashes all of its bytes (SHA-256 for SigV4), tens
+//! of milliseconds per 64 MiB block, which on the broker's own workers would hold up the
+//! producers and consumers they serve; its threads run at a lower CPU priority (nice 10).
 
 use std::sync::Arc;
 
@@ -13,6 +18,7 @@ use crate::throttle::ByteRate;
 /// Limits shared by every offload of a broker.
 #[derive(Debug, Clone)]
 pub struct OffloadBudget {
+    runtime: Arc<UploadRuntime>,
     ledgers: Arc<Semaphore>,
     max_ledgers: usize,
     parts: Arc<Semaphore>,
@@ -26,6 +32,7 @@ impl OffloadBudget {
     pub fn new(max_ledgers: usize, parts: usize) -> Self {
         let max_ledgers = max_ledgers.max(1);
         OffloadBudget {
+            runtime: Arc::new(UploadRuntime::new(max_ledgers)),
             ledgers: Arc::new(Semaphore::new(max_ledgers)),
             max_ledgers,
             parts: Arc::new(Semaphore::new(parts.max(1))),
@@ -51,6 +58,18 @@ impl OffloadBudget {
         self.max_ledgers
     }
 
+    /// Runs `upload` (a part upload: signing and sending) on the uploads' runtime.
+    pub fn spawn_upload<F>(&self, upload: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.runtime.0 {
+            Some(rt) => rt.spawn(upload),
+            None => tokio::spawn(upload),
+        }
+    }
+
     /// Waits for a ledger's turn; the offload holds the permit until it ends.
     pub async fn ledger(&self) -> OwnedSemaphorePermit {
         // The semaphores are never closed, so acquiring cannot fail.
@@ -74,6 +93,47 @@ impl Default for OffloadBudget {
     /// flight plus the one being built.
     fn default() -> Self {
         OffloadBudget::new(2, 2 * 5)
+    }
+}
+
+/// How much lower than the broker's the offload threads' CPU priority is (Linux's per-thread
+/// nice value).
+const UPLOAD_NICENESS: i32 = 10;
+
+/// The runtime part uploads run on (`None` if it could not be started: they run on the
+/// caller's, as before).
+#[derive(Debug)]
+struct UploadRuntime(Option<tokio::runtime::Runtime>);
+
+impl UploadRuntime {
+    fn new(threads: usize) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("tierlog-offload")
+            // Background work: when the CPUs are busy, the broker's own threads go first.
+            .on_thread_start(|| {
+                if let Err(e) = rustix::process::nice(UPLOAD_NICENESS) {
+                    tracing::debug!(error = %e, "could not lower the offload thread's priority");
+                }
+            })
+            .enable_all()
+            .build();
+        match rt {
+            Ok(rt) => UploadRuntime(Some(rt)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the offload threads; uploads share the broker's");
+                UploadRuntime(None)
+            }
+        }
+    }
+}
+
+impl Drop for UploadRuntime {
+    fn drop(&mut self) {
+        // May be dropped inside another runtime, where waiting for its threads is not allowed.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

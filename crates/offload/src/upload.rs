@@ -287,7 +287,7 @@ async fn upload_blocks(
             }
             budget.pace_upload(size).await;
             let part = upload.put_part(PutPayload::from(block.finish()));
-            in_flight.push_back(tokio::spawn(async move {
+            in_flight.push_back(budget.spawn_upload(async move {
                 let uploaded = part.await;
                 drop(room);
                 uploaded
