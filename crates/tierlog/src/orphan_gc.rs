@@ -29,37 +29,30 @@ pub async fn run_periodically(
     target: offload::OffloadConfig,
     settings: GcSettings,
     interval: std::time::Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-        match pass(
-            meta.as_ref(),
-            &stores,
-            &target.location,
-            &target.credentials,
-            &settings,
-        )
-        .await
-        {
-            Ok(r) => tracing::info!(
-                location = %target.location,
-                deleted = r.deleted_objects.len(),
-                aborted_uploads = r.aborted_uploads.len(),
-                kept_young = r.kept_young,
-                kept_foreign = r.kept_foreign,
-                referenced = r.referenced,
-                "orphan collection pass"
-            ),
-            Err(e) => {
-                tracing::warn!(location = %target.location, error = %format!("{e:#}"), "orphan collection pass failed")
+    crate::server::every(interval, shutdown, move || {
+        let (meta, stores, target, settings) = (
+            Arc::clone(&meta),
+            Arc::clone(&stores),
+            target.clone(),
+            settings.clone(),
+        );
+        async move {
+            let location = &target.location;
+            match pass(meta.as_ref(), &stores, location, &target.credentials, &settings).await {
+                Ok(r) => tracing::info!(
+                    %location,
+                    deleted = r.deleted_objects.len(),
+                    aborted_uploads = r.aborted_uploads.len(),
+                    kept_young = r.kept_young,
+                    kept_foreign = r.kept_foreign,
+                    referenced = r.referenced,
+                    "orphan collection pass"
+                ),
+                Err(e) => tracing::warn!(%location, error = %format!("{e:#}"), "orphan collection pass failed"),
             }
         }
-    }
+    })
+    .await
 }

@@ -540,7 +540,7 @@ async fn maintenance_loop(
 }
 
 /// Runs `f` every `interval` (the first time one interval after start) until shutdown.
-async fn every<F, Fut>(interval: Duration, mut shutdown: watch::Receiver<bool>, f: F)
+pub(crate) async fn every<F, Fut>(interval: Duration, mut shutdown: watch::Receiver<bool>, f: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = ()>,
