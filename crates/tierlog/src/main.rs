@@ -174,7 +174,11 @@ fn main() -> anyhow::Result<()> {
                     runtime.block_on(offload_cli::recover::run(args, config))
                 }
                 OffloadCommand::Scrub(args) => {
-                    if runtime.block_on(offload_cli::scrub::run(args))? > 0 {
+                    let config = match &args.config {
+                        Some(file) => Some(load_config(Some(file.clone()), "")?),
+                        None => None,
+                    };
+                    if runtime.block_on(offload_cli::scrub::run(args, config))? > 0 {
                         std::process::exit(1);
                     }
                     Ok(())

@@ -133,6 +133,39 @@ async fn a_broker_whose_data_directory_is_gone_serves_every_offloaded_message_af
     );
     drop(c);
     b.stop("TERM");
+
+    // Scrub against the restored ledger list: it agrees; then one ledger's objects go missing.
+    let tier_path = tier.path().display().to_string();
+    let scrub = |output: &str| {
+        testkit::audit::output(
+            Command::new(common::bin())
+                .args(["offload", "scrub", "--driver", "filesystem", "--path"])
+                .args([tier_path.as_str(), "--topic", OWN, "--config", "/dev/null"])
+                .args(["--output", output])
+                .env("TIERLOG_dataDirectory", dir.path().join("data")),
+        )
+    };
+    let out = scrub("json");
+    let json = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{json}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["ledgers"].as_array().unwrap().len(), 8, "{json}");
+    assert_eq!(report["ledgerList"].as_array().unwrap().len(), 0, "{json}");
+    let victim = report["ledgers"][3]["dataKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(tier.path().join(&victim)).unwrap();
+    std::fs::remove_file(tier.path().join(format!("{victim}-index"))).unwrap();
+    let out = scrub("text");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "offloaded as {victim} by the ledger list, but those objects are not there"
+        )),
+        "{text}"
+    );
 }
 
 /// Objects as Pulsar writes them (the golden vector built from the format spec, not by tierlog):

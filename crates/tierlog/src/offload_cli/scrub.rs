@@ -16,12 +16,78 @@ pub struct ScrubArgs {
     /// Only the ledgers of this topic (e.g. persistent://public/default/t); all when absent.
     #[arg(long)]
     pub topic: Option<String>,
+    /// Also compare with the topic's ledger list in this broker configuration's metadata store
+    /// (needs --topic; stop the broker first when it uses the embedded store): every offloaded
+    /// ledger of the list has its objects, with the entries and bytes the list says, and every
+    /// object of the topic is one the list names.
+    #[arg(long, short = 'c')]
+    pub config: Option<std::path::PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
 }
 
+/// Where the objects of `report` disagree with `ledgers`, the topic's ledger list: one sentence
+/// per disagreement.
+pub fn compare_with_ledger_list(
+    report: &offload::scrub::LocationScrub,
+    ledgers: &[ledger::info::LedgerInfo],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut listed = std::collections::HashSet::new();
+    for l in ledgers {
+        let Some(ctx) = l.offload.as_ref().filter(|c| c.complete) else {
+            continue;
+        };
+        listed.insert((ctx.uuid.clone(), l.ledger_id));
+        match report
+            .ledgers
+            .iter()
+            .find(|s| s.ledger_id == l.ledger_id && s.uuid == ctx.uuid)
+        {
+            None => problems.push(format!(
+                "ledger {} is offloaded as {} by the ledger list, but those objects are not there",
+                l.ledger_id,
+                offload::keys::data_key(&ctx.uuid().unwrap_or_default(), l.ledger_id)
+            )),
+            Some(s) => {
+                if s.entries as i64 != l.entries || s.payload_bytes as i64 != l.size {
+                    problems.push(format!(
+                        "ledger {}: the ledger list says {} entries and {} bytes, {} holds {} entries and {} bytes",
+                        l.ledger_id, l.entries, l.size, s.data_key, s.entries, s.payload_bytes
+                    ));
+                }
+            }
+        }
+    }
+    for s in &report.ledgers {
+        if !listed.contains(&(s.uuid.clone(), s.ledger_id)) {
+            problems.push(format!(
+                "{} (ledger {}) is not in the ledger list: an orphan, or the list lost it",
+                s.data_key, s.ledger_id
+            ));
+        }
+    }
+    problems
+}
+
+/// The topic's ledger list from the metadata store `config` names.
+async fn ledger_list(
+    config: &policy::BrokerConfig,
+    managed_ledger: &str,
+) -> anyhow::Result<Vec<ledger::info::LedgerInfo>> {
+    let meta = crate::server::open_metadata_store(config)
+        .await
+        .context("opening the metadata store (is the broker still running? stop it first)")?;
+    let key = ledger::info::ml_key(managed_ledger);
+    let Some(v) = meta.get(&key).await? else {
+        anyhow::bail!("the metadata store has no ledger list for {managed_ledger} ({key})");
+    };
+    let info: ledger::info::ManagedLedgerInfo = ledger::info::decode(&key, &v.value)?;
+    Ok(info.ledgers)
+}
+
 /// Problems found: the process exits with status 1 when there are any.
-pub async fn run(args: ScrubArgs) -> anyhow::Result<usize> {
+pub async fn run(args: ScrubArgs, config: Option<policy::BrokerConfig>) -> anyhow::Result<usize> {
     let managed_ledger = match &args.topic {
         Some(t) => Some(
             protocol::names::TopicName::parse(t)
@@ -51,10 +117,25 @@ pub async fn run(args: ScrubArgs) -> anyhow::Result<usize> {
     )
     .await?;
     bar.finish_and_clear();
-    let problems = report.problems();
+    let list_problems = match (&config, &managed_ledger) {
+        (Some(config), Some(ml)) => {
+            compare_with_ledger_list(&report, &ledger_list(config, ml).await?)
+        }
+        (Some(_), None) => {
+            anyhow::bail!("--config compares with a topic's ledger list: give --topic")
+        }
+        _ => Vec::new(),
+    };
+    let problems = report.problems() + list_problems.len();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.output {
-        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string(&report)?)?,
+        OutputFormat::Json => {
+            let mut value = serde_json::to_value(&report)?;
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("ledgerList".into(), serde_json::json!(list_problems));
+            }
+            writeln!(out, "{value}")?
+        }
         OutputFormat::Text => {
             for l in &report.ledgers {
                 let status = if l.problems.is_empty() {
@@ -81,6 +162,9 @@ pub async fn run(args: ScrubArgs) -> anyhow::Result<usize> {
             }
             for i in &report.incomplete {
                 writeln!(out, "INCOMPLETE {i}")?;
+            }
+            for p in &list_problems {
+                writeln!(out, "LIST     {p}")?;
             }
             writeln!(
                 out,
