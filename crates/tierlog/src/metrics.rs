@@ -36,12 +36,24 @@ struct Scrape {
 }
 
 impl Scrape {
+    /// Registers a family. prometheus-client ends every help text with a period of its own, so
+    /// the one the sentence has is dropped (else `# HELP … broker..`).
+    fn register(
+        &mut self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .register(name, help.trim_end_matches('.'), metric);
+    }
+
     fn gauge(&mut self, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, f64)>) {
         let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         for (labels, v) in rows {
             family.get_or_create(&labels).set(v);
         }
-        self.registry.register(name, help, family);
+        self.register(name, help, family);
     }
 
     /// A gauge family per `(name, help, value)` of `table`, with a sample per row.
@@ -57,7 +69,7 @@ impl Scrape {
         for (labels, v) in rows {
             family.get_or_create(&labels).inc_by(v);
         }
-        self.registry.register(name, help, family);
+        self.register(name, help, family);
     }
 }
 
@@ -573,7 +585,7 @@ fn offloader_families(s: &mut Scrape, topics: &[(TopicName, TopicStats)], per_to
     ];
     for (name, help, pick) in latencies {
         let h = Histograms(rows.iter().map(|(l, r)| (l.clone(), pick(&r.2))).collect());
-        s.registry.register(name, help, h);
+        s.register(name, help, h);
     }
     s.gauge(
         "brk_ledgeroffloader_offload_rate",

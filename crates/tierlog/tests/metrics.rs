@@ -192,6 +192,13 @@ async fn metrics_and_rates_agree_with_a_produce_offload_and_cold_read() {
 
     // /metrics, parsed by Prometheus's parser, with Pulsar's names and labels.
     let m = scrape(&b);
+    // Help texts end with one period (the encoder adds it).
+    let (_, raw) = b.call("GET", "/metrics", None);
+    let doubled: Vec<&str> = raw
+        .lines()
+        .filter(|l| l.starts_with("# HELP") && l.ends_with(".."))
+        .collect();
+    assert!(doubled.is_empty(), "{doubled:?}");
     let t = [
         ("cluster", "standalone"),
         ("namespace", "public/default"),
