@@ -11,7 +11,7 @@ measured in the same run on the same machine:
   tls       produce throughput and publish p99 over pulsar+ssl:// ÷ pulsar:// on the same broker,
             interleaved (target >= 0.8 of plain throughput)
   plus peak RSS of the broker per phase and start-up time to ready.
-  TIERLOG_BENCH_ONLY=tls runs the TLS comparison alone.
+  TIERLOG_BENCH_ONLY=tls (or throttle) runs the TLS comparison (or the throttled offload) alone.
 
 usage: bench/broker.py TIERLOG_BIN S3S_FS_BIN WORKDIR   (run by ./scripts/bench broker)
 """
@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -193,12 +194,78 @@ def tls_vs_plain(report):
     b.stop()
 
 
+def offload_env(endpoint):
+    """The broker settings of the phases that offload to the s3s-fs at `endpoint`."""
+    return {
+        "TIERLOG_managedLedgerOffloadDriver": "S3",
+        "TIERLOG_s3ManagedLedgerOffloadBucket": "tier",
+        "TIERLOG_s3ManagedLedgerOffloadRegion": "us-east-1",
+        "TIERLOG_s3ManagedLedgerOffloadServiceEndpoint": endpoint,
+        "TIERLOG_managedLedgerMaxSizePerLedgerMbytes": "256",
+        "TIERLOG_managedLedgerMinLedgerRolloverTimeMinutes": "0",
+        "TIERLOG_managedLedgerOffloadDeletionLagMs": "0",
+        "TIERLOG_retentionCheckIntervalInSeconds": "1",
+        "TIERLOG_managedLedgerOffloadCacheSizeMB": "8192",
+        "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def throttled_offload(report):
+    # Offload limited to 50 MB/s (managedLedgerOffloadFlowPermitsPerSecond) while a producer
+    # publishes at the latency run's load on another topic: the offload rate, and the publish p99.
+    # The store keeps its objects in memory (/dev/shm) for this phase: on one machine a store writing
+    # 50 MB/s to the broker's disk slows the producer's fdatasyncs, which a real store (its own
+    # disks) does not.
+    LIMIT = 50_000_000
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else WORK
+    s3dir_t = os.path.join(shm, f"tierlog-bench-s3-{os.getpid()}")
+    os.makedirs(os.path.join(s3dir_t, "tier"))
+    s3port_t = free_port()
+    s3_t = subprocess.Popen([*os.environ.get("TIERLOG_BENCH_STORE_PREFIX", "").split(), S3S, "--host", "127.0.0.1", "--port", str(s3port_t), "--access-key", "k",
+                             "--secret-key", "s", "--domain", "localhost", s3dir_t],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    b = Broker(os.path.join(WORK, "throttled"),
+               {**offload_env(f"http://127.0.0.1:{s3port_t}"),
+                "TIERLOG_managedLedgerOffloadFlowPermitsPerSecond": str(LIMIT)})
+    perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), "throttled")
+    stats = json.loads(b.get("/admin/v2/persistent/public/default/throttled/internalStats"))
+    current = stats["ledgers"][-1]["ledgerId"]
+    sealed_bytes = sum(x["size"] for x in stats["ledgers"][:-1])
+    offload = {}
+    # Earlier phases wrote gigabytes: without this, their writeback slows every fdatasync here.
+    drop_caches()
+
+    def run_offload():
+        t0 = time.monotonic()
+        b.put("/admin/v2/persistent/public/default/throttled/offload", {"ledgerId": current, "entryId": 0})
+        while True:
+            st = json.loads(b.get("/admin/v2/persistent/public/default/throttled/offload"))
+            if st["status"] in ("SUCCESS", "ERROR"):
+                break
+            time.sleep(0.02)
+        offload["secs"], offload["status"] = time.monotonic() - t0, st["status"]
+
+    t = threading.Thread(target=run_offload)
+    t.start()
+    lat = perf("produce", "-u", b.url(), "-r", "1000", "-s", "2048", "--test-duration",
+               str(max(5, int(sealed_bytes / LIMIT) - 1)), "during-offload")
+    t.join()
+    if offload["status"] != "SUCCESS":
+        raise SystemExit(f"throttled offload failed: {offload}")
+    report.append(line("offload limited to 50 MB/s", sealed_bytes / offload["secs"] / MB, "MB/s"))
+    report.append(line("publish p99 -r 1000 -s 2048 during it", lat["latencyMs"]["p99"], "ms"))
+    b.stop()
+    s3_t.terminate()
+    shutil.rmtree(s3dir_t, ignore_errors=True)
+
+
 if os.path.exists(WORK):
     shutil.rmtree(WORK)
 os.makedirs(WORK)
 report = []
-if os.environ.get("TIERLOG_BENCH_ONLY") == "tls":
-    tls_vs_plain(report)
+if os.environ.get("TIERLOG_BENCH_ONLY") in ("tls", "throttle"):
+    {"tls": tls_vs_plain, "throttle": throttled_offload}[os.environ["TIERLOG_BENCH_ONLY"]](report)
     shutil.rmtree(WORK)
     sys.exit(0)
 
@@ -262,18 +329,7 @@ for _ in range(100):
         break
     except Exception:
         time.sleep(0.1)
-env = {
-    "TIERLOG_managedLedgerOffloadDriver": "S3",
-    "TIERLOG_s3ManagedLedgerOffloadBucket": "tier",
-    "TIERLOG_s3ManagedLedgerOffloadRegion": "us-east-1",
-    "TIERLOG_s3ManagedLedgerOffloadServiceEndpoint": endpoint,
-    "TIERLOG_managedLedgerMaxSizePerLedgerMbytes": "256",
-    "TIERLOG_managedLedgerMinLedgerRolloverTimeMinutes": "0",
-    "TIERLOG_managedLedgerOffloadDeletionLagMs": "0",
-    "TIERLOG_retentionCheckIntervalInSeconds": "1",
-    "TIERLOG_managedLedgerOffloadCacheSizeMB": "8192",
-    "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_EC2_METADATA_DISABLED": "true",
-}
+env = offload_env(endpoint)
 data = os.path.join(WORK, "tiered")
 b = Broker(data, env)
 perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), "cold")
@@ -336,56 +392,7 @@ print(s, flush=True)
 report.append(s)
 b.stop()
 
-# Offload limited to 50 MB/s (managedLedgerOffloadFlowPermitsPerSecond) while a producer
-# publishes at the latency run's load on another topic: the offload rate, and the publish p99.
-# The store keeps its objects in memory (/dev/shm) for this phase: on one machine a store writing
-# 50 MB/s to the broker's disk slows the producer's fdatasyncs, which a real store (its own
-# disks) does not.
-import threading  # noqa: E402
-LIMIT = 50_000_000
-shm = "/dev/shm" if os.path.isdir("/dev/shm") else WORK
-s3dir_t = os.path.join(shm, f"tierlog-bench-s3-{os.getpid()}")
-os.makedirs(os.path.join(s3dir_t, "tier"))
-s3port_t = free_port()
-s3_t = subprocess.Popen([S3S, "--host", "127.0.0.1", "--port", str(s3port_t), "--access-key", "k",
-                         "--secret-key", "s", "--domain", "localhost", s3dir_t],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-time.sleep(0.5)
-b = Broker(os.path.join(WORK, "throttled"),
-           {**env, "TIERLOG_s3ManagedLedgerOffloadServiceEndpoint": f"http://127.0.0.1:{s3port_t}",
-            "TIERLOG_managedLedgerOffloadFlowPermitsPerSecond": str(LIMIT)})
-perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), "throttled")
-stats = json.loads(b.get("/admin/v2/persistent/public/default/throttled/internalStats"))
-current = stats["ledgers"][-1]["ledgerId"]
-sealed_bytes = sum(x["size"] for x in stats["ledgers"][:-1])
-offload = {}
-# Earlier phases wrote gigabytes: without this, their writeback slows every fdatasync here.
-drop_caches()
-
-
-def run_offload():
-    t0 = time.monotonic()
-    b.put("/admin/v2/persistent/public/default/throttled/offload", {"ledgerId": current, "entryId": 0})
-    while True:
-        st = json.loads(b.get("/admin/v2/persistent/public/default/throttled/offload"))
-        if st["status"] in ("SUCCESS", "ERROR"):
-            break
-        time.sleep(0.02)
-    offload["secs"], offload["status"] = time.monotonic() - t0, st["status"]
-
-
-t = threading.Thread(target=run_offload)
-t.start()
-lat = perf("produce", "-u", b.url(), "-r", "1000", "-s", "2048", "--test-duration",
-           str(max(5, int(sealed_bytes / LIMIT) - 1)), "during-offload")
-t.join()
-if offload["status"] != "SUCCESS":
-    raise SystemExit(f"throttled offload failed: {offload}")
-report.append(line("offload limited to 50 MB/s", sealed_bytes / offload["secs"] / MB, "MB/s"))
-report.append(line("publish p99 -r 1000 -s 2048 during it", lat["latencyMs"]["p99"], "ms"))
-b.stop()
-s3_t.terminate()
-shutil.rmtree(s3dir_t, ignore_errors=True)
+throttled_offload(report)
 s3.terminate()
 tls_vs_plain(report)
 shutil.rmtree(WORK)

@@ -46,11 +46,10 @@ impl OffloadBudget {
         self
     }
 
-    /// Waits until a block of `bytes` may be sent (at once when no rate is set).
-    pub async fn pace_upload(&self, bytes: u64) {
-        if let Some(rate) = &self.upload_rate {
-            rate.take(bytes).await;
-        }
+    /// The rate every upload through the broker's clients shares (the clients pace their
+    /// parts by it: `paced_upload`, `s3_multipart`).
+    pub fn upload_rate(&self) -> Option<&Arc<ByteRate>> {
+        self.upload_rate.as_ref()
     }
 
     /// How many ledgers may upload at once.

@@ -1,17 +1,14 @@
 //! Incomplete multipart uploads of an S3 bucket: ListMultipartUploads and AbortMultipartUpload,
-//! which object_store does not offer. Requests are signed by rusty-s3's SigV4 signer (query
-//! string signing, valid for a minute) with the credentials the location's client uses, and sent
-//! with reqwest (object_store's HTTP client).
+//! which object_store does not offer. Requests are signed for the location's bucket and
+//! credentials ([`crate::s3_signing`]) and sent with reqwest (object_store's HTTP client).
 
-use std::time::Duration;
-
-use rusty_s3::{Bucket, S3Action, UrlStyle};
+use rusty_s3::{Bucket, S3Action};
 use serde::Deserialize;
 
 use crate::config::Credentials;
-use crate::credentials;
 use crate::error::{OffloadError, Result};
 use crate::location::Location;
+use crate::s3_signing::{S3Target, SIGNED_FOR, without_url};
 
 /// One upload that was started and neither completed nor aborted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,45 +37,16 @@ struct UploadXml {
     initiated: String,
 }
 
-const SIGNED_FOR: Duration = Duration::from_secs(60);
-
 /// The bucket and signing credentials of an S3 location (`None` for other families).
 async fn bucket(
     location: &Location,
     config: &Credentials,
 ) -> Result<Option<(Bucket, rusty_s3::Credentials)>> {
-    let Location::S3 {
-        bucket, endpoint, ..
-    } = location
-    else {
+    let Some(target) = S3Target::new(location, config, None).await? else {
         return Ok(None);
     };
-    let region = location.region_or_default();
-    let (base, style) = match endpoint {
-        Some(e) => (e.clone(), UrlStyle::Path),
-        None => (
-            format!("https://s3.{region}.amazonaws.com"),
-            UrlStyle::VirtualHost,
-        ),
-    };
-    let base = base
-        .parse()
-        .map_err(|e| OffloadError::Config(format!("S3 endpoint {base:?}: {e}")))?;
-    let bucket = Bucket::new(base, style, bucket.clone(), region)
-        .map_err(|e| OffloadError::Config(format!("S3 bucket {bucket:?}: {e}")))?;
-    let provider = credentials::aws_provider(location, config).await?;
-    let c = provider
-        .get_credential()
-        .await
-        .map_err(|e| OffloadError::AccessDenied {
-            bucket: location.to_string(),
-            detail: e.to_string(),
-        })?;
-    let creds = match &c.token {
-        Some(t) => rusty_s3::Credentials::new_with_token(&c.key_id, &c.secret_key, t),
-        None => rusty_s3::Credentials::new(&c.key_id, &c.secret_key),
-    };
-    Ok(Some((bucket, creds)))
+    let creds = target.query_credentials().await?;
+    Ok(Some((target.bucket, creds)))
 }
 
 fn failed(location: &Location, op: &'static str, detail: String) -> OffloadError {
@@ -115,16 +83,21 @@ pub async fn list(location: &Location, config: &Credentials) -> Result<Vec<Incom
             query.iter().copied(),
             std::iter::empty(),
         );
-        let response = client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| failed(location, "listing multipart uploads", e.to_string()))?;
+        let response = client.get(url).send().await.map_err(|e| {
+            failed(
+                location,
+                "listing multipart uploads",
+                without_url(e).to_string(),
+            )
+        })?;
         let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| failed(location, "listing multipart uploads", e.to_string()))?;
+        let body = response.text().await.map_err(|e| {
+            failed(
+                location,
+                "listing multipart uploads",
+                without_url(e).to_string(),
+            )
+        })?;
         if !status.is_success() {
             return Err(failed(
                 location,
@@ -186,7 +159,13 @@ pub async fn abort(
         .delete(url)
         .send()
         .await
-        .map_err(|e| failed(location, "aborting a multipart upload", e.to_string()))?;
+        .map_err(|e| {
+            failed(
+                location,
+                "aborting a multipart upload",
+                without_url(e).to_string(),
+            )
+        })?;
     let status = response.status();
     if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
         return Ok(());

@@ -1,5 +1,5 @@
 //! Byte-per-second limits on the tier's traffic (offload uploads, cold reads), shared by every
-//! topic of a broker. A leaky bucket (the `leaky-bucket` crate) refilled every 100 ms, with fair
+//! topic of a broker. A token bucket (the `leaky-bucket` crate) refilled every 100 ms, with fair
 //! scheduling: waiting uploads (or reads) are served in the order they asked, a chunk at a time,
 //! so one topic's large offload cannot starve another's. A throttled transfer is slowed, never
 //! failed.
@@ -18,14 +18,17 @@ pub struct ByteRate {
 const REFILL_EVERY: Duration = Duration::from_millis(100);
 
 impl ByteRate {
-    /// `bytes_per_second` on average; at most two refills' worth (0.2 s) in a burst.
+    /// `bytes_per_second` on average. Unused permits accumulate up to one second's worth, so
+    /// the time a transfer spends between its pieces (an offload reading and building its next
+    /// block) does not go unused; a transfer still goes out in pieces of its own size (a block,
+    /// a range), whatever the burst allowance.
     pub fn per_second(bytes_per_second: u64) -> Self {
         let refill = (bytes_per_second / 10).max(1) as usize;
         ByteRate {
             limiter: leaky_bucket::RateLimiter::builder()
                 .initial(refill)
                 .refill(refill)
-                .max(2 * refill)
+                .max(10 * refill)
                 .interval(REFILL_EVERY)
                 .fair(true)
                 .build(),

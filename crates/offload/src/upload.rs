@@ -285,7 +285,9 @@ async fn upload_blocks(
             if in_flight.len() >= config.parallel_parts {
                 wait_part(in_flight.pop_front(), location, key).await?;
             }
-            budget.pace_upload(size).await;
+            // The part is numbered now (by call order) and sent when its task polls it; the
+            // client waits for the upload rate there, if one is set, while this loop builds
+            // the next block.
             let part = upload.put_part(PutPayload::from(block.finish()));
             in_flight.push_back(budget.spawn_upload(async move {
                 let uploaded = part.await;

@@ -254,10 +254,10 @@ async fn a_failing_read_is_retried_by_one_layer_only() {
 }
 
 /// A PUT body corrupted between broker and store must be refused by the store, whichever way
-/// the body is protected: SigV4's signed SHA-256 (the default) or UNSIGNED-PAYLOAD with a
+/// the body is protected: SigV4's signed SHA-256 or UNSIGNED-PAYLOAD with a
 /// CRC64NVME checksum header (`s3ManagedLedgerOffloadPayloadChecksum=crc64nvme`): the PUT must
-/// fail. s3s-fs checks both on PUTs (moto checks neither); unsigned without a checksum would
-/// succeed.
+/// fail. s3s-fs checks both (moto checks neither); unsigned without a checksum would succeed.
+/// (CRC32C parts, the default: the next test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_corrupted_on_its_way_is_refused_by_the_store() {
     use object_store::ObjectStoreExt;
@@ -310,14 +310,10 @@ async fn a_body_corrupted_on_its_way_is_refused_by_the_store() {
             .await
             .unwrap();
         let src = VecSource::with_sizes(7, (0..3000).map(|i| 1000 + i % 5000));
-        // s3s-fs checks a signed SHA-256 on part uploads but not a part's CRC64NVME header
-        // (object_store sends it on every part; S3 checks it), so only the former can be shown
-        // failing here.
-        if checksum == S3PayloadChecksum::Sha256 {
-            proxy.corrupt_body("PUT", "partNumber=2", 0);
-            let e = o.offload(&src, Uuid::new_v4(), &extra()).await.unwrap_err();
-            assert!(e.to_string().contains("non-2xx"), "{checksum:?}: {e}");
-        }
+        // s3s-fs (0.17) checks a part's signed SHA-256 and its CRC64NVME header alike.
+        proxy.corrupt_body("PUT", "partNumber=2", 0);
+        let e = o.offload(&src, Uuid::new_v4(), &extra()).await.unwrap_err();
+        assert!(e.to_string().contains("non-2xx"), "{checksum:?}: {e}");
         proxy.clear_faults();
         let uuid = Uuid::new_v4();
         o.offload(&src, uuid, &extra()).await.unwrap();
@@ -524,4 +520,123 @@ async fn sse_c_sends_the_customer_key_on_every_write_and_read() {
         "{text}"
     );
     assert!(!text.contains(&other_key), "{text}");
+}
+
+/// Every part of an offload carries its CRC32C (`s3ManagedLedgerOffloadPayloadChecksum=crc32c`,
+/// the default) in a signed `x-amz-checksum-crc32c` header, the upload is created with that
+/// algorithm, and s3s-fs checks each part as S3 does: a part damaged on its way is refused
+/// (`BadDigest`) and, with retries, sent again, so what is stored is byte-equal; without
+/// retries the offload fails naming the refusal and leaves no object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_carry_their_crc32c_and_a_damaged_part_is_refused_and_sent_again() {
+    use base64::Engine;
+    use offload::{ClientSettings, Credentials, ObjectStores, S3PayloadChecksum};
+    use testkit::s3s_fs::{self, S3sFs};
+    let bin = s3s_fs::binary().expect("s3s-fs is installed by ./scripts/test");
+    let root = tempfile::tempdir().unwrap();
+    let s3 = S3sFs::start(&bin, root.path());
+    s3.create_bucket("crc");
+    let proxy = HttpProxy::start(s3.port);
+    let location = Location::new(
+        Driver::S3,
+        Some("crc".into()),
+        None,
+        Some(proxy.endpoint()),
+        Default::default(),
+    );
+    let config = {
+        let mut c = OffloadConfig::new(location.clone());
+        c.credentials = Credentials {
+            credential_id: Some(s3s_fs::ACCESS_KEY.into()),
+            credential_secret: Some(s3s_fs::SECRET_KEY.into()),
+            ..Credentials::default()
+        };
+        c.max_block_size_bytes = 5 << 20;
+        c
+    };
+    assert_eq!(
+        ClientSettings::default().s3_payload_checksum,
+        S3PayloadChecksum::Crc32c
+    );
+    // ~14 MB: three parts of 5 MiB blocks.
+    let src = VecSource::with_sizes(9, (0..4000).map(|i| 1000 + i % 5000));
+
+    // No retries: the damaged part is refused and the offload fails.
+    let no_retries = Arc::new(ObjectStores::new(ClientSettings {
+        max_retries: 0,
+        ..ClientSettings::default()
+    }));
+    let o = offload::BlobStoreOffloader::with_stores(config.clone(), no_retries)
+        .await
+        .unwrap();
+    proxy.corrupt_body("PUT", "partNumber=2", 0);
+    let e = o.offload(&src, Uuid::new_v4(), &extra()).await.unwrap_err();
+    assert!(e.to_string().contains("uploading part"), "{e}");
+    assert!(e.to_string().contains("BadDigest"), "{e}");
+    proxy.clear_faults();
+
+    // With retries (the default): refused once, sent again, stored byte-equal.
+    let stores = Arc::new(ObjectStores::default());
+    let o = offload::BlobStoreOffloader::with_stores(config, stores)
+        .await
+        .unwrap();
+    let failed_before = proxy.counts().1;
+    let seen_before = proxy.requests_seen().len();
+    proxy.corrupt_body_once("PUT", "partNumber=2", 0);
+    let uuid = Uuid::new_v4();
+    let r = o.offload(&src, uuid, &extra()).await.unwrap();
+    assert_eq!(proxy.counts().1 - failed_before, 1, "one part was damaged");
+    assert_eq!(r.blocks, 3);
+    let h = o.read(src.id, uuid, o.location()).await.unwrap();
+    assert_reads_back(&h, &src, 100_000).await;
+
+    let seen = &proxy.requests_seen()[seen_before..];
+    let create = seen
+        .iter()
+        .find(|r| r.method == "POST" && r.path.contains("?uploads"))
+        .expect("CreateMultipartUpload");
+    assert_eq!(create.header("x-amz-checksum-algorithm"), Some("CRC32C"));
+    assert!(
+        create
+            .header("authorization")
+            .is_some_and(|a| a.contains("x-amz-checksum-algorithm")),
+        "the algorithm header is signed: {create:?}"
+    );
+    let parts: Vec<_> = seen
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("partNumber="))
+        .collect();
+    assert_eq!(parts.len(), 4, "three parts, one of them sent twice");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for p in &parts {
+        let crc = p
+            .header("x-amz-checksum-crc32c")
+            .expect("every part has its CRC32C");
+        assert_eq!(b64.decode(crc).map(|c| c.len()).ok(), Some(4), "{crc}");
+        assert_eq!(p.header("x-amz-content-sha256"), Some("UNSIGNED-PAYLOAD"));
+        assert!(
+            p.header("authorization")
+                .is_some_and(|a| a.contains("x-amz-checksum-crc32c")),
+            "the checksum header is signed: {p:?}"
+        );
+    }
+    // Each part's header is the CRC32C of its block of the stored object (5 MiB blocks).
+    let data = std::fs::read(root.path().join("crc").join(&r.data_key)).unwrap();
+    assert_eq!(data.len() as u64, r.data_object_len);
+    for p in &parts {
+        let number: usize = p
+            .path
+            .split("partNumber=")
+            .nth(1)
+            .and_then(|n| n.split('&').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        let block = &data[(number - 1) * (5 << 20)..(number * (5 << 20)).min(data.len())];
+        let expected = b64.encode(crc32c::crc32c(block).to_be_bytes());
+        assert_eq!(
+            p.header("x-amz-checksum-crc32c"),
+            Some(expected.as_str()),
+            "part {number}"
+        );
+    }
 }

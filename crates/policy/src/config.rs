@@ -361,7 +361,7 @@ impl BrokerConfig {
                 "s3ManagedLedgerOffloadPayloadChecksum",
                 offload::S3PayloadChecksum::default(),
                 offload::S3PayloadChecksum::parse,
-                "sha256 or crc64nvme",
+                "crc32c, sha256 or crc64nvme",
             )?,
             ..ClientSettings::default()
         };
@@ -843,14 +843,14 @@ mod tests {
         let (c, _) = load("", &[]).unwrap();
         assert_eq!(
             c.object_store_client.s3_payload_checksum,
-            offload::S3PayloadChecksum::Sha256
+            offload::S3PayloadChecksum::Crc32c
         );
         let e = load("s3ManagedLedgerOffloadPayloadChecksum=md5\n", &[])
             .unwrap_err()
             .to_string();
         assert!(
             e.contains(
-                "s3ManagedLedgerOffloadPayloadChecksum: \"md5\" (allowed: sha256 or crc64nvme)"
+                "s3ManagedLedgerOffloadPayloadChecksum: \"md5\" (allowed: crc32c, sha256 or crc64nvme)"
             ),
             "{e}"
         );

@@ -94,7 +94,12 @@ impl MotoServer {
         let mut cmd = Command::new(moto_binary());
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(match std::env::var_os("TIERLOG_MOTO_LOG") {
+                Some(p) => std::fs::File::create(p)
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+                None => Stdio::null(),
+            });
         if let Some(n) = no_auth_actions {
             cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
         }

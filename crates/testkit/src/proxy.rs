@@ -18,6 +18,8 @@ struct Rule {
     path_contains: String,
     skip: usize,
     seen: usize,
+    /// How many requests the rule acts on (after the skipped ones); `None`: all.
+    times: Option<usize>,
     action: Action,
 }
 
@@ -148,7 +150,23 @@ impl HttpProxy {
         self.add_rule(method, path_contains, skip, Action::CorruptBody);
     }
 
+    /// Like [`HttpProxy::corrupt_body`], for one request only (a resent one goes through).
+    pub fn corrupt_body_once(&self, method: &str, path_contains: &str, skip: usize) {
+        self.add_limited_rule(method, path_contains, skip, Some(1), Action::CorruptBody);
+    }
+
     fn add_rule(&self, method: &str, path_contains: &str, skip: usize, action: Action) {
+        self.add_limited_rule(method, path_contains, skip, None, action);
+    }
+
+    fn add_limited_rule(
+        &self,
+        method: &str,
+        path_contains: &str,
+        skip: usize,
+        times: Option<usize>,
+        action: Action,
+    ) {
         self.state
             .rules
             .lock()
@@ -158,6 +176,7 @@ impl HttpProxy {
                 path_contains: path_contains.into(),
                 skip,
                 seen: 0,
+                times,
                 action,
             });
     }
@@ -211,7 +230,7 @@ fn injected_fault(state: &State, method: &str, path: &str) -> Option<Action> {
     for r in rules.iter_mut() {
         if r.method.eq_ignore_ascii_case(method) && path.contains(&r.path_contains) {
             r.seen += 1;
-            if r.seen > r.skip {
+            if r.seen > r.skip && r.times.is_none_or(|t| r.seen - r.skip <= t) {
                 return Some(r.action);
             }
         }
