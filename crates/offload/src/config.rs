@@ -7,6 +7,7 @@ use crate::error::{OffloadError, Result};
 use crate::format::block::MIN_BLOCK_SIZE;
 use crate::location::Location;
 use crate::read::ReadSizes;
+use crate::throttle::ScopedLimit;
 
 /// How an offloader authenticates to its store. Part of what identifies a cached store client:
 /// two policies may reach one bucket under different roles.
@@ -148,6 +149,12 @@ pub struct OffloadConfig {
     pub max_read_range_bytes: u64,
     /// `pulsarclustername` in the objects' user metadata.
     pub cluster_name: String,
+    /// Upload rates of the namespace and topic (their offload policies'
+    /// `managedLedgerOffloadFlowPermitsPerSecond`), on top of the broker's.
+    pub upload_limits: Vec<ScopedLimit>,
+    /// Cold-read rates of the namespace and topic
+    /// (`managedLedgerOffloadReadFlowPermitsPerSecond`), on top of the broker's.
+    pub read_limits: Vec<ScopedLimit>,
 }
 
 impl OffloadConfig {
@@ -162,6 +169,8 @@ impl OffloadConfig {
             read_ahead_requests: 16,
             max_read_range_bytes: ReadSizes::default().max_read_range_bytes,
             cluster_name: "standalone".into(),
+            upload_limits: Vec::new(),
+            read_limits: Vec::new(),
         }
     }
 

@@ -52,5 +52,6 @@ pub use location::{Driver, DriverMetadata, Location, S3Flavor};
 pub use offloader::{BlobStoreOffloader, BlobStoreReader, LedgerOffloader, TierReader};
 pub use read::{OffloadedLedger, ReadSizes};
 pub use source::LedgerSource;
-pub use stores::{ClientSettings, ObjectStores, S3PayloadChecksum};
+pub use stores::{ClientSettings, Direction, ObjectStores, S3PayloadChecksum};
+pub use throttle::{Rates, ScopedLimit};
 pub use upload::OffloadResult;

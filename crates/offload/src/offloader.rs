@@ -17,7 +17,8 @@ use crate::keys;
 use crate::location::Location;
 use crate::read::{OffloadedLedger, ReadOptions, ReadSizes};
 use crate::source::LedgerSource;
-use crate::stores::ObjectStores;
+use crate::stores::{Direction, ObjectStores};
+use crate::throttle::ScopedLimit;
 use crate::upload::{OffloadResult, offload_ledger};
 
 /// Reads and deletes offloaded ledgers wherever they were written.
@@ -53,6 +54,8 @@ pub trait LedgerOffloader: TierReader {
 struct Access {
     credentials: Credentials,
     sizes: ReadSizes,
+    /// The namespace's and topic's read rates (none for a reader that serves no topic).
+    read_limits: Vec<ScopedLimit>,
 }
 
 impl Access {
@@ -68,7 +71,7 @@ impl Access {
             sizes: self.sizes,
             verify_format_version: at.has_object_metadata(),
             cache: stores.chunk_cache().cloned(),
-            rate: stores.read_rate().cloned(),
+            rates: stores.rates(Direction::Read, &self.read_limits),
         };
         OffloadedLedger::open(store, at, ledger_id, &uuid, options)
             .await
@@ -132,7 +135,11 @@ pub struct BlobStoreReader {
 impl BlobStoreReader {
     pub fn new(credentials: Credentials, sizes: ReadSizes, stores: Arc<ObjectStores>) -> Self {
         BlobStoreReader {
-            access: Access { credentials, sizes },
+            access: Access {
+                credentials,
+                sizes,
+                read_limits: Vec::new(),
+            },
             stores,
         }
     }
@@ -178,6 +185,7 @@ impl BlobStoreOffloader {
         let access = Access {
             credentials: config.credentials.clone(),
             sizes: config.read_sizes(),
+            read_limits: config.read_limits.clone(),
         };
         Ok(BlobStoreOffloader {
             config,
@@ -237,7 +245,10 @@ impl LedgerOffloader for BlobStoreOffloader {
             .stores
             .get(&self.config.location, &self.config.credentials)
             .await?;
-        let result = offload_ledger(&self.config, &store, ledger, uuid, extra, budget).await;
+        let rates = self
+            .stores
+            .rates(Direction::Upload, &self.config.upload_limits);
+        let result = offload_ledger(&self.config, &store, ledger, uuid, extra, budget, rates).await;
         match &result {
             Ok(r) => tracing::info!(
                 ledger_id = ledger.ledger_id(),

@@ -17,18 +17,18 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, UploadPart,
 };
 
-use crate::throttle::ByteRate;
+use crate::throttle::Rates;
 
-/// `inner` with its multipart uploads' parts paced by `rate`.
+/// `inner` with each multipart upload's parts paced by the [`Rates`] in its options'
+/// extensions (none: not paced).
 #[derive(Debug)]
 pub(crate) struct PacedStore {
     inner: Arc<dyn ObjectStore>,
-    rate: Arc<ByteRate>,
 }
 
 impl PacedStore {
-    pub(crate) fn new(inner: Arc<dyn ObjectStore>, rate: Arc<ByteRate>) -> Self {
-        PacedStore { inner, rate }
+    pub(crate) fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        PacedStore { inner }
     }
 }
 
@@ -41,7 +41,7 @@ impl std::fmt::Display for PacedStore {
 #[derive(Debug)]
 struct PacedUpload {
     inner: Box<dyn MultipartUpload>,
-    rate: Arc<ByteRate>,
+    rates: Rates,
     /// Held by a part while it waits for the rate: the parts pass one at a time, in order.
     turn: Arc<tokio::sync::Mutex<()>>,
 }
@@ -52,12 +52,12 @@ impl MultipartUpload for PacedUpload {
         let bytes = data.content_length() as u64;
         // The part is numbered now (by call order) and sent when polled.
         let part = self.inner.put_part(data);
-        let rate = Arc::clone(&self.rate);
+        let rates = self.rates.clone();
         let turn = Arc::clone(&self.turn);
         Box::pin(async move {
-            {
+            if !rates.is_empty() {
                 let _turn = turn.lock().await;
-                rate.take(bytes).await;
+                rates.take(bytes).await;
             }
             part.await
         })
@@ -88,10 +88,14 @@ impl ObjectStore for PacedStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        let rates = opts.extensions.get::<Rates>().cloned().unwrap_or_default();
+        if rates.is_empty() {
+            return self.inner.put_multipart_opts(location, opts).await;
+        }
         let inner = self.inner.put_multipart_opts(location, opts).await?;
         Ok(Box::new(PacedUpload {
             inner,
-            rate: Arc::clone(&self.rate),
+            rates,
             turn: Arc::default(),
         }))
     }

@@ -27,7 +27,7 @@ use crate::format::entry;
 use crate::format::index::{OffloadIndex, decode_index};
 use crate::keys;
 use crate::location::Location;
-use crate::throttle::ByteRate;
+use crate::throttle::Rates;
 
 /// How large reads of offloaded data are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +59,8 @@ pub struct ReadOptions {
     pub verify_format_version: bool,
     /// Where chunks read before are kept (and where what is read now goes).
     pub cache: Option<Arc<ChunkCache>>,
-    /// The broker's limit on bytes fetched from the tier.
-    pub rate: Option<Arc<ByteRate>>,
+    /// The limits on bytes fetched from the tier (the broker's, the namespace's, the topic's).
+    pub rates: Rates,
 }
 
 async fn get_checked(
@@ -103,15 +103,13 @@ struct Fetcher {
     key: String,
     verify: bool,
     cache: Option<Arc<ChunkCache>>,
-    rate: Option<Arc<ByteRate>>,
+    rates: Rates,
 }
 
 impl Fetcher {
-    /// A ranged GET of the data object, within the broker's read rate.
+    /// A ranged GET of the data object, within the read rates.
     async fn get_range(&self, start: u64, end: u64) -> Result<Bytes> {
-        if let Some(rate) = &self.rate {
-            rate.take(end - start).await;
-        }
+        self.rates.take(end - start).await;
         get_checked(
             &self.store,
             &self.location,
@@ -445,7 +443,7 @@ impl OffloadedLedger {
             key: data_key.clone(),
             verify: options.verify_format_version,
             cache: options.cache,
-            rate: options.rate,
+            rates: options.rates,
         };
         let raw = fetcher.fetch_whole(&index_key).await?;
         let index = decode_index(&raw).map_err(|source| OffloadError::Corrupt {

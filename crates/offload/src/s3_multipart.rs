@@ -36,18 +36,18 @@ use crate::config::{Credentials, S3Encryption};
 use crate::error::Result;
 use crate::s3_signing::{S3Target, without_url};
 use crate::stores::ClientSettings;
-use crate::throttle::ByteRate;
+use crate::throttle::Rates;
 
 /// The largest piece of a body sent at once.
 const MAX_PIECE: usize = 256 << 10;
 /// The smallest piece of a paced body.
 const MIN_PIECE: usize = 16 << 10;
 
-/// Pieces of a paced body are a twentieth of a second's worth of the rate (at most
+/// Pieces of a paced body are a twentieth of a second's worth of the slowest rate (at most
 /// [`MAX_PIECE`]), so waiting for the next one never looks like a stalled request.
-fn piece_size(rate: Option<&ByteRate>) -> usize {
-    rate.map_or(MAX_PIECE, |r| {
-        ((r.bytes_per_second() / 20) as usize).clamp(MIN_PIECE, MAX_PIECE)
+fn piece_size(rates: &Rates) -> usize {
+    rates.slowest_bytes_per_second().map_or(MAX_PIECE, |r| {
+        ((r / 20) as usize).clamp(MIN_PIECE, MAX_PIECE)
     })
 }
 
@@ -60,12 +60,11 @@ pub(crate) struct ChecksummedS3 {
 
 impl ChecksummedS3 {
     /// `inner` (the location's object_store client) with its multipart uploads made here.
-    pub(crate) async fn wrap(
+    pub(crate) fn wrap(
         inner: Arc<dyn ObjectStore>,
         target: S3Target,
         credentials: &Credentials,
         settings: &ClientSettings,
-        upload_rate: Option<Arc<ByteRate>>,
     ) -> Result<ChecksummedS3> {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(5)))
@@ -78,7 +77,6 @@ impl ChecksummedS3 {
                 http,
                 settings: settings.clone(),
                 sse: SseHeaders::of(&credentials.s3_encryption)?,
-                upload_rate,
             }),
         })
     }
@@ -150,7 +148,6 @@ struct PartClient {
     http: reqwest::Client,
     settings: ClientSettings,
     sse: SseHeaders,
-    upload_rate: Option<Arc<ByteRate>>,
 }
 
 /// A failed S3 request: what was asked, what the store answered (or how sending failed).
@@ -271,10 +268,10 @@ impl Progress {
 /// any) before it is sent.
 fn body_stream(
     data: PutPayload,
-    rate: Option<Arc<ByteRate>>,
+    rates: Rates,
     progress: Progress,
 ) -> impl Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send + 'static {
-    let piece = piece_size(rate.as_deref());
+    let piece = piece_size(&rates);
     let pieces: Vec<Bytes> = data
         .into_iter()
         .flat_map(|chunk| {
@@ -290,12 +287,10 @@ fn body_stream(
         })
         .collect();
     futures::stream::iter(pieces).then(move |piece| {
-        let rate = rate.clone();
+        let rates = rates.clone();
         let progress = progress.clone();
         async move {
-            if let Some(rate) = rate {
-                rate.take(piece.len() as u64).await;
-            }
+            rates.take(piece.len() as u64).await;
             progress.touch();
             Ok(piece)
         }
@@ -518,6 +513,7 @@ impl PartClient {
         upload_id: &str,
         number: u16,
         data: PutPayload,
+        rates: &Rates,
     ) -> std::result::Result<CompletedPart, S3RequestError> {
         let crc = data
             .iter()
@@ -533,11 +529,8 @@ impl PartClient {
                 let mut signed: Vec<(&str, &str)> =
                     headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 signed.push(("content-length", &len));
-                let body = reqwest::Body::wrap_stream(body_stream(
-                    data.clone(),
-                    self.upload_rate.clone(),
-                    progress,
-                ));
+                let body =
+                    reqwest::Body::wrap_stream(body_stream(data.clone(), rates.clone(), progress));
                 Ok(self
                     .target
                     .signed(
@@ -655,6 +648,8 @@ struct ChecksummedUpload {
     key: Arc<str>,
     upload_id: Arc<str>,
     next_part: u16,
+    /// What this upload's parts are sent at.
+    rates: Rates,
     /// Uploaded parts by number − 1.
     parts: Arc<Mutex<Vec<Option<CompletedPart>>>>,
     /// Parts of this upload take turns sending while a rate is set.
@@ -670,6 +665,7 @@ impl MultipartUpload for ChecksummedUpload {
         let (key, upload_id) = (Arc::clone(&self.key), Arc::clone(&self.upload_id));
         let parts = Arc::clone(&self.parts);
         let turn = Arc::clone(&self.turn);
+        let rates = self.rates.clone();
         Box::pin(async move {
             if number > 10_000 {
                 return Err(object_store::Error::Generic {
@@ -677,12 +673,12 @@ impl MultipartUpload for ChecksummedUpload {
                     source: format!("{key}: more than 10000 parts").into(),
                 });
             }
-            let _turn = match client.upload_rate {
-                Some(_) => Some(turn.lock().await),
-                None => None,
+            let _turn = match rates.is_empty() {
+                false => Some(turn.lock().await),
+                true => None,
             };
             let part = client
-                .put_part(&key, &upload_id, number, data)
+                .put_part(&key, &upload_id, number, data, &rates)
                 .await
                 .map_err(S3RequestError::into_store_error)?;
             if let Ok(mut parts) = parts.lock() {
@@ -754,6 +750,7 @@ impl ObjectStore for ChecksummedS3 {
             key: key.into(),
             upload_id: upload_id.into(),
             next_part: 1,
+            rates: opts.extensions.get::<Rates>().cloned().unwrap_or_default(),
             parts: Arc::default(),
             turn: Arc::default(),
         }))

@@ -12,6 +12,7 @@
 //! is bounded by [`ClientSettings`]: no retry starts once `operation_timeout` has passed since
 //! the first attempt, and each attempt ends after `request_timeout`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use crate::location::{Location, S3Flavor};
 use crate::paced_upload::PacedStore;
 use crate::s3_multipart::ChecksummedS3;
 use crate::s3_signing::S3Target;
-use crate::throttle::ByteRate;
+use crate::throttle::{ByteRate, Rates, ScopedLimit};
 
 /// HTTP client behaviour shared by every store of a broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +134,16 @@ pub struct ObjectStores {
     offload_budget: OffloadBudget,
     /// Bytes per second all tier reads through these clients share (cache hits are free).
     read_rate: Option<Arc<ByteRate>>,
+    /// The rates of namespaces and topics whose offload policies set one, by direction and
+    /// scope.
+    scoped_rates: std::sync::Mutex<HashMap<(Direction, String), Arc<ByteRate>>>,
+}
+
+/// Which traffic a rate limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Upload,
+    Read,
 }
 
 impl std::fmt::Debug for ObjectStores {
@@ -158,6 +169,7 @@ impl ObjectStores {
             chunk_cache: None,
             offload_budget: OffloadBudget::default(),
             read_rate: None,
+            scoped_rates: Default::default(),
         }
     }
 
@@ -169,6 +181,33 @@ impl ObjectStores {
 
     pub fn read_rate(&self) -> Option<&Arc<ByteRate>> {
         self.read_rate.as_ref()
+    }
+
+    /// The rates a transfer in `direction` under `limits` (its namespace's, its topic's) is
+    /// under, the broker's first. A scope's rate is shared by every transfer under it and made
+    /// anew when its policy changes the rate.
+    pub fn rates(&self, direction: Direction, limits: &[ScopedLimit]) -> Rates {
+        let broker = match direction {
+            Direction::Upload => self.offload_budget.upload_rate(),
+            Direction::Read => self.read_rate.as_ref(),
+        };
+        let mut rates: Vec<Arc<ByteRate>> = broker.cloned().into_iter().collect();
+        if !limits.is_empty() {
+            let mut scoped = self
+                .scoped_rates
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for limit in limits {
+                let rate = scoped
+                    .entry((direction, limit.scope.clone()))
+                    .or_insert_with(|| Arc::new(ByteRate::per_second(limit.bytes_per_second)));
+                if rate.bytes_per_second() != limit.bytes_per_second {
+                    *rate = Arc::new(ByteRate::per_second(limit.bytes_per_second));
+                }
+                rates.push(Arc::clone(rate));
+            }
+        }
+        Rates::new(rates)
     }
 
     /// Offloads through these clients share `budget`.
@@ -205,8 +244,7 @@ impl ObjectStores {
         let key = (location.clone(), credentials.clone());
         self.stores
             .get_or_try_init(key, || async {
-                let rate = self.offload_budget.upload_rate().cloned();
-                let store = build(location, credentials, &self.settings, rate).await?;
+                let store = build(location, credentials, &self.settings).await?;
                 Ok(
                     Arc::new(CountingStore::new(store, Arc::clone(&self.counters)))
                         as Arc<dyn ObjectStore>,
@@ -286,12 +324,12 @@ fn encryption(
     })
 }
 
-/// Builds the client `location` needs, its multipart uploads paced by `upload_rate`.
+/// Builds the client `location` needs, its multipart uploads paced by the [`Rates`] their
+/// options carry.
 async fn build(
     location: &Location,
     credentials: &Credentials,
     settings: &ClientSettings,
-    upload_rate: Option<Arc<ByteRate>>,
 ) -> Result<Arc<dyn ObjectStore>> {
     location.validate()?;
     let driver = location.driver();
@@ -331,8 +369,7 @@ async fn build(
                 && let Some(target) = S3Target::new(location, credentials, Some(creds)).await?
             {
                 // Multipart uploads with CRC32C parts, paced while streaming.
-                let s3 =
-                    ChecksummedS3::wrap(store, target, credentials, settings, upload_rate).await?;
+                let s3 = ChecksummedS3::wrap(store, target, credentials, settings)?;
                 return Ok(Arc::new(s3));
             }
             store
@@ -388,8 +425,5 @@ async fn build(
             Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path).map_err(err)?)
         }
     };
-    Ok(match upload_rate {
-        Some(rate) => Arc::new(PacedStore::new(store, rate)),
-        None => store,
-    })
+    Ok(Arc::new(PacedStore::new(store)))
 }

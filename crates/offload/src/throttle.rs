@@ -1,9 +1,11 @@
-//! Byte-per-second limits on the tier's traffic (offload uploads, cold reads), shared by every
-//! topic of a broker. A token bucket (the `leaky-bucket` crate) refilled every 100 ms, with fair
+//! Byte-per-second limits on the tier's traffic (offload uploads, cold reads): one shared by
+//! every topic of a broker, and one per namespace or topic whose offload policies set one
+//! ([`ScopedLimit`]; a transfer passes when every rate it is under has let it: [`Rates`]). A token bucket (the `leaky-bucket` crate) refilled every 100 ms, with fair
 //! scheduling: waiting uploads (or reads) are served in the order they asked, a chunk at a time,
 //! so one topic's large offload cannot starve another's. A throttled transfer is slowed, never
 //! failed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A broker-wide byte rate.
@@ -16,6 +18,40 @@ pub struct ByteRate {
 }
 
 const REFILL_EVERY: Duration = Duration::from_millis(100);
+
+/// A byte rate that the transfers of one scope share, as an offload policy sets it: `scope`
+/// names the namespace (all its topics together) or the topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScopedLimit {
+    pub scope: String,
+    pub bytes_per_second: u64,
+}
+
+/// Every rate one transfer is under (the broker's, its namespace's, its topic's).
+#[derive(Debug, Clone, Default)]
+pub struct Rates(Vec<Arc<ByteRate>>);
+
+impl Rates {
+    pub fn new(rates: Vec<Arc<ByteRate>>) -> Self {
+        Rates(rates)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The lowest of the rates (`None`: no limit).
+    pub fn slowest_bytes_per_second(&self) -> Option<u64> {
+        self.0.iter().map(|r| r.bytes_per_second()).min()
+    }
+
+    /// Waits until every rate has let `bytes` more pass.
+    pub async fn take(&self, bytes: u64) {
+        for rate in &self.0 {
+            rate.take(bytes).await;
+        }
+    }
+}
 
 impl ByteRate {
     /// `bytes_per_second` on average. Unused permits accumulate up to one second's worth, so

@@ -33,6 +33,7 @@ use crate::format::ledger_metadata::{
 use crate::keys::{self, MANAGED_LEDGER_NAME};
 use crate::location::Location;
 use crate::source::LedgerSource;
+use crate::throttle::Rates;
 
 /// What an offload wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +123,8 @@ fn ledger_metadata(
     }
 }
 
-/// Offloads `source` under `uuid`: data object (multipart) first, index last.
+/// Offloads `source` under `uuid`: data object (multipart) first, index last; its parts are
+/// sent at `rates`.
 pub async fn offload_ledger(
     config: &OffloadConfig,
     store: &Arc<dyn ObjectStore>,
@@ -130,6 +132,7 @@ pub async fn offload_ledger(
     uuid: Uuid,
     extra: &BTreeMap<String, String>,
     budget: &OffloadBudget,
+    rates: Rates,
 ) -> Result<OffloadResult> {
     let ledger_id = source.ledger_id();
     let last = source.last_entry_id();
@@ -157,6 +160,12 @@ pub async fn offload_ledger(
             &data_path,
             PutMultipartOptions {
                 attributes: attrs("data"),
+                // The client paces the parts by these (`paced_upload`, `s3_multipart`).
+                extensions: {
+                    let mut e = object_store::Extensions::new();
+                    e.insert(rates);
+                    e
+                },
                 ..Default::default()
             },
         )

@@ -128,3 +128,81 @@ impl LedgerSource for Entries {
         Ok(self.0[first as usize..=last as usize].to_vec())
     }
 }
+
+/// A ledger of `n` entries of 4 KiB.
+fn four_kib_entries(n: u32) -> Entries {
+    Entries(
+        (0..n)
+            .map(|i| Bytes::from(i.to_be_bytes().repeat(1024)))
+            .collect(),
+    )
+}
+
+/// Namespace and topic rates (offload policies' `managedLedgerOffloadFlowPermitsPerSecond` and
+/// `…ReadFlowPermitsPerSecond`) are shared by the offloads and reads of their scope only: two
+/// topics of one namespace take twice as long as one, while a topic of another namespace, or
+/// one without a limit, is not slowed by them. Lower bounds only: a rate can only slow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_and_topic_rates_limit_their_own_offloads_and_reads() {
+    use offload::ScopedLimit;
+    use std::time::{Duration, Instant};
+    const RATE: u64 = 4_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let stores = Arc::new(ObjectStores::default());
+    let offloader = |sub: &str, upload: Option<&str>, read: Option<&str>| {
+        let mut c = OffloadConfig::new(Location::filesystem(dir.path().join(sub)));
+        c.max_block_size_bytes = 5 << 20;
+        let limit = |scope: &str| ScopedLimit {
+            scope: scope.into(),
+            bytes_per_second: RATE,
+        };
+        c.upload_limits = upload.map(limit).into_iter().collect();
+        c.read_limits = read.map(limit).into_iter().collect();
+        let stores = Arc::clone(&stores);
+        async move { Arc::new(BlobStoreOffloader::with_stores(c, stores).await.unwrap()) }
+    };
+    // ~4 MB per ledger: about a second at the rate.
+    let source = Arc::new(four_kib_entries(1000));
+    let timed_offload = |o: Arc<BlobStoreOffloader>| {
+        let source = Arc::clone(&source);
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let uuid = uuid::Uuid::new_v4();
+            o.offload(source.as_ref(), uuid, &BTreeMap::new())
+                .await
+                .unwrap();
+            (start.elapsed(), uuid)
+        })
+    };
+
+    // Two topics of namespace a: 8 MB at 4 MB/s together (less the bucket's first 0.4 MB).
+    let a1 = offloader("a1", Some("namespace t/a"), None).await;
+    let a2 = offloader("a2", Some("namespace t/a"), None).await;
+    let start = Instant::now();
+    let (x, y) = (timed_offload(a1), timed_offload(a2));
+    let (x, y) = (x.await.unwrap(), y.await.unwrap());
+    let shared = start.elapsed();
+    assert!(shared >= Duration::from_millis(1600), "{shared:?}");
+    assert!(
+        x.0.min(y.0) >= Duration::from_millis(1200),
+        "both wait: {x:?} {y:?}"
+    );
+
+    // A topic of namespace b at the same time as one without a limit: b's 4 MB take about a
+    // second, the other is not held back by anyone's rate.
+    let b = offloader("b", Some("namespace t/b"), None).await;
+    let free = offloader("free", None, Some("topic t/free/x")).await;
+    let (b_run, free_run) = (timed_offload(b), timed_offload(Arc::clone(&free)));
+    let (b_run, free_run) = (b_run.await.unwrap(), free_run.await.unwrap());
+    assert!(b_run.0 >= Duration::from_millis(700), "{b_run:?}");
+    assert!(free_run.0 < b_run.0, "{free_run:?} vs {b_run:?}");
+
+    // Reads under the topic's read rate: 4 MB take about a second, and read back whole.
+    let h = offload::TierReader::read(free.as_ref(), 1, free_run.1, free.location())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    assert_eq!(h.read(0, 999).await.unwrap(), source.0);
+    let read = start.elapsed();
+    assert!(read >= Duration::from_millis(700), "{read:?}");
+}

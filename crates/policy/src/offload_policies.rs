@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use ledger::ManagedLedgerConfig;
-use offload::{Credentials, Driver, Location, OffloadConfig, OffloadError};
+use offload::{Credentials, Driver, Location, OffloadConfig, OffloadError, ScopedLimit};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Properties};
@@ -95,6 +95,11 @@ offload_policies! {
     managed_ledger_offload_service_endpoint: String = "managedLedgerOffloadServiceEndpoint",
     managed_ledger_offload_max_block_size_in_bytes: u64 = "managedLedgerOffloadMaxBlockSizeInBytes",
     managed_ledger_offload_read_buffer_size_in_bytes: u64 = "managedLedgerOffloadReadBufferSizeInBytes",
+    // tierlog's: bytes per second that the offloads (the cold reads) of the namespace's topics
+    // together, or of the topic, may take, on top of the broker-wide limit of the same keys
+    // (which the broker's configuration sets, not this policy). <= 0: no limit.
+    managed_ledger_offload_flow_permits_per_second: i64 = "managedLedgerOffloadFlowPermitsPerSecond",
+    managed_ledger_offload_read_flow_permits_per_second: i64 = "managedLedgerOffloadReadFlowPermitsPerSecond",
 }
 
 /// What no offload policy sets: broker-wide settings (tierlog's own keys) and where the
@@ -268,6 +273,23 @@ impl OffloadPolicies {
                 .as_deref(),
         )
         .map_err(|reason| ResolveError::Offload(OffloadError::Config(reason)))
+    }
+
+    /// The upload and read limits this level of policy sets for `scope` (a namespace's topics
+    /// together, or one topic): values <= 0 set none.
+    pub fn scoped_limits(&self, scope: &str) -> (Option<ScopedLimit>, Option<ScopedLimit>) {
+        let limit = |v: Option<i64>| {
+            v.and_then(|v| u64::try_from(v).ok())
+                .filter(|v| *v > 0)
+                .map(|bytes_per_second| ScopedLimit {
+                    scope: scope.to_string(),
+                    bytes_per_second,
+                })
+        };
+        (
+            limit(self.managed_ledger_offload_flow_permits_per_second),
+            limit(self.managed_ledger_offload_read_flow_permits_per_second),
+        )
     }
 
     /// Whether no field is set.

@@ -115,8 +115,13 @@ impl PolicyService {
 
     // ----- effective configuration -----
 
-    /// What a topic runs with under these namespace and topic policies.
-    fn settings(&self, ns: &Policies, topic: &TopicPolicies) -> Result<TopicSettings> {
+    /// What `name` runs with under these namespace and topic policies.
+    fn settings(
+        &self,
+        name: &TopicName,
+        ns: &Policies,
+        topic: &TopicPolicies,
+    ) -> Result<TopicSettings> {
         let mut base = self.broker.managed_ledger.clone();
         if let Some(tier) = ns.hot_tier {
             base.hot_tier = tier;
@@ -135,7 +140,19 @@ impl PolicyService {
             .unwrap_or_default()
             .or(&ns_offload)
             .or(&self.broker.offload);
-        let (managed_ledger, offload) = merged.resolve(&self.broker.offload_defaults, &base)?;
+        let (managed_ledger, mut offload) = merged.resolve(&self.broker.offload_defaults, &base)?;
+        if let Some(config) = &mut offload {
+            // The namespace's rates are shared by all its topics, the topic's are its own; both
+            // come on top of the broker's.
+            let topic_level = topic.offload_policies.clone().unwrap_or_default();
+            for (upload, read) in [
+                ns_offload.scoped_limits(&format!("namespace {}", name.namespace())),
+                topic_level.scoped_limits(&format!("topic {name}")),
+            ] {
+                config.upload_limits.extend(upload);
+                config.read_limits.extend(read);
+            }
+        }
         Ok(TopicSettings {
             managed_ledger,
             offload,
@@ -146,7 +163,7 @@ impl PolicyService {
     pub async fn effective(&self, topic: &TopicName) -> Result<TopicSettings> {
         let ns = self.store.policies(topic.namespace()).await?;
         let tp = self.store.topic_policies(topic).await?;
-        self.settings(&ns, &tp)
+        self.settings(topic, &ns, &tp)
     }
 
     async fn offloader(&self, s: &TopicSettings) -> Result<Option<Arc<dyn LedgerOffloader>>> {
@@ -227,7 +244,7 @@ impl PolicyService {
                 continue;
             }
             let tp = self.store.topic_policies(&topic).await?;
-            let settings = self.settings(&policies, &tp)?;
+            let settings = self.settings(&topic, &policies, &tp)?;
             let offloader = self.offloader(&settings).await?;
             ml.set_config(settings.managed_ledger);
             ml.set_offloader(offloader);

@@ -85,6 +85,13 @@ pub struct OffloadPolicyArgs {
     deletion_lag: Option<String>,
     #[arg(long = "offloadedReadPriority")]
     read_priority: Option<String>,
+    /// tierlog's: bytes per second the offloads of the namespace's (topic's) topics may upload
+    /// together, on top of the broker's limit (size units allowed: 50M; <= 0: none).
+    #[arg(long = "offloadFlowPermitsPerSecond", allow_hyphen_values = true)]
+    flow_permits: Option<String>,
+    /// tierlog's: the same for cold reads from the tier.
+    #[arg(long = "offloadReadFlowPermitsPerSecond", allow_hyphen_values = true)]
+    read_flow_permits: Option<String>,
 }
 
 impl OffloadPolicyArgs {
@@ -165,6 +172,16 @@ impl OffloadPolicyArgs {
                 .map(|v| parse_time_seconds(v).map(|s| if s < 0 { s } else { s * 1000 }))
                 .transpose()?,
             managed_ledger_offloaded_read_priority: self.read_priority.clone(),
+            managed_ledger_offload_flow_permits_per_second: self
+                .flow_permits
+                .as_deref()
+                .map(parse_size)
+                .transpose()?,
+            managed_ledger_offload_read_flow_permits_per_second: self
+                .read_flow_permits
+                .as_deref()
+                .map(parse_size)
+                .transpose()?,
             ..OffloadPolicies::default()
         })
     }
