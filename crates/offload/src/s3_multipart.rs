@@ -489,7 +489,7 @@ impl PartClient {
                     &self.http,
                     creds,
                     reqwest::Method::POST,
-                    key,
+                    Some(key),
                     &[("uploads", "")],
                     &signed,
                 )
@@ -537,7 +537,7 @@ impl PartClient {
                         &self.http,
                         creds,
                         reqwest::Method::PUT,
-                        key,
+                        Some(key),
                         &[("partNumber", &number), ("uploadId", upload_id)],
                         &signed,
                     )?
@@ -602,7 +602,7 @@ impl PartClient {
                         &self.http,
                         creds,
                         reqwest::Method::POST,
-                        key,
+                        Some(key),
                         &[("uploadId", upload_id)],
                         &signed,
                     )?
@@ -626,7 +626,7 @@ impl PartClient {
                     &self.http,
                     creds,
                     reqwest::Method::DELETE,
-                    key,
+                    Some(key),
                     &[("uploadId", upload_id)],
                     &[],
                 )

@@ -1,27 +1,26 @@
-//! What an S3 request that object_store cannot make is signed for: the bucket (endpoint, URL
-//! style, region) and the credentials the location's object_store client uses. Requests are
-//! signed by rusty-s3's SigV4 signer (query-string signing); tierlog writes no SigV4 itself.
+//! The S3 requests object_store cannot make (multipart uploads with CRC32C parts, listing and
+//! aborting incomplete uploads): where they go (the bucket's URL, path-style with a configured
+//! endpoint, virtual-hosted on AWS, as the object_store client addresses it) and how they are
+//! signed (the AWS SDK's SigV4 signer, `aws-sigv4`, with the credentials the location's client
+//! uses); tierlog writes no SigV4 itself.
 //!
-//! A signed URL carries the access key id, a session token and a signature: it is never logged
-//! nor put in an error (see [`without_url`]).
+//! The signing headers carry the access key id, a session token and a signature: requests are
+//! never logged whole, and errors lose their URL ([`without_url`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use object_store::aws::{AwsCredential, AwsCredentialProvider};
-use rusty_s3::{Bucket, UrlStyle};
 
 use crate::config::Credentials;
 use crate::credentials;
 use crate::error::{OffloadError, Result};
 use crate::location::Location;
 
-/// How long a signed URL stays valid: requests are signed just before they are sent.
-pub(crate) const SIGNED_FOR: Duration = Duration::from_secs(60);
-
 /// The bucket of an S3 location and where its credentials come from.
 pub(crate) struct S3Target {
-    pub bucket: Bucket,
+    /// The bucket's URL (objects are path segments below it).
+    bucket_url: url::Url,
+    region: String,
     provider: AwsCredentialProvider,
     pub location: Location,
 }
@@ -51,24 +50,23 @@ impl S3Target {
         };
         let region = location.region_or_default();
         // A configured endpoint means path-style addressing, as the object_store client does.
-        let (base, style) = match endpoint {
-            Some(e) => (e.clone(), UrlStyle::Path),
-            None => (
-                format!("https://s3.{region}.amazonaws.com"),
-                UrlStyle::VirtualHost,
-            ),
+        let text = match endpoint {
+            Some(e) => format!("{}/{bucket}", e.trim_end_matches('/')),
+            None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
         };
-        let base = base
-            .parse()
-            .map_err(|e| OffloadError::Config(format!("S3 endpoint {base:?}: {e}")))?;
-        let bucket = Bucket::new(base, style, bucket.clone(), region)
-            .map_err(|e| OffloadError::Config(format!("S3 bucket {bucket:?}: {e}")))?;
+        let bucket_url = url::Url::parse(&text)
+            .ok()
+            .filter(|u| !u.cannot_be_a_base())
+            .ok_or_else(|| {
+                OffloadError::Config(format!("S3 endpoint and bucket make no URL: {text:?}"))
+            })?;
         let provider = match provider {
             Some(p) => p,
             None => credentials::aws_provider(location, config).await?,
         };
         Ok(Some(S3Target {
-            bucket,
+            bucket_url,
+            region,
             provider,
             location: location.clone(),
         }))
@@ -84,19 +82,22 @@ impl S3Target {
                 detail: e.to_string(),
             })
     }
-
-    /// The same credentials for rusty-s3's query-string signer.
-    pub async fn query_credentials(&self) -> Result<rusty_s3::Credentials> {
-        let c = self.credentials().await?;
-        Ok(match &c.token {
-            Some(t) => rusty_s3::Credentials::new_with_token(&c.key_id, &c.secret_key, t),
-            None => rusty_s3::Credentials::new(&c.key_id, &c.secret_key),
-        })
-    }
 }
 
 impl S3Target {
-    /// `request` for `method` on `key` with `query`, its `headers` and the SigV4 headers
+    /// The URL of `key`, or of the bucket itself.
+    fn url(&self, key: Option<&str>) -> url::Url {
+        let mut url = self.bucket_url.clone();
+        if let Some(key) = key
+            && let Ok(mut segments) = url.path_segments_mut()
+        {
+            segments.pop_if_empty().extend(key.split('/'));
+        }
+        url
+    }
+
+    /// `request` for `method` on `key` (`None`: the bucket) with `query`, its `headers` and the
+    /// SigV4 headers
     /// (`authorization`, `x-amz-date`, `x-amz-content-sha256: UNSIGNED-PAYLOAD`, a session
     /// token), signed by the AWS SDK's signer (`aws-sigv4`) with S3's URI rules. The body is
     /// not signed: what protects it is the caller's business (a checksum header).
@@ -105,7 +106,7 @@ impl S3Target {
         http: &reqwest::Client,
         creds: &AwsCredential,
         method: reqwest::Method,
-        key: &str,
+        key: Option<&str>,
         query: &[(&str, &str)],
         headers: &[(&str, &str)],
     ) -> Result<reqwest::RequestBuilder> {
@@ -113,7 +114,7 @@ impl S3Target {
             PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
             SigningSettings, UriPathNormalizationMode, sign,
         };
-        let mut url = self.bucket.object_url(key);
+        let mut url = self.url(key);
         if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in query {
@@ -138,7 +139,7 @@ impl S3Target {
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
-            .region(self.bucket.region())
+            .region(&self.region)
             .name("s3")
             .time(std::time::SystemTime::now())
             .settings(settings)

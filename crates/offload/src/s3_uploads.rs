@@ -2,13 +2,12 @@
 //! which object_store does not offer. Requests are signed for the location's bucket and
 //! credentials ([`crate::s3_signing`]) and sent with reqwest (object_store's HTTP client).
 
-use rusty_s3::{Bucket, S3Action};
 use serde::Deserialize;
 
 use crate::config::Credentials;
 use crate::error::{OffloadError, Result};
 use crate::location::Location;
-use crate::s3_signing::{S3Target, SIGNED_FOR, without_url};
+use crate::s3_signing::{S3Target, without_url};
 
 /// One upload that was started and neither completed nor aborted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,18 +36,6 @@ struct UploadXml {
     initiated: String,
 }
 
-/// The bucket and signing credentials of an S3 location (`None` for other families).
-async fn bucket(
-    location: &Location,
-    config: &Credentials,
-) -> Result<Option<(Bucket, rusty_s3::Credentials)>> {
-    let Some(target) = S3Target::new(location, config, None).await? else {
-        return Ok(None);
-    };
-    let creds = target.query_credentials().await?;
-    Ok(Some((target.bucket, creds)))
-}
-
 fn failed(location: &Location, op: &'static str, detail: String) -> OffloadError {
     OffloadError::Multipart {
         op,
@@ -59,7 +46,7 @@ fn failed(location: &Location, op: &'static str, detail: String) -> OffloadError
 
 /// Every incomplete multipart upload of the location's bucket (none for non-S3 locations).
 pub async fn list(location: &Location, config: &Credentials) -> Result<Vec<IncompleteUpload>> {
-    let Some((bucket, creds)) = bucket(location, config).await? else {
+    let Some(target) = S3Target::new(location, config, None).await? else {
         return Ok(Vec::new());
     };
     let client = reqwest::Client::new();
@@ -71,19 +58,9 @@ pub async fn list(location: &Location, config: &Credentials) -> Result<Vec<Incom
             query.push(("key-marker", k));
             query.push(("upload-id-marker", u));
         }
-        let url = rusty_s3::signing::sign(
-            &jiff::Timestamp::now(),
-            rusty_s3::Method::Get,
-            bucket.base_url().clone(),
-            creds.key(),
-            creds.secret(),
-            creds.token(),
-            bucket.region(),
-            SIGNED_FOR.as_secs(),
-            query.iter().copied(),
-            std::iter::empty(),
-        );
-        let response = client.get(url).send().await.map_err(|e| {
+        let creds = target.credentials().await?;
+        let request = target.signed(&client, &creds, reqwest::Method::GET, None, &query, &[])?;
+        let response = request.send().await.map_err(|e| {
             failed(
                 location,
                 "listing multipart uploads",
@@ -145,18 +122,19 @@ pub async fn abort(
     config: &Credentials,
     upload: &IncompleteUpload,
 ) -> Result<()> {
-    let Some((bucket, creds)) = bucket(location, config).await? else {
+    let Some(target) = S3Target::new(location, config, None).await? else {
         return Ok(());
     };
-    let url = rusty_s3::actions::AbortMultipartUpload::new(
-        &bucket,
-        Some(&creds),
-        &upload.key,
-        &upload.upload_id,
-    )
-    .sign(SIGNED_FOR);
-    let response = reqwest::Client::new()
-        .delete(url)
+    let creds = target.credentials().await?;
+    let response = target
+        .signed(
+            &reqwest::Client::new(),
+            &creds,
+            reqwest::Method::DELETE,
+            Some(&upload.key),
+            &[("uploadId", &upload.upload_id)],
+            &[],
+        )?
         .send()
         .await
         .map_err(|e| {
