@@ -96,6 +96,11 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr on a full disk) is dropped. With this on,
+        // tracing-subscriber reports the failure with eprintln!, which panics when stderr
+        // fails too: the task that logged (an append refused for want of space) died and its
+        // producer waited forever.
+        .log_internal_errors(false)
         .init();
 }
 
