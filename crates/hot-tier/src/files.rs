@@ -10,6 +10,8 @@ use crate::error::{HotTierError, Result};
 
 pub const OPEN_SUFFIX: &str = "open";
 pub const SEALED_SUFFIX: &str = "sealed";
+pub const JOURNAL_SUFFIX: &str = "journal";
+pub const CHECKPOINT_FILE: &str = "checkpoint";
 
 pub fn open_path(dir: &Path, ledger_id: u64) -> PathBuf {
     dir.join(format!("{ledger_id:020}.{OPEN_SUFFIX}"))

@@ -141,6 +141,133 @@ pub fn decode_footer_offsets(ledger_id: u64, bytes: &[u8], n: u64, crc: u32) -> 
     Ok(offsets)
 }
 
+/// Journal files. All integers little-endian.
+///
+/// ```text
+/// journal    := "TLJRNL01" seq:u64 chunk*
+/// chunk      := crc:u32 len:u32 ledger_id:u64 records[len]
+///               crc = CRC32C(len_le ‖ ledger_id_le ‖ records)
+/// records    := record+                        (the ledger-file records of one ledger, in entry order)
+/// checkpoint := "TLCKPT01" seq:u64 offset:u64 crc:u32   crc = CRC32C(seq_le ‖ offset_le)
+/// ```
+///
+/// A chunk carries exactly the bytes that go to the ledger's own file, so replay copies them
+/// there unchanged. The chunk CRC covers everything after itself, so a torn or stale chunk
+/// ends the replay of its file; the records inside also keep their own CRCs.
+pub const JOURNAL_MAGIC: &[u8; 8] = b"TLJRNL01";
+pub const JOURNAL_HEADER_LEN: u64 = 16;
+pub const CHUNK_HEADER_LEN: usize = 16;
+pub const CHECKPOINT_MAGIC: &[u8; 8] = b"TLCKPT01";
+pub const CHECKPOINT_LEN: usize = 28;
+
+pub fn encode_journal_header(seq: u64) -> [u8; JOURNAL_HEADER_LEN as usize] {
+    let mut h = [0u8; JOURNAL_HEADER_LEN as usize];
+    h[..8].copy_from_slice(JOURNAL_MAGIC);
+    h[8..].copy_from_slice(&seq.to_le_bytes());
+    h
+}
+
+/// Checks a journal file header and returns the sequence number it names.
+pub fn decode_journal_header(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < JOURNAL_HEADER_LEN as usize || &bytes[..8] != JOURNAL_MAGIC {
+        return None;
+    }
+    Some(u64::from_le_bytes(bytes[8..16].try_into().ok()?))
+}
+
+fn chunk_crc(len: u32, ledger_id: u64, records: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(&len.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc, &ledger_id.to_le_bytes());
+    crc32c::crc32c_append(crc, records)
+}
+
+/// Appends one chunk (header and `records`) to `out`.
+pub fn encode_chunk(out: &mut Vec<u8>, ledger_id: u64, records: &[u8]) {
+    let len = records.len() as u32;
+    out.extend_from_slice(&chunk_crc(len, ledger_id, records).to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&ledger_id.to_le_bytes());
+    out.extend_from_slice(records);
+}
+
+/// The fixed part of a chunk, decoded but not yet verified against its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkHeader {
+    pub crc: u32,
+    pub len: u32,
+    pub ledger_id: u64,
+}
+
+pub fn decode_chunk_header(bytes: &[u8; CHUNK_HEADER_LEN]) -> ChunkHeader {
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&bytes[0..4]);
+    let mut len = [0u8; 4];
+    len.copy_from_slice(&bytes[4..8]);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&bytes[8..16]);
+    ChunkHeader {
+        crc: u32::from_le_bytes(crc),
+        len: u32::from_le_bytes(len),
+        ledger_id: u64::from_le_bytes(id),
+    }
+}
+
+impl ChunkHeader {
+    /// True when `records` is exactly what this header was written with.
+    pub fn matches(&self, records: &[u8]) -> bool {
+        records.len() == self.len as usize
+            && chunk_crc(self.len, self.ledger_id, records) == self.crc
+    }
+}
+
+/// Splits the records of a verified chunk into (entry id, whole record bytes). Stops at the first
+/// record that does not decode or match its own CRC (none should: the chunk CRC held).
+pub fn chunk_records(records: &[u8]) -> Vec<(u64, &[u8])> {
+    let mut out = Vec::new();
+    let mut rest = records;
+    while let Some(header) = rest
+        .get(..RECORD_HEADER_LEN)
+        .and_then(|h| <&[u8; RECORD_HEADER_LEN]>::try_from(h).ok())
+    {
+        let header = decode_record_header(header);
+        let end = RECORD_HEADER_LEN + header.len as usize;
+        let Some(payload) = rest.get(RECORD_HEADER_LEN..end) else {
+            break;
+        };
+        if !header.matches(payload) {
+            break;
+        }
+        out.push((header.entry_id, &rest[..end]));
+        rest = &rest[end..];
+    }
+    out
+}
+
+pub fn encode_checkpoint(seq: u64, offset: u64) -> [u8; CHECKPOINT_LEN] {
+    let mut c = [0u8; CHECKPOINT_LEN];
+    c[..8].copy_from_slice(CHECKPOINT_MAGIC);
+    c[8..16].copy_from_slice(&seq.to_le_bytes());
+    c[16..24].copy_from_slice(&offset.to_le_bytes());
+    let crc = crc32c::crc32c(&c[8..24]);
+    c[24..28].copy_from_slice(&crc.to_le_bytes());
+    c
+}
+
+/// The (journal sequence, offset) a checkpoint names, or `None` if it is damaged.
+pub fn decode_checkpoint(bytes: &[u8]) -> Option<(u64, u64)> {
+    if bytes.len() != CHECKPOINT_LEN || &bytes[..8] != CHECKPOINT_MAGIC {
+        return None;
+    }
+    let crc = u32::from_le_bytes(bytes[24..28].try_into().ok()?);
+    if crc32c::crc32c(&bytes[8..24]) != crc {
+        return None;
+    }
+    Some((
+        u64::from_le_bytes(bytes[8..16].try_into().ok()?),
+        u64::from_le_bytes(bytes[16..24].try_into().ok()?),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +312,54 @@ mod tests {
             let _ = decode_footer_trailer(1, &bytes);
             let _ = decode_footer_offsets(1, &bytes, n, crc);
             let _ = decode_file_header(&bytes);
+        }
+        #[test]
+        fn chunk_round_trip(ledger_id in any::<u64>(), payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..8)) {
+            let mut records = Vec::new();
+            for (i, p) in payloads.iter().enumerate() {
+                encode_record(&mut records, 10 + i as u64, p);
+            }
+            let mut chunk = Vec::new();
+            encode_chunk(&mut chunk, ledger_id, &records);
+            let header = decode_chunk_header(chunk[..CHUNK_HEADER_LEN].try_into().unwrap());
+            prop_assert_eq!(header.ledger_id, ledger_id);
+            prop_assert!(header.matches(&chunk[CHUNK_HEADER_LEN..]));
+            let split = chunk_records(&chunk[CHUNK_HEADER_LEN..]);
+            prop_assert_eq!(split.len(), payloads.len());
+            for (i, (id, rec)) in split.iter().enumerate() {
+                prop_assert_eq!(*id, 10 + i as u64);
+                prop_assert_eq!(&rec[RECORD_HEADER_LEN..], &payloads[i][..]);
+            }
+        }
+
+        #[test]
+        fn any_flipped_bit_of_a_chunk_is_detected(payload in proptest::collection::vec(any::<u8>(), 1..512), bit in any::<usize>()) {
+            let mut records = Vec::new();
+            encode_record(&mut records, 3, &payload);
+            let mut chunk = Vec::new();
+            encode_chunk(&mut chunk, 9, &records);
+            let bit = bit % (chunk.len() * 8);
+            chunk[bit / 8] ^= 1 << (bit % 8);
+            let header = decode_chunk_header(chunk[..CHUNK_HEADER_LEN].try_into().unwrap());
+            prop_assert!(!(header.ledger_id == 9 && header.matches(&chunk[CHUNK_HEADER_LEN..])));
+        }
+
+        #[test]
+        fn journal_decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_journal_header(&bytes);
+            let _ = decode_checkpoint(&bytes);
+            let _ = chunk_records(&bytes);
+            if let Some(h) = bytes.get(..CHUNK_HEADER_LEN) {
+                let _ = decode_chunk_header(h.try_into().unwrap()).matches(&bytes[CHUNK_HEADER_LEN..]);
+            }
+        }
+
+        #[test]
+        fn checkpoint_round_trip(seq in any::<u64>(), offset in any::<u64>(), bit in 0usize..224) {
+            let mut c = encode_checkpoint(seq, offset);
+            prop_assert_eq!(decode_checkpoint(&c), Some((seq, offset)));
+            c[bit / 8] ^= 1 << (bit % 8);
+            prop_assert_eq!(decode_checkpoint(&c), None);
         }
     }
 }

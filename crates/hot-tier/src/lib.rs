@@ -5,19 +5,23 @@
 //! eventually deleted. It knows nothing of topics, cursors or the Pulsar protocol.
 //!
 //! Guarantees:
-//! - an append is acknowledged only after its bytes are durable (`fdatasync`); concurrent appends
-//!   share fsyncs (group commit, see [`writer`]);
+//! - an append is acknowledged only after its bytes are durable (`fdatasync`); the appends of
+//!   all open ledgers share one journal and its fsyncs (group commit, see the `journal` module), served by
+//!   a fixed number of threads whatever the number of ledgers;
 //! - every entry carries a CRC32C; damaged bytes are reported as
 //!   [`HotTierError::ChecksumMismatch`], never served;
-//! - at start-up, ledgers that were still open are truncated to their last valid entry and sealed
-//!   ([`recovery`]);
+//! - at start-up, ledgers that were still open are completed from the journal, truncated to their
+//!   last valid entry and sealed (the `replay` module, [`recovery`]);
 //! - any durable entry of any ledger, open or sealed, can be read while others are written.
 
+mod checkpoint;
 pub mod error;
 mod files;
 pub mod format;
+mod journal;
 mod read;
 pub mod recovery;
+mod replay;
 mod store;
 pub mod writer;
 

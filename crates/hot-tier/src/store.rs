@@ -1,39 +1,57 @@
-//! The ledger store: a directory of ledger files with create / append / seal / read / delete.
+//! The ledger store: a directory of ledger files with create / append / seal / read / delete,
+//! and the journal that makes the appends of all its open ledgers durable together.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::error::{HotTierError, Result};
 use crate::files::{self, LedgerFileKind};
-use crate::format::{
-    FOOTER_TRAILER_LEN, decode_footer_offsets, decode_footer_trailer, encode_footer,
-};
+use crate::format::{FOOTER_TRAILER_LEN, decode_footer_offsets, decode_footer_trailer};
+use crate::journal::{Journal, JournalOptions, Position};
 use crate::read::{EntryIndex, read_range};
-use crate::recovery;
 use crate::writer::{LedgerWriter, OpenLedger, SealedLedger};
 
-/// Limits of the store. Units are in the names.
+/// Limits and layout of the store. Units are in the names.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Largest payload accepted by `append` (and believed during recovery).
     pub max_entry_bytes: usize,
-    /// Bytes an open ledger may hold in its pending batch before `append` waits.
-    pub max_pending_bytes_per_ledger: usize,
+    /// Bytes all open ledgers together may hold in pending rounds before `append` waits.
+    pub max_pending_bytes: usize,
     /// How many sealed ledgers keep their file handle and offset index in memory.
     pub sealed_cache_ledgers: usize,
+    /// Where the journal lives (BookKeeper's `journalDirectory`); `journal` inside the ledger
+    /// directory when unset. Another disk than the ledgers' keeps the journal's fsyncs off
+    /// their writeback.
+    pub journal_dir: Option<PathBuf>,
+    /// A journal file is closed and a new one started past this size (`journalMaxSizeMB`).
+    pub journal_file_bytes: u64,
+    /// A ledger that brings at least this much to one round is written to its own file and
+    /// fsynced there instead of being copied into the journal too.
+    pub direct_write_min_bytes: usize,
+    /// The longest time between checkpoints (BookKeeper's `flushInterval`).
+    pub checkpoint_interval: Duration,
+    /// A checkpoint starts early once this much was journaled since the last one.
+    pub checkpoint_journal_bytes: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             max_entry_bytes: 64 << 20,
-            max_pending_bytes_per_ledger: 64 << 20,
+            max_pending_bytes: 64 << 20,
             sealed_cache_ledgers: 64,
+            journal_dir: None,
+            journal_file_bytes: 512 << 20,
+            direct_write_min_bytes: 512 << 10,
+            checkpoint_interval: Duration::from_secs(10),
+            checkpoint_journal_bytes: 256 << 20,
         }
     }
 }
@@ -66,6 +84,7 @@ struct Inner {
     options: StoreOptions,
     open: Mutex<HashMap<u64, Arc<OpenLedger>>>,
     sealed: Mutex<HashMap<u64, Arc<SealedHandle>>>,
+    journal: Journal,
 }
 
 /// Durable local ledger storage. Cheap to clone.
@@ -76,31 +95,58 @@ pub struct LedgerStore {
 
 impl LedgerStore {
     /// Opens (creating if needed) the store in `dir`. Ledgers left open by a previous process are
-    /// recovered: truncated to their last valid entry and sealed. They are returned so the caller
-    /// can record their final size.
+    /// completed from the journal, truncated to their last valid entry and sealed
+    /// ([`crate::replay`]). They are returned so the caller can record their final size.
     pub fn open(
         dir: impl Into<PathBuf>,
         options: StoreOptions,
     ) -> Result<(Self, Vec<RecoveredLedger>)> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| HotTierError::io("create directory", &dir, e))?;
+        let journal_dir = options
+            .journal_dir
+            .clone()
+            .unwrap_or_else(|| dir.join("journal"));
+        std::fs::create_dir_all(&journal_dir)
+            .map_err(|e| HotTierError::io("create directory", &journal_dir, e))?;
+        let replayed = crate::replay::replay(&dir, &journal_dir, options.max_entry_bytes)?;
+        let journal = Journal::start(
+            JournalOptions {
+                dir: journal_dir.clone(),
+                ledger_dir: dir.clone(),
+                file_bytes: options.journal_file_bytes.max(1),
+                direct_write_min_bytes: options.direct_write_min_bytes,
+                max_pending_bytes: options
+                    .max_pending_bytes
+                    .max(options.max_entry_bytes + 64)
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+                checkpoint_interval: options.checkpoint_interval,
+                checkpoint_journal_bytes: options.checkpoint_journal_bytes,
+            },
+            replayed.next_seq,
+        )?;
+        // Every recovered ledger is sealed: the old journal is not needed once a checkpoint
+        // names the new one.
+        crate::checkpoint::write_checkpoint(
+            &journal_dir,
+            Position {
+                seq: replayed.next_seq,
+                offset: crate::format::JOURNAL_HEADER_LEN,
+            },
+        )?;
+        for path in &replayed.old_journal {
+            std::fs::remove_file(path).map_err(|e| HotTierError::io("delete", path, e))?;
+        }
         let store = LedgerStore {
             inner: Arc::new(Inner {
                 dir,
                 options,
                 open: Mutex::new(HashMap::new()),
                 sealed: Mutex::new(HashMap::new()),
+                journal,
             }),
         };
-        let mut recovered = Vec::new();
-        for (kind, _) in store.scan_dir()? {
-            match kind {
-                LedgerFileKind::Open(id) => recovered.push(store.recover_open(id)?),
-                LedgerFileKind::Sealed(_) => {}
-            }
-        }
-        recovered.sort_by_key(|r| r.sealed.ledger_id);
-        Ok((store, recovered))
+        Ok((store, replayed.recovered))
     }
 
     pub fn dir(&self) -> &Path {
@@ -142,57 +188,23 @@ impl LedgerStore {
         Ok(ids)
     }
 
-    fn recover_open(&self, id: u64) -> Result<RecoveredLedger> {
-        let dir = &self.inner.dir;
-        let path = files::open_path(dir, id);
-        let file = files::open_rw(&path)?;
-        let outcome = recovery::scan(id, &path, &file, self.inner.options.max_entry_bytes)?;
-        if outcome.header_missing {
-            file.write_all_at(&crate::format::encode_file_header(id), 0)
-                .map_err(|e| HotTierError::io("write header", &path, e))?;
-        }
-        if outcome.discarded_bytes > 0 {
-            tracing::warn!(
-                ledger_id = id,
-                discarded_bytes = outcome.discarded_bytes,
-                entries = outcome.index.offsets.len(),
-                "truncated torn or corrupt tail of unsealed ledger"
-            );
-        }
-        let footer = encode_footer(&outcome.index.offsets);
-        file.set_len(outcome.index.data_end)
-            .and_then(|_| file.write_all_at(&footer, outcome.index.data_end))
-            .and_then(|_| file.sync_all())
-            .map_err(|e| HotTierError::io("seal recovered ledger", &path, e))?;
-        std::fs::rename(&path, files::sealed_path(dir, id))
-            .map_err(|e| HotTierError::io("rename", &path, e))?;
-        files::fsync_dir(dir)?;
-        Ok(RecoveredLedger {
-            sealed: SealedLedger {
-                ledger_id: id,
-                entries: outcome.index.offsets.len() as u64,
-                size_bytes: outcome.index.payload_bytes,
-            },
-            discarded_bytes: outcome.discarded_bytes,
-        })
-    }
-
-    /// Creates ledger `id` and returns its only writer.
+    /// Creates ledger `id` and returns its only writer. Returns at once: the file's creation is
+    /// made durable by the round that acknowledges the ledger's first append.
     pub fn create_ledger(&self, id: u64) -> Result<LedgerWriter> {
         if files::sealed_path(&self.inner.dir, id).exists() {
             return Err(HotTierError::LedgerExists(id));
         }
-        let o = &self.inner.options;
         let ledger = OpenLedger::create(
             self.inner.dir.clone(),
             id,
-            o.max_entry_bytes,
-            o.max_pending_bytes_per_ledger.max(o.max_entry_bytes + 64),
+            self.inner.options.max_entry_bytes,
         )?;
+        self.inner.journal.shared.note_created();
         self.lock_open().insert(id, Arc::clone(&ledger));
         let weak = Arc::downgrade(&self.inner);
         Ok(LedgerWriter {
             ledger,
+            journal: Arc::clone(&self.inner.journal.shared),
             on_sealed: Box::new(move |id| {
                 if let Some(inner) = weak.upgrade() {
                     inner

@@ -1,79 +1,58 @@
-//! The single writer of an open ledger, with group commit.
+//! The single writer of an open ledger.
 //!
-//! `append` encodes the record into the ledger's pending batch and returns at once with a
-//! [`PendingAppend`] that resolves when the entry is durable. Two threads per open ledger form a
-//! pipeline: the flusher takes the whole pending batch and writes it with one `pwrite`; the
-//! syncer takes every batch written so far, makes them durable with one `fdatasync` and completes
-//! their waiters in entry order. The copy of one batch into the page cache thus overlaps the
-//! fsync of the previous ones (the flusher spent ~70 % of its time waiting on fsync before), and
-//! while either runs new appends collect in the next batch, so many appends share one fsync.
+//! `append` gives the ledger's next entry id and file position to the record and queues it in
+//! the store's [`journal`](crate::journal), which makes it durable together with the appends of
+//! every other ledger (group commit) and resolves its [`PendingAppend`] in entry order. An open
+//! ledger owns no thread: its file, its durable index for readers and its failure state.
 //!
-//! Memory is bounded: every append first takes permits (bytes) from a per-ledger budget that the
-//! flusher gives back after the batch is durable; a full budget makes `append` wait.
-//!
-//! Crash windows: a record is acknowledged only after the fsync that covers it returned; a crash
-//! before that can leave it torn or partly written, which start-up recovery truncates.
+//! Memory is bounded by the journal's budget: every append first takes permits (bytes) that are
+//! given back once its round is settled; a full budget makes `append` wait.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::{HotTierError, Result};
 use crate::files;
-use crate::format::{FILE_HEADER_LEN, RECORD_HEADER_LEN, encode_footer, encode_record};
+use crate::format::{FILE_HEADER_LEN, RECORD_HEADER_LEN, encode_footer};
+use crate::journal::{SealJob, Shared};
 use crate::read::EntryIndex;
-
-struct Waiter {
-    entry_id: u64,
-    tx: oneshot::Sender<Result<u64>>,
-}
-
-#[derive(Default)]
-struct Batch {
-    bytes: Vec<u8>,
-    waiters: Vec<Waiter>,
-    offsets: Vec<u64>,
-    payload_bytes: u64,
-    permits: usize,
-}
-
-/// Batches written but not yet covered by an fsync, handed from the flusher to the syncer.
-#[derive(Default)]
-struct SyncQueue {
-    /// (batch without its bytes, file offset where it ends), in file order.
-    written: Vec<(Batch, u64)>,
-    /// The flusher has stopped: the syncer drains the queue and ends.
-    done: bool,
-}
 
 /// Why a ledger stopped taking appends.
 #[derive(Debug, Clone)]
-struct Failure {
+pub(crate) struct Failure {
     reason: String,
     out_of_space: bool,
 }
 
 impl Failure {
-    fn of(what: String, e: &std::io::Error) -> Failure {
+    pub fn of(what: String, e: &std::io::Error) -> Failure {
         Failure {
             reason: format!("{what}: {e}"),
             out_of_space: crate::error::out_of_space(e),
         }
     }
 
-    fn plain(reason: String) -> Failure {
+    pub fn plain(reason: String) -> Failure {
         Failure {
             reason,
             out_of_space: false,
         }
     }
 
-    fn error(&self, ledger_id: u64) -> HotTierError {
+    pub fn from_error(e: &HotTierError) -> Failure {
+        Failure {
+            reason: e.to_string(),
+            out_of_space: e.is_out_of_space(),
+        }
+    }
+
+    pub fn error(&self, ledger_id: u64) -> HotTierError {
         HotTierError::LedgerFailed {
             ledger_id,
             reason: self.reason.clone(),
@@ -86,46 +65,32 @@ struct WriterState {
     next_entry_id: u64,
     /// File position where the next record will be placed (after everything pending).
     next_offset: u64,
-    batch: Batch,
-    /// The previous batch's buffer, cleared, for the next batch: reusing it spares a fresh
-    /// multi-megabyte allocation (and its page faults) per group commit.
-    spare: Vec<u8>,
     failed: Option<Failure>,
-    /// Set once `seal` was called: no more appends; the flusher seals when the batch is drained.
-    seal_requested: Option<oneshot::Sender<Result<EntryIndex>>>,
-    closing: bool,
+    /// `seal` was called, or the writer dropped: no more appends.
+    closed: bool,
 }
 
-/// An open ledger: shared by its writer, its flusher thread and readers.
+/// An open ledger: shared by its writer, the journal's threads and readers.
 pub(crate) struct OpenLedger {
     pub id: u64,
     dir: PathBuf,
     pub path: PathBuf,
     pub file: File,
     state: Mutex<WriterState>,
-    wake: Condvar,
     /// Entries known durable; readers see exactly these.
     pub durable: RwLock<EntryIndex>,
-    budget: Semaphore,
-    budget_bytes: usize,
     max_entry_bytes: usize,
-    /// Batches made durable so far (each one `fdatasync`).
-    fsyncs: AtomicU64,
-    sync: Mutex<SyncQueue>,
-    sync_wake: Condvar,
+    /// Group commits that made entries of this ledger durable.
+    rounds: AtomicU64,
 }
 
 impl OpenLedger {
-    /// Creates the file (header fsynced, directory entry fsynced) and starts the flusher thread.
-    pub fn create(
-        dir: PathBuf,
-        id: u64,
-        max_entry_bytes: usize,
-        budget_bytes: usize,
-    ) -> Result<Arc<Self>> {
-        use std::io::Write;
+    /// Creates the file with its header. Not fsynced here: the journal fsyncs the directory (and
+    /// the file's records) before the first append of the ledger is acknowledged; a ledger lost
+    /// by a crash before that held nothing acknowledged.
+    pub fn create(dir: PathBuf, id: u64, max_entry_bytes: usize) -> Result<Arc<Self>> {
         let path = files::open_path(&dir, id);
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
@@ -134,11 +99,9 @@ impl OpenLedger {
                 std::io::ErrorKind::AlreadyExists => HotTierError::LedgerExists(id),
                 _ => HotTierError::io("create", &path, e),
             })?;
-        file.write_all(&crate::format::encode_file_header(id))
-            .and_then(|_| file.sync_data())
+        file.write_all_at(&crate::format::encode_file_header(id), 0)
             .map_err(|e| HotTierError::io("write header", &path, e))?;
-        files::fsync_dir(&dir)?;
-        let ledger = Arc::new(OpenLedger {
+        Ok(Arc::new(OpenLedger {
             id,
             dir,
             path,
@@ -146,40 +109,26 @@ impl OpenLedger {
             state: Mutex::new(WriterState {
                 next_entry_id: 0,
                 next_offset: FILE_HEADER_LEN,
-                batch: Batch::default(),
-                spare: Vec::new(),
                 failed: None,
-                seal_requested: None,
-                closing: false,
+                closed: false,
             }),
-            wake: Condvar::new(),
             durable: RwLock::new(EntryIndex {
                 offsets: Vec::new(),
                 data_end: FILE_HEADER_LEN,
                 payload_bytes: 0,
             }),
-            budget: Semaphore::new(budget_bytes),
-            budget_bytes,
             max_entry_bytes,
-            fsyncs: AtomicU64::new(0),
-            sync: Mutex::new(SyncQueue::default()),
-            sync_wake: Condvar::new(),
-        });
-        let flusher = Arc::clone(&ledger);
-        std::thread::Builder::new()
-            .name(format!("ledger-{id}-flush"))
-            .spawn(move || flusher.flush_loop())
-            .map_err(|e| HotTierError::io("spawn flusher thread", "", e))?;
-        Ok(ledger)
+            rounds: AtomicU64::new(0),
+        }))
     }
 
     fn lock_state(&self) -> MutexGuard<'_, WriterState> {
-        // A panic while holding the lock cannot leave the batch half-updated in a way that matters
-        // more than losing the process, so a poisoned lock is simply taken over.
+        // A panic while holding the lock cannot leave the state half-updated in a way that
+        // matters more than losing the process, so a poisoned lock is simply taken over.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn append(&self, payload: Bytes) -> Result<PendingAppend> {
+    async fn append(self: &Arc<Self>, journal: &Shared, payload: Bytes) -> Result<PendingAppend> {
         if payload.len() > self.max_entry_bytes {
             return Err(HotTierError::EntryTooLarge {
                 size: payload.len(),
@@ -187,8 +136,8 @@ impl OpenLedger {
             });
         }
         let record_len = RECORD_HEADER_LEN + payload.len();
-        let permits = record_len.min(self.budget_bytes);
-        let permit = self
+        let permits = record_len.min(journal.budget_bytes);
+        let permit = journal
             .budget
             .acquire_many(permits as u32)
             .await
@@ -196,29 +145,32 @@ impl OpenLedger {
         permit.forget();
         let (tx, rx) = oneshot::channel();
         let mut st = self.lock_state();
-        if let Some(failure) = &st.failed {
-            let e = failure.error(self.id);
+        let refused = if let Some(failure) = &st.failed {
+            Some(failure.error(self.id))
+        } else if st.closed {
+            Some(HotTierError::Sealed(self.id))
+        } else {
+            None
+        };
+        if let Some(e) = refused {
             drop(st);
-            self.budget.add_permits(permits);
+            journal.budget.add_permits(permits);
             return Err(e);
         }
-        if st.seal_requested.is_some() || st.closing {
-            drop(st);
-            self.budget.add_permits(permits);
-            return Err(HotTierError::Sealed(self.id));
-        }
         let entry_id = st.next_entry_id;
-        st.next_entry_id += 1;
         let offset = st.next_offset;
+        // Queued under the ledger's lock: its records enter the journal in entry order.
+        if journal
+            .enqueue(self, offset, entry_id, &payload, permits, tx)
+            .is_err()
+        {
+            drop(st);
+            journal.budget.add_permits(permits);
+            return Err(Failure::plain("the ledger store was closed".into()).error(self.id));
+        }
+        st.next_entry_id += 1;
         st.next_offset += record_len as u64;
-        let batch = &mut st.batch;
-        encode_record(&mut batch.bytes, entry_id, &payload);
-        batch.offsets.push(offset);
-        batch.payload_bytes += payload.len() as u64;
-        batch.permits += permits;
-        batch.waiters.push(Waiter { entry_id, tx });
         drop(st);
-        self.wake.notify_one();
         Ok(PendingAppend {
             ledger_id: self.id,
             entry_id,
@@ -226,158 +178,40 @@ impl OpenLedger {
         })
     }
 
-    fn lock_sync(&self) -> MutexGuard<'_, SyncQueue> {
-        self.sync.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn failure(&self) -> Option<Failure> {
+        self.lock_state().failed.clone()
     }
 
-    /// Fails every waiter of `batches` (and gives their budget back).
-    fn fail_batches(&self, batches: impl IntoIterator<Item = Batch>, failure: &Failure) {
-        for b in batches {
-            self.budget.add_permits(b.permits);
-            for w in b.waiters {
-                let _ = w.tx.send(Err(failure.error(self.id)));
-            }
-        }
-    }
-
-    /// Marks the ledger failed and fails what is pending; returns the failure.
-    fn fail(&self, failure: Failure) -> Failure {
-        if failure.out_of_space {
-            // Expected while a disk is full; the managed ledger reports it once.
-            tracing::debug!(ledger_id = self.id, reason = %failure.reason, "ledger write failed: no space");
-        } else {
-            tracing::error!(ledger_id = self.id, reason = %failure.reason, "ledger write failed");
-        }
+    /// Marks the ledger failed (the first failure stays) and returns the failure it keeps.
+    pub fn fail(&self, failure: Failure) -> Failure {
         let mut st = self.lock_state();
-        let failure = st.failed.get_or_insert(failure).clone();
-        // Nothing after a failed write or fsync can be trusted: fail what is pending too.
-        let rest = std::mem::take(&mut st.batch);
-        drop(st);
-        self.fail_batches([rest], &failure);
-        failure
-    }
-
-    /// Stage 1: writes each pending batch into the file and hands it to the syncer.
-    fn flush_loop(self: Arc<Self>) {
-        let syncer = {
-            let me = Arc::clone(&self);
-            std::thread::Builder::new()
-                .name(format!("ledger-{}-sync", self.id))
-                .spawn(move || me.sync_loop())
-        };
-        let syncer = match syncer {
-            Ok(h) => Some(h),
-            Err(e) => {
-                self.fail(Failure::plain(format!("spawning the sync thread: {e}")));
-                None
-            }
-        };
-        let seal_reply = loop {
-            let (mut batch, start, failed) = {
-                let mut st = self.lock_state();
-                while st.batch.waiters.is_empty() && st.seal_requested.is_none() && !st.closing {
-                    st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
-                }
-                if st.batch.waiters.is_empty() {
-                    break st.seal_requested.take();
-                }
-                let batch = std::mem::take(&mut st.batch);
-                st.batch.bytes = std::mem::take(&mut st.spare);
-                let start = st.next_offset - batch.bytes.len() as u64;
-                (batch, start, st.failed.clone())
-            };
-            if let Some(failure) = failed {
-                self.fail_batches([batch], &failure);
-                continue;
-            }
-            let written = self.file.write_all_at(&batch.bytes, start);
-            let end = start + batch.bytes.len() as u64;
-            let mut bytes = std::mem::take(&mut batch.bytes);
-            // Bounded so an idle ledger holds at most 16 MiB it does not use.
-            if bytes.capacity() <= 16 << 20 {
-                bytes.clear();
-                let mut st = self.lock_state();
-                if st.spare.capacity() < bytes.capacity() {
-                    st.spare = bytes;
-                }
-            }
-            match written {
-                Ok(()) => {
-                    self.lock_sync().written.push((batch, end));
-                    self.sync_wake.notify_one();
-                }
-                Err(e) => {
-                    let failure =
-                        self.fail(Failure::of(format!("write of {}", self.path.display()), &e));
-                    self.fail_batches([batch], &failure);
-                }
-            }
-        };
-        // Everything written must be durable before the ledger seals or closes.
-        self.lock_sync().done = true;
-        self.sync_wake.notify_one();
-        if let Some(h) = syncer {
-            let _ = h.join();
-        }
-        if let Some(reply) = seal_reply {
-            let failed = self.lock_state().failed.clone();
-            let result = match failed {
-                Some(failure) => Err(failure.error(self.id)),
-                None => self.write_footer_and_rename(),
-            };
-            let _ = reply.send(result);
-        }
-        self.budget.close();
-    }
-
-    /// Stage 2: one `fdatasync` covers every batch written so far; then their waiters complete.
-    fn sync_loop(self: Arc<Self>) {
-        let mut failed: Option<Failure> = None;
-        loop {
-            let written = {
-                let mut q = self.lock_sync();
-                while q.written.is_empty() && !q.done {
-                    q = self.sync_wake.wait(q).unwrap_or_else(|p| p.into_inner());
-                }
-                if q.written.is_empty() {
-                    return;
-                }
-                std::mem::take(&mut q.written)
-            };
-            if let Some(reason) = &failed {
-                self.fail_batches(written.into_iter().map(|(b, _)| b), reason);
-                continue;
-            }
-            match self.file.sync_data() {
-                Ok(()) => {
-                    self.fsyncs.fetch_add(1, Ordering::Relaxed);
-                    {
-                        let mut durable = self.durable.write().unwrap_or_else(|p| p.into_inner());
-                        for (b, end) in &written {
-                            durable.offsets.extend_from_slice(&b.offsets);
-                            durable.data_end = *end;
-                            durable.payload_bytes += b.payload_bytes;
-                        }
-                    }
-                    for (b, _) in written {
-                        for w in b.waiters {
-                            let _ = w.tx.send(Ok(w.entry_id));
-                        }
-                        self.budget.add_permits(b.permits);
-                    }
-                }
-                Err(e) => {
-                    let failure =
-                        self.fail(Failure::of(format!("fsync of {}", self.path.display()), &e));
-                    self.fail_batches(written.into_iter().map(|(b, _)| b), &failure);
-                    failed = Some(failure);
-                }
+        if st.failed.is_none() {
+            if failure.out_of_space {
+                // Expected while a disk is full; the managed ledger reports it once.
+                tracing::debug!(ledger_id = self.id, reason = %failure.reason, "ledger write failed: no space");
+            } else {
+                tracing::error!(ledger_id = self.id, reason = %failure.reason, "ledger write failed");
             }
         }
+        st.failed.get_or_insert(failure).clone()
     }
 
-    /// Runs on the flusher thread once every append is durable.
-    fn write_footer_and_rename(&self) -> Result<EntryIndex> {
+    /// Records in `offsets` (ending at `end`) are durable: readers may see them.
+    pub fn made_durable(&self, end: u64, offsets: &[u64], payload_bytes: u64) {
+        let mut d = self.durable.write().unwrap_or_else(|p| p.into_inner());
+        d.offsets.extend_from_slice(offsets);
+        d.data_end = end;
+        d.payload_bytes += payload_bytes;
+        drop(d);
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Runs on the seal thread once every append before the seal is settled: writes the footer,
+    /// makes the file durable (its journaled records included) and renames it `.sealed`.
+    pub fn seal_file(&self) -> Result<EntryIndex> {
+        if let Some(failure) = self.failure() {
+            return Err(failure.error(self.id));
+        }
         let index = self
             .durable
             .read()
@@ -396,26 +230,10 @@ impl OpenLedger {
         Ok(index)
     }
 
-    fn request_seal(&self) -> oneshot::Receiver<Result<EntryIndex>> {
-        let (tx, rx) = oneshot::channel();
+    /// No more appends (seal requested, or the writer dropped). True if it was open until now.
+    fn close(&self) -> bool {
         let mut st = self.lock_state();
-        if st.seal_requested.is_some() || st.closing {
-            drop(st);
-            let _ = tx.send(Err(HotTierError::Sealed(self.id)));
-            return rx;
-        }
-        st.seal_requested = Some(tx);
-        drop(st);
-        self.wake.notify_one();
-        rx
-    }
-
-    /// Stops the flusher after the pending batch without sealing (the file stays `.open`).
-    fn close_unsealed(&self) {
-        let mut st = self.lock_state();
-        st.closing = true;
-        drop(st);
-        self.wake.notify_one();
+        !std::mem::replace(&mut st.closed, true)
     }
 }
 
@@ -445,7 +263,7 @@ impl std::future::Future for PendingAppend {
             r.unwrap_or_else(|_| {
                 Err(HotTierError::LedgerFailed {
                     ledger_id,
-                    reason: "flusher stopped before the entry was durable".into(),
+                    reason: "the ledger store stopped before the entry was durable".into(),
                     out_of_space: false,
                 })
             })
@@ -466,6 +284,7 @@ pub struct SealedLedger {
 /// The one writer of an open ledger.
 pub struct LedgerWriter {
     pub(crate) ledger: Arc<OpenLedger>,
+    pub(crate) journal: Arc<Shared>,
     pub(crate) on_sealed: Box<dyn Fn(u64) + Send + Sync>,
 }
 
@@ -474,9 +293,9 @@ impl LedgerWriter {
         self.ledger.id
     }
 
-    /// Queues `payload` as the next entry. Waits only while the ledger's memory budget is full.
+    /// Queues `payload` as the next entry. Waits only while the store's memory budget is full.
     pub async fn append(&self, payload: Bytes) -> Result<PendingAppend> {
-        self.ledger.append(payload).await
+        self.ledger.append(&self.journal, payload).await
     }
 
     /// Entries accepted so far (durable or pending).
@@ -494,24 +313,37 @@ impl LedgerWriter {
         (d.offsets.len() as u64, d.payload_bytes)
     }
 
-    /// How many group commits (one `fdatasync` each) this ledger has made.
+    /// How many group commits made entries of this ledger durable.
     pub fn fsync_count(&self) -> u64 {
-        self.ledger.fsyncs.load(Ordering::Relaxed)
+        self.ledger.rounds.load(Ordering::Relaxed)
     }
 
     /// Waits for every accepted append, then makes the ledger immutable (footer + rename, fsynced).
     pub async fn seal(self) -> Result<SealedLedger> {
-        let rx = self.ledger.request_seal();
+        let id = self.ledger.id;
+        if !self.ledger.close() {
+            return Err(HotTierError::Sealed(id));
+        }
+        let (reply, rx) = oneshot::channel();
+        let job = SealJob {
+            ledger: Arc::clone(&self.ledger),
+            reply,
+        };
+        if let Err(job) = self.journal.enqueue_seal(job) {
+            let _ = job.reply.send(Err(
+                Failure::plain("the ledger store was closed".into()).error(id)
+            ));
+        }
         let index = rx.await.unwrap_or_else(|_| {
             Err(HotTierError::LedgerFailed {
-                ledger_id: self.ledger.id,
-                reason: "flusher stopped during seal".into(),
+                ledger_id: id,
+                reason: "the ledger store stopped during the seal".into(),
                 out_of_space: false,
             })
         })?;
-        (self.on_sealed)(self.ledger.id);
+        (self.on_sealed)(id);
         Ok(SealedLedger {
-            ledger_id: self.ledger.id,
+            ledger_id: id,
             entries: index.offsets.len() as u64,
             size_bytes: index.payload_bytes,
         })
@@ -520,9 +352,9 @@ impl LedgerWriter {
 
 impl Drop for LedgerWriter {
     fn drop(&mut self) {
-        // Dropped without `seal` (shutdown or crash simulation): stop the flusher after what is
-        // pending; the file stays `.open` and start-up recovery seals it.
-        self.ledger.close_unsealed();
+        // Dropped without `seal` (shutdown or crash simulation): what is pending still becomes
+        // durable; the file stays `.open` and start-up recovery seals it.
+        self.ledger.close();
     }
 }
 
@@ -531,7 +363,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn an_append_abandoned_by_its_flusher_names_its_ledger() {
+    async fn an_append_abandoned_by_the_store_names_its_ledger() {
         let (tx, rx) = oneshot::channel();
         let pending = PendingAppend {
             ledger_id: 7,
@@ -544,7 +376,7 @@ mod tests {
                 ledger_id, reason, ..
             }) => {
                 assert_eq!(ledger_id, 7, "the ledger, not the entry id 3");
-                assert!(reason.contains("flusher stopped"), "{reason}");
+                assert!(reason.contains("store stopped"), "{reason}");
             }
             other => panic!("{other:?}"),
         }

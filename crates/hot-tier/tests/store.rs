@@ -103,37 +103,109 @@ async fn concurrent_appends_share_fsyncs() {
     assert_eq!(store.read(1, 0, 1999, usize::MAX).unwrap().len(), 2000);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_tail_of_unsealed_ledger_is_truncated_at_recovery() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let (store, _) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
-        let w = store.create_ledger(9).unwrap();
-        for i in 0..20 {
-            w.append(payload(i)).await.unwrap().await.unwrap();
-        }
-        // Dropped without sealing: the file stays `.open`, as after a crash.
-    }
-    let path = ledger_file(dir.path(), 9, "open");
-    let len = std::fs::metadata(&path).unwrap().len();
-    // Flip a byte in the payload of the last entry.
+/// Flips one byte `back` bytes before the end of `path`.
+fn flip_byte_from_end(path: &std::path::Path, back: u64) {
+    let len = std::fs::metadata(path).unwrap().len();
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(&path)
+        .open(path)
         .unwrap();
     let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, len - 3).unwrap();
-    f.write_all_at(&[b[0] ^ 0x40], len - 3).unwrap();
-    drop(f);
+    f.read_exact_at(&mut b, len - back).unwrap();
+    f.write_all_at(&[b[0] ^ 0x40], len - back).unwrap();
+}
+
+fn journal_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "journal"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Appends 20 entries one at a time (one round, one journal chunk each) and drops the writer
+/// and the store without sealing, as a crash would leave them.
+async fn twenty_unsealed(
+    dir: &std::path::Path,
+    id: u64,
+    options: StoreOptions,
+    linger: std::time::Duration,
+) {
+    let (store, _) = LedgerStore::open(dir, options).unwrap();
+    let w = store.create_ledger(id).unwrap();
+    for i in 0..20 {
+        w.append(payload(i)).await.unwrap().await.unwrap();
+    }
+    tokio::time::sleep(linger).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_tail_of_an_unsealed_ledger_is_repaired_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    twenty_unsealed(
+        dir.path(),
+        9,
+        StoreOptions::default(),
+        std::time::Duration::ZERO,
+    )
+    .await;
+    // The ledger file's copy of the last entry is damaged (it was never fsynced there); the
+    // journal holds it since no checkpoint passed it.
+    flip_byte_from_end(&ledger_file(dir.path(), 9, "open"), 3);
 
     let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(recovered.len(), 1);
     assert_eq!(
-        recovered[0].sealed.entries, 19,
-        "the corrupt last entry must be cut off"
+        recovered[0].sealed.entries, 20,
+        "entry 19 comes back from the journal"
     );
-    assert!(recovered[0].discarded_bytes > 0);
+    assert!(
+        recovered[0].discarded_bytes > 0,
+        "the damaged copy was cut off"
+    );
+    assert_eq!(
+        store.read(9, 0, 19, usize::MAX).unwrap(),
+        (0..20).map(payload).collect::<Vec<_>>()
+    );
+    assert!(ledger_file(dir.path(), 9, "sealed").exists());
+    assert_eq!(
+        journal_files(dir.path()).len(),
+        1,
+        "the replayed journal is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_checkpoint_the_ledger_file_alone_counts_and_a_corrupt_tail_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        checkpoint_interval: std::time::Duration::from_millis(20),
+        // A new journal file for nearly every round: checkpoints delete the old ones.
+        journal_file_bytes: 64,
+        ..StoreOptions::default()
+    };
+    twenty_unsealed(
+        dir.path(),
+        9,
+        options.clone(),
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    assert!(
+        journal_files(dir.path()).len() <= 2,
+        "checkpoints delete the journal files before them: {:?}",
+        journal_files(dir.path())
+    );
+    flip_byte_from_end(&ledger_file(dir.path(), 9, "open"), 3);
+
+    let (store, recovered) = LedgerStore::open(dir.path(), options).unwrap();
+    assert_eq!(
+        recovered[0].sealed.entries, 19,
+        "the checkpoint trimmed the journal: the corrupt last entry is cut off, never served"
+    );
     assert_eq!(
         store.read(9, 0, 18, usize::MAX).unwrap(),
         (0..19).map(payload).collect::<Vec<_>>()
@@ -142,7 +214,75 @@ async fn corrupt_tail_of_unsealed_ledger_is_truncated_at_recovery() {
         store.read(9, 19, 19, usize::MAX),
         Err(HotTierError::NoSuchEntry { .. })
     ));
-    assert!(ledger_file(dir.path(), 9, "sealed").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_journal_tail_ends_the_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    twenty_unsealed(
+        dir.path(),
+        4,
+        StoreOptions::default(),
+        std::time::Duration::ZERO,
+    )
+    .await;
+    // The ledger file kept none of its records (as if the crash came before the kernel wrote
+    // any back), and the journal's last chunk is torn.
+    let path = ledger_file(dir.path(), 4, "open");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(16)
+        .unwrap();
+    let journal = journal_files(dir.path());
+    assert_eq!(journal.len(), 1);
+    flip_byte_from_end(&journal[0], 2);
+
+    let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(
+        recovered[0].sealed.entries, 19,
+        "all but the torn chunk's entry"
+    );
+    assert_eq!(
+        store.read(4, 0, 18, usize::MAX).unwrap(),
+        (0..19).map(payload).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_open_ledgers_share_the_stores_threads_and_fsyncs() {
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task").unwrap().count()
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let before = threads();
+    let (store, _) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let writers: Vec<_> = (0..1000)
+        .map(|id| store.create_ledger(id).unwrap())
+        .collect();
+    let mut pending = Vec::new();
+    for (i, w) in writers.iter().enumerate() {
+        pending.push(w.append(payload(i as u64)).await.unwrap());
+    }
+    for p in pending {
+        assert_eq!(p.await.unwrap(), 0);
+    }
+    let added = threads() - before;
+    assert!(added <= 4, "1000 open ledgers added {added} threads");
+    let rounds: u64 = writers.iter().map(|w| w.fsync_count()).max().unwrap();
+    assert_eq!(rounds, 1, "each ledger's entry took one round");
+    for i in 0..writers.len() {
+        assert_eq!(
+            store.read(i as u64, 0, 0, usize::MAX).unwrap()[0],
+            payload(i as u64)
+        );
+    }
+    drop(writers);
+    drop(store);
+    let (_, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(recovered.len(), 1000);
+    assert!(recovered.iter().all(|r| r.sealed.entries == 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,118 @@
+//! Checkpoints: when the journal before a position is no longer needed.
+//!
+//! Every `checkpoint_interval`, or sooner once `checkpoint_journal_bytes` were journaled, the
+//! checkpoint thread takes the position the journal is durable up to, makes every ledger file
+//! durable with one `syncfs` of their file system (the journal's rounds before that position
+//! were written to their ledger files before they were synced), records the position in the
+//! `checkpoint` file (written aside, fsynced, renamed, directory fsynced) and deletes the journal
+//! files wholly before it.
+//!
+//! Crash windows: before the rename the old checkpoint stands and replay starts earlier (records
+//! already in their files are skipped by entry id); after it, journal files before the position
+//! may remain until the next checkpoint deletes them (replay deletes them too).
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::error::{HotTierError, Result};
+use crate::files;
+use crate::format::{CHECKPOINT_LEN, decode_checkpoint, encode_checkpoint};
+use crate::journal::{Position, Shared, list_journal_files};
+
+/// The checkpoint thread: runs until the journal closes.
+pub(crate) fn run(shared: &Shared) {
+    let opts = &shared.options;
+    let mut last = shared.synced();
+    loop {
+        {
+            let started = Instant::now();
+            let mut closed = shared
+                .checkpoint_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            loop {
+                if *closed {
+                    return;
+                }
+                let elapsed = started.elapsed();
+                if elapsed >= opts.checkpoint_interval
+                    || shared.bytes_since_checkpoint.load(Ordering::Relaxed)
+                        >= opts.checkpoint_journal_bytes
+                {
+                    break;
+                }
+                closed = shared
+                    .checkpoint_wake
+                    .wait_timeout(closed, opts.checkpoint_interval - elapsed)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
+        let position = shared.synced();
+        if position == last {
+            continue;
+        }
+        let journaled = shared.bytes_since_checkpoint.load(Ordering::Relaxed);
+        match checkpoint(&opts.ledger_dir, &opts.dir, position) {
+            Ok(()) => {
+                last = position;
+                shared
+                    .bytes_since_checkpoint
+                    .fetch_sub(journaled, Ordering::Relaxed);
+            }
+            Err(e) => {
+                // The journal keeps growing until one succeeds; appends are not affected.
+                tracing::warn!(error = %e, "hot-tier checkpoint failed; will retry");
+            }
+        }
+    }
+}
+
+/// Makes the ledger files durable, records `position` and deletes the journal files before it.
+pub(crate) fn checkpoint(ledger_dir: &Path, journal_dir: &Path, position: Position) -> Result<()> {
+    let dir = File::open(ledger_dir).map_err(|e| HotTierError::io("open", ledger_dir, e))?;
+    rustix::fs::syncfs(&dir).map_err(|e| HotTierError::io("syncfs", ledger_dir, e.into()))?;
+    write_checkpoint(journal_dir, position)?;
+    for (seq, path) in list_journal_files(journal_dir)? {
+        if seq < position.seq {
+            std::fs::remove_file(&path).map_err(|e| HotTierError::io("delete", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn write_checkpoint(journal_dir: &Path, position: Position) -> Result<()> {
+    let path = journal_dir.join(files::CHECKPOINT_FILE);
+    let tmp = journal_dir.join(format!("{}.tmp", files::CHECKPOINT_FILE));
+    let f = File::create(&tmp).map_err(|e| HotTierError::io("create", &tmp, e))?;
+    f.write_all_at(&encode_checkpoint(position.seq, position.offset), 0)
+        .and_then(|_| f.sync_data())
+        .map_err(|e| HotTierError::io("write checkpoint", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| HotTierError::io("rename", &tmp, e))?;
+    files::fsync_dir(journal_dir)
+}
+
+/// The last checkpoint, or `None` when there is none or it is damaged (then the whole journal
+/// is replayed, which is always safe).
+pub(crate) fn read_checkpoint(journal_dir: &Path) -> Result<Option<Position>> {
+    let path = journal_dir.join(files::CHECKPOINT_FILE);
+    let mut f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(HotTierError::io("open", &path, e)),
+    };
+    let mut bytes = Vec::with_capacity(CHECKPOINT_LEN);
+    f.by_ref()
+        .take(CHECKPOINT_LEN as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| HotTierError::io("read", &path, e))?;
+    let position = decode_checkpoint(&bytes).map(|(seq, offset)| Position { seq, offset });
+    if position.is_none() {
+        tracing::warn!(path = %path.display(), "hot-tier checkpoint is damaged; replaying the whole journal");
+    }
+    Ok(position)
+}

@@ -1,0 +1,607 @@
+//! The store's journal: one group commit for the appends of every open ledger.
+//!
+//! BookKeeper's split, kept small: appends of all ledgers collect in one pending batch; a
+//! *flusher* thread takes the whole batch and, per ledger, either
+//! - **journals** it (the ledger's part is small): its records go into the journal file as one
+//!   chunk, and into the ledger's own file without an fsync, or
+//! - **writes it directly** (the ledger's part is at least `direct_write_min_bytes`): its records
+//!   go only into the ledger's own file, which is then fsynced itself (a busy ledger pays no second
+//!   copy; such ledgers are few per round because each brought that many bytes);
+//!
+//! then hands the round to a *syncer* thread that makes it durable (one `fdatasync` of the
+//! journal, one per directly written ledger, one of the ledger directory if ledger files were
+//! created since the last round) and only then completes the round's appends, in order. While
+//! either thread works, new appends collect in the next batch. Three threads serve the whole
+//! store (flusher, syncer, and the [`checkpoint`](crate::checkpoint) thread), whatever the number
+//! of ledgers; a fourth seals ledgers off the commit path.
+//!
+//! Crash windows:
+//! - an append is acknowledged only after every fsync covering it returned: the journal's (its
+//!   chunk) or its ledger file's (direct writes, which also cover the ledger's earlier
+//!   journaled records: they were written to the file before);
+//! - a journaled record's copy in its ledger file may be lost or torn by a crash; start-up replays
+//!   the journal from the last checkpoint into the ledger files ([`crate::replay`]), and a
+//!   checkpoint is only written after `syncfs` made every earlier ledger-file write durable;
+//! - a journal write or fsync that fails fails the appends of its round that depend on it and
+//!   retires the journal file: later rounds go to a new file (rounds already written into the
+//!   failed file fail too: after a failed fsync the kernel may have dropped their pages), so a
+//!   damaged stretch is only ever at the end of a file, where replay stops reading that file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::error::{HotTierError, Result};
+use crate::files;
+use crate::format::{JOURNAL_HEADER_LEN, encode_chunk, encode_journal_header};
+use crate::read::EntryIndex;
+use crate::writer::{Failure, OpenLedger};
+
+/// How the journal batches and where it writes.
+#[derive(Debug, Clone)]
+pub(crate) struct JournalOptions {
+    pub dir: PathBuf,
+    pub ledger_dir: PathBuf,
+    pub file_bytes: u64,
+    pub direct_write_min_bytes: usize,
+    pub max_pending_bytes: usize,
+    pub checkpoint_interval: Duration,
+    pub checkpoint_journal_bytes: u64,
+}
+
+/// Where the journal is durable up to: the end of the last round synced into file `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Position {
+    pub seq: u64,
+    pub offset: u64,
+}
+
+/// An append waiting for its round.
+pub(crate) struct Waiter {
+    pub entry_id: u64,
+    pub tx: oneshot::Sender<Result<u64>>,
+}
+
+/// One ledger's appends of a round: records contiguous in its file from `start`.
+pub(crate) struct LedgerBatch {
+    pub ledger: Arc<OpenLedger>,
+    pub start: u64,
+    pub bytes: Vec<u8>,
+    pub offsets: Vec<u64>,
+    pub payload_bytes: u64,
+    pub waiters: Vec<Waiter>,
+    pub permits: usize,
+}
+
+/// A ledger to seal once everything appended to it before is settled.
+pub(crate) struct SealJob {
+    pub ledger: Arc<OpenLedger>,
+    pub reply: oneshot::Sender<Result<EntryIndex>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    ledgers: HashMap<u64, LedgerBatch>,
+    seals: Vec<SealJob>,
+    closed: bool,
+}
+
+/// A journal file and whether it can still be trusted.
+struct JournalFile {
+    seq: u64,
+    path: PathBuf,
+    file: File,
+    /// A write or fsync into it failed: nothing written into it after that is durable.
+    retired: AtomicBool,
+}
+
+/// A round written by the flusher, for the syncer.
+struct Round {
+    /// The journal file this round's chunks went to, and where they end.
+    journal: Option<(Arc<JournalFile>, u64)>,
+    journaled: Vec<LedgerBatch>,
+    direct: Vec<LedgerBatch>,
+    dir_sync: bool,
+    seals: Vec<SealJob>,
+}
+
+#[derive(Default)]
+struct SyncQueue {
+    rounds: Vec<Round>,
+    done: bool,
+}
+
+pub(crate) struct Shared {
+    pub options: JournalOptions,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    /// Bytes accepted but not yet settled (back-pressure on appends).
+    pub budget: Semaphore,
+    pub budget_bytes: usize,
+    sync: Mutex<SyncQueue>,
+    sync_wake: Condvar,
+    /// Ledger files created since the last round: the directory needs an fsync.
+    dir_dirty: AtomicBool,
+    /// The journal is durable up to here (every ledger-file write before it is done).
+    synced: Mutex<Position>,
+    /// Journal bytes written since the last checkpoint, to trigger the next one early.
+    pub bytes_since_checkpoint: AtomicU64,
+    pub checkpoint_wake: Condvar,
+    pub checkpoint_lock: Mutex<bool>,
+    /// Rounds made durable (each one group commit).
+    pub rounds: AtomicU64,
+    seal_tx: Mutex<Option<std::sync::mpsc::Sender<SealJob>>>,
+}
+
+/// The journal and its threads. Dropping it drains what is pending and stops them.
+pub(crate) struct Journal {
+    pub shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Journal {
+    /// Starts the journal with a new file `seq` (the replayed ones are no longer needed).
+    pub fn start(options: JournalOptions, seq: u64) -> Result<Journal> {
+        let first = create_journal_file(&options.dir, seq)?;
+        let (seal_tx, seal_rx) = std::sync::mpsc::channel::<SealJob>();
+        let shared = Arc::new(Shared {
+            budget: Semaphore::new(options.max_pending_bytes),
+            budget_bytes: options.max_pending_bytes,
+            options,
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            sync: Mutex::new(SyncQueue::default()),
+            sync_wake: Condvar::new(),
+            dir_dirty: AtomicBool::new(false),
+            synced: Mutex::new(Position {
+                seq,
+                offset: JOURNAL_HEADER_LEN,
+            }),
+            bytes_since_checkpoint: AtomicU64::new(0),
+            checkpoint_wake: Condvar::new(),
+            checkpoint_lock: Mutex::new(false),
+            rounds: AtomicU64::new(0),
+            seal_tx: Mutex::new(Some(seal_tx)),
+        });
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(f)
+                .map_err(|e| HotTierError::io("spawn thread", name, e))
+        };
+        let mut threads = Vec::new();
+        let s = Arc::clone(&shared);
+        threads.push(spawn(
+            "hot-tier-flush",
+            Box::new(move || flush_loop(&s, first)),
+        )?);
+        let s = Arc::clone(&shared);
+        threads.push(spawn("hot-tier-sync", Box::new(move || sync_loop(&s)))?);
+        threads.push(spawn(
+            "hot-tier-seal",
+            Box::new(move || {
+                for job in seal_rx {
+                    let result = job.ledger.seal_file();
+                    let _ = job.reply.send(result);
+                }
+            }),
+        )?);
+        let s = Arc::clone(&shared);
+        threads.push(spawn(
+            "hot-tier-checkpoint",
+            Box::new(move || crate::checkpoint::run(&s)),
+        )?);
+        Ok(Journal { shared, threads })
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.shared.lock_pending().closed = true;
+        self.shared.wake.notify_all();
+        *self
+            .shared
+            .checkpoint_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = true;
+        self.shared.checkpoint_wake.notify_all();
+        for t in self.threads.drain(..) {
+            // The last store handle may be dropped on one of these threads (a seal reply
+            // dropping a writer); it must not wait for itself.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn lock_pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_sync(&self) -> MutexGuard<'_, SyncQueue> {
+        self.sync.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn synced(&self) -> Position {
+        *self.synced.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A ledger file was created: the next round fsyncs the directory before acknowledging.
+    pub fn note_created(&self) {
+        self.dir_dirty.store(true, Ordering::Release);
+    }
+
+    /// Adds one encoded record of `ledger` to the pending batch. Called with the ledger's state
+    /// locked, so a ledger's records enter in entry order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn enqueue(
+        &self,
+        ledger: &Arc<OpenLedger>,
+        offset: u64,
+        entry_id: u64,
+        payload: &[u8],
+        permits: usize,
+        tx: oneshot::Sender<Result<u64>>,
+    ) -> std::result::Result<(), oneshot::Sender<Result<u64>>> {
+        let mut p = self.lock_pending();
+        if p.closed {
+            return Err(tx);
+        }
+        let batch = p.ledgers.entry(ledger.id).or_insert_with(|| LedgerBatch {
+            ledger: Arc::clone(ledger),
+            start: offset,
+            bytes: Vec::new(),
+            offsets: Vec::new(),
+            payload_bytes: 0,
+            waiters: Vec::new(),
+            permits: 0,
+        });
+        crate::format::encode_record(&mut batch.bytes, entry_id, payload);
+        batch.offsets.push(offset);
+        batch.payload_bytes += payload.len() as u64;
+        batch.permits += permits;
+        batch.waiters.push(Waiter { entry_id, tx });
+        drop(p);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues the seal of `ledger` behind everything appended to it so far.
+    pub fn enqueue_seal(&self, job: SealJob) -> std::result::Result<(), SealJob> {
+        let mut p = self.lock_pending();
+        if p.closed {
+            return Err(job);
+        }
+        p.seals.push(job);
+        drop(p);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Fails a batch's appends (and gives their budget back).
+    fn fail_batch(&self, batch: LedgerBatch, failure: &Failure) {
+        let failure = batch.ledger.fail(failure.clone());
+        self.budget.add_permits(batch.permits);
+        for w in batch.waiters {
+            let _ = w.tx.send(Err(failure.error(batch.ledger.id)));
+        }
+    }
+}
+
+fn journal_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.{}", files::JOURNAL_SUFFIX))
+}
+
+/// Creates journal file `seq` with its header, durable (file and directory entry).
+fn create_journal_file(dir: &Path, seq: u64) -> Result<Arc<JournalFile>> {
+    let path = journal_path(dir, seq);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| HotTierError::io("create journal", &path, e))?;
+    file.write_all_at(&encode_journal_header(seq), 0)
+        .and_then(|_| file.sync_data())
+        .map_err(|e| HotTierError::io("write journal header", &path, e))?;
+    files::fsync_dir(dir)?;
+    Ok(Arc::new(JournalFile {
+        seq,
+        path,
+        file,
+        retired: AtomicBool::new(false),
+    }))
+}
+
+/// Stage 1: writes each pending batch (journal chunks, ledger files) and hands it to the syncer.
+fn flush_loop(shared: &Shared, first: Arc<JournalFile>) {
+    let opts = &shared.options;
+    let mut current: Option<Arc<JournalFile>> = Some(first);
+    let mut next_seq = current.as_ref().map_or(0, |f| f.seq + 1);
+    let mut offset = JOURNAL_HEADER_LEN;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let (ledgers, seals) = {
+            let mut p = shared.lock_pending();
+            while p.ledgers.is_empty() && p.seals.is_empty() && !p.closed {
+                p = shared.wake.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+            if p.ledgers.is_empty() && p.seals.is_empty() {
+                break;
+            }
+            (std::mem::take(&mut p.ledgers), std::mem::take(&mut p.seals))
+        };
+        let dir_sync = shared.dir_dirty.swap(false, Ordering::AcqRel);
+        let mut journaled = Vec::new();
+        let mut direct = Vec::new();
+        for (_, batch) in ledgers {
+            if let Some(failure) = batch.ledger.failure() {
+                shared.fail_batch(batch, &failure);
+            } else if batch.bytes.len() >= opts.direct_write_min_bytes {
+                direct.push(batch);
+            } else {
+                journaled.push(batch);
+            }
+        }
+
+        let mut journal = None;
+        if !journaled.is_empty() {
+            // A full or retired file is replaced before the round is written.
+            let usable = current
+                .as_ref()
+                .is_some_and(|f| !f.retired.load(Ordering::Acquire) && offset < opts.file_bytes);
+            if !usable {
+                match create_journal_file(&opts.dir, next_seq) {
+                    Ok(f) => {
+                        current = Some(f);
+                        next_seq += 1;
+                        offset = JOURNAL_HEADER_LEN;
+                    }
+                    Err(e) => {
+                        current = None;
+                        let failure = Failure::from_error(&e);
+                        for b in journaled.drain(..) {
+                            shared.fail_batch(b, &failure);
+                        }
+                    }
+                }
+            }
+        }
+        if let (false, Some(file)) = (journaled.is_empty(), &current) {
+            buf.clear();
+            for b in &journaled {
+                encode_chunk(&mut buf, b.ledger.id, &b.bytes);
+            }
+            match file.file.write_all_at(&buf, offset) {
+                Ok(()) => {
+                    offset += buf.len() as u64;
+                    let total = shared
+                        .bytes_since_checkpoint
+                        .fetch_add(buf.len() as u64, Ordering::Relaxed)
+                        + buf.len() as u64;
+                    if total >= opts.checkpoint_journal_bytes {
+                        shared.checkpoint_wake.notify_all();
+                    }
+                    journal = Some((Arc::clone(file), offset));
+                }
+                Err(e) => {
+                    file.retired.store(true, Ordering::Release);
+                    let failure = Failure::of(format!("write of {}", file.path.display()), &e);
+                    for b in journaled.drain(..) {
+                        shared.fail_batch(b, &failure);
+                    }
+                }
+            }
+        }
+        // Bounded so an idle store holds little it does not use.
+        if buf.capacity() > 16 << 20 {
+            buf = Vec::new();
+        }
+
+        // The records reach their ledger files (journaled ones without an fsync of their own).
+        let write_files = |batches: Vec<LedgerBatch>| -> Vec<LedgerBatch> {
+            let mut ok = Vec::with_capacity(batches.len());
+            for b in batches {
+                match b.ledger.file.write_all_at(&b.bytes, b.start) {
+                    Ok(()) => ok.push(b),
+                    Err(e) => {
+                        let failure =
+                            Failure::of(format!("write of {}", b.ledger.path.display()), &e);
+                        shared.fail_batch(b, &failure);
+                    }
+                }
+            }
+            ok
+        };
+        let journaled = write_files(journaled);
+        let direct = write_files(direct);
+        shared.lock_sync().rounds.push(Round {
+            journal,
+            journaled,
+            direct,
+            dir_sync,
+            seals,
+        });
+        shared.sync_wake.notify_one();
+    }
+    shared.lock_sync().done = true;
+    shared.sync_wake.notify_one();
+}
+
+/// Stage 2: makes every round written so far durable with as few fsyncs as it can, then
+/// completes their appends in order and passes their seals on.
+fn sync_loop(shared: &Shared) {
+    loop {
+        let rounds = {
+            let mut q = shared.lock_sync();
+            while q.rounds.is_empty() && !q.done {
+                q = shared.sync_wake.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            if q.rounds.is_empty() {
+                break;
+            }
+            std::mem::take(&mut q.rounds)
+        };
+        sync_rounds(shared, rounds);
+    }
+    // Dropping the sender ends the seal thread once it has sealed what it was given.
+    shared
+        .seal_tx
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+}
+
+fn sync_rounds(shared: &Shared, rounds: Vec<Round>) {
+    let dir_failure = if rounds.iter().any(|r| r.dir_sync) {
+        files::fsync_dir(&shared.options.ledger_dir)
+            .err()
+            .map(|e| Failure::from_error(&e))
+    } else {
+        None
+    };
+    // One fdatasync per journal file touched (rounds of a retired file fail: see the module doc).
+    let mut journal_failures: HashMap<u64, Failure> = HashMap::new();
+    let mut synced_to: Option<Position> = None;
+    for r in &rounds {
+        let Some((file, end)) = &r.journal else {
+            continue;
+        };
+        if journal_failures.contains_key(&file.seq) {
+            continue;
+        }
+        let failure = if file.retired.load(Ordering::Acquire) {
+            Some(Failure::plain(format!(
+                "an earlier write or fsync of {} failed",
+                file.path.display()
+            )))
+        } else if synced_to.is_some_and(|p| p.seq == file.seq) {
+            None
+        } else {
+            let last_end = rounds
+                .iter()
+                .filter_map(|r| r.journal.as_ref())
+                .filter(|(f, _)| f.seq == file.seq)
+                .map(|(_, e)| *e)
+                .max()
+                .unwrap_or(*end);
+            match file.file.sync_data() {
+                Ok(()) => {
+                    synced_to = synced_to.max(Some(Position {
+                        seq: file.seq,
+                        offset: last_end,
+                    }));
+                    None
+                }
+                Err(e) => {
+                    file.retired.store(true, Ordering::Release);
+                    Some(Failure::of(format!("fsync of {}", file.path.display()), &e))
+                }
+            }
+        };
+        if let Some(f) = failure {
+            journal_failures.insert(file.seq, f);
+        }
+    }
+    // One fdatasync per directly written ledger.
+    let mut direct_failures: HashMap<u64, Failure> = HashMap::new();
+    let mut synced_direct = std::collections::HashSet::new();
+    for r in &rounds {
+        for b in &r.direct {
+            if synced_direct.insert(b.ledger.id)
+                && let Err(e) = b.ledger.file.sync_data()
+            {
+                direct_failures.insert(
+                    b.ledger.id,
+                    Failure::of(format!("fsync of {}", b.ledger.path.display()), &e),
+                );
+            }
+        }
+    }
+    shared.rounds.fetch_add(1, Ordering::Relaxed);
+    for r in rounds {
+        let journal_failure = r
+            .journal
+            .as_ref()
+            .and_then(|(f, _)| journal_failures.get(&f.seq));
+        for b in r.journaled {
+            match dir_failure.as_ref().or(journal_failure) {
+                Some(f) => shared.fail_batch(b, f),
+                None => complete(shared, b),
+            }
+        }
+        for b in r.direct {
+            match dir_failure
+                .as_ref()
+                .or_else(|| direct_failures.get(&b.ledger.id))
+            {
+                Some(f) => shared.fail_batch(b, f),
+                None => complete(shared, b),
+            }
+        }
+        let seal_tx = shared
+            .seal_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for job in r.seals {
+            match &seal_tx {
+                Some(tx) => {
+                    if let Err(std::sync::mpsc::SendError(job)) = tx.send(job) {
+                        let _ = job.reply.send(Err(HotTierError::Sealed(job.ledger.id)));
+                    }
+                }
+                None => {
+                    let _ = job.reply.send(Err(HotTierError::Sealed(job.ledger.id)));
+                }
+            }
+        }
+    }
+    if let Some(p) = synced_to {
+        let mut s = shared.synced.lock().unwrap_or_else(|e| e.into_inner());
+        *s = (*s).max(p);
+    }
+}
+
+/// The batch is durable: readers see it, its appends complete.
+fn complete(shared: &Shared, b: LedgerBatch) {
+    b.ledger
+        .made_durable(b.start + b.bytes.len() as u64, &b.offsets, b.payload_bytes);
+    for w in b.waiters {
+        let _ = w.tx.send(Ok(w.entry_id));
+    }
+    shared.budget.add_permits(b.permits);
+}
+
+/// Journal files in `dir` by sequence number, ascending.
+pub(crate) fn list_journal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(HotTierError::io("list", dir, e)),
+    };
+    for entry in rd {
+        let entry = entry.map_err(|e| HotTierError::io("list", dir, e))?;
+        let name = entry.file_name();
+        let Some((stem, ext)) = name.to_str().and_then(|n| n.rsplit_once('.')) else {
+            continue;
+        };
+        if ext == files::JOURNAL_SUFFIX
+            && let Ok(seq) = stem.parse::<u64>()
+        {
+            out.push((seq, entry.path()));
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
