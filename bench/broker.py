@@ -10,8 +10,10 @@ measured in the same run on the same machine:
   throttle  offload limited to 50 MB/s while a producer publishes: offload MB/s, publish p99
   tls       produce throughput and publish p99 over pulsar+ssl:// ÷ pulsar:// on the same broker,
             interleaved (target >= 0.8 of plain throughput)
+  topics    produce at max rate to 1, 100, 1000 and 10 000 topics (perf -t N): MB/s ÷ 1 topic,
+            publish p99; then 1000 x 2 KiB msg/s spread over 1000 topics: publish p99 (<= 5 ms)
   plus peak RSS of the broker per phase and start-up time to ready.
-  TIERLOG_BENCH_ONLY=tls (or throttle) runs the TLS comparison (or the throttled offload) alone.
+  TIERLOG_BENCH_ONLY=tls (or throttle, topics) runs that phase alone.
 
 usage: bench/broker.py TIERLOG_BIN S3S_FS_BIN WORKDIR   (run by ./scripts/bench broker)
 """
@@ -262,12 +264,43 @@ def throttled_offload(report):
     shutil.rmtree(s3dir_t, ignore_errors=True)
 
 
+def topic_counts(report):
+    """The same load over more topics: one journal serves every open ledger of the broker."""
+    secs = os.environ.get("TIERLOG_BENCH_TOPICS_SECS", "20")
+    one = None
+    for n in (1, 100, 1000, 10000):
+        drop_caches()
+        b = Broker(os.path.join(WORK, f"topics-{n}"))
+        p = perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-t", str(n),
+                 "--test-duration", secs, "spread")
+        mbs = p["mbytePerSec"] * 1.048576
+        one = one or mbs
+        threads = len(os.listdir(f"/proc/{b.proc.pid}/task"))
+        s = (f"produce 1 KiB at max rate to {n:>5} topics: {mbs:8.1f} MB/s, "
+             f"{mbs / one:.2f} of 1 topic, publish p99 {p['latencyMs']['p99']:.1f} ms, "
+             f"broker threads {threads}")
+        print(s, flush=True)
+        report.append(s)
+        b.stop()
+        shutil.rmtree(os.path.join(WORK, f"topics-{n}"), ignore_errors=True)
+    b = Broker(os.path.join(WORK, "topics-latency"))
+    lat = perf("produce", "-u", b.url(), "-r", "1000", "-s", "2048", "-t", "1000",
+               "--test-duration", str(LATENCY_SECS), "spread")
+    l = lat["latencyMs"]
+    s = (f"publish latency, 1000 x 2 KiB msg/s over 1000 topics: p50 {l['p50']:.2f} ms, "
+         f"p99 {l['p99']:.2f} ms, p99.9 {l['p999']:.2f} ms (target p99 <= 5 ms)")
+    print(s, flush=True)
+    report.append(s)
+    b.stop()
+
+
 if os.path.exists(WORK):
     shutil.rmtree(WORK)
 os.makedirs(WORK)
 report = []
-if os.environ.get("TIERLOG_BENCH_ONLY") in ("tls", "throttle"):
-    {"tls": tls_vs_plain, "throttle": throttled_offload}[os.environ["TIERLOG_BENCH_ONLY"]](report)
+ONLY = {"tls": tls_vs_plain, "throttle": throttled_offload, "topics": topic_counts}
+if os.environ.get("TIERLOG_BENCH_ONLY") in ONLY:
+    ONLY[os.environ["TIERLOG_BENCH_ONLY"]](report)
     shutil.rmtree(WORK)
     sys.exit(0)
 
@@ -397,6 +430,7 @@ b.stop()
 throttled_offload(report)
 s3.terminate()
 tls_vs_plain(report)
+topic_counts(report)
 shutil.rmtree(WORK)
 with open(os.environ.get("TIERLOG_BENCH_REPORT", "/dev/null"), "w") as f:
     f.write("\n".join(report) + "\n")

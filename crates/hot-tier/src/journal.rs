@@ -572,8 +572,13 @@ fn sync_rounds(shared: &Shared, rounds: Vec<Round>) {
     }
 }
 
-/// The batch is durable: readers see it, its appends complete.
+/// The batch is durable: readers see it, its appends complete — unless an earlier batch of its
+/// ledger failed (a ledger's appends never succeed after one of them failed).
 fn complete(shared: &Shared, b: LedgerBatch) {
+    if let Some(failure) = b.ledger.failure() {
+        shared.fail_batch(b, &failure);
+        return;
+    }
     b.ledger
         .made_durable(b.start + b.bytes.len() as u64, &b.offsets, b.payload_bytes);
     for w in b.waiters {

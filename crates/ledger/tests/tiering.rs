@@ -151,8 +151,16 @@ fn objects(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
+/// Ledger files (open or sealed) in the hot tier (its journal directory is beside them).
 fn hot_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("ledgers")).unwrap().count()
+    std::fs::read_dir(dir.join("ledgers"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".open") || name.ends_with(".sealed")
+        })
+        .count()
 }
 
 const NAME: &str = "public/default/persistent/tiered";

@@ -90,6 +90,20 @@ impl MetadataBackend {
     }
 }
 
+/// The local hot tier's journal: where it is, how large its files grow, how often it is
+/// checkpointed. BookKeeper's keys, since the hot tier plays the bookie's role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalSettings {
+    /// `journalDirectory`: a directory on another disk than `dataDirectory` keeps the journal's
+    /// fsyncs off the ledger files' writeback (default: `<dataDirectory>/ledgers/journal`).
+    pub directory: Option<PathBuf>,
+    /// `journalMaxSizeMB` (512): a journal file is closed and a new one begun past this size.
+    pub max_file_bytes: u64,
+    /// `flushInterval` (10 000 ms): the longest time between checkpoints, which make the
+    /// ledger files durable and let the journal before them be deleted.
+    pub checkpoint_interval: std::time::Duration,
+}
+
 /// Every setting of the broker, typed and validated.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -103,6 +117,8 @@ pub struct BrokerConfig {
     pub security: SecuritySettings,
     /// Root of everything the broker stores locally (hot tier, metadata).
     pub data_directory: PathBuf,
+    /// The local hot tier's journal (BookKeeper's keys).
+    pub journal: JournalSettings,
     pub max_message_size: u64,
     /// How often idle ledgers are checked for time-based rollover and retention.
     pub retention_check_interval_in_seconds: u64,
@@ -395,6 +411,19 @@ impl BrokerConfig {
                 .unwrap_or_else(|| "127.0.0.1".into()),
             listeners,
             security,
+            journal: JournalSettings {
+                directory: raw
+                    .take("journalDirectory")
+                    .filter(|d| !d.trim().is_empty())
+                    .map(PathBuf::from),
+                max_file_bytes: raw.unsigned("journalMaxSizeMB", 512, 1, 1 << 20)? << 20,
+                checkpoint_interval: std::time::Duration::from_millis(raw.unsigned(
+                    "flushInterval",
+                    10_000,
+                    10,
+                    3_600_000,
+                )?),
+            },
             max_message_size: raw.unsigned("maxMessageSize", 5 * 1024 * 1024, 1024, 1 << 30)?,
             retention_check_interval_in_seconds: raw.unsigned(
                 "retentionCheckIntervalInSeconds",

@@ -117,11 +117,42 @@ fn load_config(file: Option<PathBuf>, default: &str) -> anyhow::Result<policy::B
     Ok(config)
 }
 
+/// Threads for blocking work in the broker (see `serve`).
+const BLOCKING_THREADS: usize = 16;
+
+/// Raises the soft limit of open files to the hard one: every open ledger holds its file open,
+/// and every connection a socket (a broker with 10 000 topics needs more than the usual 1024).
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(limit = ?limit.maximum, "raised the open files limit"),
+            Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
+        }
+    }
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some_and(|n| n < 10_000) {
+        tracing::warn!(
+            limit = ?limit.current,
+            "the open files limit is low: each open ledger and connection takes one"
+        );
+    }
+}
+
 fn serve(file: Option<PathBuf>, default: &str, mode: server::Mode) -> anyhow::Result<()> {
     let config = load_config(file, default)?;
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tierlog-worker")
+        // Blocking work (metadata commits, hot-tier reads, cache files) on a bounded pool: the
+        // broker's thread count must not follow its topic count (tokio's default allows 512).
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(server::run(config, mode))

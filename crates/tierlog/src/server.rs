@@ -96,6 +96,9 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     let store_options = StoreOptions {
         // A stored entry is the message from its magic number on, slightly above the payload.
         max_entry_bytes: config.max_message_size as usize + 64 * 1024,
+        journal_dir: config.journal.directory.clone(),
+        journal_file_bytes: config.journal.max_file_bytes,
+        checkpoint_interval: config.journal.checkpoint_interval,
         ..StoreOptions::default()
     };
     let ledgers_dir = data.join("ledgers");

@@ -77,6 +77,18 @@ pub struct ProduceArgs {
     /// Send every message as its own entry.
     #[arg(long = "disable-batching", short = 'd')]
     disable_batching: bool,
+    /// Topics to produce to (pulsar-perf's --num-topic): with one topic name `t` given, the
+    /// topics `t<separator>0` … `t<separator>N-1`; the rate is over all of them.
+    #[arg(
+        long = "num-topic",
+        visible_alias = "num-topics",
+        short = 't',
+        default_value_t = 1
+    )]
+    num_topics: usize,
+    /// What goes between the topic name and its number with --num-topic.
+    #[arg(long, default_value = "-")]
+    separator: String,
     /// Messages in flight per producer before sending waits (pulsar-perf's --max-outstanding;
     /// several batches in flight keep the broker's group commit busy).
     #[arg(
@@ -124,6 +136,19 @@ async fn stop_signal(duration: u64) {
 }
 
 /// Topic names as pulsar-perf expands them: partitions of a partitioned topic separately.
+/// The topics `--num-topic` names: `t<separator>i` for one given name `t` (pulsar-perf's rule);
+/// the names as given when there are already as many.
+fn numbered_topics(topics: &[String], n: usize, separator: &str) -> anyhow::Result<Vec<String>> {
+    match topics {
+        _ if n <= 1 || topics.len() == n => Ok(topics.to_vec()),
+        [one] => Ok((0..n).map(|i| format!("{one}{separator}{i}")).collect()),
+        _ => bail!(
+            "--num-topic {n} needs one topic name (a prefix) or {n} names, not {}",
+            topics.len()
+        ),
+    }
+}
+
 async fn expand_topics(
     conn: &client::Connection,
     topics: &[String],

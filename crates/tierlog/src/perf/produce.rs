@@ -11,11 +11,12 @@ use bytes::Bytes;
 
 use super::rate::RateLimiter;
 use super::stats::{Stats, report, summary};
-use super::{ProduceArgs, expand_topics, futures_join, stop_signal};
+use super::{ProduceArgs, expand_topics, futures_join, numbered_topics, stop_signal};
 
 pub(super) async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
     let conn = a.common.connect().await?;
-    let topics = expand_topics(&conn, &a.common.topics).await?;
+    let named = numbered_topics(&a.common.topics, a.num_topics, &a.separator)?;
+    let topics = expand_topics(&conn, &named).await?;
     // pulsar-perf's payload: random upper-case letters, one buffer reused for every message.
     let payload: Bytes = {
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
@@ -37,35 +38,52 @@ pub(super) async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
         a.total
     }));
     let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
     let batch = if a.disable_batching {
         1
     } else {
         a.batch_max_messages.max(1)
     };
-    let mut workers = Vec::new();
-    for topic in &topics {
-        conn.lookup(topic)
-            .await
-            .with_context(|| format!("looking up {topic}"))?;
-        for _ in 0..a.producers {
-            let (producer, receipts) = conn
-                .producer(topic)
-                .await
-                .with_context(|| format!("creating a producer on {topic}"))?;
-            workers.push(tokio::spawn(produce_loop(
-                producer,
-                receipts,
-                payload.clone(),
-                batch,
-                Duration::from_millis(a.batch_delay_ms),
-                a.max_pending,
-                limiter.clone(),
-                Arc::clone(&remaining),
-                Arc::clone(&stop),
-                Arc::clone(&stats),
-            )));
+    // Producers are set up 64 at a time: with thousands of topics one by one takes long.
+    let mut producers = Vec::with_capacity(topics.len() * a.producers);
+    let mut setting_up = tokio::task::JoinSet::new();
+    for topic in topics
+        .iter()
+        .flat_map(|t| std::iter::repeat_n(t, a.producers))
+    {
+        if setting_up.len() >= 64
+            && let Some(done) = setting_up.join_next().await
+        {
+            producers.push(done.context("producer set-up task")??);
         }
+        let (conn, topic) = (conn.clone(), topic.clone());
+        setting_up.spawn(async move {
+            conn.lookup(&topic)
+                .await
+                .with_context(|| format!("looking up {topic}"))?;
+            conn.producer(&topic)
+                .await
+                .with_context(|| format!("creating a producer on {topic}"))
+        });
+    }
+    while let Some(done) = setting_up.join_next().await {
+        producers.push(done.context("producer set-up task")??);
+    }
+    // The rate counts from here: setting up thousands of producers is not producing.
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for (producer, receipts) in producers {
+        workers.push(tokio::spawn(produce_loop(
+            producer,
+            receipts,
+            payload.clone(),
+            batch,
+            Duration::from_millis(a.batch_delay_ms),
+            a.max_pending,
+            limiter.clone(),
+            Arc::clone(&remaining),
+            Arc::clone(&stop),
+            Arc::clone(&stats),
+        )));
     }
     eprintln!(
         "Producing to {} topic(s) with {} producer(s) at {} msg/s, {} bytes per message",
