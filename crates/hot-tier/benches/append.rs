@@ -224,6 +224,17 @@ fn main() {
         return;
     }
     let dir = bench_dir();
+    // TIERLOG_BENCH_LEDGERS=N runs only the spread over N ledgers (for profiling).
+    if let Some(n) = std::env::var("TIERLOG_BENCH_LEDGERS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        for _ in 0..3 {
+            let (mb_s, rounds) = spread_mb_s(&dir, n, 256 << 20);
+            println!("{n} ledgers: {mb_s:.1} MB/s, {rounds} group commits");
+        }
+        return;
+    }
     println!("hot-tier append benchmark in {}", dir.display());
     let raw_small = raw_mb_s(&dir, ENTRY_BYTES, 16 << 20);
     let chunks = [1usize << 20, 4 << 20, 16 << 20];

@@ -1,11 +1,11 @@
 //! Checkpoints: when the journal before a position is no longer needed.
 //!
-//! Every `checkpoint_interval`, or sooner once `checkpoint_journal_bytes` were journaled, the
-//! checkpoint thread takes the position the journal is durable up to, makes every ledger file
-//! durable with one `syncfs` of their file system (the journal's rounds before that position
-//! were written to their ledger files before they were synced), records the position in the
-//! `checkpoint` file (written aside, fsynced, renamed, directory fsynced) and deletes the journal
-//! files wholly before it.
+//! Every `checkpoint_interval`, or sooner once `checkpoint_journal_bytes` were journaled or the
+//! write caches hold `write_cache_bytes`, the checkpoint thread takes the position the journal is
+//! durable up to, writes every ledger's write cache into its file (the journal's rounds before
+//! that position were put in the caches before they were synced), makes the files durable with
+//! one `syncfs` of their file system, records the position in the `checkpoint` file (written
+//! aside, fsynced, renamed, directory fsynced) and deletes the journal files wholly before it.
 //!
 //! Crash windows: before the rename the old checkpoint stands and replay starts earlier (records
 //! already in their files are skipped by entry id); after it, journal files before the position
@@ -36,12 +36,22 @@ pub(crate) fn run(shared: &Shared) {
                 .unwrap_or_else(|p| p.into_inner());
             loop {
                 if *closed {
+                    drop(closed);
+                    // The journal has drained: a last checkpoint spares the next start a replay.
+                    let position = shared.synced();
+                    if position != last
+                        && let Err(e) = flush_caches(shared)
+                            .and_then(|()| checkpoint(&opts.ledger_dir, &opts.dir, position))
+                    {
+                        tracing::warn!(error = %e, "final hot-tier checkpoint failed; the next start replays the journal");
+                    }
                     return;
                 }
                 let elapsed = started.elapsed();
                 if elapsed >= opts.checkpoint_interval
                     || shared.bytes_since_checkpoint.load(Ordering::Relaxed)
                         >= opts.checkpoint_journal_bytes
+                    || shared.cache_bytes.load(Ordering::Relaxed) >= opts.write_cache_bytes
                 {
                     break;
                 }
@@ -57,7 +67,8 @@ pub(crate) fn run(shared: &Shared) {
             continue;
         }
         let journaled = shared.bytes_since_checkpoint.load(Ordering::Relaxed);
-        match checkpoint(&opts.ledger_dir, &opts.dir, position) {
+        let written = flush_caches(shared);
+        match written.and_then(|()| checkpoint(&opts.ledger_dir, &opts.dir, position)) {
             Ok(()) => {
                 last = position;
                 shared
@@ -70,6 +81,29 @@ pub(crate) fn run(shared: &Shared) {
             }
         }
     }
+}
+
+/// Writes every ledger's write cache into its file. A ledger whose write fails stays in the
+/// dirty set (its records are safe in the journal, which is kept until a checkpoint succeeds).
+fn flush_caches(shared: &Shared) -> Result<()> {
+    let dirty = std::mem::take(&mut *shared.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut failed = None;
+    for (id, ledger) in dirty {
+        match ledger.flush_cache() {
+            Ok(n) => {
+                shared.cache_bytes.fetch_sub(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                failed.get_or_insert(HotTierError::io("write cached records", &ledger.path, e));
+                shared
+                    .dirty
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, ledger);
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 /// Makes the ledger files durable, records `position` and deletes the journal files before it.

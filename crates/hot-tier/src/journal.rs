@@ -2,30 +2,36 @@
 //!
 //! BookKeeper's split, kept small: appends of all ledgers collect in one pending batch; a
 //! *flusher* thread takes the whole batch and, per ledger, either
-//! - **journals** it (the ledger's part is small): its records go into the journal file as one
-//!   chunk, and into the ledger's own file without an fsync, or
-//! - **writes it directly** (the ledger's part is at least `direct_write_min_bytes`): its records
-//!   go only into the ledger's own file, which is then fsynced itself (a busy ledger pays no second
-//!   copy; such ledgers are few per round because each brought that many bytes);
+//! - **journals** it: its records go into the journal file as one chunk (one `pwrite` for the
+//!   whole round) and into the ledger's *write cache* in memory, or
+//! - **writes it directly** (the ledger brings at least `direct_write_min_bytes` to the round,
+//!   at most `max_direct_per_round` ledgers, the largest; or it is the round's only ledger): the
+//!   ledger's cache and then its records go into its own file, which the round fsyncs (a busy
+//!   ledger pays no second copy);
 //!
 //! then hands the round to a *syncer* thread that makes it durable (one `fdatasync` of the
 //! journal, one per directly written ledger, one of the ledger directory if ledger files were
 //! created since the last round) and only then completes the round's appends, in order. While
-//! either thread works, new appends collect in the next batch. Three threads serve the whole
-//! store (flusher, syncer, and the [`checkpoint`](crate::checkpoint) thread), whatever the number
-//! of ledgers; a fourth seals ledgers off the commit path.
+//! either thread works, new appends collect in the next batch. The [`checkpoint`] thread writes
+//! the write caches into their files, `syncfs`es them and trims the journal. Four threads serve
+//! the whole store (flusher, syncer, checkpoint, and one that seals ledgers off the commit path),
+//! whatever the number of ledgers; a round costs one journal write and at most
+//! `max_direct_per_round` ledger writes, however many ledgers it carries.
 //!
 //! Crash windows:
 //! - an append is acknowledged only after every fsync covering it returned: the journal's (its
-//!   chunk) or its ledger file's (direct writes, which also cover the ledger's earlier
-//!   journaled records: they were written to the file before);
-//! - a journaled record's copy in its ledger file may be lost or torn by a crash; start-up replays
-//!   the journal from the last checkpoint into the ledger files ([`crate::replay`]), and a
-//!   checkpoint is only written after `syncfs` made every earlier ledger-file write durable;
+//!   chunk) or its ledger file's (direct writes, which also cover the ledger's earlier journaled
+//!   records: the cache is written to the file before a direct write);
+//! - a journaled record reaches its ledger file only at a checkpoint (or with a later direct
+//!   write, or the seal), and the checkpoint that lets the journal before it go is written only
+//!   after `syncfs` made those writes durable; start-up replays the journal from the last
+//!   checkpoint into the ledger files ([`crate::replay`]);
 //! - a journal write or fsync that fails fails the appends of its round that depend on it and
 //!   retires the journal file: later rounds go to a new file (rounds already written into the
 //!   failed file fail too: after a failed fsync the kernel may have dropped their pages), so a
 //!   damaged stretch is only ever at the end of a file, where replay stops reading that file.
+//!
+//! [`checkpoint`]: crate::checkpoint
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -50,6 +56,9 @@ pub(crate) struct JournalOptions {
     pub ledger_dir: PathBuf,
     pub file_bytes: u64,
     pub direct_write_min_bytes: usize,
+    pub max_direct_per_round: usize,
+    pub direct_when_alone: bool,
+    pub write_cache_bytes: u64,
     pub max_pending_bytes: usize,
     pub checkpoint_interval: Duration,
     pub checkpoint_journal_bytes: u64,
@@ -72,6 +81,8 @@ pub(crate) struct Waiter {
 pub(crate) struct LedgerBatch {
     pub ledger: Arc<OpenLedger>,
     pub start: u64,
+    /// Where the batch's records end in the file.
+    pub end: u64,
     pub bytes: Vec<u8>,
     pub offsets: Vec<u64>,
     pub payload_bytes: u64,
@@ -132,6 +143,9 @@ pub(crate) struct Shared {
     synced: Mutex<Position>,
     /// Journal bytes written since the last checkpoint, to trigger the next one early.
     pub bytes_since_checkpoint: AtomicU64,
+    /// Ledgers whose write cache holds records, and the bytes all caches hold.
+    pub dirty: Mutex<HashMap<u64, Arc<OpenLedger>>>,
+    pub cache_bytes: AtomicU64,
     pub checkpoint_wake: Condvar,
     pub checkpoint_lock: Mutex<bool>,
     /// Rounds made durable (each one group commit).
@@ -164,6 +178,8 @@ impl Journal {
                 offset: JOURNAL_HEADER_LEN,
             }),
             bytes_since_checkpoint: AtomicU64::new(0),
+            dirty: Mutex::new(HashMap::new()),
+            cache_bytes: AtomicU64::new(0),
             checkpoint_wake: Condvar::new(),
             checkpoint_lock: Mutex::new(false),
             rounds: AtomicU64::new(0),
@@ -183,11 +199,22 @@ impl Journal {
         )?);
         let s = Arc::clone(&shared);
         threads.push(spawn("hot-tier-sync", Box::new(move || sync_loop(&s)))?);
+        let s = Arc::clone(&shared);
         threads.push(spawn(
             "hot-tier-seal",
             Box::new(move || {
                 for job in seal_rx {
-                    let result = job.ledger.seal_file();
+                    let result = match job.ledger.flush_cache() {
+                        Ok(n) => {
+                            s.cache_bytes.fetch_sub(n, Ordering::Relaxed);
+                            job.ledger.seal_file()
+                        }
+                        Err(e) => Err(HotTierError::io(
+                            "write cached records",
+                            &job.ledger.path,
+                            e,
+                        )),
+                    };
                     let _ = job.reply.send(result);
                 }
             }),
@@ -203,21 +230,28 @@ impl Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
+        // Drain first: what was accepted is made durable and its appends complete; then one
+        // last checkpoint, so that a clean restart has nothing to replay.
         self.shared.lock_pending().closed = true;
         self.shared.wake.notify_all();
+        let me = std::thread::current().id();
+        // The last store handle may be dropped on one of these threads; it must not wait for
+        // itself.
+        let join = |t: std::thread::JoinHandle<()>| {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        };
+        let mut threads = std::mem::take(&mut self.threads);
+        let checkpointer = threads.pop();
+        threads.into_iter().for_each(join);
         *self
             .shared
             .checkpoint_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = true;
         self.shared.checkpoint_wake.notify_all();
-        for t in self.threads.drain(..) {
-            // The last store handle may be dropped on one of these threads (a seal reply
-            // dropping a writer); it must not wait for itself.
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
-        }
+        checkpointer.into_iter().for_each(join);
     }
 }
 
@@ -258,6 +292,7 @@ impl Shared {
         let batch = p.ledgers.entry(ledger.id).or_insert_with(|| LedgerBatch {
             ledger: Arc::clone(ledger),
             start: offset,
+            end: offset,
             bytes: Vec::new(),
             offsets: Vec::new(),
             payload_bytes: 0,
@@ -265,6 +300,7 @@ impl Shared {
             permits: 0,
         });
         crate::format::encode_record(&mut batch.bytes, entry_id, payload);
+        batch.end = batch.start + batch.bytes.len() as u64;
         batch.offsets.push(offset);
         batch.payload_bytes += payload.len() as u64;
         batch.permits += permits;
@@ -343,10 +379,28 @@ fn flush_loop(shared: &Shared, first: Arc<JournalFile>) {
         let dir_sync = shared.dir_dirty.swap(false, Ordering::AcqRel);
         let mut journaled = Vec::new();
         let mut direct = Vec::new();
+        let mut batches: Vec<LedgerBatch> = Vec::with_capacity(ledgers.len());
         for (_, batch) in ledgers {
-            if let Some(failure) = batch.ledger.failure() {
-                shared.fail_batch(batch, &failure);
-            } else if batch.bytes.len() >= opts.direct_write_min_bytes {
+            match batch.ledger.failure() {
+                Some(failure) => shared.fail_batch(batch, &failure),
+                None => batches.push(batch),
+            }
+        }
+        // The largest ledgers of the round write directly; a bounded number, so a round's
+        // fsyncs do not grow with its ledgers.
+        if batches.len() > opts.max_direct_per_round {
+            batches.select_nth_unstable_by_key(opts.max_direct_per_round, |b| {
+                std::cmp::Reverse(b.bytes.len())
+            });
+        }
+        // A ledger alone in its round goes direct whatever its size: one fsync either way, and
+        // no second copy.
+        let alone = opts.direct_when_alone && batches.len() == 1;
+        for (i, batch) in batches.into_iter().enumerate() {
+            if alone
+                || (i < opts.max_direct_per_round
+                    && batch.bytes.len() >= opts.direct_write_min_bytes)
+            {
                 direct.push(batch);
             } else {
                 journaled.push(batch);
@@ -407,12 +461,33 @@ fn flush_loop(shared: &Shared, first: Arc<JournalFile>) {
             buf = Vec::new();
         }
 
-        // The records reach their ledger files (journaled ones without an fsync of their own).
-        let write_files = |batches: Vec<LedgerBatch>| -> Vec<LedgerBatch> {
-            let mut ok = Vec::with_capacity(batches.len());
-            for b in batches {
-                match b.ledger.file.write_all_at(&b.bytes, b.start) {
-                    Ok(()) => ok.push(b),
+        // Journaled records wait in their ledgers' write caches for the next checkpoint.
+        if journal.is_some() {
+            let mut cached = 0u64;
+            let mut dirty = shared.dirty.lock().unwrap_or_else(|p| p.into_inner());
+            for b in &mut journaled {
+                cached += b.bytes.len() as u64;
+                b.ledger
+                    .cache_append(bytes::Bytes::from(std::mem::take(&mut b.bytes)));
+                dirty
+                    .entry(b.ledger.id)
+                    .or_insert_with(|| Arc::clone(&b.ledger));
+            }
+            drop(dirty);
+            let total = shared.cache_bytes.fetch_add(cached, Ordering::Relaxed) + cached;
+            if total >= opts.write_cache_bytes {
+                shared.checkpoint_wake.notify_all();
+            }
+        }
+        // Direct ledgers: the cache, then the round's records, into the file.
+        let direct = {
+            let mut ok = Vec::with_capacity(direct.len());
+            for b in direct {
+                match b.ledger.write_direct(b.start, &b.bytes) {
+                    Ok(flushed) => {
+                        shared.cache_bytes.fetch_sub(flushed, Ordering::Relaxed);
+                        ok.push(b);
+                    }
                     Err(e) => {
                         let failure =
                             Failure::of(format!("write of {}", b.ledger.path.display()), &e);
@@ -422,8 +497,6 @@ fn flush_loop(shared: &Shared, first: Arc<JournalFile>) {
             }
             ok
         };
-        let journaled = write_files(journaled);
-        let direct = write_files(direct);
         shared.lock_sync().rounds.push(Round {
             journal,
             journaled,
@@ -579,8 +652,7 @@ fn complete(shared: &Shared, b: LedgerBatch) {
         shared.fail_batch(b, &failure);
         return;
     }
-    b.ledger
-        .made_durable(b.start + b.bytes.len() as u64, &b.offsets, b.payload_bytes);
+    b.ledger.made_durable(b.end, &b.offsets, b.payload_bytes);
     for w in b.waiters {
         let _ = w.tx.send(Ok(w.entry_id));
     }

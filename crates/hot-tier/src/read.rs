@@ -36,8 +36,8 @@ impl EntryIndex {
     }
 }
 
-/// Reads entries `first..=last`, stopping early (after at least one entry) once `max_bytes` of
-/// payload would be exceeded.
+/// Reads entries `first..=last` from `file`, stopping early (after at least one entry) once
+/// `max_bytes` of payload would be exceeded.
 pub fn read_range(
     ledger_id: u64,
     file: &File,
@@ -46,6 +46,22 @@ pub fn read_range(
     first: u64,
     last: u64,
     max_bytes: usize,
+) -> Result<Vec<Bytes>> {
+    read_range_with(ledger_id, index, first, last, max_bytes, |buf, start| {
+        file.read_exact_at(buf, start)
+            .map_err(|e| HotTierError::io("read", path, e))
+    })
+}
+
+/// [`read_range`] with the bytes `[start, start + buf.len())` of the ledger provided by `fill`
+/// (an open ledger's newest records may still be in memory).
+pub fn read_range_with(
+    ledger_id: u64,
+    index: &EntryIndex,
+    first: u64,
+    last: u64,
+    max_bytes: usize,
+    fill: impl FnOnce(&mut [u8], u64) -> Result<()>,
 ) -> Result<Vec<Bytes>> {
     let last_entry_id = index.last_entry_id();
     if first > last || last as i64 > last_entry_id || last > i64::MAX as u64 {
@@ -72,8 +88,7 @@ pub fn read_range(
         detail: "record span does not fit in memory".into(),
     })?;
     let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, start)
-        .map_err(|e| HotTierError::io("read", path, e))?;
+    fill(&mut buf, start)?;
     let buf = Bytes::from(buf);
 
     let mut out = Vec::with_capacity(last_i - first_i + 1);

@@ -33,8 +33,16 @@ pub struct StoreOptions {
     /// A journal file is closed and a new one started past this size (`journalMaxSizeMB`).
     pub journal_file_bytes: u64,
     /// A ledger that brings at least this much to one round is written to its own file and
-    /// fsynced there instead of being copied into the journal too.
+    /// fsynced there instead of going through the journal (at most `max_direct_per_round`
+    /// ledgers per round, the largest).
     pub direct_write_min_bytes: usize,
+    pub max_direct_per_round: usize,
+    /// A ledger alone in its round is written directly whatever its size (one fsync either
+    /// way, and no second copy). Tests of the journal path turn it off.
+    pub direct_when_alone: bool,
+    /// Journaled records wait in memory for the next checkpoint to write them into their
+    /// ledger files; a checkpoint starts early once they hold this much.
+    pub write_cache_bytes: u64,
     /// The longest time between checkpoints (BookKeeper's `flushInterval`).
     pub checkpoint_interval: Duration,
     /// A checkpoint starts early once this much was journaled since the last one.
@@ -49,7 +57,10 @@ impl Default for StoreOptions {
             sealed_cache_ledgers: 64,
             journal_dir: None,
             journal_file_bytes: 512 << 20,
-            direct_write_min_bytes: 512 << 10,
+            direct_write_min_bytes: 128 << 10,
+            max_direct_per_round: 8,
+            direct_when_alone: true,
+            write_cache_bytes: 64 << 20,
             checkpoint_interval: Duration::from_secs(10),
             checkpoint_journal_bytes: 256 << 20,
         }
@@ -116,6 +127,9 @@ impl LedgerStore {
                 ledger_dir: dir.clone(),
                 file_bytes: options.journal_file_bytes.max(1),
                 direct_write_min_bytes: options.direct_write_min_bytes,
+                max_direct_per_round: options.max_direct_per_round,
+                direct_when_alone: options.direct_when_alone,
+                write_cache_bytes: options.write_cache_bytes,
                 max_pending_bytes: options
                     .max_pending_bytes
                     .max(options.max_entry_bytes + 64)
@@ -251,20 +265,7 @@ impl LedgerStore {
     pub fn read(&self, id: u64, first: u64, last: u64, max_bytes: usize) -> Result<Vec<Bytes>> {
         let open = self.lock_open().get(&id).cloned();
         if let Some(ledger) = open {
-            let index = ledger
-                .durable
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            return read_range(
-                id,
-                &ledger.file,
-                &ledger.path,
-                &index,
-                first,
-                last,
-                max_bytes,
-            );
+            return ledger.read(first, last, max_bytes);
         }
         let h = self.sealed_handle(id)?;
         read_range(id, &h.file, &h.path, &h.index, first, last, max_bytes)

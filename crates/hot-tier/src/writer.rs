@@ -1,13 +1,15 @@
 //! The single writer of an open ledger.
 //!
 //! `append` gives the ledger's next entry id and file position to the record and queues it in
-//! the store's [`journal`](crate::journal), which makes it durable together with the appends of
-//! every other ledger (group commit) and resolves its [`PendingAppend`] in entry order. An open
-//! ledger owns no thread: its file, its durable index for readers and its failure state.
+//! the store's journal, which makes it durable together with the appends of every other ledger
+//! (group commit) and resolves its [`PendingAppend`] in entry order. An open ledger owns no
+//! thread: its file, its write cache (journaled records not yet in the file), its durable index
+//! for readers and its failure state.
 //!
 //! Memory is bounded by the journal's budget: every append first takes permits (bytes) that are
 //! given back once its round is settled; a full budget makes `append` wait.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -70,6 +72,15 @@ struct WriterState {
     closed: bool,
 }
 
+/// Records made durable by the journal but not yet written to the ledger's file: the bytes
+/// `[base, base + bytes)` of the file, in order. The file holds everything before `base`.
+#[derive(Default)]
+struct WriteCache {
+    base: u64,
+    segments: VecDeque<Bytes>,
+    bytes: u64,
+}
+
 /// An open ledger: shared by its writer, the journal's threads and readers.
 pub(crate) struct OpenLedger {
     pub id: u64,
@@ -82,6 +93,10 @@ pub(crate) struct OpenLedger {
     max_entry_bytes: usize,
     /// Group commits that made entries of this ledger durable.
     rounds: AtomicU64,
+    cache: Mutex<WriteCache>,
+    /// Held while the cache is written to the file (by the checkpoint, a direct write or the
+    /// seal), so that one writer at a time moves it; this ledger's only.
+    flush: Mutex<()>,
 }
 
 impl OpenLedger {
@@ -119,7 +134,100 @@ impl OpenLedger {
             }),
             max_entry_bytes,
             rounds: AtomicU64::new(0),
+            cache: Mutex::new(WriteCache {
+                base: FILE_HEADER_LEN,
+                ..WriteCache::default()
+            }),
+            flush: Mutex::new(()),
         }))
+    }
+
+    fn lock_cache(&self) -> MutexGuard<'_, WriteCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Journaled records `[start, start + bytes.len())` wait in memory for the next checkpoint.
+    pub fn cache_append(&self, bytes: Bytes) {
+        let mut c = self.lock_cache();
+        c.bytes += bytes.len() as u64;
+        c.segments.push_back(bytes);
+    }
+
+    /// Writes the cached records into the file (no fsync); returns how many bytes it wrote.
+    pub fn flush_cache(&self) -> std::io::Result<u64> {
+        let _one_writer = self.flush.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_cache_locked()
+    }
+
+    fn flush_cache_locked(&self) -> std::io::Result<u64> {
+        // Readers keep using the cache while its bytes are written: they leave it only after.
+        let (base, segments): (u64, Vec<Bytes>) = {
+            let c = self.lock_cache();
+            (c.base, c.segments.iter().cloned().collect())
+        };
+        let mut at = base;
+        for seg in &segments {
+            self.file.write_all_at(seg, at)?;
+            at += seg.len() as u64;
+        }
+        let mut c = self.lock_cache();
+        for _ in 0..segments.len() {
+            c.segments.pop_front();
+        }
+        c.base = at;
+        c.bytes -= at - base;
+        Ok(at - base)
+    }
+
+    /// Writes a round's records straight into the file at `start`, after what the cache held (so
+    /// the file has no gap for its fsync to cover); returns the cached bytes it wrote first.
+    pub fn write_direct(&self, start: u64, bytes: &[u8]) -> std::io::Result<u64> {
+        let _one_writer = self.flush.lock().unwrap_or_else(|p| p.into_inner());
+        let flushed = self.flush_cache_locked()?;
+        self.file.write_all_at(bytes, start)?;
+        let mut c = self.lock_cache();
+        c.base = start + bytes.len() as u64;
+        Ok(flushed)
+    }
+
+    /// Reads durable entries `first..=last`: from the file, and from the cache where the file
+    /// does not have them yet.
+    pub fn read(&self, first: u64, last: u64, max_bytes: usize) -> Result<Vec<Bytes>> {
+        let index = self
+            .durable
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        // Taken after the index: every record the index names is in the file or in here.
+        let (base, segments): (u64, Vec<Bytes>) = {
+            let c = self.lock_cache();
+            (c.base, c.segments.iter().cloned().collect())
+        };
+        crate::read::read_range_with(self.id, &index, first, last, max_bytes, |buf, start| {
+            let end = start + buf.len() as u64;
+            if start < base {
+                let in_file = (base.min(end) - start) as usize;
+                self.file
+                    .read_exact_at(&mut buf[..in_file], start)
+                    .map_err(|e| HotTierError::io("read", &self.path, e))?;
+            }
+            let mut at = base;
+            for seg in &segments {
+                let (lo, hi) = (at.max(start), (at + seg.len() as u64).min(end));
+                if lo < hi {
+                    buf[(lo - start) as usize..(hi - start) as usize]
+                        .copy_from_slice(&seg[(lo - at) as usize..(hi - at) as usize]);
+                }
+                at += seg.len() as u64;
+            }
+            if end > at.max(base) {
+                return Err(HotTierError::Corrupt {
+                    ledger_id: self.id,
+                    detail: format!("bytes {start}..{end} are neither in the file nor in memory"),
+                });
+            }
+            Ok(())
+        })
     }
 
     fn lock_state(&self) -> MutexGuard<'_, WriterState> {
@@ -217,6 +325,8 @@ impl OpenLedger {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        self.flush_cache()
+            .map_err(|e| HotTierError::io("write cached records", &self.path, e))?;
         let footer = encode_footer(&index.offsets);
         self.file
             .write_all_at(&footer, index.data_end)

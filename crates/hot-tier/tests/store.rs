@@ -126,86 +126,87 @@ fn journal_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// Appends 20 entries one at a time (one round, one journal chunk each) and drops the writer
-/// and the store without sealing, as a crash would leave them.
-async fn twenty_unsealed(
-    dir: &std::path::Path,
-    id: u64,
-    options: StoreOptions,
-    linger: std::time::Duration,
-) {
-    let (store, _) = LedgerStore::open(dir, options).unwrap();
-    let w = store.create_ledger(id).unwrap();
-    for i in 0..20 {
+/// Copies `from` into `to` (both directories): the disk as a crash would leave it, taken while
+/// the store that writes `from` is idle.
+fn crash_image(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            crash_image(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Options under which one ledger's small rounds go through the journal.
+fn journaled() -> StoreOptions {
+    StoreOptions {
+        direct_when_alone: false,
+        ..StoreOptions::default()
+    }
+}
+
+/// Appends entries `range` to ledger `id` one at a time (one round, one journal chunk each).
+async fn append_each(w: &hot_tier::LedgerWriter, range: std::ops::Range<u64>) {
+    for i in range {
         w.append(payload(i)).await.unwrap().await.unwrap();
     }
-    tokio::time::sleep(linger).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_tail_of_an_unsealed_ledger_is_repaired_from_the_journal() {
+async fn a_crash_before_any_checkpoint_recovers_every_entry_from_the_journal() {
     let dir = tempfile::tempdir().unwrap();
-    twenty_unsealed(
-        dir.path(),
-        9,
-        StoreOptions::default(),
-        std::time::Duration::ZERO,
-    )
-    .await;
-    // The ledger file's copy of the last entry is damaged (it was never fsynced there); the
-    // journal holds it since no checkpoint passed it.
-    flip_byte_from_end(&ledger_file(dir.path(), 9, "open"), 3);
-
-    let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
-    assert_eq!(recovered.len(), 1);
+    let (live, image) = (dir.path().join("live"), dir.path().join("image"));
+    let (store, _) = LedgerStore::open(&live, journaled()).unwrap();
+    let w = store.create_ledger(9).unwrap();
+    append_each(&w, 0..20).await;
+    // Acknowledged, but only in the journal so far: the ledger file holds its header.
+    crash_image(&live, &image);
     assert_eq!(
-        recovered[0].sealed.entries, 20,
-        "entry 19 comes back from the journal"
+        std::fs::metadata(ledger_file(&image, 9, "open"))
+            .unwrap()
+            .len(),
+        16
     );
-    assert!(
-        recovered[0].discarded_bytes > 0,
-        "the damaged copy was cut off"
+
+    let (image_store, recovered) = LedgerStore::open(&image, StoreOptions::default()).unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].sealed.entries, 20);
+    assert_eq!(
+        image_store.read(9, 0, 19, usize::MAX).unwrap(),
+        (0..20).map(payload).collect::<Vec<_>>()
     );
+    assert!(ledger_file(&image, 9, "sealed").exists());
+    assert_eq!(
+        journal_files(&image).len(),
+        1,
+        "the replayed journal is gone"
+    );
+    // The live store still reads them (from memory: no checkpoint wrote them yet).
     assert_eq!(
         store.read(9, 0, 19, usize::MAX).unwrap(),
         (0..20).map(payload).collect::<Vec<_>>()
     );
-    assert!(ledger_file(dir.path(), 9, "sealed").exists());
-    assert_eq!(
-        journal_files(dir.path()).len(),
-        1,
-        "the replayed journal is gone"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_checkpoint_the_ledger_file_alone_counts_and_a_corrupt_tail_is_truncated() {
+async fn after_a_clean_stop_the_ledger_file_alone_counts_and_a_corrupt_tail_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        checkpoint_interval: std::time::Duration::from_millis(20),
-        // A new journal file for nearly every round: checkpoints delete the old ones.
-        journal_file_bytes: 64,
-        ..StoreOptions::default()
-    };
-    twenty_unsealed(
-        dir.path(),
-        9,
-        options.clone(),
-        std::time::Duration::from_millis(300),
-    )
-    .await;
-    assert!(
-        journal_files(dir.path()).len() <= 2,
-        "checkpoints delete the journal files before them: {:?}",
-        journal_files(dir.path())
-    );
+    {
+        let (store, _) = LedgerStore::open(dir.path(), journaled()).unwrap();
+        let w = store.create_ledger(9).unwrap();
+        append_each(&w, 0..20).await;
+        // Dropped without sealing: the last checkpoint writes the file and trims the journal.
+    }
     flip_byte_from_end(&ledger_file(dir.path(), 9, "open"), 3);
-
-    let (store, recovered) = LedgerStore::open(dir.path(), options).unwrap();
+    let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(
         recovered[0].sealed.entries, 19,
-        "the checkpoint trimmed the journal: the corrupt last entry is cut off, never served"
+        "the corrupt last entry is cut off, never served"
     );
+    assert!(recovered[0].discarded_bytes > 0);
     assert_eq!(
         store.read(9, 0, 18, usize::MAX).unwrap(),
         (0..19).map(payload).collect::<Vec<_>>()
@@ -217,37 +218,117 @@ async fn after_a_checkpoint_the_ledger_file_alone_counts_and_a_corrupt_tail_is_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_write_the_files_and_trim_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    let options = StoreOptions {
+        checkpoint_interval: std::time::Duration::from_millis(20),
+        // A new journal file for nearly every round: checkpoints delete the old ones.
+        journal_file_bytes: 64,
+        ..journaled()
+    };
+    let (store, _) = LedgerStore::open(&live, options.clone()).unwrap();
+    let w = store.create_ledger(3).unwrap();
+    append_each(&w, 0..20).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        journal_files(&live).len() <= 2,
+        "checkpoints delete the journal files before them: {:?}",
+        journal_files(&live)
+    );
+    let file_len = std::fs::metadata(ledger_file(&live, 3, "open"))
+        .unwrap()
+        .len();
+    assert!(
+        file_len > 16 * 20,
+        "the checkpoint wrote the entries into the file"
+    );
+    drop(w);
+    drop(store);
+    let (store, recovered) = LedgerStore::open(&live, options).unwrap();
+    assert_eq!(recovered[0].sealed.entries, 20);
+    assert_eq!(
+        store.read(3, 0, 19, usize::MAX).unwrap(),
+        (0..20).map(payload).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_missing_from_the_journal_ends_the_ledger_before_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, image) = (dir.path().join("live"), dir.path().join("image"));
+    // One journal file per round (any chunk fills one), no checkpoint during the test.
+    let options = StoreOptions {
+        journal_file_bytes: 17,
+        ..journaled()
+    };
+    let (store, _) = LedgerStore::open(&live, options).unwrap();
+    let w = store.create_ledger(6).unwrap();
+    append_each(&w, 0..5).await;
+    crash_image(&live, &image);
+    let journal = journal_files(&image);
+    assert_eq!(journal.len(), 5, "{journal:?}");
+    // Entry 2's chunk is damaged: replay stops reading its file, and the next file's entry 3
+    // would follow a gap.
+    flip_byte_from_end(&journal[2], 2);
+    let (image_store, recovered) = LedgerStore::open(&image, StoreOptions::default()).unwrap();
+    assert_eq!(recovered[0].sealed.entries, 2);
+    assert_eq!(
+        image_store.read(6, 0, 1, usize::MAX).unwrap(),
+        (0..2).map(payload).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_journal_tail_ends_the_replay() {
     let dir = tempfile::tempdir().unwrap();
-    twenty_unsealed(
-        dir.path(),
-        4,
-        StoreOptions::default(),
-        std::time::Duration::ZERO,
-    )
-    .await;
-    // The ledger file kept none of its records (as if the crash came before the kernel wrote
-    // any back), and the journal's last chunk is torn.
-    let path = ledger_file(dir.path(), 4, "open");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(16)
-        .unwrap();
-    let journal = journal_files(dir.path());
+    let (live, image) = (dir.path().join("live"), dir.path().join("image"));
+    let (store, _) = LedgerStore::open(&live, journaled()).unwrap();
+    let w = store.create_ledger(4).unwrap();
+    append_each(&w, 0..20).await;
+    crash_image(&live, &image);
+    // The journal's last chunk is torn.
+    let journal = journal_files(&image);
     assert_eq!(journal.len(), 1);
     flip_byte_from_end(&journal[0], 2);
 
-    let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let (image_store, recovered) = LedgerStore::open(&image, StoreOptions::default()).unwrap();
     assert_eq!(
         recovered[0].sealed.entries, 19,
         "all but the torn chunk's entry"
     );
     assert_eq!(
-        store.read(4, 0, 18, usize::MAX).unwrap(),
+        image_store.read(4, 0, 18, usize::MAX).unwrap(),
         (0..19).map(payload).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_rounds_go_straight_to_their_file_after_what_the_journal_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, image) = (dir.path().join("live"), dir.path().join("image"));
+    let (store, _) = LedgerStore::open(&live, journaled()).unwrap();
+    let w = store.create_ledger(5).unwrap();
+    append_each(&w, 0..10).await;
+    let big = Bytes::from(vec![7u8; 256 << 10]);
+    assert_eq!(w.append(big.clone()).await.unwrap().await.unwrap(), 10);
+    // The direct write put the ten cached entries into the file before the big one.
+    let len = std::fs::metadata(ledger_file(&live, 5, "open"))
+        .unwrap()
+        .len();
+    assert!(len > 256 << 10, "{len}");
+    crash_image(&live, &image);
+    for j in journal_files(&image) {
+        std::fs::remove_file(j).unwrap();
+    }
+    let (image_store, recovered) = LedgerStore::open(&image, StoreOptions::default()).unwrap();
+    assert_eq!(
+        recovered[0].sealed.entries, 11,
+        "all in the file, none from the journal"
+    );
+    let mut expected: Vec<Bytes> = (0..10).map(payload).collect();
+    expected.push(big);
+    assert_eq!(image_store.read(5, 0, 10, usize::MAX).unwrap(), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
