@@ -3,9 +3,11 @@
 //! Every `checkpoint_interval`, or sooner once `checkpoint_journal_bytes` were journaled or the
 //! write caches hold `write_cache_bytes`, the checkpoint thread takes the position the journal is
 //! durable up to, writes every ledger's write cache into its file (the journal's rounds before
-//! that position were put in the caches before they were synced), makes the files durable with
-//! one `syncfs` of their file system, records the position in the `checkpoint` file (written
-//! aside, fsynced, renamed, directory fsynced) and deletes the journal files wholly before it.
+//! that position were put in the caches before they were synced), makes those files durable
+//! (an fsync each when they are few, else one `syncfs` of their file system; journaled records
+//! reach a file only here, in a direct write or in the seal, and the last two fsync it), records
+//! the position in the `checkpoint` file (written aside, fsynced, renamed, directory fsynced) and
+//! deletes the journal files wholly before it.
 //!
 //! Crash windows: before the rename the old checkpoint stands and replay starts earlier (records
 //! already in their files are skipped by entry id); after it, journal files before the position
@@ -40,8 +42,7 @@ pub(crate) fn run(shared: &Shared) {
                     // The journal has drained: a last checkpoint spares the next start a replay.
                     let position = shared.synced();
                     if position != last
-                        && let Err(e) = flush_caches(shared)
-                            .and_then(|()| checkpoint(&opts.ledger_dir, &opts.dir, position))
+                        && let Err(e) = checkpoint(shared, position)
                     {
                         tracing::warn!(error = %e, "final hot-tier checkpoint failed; the next start replays the journal");
                     }
@@ -67,8 +68,7 @@ pub(crate) fn run(shared: &Shared) {
             continue;
         }
         let journaled = shared.bytes_since_checkpoint.load(Ordering::Relaxed);
-        let written = flush_caches(shared);
-        match written.and_then(|()| checkpoint(&opts.ledger_dir, &opts.dir, position)) {
+        match checkpoint(shared, position) {
             Ok(()) => {
                 last = position;
                 shared
@@ -83,15 +83,24 @@ pub(crate) fn run(shared: &Shared) {
     }
 }
 
-/// Writes every ledger's write cache into its file. A ledger whose write fails stays in the
+/// With at most this many ledger files written by a checkpoint, each is fsynced on its own;
+/// with more, one `syncfs` is cheaper (it also flushes what other programs left dirty on that
+/// file system, which a few files' fsyncs would not wait for).
+const FSYNC_EACH_MAX: usize = 64;
+
+/// Writes every ledger's write cache into its file and makes the files durable, then records
+/// `position` and deletes the journal files before it. A ledger whose write fails stays in the
 /// dirty set (its records are safe in the journal, which is kept until a checkpoint succeeds).
-fn flush_caches(shared: &Shared) -> Result<()> {
+fn checkpoint(shared: &Shared, position: Position) -> Result<()> {
+    let opts = &shared.options;
     let dirty = std::mem::take(&mut *shared.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut written = Vec::with_capacity(dirty.len());
     let mut failed = None;
     for (id, ledger) in dirty {
         match ledger.flush_cache() {
             Ok(n) => {
                 shared.cache_bytes.fetch_sub(n, Ordering::Relaxed);
+                written.push(ledger);
             }
             Err(e) => {
                 failed.get_or_insert(HotTierError::io("write cached records", &ledger.path, e));
@@ -103,15 +112,24 @@ fn flush_caches(shared: &Shared) -> Result<()> {
             }
         }
     }
-    failed.map_or(Ok(()), Err)
-}
-
-/// Makes the ledger files durable, records `position` and deletes the journal files before it.
-pub(crate) fn checkpoint(ledger_dir: &Path, journal_dir: &Path, position: Position) -> Result<()> {
-    let dir = File::open(ledger_dir).map_err(|e| HotTierError::io("open", ledger_dir, e))?;
-    rustix::fs::syncfs(&dir).map_err(|e| HotTierError::io("syncfs", ledger_dir, e.into()))?;
-    write_checkpoint(journal_dir, position)?;
-    for (seq, path) in list_journal_files(journal_dir)? {
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if written.len() <= FSYNC_EACH_MAX {
+        for ledger in &written {
+            ledger
+                .file
+                .sync_data()
+                .map_err(|e| HotTierError::io("fsync", &ledger.path, e))?;
+        }
+    } else {
+        let dir = File::open(&opts.ledger_dir)
+            .map_err(|e| HotTierError::io("open", &opts.ledger_dir, e))?;
+        rustix::fs::syncfs(&dir)
+            .map_err(|e| HotTierError::io("syncfs", &opts.ledger_dir, e.into()))?;
+    }
+    write_checkpoint(&opts.dir, position)?;
+    for (seq, path) in list_journal_files(&opts.dir)? {
         if seq < position.seq {
             std::fs::remove_file(&path).map_err(|e| HotTierError::io("delete", &path, e))?;
         }
