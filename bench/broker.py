@@ -10,8 +10,8 @@ measured in the same run on the same machine:
   throttle  offload limited to 50 MB/s while a producer publishes: offload MB/s, publish p99
   tls       produce throughput and publish p99 over pulsar+ssl:// ÷ pulsar:// on the same broker,
             interleaved (target >= 0.8 of plain throughput)
-  topics    produce at max rate to 1, 100, 1000 and 10 000 topics (perf -t N): MB/s ÷ 1 topic,
-            publish p99; then 1000 x 2 KiB msg/s spread over 1000 topics: publish p99 (<= 5 ms)
+  topics    produce at max rate to 1, 100, 1000 and 10 000 topics (perf -t N, 10 000 messages in
+            flight in all): MB/s ÷ 1 topic, publish p99; then 1000 x 2 KiB msg/s spread over 1000 topics: publish p99 (<= 5 ms)
   plus peak RSS of the broker per phase and start-up time to ready.
   TIERLOG_BENCH_ONLY=tls (or throttle, topics) runs that phase alone.
 
@@ -271,8 +271,10 @@ def topic_counts(report):
     for n in (1, 100, 1000, 10000):
         drop_caches()
         b = Broker(os.path.join(WORK, f"topics-{n}"))
+        # The same load whatever N: 10 000 messages in flight over all producers together (each
+        # producer's own limit alone would put N x 10 000 in flight).
         p = perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-t", str(n),
-                 "--test-duration", secs, "spread")
+                 "--max-pending", str(max(1, 10000 // n)), "--test-duration", secs, "spread")
         mbs = p["mbytePerSec"] * 1.048576
         one = one or mbs
         threads = len(os.listdir(f"/proc/{b.proc.pid}/task"))
