@@ -206,8 +206,12 @@ async fn produce_loop(
             }
             current.push(now);
         }
+        // Messages waiting in the batch count against --max-pending too (as in Pulsar's
+        // producer queue): a full window sends the batch and waits, instead of filling a
+        // batch of `batch` messages per producer whatever the window.
+        let room = max_pending.saturating_sub(pending_msgs).max(1);
         let flush = !current.is_empty()
-            && (finished || current.len() >= batch || now - batch_started >= batch_delay);
+            && (finished || current.len() >= batch.min(room) || now - batch_started >= batch_delay);
         if flush {
             send_batch(
                 &mut producer,
