@@ -148,8 +148,6 @@ pub(crate) struct Shared {
     pub cache_bytes: AtomicU64,
     pub checkpoint_wake: Condvar,
     pub checkpoint_lock: Mutex<bool>,
-    /// Rounds made durable (each one group commit).
-    pub rounds: AtomicU64,
     seal_tx: Mutex<Option<std::sync::mpsc::Sender<SealJob>>>,
 }
 
@@ -182,7 +180,6 @@ impl Journal {
             cache_bytes: AtomicU64::new(0),
             checkpoint_wake: Condvar::new(),
             checkpoint_lock: Mutex::new(false),
-            rounds: AtomicU64::new(0),
             seal_tx: Mutex::new(Some(seal_tx)),
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -600,7 +597,6 @@ fn sync_rounds(shared: &Shared, rounds: Vec<Round>) {
             }
         }
     }
-    shared.rounds.fetch_add(1, Ordering::Relaxed);
     for r in rounds {
         let journal_failure = r
             .journal

@@ -87,7 +87,7 @@ pub fn scan(
 }
 
 /// Fills `buf` completely; `Ok(false)` if the file ended first.
-fn read_full(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<bool> {
+pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<bool> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -33,7 +33,7 @@ use crate::format::{
 };
 use crate::journal::list_journal_files;
 use crate::read::EntryIndex;
-use crate::recovery;
+use crate::recovery::{self, read_full};
 use crate::store::RecoveredLedger;
 use crate::writer::SealedLedger;
 
@@ -237,18 +237,4 @@ fn seal(dir: &Path, id: u64, r: Recovering) -> Result<RecoveredLedger> {
         },
         discarded_bytes: r.discarded_bytes,
     })
-}
-
-/// Fills `buf` completely; `Ok(false)` if the file ended first.
-fn read_full(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<bool> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => return Ok(false),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(HotTierError::io("read", path, e)),
-        }
-    }
-    Ok(true)
 }
