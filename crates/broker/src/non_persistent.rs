@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use protocol::TopicName;
 use protocol::commands;
-use protocol::frame::encode_message;
+use protocol::frame::message_frame;
 
 use crate::error::BrokerError;
 use crate::subscription::{ConsumerKey, Outbox, SubType};
@@ -201,7 +201,11 @@ impl NonPersistentTopic {
                 0,
                 Vec::new(),
             );
-            if consumer.outbox.send(encode_message(&cmd, entry)).is_err() {
+            if consumer
+                .outbox
+                .send(message_frame(&cmd, entry.clone()))
+                .is_err()
+            {
                 dropped += u64::from(count);
             }
         }

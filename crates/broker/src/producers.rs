@@ -331,8 +331,11 @@ mod tests {
     fn entry(
         name: &str,
         mode: AccessMode,
-    ) -> (ProducerEntry, tokio::sync::mpsc::UnboundedReceiver<Bytes>) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    ) -> (
+        ProducerEntry,
+        tokio::sync::mpsc::UnboundedReceiver<protocol::OutFrame>,
+    ) {
+        let (tx, rx) = protocol::io::Outbox::unbounded();
         (
             ProducerEntry {
                 name: name.into(),

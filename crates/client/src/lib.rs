@@ -166,7 +166,8 @@ impl Connection {
         let pong = out.downgrade();
         tokio::spawn(async move {
             let mut frames =
-                FrameReader::new(rd, FrameDecoder::new(protocol::DEFAULT_MAX_MESSAGE_SIZE));
+                FrameReader::new(rd, FrameDecoder::new(protocol::DEFAULT_MAX_MESSAGE_SIZE))
+                    .reserving_announced();
             let mut connected = Some(connected_tx);
             loop {
                 match frames.next().await {

@@ -183,15 +183,65 @@ pub fn encode_command(cmd: &BaseCommand) -> Bytes {
     b.freeze()
 }
 
-/// A MESSAGE (or any payload command) carrying a stored entry unchanged.
-pub fn encode_message(cmd: &BaseCommand, entry: &[u8]) -> Bytes {
+/// A frame on its way out: its bytes in one piece, or a head followed by a body that stays
+/// where it is (a MESSAGE's command and the stored entry it relays: an entry read from a ledger
+/// goes to the socket from the buffer it was read into, never copied into a frame).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutFrame {
+    Whole(Bytes),
+    Parts { head: Bytes, body: Bytes },
+}
+
+impl OutFrame {
+    /// Bytes on the wire.
+    pub fn len(&self) -> usize {
+        match self {
+            OutFrame::Whole(b) => b.len(),
+            OutFrame::Parts { head, body } => head.len() + body.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frame in one buffer (a copy when it is in parts).
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            OutFrame::Whole(b) => b.clone(),
+            OutFrame::Parts { head, body } => {
+                let mut b = BytesMut::with_capacity(head.len() + body.len());
+                b.extend_from_slice(head);
+                b.extend_from_slice(body);
+                b.freeze()
+            }
+        }
+    }
+}
+
+impl From<Bytes> for OutFrame {
+    fn from(b: Bytes) -> Self {
+        OutFrame::Whole(b)
+    }
+}
+
+/// A MESSAGE (or any payload command) carrying a stored entry unchanged, without copying it:
+/// the frame's size fields and command, then the entry itself.
+pub fn message_frame(cmd: &BaseCommand, entry: Bytes) -> OutFrame {
     let len = cmd.encoded_len();
-    let mut b = BytesMut::with_capacity(8 + len + entry.len());
-    b.put_u32((4 + len + entry.len()) as u32);
-    b.put_u32(len as u32);
-    let _ = cmd.encode(&mut b);
-    b.extend_from_slice(entry);
-    b.freeze()
+    let mut head = BytesMut::with_capacity(8 + len);
+    head.put_u32((4 + len + entry.len()) as u32);
+    head.put_u32(len as u32);
+    let _ = cmd.encode(&mut head);
+    OutFrame::Parts {
+        head: head.freeze(),
+        body: entry,
+    }
+}
+
+/// [`message_frame`] in one buffer.
+pub fn encode_message(cmd: &BaseCommand, entry: &[u8]) -> Bytes {
+    message_frame(cmd, Bytes::copy_from_slice(entry)).to_bytes()
 }
 
 /// A client's SEND: the command, then magic, checksum, metadata and payload.

@@ -4,12 +4,12 @@
 //! Everything else in this crate is pure encoding and decoding; this module is the only one that
 //! touches a socket.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::frame::{Frame, FrameDecoder, FrameError};
+use crate::frame::{Frame, FrameDecoder, FrameError, OutFrame};
 
 /// Why reading the next frame failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,8 @@ pub struct FrameReader<R> {
     budget: Option<ReceiveBudget>,
     /// Bytes of `buf` counted in the budget.
     held: usize,
+    /// Whether a frame's whole announced size is reserved as soon as it is announced.
+    reserve_announced: bool,
 }
 
 /// The most a reader adds to its buffer in one read.
@@ -105,7 +107,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             decoder,
             budget: None,
             held: 0,
+            reserve_announced: false,
         }
+    }
+
+    /// Reserves room for each frame's announced size (up to the decoder's limit) when its size
+    /// field arrives, so a large frame is read into place without the buffer growing (and
+    /// copying) on the way. For a peer trusted not to announce what it does not send: a client
+    /// reading its broker, not a broker reading its clients.
+    pub fn reserving_announced(mut self) -> Self {
+        self.reserve_announced = true;
+        self
     }
 
     /// Counts incomplete frames against `budget`.
@@ -149,8 +161,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             // Frames already taken off share the buffer's memory, so growing it copies what
             // it holds: growing geometrically keeps those copies to about one per byte.
             let missing = FrameDecoder::announced(&self.buf)
-                .map_or(4, |total| total.saturating_sub(self.buf.len()))
-                .clamp(1, READ_CHUNK.max(self.buf.len()));
+                .map_or(4, |total| total.saturating_sub(self.buf.len()));
+            // The decoder refused frames over its limit above, so `missing` is within it.
+            let missing = if self.reserve_announced {
+                missing.max(READ_CHUNK)
+            } else {
+                missing.clamp(1, READ_CHUNK.max(self.buf.len()))
+            };
             self.buf.reserve(missing);
             let read = self.inner.read_buf(&mut self.buf).await;
             self.account();
@@ -173,23 +190,61 @@ impl<R> Drop for FrameReader<R> {
     }
 }
 
-/// Frames queued for one connection's writer task.
-pub type Outbox = mpsc::UnboundedSender<Bytes>;
+/// The queue of frames to one connection's writer task. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Outbox(mpsc::UnboundedSender<OutFrame>);
 
-/// Frames this large are written as they are, never copied into the coalescing buffer: a copy
-/// costs more than the system call it would save (a producer's batch, a consumer's entry).
+/// The writer task of the connection has ended (the connection is gone).
+#[derive(Debug, thiserror::Error)]
+#[error("the connection's writer has stopped")]
+pub struct WriterGone;
+
+impl Outbox {
+    /// An outbox whose frames are taken off the returned receiver instead of a writer task
+    /// (tests, in-process peers).
+    pub fn unbounded() -> (Outbox, mpsc::UnboundedReceiver<OutFrame>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Outbox(tx), rx)
+    }
+
+    /// Queues a frame (whole bytes or an [`OutFrame`]) behind those queued before it.
+    pub fn send(&self, frame: impl Into<OutFrame>) -> Result<(), WriterGone> {
+        self.0.send(frame.into()).map_err(|_| WriterGone)
+    }
+
+    /// A handle that does not keep the writer running (the connection's reader answering
+    /// pings holds one, so dropping every other sender still ends the writer).
+    pub fn downgrade(&self) -> WeakOutbox {
+        WeakOutbox(self.0.downgrade())
+    }
+}
+
+/// See [`Outbox::downgrade`].
+#[derive(Clone, Debug)]
+pub struct WeakOutbox(mpsc::WeakUnboundedSender<OutFrame>);
+
+impl WeakOutbox {
+    /// The outbox, while the writer still has other senders.
+    pub fn upgrade(&self) -> Option<Outbox> {
+        self.0.upgrade().map(Outbox)
+    }
+}
+
+/// Frames (or frame bodies) this large are written as they are, never copied into the
+/// coalescing buffer: a copy costs more than the system call it would save (a producer's batch,
+/// a consumer's entry).
 pub const WRITE_DIRECT_MIN: usize = 64 * 1024;
 
 /// Starts the writer task of a connection. Frames sent on the returned [`Outbox`] are written in
 /// order; small frames queued when the socket is ready go out in one write of up to
-/// `coalesce_bytes`, so many small replies cost few system calls, and frames of
+/// `coalesce_bytes`, so many small replies cost few system calls, and frames or frame bodies of
 /// [`WRITE_DIRECT_MIN`] or more are written from where they are. The task ends (shutting the
 /// write half down) when every sender is dropped, or when a write fails.
 pub fn spawn_writer<W>(mut writer: W, coalesce_bytes: usize) -> (Outbox, JoinHandle<()>)
 where
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (outbox, mut queued) = mpsc::unbounded_channel::<Bytes>();
+    let (outbox, mut queued) = mpsc::unbounded_channel::<OutFrame>();
     let task = tokio::spawn(async move {
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         while let Some(first) = queued.recv().await {
@@ -199,11 +254,18 @@ where
             let mut large = None;
             let mut frame = Some(first);
             while let Some(f) = frame.take() {
-                if f.len() >= WRITE_DIRECT_MIN {
-                    large = Some(f);
+                let body = match f {
+                    OutFrame::Whole(b) => b,
+                    OutFrame::Parts { head, body } => {
+                        buf.extend_from_slice(&head);
+                        body
+                    }
+                };
+                if body.len() >= WRITE_DIRECT_MIN {
+                    large = Some(body);
                     break;
                 }
-                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&body);
                 if buf.len() < coalesce_bytes {
                     frame = queued.try_recv().ok();
                 }
@@ -216,7 +278,7 @@ where
         }
         let _ = writer.shutdown().await;
     });
-    (outbox, task)
+    (Outbox(outbox), task)
 }
 
 #[cfg(test)]
@@ -224,6 +286,7 @@ mod tests {
     use super::*;
     use crate::pb::BaseCommand;
     use crate::{commands, encode_command};
+    use bytes::Bytes;
 
     #[tokio::test]
     async fn frames_written_are_read_back_whole_and_in_order() {
@@ -244,7 +307,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn large_and_small_frames_interleaved_arrive_whole_and_in_order() {
+    async fn large_and_small_frames_whole_or_in_parts_arrive_whole_and_in_order() {
         let (a, b) = tokio::io::duplex(4096);
         let (outbox, writer) = spawn_writer(a, 1 << 20);
         let sizes = [
@@ -261,6 +324,17 @@ mod tests {
             let frame = vec![i as u8; size];
             sent.extend_from_slice(&frame);
             outbox.send(Bytes::from(frame)).unwrap();
+            // The same size again in two parts: a small head and a body (large or small).
+            let head = vec![100 + i as u8; 9];
+            let body = vec![200 + i as u8; size];
+            sent.extend_from_slice(&head);
+            sent.extend_from_slice(&body);
+            outbox
+                .send(OutFrame::Parts {
+                    head: head.into(),
+                    body: body.into(),
+                })
+                .unwrap();
         }
         drop(outbox);
         let mut got = Vec::new();

@@ -19,8 +19,9 @@ pub mod pb {
 
 pub use entry::{EntryError, parse_entry};
 pub use frame::{
-    DEFAULT_MAX_MESSAGE_SIZE, FRAME_PADDING, Frame, FrameDecoder, FrameError, Payload,
+    DEFAULT_MAX_MESSAGE_SIZE, FRAME_PADDING, Frame, FrameDecoder, FrameError, OutFrame, Payload,
     encode_command, encode_message, encode_send, encode_send_parts, encode_send_parts_into,
+    message_frame,
 };
 pub use names::{
     Domain, MAX_NAME_BYTES, NameError, NamespaceName, TopicName, TopicNameError, validate_producer,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ledger::Position;
 use protocol::commands;
-use protocol::frame::encode_message;
+use protocol::frame::message_frame;
 
 use super::{Subscription, now_ms};
 use crate::error::BrokerError;
@@ -205,7 +205,7 @@ impl Subscription {
                 redeliveries,
                 ack_set,
             );
-            let sent = c.spec.outbox.send(encode_message(&cmd, &e.data)).is_ok();
+            let sent = c.spec.outbox.send(message_frame(&cmd, e.data)).is_ok();
             if !sent {
                 // The connection is gone; its clean-up detaches the consumer. Entries not
                 // delivered are read again from the read position.
