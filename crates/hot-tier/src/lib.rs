@@ -12,7 +12,9 @@
 //!   [`HotTierError::ChecksumMismatch`], never served;
 //! - at start-up, ledgers that were still open are completed from the journal, truncated to their
 //!   last valid entry and sealed (the `replay` module, [`recovery`]);
-//! - any durable entry of any ledger, open or sealed, can be read while others are written.
+//! - any durable entry of any ledger, open or sealed, can be read while others are written;
+//!   a reader reading a sealed ledger in order finds the next entries read ahead (the
+//!   `read_ahead` module).
 
 mod checkpoint;
 pub mod error;
@@ -20,6 +22,7 @@ mod files;
 pub mod format;
 mod journal;
 mod read;
+mod read_ahead;
 pub mod recovery;
 mod replay;
 mod store;

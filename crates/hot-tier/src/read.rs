@@ -5,7 +5,6 @@
 //! returned, so damaged bytes surface as [`HotTierError::ChecksumMismatch`], never as data.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -34,6 +33,21 @@ impl EntryIndex {
             .copied()
             .unwrap_or(self.data_end)
     }
+
+    /// The last entry a read of `first..=last` returns when its records may span `max_bytes`
+    /// (at least `first`). Both must be entries of the index.
+    pub fn read_end(&self, first: u64, last: u64, max_bytes: usize) -> u64 {
+        let first_i = first as usize;
+        let mut last_i = first_i;
+        while last_i < last as usize {
+            let span = self.record_end(last_i + 1) - self.offsets[first_i];
+            if span as usize > max_bytes {
+                break;
+            }
+            last_i += 1;
+        }
+        last_i as u64
+    }
 }
 
 /// Reads entries `first..=last` from `file`, stopping early (after at least one entry) once
@@ -47,21 +61,57 @@ pub fn read_range(
     last: u64,
     max_bytes: usize,
 ) -> Result<Vec<Bytes>> {
-    read_range_with(ledger_id, index, first, last, max_bytes, |buf, start| {
-        file.read_exact_at(buf, start)
-            .map_err(|e| HotTierError::io("read", path, e))
-    })
+    read_range_with(
+        ledger_id,
+        index,
+        first,
+        last,
+        max_bytes,
+        |buf, start, len| read_exact_into(file, path, buf, start, len),
+    )
 }
 
-/// [`read_range`] with the bytes `[start, start + buf.len())` of the ledger provided by `fill`
-/// (an open ledger's newest records may still be in memory).
+/// Appends the `len` bytes at `start` of `file` to `buf`, reading straight into its spare
+/// capacity (a read of megabytes would otherwise first write as many zeros). Bytes read past
+/// `len` when `buf` has more room than that are dropped again.
+pub(crate) fn read_exact_into(
+    file: &File,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    start: u64,
+    len: usize,
+) -> Result<()> {
+    let base = buf.len();
+    let target = base + len;
+    buf.reserve_exact(len);
+    while buf.len() < target {
+        let at = start + (buf.len() - base) as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(buf), at) {
+            Ok(0) => {
+                return Err(HotTierError::io(
+                    "read",
+                    path,
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(HotTierError::io("read", path, e.into())),
+        }
+    }
+    buf.truncate(target);
+    Ok(())
+}
+
+/// [`read_range`] with the bytes `[start, start + len)` of the ledger appended to the buffer by
+/// `fill` (an open ledger's newest records may still be in memory).
 pub fn read_range_with(
     ledger_id: u64,
     index: &EntryIndex,
     first: u64,
     last: u64,
     max_bytes: usize,
-    fill: impl FnOnce(&mut [u8], u64) -> Result<()>,
+    fill: impl FnOnce(&mut Vec<u8>, u64, usize) -> Result<()>,
 ) -> Result<Vec<Bytes>> {
     let last_entry_id = index.last_entry_id();
     if first > last || last as i64 > last_entry_id || last > i64::MAX as u64 {
@@ -73,22 +123,21 @@ pub fn read_range_with(
     }
     // Choose how many entries fit in the byte budget using the index alone (no I/O).
     let first_i = first as usize;
-    let mut last_i = first_i;
-    while last_i < last as usize {
-        let span = index.record_end(last_i + 1) - index.offsets[first_i];
-        if span as usize > max_bytes {
-            break;
-        }
-        last_i += 1;
-    }
+    let last_i = index.read_end(first, last, max_bytes) as usize;
     let start = index.offsets[first_i];
     let end = index.record_end(last_i);
     let len = usize::try_from(end - start).map_err(|_| HotTierError::Corrupt {
         ledger_id,
         detail: "record span does not fit in memory".into(),
     })?;
-    let mut buf = vec![0u8; len];
-    fill(&mut buf, start)?;
+    let mut buf = Vec::with_capacity(len);
+    fill(&mut buf, start, len)?;
+    if buf.len() != len {
+        return Err(HotTierError::Corrupt {
+            ledger_id,
+            detail: format!("read {} bytes of a {len}-byte span", buf.len()),
+        });
+    }
     let buf = Bytes::from(buf);
 
     let mut out = Vec::with_capacity(last_i - first_i + 1);

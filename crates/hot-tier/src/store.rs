@@ -15,6 +15,7 @@ use crate::files::{self, LedgerFileKind};
 use crate::format::{FOOTER_TRAILER_LEN, decode_footer_offsets, decode_footer_trailer};
 use crate::journal::{Journal, JournalOptions, Position};
 use crate::read::{EntryIndex, read_range};
+use crate::read_ahead::{ReadAhead, WindowRead};
 use crate::writer::{LedgerWriter, OpenLedger, SealedLedger};
 
 /// Limits and layout of the store. Units are in the names.
@@ -47,6 +48,11 @@ pub struct StoreOptions {
     pub checkpoint_interval: Duration,
     /// A checkpoint starts early once this much was journaled since the last one.
     pub checkpoint_journal_bytes: u64,
+    /// Bytes of sealed-ledger entries read ahead for readers reading in order, for the whole
+    /// store (0: no read-ahead).
+    pub read_ahead_cache_bytes: usize,
+    /// How much one read-ahead reads.
+    pub read_ahead_window_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -63,6 +69,8 @@ impl Default for StoreOptions {
             write_cache_bytes: 64 << 20,
             checkpoint_interval: Duration::from_secs(10),
             checkpoint_journal_bytes: 256 << 20,
+            read_ahead_cache_bytes: 64 << 20,
+            read_ahead_window_bytes: 4 << 20,
         }
     }
 }
@@ -96,6 +104,7 @@ struct Inner {
     open: Mutex<HashMap<u64, Arc<OpenLedger>>>,
     sealed: Mutex<HashMap<u64, Arc<SealedHandle>>>,
     journal: Journal,
+    read_ahead: ReadAhead,
 }
 
 /// Durable local ledger storage. Cheap to clone.
@@ -151,6 +160,7 @@ impl LedgerStore {
         for path in &replayed.old_journal {
             std::fs::remove_file(path).map_err(|e| HotTierError::io("delete", path, e))?;
         }
+        let read_ahead = ReadAhead::start(options.read_ahead_cache_bytes)?;
         let store = LedgerStore {
             inner: Arc::new(Inner {
                 dir,
@@ -158,6 +168,7 @@ impl LedgerStore {
                 open: Mutex::new(HashMap::new()),
                 sealed: Mutex::new(HashMap::new()),
                 journal,
+                read_ahead,
             }),
         };
         Ok((store, replayed.recovered))
@@ -267,8 +278,61 @@ impl LedgerStore {
         if let Some(ledger) = open {
             return ledger.read(first, last, max_bytes);
         }
+        if let Some(entries) = self.read_ahead(id, first, last, max_bytes) {
+            return Ok(entries);
+        }
+        if self.inner.read_ahead.wait_if_reading(id, first)
+            && let Some(entries) = self.read_ahead(id, first, last, max_bytes)
+        {
+            return Ok(entries);
+        }
         let h = self.sealed_handle(id)?;
-        read_range(id, &h.file, &h.path, &h.index, first, last, max_bytes)
+        let entries = read_range(id, &h.file, &h.path, &h.index, first, last, max_bytes)?;
+        let next = first + entries.len() as u64;
+        self.inner
+            .read_ahead
+            .read_from_file(id, first, next, |from| self.window_read(&h, id, from));
+        Ok(entries)
+    }
+
+    /// Entries `first..=last` of a sealed ledger if a read-ahead has them in memory (up to
+    /// `max_bytes`, at least one entry), without any I/O: callers on an async thread try this
+    /// before handing [`LedgerStore::read`] to a blocking one.
+    pub fn read_ahead(
+        &self,
+        id: u64,
+        first: u64,
+        last: u64,
+        max_bytes: usize,
+    ) -> Option<Vec<Bytes>> {
+        self.inner
+            .read_ahead
+            .get(id, first, last, max_bytes, |from| {
+                // Only a handle already open: opening one reads its footer.
+                let h = self
+                    .inner
+                    .sealed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&id)
+                    .cloned()?;
+                self.window_read(&h, id, from)
+            })
+    }
+
+    /// The read of the window of sealed ledger `id` starting at `from`, if it has entries there.
+    fn window_read(&self, h: &Arc<SealedHandle>, id: u64, from: u64) -> Option<WindowRead> {
+        let last = u64::try_from(h.index.last_entry_id()).ok()?;
+        if from > last {
+            return None;
+        }
+        let window = self.inner.options.read_ahead_window_bytes.max(1);
+        let end = h.index.read_end(from, last, window);
+        let h = Arc::clone(h);
+        Some(WindowRead {
+            last: end,
+            read: Box::new(move || read_range(id, &h.file, &h.path, &h.index, from, end, window)),
+        })
     }
 
     /// Size and state of a ledger.
@@ -293,6 +357,7 @@ impl LedgerStore {
 
     /// Removes a ledger's file. Deleting a ledger that does not exist is not an error (idempotent).
     pub fn delete_ledger(&self, id: u64) -> Result<()> {
+        self.inner.read_ahead.forget(id);
         self.inner
             .sealed
             .lock()

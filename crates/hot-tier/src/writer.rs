@@ -203,31 +203,37 @@ impl OpenLedger {
             let c = self.lock_cache();
             (c.base, c.segments.iter().cloned().collect())
         };
-        crate::read::read_range_with(self.id, &index, first, last, max_bytes, |buf, start| {
-            let end = start + buf.len() as u64;
-            if start < base {
-                let in_file = (base.min(end) - start) as usize;
-                self.file
-                    .read_exact_at(&mut buf[..in_file], start)
-                    .map_err(|e| HotTierError::io("read", &self.path, e))?;
-            }
-            let mut at = base;
-            for seg in &segments {
-                let (lo, hi) = (at.max(start), (at + seg.len() as u64).min(end));
-                if lo < hi {
-                    buf[(lo - start) as usize..(hi - start) as usize]
-                        .copy_from_slice(&seg[(lo - at) as usize..(hi - at) as usize]);
+        crate::read::read_range_with(
+            self.id,
+            &index,
+            first,
+            last,
+            max_bytes,
+            |buf, start, len| {
+                let end = start + len as u64;
+                if start < base {
+                    let in_file = (base.min(end) - start) as usize;
+                    crate::read::read_exact_into(&self.file, &self.path, buf, start, in_file)?;
                 }
-                at += seg.len() as u64;
-            }
-            if end > at.max(base) {
-                return Err(HotTierError::Corrupt {
-                    ledger_id: self.id,
-                    detail: format!("bytes {start}..{end} are neither in the file nor in memory"),
-                });
-            }
-            Ok(())
-        })
+                let mut at = base;
+                for seg in &segments {
+                    let (lo, hi) = (at.max(start), (at + seg.len() as u64).min(end));
+                    if lo < hi {
+                        buf.extend_from_slice(&seg[(lo - at) as usize..(hi - at) as usize]);
+                    }
+                    at += seg.len() as u64;
+                }
+                if end > at.max(base) {
+                    return Err(HotTierError::Corrupt {
+                        ledger_id: self.id,
+                        detail: format!(
+                            "bytes {start}..{end} are neither in the file nor in memory"
+                        ),
+                    });
+                }
+                Ok(())
+            },
+        )
     }
 
     fn lock_state(&self) -> MutexGuard<'_, WriterState> {

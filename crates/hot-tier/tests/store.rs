@@ -350,7 +350,8 @@ async fn a_thousand_open_ledgers_share_the_stores_threads_and_fsyncs() {
         assert_eq!(p.await.unwrap(), 0);
     }
     let added = threads() - before;
-    assert!(added <= 4, "1000 open ledgers added {added} threads");
+    // Journal flush, sync, seal, checkpoint; read-ahead.
+    assert!(added <= 5, "1000 open ledgers added {added} threads");
     let rounds: u64 = writers.iter().map(|w| w.fsync_count()).max().unwrap();
     assert_eq!(rounds, 1, "each ledger's entry took one round");
     for i in 0..writers.len() {
@@ -460,4 +461,127 @@ async fn appends_after_seal_and_oversized_entries_are_refused() {
         store.create_ledger(1),
         Err(HotTierError::LedgerExists(1))
     ));
+}
+
+/// Options whose read-ahead windows hold three 1000-byte entries (16-byte record headers).
+fn small_read_ahead() -> StoreOptions {
+    StoreOptions {
+        read_ahead_window_bytes: 3 * 1016,
+        read_ahead_cache_bytes: 64 << 10,
+        ..StoreOptions::default()
+    }
+}
+
+fn kib_entry(i: u64) -> Bytes {
+    Bytes::from(vec![(i % 251) as u8; 1000])
+}
+
+async fn sealed_kib_ledger(store: &LedgerStore, id: u64, entries: u64) {
+    let w = store.create_ledger(id).unwrap();
+    for i in 0..entries {
+        w.append(kib_entry(i)).await.unwrap().await.unwrap();
+    }
+    w.seal().await.unwrap();
+}
+
+/// Polls the in-memory read of entry `first` for up to a second.
+async fn read_ahead_of(store: &LedgerStore, id: u64, first: u64) -> Option<Vec<Bytes>> {
+    for _ in 0..200 {
+        if let Some(got) = store.read_ahead(id, first, first, usize::MAX) {
+            return Some(got);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_ledger_read_in_order_is_read_ahead_and_served_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
+    sealed_kib_ledger(&store, 1, 20).await;
+    assert!(
+        store.read_ahead(1, 1, 1, usize::MAX).is_none(),
+        "nothing read yet"
+    );
+    assert_eq!(store.read(1, 0, 0, usize::MAX).unwrap(), vec![kib_entry(0)]);
+    assert_eq!(
+        read_ahead_of(&store, 1, 1).await,
+        Some(vec![kib_entry(1)]),
+        "the entries after the first read are in memory"
+    );
+    // Reading on in order (a few entries at a time) finds every entry, in memory or not, and
+    // the windows after it keep coming.
+    let mut next = 2;
+    let mut from_memory = 0;
+    while next < 20 {
+        let got = match read_ahead_of(&store, 1, next).await {
+            Some(got) => {
+                from_memory += 1;
+                got
+            }
+            None => store.read(1, next, next, usize::MAX).unwrap(),
+        };
+        assert_eq!(got, vec![kib_entry(next)]);
+        next += 1;
+    }
+    assert_eq!(
+        from_memory, 18,
+        "every entry after the first came from a read-ahead"
+    );
+    // A range read answered from memory keeps to its byte budget and to the window.
+    let got = store.read_ahead(1, 18, 19, 1).unwrap();
+    assert_eq!(got, vec![kib_entry(18)]);
+    // Deleting the ledger drops what was read ahead.
+    store.delete_ledger(1).unwrap();
+    assert!(store.read_ahead(1, 18, 18, usize::MAX).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_out_of_order_start_no_read_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
+    sealed_kib_ledger(&store, 1, 20).await;
+    assert_eq!(
+        store.read(1, 10, 10, usize::MAX).unwrap(),
+        vec![kib_entry(10)]
+    );
+    assert_eq!(store.read(1, 5, 5, usize::MAX).unwrap(), vec![kib_entry(5)]);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(store.read_ahead(1, 11, 11, usize::MAX).is_none());
+    assert!(store.read_ahead(1, 6, 6, usize::MAX).is_none());
+    // The next read continuing the last one is in order.
+    assert_eq!(store.read(1, 6, 6, usize::MAX).unwrap(), vec![kib_entry(6)]);
+    assert_eq!(read_ahead_of(&store, 1, 7).await, Some(vec![kib_entry(7)]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_entry_is_never_read_ahead_and_its_read_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
+    sealed_kib_ledger(&store, 4, 10).await;
+    drop(store);
+    // Entry 2's payload: file header, two records before it, its record header.
+    let path = ledger_file(dir.path(), 4, "sealed");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    f.write_all_at(b"X", 16 + 2 * 1016 + 16 + 500).unwrap();
+    drop(f);
+    let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
+    assert_eq!(store.read(4, 0, 0, usize::MAX).unwrap(), vec![kib_entry(0)]);
+    // The window of entries 1-3 holds the damaged entry 2: it is not kept.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(store.read_ahead(4, 1, 1, usize::MAX).is_none());
+    assert_eq!(store.read(4, 1, 1, usize::MAX).unwrap(), vec![kib_entry(1)]);
+    assert!(matches!(
+        store.read(4, 2, 2, usize::MAX),
+        Err(HotTierError::ChecksumMismatch {
+            ledger_id: 4,
+            entry_id: 2
+        })
+    ));
+    assert_eq!(store.read(4, 3, 9, usize::MAX).unwrap().len(), 7);
 }

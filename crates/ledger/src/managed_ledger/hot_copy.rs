@@ -140,6 +140,10 @@ impl ManagedLedger {
             HotTier::Local => {
                 let store = self.shared.store.clone();
                 let id = l.ledger_id as u64;
+                // Entries read ahead are in memory: no trip to a blocking thread for them.
+                if let Some(entries) = store.read_ahead(id, start as u64, last as u64, budget) {
+                    return Ok(entries);
+                }
                 tokio::task::spawn_blocking(move || {
                     store.read(id, start as u64, last as u64, budget)
                 })
