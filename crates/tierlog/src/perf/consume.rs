@@ -39,6 +39,7 @@ pub(super) async fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
             consumer,
             deliveries,
             a.queue,
+            Duration::from_millis(a.acks_delay_ms),
             Arc::clone(&remaining),
             Arc::clone(&stats),
         )));
@@ -60,17 +61,34 @@ pub(super) async fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
     summary(&stats, started, "received", &a.common.output)
 }
 
+/// Most acknowledgements sent in one go (the Pulsar client's group size).
+const MAX_ACK_GROUP: usize = 1000;
+
 async fn consume_loop(
     consumer: client::Consumer,
     mut deliveries: tokio::sync::mpsc::UnboundedReceiver<client::Delivery>,
     queue: u32,
+    acks_delay: Duration,
     remaining: Arc<AtomicU64>,
     stats: Arc<Stats>,
 ) -> anyhow::Result<()> {
     consumer.flow(queue).context("flow")?;
     let mut consumed_since_flow = 0u32;
-    let mut acks = Vec::with_capacity(100);
-    while let Some(d) = deliveries.recv().await {
+    let mut acks = Vec::with_capacity(MAX_ACK_GROUP);
+    // When the oldest acknowledgement waiting must go.
+    let mut ack_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let d = tokio::select! {
+            d = deliveries.recv() => match d {
+                Some(d) => d,
+                None => bail!("connection closed"),
+            },
+            _ = sleep_until(ack_deadline) => {
+                consumer.ack(std::mem::take(&mut acks)).context("ack")?;
+                ack_deadline = None;
+                continue;
+            }
+        };
         let (count, payload_bytes, publish_ms) = match protocol::parse_entry(&d.entry) {
             Ok((meta, at)) => (
                 protocol::entry::message_count(&meta),
@@ -89,6 +107,7 @@ async fn consume_loop(
             .fetch_add(u64::from(count), Ordering::Relaxed);
         stats.bytes.fetch_add(payload_bytes, Ordering::Relaxed);
         acks.push(d.id);
+        ack_deadline.get_or_insert_with(|| tokio::time::Instant::now() + acks_delay);
         consumed_since_flow += count;
         let left = remaining
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
@@ -96,8 +115,9 @@ async fn consume_loop(
             })
             .unwrap_or(0)
             .saturating_sub(u64::from(count));
-        if acks.len() >= 100 || deliveries.is_empty() || left == 0 {
+        if acks.len() >= MAX_ACK_GROUP || acks_delay.is_zero() || left == 0 {
             consumer.ack(std::mem::take(&mut acks)).context("ack")?;
+            ack_deadline = None;
         }
         if consumed_since_flow >= queue / 2 {
             consumer.flow(consumed_since_flow).context("flow")?;
@@ -107,5 +127,12 @@ async fn consume_loop(
             return Ok(());
         }
     }
-    bail!("connection closed")
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

@@ -116,6 +116,10 @@ pub struct ConsumeArgs {
     total: u64,
     #[arg(long = "receiver-queue-size", short = 'q', default_value_t = 1000)]
     queue: u32,
+    /// Acknowledgements are sent together once the oldest has waited this long (or 1000 are
+    /// waiting), as the Pulsar client's acknowledgment group time.
+    #[arg(long = "acks-delay-millis", default_value_t = 100)]
+    acks_delay_ms: u64,
     #[command(flatten)]
     common: Common,
 }
