@@ -98,11 +98,20 @@ struct SealedHandle {
     index: EntryIndex,
 }
 
+/// Open sealed ledgers (file handle and offset index), a few at a time.
+#[derive(Default)]
+struct SealedCache {
+    handles: HashMap<u64, Arc<SealedHandle>>,
+    /// Ledgers deleted so far: a handle opened while one was deleted is not cached (it may be
+    /// of that ledger, whose file is gone from the directory).
+    deletions: u64,
+}
+
 struct Inner {
     dir: PathBuf,
     options: StoreOptions,
     open: Mutex<HashMap<u64, Arc<OpenLedger>>>,
-    sealed: Mutex<HashMap<u64, Arc<SealedHandle>>>,
+    sealed: Mutex<SealedCache>,
     journal: Journal,
     read_ahead: ReadAhead,
 }
@@ -166,7 +175,7 @@ impl LedgerStore {
                 dir,
                 options,
                 open: Mutex::new(HashMap::new()),
-                sealed: Mutex::new(HashMap::new()),
+                sealed: Mutex::new(SealedCache::default()),
                 journal,
                 read_ahead,
             }),
@@ -246,11 +255,21 @@ impl LedgerStore {
         self.inner.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_sealed(&self) -> std::sync::MutexGuard<'_, SealedCache> {
+        self.inner.sealed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn sealed_handle(&self, id: u64) -> Result<Arc<SealedHandle>> {
-        let mut cache = self.inner.sealed.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(h) = cache.get(&id) {
-            return Ok(Arc::clone(h));
-        }
+        let deletions = {
+            let cache = self.lock_sealed();
+            if let Some(h) = cache.handles.get(&id) {
+                return Ok(Arc::clone(h));
+            }
+            cache.deletions
+        };
+        // Opened and its footer read without the lock: readers of other ledgers (and the
+        // read-ahead lookup on async threads) never wait for this I/O. Two readers of the same
+        // ledger may both open it; the first handle cached is kept.
         let path = files::sealed_path(&self.inner.dir, id);
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -261,13 +280,20 @@ impl LedgerStore {
         };
         let index = load_footer(id, &file, &path)?;
         let handle = Arc::new(SealedHandle { file, path, index });
-        if cache.len() >= self.inner.options.sealed_cache_ledgers.max(1) {
+        let mut cache = self.lock_sealed();
+        if let Some(h) = cache.handles.get(&id) {
+            return Ok(Arc::clone(h));
+        }
+        if cache.deletions != deletions {
+            return Ok(handle); // serves this read only
+        }
+        if cache.handles.len() >= self.inner.options.sealed_cache_ledgers.max(1) {
             // Any victim will do: the cache only saves a footer read.
-            if let Some(victim) = cache.keys().next().copied() {
-                cache.remove(&victim);
+            if let Some(victim) = cache.handles.keys().next().copied() {
+                cache.handles.remove(&victim);
             }
         }
-        cache.insert(id, Arc::clone(&handle));
+        cache.handles.insert(id, Arc::clone(&handle));
         Ok(handle)
     }
 
@@ -309,13 +335,7 @@ impl LedgerStore {
             .read_ahead
             .get(id, first, last, max_bytes, |from| {
                 // Only a handle already open: opening one reads its footer.
-                let h = self
-                    .inner
-                    .sealed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&id)
-                    .cloned()?;
+                let h = self.lock_sealed().handles.get(&id).cloned()?;
                 self.window_read(&h, id, from)
             })
     }
@@ -357,23 +377,26 @@ impl LedgerStore {
 
     /// Removes a ledger's file. Deleting a ledger that does not exist is not an error (idempotent).
     pub fn delete_ledger(&self, id: u64) -> Result<()> {
-        self.inner.read_ahead.forget(id);
-        self.inner
-            .sealed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
         self.lock_open().remove(&id);
-        for path in [
+        let removed = [
             files::sealed_path(&self.inner.dir, id),
             files::open_path(&self.inner.dir, id),
-        ] {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(HotTierError::io("delete", &path, e)),
-            }
+        ]
+        .into_iter()
+        .try_for_each(|path| match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(HotTierError::io("delete", &path, e)),
+        });
+        // After the unlink: a handle opened before it was opened before this count changed, so
+        // it is either removed here or not cached at all (see `sealed_handle`).
+        {
+            let mut cache = self.lock_sealed();
+            cache.handles.remove(&id);
+            cache.deletions += 1;
         }
+        self.inner.read_ahead.forget(id);
+        removed?;
         files::fsync_dir(&self.inner.dir)
     }
 }
