@@ -585,3 +585,70 @@ async fn a_corrupt_entry_is_never_read_ahead_and_its_read_fails() {
     ));
     assert_eq!(store.read(4, 3, 9, usize::MAX).unwrap().len(), 7);
 }
+
+mod read_ahead_property {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Entry `i` of the property's ledger: 1-3000 bytes, its bytes derived from `i`.
+    fn sized_entry(i: u64) -> Bytes {
+        let len = 1 + (i * 7919 % 3000) as usize;
+        Bytes::from(
+            (0..len)
+                .map(|b| (i as usize + b) as u8)
+                .collect::<Vec<u8>>(),
+        )
+    }
+
+    const ENTRIES: u64 = 200;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Whatever the order of reads — continuing, jumping, re-reading — and however the
+        /// read-ahead windows are sized, evicted or still being read, every read returns the
+        /// entries asked for from the first one on, at least one, within its byte budget.
+        #[test]
+        fn reads_with_read_ahead_return_exactly_the_stored_entries(
+            window in 1usize..20_000,
+            cache in 0usize..60_000,
+            reads in proptest::collection::vec((any::<bool>(), 0u64..ENTRIES, 1u64..30, 1usize..40_000), 1..60),
+        ) {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let dir = tempfile::tempdir().unwrap();
+                let options = StoreOptions {
+                    read_ahead_window_bytes: window,
+                    read_ahead_cache_bytes: cache,
+                    ..StoreOptions::default()
+                };
+                let (store, _) = LedgerStore::open(dir.path(), options).unwrap();
+                let w = store.create_ledger(9).unwrap();
+                for i in 0..ENTRIES {
+                    w.append(sized_entry(i)).await.unwrap().await.unwrap();
+                }
+                w.seal().await.unwrap();
+                let mut next = 0;
+                for (in_order, jump, count, max_bytes) in reads {
+                    let first = if in_order { next } else { jump };
+                    if first >= ENTRIES {
+                        next = 0;
+                        continue;
+                    }
+                    let last = (first + count - 1).min(ENTRIES - 1);
+                    let got = match store.read_ahead(9, first, last, max_bytes) {
+                        Some(got) => got,
+                        None => store.read(9, first, last, max_bytes).unwrap(),
+                    };
+                    assert!(!got.is_empty() && got.len() as u64 <= last - first + 1);
+                    let expected: Vec<Bytes> = (first..first + got.len() as u64).map(sized_entry).collect();
+                    assert_eq!(got, expected, "entries {first}..");
+                    if got.len() > 1 {
+                        let bytes: usize = got.iter().map(Bytes::len).sum();
+                        assert!(bytes <= max_bytes, "{bytes} bytes over a budget of {max_bytes}");
+                    }
+                    next = first + got.len() as u64;
+                }
+            });
+        }
+    }
+}
