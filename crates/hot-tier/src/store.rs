@@ -298,7 +298,9 @@ impl LedgerStore {
     }
 
     /// Reads entries `first..=last` of any ledger (open: only durable entries are visible). Stops
-    /// after at least one entry once `max_bytes` of records would be exceeded.
+    /// after at least one entry once `max_bytes` of records would be exceeded, or, when the
+    /// entries come from a window read ahead, at the window's end: callers read on from the
+    /// entry after the last one returned.
     pub fn read(&self, id: u64, first: u64, last: u64, max_bytes: usize) -> Result<Vec<Bytes>> {
         let open = self.lock_open().get(&id).cloned();
         if let Some(ledger) = open {
