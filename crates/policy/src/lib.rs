@@ -30,7 +30,7 @@ pub mod types;
 
 pub use access::Access;
 pub use config::{
-    BrokerConfig, ClusterSettings, ConfigError, JournalSettings, MetadataBackend, MetricsSettings,
+    BrokerConfig, ClusterSettings, ConfigError, HotTierSettings, MetadataBackend, MetricsSettings,
     OffloadCacheSettings, OrphanGcSettings, Properties, SessionExpiredPolicy, WalSettings,
 };
 pub use error::{PolicyError, Result};

@@ -96,9 +96,11 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     let store_options = StoreOptions {
         // A stored entry is the message from its magic number on, slightly above the payload.
         max_entry_bytes: config.max_message_size as usize + 64 * 1024,
-        journal_dir: config.journal.directory.clone(),
-        journal_file_bytes: config.journal.max_file_bytes,
-        checkpoint_interval: config.journal.checkpoint_interval,
+        journal_dir: config.hot_tier.directory.clone(),
+        journal_file_bytes: config.hot_tier.max_file_bytes,
+        checkpoint_interval: config.hot_tier.checkpoint_interval,
+        read_ahead_cache_bytes: config.hot_tier.read_ahead_cache_bytes,
+        read_ahead_window_bytes: config.hot_tier.read_ahead_window_bytes,
         ..StoreOptions::default()
     };
     let ledgers_dir = data.join("ledgers");
