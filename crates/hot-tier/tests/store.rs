@@ -103,17 +103,26 @@ async fn concurrent_appends_share_fsyncs() {
     assert_eq!(store.read(1, 0, 1999, usize::MAX).unwrap().len(), 2000);
 }
 
-/// Flips one byte `back` bytes before the end of `path`.
-fn flip_byte_from_end(path: &std::path::Path, back: u64) {
-    let len = std::fs::metadata(path).unwrap().len();
-    let f = std::fs::OpenOptions::new()
+fn open_rw(path: &std::path::Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
-        .unwrap();
+        .unwrap()
+}
+
+/// Flips one byte `back` bytes before the end of `path`.
+fn flip_byte_from_end(path: &std::path::Path, back: u64) {
+    let len = std::fs::metadata(path).unwrap().len();
+    let f = open_rw(path);
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, len - back).unwrap();
     f.write_all_at(&[b[0] ^ 0x40], len - back).unwrap();
+}
+
+/// Overwrites the byte at `offset` of `path` with `X`.
+fn damage_byte_at(path: &std::path::Path, offset: u64) {
+    open_rw(path).write_all_at(b"X", offset).unwrap();
 }
 
 fn journal_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -401,14 +410,7 @@ async fn corrupt_byte_in_sealed_ledger_fails_that_entry_with_checksum_error() {
     w.seal().await.unwrap();
     drop(store);
     // Entry 0 starts after the 16-byte file header and its 16-byte record header.
-    let path = ledger_file(dir.path(), 4, "sealed");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    f.write_all_at(b"X", 16 + 16 + 2).unwrap();
-    drop(f);
+    damage_byte_at(&ledger_file(dir.path(), 4, "sealed"), 16 + 16 + 2);
 
     let (store, recovered) = LedgerStore::open(dir.path(), StoreOptions::default()).unwrap();
     assert!(recovered.is_empty());
@@ -562,14 +564,10 @@ async fn a_corrupt_entry_is_never_read_ahead_and_its_read_fails() {
     sealed_kib_ledger(&store, 4, 10).await;
     drop(store);
     // Entry 2's payload: file header, two records before it, its record header.
-    let path = ledger_file(dir.path(), 4, "sealed");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    f.write_all_at(b"X", 16 + 2 * 1016 + 16 + 500).unwrap();
-    drop(f);
+    damage_byte_at(
+        &ledger_file(dir.path(), 4, "sealed"),
+        16 + 2 * 1016 + 16 + 500,
+    );
     let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
     assert_eq!(store.read(4, 0, 0, usize::MAX).unwrap(), vec![kib_entry(0)]);
     // The window of entries 1-3 holds the damaged entry 2: it is not kept.
