@@ -15,10 +15,12 @@ use offload::{BlobStoreReader, ClientSettings, ObjectStores};
 use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
 
 mod backlog;
+mod hot_tier;
 mod metrics;
 mod properties;
 mod security;
 pub use backlog::BacklogSettings;
+pub use hot_tier::HotTierSettings;
 pub use metrics::MetricsSettings;
 pub use properties::{Properties, PropertyValue};
 pub use security::SecuritySettings;
@@ -89,30 +91,6 @@ impl MetadataBackend {
         Ok(MetadataBackend::Etcd(endpoints))
     }
 }
-
-/// The local hot tier's journal (where it is, how large its files grow, how often it is
-/// checkpointed) and its read-ahead. BookKeeper's keys, since the hot tier plays the bookie's
-/// role.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HotTierSettings {
-    /// `journalDirectory`: a directory on another disk than `dataDirectory` keeps the journal's
-    /// fsyncs off the ledger files' writeback (default: `<dataDirectory>/ledgers/journal`).
-    pub directory: Option<PathBuf>,
-    /// `journalMaxSizeMB` (512): a journal file is closed and a new one begun past this size.
-    pub max_file_bytes: u64,
-    /// `flushInterval` (10 000 ms): the longest time between checkpoints, which make the
-    /// ledger files durable and let the journal before them be deleted.
-    pub checkpoint_interval: std::time::Duration,
-    /// `dbStorage_readAheadCacheMaxSizeMb` (64): memory for entries of sealed ledgers read
-    /// ahead of readers reading in order; 0 turns read-ahead off.
-    pub read_ahead_cache_bytes: usize,
-    /// `dbStorage_readAheadCacheBatchBytesSize` (4 MiB; BookKeeper's -1, no byte limit, also
-    /// means 4 MiB here, where the byte size is the only limit): how much one read-ahead reads.
-    pub read_ahead_window_bytes: usize,
-}
-
-/// What one read-ahead reads unless `dbStorage_readAheadCacheBatchBytesSize` says otherwise.
-const DEFAULT_READ_AHEAD_WINDOW_BYTES: usize = 4 << 20;
 
 /// Every setting of the broker, typed and validated.
 #[derive(Debug, Clone)]
@@ -421,33 +399,7 @@ impl BrokerConfig {
                 .unwrap_or_else(|| "127.0.0.1".into()),
             listeners,
             security,
-            hot_tier: HotTierSettings {
-                directory: raw
-                    .take("journalDirectory")
-                    .filter(|d| !d.trim().is_empty())
-                    .map(PathBuf::from),
-                max_file_bytes: raw.unsigned("journalMaxSizeMB", 512, 1, 1 << 20)? << 20,
-                checkpoint_interval: std::time::Duration::from_millis(raw.unsigned(
-                    "flushInterval",
-                    10_000,
-                    10,
-                    3_600_000,
-                )?),
-                read_ahead_cache_bytes: (raw.unsigned(
-                    "dbStorage_readAheadCacheMaxSizeMb",
-                    64,
-                    0,
-                    1 << 20,
-                )? << 20) as usize,
-                read_ahead_window_bytes: match raw.signed(
-                    "dbStorage_readAheadCacheBatchBytesSize",
-                    -1,
-                    -1,
-                )? {
-                    n if n <= 0 => DEFAULT_READ_AHEAD_WINDOW_BYTES,
-                    n => usize::try_from(n).unwrap_or(usize::MAX),
-                },
-            },
+            hot_tier: hot_tier::parse(raw)?,
             max_message_size: raw.unsigned("maxMessageSize", 5 * 1024 * 1024, 1024, 1 << 30)?,
             retention_check_interval_in_seconds: raw.unsigned(
                 "retentionCheckIntervalInSeconds",
@@ -715,39 +667,6 @@ mod tests {
                 c.managed_ledger.retention_size_bytes
             ),
             (-1, 10 << 20)
-        );
-    }
-
-    #[test]
-    fn hot_tier_keys_are_bookkeepers() {
-        let (c, _) = load("", &[]).unwrap();
-        let h = &c.hot_tier;
-        assert_eq!(h.directory, None);
-        assert_eq!(h.max_file_bytes, 512 << 20);
-        assert_eq!(h.checkpoint_interval, std::time::Duration::from_secs(10));
-        assert_eq!(
-            (h.read_ahead_cache_bytes, h.read_ahead_window_bytes),
-            (64 << 20, 4 << 20)
-        );
-        let (c, _) = load(
-            "journalDirectory=/j\njournalMaxSizeMB=8\nflushInterval=500\n\
-             dbStorage_readAheadCacheMaxSizeMb=0\ndbStorage_readAheadCacheBatchBytesSize=65536\n",
-            &[],
-        )
-        .unwrap();
-        let h = &c.hot_tier;
-        assert_eq!(h.directory, Some(PathBuf::from("/j")));
-        assert_eq!(h.max_file_bytes, 8 << 20);
-        assert_eq!(h.checkpoint_interval, std::time::Duration::from_millis(500));
-        assert_eq!(
-            (h.read_ahead_cache_bytes, h.read_ahead_window_bytes),
-            (0, 65536)
-        );
-        let err = load("dbStorage_readAheadCacheMaxSizeMb=lots\n", &[]).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("dbStorage_readAheadCacheMaxSizeMb"),
-            "{err}"
         );
     }
 
