@@ -24,6 +24,8 @@ pub struct OffloadBudget {
     parts: Arc<Semaphore>,
     /// `managedLedgerOffloadFlowPermitsPerSecond`: bytes per second all uploads share.
     upload_rate: Option<Arc<ByteRate>>,
+    /// The same rate for the offloads' reads of their ledgers, without bursts.
+    source_read_rate: Option<Arc<ByteRate>>,
 }
 
 impl OffloadBudget {
@@ -37,12 +39,14 @@ impl OffloadBudget {
             max_ledgers,
             parts: Arc::new(Semaphore::new(parts.max(1))),
             upload_rate: None,
+            source_read_rate: None,
         }
     }
 
     /// All uploads together send at most `bytes_per_second` (on average, over ~0.2 s).
     pub fn with_upload_rate(mut self, bytes_per_second: u64) -> Self {
         self.upload_rate = Some(Arc::new(ByteRate::per_second(bytes_per_second)));
+        self.source_read_rate = Some(Arc::new(ByteRate::smooth(bytes_per_second)));
         self
     }
 
@@ -50,6 +54,11 @@ impl OffloadBudget {
     /// parts by it: `paced_upload`, `s3_multipart`).
     pub fn upload_rate(&self) -> Option<&Arc<ByteRate>> {
         self.upload_rate.as_ref()
+    }
+
+    /// The upload rate again, for the offloads' reads of their ledgers (`upload::read_pace`).
+    pub fn source_read_rate(&self) -> Option<&Arc<ByteRate>> {
+        self.source_read_rate.as_ref()
     }
 
     /// How many ledgers may upload at once.
@@ -66,6 +75,19 @@ impl OffloadBudget {
         match &self.runtime.0 {
             Some(rt) => rt.spawn(upload),
             None => tokio::spawn(upload),
+        }
+    }
+
+    /// Runs `build` (a block's copy: CPU and fresh memory) on a blocking thread of the uploads'
+    /// runtime, whose threads yield the CPUs to the broker's own.
+    pub fn spawn_build<F, R>(&self, build: F) -> tokio::task::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match &self.runtime.0 {
+            Some(rt) => rt.spawn_blocking(build),
+            None => tokio::task::spawn_blocking(build),
         }
     }
 

@@ -18,7 +18,7 @@ use crate::location::Location;
 use crate::read::{OffloadedLedger, ReadOptions, ReadSizes};
 use crate::source::LedgerSource;
 use crate::stores::{Direction, ObjectStores};
-use crate::throttle::ScopedLimit;
+use crate::throttle::{OffloadRates, ScopedLimit};
 use crate::upload::{OffloadResult, offload_ledger};
 
 /// Reads and deletes offloaded ledgers wherever they were written.
@@ -245,9 +245,11 @@ impl LedgerOffloader for BlobStoreOffloader {
             .stores
             .get(&self.config.location, &self.config.credentials)
             .await?;
-        let rates = self
-            .stores
-            .rates(Direction::Upload, &self.config.upload_limits);
+        let limits = &self.config.upload_limits;
+        let rates = OffloadRates {
+            parts: self.stores.rates(Direction::Upload, limits),
+            source: self.stores.rates(Direction::SourceRead, limits),
+        };
         let result = offload_ledger(&self.config, &store, ledger, uuid, extra, budget, rates).await;
         match &result {
             Ok(r) => tracing::info!(

@@ -142,8 +142,23 @@ pub struct ObjectStores {
 /// Which traffic a rate limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
+    /// An offload's parts on their way to the store.
     Upload,
+    /// Tier reads (ranged GETs).
     Read,
+    /// An offload's reads of the ledgers it uploads: under the upload limits again, in buckets
+    /// of their own that keep no burst ([`ByteRate::smooth`]), so the disk and the CPUs see
+    /// the offload's reading spread out (`upload::read_pace`).
+    SourceRead,
+}
+
+impl Direction {
+    fn bucket(self, bytes_per_second: u64) -> ByteRate {
+        match self {
+            Direction::Upload | Direction::Read => ByteRate::per_second(bytes_per_second),
+            Direction::SourceRead => ByteRate::smooth(bytes_per_second),
+        }
+    }
 }
 
 impl std::fmt::Debug for ObjectStores {
@@ -190,6 +205,7 @@ impl ObjectStores {
         let broker = match direction {
             Direction::Upload => self.offload_budget.upload_rate(),
             Direction::Read => self.read_rate.as_ref(),
+            Direction::SourceRead => self.offload_budget.source_read_rate(),
         };
         let mut rates: Vec<Arc<ByteRate>> = broker.cloned().into_iter().collect();
         if !limits.is_empty() {
@@ -200,9 +216,9 @@ impl ObjectStores {
             for limit in limits {
                 let rate = scoped
                     .entry((direction, limit.scope.clone()))
-                    .or_insert_with(|| Arc::new(ByteRate::per_second(limit.bytes_per_second)));
+                    .or_insert_with(|| Arc::new(direction.bucket(limit.bytes_per_second)));
                 if rate.bytes_per_second() != limit.bytes_per_second {
-                    *rate = Arc::new(ByteRate::per_second(limit.bytes_per_second));
+                    *rate = Arc::new(direction.bucket(limit.bytes_per_second));
                 }
                 rates.push(Arc::clone(rate));
             }

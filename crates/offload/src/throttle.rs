@@ -53,6 +53,14 @@ impl Rates {
     }
 }
 
+/// The rates of one offload: its parts' (`parts`, which the store client paces) and its reads
+/// of the ledger (`source`, the same limits in buckets without bursts).
+#[derive(Debug, Clone, Default)]
+pub struct OffloadRates {
+    pub parts: Rates,
+    pub source: Rates,
+}
+
 impl ByteRate {
     /// `bytes_per_second` on average. Unused permits accumulate up to one second's worth, so
     /// the time a transfer spends between its pieces (an offload reading and building its next
@@ -65,6 +73,23 @@ impl ByteRate {
                 .initial(refill)
                 .refill(refill)
                 .max(10 * refill)
+                .interval(REFILL_EVERY)
+                .fair(true)
+                .build(),
+            chunk: refill,
+            bytes_per_second,
+        }
+    }
+
+    /// `bytes_per_second` with no more than a tenth of a second of unused permits kept: for
+    /// pacing work that must not come in bursts (an offload's disk reads).
+    pub fn smooth(bytes_per_second: u64) -> Self {
+        let refill = (bytes_per_second / 10).max(1) as usize;
+        ByteRate {
+            limiter: leaky_bucket::RateLimiter::builder()
+                .initial(refill)
+                .refill(refill)
+                .max(refill)
                 .interval(REFILL_EVERY)
                 .fair(true)
                 .build(),

@@ -33,7 +33,7 @@ use crate::format::ledger_metadata::{
 use crate::keys::{self, MANAGED_LEDGER_NAME};
 use crate::location::Location;
 use crate::source::LedgerSource;
-use crate::throttle::Rates;
+use crate::throttle::{OffloadRates, Rates};
 
 /// What an offload wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,16 +52,38 @@ struct EntryReader<'a> {
     next: i64,
     last: i64,
     buffered: VecDeque<Bytes>,
+    /// Bytes asked of the source at once.
+    batch_bytes: usize,
+    /// Under an upload rate, the reads keep to it too (see [`read_pace`]).
+    pace: Rates,
 }
 
+/// What an unthrottled offload reads at once.
 const READ_BATCH_BYTES: usize = 8 << 20;
+/// The smallest read of a throttled offload.
+const MIN_PACED_READ_BYTES: usize = 256 << 10;
+
+/// How much an offload reads of its ledger at once. Uploading at a rate is not enough: a
+/// ledger read as fast as the disk allows (a block, and the blocks of the parts that may be in
+/// flight, hundreds of MB at once) takes the disk and a CPU from producers in bursts — on one
+/// disk their publish p99 rose to 10 ms and more (`./scripts/bench broker`, throttled phase).
+/// So under a rate the reads keep to it too (`OffloadRates::source`, buckets without bursts,
+/// shared like the upload's), in pieces of a twentieth of a second of it.
+fn read_batch_bytes(source_rates: &Rates) -> usize {
+    match source_rates.slowest_bytes_per_second() {
+        None => READ_BATCH_BYTES,
+        Some(bytes_per_second) => {
+            ((bytes_per_second / 20) as usize).clamp(MIN_PACED_READ_BYTES, READ_BATCH_BYTES)
+        }
+    }
+}
 
 impl EntryReader<'_> {
     async fn peek(&mut self) -> Result<Option<&Bytes>> {
         if self.buffered.is_empty() && self.next <= self.last {
             let batch = self
                 .source
-                .read(self.next, self.last, READ_BATCH_BYTES)
+                .read(self.next, self.last, self.batch_bytes)
                 .await
                 .map_err(|reason| OffloadError::Source {
                     ledger_id: self.source.ledger_id(),
@@ -74,6 +96,11 @@ impl EntryReader<'_> {
                 });
             }
             self.next += batch.len() as i64;
+            if !self.pace.is_empty() {
+                self.pace
+                    .take(batch.iter().map(|e| e.len() as u64).sum())
+                    .await;
+            }
             self.buffered.extend(batch);
         }
         Ok(self.buffered.front())
@@ -123,8 +150,8 @@ fn ledger_metadata(
     }
 }
 
-/// Offloads `source` under `uuid`: data object (multipart) first, index last; its parts are
-/// sent at `rates`.
+/// Offloads `source` under `uuid`: data object (multipart) first, index last; the ledger is
+/// read and its parts sent at `rates`.
 pub async fn offload_ledger(
     config: &OffloadConfig,
     store: &Arc<dyn ObjectStore>,
@@ -132,7 +159,7 @@ pub async fn offload_ledger(
     uuid: Uuid,
     extra: &BTreeMap<String, String>,
     budget: &OffloadBudget,
-    rates: Rates,
+    rates: OffloadRates,
 ) -> Result<OffloadResult> {
     let ledger_id = source.ledger_id();
     let last = source.last_entry_id();
@@ -163,7 +190,7 @@ pub async fn offload_ledger(
                 // The client paces the parts by these (`paced_upload`, `s3_multipart`).
                 extensions: {
                     let mut e = object_store::Extensions::new();
-                    e.insert(rates);
+                    e.insert(rates.parts);
                     e
                 },
                 ..Default::default()
@@ -173,8 +200,16 @@ pub async fn offload_ledger(
         .map_err(|e| {
             OffloadError::on_write("initiating multipart upload", location, &data_key, e)
         })?;
+    let reader = EntryReader {
+        source,
+        next: 0,
+        last,
+        buffered: VecDeque::new(),
+        batch_bytes: read_batch_bytes(&rates.source),
+        pace: rates.source,
+    };
     let uploaded =
-        upload_blocks(config, source, upload.as_mut(), location, &data_key, budget).await;
+        upload_blocks(config, reader, upload.as_mut(), location, &data_key, budget).await;
     let (index_entries, data_len) = match uploaded {
         Ok(v) => v,
         Err(e) => {
@@ -234,20 +269,15 @@ async fn abort(upload: &mut dyn MultipartUpload, location: &Location, key: &str)
 
 async fn upload_blocks(
     config: &OffloadConfig,
-    source: &dyn LedgerSource,
+    mut reader: EntryReader<'_>,
     upload: &mut dyn MultipartUpload,
     location: &Location,
     key: &str,
     budget: &OffloadBudget,
 ) -> Result<(Vec<IndexEntry>, u64)> {
+    let source = reader.source;
     let ledger_id = source.ledger_id();
     let last = source.last_entry_id();
-    let mut reader = EntryReader {
-        source,
-        next: 0,
-        last,
-        buffered: VecDeque::new(),
-    };
     let mut next_entry = 0i64;
     let mut payload_written = 0u64;
     let mut offset = 0u64;
@@ -294,10 +324,17 @@ async fn upload_blocks(
             if in_flight.len() >= config.parallel_parts {
                 wait_part(in_flight.pop_front(), location, key).await?;
             }
+            // The block's one copy (tens of MB, and the page faults of memory just allocated)
+            // runs on a low-priority blocking thread: on an async worker it held up the
+            // producers that worker served.
+            let block = budget
+                .spawn_build(move || block.finish())
+                .await
+                .map_err(|e| OffloadError::Task(format!("building block: {e}")))?;
             // The part is numbered now (by call order) and sent when its task polls it; the
             // client waits for the upload rate there, if one is set, while this loop builds
             // the next block.
-            let part = upload.put_part(PutPayload::from(block.finish()));
+            let part = upload.put_part(PutPayload::from(block));
             in_flight.push_back(budget.spawn_upload(async move {
                 let uploaded = part.await;
                 drop(room);

@@ -206,3 +206,85 @@ async fn namespace_and_topic_rates_limit_their_own_offloads_and_reads() {
     let read = start.elapsed();
     assert!(read >= Duration::from_millis(700), "{read:?}");
 }
+
+/// A ledger of 4 KiB entries that honours the read size asked for and records, for every read,
+/// when it came (since the first) and how many bytes had been read before it.
+struct Recorded {
+    entries: Vec<Bytes>,
+    reads: std::sync::Mutex<Reads>,
+}
+
+#[derive(Default)]
+struct Reads {
+    first: Option<std::time::Instant>,
+    bytes: u64,
+    /// Seconds since the first read, bytes read before it.
+    log: Vec<(f64, u64)>,
+}
+
+#[async_trait::async_trait]
+impl LedgerSource for Recorded {
+    fn ledger_id(&self) -> i64 {
+        1
+    }
+    fn last_entry_id(&self) -> i64 {
+        self.entries.len() as i64 - 1
+    }
+    fn length(&self) -> u64 {
+        self.entries.iter().map(|e| e.len() as u64).sum()
+    }
+    fn created_ms(&self) -> u64 {
+        1
+    }
+    async fn read(&self, first: i64, last: i64, max: usize) -> Result<Vec<Bytes>, String> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for e in &self.entries[first as usize..=last as usize] {
+            if !out.is_empty() && bytes + e.len() > max {
+                break;
+            }
+            bytes += e.len();
+            out.push(e.clone());
+        }
+        let mut r = self.reads.lock().unwrap();
+        let start = *r.first.get_or_insert_with(std::time::Instant::now);
+        let before = r.bytes;
+        r.log.push((start.elapsed().as_secs_f64(), before));
+        r.bytes += bytes as u64;
+        Ok(out)
+    }
+}
+
+/// An offload under a rate reads its ledger at that rate too, not as far ahead as its parts in
+/// flight allow: read at disk speed, a ledger's blocks came in bursts of hundreds of MB that
+/// slowed the producers sharing the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_offload_reads_its_ledger_at_the_rate_not_ahead_of_it() {
+    const RATE: u64 = 8 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let stores = Arc::new(
+        ObjectStores::default()
+            .with_offload_budget(OffloadBudget::new(1, 10).with_upload_rate(RATE)),
+    );
+    let mut c = OffloadConfig::new(Location::filesystem(dir.path()));
+    c.max_block_size_bytes = 5 << 20;
+    let o = BlobStoreOffloader::with_stores(c, stores).await.unwrap();
+    // 12 MiB: three blocks, all of which four parts in flight would let be read at once.
+    let source = Recorded {
+        entries: four_kib_entries(3000).0,
+        reads: Default::default(),
+    };
+    o.offload(&source, uuid::Uuid::new_v4(), &BTreeMap::new())
+        .await
+        .unwrap();
+    let reads = source.reads.lock().unwrap().log.clone();
+    assert!(reads.len() > 10, "read in pieces: {} reads", reads.len());
+    // The bucket's first tenth of a second, one read's size and rounding.
+    let allowance = (RATE / 10 + RATE / 20 + (1 << 20)) as f64;
+    for (at, before) in &reads {
+        assert!(
+            (*before as f64) <= RATE as f64 * at + allowance,
+            "{before} bytes read within {at:.3} s at {RATE} B/s"
+        );
+    }
+}

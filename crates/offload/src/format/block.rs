@@ -139,12 +139,15 @@ pub fn decode_block(bytes: &[u8]) -> FormatResult<(BlockHeader, Vec<(u64, Bytes)
     Ok((header, out))
 }
 
-/// Builds one block in memory: header, then records while they fit, then padding.
+/// Plans one block (header, then records while they fit, then padding) and builds its bytes.
+/// Adding an entry keeps a reference to it; [`finish`](Self::finish) makes the one copy, so a
+/// caller can plan on its async thread and copy (and fault in the block's memory) elsewhere.
 pub struct BlockBuilder {
-    buf: BytesMut,
+    records: Vec<Bytes>,
+    /// Bytes the block holds so far: header and records.
+    len: usize,
     block_len: usize,
     first_entry_id: u64,
-    entries: u64,
     payload_bytes: u64,
 }
 
@@ -158,49 +161,51 @@ impl BlockBuilder {
         }
         let block_len = usize::try_from(block_len)
             .map_err(|_| FormatError::Invalid("block too large".into()))?;
-        let mut buf = BytesMut::with_capacity(block_len);
-        buf.put_u32(BLOCK_MAGIC);
-        buf.put_i64(BLOCK_HEADER_LEN as i64);
-        buf.put_i64(block_len as i64);
-        buf.put_i64(first_entry_id as i64);
-        buf.put_bytes(0, BLOCK_HEADER_LEN as usize - buf.len());
         Ok(BlockBuilder {
-            buf,
+            records: Vec::new(),
+            len: BLOCK_HEADER_LEN as usize,
             block_len,
             first_entry_id,
-            entries: 0,
             payload_bytes: 0,
         })
     }
 
     /// Adds the next entry if its whole record fits; `false` means the block is full.
-    pub fn try_add(&mut self, payload: &[u8]) -> bool {
+    pub fn try_add(&mut self, payload: &Bytes) -> bool {
         let record = RECORD_HEADER_LEN as usize + payload.len();
-        if self.buf.len() + record > self.block_len || payload.len() > i32::MAX as usize {
+        if self.len + record > self.block_len || payload.len() > i32::MAX as usize {
             return false;
         }
-        self.buf.put_i32(payload.len() as i32);
-        self.buf
-            .put_i64((self.first_entry_id + self.entries) as i64);
-        self.buf.put_slice(payload);
-        self.entries += 1;
+        self.records.push(payload.clone());
+        self.len += record;
         self.payload_bytes += payload.len() as u64;
         true
     }
 
     pub fn entries(&self) -> u64 {
-        self.entries
+        self.records.len() as u64
     }
 
     pub fn payload_bytes(&self) -> u64 {
         self.payload_bytes
     }
 
-    /// Pads to the block length and returns the block's bytes.
-    pub fn finish(mut self) -> Bytes {
-        let pad = self.block_len - self.buf.len();
-        self.buf.extend((0..pad).map(|k| PADDING[k % 4]));
-        self.buf.freeze()
+    /// The block's bytes: header, records, padding to the block length.
+    pub fn finish(self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(self.block_len);
+        buf.put_u32(BLOCK_MAGIC);
+        buf.put_i64(BLOCK_HEADER_LEN as i64);
+        buf.put_i64(self.block_len as i64);
+        buf.put_i64(self.first_entry_id as i64);
+        buf.put_bytes(0, BLOCK_HEADER_LEN as usize - buf.len());
+        for (k, payload) in self.records.iter().enumerate() {
+            buf.put_i32(payload.len() as i32);
+            buf.put_i64((self.first_entry_id + k as u64) as i64);
+            buf.put_slice(payload);
+        }
+        let pad = self.block_len - buf.len();
+        buf.extend((0..pad).map(|k| PADDING[k % 4]));
+        buf.freeze()
     }
 }
 
@@ -214,9 +219,9 @@ mod tests {
         let size = block_size(64 << 20, 3, 8);
         assert_eq!(size, 172);
         let mut b = BlockBuilder::new(size, 0).unwrap();
-        assert!(b.try_add(b"hello"));
-        assert!(b.try_add(b"abc"));
-        assert!(b.try_add(b""));
+        assert!(b.try_add(&Bytes::from_static(b"hello")));
+        assert!(b.try_add(&Bytes::from_static(b"abc")));
+        assert!(b.try_add(&Bytes::new()));
         let block = b.finish();
         assert_eq!(block.len(), 172);
         assert_eq!(
@@ -237,8 +242,8 @@ mod tests {
     #[test]
     fn padding_is_phase_aligned_to_its_first_byte() {
         let mut b = BlockBuilder::new(128 + 12 + 3 + 7, 9).unwrap();
-        assert!(b.try_add(b"xyz"));
-        assert!(!b.try_add(b""), "12 more bytes do not fit in 7");
+        assert!(b.try_add(&Bytes::from_static(b"xyz")));
+        assert!(!b.try_add(&Bytes::new()), "12 more bytes do not fit in 7");
         let block = b.finish();
         assert_eq!(&block[143..], &[0xFE, 0xDC, 0xDE, 0xAD, 0xFE, 0xDC, 0xDE]);
     }
@@ -251,7 +256,7 @@ mod tests {
             let size = block_size(64 << 20, payloads.len() as u64, bytes) + slack;
             let mut b = BlockBuilder::new(size, first).unwrap();
             for p in &payloads {
-                proptest::prop_assert!(b.try_add(p));
+                proptest::prop_assert!(b.try_add(&Bytes::copy_from_slice(p)));
             }
             let block = b.finish();
             proptest::prop_assert_eq!(block.len() as u64, size);
@@ -268,7 +273,7 @@ mod tests {
         fn block_decoder_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), cut in 0usize..600) {
             let _ = decode_block(&bytes[..cut.min(bytes.len())]);
             let mut b = BlockBuilder::new(300, 0).unwrap();
-            b.try_add(&bytes[..bytes.len().min(100)]);
+            b.try_add(&Bytes::copy_from_slice(&bytes[..bytes.len().min(100)]));
             let mut block = b.finish().to_vec();
             if cut < block.len() { block[cut] ^= 0x80; }
             let _ = decode_block(&block);
