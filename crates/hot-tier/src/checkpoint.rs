@@ -131,7 +131,8 @@ fn checkpoint(shared: &Shared, position: Position) -> Result<()> {
     write_checkpoint(&opts.dir, position)?;
     for (seq, path) in list_journal_files(&opts.dir)? {
         if seq < position.seq {
-            std::fs::remove_file(&path).map_err(|e| HotTierError::io("delete", &path, e))?;
+            // Hundreds of MB: freed a step at a time (see `deleter`).
+            shared.deleter.delete(&path)?;
         }
     }
     Ok(())

@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, oneshot};
 
+use crate::deleter::Deleter;
 use crate::error::{HotTierError, Result};
 use crate::files;
 use crate::format::{JOURNAL_HEADER_LEN, encode_chunk, encode_journal_header};
@@ -149,6 +150,8 @@ pub(crate) struct Shared {
     pub checkpoint_wake: Condvar,
     pub checkpoint_lock: Mutex<bool>,
     seal_tx: Mutex<Option<std::sync::mpsc::Sender<SealJob>>>,
+    /// Frees the journal files a checkpoint no longer needs (and the store's deleted ledgers).
+    pub deleter: Arc<Deleter>,
 }
 
 /// The journal and its threads. Dropping it drains what is pending and stops them.
@@ -159,7 +162,7 @@ pub(crate) struct Journal {
 
 impl Journal {
     /// Starts the journal with a new file `seq` (the replayed ones are no longer needed).
-    pub fn start(options: JournalOptions, seq: u64) -> Result<Journal> {
+    pub fn start(options: JournalOptions, seq: u64, deleter: Arc<Deleter>) -> Result<Journal> {
         let first = create_journal_file(&options.dir, seq)?;
         let (seal_tx, seal_rx) = std::sync::mpsc::channel::<SealJob>();
         let shared = Arc::new(Shared {
@@ -181,6 +184,7 @@ impl Journal {
             checkpoint_wake: Condvar::new(),
             checkpoint_lock: Mutex::new(false),
             seal_tx: Mutex::new(Some(seal_tx)),
+            deleter,
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()

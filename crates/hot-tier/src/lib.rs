@@ -17,6 +17,7 @@
 //!   `read_ahead` module).
 
 mod checkpoint;
+mod deleter;
 pub mod error;
 mod files;
 pub mod format;

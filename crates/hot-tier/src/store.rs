@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::deleter::Deleter;
 use crate::error::{HotTierError, Result};
 use crate::files::{self, LedgerFileKind};
 use crate::format::{FOOTER_TRAILER_LEN, decode_footer_offsets, decode_footer_trailer};
@@ -114,6 +115,7 @@ struct Inner {
     sealed: Mutex<SealedCache>,
     journal: Journal,
     read_ahead: ReadAhead,
+    deleter: Arc<Deleter>,
 }
 
 /// Durable local ledger storage. Cheap to clone.
@@ -139,6 +141,7 @@ impl LedgerStore {
         std::fs::create_dir_all(&journal_dir)
             .map_err(|e| HotTierError::io("create directory", &journal_dir, e))?;
         let replayed = crate::replay::replay(&dir, &journal_dir, options.max_entry_bytes)?;
+        let deleter = Arc::new(Deleter::start()?);
         let journal = Journal::start(
             JournalOptions {
                 dir: journal_dir.clone(),
@@ -156,6 +159,7 @@ impl LedgerStore {
                 checkpoint_journal_bytes: options.checkpoint_journal_bytes,
             },
             replayed.next_seq,
+            Arc::clone(&deleter),
         )?;
         // Every recovered ledger is sealed: the old journal is not needed once a checkpoint
         // names the new one.
@@ -178,6 +182,7 @@ impl LedgerStore {
                 sealed: Mutex::new(SealedCache::default()),
                 journal,
                 read_ahead,
+                deleter,
             }),
         };
         Ok((store, replayed.recovered))
@@ -378,26 +383,28 @@ impl LedgerStore {
     }
 
     /// Removes a ledger's file. Deleting a ledger that does not exist is not an error (idempotent).
+    ///
+    /// Blocking (unlinks, a directory fsync): callers on async threads run it on a blocking one.
+    /// The file's blocks are freed later, a step at a time (see `deleter`); the handles cached
+    /// for it are dropped after the caches' locks are released.
     pub fn delete_ledger(&self, id: u64) -> Result<()> {
-        self.lock_open().remove(&id);
+        let open = self.lock_open().remove(&id);
         let removed = [
             files::sealed_path(&self.inner.dir, id),
             files::open_path(&self.inner.dir, id),
         ]
         .into_iter()
-        .try_for_each(|path| match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(HotTierError::io("delete", &path, e)),
-        });
+        // The name goes now, the blocks a step at a time (see `deleter`).
+        .try_for_each(|path| self.inner.deleter.delete(&path).map(drop));
         // After the unlink: a handle opened before it was opened before this count changed, so
         // it is either removed here or not cached at all (see `sealed_handle`).
-        {
+        let sealed = {
             let mut cache = self.lock_sealed();
-            cache.handles.remove(&id);
             cache.deletions += 1;
-        }
+            cache.handles.remove(&id)
+        };
         self.inner.read_ahead.forget(id);
+        drop((open, sealed));
         removed?;
         files::fsync_dir(&self.inner.dir)
     }

@@ -167,7 +167,17 @@ impl ManagedLedger {
     /// Deletes a ledger's hot copy.
     pub(super) async fn try_delete_hot_copy(&self, l: &LedgerInfo) -> Result<()> {
         match l.hot_tier {
-            HotTier::Local => Ok(self.shared.store.delete_ledger(l.ledger_id as u64)?),
+            HotTier::Local => {
+                // Unlinks, a directory fsync and the last close (which frees the file's blocks:
+                // tens of ms for a large ledger) — none of it on an async thread, where it held
+                // up every producer served by that thread.
+                let store = self.shared.store.clone();
+                let id = l.ledger_id as u64;
+                tokio::task::spawn_blocking(move || store.delete_ledger(id))
+                    .await
+                    .map_err(|e| LedgerError::Task(e.to_string()))??;
+                Ok(())
+            }
             HotTier::Object => {
                 match &self.shared.wal {
                     Some(w) => w.delete_ledger(&self.shared.name, l.ledger_id).await?,
