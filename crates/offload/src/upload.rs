@@ -54,7 +54,7 @@ struct EntryReader<'a> {
     buffered: VecDeque<Bytes>,
     /// Bytes asked of the source at once.
     batch_bytes: usize,
-    /// Under an upload rate, the reads keep to it too (see [`read_pace`]).
+    /// Under an upload rate, the reads are paced too (see [`read_batch_bytes`]).
     pace: Rates,
 }
 
@@ -66,17 +66,24 @@ const MIN_PACED_READ_BYTES: usize = 256 << 10;
 /// How much an offload reads of its ledger at once. Uploading at a rate is not enough: a
 /// ledger read as fast as the disk allows (a block, and the blocks of the parts that may be in
 /// flight, hundreds of MB at once) takes the disk and a CPU from producers in bursts — on one
-/// disk their publish p99 rose to 10 ms and more (`./scripts/bench broker`, throttled phase).
-/// So under a rate the reads keep to it too (`OffloadRates::source`, buckets without bursts,
-/// shared like the upload's), in pieces of a twentieth of a second of it.
+/// disk their publish p99 rose to 10 ms and more, 119 ms once (`./scripts/bench broker`,
+/// throttled phase). So under a rate the reads are paced too (`OffloadRates::source`, buckets
+/// of the same limits that keep no burst), at [`READ_PACE_FACTOR`] times the rate, in pieces of
+/// a twentieth of a second of that.
 fn read_batch_bytes(source_rates: &Rates) -> usize {
     match source_rates.slowest_bytes_per_second() {
         None => READ_BATCH_BYTES,
-        Some(bytes_per_second) => {
-            ((bytes_per_second / 20) as usize).clamp(MIN_PACED_READ_BYTES, READ_BATCH_BYTES)
-        }
+        Some(bytes_per_second) => ((bytes_per_second * READ_PACE_FACTOR / 20) as usize)
+            .clamp(MIN_PACED_READ_BYTES, READ_BATCH_BYTES),
     }
 }
+
+/// How much faster than the upload rate a throttled offload may read. At the rate itself the
+/// uploads waited for reading at every ledger's start (its first block must be read whole
+/// before it is sent, while the ledgers before it still held their turns): 40–45 MB/s under a
+/// 50 MB/s limit. Ahead by a factor, the next ledger's first block is ready while the parts of
+/// the ones before are still being sent.
+const READ_PACE_FACTOR: u64 = 2;
 
 impl EntryReader<'_> {
     async fn peek(&mut self) -> Result<Option<&Bytes>> {
@@ -97,9 +104,8 @@ impl EntryReader<'_> {
             }
             self.next += batch.len() as i64;
             if !self.pace.is_empty() {
-                self.pace
-                    .take(batch.iter().map(|e| e.len() as u64).sum())
-                    .await;
+                let bytes: u64 = batch.iter().map(|e| e.len() as u64).sum();
+                self.pace.take(bytes.div_ceil(READ_PACE_FACTOR)).await;
             }
             self.buffered.extend(batch);
         }

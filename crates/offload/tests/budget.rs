@@ -124,9 +124,23 @@ impl LedgerSource for Entries {
     fn created_ms(&self) -> u64 {
         1
     }
-    async fn read(&self, first: i64, last: i64, _max: usize) -> Result<Vec<Bytes>, String> {
-        Ok(self.0[first as usize..=last as usize].to_vec())
+    async fn read(&self, first: i64, last: i64, max: usize) -> Result<Vec<Bytes>, String> {
+        Ok(up_to(&self.0[first as usize..=last as usize], max))
     }
+}
+
+/// The first of `entries` that fit in `max` bytes, at least one (as a ledger's reads answer).
+fn up_to(entries: &[Bytes], max: usize) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for e in entries {
+        if !out.is_empty() && bytes + e.len() > max {
+            break;
+        }
+        bytes += e.len();
+        out.push(e.clone());
+    }
+    out
 }
 
 /// A ledger of `n` entries of 4 KiB.
@@ -183,8 +197,11 @@ async fn namespace_and_topic_rates_limit_their_own_offloads_and_reads() {
     let (x, y) = (x.await.unwrap(), y.await.unwrap());
     let shared = start.elapsed();
     assert!(shared >= Duration::from_millis(1600), "{shared:?}");
+    // Neither escapes the rate. (Not both ~2 s: the ledgers are read at the source pace first,
+    // meanwhile the idle upload bucket saves up to a second of permits, which the first part
+    // to ask spends.)
     assert!(
-        x.0.min(y.0) >= Duration::from_millis(1200),
+        x.0.min(y.0) >= Duration::from_millis(900),
         "both wait: {x:?} {y:?}"
     );
 
@@ -237,15 +254,8 @@ impl LedgerSource for Recorded {
         1
     }
     async fn read(&self, first: i64, last: i64, max: usize) -> Result<Vec<Bytes>, String> {
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        for e in &self.entries[first as usize..=last as usize] {
-            if !out.is_empty() && bytes + e.len() > max {
-                break;
-            }
-            bytes += e.len();
-            out.push(e.clone());
-        }
+        let out = up_to(&self.entries[first as usize..=last as usize], max);
+        let bytes: usize = out.iter().map(|e| e.len()).sum();
         let mut r = self.reads.lock().unwrap();
         let start = *r.first.get_or_insert_with(std::time::Instant::now);
         let before = r.bytes;
@@ -279,12 +289,15 @@ async fn a_throttled_offload_reads_its_ledger_at_the_rate_not_ahead_of_it() {
         .unwrap();
     let reads = source.reads.lock().unwrap().log.clone();
     assert!(reads.len() > 10, "read in pieces: {} reads", reads.len());
-    // The bucket's first tenth of a second, one read's size and rounding.
-    let allowance = (RATE / 10 + RATE / 20 + (1 << 20)) as f64;
+    // Reads may run at twice the upload rate (so that a ledger's first block is ready while
+    // earlier parts are sent); allowed: the bucket's first tenth of a second, one read's size
+    // and rounding.
+    let read_rate = 2 * RATE;
+    let allowance = (read_rate / 10 + read_rate / 20 + (1 << 20)) as f64;
     for (at, before) in &reads {
         assert!(
-            (*before as f64) <= RATE as f64 * at + allowance,
-            "{before} bytes read within {at:.3} s at {RATE} B/s"
+            (*before as f64) <= read_rate as f64 * at + allowance,
+            "{before} bytes read within {at:.3} s at {read_rate} B/s"
         );
     }
 }
