@@ -80,10 +80,11 @@ fn read_batch_bytes(source_rates: &Rates) -> usize {
 
 /// How much faster than the upload rate a throttled offload may read. At the rate itself the
 /// uploads waited for reading at every ledger's start (its first block must be read whole
-/// before it is sent, while the ledgers before it still held their turns): 40–45 MB/s under a
-/// 50 MB/s limit. Ahead by a factor, the next ledger's first block is ready while the parts of
-/// the ones before are still being sent.
-const READ_PACE_FACTOR: u64 = 2;
+/// before it is sent, while the ledgers before it still held their turns): 40–44 MB/s under a
+/// 50 MB/s limit; at twice the rate 43–47; at three times 45–48 (`./scripts/bench broker`'s
+/// throttled phase, 0.6 and 1.8 GB). Ahead by a factor, the next ledgers' first blocks are
+/// ready about when the upload bucket's saved second of permits runs out.
+const READ_PACE_FACTOR: u64 = 3;
 
 impl EntryReader<'_> {
     async fn peek(&mut self) -> Result<Option<&Bytes>> {
