@@ -67,29 +67,23 @@ impl ByteRate {
     /// block) does not go unused; a transfer still goes out in pieces of its own size (a block,
     /// a range), whatever the burst allowance.
     pub fn per_second(bytes_per_second: u64) -> Self {
-        let refill = (bytes_per_second / 10).max(1) as usize;
-        ByteRate {
-            limiter: leaky_bucket::RateLimiter::builder()
-                .initial(refill)
-                .refill(refill)
-                .max(10 * refill)
-                .interval(REFILL_EVERY)
-                .fair(true)
-                .build(),
-            chunk: refill,
-            bytes_per_second,
-        }
+        Self::keeping(bytes_per_second, 10)
     }
 
     /// `bytes_per_second` with no more than a tenth of a second of unused permits kept: for
     /// pacing work that must not come in bursts (an offload's disk reads).
     pub fn smooth(bytes_per_second: u64) -> Self {
+        Self::keeping(bytes_per_second, 1)
+    }
+
+    /// A bucket refilled every [`REFILL_EVERY`] that keeps at most `refills` refills unused.
+    fn keeping(bytes_per_second: u64, refills: usize) -> Self {
         let refill = (bytes_per_second / 10).max(1) as usize;
         ByteRate {
             limiter: leaky_bucket::RateLimiter::builder()
                 .initial(refill)
                 .refill(refill)
-                .max(refill)
+                .max(refills * refill)
                 .interval(REFILL_EVERY)
                 .fair(true)
                 .build(),
