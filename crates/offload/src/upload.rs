@@ -52,8 +52,6 @@ struct EntryReader<'a> {
     next: i64,
     last: i64,
     buffered: VecDeque<Bytes>,
-    /// Bytes asked of the source at once.
-    batch_bytes: usize,
     /// Under an upload rate, the reads are paced too (see [`read_batch_bytes`]).
     pace: Rates,
 }
@@ -91,7 +89,7 @@ impl EntryReader<'_> {
         if self.buffered.is_empty() && self.next <= self.last {
             let batch = self
                 .source
-                .read(self.next, self.last, self.batch_bytes)
+                .read(self.next, self.last, read_batch_bytes(&self.pace))
                 .await
                 .map_err(|reason| OffloadError::Source {
                     ledger_id: self.source.ledger_id(),
@@ -212,7 +210,6 @@ pub async fn offload_ledger(
         next: 0,
         last,
         buffered: VecDeque::new(),
-        batch_bytes: read_batch_bytes(&rates.source),
         pace: rates.source,
     };
     let uploaded =
