@@ -5,6 +5,7 @@
 //! returned, so damaged bytes surface as [`HotTierError::ChecksumMismatch`], never as data.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -100,6 +101,43 @@ pub(crate) fn read_exact_into(
         }
     }
     buf.truncate(target);
+    Ok(())
+}
+
+/// Appends the `len` bytes at `start` of `file` to `buf` in `pread`s of at most `piece` bytes
+/// each (see `LedgerStore::read_in_background`). The buffer is zero-filled first: these reads
+/// are paced or disk-bound, where that costs nothing that shows.
+pub(crate) fn read_exact_in_pieces(
+    file: &File,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    start: u64,
+    len: usize,
+    piece: usize,
+) -> Result<()> {
+    let base = buf.len();
+    buf.resize(base + len, 0);
+    let mut done = 0;
+    while done < len {
+        let n = piece.max(1).min(len - done);
+        let at = base + done;
+        match file.read_at(&mut buf[at..at + n], start + done as u64) {
+            Ok(0) => {
+                buf.truncate(at);
+                return Err(HotTierError::io(
+                    "read",
+                    path,
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+            Ok(read) => done += read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(at);
+                return Err(HotTierError::io("read", path, e));
+            }
+        }
+    }
     Ok(())
 }
 

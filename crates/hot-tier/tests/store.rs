@@ -650,3 +650,77 @@ mod read_ahead_property {
         }
     }
 }
+
+/// The offloader's reads (`read_in_background`: a descriptor of their own without the kernel's
+/// read-ahead, `pread`s of at most 1 MiB) return what `read` does — entries larger than one
+/// `pread`, an open ledger's durable entries, a damaged entry's checksum error — and neither use
+/// nor start the store's read-ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_reads_return_what_reads_do_and_read_nothing_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
+    sealed_kib_ledger(&store, 1, 20).await;
+    let mut next = 0;
+    while next < 20 {
+        let got = store.read_in_background(1, next, 19, 2500).unwrap();
+        assert!(!got.is_empty() && got.len() <= 2, "{} entries", got.len());
+        for (i, e) in got.iter().enumerate() {
+            assert_eq!(e, &kib_entry(next + i as u64));
+        }
+        next += got.len() as u64;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for id in [1, 3, 10, 19] {
+        assert!(
+            store.read_ahead(1, id, id, usize::MAX).is_none(),
+            "entry {id} was read ahead"
+        );
+    }
+    // The same reads through `read` do start one (so the check above can fail).
+    assert_eq!(store.read(1, 0, 0, usize::MAX).unwrap(), vec![kib_entry(0)]);
+    assert_eq!(read_ahead_of(&store, 1, 1).await, Some(vec![kib_entry(1)]));
+
+    // Entries of 1.5 MiB: each spans two or three `pread`s, none starts on a MiB boundary.
+    let big: Vec<Bytes> = (0..3u8)
+        .map(|i| {
+            Bytes::from(
+                (0..(3 << 19))
+                    .map(|b: usize| (b % 253) as u8 ^ i)
+                    .collect::<Vec<u8>>(),
+            )
+        })
+        .collect();
+    let w = store.create_ledger(2).unwrap();
+    for e in &big {
+        w.append(e.clone()).await.unwrap().await.unwrap();
+    }
+    // Open: read as any reader would.
+    assert_eq!(store.read_in_background(2, 0, 2, usize::MAX).unwrap(), big);
+    w.seal().await.unwrap();
+    assert_eq!(store.read_in_background(2, 0, 2, usize::MAX).unwrap(), big);
+    assert_eq!(store.read_in_background(2, 1, 2, 1).unwrap(), big[1..2]);
+
+    assert!(matches!(
+        store.read_in_background(99, 0, 0, usize::MAX),
+        Err(HotTierError::NoSuchLedger(99))
+    ));
+
+    sealed_kib_ledger(&store, 4, 10).await;
+    drop(store);
+    damage_byte_at(
+        &ledger_file(dir.path(), 4, "sealed"),
+        16 + 2 * 1016 + 16 + 500,
+    );
+    let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
+    assert_eq!(
+        store.read_in_background(4, 0, 1, usize::MAX).unwrap().len(),
+        2
+    );
+    assert!(matches!(
+        store.read_in_background(4, 2, 2, usize::MAX),
+        Err(HotTierError::ChecksumMismatch {
+            ledger_id: 4,
+            entry_id: 2
+        })
+    ));
+}

@@ -23,7 +23,7 @@ use counters::IoCounters;
 pub use counters::{IoStats, LATENCY_BOUNDS_US, LatencySnapshot};
 pub use fencing::Fence;
 use fencing::check_hot_copies_are_here;
-use hot_copy::{HotAppend, HotWriter};
+use hot_copy::{HotAppend, HotReader, HotWriter};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -701,7 +701,8 @@ impl ManagedLedger {
             let mut data = if self.reads_from_tier(l) {
                 self.read_offloaded(l, start, last, budget).await?
             } else {
-                self.read_hot(l, start, last, budget).await?
+                self.read_hot(l, start, last, budget, HotReader::Dispatch)
+                    .await?
             };
             let mut used = 0usize;
             let keep = data

@@ -12,6 +12,16 @@ use crate::config::HotTier;
 use crate::error::{LedgerError, Result};
 use crate::info::LedgerInfo;
 
+/// Who reads a hot copy, which decides how a local one reads its disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HotReader {
+    /// Consumers, and reads the tier cannot serve: the shared file handle, with read-ahead.
+    Dispatch,
+    /// The offloader's copy: in small reads off the kernel's read-ahead, so producers'
+    /// `fdatasync`s do not queue behind it (`LedgerStore::read_in_background`).
+    Offload,
+}
+
 /// The writer of the ledger being written.
 pub(super) enum HotWriter {
     Local(LedgerWriter),
@@ -128,24 +138,28 @@ impl ManagedLedger {
         }
     }
 
-    /// Entries `start..=last` of a ledger's hot copy (up to `budget` bytes, at least one).
+    /// Entries `start..=last` of a ledger's hot copy (up to `budget` bytes, at least one), for
+    /// `reader`.
     pub(super) async fn read_hot(
         &self,
         l: &LedgerInfo,
         start: i64,
         last: i64,
         budget: usize,
+        reader: HotReader,
     ) -> Result<Vec<Bytes>> {
         match l.hot_tier {
             HotTier::Local => {
                 let store = self.shared.store.clone();
                 let id = l.ledger_id as u64;
+                let (start, last) = (start as u64, last as u64);
                 // Entries read ahead are in memory: no trip to a blocking thread for them.
-                if let Some(entries) = store.read_ahead(id, start as u64, last as u64, budget) {
+                if let Some(entries) = store.read_ahead(id, start, last, budget) {
                     return Ok(entries);
                 }
-                tokio::task::spawn_blocking(move || {
-                    store.read(id, start as u64, last as u64, budget)
+                tokio::task::spawn_blocking(move || match reader {
+                    HotReader::Dispatch => store.read(id, start, last, budget),
+                    HotReader::Offload => store.read_in_background(id, start, last, budget),
                 })
                 .await
                 .map_err(|e| LedgerError::Task(e.to_string()))?

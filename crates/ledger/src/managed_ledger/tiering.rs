@@ -23,7 +23,7 @@ use offload::{LedgerOffloader, LedgerSource, OffloadedLedger, TierReader};
 use uuid::Uuid;
 
 use super::counters::IoCounters;
-use super::{ManagedLedger, TierReadFailure};
+use super::{HotReader, ManagedLedger, TierReadFailure};
 use crate::error::{LedgerError, Result};
 use crate::info::{LedgerInfo, OffloadContext};
 use crate::position::Position;
@@ -90,7 +90,7 @@ impl LedgerSource for HotLedgerSource {
         let started = std::time::Instant::now();
         let data = self
             .ml
-            .read_hot(&self.info, first, last, max_bytes)
+            .read_hot(&self.info, first, last, max_bytes, HotReader::Offload)
             .await
             .map_err(|e| e.to_string())?;
         self.ml
@@ -599,7 +599,10 @@ impl ManagedLedger {
             f.served_hot && self.shared.clock.now_ms().saturating_sub(f.last_ms) < TIER_RETRY_MS
         });
         if hot_meanwhile {
-            match self.read_hot(info, start, last, budget).await {
+            match self
+                .read_hot(info, start, last, budget, HotReader::Dispatch)
+                .await
+            {
                 Err(e) if Self::is_missing_hot_copy(&e) => {}
                 other => return other,
             }
@@ -635,7 +638,10 @@ impl ManagedLedger {
         let hot = if info.offload.as_ref().is_some_and(|o| o.hot_deleted) {
             None
         } else {
-            match self.read_hot(info, start, last, budget).await {
+            match self
+                .read_hot(info, start, last, budget, HotReader::Dispatch)
+                .await
+            {
                 Ok(data) => Some(data),
                 Err(e) if Self::is_missing_hot_copy(&e) => None,
                 Err(hot_err) => {
