@@ -1,5 +1,6 @@
-//! The broker-wide budget of offloads: how many ledgers upload at once, and how many parts (each
-//! a block held in memory) are built or in flight at once over all of them. One budget is shared
+//! The broker-wide budget of offloads: how many ledgers are read at once (turns; a ledger whose
+//! blocks are all read sends its last parts without one), and how many parts (each a block
+//! held in memory) are built or in flight at once over all of them. One budget is shared
 //! by every offloader of a broker (it lives in [`crate::ObjectStores`]), so several topics — and
 //! several ledgers of one topic — offload in parallel without their memory adding up unbounded:
 //! at most `parts` blocks exist at any moment, whatever the number of offloads.
@@ -10,6 +11,7 @@
 //! producers and consumers they serve; its threads run at a lower CPU priority (nice 10).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -22,6 +24,8 @@ pub struct OffloadBudget {
     ledgers: Arc<Semaphore>,
     max_ledgers: usize,
     parts: Arc<Semaphore>,
+    /// Part uploads started and not ended, over every offload of the broker.
+    parts_uploading: Arc<AtomicUsize>,
     /// `managedLedgerOffloadFlowPermitsPerSecond`: bytes per second all uploads share.
     upload_rate: Option<Arc<ByteRate>>,
     /// The same rate for the offloads' reads of their ledgers, without bursts.
@@ -38,6 +42,7 @@ impl OffloadBudget {
             ledgers: Arc::new(Semaphore::new(max_ledgers)),
             max_ledgers,
             parts: Arc::new(Semaphore::new(parts.max(1))),
+            parts_uploading: Arc::default(),
             upload_rate: None,
             source_read_rate: None,
         }
@@ -72,10 +77,21 @@ impl OffloadBudget {
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        let uploading = PartUploading::start(&self.parts_uploading);
+        let upload = async move {
+            let _uploading = uploading;
+            upload.await
+        };
         match &self.runtime.0 {
             Some(rt) => rt.spawn(upload),
             None => tokio::spawn(upload),
         }
+    }
+
+    /// How many part uploads (started by [`OffloadBudget::spawn_upload`]) are running now,
+    /// broker-wide; those waiting for the upload rate count.
+    pub fn parts_uploading(&self) -> usize {
+        self.parts_uploading.load(Ordering::Relaxed)
     }
 
     /// Runs `build` (a block's copy: CPU and fresh memory) on a blocking thread of the uploads'
@@ -91,11 +107,15 @@ impl OffloadBudget {
         }
     }
 
-    /// Waits for a ledger's turn; the offload holds the permit until it ends.
-    pub async fn ledger(&self) -> OwnedSemaphorePermit {
+    /// Waits for a ledger's turn to read; the offload holds it until it has read its last
+    /// block (its last parts may still be uploading: the parts budget bounds those).
+    pub async fn ledger(&self) -> LedgerTurn {
         // The semaphores are never closed, so acquiring cannot fail.
         match Arc::clone(&self.ledgers).acquire_owned().await {
-            Ok(p) => p,
+            Ok(permit) => LedgerTurn {
+                budget: self.clone(),
+                _permit: permit,
+            },
             Err(_) => unreachable_closed(),
         }
     }
@@ -109,11 +129,40 @@ impl OffloadBudget {
     }
 }
 
+/// One ledger's turn to read (see [`OffloadBudget::ledger`]), with the budget it belongs to.
+#[derive(Debug)]
+pub struct LedgerTurn {
+    budget: OffloadBudget,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl LedgerTurn {
+    pub fn budget(&self) -> &OffloadBudget {
+        &self.budget
+    }
+}
+
 impl Default for OffloadBudget {
     /// Pulsar's `managedLedgerOffloadMaxThreads` (2), each with tierlog's default of 4 parts in
     /// flight plus the one being built.
     fn default() -> Self {
         OffloadBudget::new(2, 2 * 5)
+    }
+}
+
+/// Counts one part upload for as long as it lives (also when its task is aborted).
+struct PartUploading(Arc<AtomicUsize>);
+
+impl PartUploading {
+    fn start(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        PartUploading(Arc::clone(count))
+    }
+}
+
+impl Drop for PartUploading {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

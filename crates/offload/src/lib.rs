@@ -44,7 +44,7 @@ pub mod stores;
 pub mod throttle;
 pub mod upload;
 
-pub use budget::OffloadBudget;
+pub use budget::{LedgerTurn, OffloadBudget};
 pub use cache::{CacheCounters, ChunkCache};
 pub use config::{Credentials, OffloadConfig, S3Encryption};
 pub use error::{FormatError, OffloadError, Result};

@@ -35,8 +35,8 @@ pub trait TierReader: Send + Sync {
 pub trait LedgerOffloader: TierReader {
     /// Where ledgers offloaded now go; recorded with each ledger.
     fn location(&self) -> &Location;
-    /// How many ledgers this offloader uploads at once (broker-wide); a managed ledger offloads
-    /// up to that many of its ledgers in parallel.
+    /// How many ledgers a managed ledger hands this offloader at once (the offloader may
+    /// still take them in turns, broker-wide).
     fn max_parallel_ledgers(&self) -> usize {
         1
     }
@@ -228,8 +228,10 @@ impl LedgerOffloader for BlobStoreOffloader {
         &self.config.location
     }
 
+    /// Twice the budget's turns: a ledger reads during its turn and sends its last parts after
+    /// it, while another ledger, already waiting, takes the turn.
     fn max_parallel_ledgers(&self) -> usize {
-        self.stores.offload_budget().max_ledgers()
+        2 * self.stores.offload_budget().max_ledgers()
     }
 
     async fn offload(
@@ -238,8 +240,7 @@ impl LedgerOffloader for BlobStoreOffloader {
         uuid: Uuid,
         extra: &BTreeMap<String, String>,
     ) -> Result<OffloadResult> {
-        let budget = self.stores.offload_budget();
-        let _turn = budget.ledger().await;
+        let turn = self.stores.offload_budget().ledger().await;
         let started = std::time::Instant::now();
         let store = self
             .stores
@@ -250,7 +251,7 @@ impl LedgerOffloader for BlobStoreOffloader {
             parts: self.stores.rates(Direction::Upload, limits),
             source: self.stores.rates(Direction::SourceRead, limits),
         };
-        let result = offload_ledger(&self.config, &store, ledger, uuid, extra, budget, rates).await;
+        let result = offload_ledger(&self.config, &store, ledger, uuid, extra, rates, turn).await;
         match &result {
             Ok(r) => tracing::info!(
                 ledger_id = ledger.ledger_id(),

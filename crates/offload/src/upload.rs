@@ -22,7 +22,7 @@ use object_store::{MultipartUpload, ObjectStore, PutMultipartOptions, PutOptions
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::budget::OffloadBudget;
+use crate::budget::{LedgerTurn, OffloadBudget};
 use crate::config::OffloadConfig;
 use crate::error::{OffloadError, Result};
 use crate::format::block::{BLOCK_HEADER_LEN, BlockBuilder, RECORD_HEADER_LEN, block_size};
@@ -54,6 +54,8 @@ struct EntryReader<'a> {
     buffered: VecDeque<Bytes>,
     /// Under an upload rate, the reads are paced too (see [`read_batch_bytes`]).
     pace: Rates,
+    /// Tells how many parts are uploading (see [`read_pace_factor`]).
+    budget: &'a OffloadBudget,
 }
 
 /// What an unthrottled offload reads at once.
@@ -63,33 +65,46 @@ const MIN_PACED_READ_BYTES: usize = 256 << 10;
 
 /// How much an offload reads of its ledger at once. Uploading at a rate is not enough: a
 /// ledger read as fast as the disk allows (a block, and the blocks of the parts that may be in
-/// flight, hundreds of MB at once) takes the disk and a CPU from producers in bursts — on one
-/// disk their publish p99 rose to 10 ms and more, 119 ms once (`./scripts/bench broker`,
-/// throttled phase). So under a rate the reads are paced too (`OffloadRates::source`, buckets
-/// of the same limits that keep no burst), at [`READ_PACE_FACTOR`] times the rate, in pieces of
-/// a twentieth of a second of that.
-fn read_batch_bytes(source_rates: &Rates) -> usize {
+/// flight, hundreds of MB at once) takes the disk from producers in bursts — on one disk their
+/// publish p99 rose to 10 ms and more, 119 ms once (`./scripts/bench broker`, throttled
+/// phase). So under a rate the reads are paced too (`OffloadRates::source`, buckets of the same
+/// limits that keep no burst), at `factor` times the rate, in pieces of a twentieth of a second
+/// of that.
+fn read_batch_bytes(source_rates: &Rates, factor: u64) -> usize {
     match source_rates.slowest_bytes_per_second() {
         None => READ_BATCH_BYTES,
-        Some(bytes_per_second) => ((bytes_per_second * READ_PACE_FACTOR / 20) as usize)
+        Some(bytes_per_second) => ((bytes_per_second * factor / 20) as usize)
             .clamp(MIN_PACED_READ_BYTES, READ_BATCH_BYTES),
     }
 }
 
-/// How much faster than the upload rate a throttled offload may read. At the rate itself the
-/// uploads waited for reading at every ledger's start (its first block must be read whole
-/// before it is sent, while the ledgers before it still held their turns): 40–44 MB/s under a
-/// 50 MB/s limit; at twice the rate 43–47; at three times 45–48 (`./scripts/bench broker`'s
-/// throttled phase, 0.6 and 1.8 GB). Ahead by a factor, the next ledgers' first blocks are
-/// ready about when the upload bucket's saved second of permits runs out.
-const READ_PACE_FACTOR: u64 = 3;
+/// How much faster than the upload rate a throttled offload reads while the uploads wait for
+/// blocks (see [`read_pace_factor`]): a part is sent only once its block is read whole, so at
+/// an offload's start the uploads wait for the first blocks. Reading at the rate itself, that
+/// wait cost 40 MB/s of a 50 MB/s limit over 0.6 GB; catching up at 3× 44.8-45.5 MB/s, at 4×
+/// 45.3-46.3 (`./scripts/bench broker`, throttled phase, whose target is 45-50).
+const CATCH_UP_READ_FACTOR: u64 = 4;
+
+/// How many times the upload rate a throttled offload reads at now: the rate itself while at
+/// least two parts upload broker-wide (one being sent, the next ready: reading faster would
+/// only fill the parts budget in a burst the disk's other users feel), else
+/// [`CATCH_UP_READ_FACTOR`] times it — the uploads are waiting for a block, as at an offload's
+/// start.
+fn read_pace_factor(budget: &OffloadBudget) -> u64 {
+    if budget.parts_uploading() < 2 {
+        CATCH_UP_READ_FACTOR
+    } else {
+        1
+    }
+}
 
 impl EntryReader<'_> {
     async fn peek(&mut self) -> Result<Option<&Bytes>> {
         if self.buffered.is_empty() && self.next <= self.last {
+            let factor = read_pace_factor(self.budget);
             let batch = self
                 .source
-                .read(self.next, self.last, read_batch_bytes(&self.pace))
+                .read(self.next, self.last, read_batch_bytes(&self.pace, factor))
                 .await
                 .map_err(|reason| OffloadError::Source {
                     ledger_id: self.source.ledger_id(),
@@ -104,7 +119,7 @@ impl EntryReader<'_> {
             self.next += batch.len() as i64;
             if !self.pace.is_empty() {
                 let bytes: u64 = batch.iter().map(|e| e.len() as u64).sum();
-                self.pace.take(bytes.div_ceil(READ_PACE_FACTOR)).await;
+                self.pace.take(bytes.div_ceil(factor)).await;
             }
             self.buffered.extend(batch);
         }
@@ -163,9 +178,11 @@ pub async fn offload_ledger(
     source: &dyn LedgerSource,
     uuid: Uuid,
     extra: &BTreeMap<String, String>,
-    budget: &OffloadBudget,
     rates: OffloadRates,
+    turn: LedgerTurn,
 ) -> Result<OffloadResult> {
+    // A handle of its own: the turn ends once the ledger is read, before its last parts go.
+    let budget = &turn.budget().clone();
     let ledger_id = source.ledger_id();
     let last = source.last_entry_id();
     if last < 0 {
@@ -211,9 +228,18 @@ pub async fn offload_ledger(
         last,
         buffered: VecDeque::new(),
         pace: rates.source,
+        budget,
     };
-    let uploaded =
-        upload_blocks(config, reader, upload.as_mut(), location, &data_key, budget).await;
+    let uploaded = upload_blocks(
+        config,
+        reader,
+        upload.as_mut(),
+        location,
+        &data_key,
+        budget,
+        turn,
+    )
+    .await;
     let (index_entries, data_len) = match uploaded {
         Ok(v) => v,
         Err(e) => {
@@ -278,6 +304,7 @@ async fn upload_blocks(
     location: &Location,
     key: &str,
     budget: &OffloadBudget,
+    turn: LedgerTurn,
 ) -> Result<(Vec<IndexEntry>, u64)> {
     let source = reader.source;
     let ledger_id = source.ledger_id();
@@ -345,6 +372,11 @@ async fn upload_blocks(
                 uploaded
             }));
         }
+        // Every block is read: the next ledger may start reading while these parts go out.
+        // Without that, a throttled offload's reads stopped at every ledger's end until its
+        // last parts were sent, and its uploads then waited for the next ledger's first block
+        // (41-42 MB/s under a 50 MB/s limit, reads paced at the limit).
+        drop(turn);
         while let Some(h) = in_flight.pop_front() {
             wait_part(Some(h), location, key).await?;
         }
@@ -369,5 +401,36 @@ async fn wait_part(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(OffloadError::on_write("uploading part", location, key, e)),
         Err(e) => Err(OffloadError::Task(format!("part upload task: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_catch_up_only_while_fewer_than_two_parts_upload() {
+        let budget = OffloadBudget::new(1, 4);
+        assert_eq!(read_pace_factor(&budget), CATCH_UP_READ_FACTOR);
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let first = budget.spawn_upload(async move {
+            let _ = wait.await;
+        });
+        assert_eq!(read_pace_factor(&budget), CATCH_UP_READ_FACTOR);
+        let second = budget.spawn_upload(std::future::pending::<()>());
+        assert_eq!(budget.parts_uploading(), 2);
+        assert_eq!(
+            read_pace_factor(&budget),
+            1,
+            "two parts upload: at the rate"
+        );
+        // An aborted upload stops counting, as does one that ends.
+        second.abort();
+        assert!(second.await.unwrap_err().is_cancelled());
+        assert_eq!(budget.parts_uploading(), 1);
+        go.send(()).unwrap();
+        first.await.unwrap();
+        assert_eq!(budget.parts_uploading(), 0);
+        assert_eq!(read_pace_factor(&budget), CATCH_UP_READ_FACTOR);
     }
 }

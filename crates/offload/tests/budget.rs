@@ -61,7 +61,8 @@ async fn offloaders_sharing_a_budget_upload_at_most_its_ledgers_at_once() {
                     .unwrap(),
             ));
         }
-        assert_eq!(offloaders[0].max_parallel_ledgers(), max_ledgers);
+        // Twice the turns: one ledger may send its last parts while the next one reads.
+        assert_eq!(offloaders[0].max_parallel_ledgers(), 2 * max_ledgers);
         let (active, most) = (Arc::<AtomicUsize>::default(), Arc::<AtomicUsize>::default());
         let mut tasks = Vec::new();
         for id in 0..6 {
@@ -289,10 +290,10 @@ async fn a_throttled_offload_reads_its_ledger_at_the_rate_not_ahead_of_it() {
         .unwrap();
     let reads = source.reads.lock().unwrap().log.clone();
     assert!(reads.len() >= 8, "read in pieces: {} reads", reads.len());
-    // Reads may run at three times the upload rate (so that a ledger's first block is ready
-    // while earlier parts are sent); allowed: the bucket's first tenth of a second, one read's
-    // size and rounding.
-    let read_rate = 3 * RATE;
+    // Reads run at four times the upload rate at most, while fewer than two parts are
+    // uploading (the uploads wait for a block); allowed: the bucket's first tenth of a second,
+    // one read's size and rounding.
+    let read_rate = 4 * RATE;
     let allowance = (read_rate / 10 + read_rate / 20 + (1 << 20)) as f64;
     for (at, before) in &reads {
         assert!(
@@ -300,4 +301,59 @@ async fn a_throttled_offload_reads_its_ledger_at_the_rate_not_ahead_of_it() {
             "{before} bytes read within {at:.3} s at {read_rate} B/s"
         );
     }
+}
+
+/// A ledger's turn ends when its last block is read, not when its last part is sent: the next
+/// ledger reads meanwhile. While a turn lasted to the end, a throttled offload's reads stopped
+/// at every ledger's end and its uploads then waited for the next ledger's first block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_ledger_reads_while_the_ledger_before_sends_its_last_parts() {
+    // One turn; uploads at 2 MiB/s (a second of it may go at once).
+    const RATE: u64 = 2 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let stores = Arc::new(
+        ObjectStores::default()
+            .with_offload_budget(OffloadBudget::new(1, 10).with_upload_rate(RATE)),
+    );
+    let mut c = OffloadConfig::new(Location::filesystem(dir.path()));
+    c.max_block_size_bytes = 5 << 20;
+    let o = Arc::new(BlobStoreOffloader::with_stores(c, stores).await.unwrap());
+    let [a, b] = [(); 2].map(|()| {
+        Arc::new(Recorded {
+            entries: four_kib_entries(1000).0, // ~4 MiB: one block, sent over ~1 s
+            reads: Default::default(),
+        })
+    });
+    let offload = |source: Arc<Recorded>| {
+        let o = Arc::clone(&o);
+        tokio::spawn(async move {
+            o.offload(source.as_ref(), uuid::Uuid::new_v4(), &BTreeMap::new())
+                .await
+                .unwrap();
+            std::time::Instant::now()
+        })
+    };
+    let a_task = offload(Arc::clone(&a));
+    // `a` takes the turn first.
+    while a.reads.lock().unwrap().first.is_none() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let b_task = offload(Arc::clone(&b));
+    let a_done = a_task.await.unwrap();
+    b_task.await.unwrap();
+    let a_reads = a.reads.lock().unwrap();
+    let a_last_read =
+        a_reads.first.unwrap() + std::time::Duration::from_secs_f64(a_reads.log.last().unwrap().0);
+    let b_first_read = b.reads.lock().unwrap().first.unwrap();
+    assert!(
+        b_first_read >= a_last_read,
+        "one turn: b read while a was reading"
+    );
+    // `a` still had about a second of parts to send after its last read; `b` started reading
+    // within the first half of it (with the turn held to the end: at its very end).
+    let (b_waited, a_sent_after) = (b_first_read - a_last_read, a_done - a_last_read);
+    assert!(
+        b_waited < a_sent_after / 2,
+        "b waited {b_waited:?} after a was read; a's upload ended {a_sent_after:?} after it"
+    );
 }
