@@ -8,7 +8,9 @@ measured in the same run on the same machine:
   offload   offload through the broker to s3s-fs             ÷ raw multipart PUT (boto3, 64 MiB parts, 4 in flight)
   cold read catch-up read of offloaded data after restart    ÷ raw whole-object GETs; GETs per GiB
   re-read   a 2nd subscription reads it again (disk cache)   ÷ the hot-tier catch-up; its GETs
-  throttle  offload limited to 50 MB/s while a producer publishes: offload MB/s, publish p99
+  throttle  offload limited to 50 MB/s while a producer publishes: offload MB/s, publish p99;
+            beside it the p99 of raw write+fdatasyncs (1000/s, open loop) beside 50 MB/s of
+            reads of the same files, with and without the kernel's read-ahead
   tls       produce throughput and publish p99 over pulsar+ssl:// ÷ pulsar:// on the same broker,
             interleaved (target >= 0.8 of plain throughput)
   topics    produce at max rate to 1, 100, 1000 and 10 000 topics (perf -t N, 10 000 messages in
@@ -173,6 +175,58 @@ def raw_tcp(total, chunk=1 << 20):
     return got / secs / MB
 
 
+# A reader at a fixed rate, in its own process (no GIL shared with the writer): argv = rate
+# (bytes/s), pread size, "random" to switch the kernel's read-ahead off, then the files.
+PACED_READER = r"""
+import os, sys, time
+rate, piece, mode, files = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+fds = [os.open(f, os.O_RDONLY) for f in files]
+if mode == "random":
+    for fd in fds:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+offs, done, t0 = [0] * len(fds), 0, time.monotonic()
+while True:
+    for i, fd in enumerate(fds):
+        b = os.pread(fd, piece, offs[i])
+        offs[i] = offs[i] + len(b) if b else 0
+        done += len(b)
+    ahead = done / rate - (time.monotonic() - t0)
+    if ahead > 0:
+        time.sleep(ahead)
+"""
+
+
+def raw_sync_beside_reads(files, rate, piece, mode, secs=10):
+    """p99 (ms) of 1000 write+fdatasync a second of 2 KiB, open loop (from when each was due,
+    as a client waits), while another process reads `files` at `rate` bytes/s in `piece`-byte
+    preads: what this disk gives a producer beside an offload's reads, with nothing of ours."""
+    drop_caches()
+    reader = None
+    if rate:
+        reader = subprocess.Popen([sys.executable, "-c", PACED_READER, str(rate), str(piece), mode, *files])
+        time.sleep(0.5)
+    path = os.path.join(WORK, "raw-sync")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    buf, lat, t0 = b"x" * 2048, [], time.monotonic()
+    try:
+        for i in range(secs * 1000):
+            due = t0 + i / 1000
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            os.write(fd, buf)
+            os.fdatasync(fd)
+            lat.append(time.monotonic() - due)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+        if reader:
+            reader.kill()
+            reader.wait()
+    lat.sort()
+    return lat[int(len(lat) * 0.99)] * 1e3
+
+
 def hot_catchup(b, topic, messages, runs=3):
     """Catch-up reads of `topic` by new subscriptions (from Earliest, page cache warm) and raw
     loopback TCP streams of the same payload bytes, interleaved; the best of each."""
@@ -284,6 +338,14 @@ def throttled_offload(report):
     stats = json.loads(b.get("/admin/v2/persistent/public/default/throttled/internalStats"))
     current = stats["ledgers"][-1]["ledgerId"]
     sealed_bytes = sum(x["size"] for x in stats["ledgers"][:-1])
+    # The disk alone, beside reads of these same ledger files at the limit: through the
+    # kernel's read-ahead (as a plain sequential reader) and as the offload reads (1 MiB
+    # preads without read-ahead).
+    ledger_dir = os.path.join(WORK, "throttled", "ledgers")
+    sealed = sorted(os.path.join(ledger_dir, f) for f in os.listdir(ledger_dir) if f.endswith(".sealed"))
+    raw = {name: raw_sync_beside_reads(sealed, rate, piece, mode)
+           for name, rate, piece, mode in [("none", 0, 0, ""), ("read-ahead", LIMIT, 4 << 20, "sequential"),
+                                           ("1 MiB", LIMIT, 1 << 20, "random")]}
     offload = {}
     # Earlier phases wrote gigabytes: without this, their writeback slows every fdatasync here.
     drop_caches()
@@ -307,6 +369,9 @@ def throttled_offload(report):
         raise SystemExit(f"throttled offload failed: {offload}")
     report.append(line("offload limited to 50 MB/s", sealed_bytes / offload["secs"] / MB, "MB/s"))
     report.append(line("publish p99 -r 1000 -s 2048 during it", lat["latencyMs"]["p99"], "ms"))
+    for name, label in [("none", "no reads"), ("read-ahead", "beside read-ahead"),
+                        ("1 MiB", "beside 1 MiB preads")]:
+        report.append(line(f"  raw fdatasync p99, {label}", raw[name], "ms"))
     b.stop()
     s3_t.terminate()
     shutil.rmtree(s3dir_t, ignore_errors=True)
