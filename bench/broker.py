@@ -339,13 +339,13 @@ def throttled_offload(report):
     current = stats["ledgers"][-1]["ledgerId"]
     sealed_bytes = sum(x["size"] for x in stats["ledgers"][:-1])
     # The disk alone, beside reads of these same ledger files at the limit: through the
-    # kernel's read-ahead (as a plain sequential reader) and as the offload reads (1 MiB
+    # kernel's read-ahead (as a plain sequential reader) and as the offload reads (256 KiB
     # preads without read-ahead).
     ledger_dir = os.path.join(WORK, "throttled", "ledgers")
     sealed = sorted(os.path.join(ledger_dir, f) for f in os.listdir(ledger_dir) if f.endswith(".sealed"))
     raw = {name: raw_sync_beside_reads(sealed, rate, piece, mode)
            for name, rate, piece, mode in [("none", 0, 0, ""), ("read-ahead", LIMIT, 4 << 20, "sequential"),
-                                           ("1 MiB", LIMIT, 1 << 20, "random")]}
+                                           ("256 KiB", LIMIT, 256 << 10, "random")]}
     offload = {}
     # Earlier phases wrote gigabytes: without this, their writeback slows every fdatasync here.
     drop_caches()
@@ -370,7 +370,7 @@ def throttled_offload(report):
     report.append(line("offload limited to 50 MB/s", sealed_bytes / offload["secs"] / MB, "MB/s"))
     report.append(line("publish p99 -r 1000 -s 2048 during it", lat["latencyMs"]["p99"], "ms"))
     for name, label in [("none", "no reads"), ("read-ahead", "beside read-ahead"),
-                        ("1 MiB", "beside 1 MiB preads")]:
+                        ("256 KiB", "beside 256 KiB preads")]:
         report.append(line(f"  raw fdatasync p99, {label}", raw[name], "ms"))
     b.stop()
     s3_t.terminate()

@@ -94,8 +94,9 @@ pub struct LedgerStat {
 }
 
 /// The largest `pread` of [`LedgerStore::read_in_background`]: requests this size keep a
-/// producer's `fdatasync` waiting little, and still read ~1 GB/s on this machine.
-pub(crate) const BACKGROUND_READ_PIECE_BYTES: usize = 1 << 20;
+/// producer's `fdatasync` waiting little (p99 0.8-0.9 ms beside 50 MB/s of them, against
+/// 1.6-2.8 ms with 1 MiB), and alone still read ~0.9 GB/s on this machine.
+pub(crate) const BACKGROUND_READ_PIECE_BYTES: usize = 256 << 10;
 
 struct SealedHandle {
     file: File,
@@ -339,11 +340,10 @@ impl LedgerStore {
     /// Why: a sequential read through the shared descriptor lets the kernel read ahead in
     /// windows of `read_ahead_kb` (8 MiB here), which reach the disk as requests of up to
     /// `max_sectors_kb` (4 MiB), and a producer's `fdatasync` queued behind them waits. On this
-    /// machine's disk, 1000 write+`fdatasync`s a second (open loop) had a p99 of 13-14 ms beside
-    /// 50 MB/s of such reads, and even 6 ms beside 10 MB/s; beside 50 MB/s read in 1 MiB or
-    /// 256 KiB `pread`s without read-ahead, 0.9-1.5 ms, while such reads alone still ran at
-    /// ~1 GB/s (docs/benchmarks.md, "Throttled offload"). The page cache still serves what is
-    /// cached.
+    /// machine's disk, 1000 write+`fdatasync`s a second (timed from when each was due) had a
+    /// p99 of 8-35 ms beside 50 MB/s of such reads, 6 ms beside only 10 MB/s, and 0.8-0.9 ms
+    /// beside 50 MB/s read in 256 KiB `pread`s without read-ahead (0.4 ms without reads;
+    /// `./scripts/bench broker`, throttled phase). The page cache still serves what it holds.
     pub fn read_in_background(
         &self,
         id: u64,

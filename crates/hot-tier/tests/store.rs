@@ -652,7 +652,7 @@ mod read_ahead_property {
 }
 
 /// The offloader's reads (`read_in_background`: a descriptor of their own without the kernel's
-/// read-ahead, `pread`s of at most 1 MiB) return what `read` does — entries larger than one
+/// read-ahead, `pread`s of at most 256 KiB) return what `read` does — entries larger than one
 /// `pread`, an open ledger's durable entries, a damaged entry's checksum error — and neither use
 /// nor start the store's read-ahead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -680,7 +680,7 @@ async fn background_reads_return_what_reads_do_and_read_nothing_ahead() {
     assert_eq!(store.read(1, 0, 0, usize::MAX).unwrap(), vec![kib_entry(0)]);
     assert_eq!(read_ahead_of(&store, 1, 1).await, Some(vec![kib_entry(1)]));
 
-    // Entries of 1.5 MiB: each spans two or three `pread`s, none starts on a MiB boundary.
+    // Entries of 1.5 MiB: each spans several `pread`s, none starts on a piece boundary.
     let big: Vec<Bytes> = (0..3u8)
         .map(|i| {
             Bytes::from(
