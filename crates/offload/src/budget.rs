@@ -1,6 +1,6 @@
-//! The broker-wide budget of offloads: how many ledgers are read at once (turns; a ledger whose
-//! blocks are all read sends its last parts without one), and how many parts (each a block
-//! held in memory) are built or in flight at once over all of them. One budget is shared
+//! The broker-wide budget of offloads: how many ledgers offload at once (turns; under an upload
+//! rate a ledger whose blocks are all read sends its last parts without one), and how many parts
+//! (each a block held in memory) are built or in flight at once over all of them. One budget is shared
 //! by every offloader of a broker (it lives in [`crate::ObjectStores`]), so several topics — and
 //! several ledgers of one topic — offload in parallel without their memory adding up unbounded:
 //! at most `parts` blocks exist at any moment, whatever the number of offloads.
@@ -107,8 +107,8 @@ impl OffloadBudget {
         }
     }
 
-    /// Waits for a ledger's turn to read; the offload holds it until it has read its last
-    /// block (its last parts may still be uploading: the parts budget bounds those).
+    /// Waits for a ledger's turn; the offload holds it until it ends, or under an upload rate
+    /// until it has read its last block (its last parts still uploading at the rate).
     pub async fn ledger(&self) -> LedgerTurn {
         // The semaphores are never closed, so acquiring cannot fail.
         match Arc::clone(&self.ledgers).acquire_owned().await {

@@ -228,8 +228,8 @@ impl LedgerOffloader for BlobStoreOffloader {
         &self.config.location
     }
 
-    /// Twice the budget's turns: a ledger reads during its turn and sends its last parts after
-    /// it, while another ledger, already waiting, takes the turn.
+    /// Twice the budget's turns: under an upload rate a ledger reads during its turn and sends
+    /// its last parts after it, while another ledger, already waiting, takes the turn.
     fn max_parallel_ledgers(&self) -> usize {
         2 * self.stores.offload_budget().max_ledgers()
     }
