@@ -486,6 +486,15 @@ async fn sealed_kib_ledger(store: &LedgerStore, id: u64, entries: u64) {
     w.seal().await.unwrap();
 }
 
+/// Damages a byte in the payload of entry `entry` of sealed ledger `id`, written by
+/// [`sealed_kib_ledger`]: file header, the records before it, its record header, then mid-payload.
+fn damage_kib_entry(dir: &std::path::Path, id: u64, entry: u64) {
+    damage_byte_at(
+        &ledger_file(dir, id, "sealed"),
+        16 + entry * 1016 + 16 + 500,
+    );
+}
+
 /// Polls the in-memory read of entry `first` for up to a second.
 async fn read_ahead_of(store: &LedgerStore, id: u64, first: u64) -> Option<Vec<Bytes>> {
     for _ in 0..200 {
@@ -563,11 +572,7 @@ async fn a_corrupt_entry_is_never_read_ahead_and_its_read_fails() {
     let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
     sealed_kib_ledger(&store, 4, 10).await;
     drop(store);
-    // Entry 2's payload: file header, two records before it, its record header.
-    damage_byte_at(
-        &ledger_file(dir.path(), 4, "sealed"),
-        16 + 2 * 1016 + 16 + 500,
-    );
+    damage_kib_entry(dir.path(), 4, 2);
     let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
     assert_eq!(store.read(4, 0, 0, usize::MAX).unwrap(), vec![kib_entry(0)]);
     // The window of entries 1-3 holds the damaged entry 2: it is not kept.
@@ -707,10 +712,7 @@ async fn background_reads_return_what_reads_do_and_read_nothing_ahead() {
 
     sealed_kib_ledger(&store, 4, 10).await;
     drop(store);
-    damage_byte_at(
-        &ledger_file(dir.path(), 4, "sealed"),
-        16 + 2 * 1016 + 16 + 500,
-    );
+    damage_kib_entry(dir.path(), 4, 2);
     let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
     assert_eq!(
         store.read_in_background(4, 0, 1, usize::MAX).unwrap().len(),

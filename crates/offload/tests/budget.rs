@@ -266,6 +266,17 @@ impl LedgerSource for Recorded {
     }
 }
 
+/// An offloader into `dir` with one ledger turn, 10 parts, 5 MiB blocks and uploads at `rate`.
+async fn one_turn_offloader(dir: &std::path::Path, rate: u64) -> BlobStoreOffloader {
+    let stores = Arc::new(
+        ObjectStores::default()
+            .with_offload_budget(OffloadBudget::new(1, 10).with_upload_rate(rate)),
+    );
+    let mut c = OffloadConfig::new(Location::filesystem(dir));
+    c.max_block_size_bytes = 5 << 20;
+    BlobStoreOffloader::with_stores(c, stores).await.unwrap()
+}
+
 /// An offload under a rate reads its ledger at that rate too, not as far ahead as its parts in
 /// flight allow: read at disk speed, a ledger's blocks came in bursts of hundreds of MB that
 /// slowed the producers sharing the disk.
@@ -273,13 +284,7 @@ impl LedgerSource for Recorded {
 async fn a_throttled_offload_reads_its_ledger_at_the_rate_not_ahead_of_it() {
     const RATE: u64 = 8 << 20;
     let dir = tempfile::tempdir().unwrap();
-    let stores = Arc::new(
-        ObjectStores::default()
-            .with_offload_budget(OffloadBudget::new(1, 10).with_upload_rate(RATE)),
-    );
-    let mut c = OffloadConfig::new(Location::filesystem(dir.path()));
-    c.max_block_size_bytes = 5 << 20;
-    let o = BlobStoreOffloader::with_stores(c, stores).await.unwrap();
+    let o = one_turn_offloader(dir.path(), RATE).await;
     // 12 MiB: three blocks, all of which four parts in flight would let be read at once.
     let source = Recorded {
         entries: four_kib_entries(3000).0,
@@ -311,13 +316,7 @@ async fn the_next_ledger_reads_while_the_ledger_before_sends_its_last_parts() {
     // One turn; uploads at 2 MiB/s (a second of it may go at once).
     const RATE: u64 = 2 << 20;
     let dir = tempfile::tempdir().unwrap();
-    let stores = Arc::new(
-        ObjectStores::default()
-            .with_offload_budget(OffloadBudget::new(1, 10).with_upload_rate(RATE)),
-    );
-    let mut c = OffloadConfig::new(Location::filesystem(dir.path()));
-    c.max_block_size_bytes = 5 << 20;
-    let o = Arc::new(BlobStoreOffloader::with_stores(c, stores).await.unwrap());
+    let o = Arc::new(one_turn_offloader(dir.path(), RATE).await);
     let [a, b] = [(); 2].map(|()| {
         Arc::new(Recorded {
             entries: four_kib_entries(1000).0, // ~4 MiB: one block, sent over ~1 s
