@@ -21,15 +21,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+
+use crate::buffer_pool::BufferPool;
 
 /// `tlc1`: a tierlog cache chunk, format 1.
 const MAGIC: u32 = 0x746c_6331;
 const HEADER_LEN: usize = 16;
 const TMP_SUFFIX: &str = ".tmp";
+/// Idle read buffers kept for reuse: a few ranges of the largest size (8 MiB by default) for
+/// each of a handful of readers.
+const IDLE_BUFFER_BYTES: usize = 64 << 20;
 
 /// Counters of the cache, for metrics and benchmarks.
 #[derive(Debug, Default)]
@@ -136,6 +141,8 @@ pub struct ChunkCache {
     chunk_size: u64,
     state: Mutex<State>,
     counters: CacheCounters,
+    /// Buffers of ranges read from the cache, reused (see [`BufferPool`]).
+    buffers: Arc<BufferPool>,
 }
 
 impl ChunkCache {
@@ -190,6 +197,7 @@ impl ChunkCache {
             chunk_size: chunk_size.max(1),
             state: Mutex::new(state),
             counters: CacheCounters::default(),
+            buffers: BufferPool::new(IDLE_BUFFER_BYTES),
         };
         let victims = cache.lock().over(limit_bytes);
         cache.delete_files(&victims);
@@ -231,18 +239,51 @@ impl ChunkCache {
         offset: u64,
         expected_len: Option<u64>,
     ) -> Option<Bytes> {
+        let mut out = Vec::new();
+        self.append_blocking(object, offset, expected_len, &mut out)
+            .then(|| Bytes::from(out))
+    }
+
+    /// The bytes of `start..end` of data object `object` if every chunk of it is cached whole
+    /// and intact; `start` is chunk-aligned, and `end` is too or is the object's end. Read into
+    /// one buffer of the pool. Blocking: call from a blocking thread.
+    pub fn get_range_blocking(&self, object: &str, start: u64, end: u64) -> Option<Bytes> {
+        let mut out = self.buffers.take(end.saturating_sub(start) as usize);
+        let mut offset = start;
+        while offset < end {
+            let len = self.chunk_size.min(end - offset);
+            if !self.append_blocking(object, offset, Some(len), &mut out) {
+                return None;
+            }
+            offset += len;
+        }
+        Some(self.buffers.freeze(out))
+    }
+
+    /// Appends the chunk of `object` at `offset` to `out` if it is cached whole and intact (see
+    /// [`Self::get_blocking`]), reading the file straight into `out`'s spare capacity; returns
+    /// whether it did. On a miss `out` is left as it was.
+    fn append_blocking(
+        &self,
+        object: &str,
+        offset: u64,
+        expected_len: Option<u64>,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let key = (object.to_string(), offset);
         if !self.lock().touch(&key) {
             CacheCounters::add(&self.counters.misses, 1);
-            return None;
+            return false;
         }
-        match self.read_file(&self.file(object, offset), expected_len) {
-            Ok(Some(bytes)) => {
+        let before = out.len();
+        match self.read_file_into(&self.file(object, offset), expected_len, out) {
+            Ok(true) => {
                 CacheCounters::add(&self.counters.hits, 1);
-                CacheCounters::add(&self.counters.hit_bytes, bytes.len() as u64);
-                Some(bytes)
+                CacheCounters::add(&self.counters.hit_bytes, (out.len() - before) as u64);
+                true
             }
-            Ok(None) => {
+            Ok(false) => {
+                out.truncate(before);
                 tracing::warn!(
                     object,
                     offset,
@@ -252,27 +293,36 @@ impl ChunkCache {
                 CacheCounters::add(&self.counters.misses, 1);
                 self.lock().remove(&key);
                 let _ = std::fs::remove_file(self.file(object, offset));
-                None
+                false
             }
             Err(e) => {
+                out.truncate(before);
                 // Evicted meanwhile, or unreadable: a miss either way.
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(object, offset, error = %e, "offload cache: chunk unreadable");
                 }
                 CacheCounters::add(&self.counters.misses, 1);
                 self.lock().remove(&key);
-                None
+                false
             }
         }
     }
 
-    /// Reads and checks one file: `Ok(None)` when it is damaged.
-    fn read_file(&self, path: &Path, expected_len: Option<u64>) -> std::io::Result<Option<Bytes>> {
+    /// Reads and checks one file, appending its payload to `out`: `Ok(false)` when it is damaged
+    /// (what was appended is then the caller's to drop). The payload is read into `out`'s spare
+    /// capacity, never zeroed or copied first: a cache hit is one copy out of the page cache
+    /// and one checksum pass.
+    fn read_file_into(
+        &self,
+        path: &Path,
+        expected_len: Option<u64>,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
         let mut file = std::fs::File::open(path)?;
         let mut header = [0u8; HEADER_LEN];
         if let Err(e) = file.read_exact(&mut header) {
             return match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => Ok(None),
+                std::io::ErrorKind::UnexpectedEof => Ok(false),
                 _ => Err(e),
             };
         }
@@ -282,21 +332,14 @@ impl ChunkCache {
         len_bytes.copy_from_slice(&header[8..16]);
         let len = u64::from_be_bytes(len_bytes);
         if magic != MAGIC || expected_len.is_some_and(|e| e != len) || len > 1 << 32 {
-            return Ok(None);
+            return Ok(false);
         }
-        let mut payload = BytesMut::zeroed(len as usize);
-        if let Err(e) = file.read_exact(&mut payload) {
-            return match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => Ok(None),
-                _ => Err(e),
-            };
-        }
-        // Trailing bytes mean the file is not what was written.
-        let mut probe = [0u8; 1];
-        if file.read(&mut probe)? != 0 || crc32c::crc32c(&payload) != crc {
-            return Ok(None);
-        }
-        Ok(Some(payload.freeze()))
+        let start = out.len();
+        out.reserve_exact(len as usize);
+        // One byte more than the header promises: trailing bytes mean the file is not what
+        // was written, and so does a short one.
+        file.take(len + 1).read_to_end(out)?;
+        Ok(out.len() - start == len as usize && crc32c::crc32c(&out[start..]) == crc)
     }
 
     /// Stores a chunk (replacing one of the same name), then evicts down to the limit. Errors
@@ -437,6 +480,43 @@ mod tests {
         }
         assert_eq!(c.counters().corrupt.load(Ordering::Relaxed), 3);
         assert_eq!(c.size_bytes(), 0);
+    }
+
+    #[test]
+    fn a_range_reads_back_its_chunks_in_order_and_only_when_all_are_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ChunkCache::open(dir.path(), 1 << 20, 4096).unwrap();
+        let object = "u-ledger-4";
+        // Three whole chunks and the object's short last one.
+        let chunks: Vec<Vec<u8>> = (0..4u8)
+            .map(|i| chunk(if i == 3 { 1000 } else { 4096 }, i))
+            .collect();
+        for (i, bytes) in chunks.iter().enumerate() {
+            c.put_blocking(object, i as u64 * 4096, bytes);
+        }
+        let end = 3 * 4096 + 1000;
+        for _ in 0..3 {
+            // Again and again: the buffers come back and are reused.
+            let range = c.get_range_blocking(object, 0, end).unwrap();
+            assert_eq!(&range[..], &chunks.concat()[..]);
+        }
+        assert_eq!(
+            &c.get_range_blocking(object, 4096, 3 * 4096).unwrap()[..],
+            &chunks[1..3].concat()[..]
+        );
+        // A range is served only whole: a damaged chunk in its middle makes it a miss (and the
+        // file goes), a missing one too.
+        let path = dir.path().join(object).join("8192");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER_LEN + 7] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(c.get_range_blocking(object, 0, end).is_none());
+        assert!(!path.exists());
+        assert!(c.get_range_blocking(object, 0, 3 * 4096).is_none());
+        assert_eq!(
+            &c.get_range_blocking(object, 0, 2 * 4096).unwrap()[..],
+            &chunks[..2].concat()[..]
+        );
     }
 
     #[test]

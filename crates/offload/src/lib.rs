@@ -12,7 +12,8 @@
 //! - [`credentials`]: the AWS credential chain and STS AssumeRole, cached until near expiry;
 //! - [`upload`]: multipart upload with parallel parts, abort on failure, index written last;
 //! - [`read`]: read handles with growing ranged GETs and read-ahead;
-//! - [`cache`]: the local disk cache of chunks read from the tier;
+//! - [`cache`]: the local disk cache of chunks read from the tier (its read buffers reused:
+//!   `buffer_pool`);
 //! - [`budget`]: how many ledgers and blocks all offloads of a broker use at once, and at what
 //!   byte rate they upload ([`throttle`]);
 //! - [`inventory`]: the offload attempts a location holds and what their indexes say;
@@ -22,6 +23,7 @@
 //!   implementations.
 
 pub mod budget;
+mod buffer_pool;
 pub mod cache;
 pub mod config;
 pub mod counting;

@@ -128,21 +128,9 @@ impl Fetcher {
         };
         let chunk = cache.chunk_size();
         let (c, key) = (Arc::clone(cache), self.key.clone());
-        let cached = tokio::task::spawn_blocking(move || {
-            let mut out = BytesMut::with_capacity((end - start) as usize);
-            let mut offset = start;
-            while offset < end {
-                let len = chunk.min(end - offset);
-                match c.get_blocking(&key, offset, Some(len)) {
-                    Some(b) => out.extend_from_slice(&b),
-                    None => return None,
-                }
-                offset += len;
-            }
-            Some(out.freeze())
-        })
-        .await
-        .map_err(|e| OffloadError::Task(format!("cache read: {e}")))?;
+        let cached = tokio::task::spawn_blocking(move || c.get_range_blocking(&key, start, end))
+            .await
+            .map_err(|e| OffloadError::Task(format!("cache read: {e}")))?;
         if let Some(bytes) = cached {
             return Ok(bytes);
         }
