@@ -51,7 +51,7 @@ impl NpSubscription {
             (SubType::KeyShared, Some(k)) => {
                 let mut order: Vec<usize> = (0..n).collect();
                 order.sort_by_key(|&i| self.consumers[i].key);
-                let i = order[crc32c::crc32c(k) as usize % n];
+                let i = order[crc_fast::crc32_iscsi(k) as usize % n];
                 has_permit(&self.consumers[i]).then_some(i)
             }
             _ => {

@@ -316,7 +316,7 @@ impl State {
                 // Stable key → consumer map over consumers ordered by their identity.
                 let mut order: Vec<usize> = (0..n).collect();
                 order.sort_by_key(|&i| self.consumers[i].spec.key);
-                let i = order[crc32c::crc32c(k) as usize % n];
+                let i = order[crc_fast::crc32_iscsi(k) as usize % n];
                 with_permits(self, i).then_some(i)
             }
             _ => {

@@ -36,10 +36,17 @@ pub fn decode_file_header(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(bytes[8..16].try_into().ok()?))
 }
 
+/// CRC32C of `parts` one after another.
+fn crc32c_of(parts: &[&[u8]]) -> u32 {
+    let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+    for part in parts {
+        crc.update(part);
+    }
+    crc.finalize() as u32
+}
+
 fn record_crc(len: u32, entry_id: u64, payload: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(&len.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc, &entry_id.to_le_bytes());
-    crc32c::crc32c_append(crc, payload)
+    crc32c_of(&[&len.to_le_bytes(), &entry_id.to_le_bytes(), payload])
 }
 
 /// Appends one record to `out`.
@@ -87,7 +94,7 @@ pub fn encode_footer(offsets: &[u64]) -> Vec<u8> {
         out.extend_from_slice(&o.to_le_bytes());
     }
     out.extend_from_slice(&(offsets.len() as u64).to_le_bytes());
-    let crc = crc32c::crc32c(&out);
+    let crc = crc_fast::crc32_iscsi(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(FOOTER_MAGIC);
     out
@@ -123,7 +130,7 @@ pub fn decode_footer_offsets(ledger_id: u64, bytes: &[u8], n: u64, crc: u32) -> 
     if bytes.len() as u64 != n.saturating_mul(8) {
         return Err(corrupt("footer offsets have the wrong length"));
     }
-    let computed = crc32c::crc32c_append(crc32c::crc32c(bytes), &n.to_le_bytes());
+    let computed = crc32c_of(&[bytes, &n.to_le_bytes()]);
     if computed != crc {
         return Err(corrupt("footer checksum mismatch"));
     }
@@ -176,9 +183,7 @@ pub fn decode_journal_header(bytes: &[u8]) -> Option<u64> {
 }
 
 fn chunk_crc(len: u32, ledger_id: u64, records: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(&len.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc, &ledger_id.to_le_bytes());
-    crc32c::crc32c_append(crc, records)
+    crc32c_of(&[&len.to_le_bytes(), &ledger_id.to_le_bytes(), records])
 }
 
 /// Appends one chunk (header and `records`) to `out`.
@@ -248,7 +253,7 @@ pub fn encode_checkpoint(seq: u64, offset: u64) -> [u8; CHECKPOINT_LEN] {
     c[..8].copy_from_slice(CHECKPOINT_MAGIC);
     c[8..16].copy_from_slice(&seq.to_le_bytes());
     c[16..24].copy_from_slice(&offset.to_le_bytes());
-    let crc = crc32c::crc32c(&c[8..24]);
+    let crc = crc_fast::crc32_iscsi(&c[8..24]);
     c[24..28].copy_from_slice(&crc.to_le_bytes());
     c
 }
@@ -259,7 +264,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Option<(u64, u64)> {
         return None;
     }
     let crc = u32::from_le_bytes(bytes[24..28].try_into().ok()?);
-    if crc32c::crc32c(&bytes[8..24]) != crc {
+    if crc_fast::crc32_iscsi(&bytes[8..24]) != crc {
         return None;
     }
     Some((
@@ -273,7 +278,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn checksums_are_crc32c_of_the_parts_one_after_another() {
+        // CRC-32C's check value: files written before are read with the same checksum.
+        assert_eq!(crc32c_of(&[b"1234", b"", b"56789"]), 0xe306_9283);
+        assert_eq!(crc_fast::crc32_iscsi(b"123456789"), 0xe306_9283);
+    }
+
     proptest! {
+        #[test]
+        fn parts_checksum_as_their_concatenation(
+            a in proptest::collection::vec(any::<u8>(), 0..300),
+            b in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            prop_assert_eq!(crc32c_of(&[&a, &b]), crc_fast::crc32_iscsi(&[a.clone(), b.clone()].concat()));
+        }
+
         #[test]
         fn record_round_trip(entry_id in any::<u64>(), payload in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let mut buf = Vec::new();

@@ -339,7 +339,7 @@ impl ChunkCache {
         // One byte more than the header promises: trailing bytes mean the file is not what
         // was written, and so does a short one.
         file.take(len + 1).read_to_end(out)?;
-        Ok(out.len() - start == len as usize && crc32c::crc32c(&out[start..]) == crc)
+        Ok(out.len() - start == len as usize && crc_fast::crc32_iscsi(&out[start..]) == crc)
     }
 
     /// Stores a chunk (replacing one of the same name), then evicts down to the limit. Errors
@@ -373,7 +373,7 @@ impl ChunkCache {
         ));
         let mut header = [0u8; HEADER_LEN];
         header[0..4].copy_from_slice(&MAGIC.to_be_bytes());
-        header[4..8].copy_from_slice(&crc32c::crc32c(payload).to_be_bytes());
+        header[4..8].copy_from_slice(&crc_fast::crc32_iscsi(payload).to_be_bytes());
         header[8..16].copy_from_slice(&(payload.len() as u64).to_be_bytes());
         let result = (|| {
             let mut f = std::fs::File::create(&tmp)?;

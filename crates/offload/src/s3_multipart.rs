@@ -515,9 +515,11 @@ impl PartClient {
         data: PutPayload,
         rates: &Rates,
     ) -> std::result::Result<CompletedPart, S3RequestError> {
-        let crc = data
-            .iter()
-            .fold(0u32, |crc, chunk| crc32c::crc32c_append(crc, chunk));
+        let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+        for chunk in data.iter() {
+            digest.update(chunk);
+        }
+        let crc = digest.finalize() as u32;
         let crc32c = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
         let len = data.content_length();
         let mut headers = vec![("x-amz-checksum-crc32c", crc32c.clone())];

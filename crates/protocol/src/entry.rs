@@ -153,7 +153,7 @@ pub fn encode_entry(meta: &MessageMetadata, payload: &[u8]) -> bytes::Bytes {
     // Encoding into a buffer with the room reserved cannot fail.
     let _ = meta.encode(&mut b);
     b.extend_from_slice(payload);
-    let crc = crc32c::crc32c(&b[6..]);
+    let crc = crc_fast::crc32_iscsi(&b[6..]);
     b[2..6].copy_from_slice(&crc.to_be_bytes());
     b.freeze()
 }
@@ -187,7 +187,7 @@ mod batch_tests {
         e.extend((meta.encoded_len() as u32).to_be_bytes());
         e.extend(meta.encode_to_vec());
         e.extend(payload);
-        let crc = crc32c::crc32c(&e[6..]);
+        let crc = crc_fast::crc32_iscsi(&e[6..]);
         e[2..6].copy_from_slice(&crc.to_be_bytes());
         e
     }
@@ -209,7 +209,7 @@ mod batch_tests {
         assert_eq!(&kept[kept.len() - 1..], b"2");
         // The checksum covers what follows it.
         let crc = u32::from_be_bytes(kept[2..6].try_into().unwrap());
-        assert_eq!(crc, crc32c::crc32c(&kept[6..]));
+        assert_eq!(crc, crc_fast::crc32_iscsi(&kept[6..]));
         let (meta, _) = parse_entry(&kept).unwrap();
         assert_eq!(meta.num_messages_in_batch, Some(1));
     }

@@ -154,7 +154,7 @@ fn split_payload(payload: Bytes) -> Result<Payload, PayloadError> {
             return Err(malformed("payload ends inside its checksum".into()));
         }
         let expected = u32::from_be_bytes([payload[2], payload[3], payload[4], payload[5]]);
-        let actual = crc32c::crc32c(&payload[6..]);
+        let actual = crc_fast::crc32_iscsi(&payload[6..]);
         if expected != actual {
             return Err(PayloadError::Checksum { expected, actual });
         }
@@ -163,7 +163,7 @@ fn split_payload(payload: Bytes) -> Result<Payload, PayloadError> {
         // No checksum section (protocol < v6): add one so the stored entry is self-checking.
         let mut with = BytesMut::with_capacity(payload.len() + 6);
         with.put_u16(MAGIC_CRC32C);
-        with.put_u32(crc32c::crc32c(&payload));
+        with.put_u32(crc_fast::crc32_iscsi(&payload));
         with.extend_from_slice(&payload);
         (with.freeze(), 6)
     };
@@ -283,7 +283,7 @@ pub fn encode_send_parts_into(
     for p in parts {
         b.extend_from_slice(p);
     }
-    let crc = crc32c::crc32c(&b[crc_at + 4..]);
+    let crc = crc_fast::crc32_iscsi(&b[crc_at + 4..]);
     b[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
     // What was written leaves; the buffer keeps its room (and its memory) for the next frame.
     b.split().freeze()

@@ -38,7 +38,7 @@ fn source(id: i64, n: usize) -> Source {
         .map(|i| {
             let body = format!("ledger {id} entry {i} ").repeat(40 + i % 60);
             let mut e = vec![0x0e, 0x01];
-            e.extend_from_slice(&crc32c::crc32c(body.as_bytes()).to_be_bytes());
+            e.extend_from_slice(&crc_fast::crc32_iscsi(body.as_bytes()).to_be_bytes());
             e.extend_from_slice(body.as_bytes());
             Bytes::from(e)
         })

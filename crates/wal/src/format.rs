@@ -97,7 +97,7 @@ impl ObjectBody {
     pub fn push_extent(&mut self, entries: &[Bytes]) {
         for e in entries {
             self.copied.put_u32(e.len() as u32);
-            self.copied.put_u32(crc32c::crc32c(e));
+            self.copied.put_u32(crc_fast::crc32_iscsi(e));
             if e.len() >= ZERO_COPY_MIN {
                 // `split` hands over what was copied so far without copying it again; the
                 // rest of the buffer's room stays for the records after this one.
@@ -138,7 +138,7 @@ pub fn decode_extent(what: &str, bytes: &Bytes, entries: u64) -> Result<Vec<Byte
         let payload = bytes
             .get(start..start + len)
             .ok_or_else(|| corrupt(format!("record {i} of {len} bytes is cut short")))?;
-        if crc32c::crc32c(payload) != crc {
+        if crc_fast::crc32_iscsi(payload) != crc {
             return Err(corrupt(format!("record {i} fails its checksum")));
         }
         out.push(bytes.slice(start..start + len));

@@ -28,7 +28,7 @@ pub fn checksum_matches(entry: &[u8]) -> bool {
         return true;
     }
     let stored = u32::from_be_bytes([rest[2], rest[3], rest[4], rest[5]]);
-    crc32c::crc32c(&rest[6..]) == stored
+    crc_fast::crc32_iscsi(&rest[6..]) == stored
 }
 
 #[cfg(test)]
@@ -38,7 +38,7 @@ mod tests {
 
     fn with_checksum(body: &[u8]) -> Vec<u8> {
         let mut e = MAGIC_CRC32C.to_vec();
-        e.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
+        e.extend_from_slice(&crc_fast::crc32_iscsi(body).to_be_bytes());
         e.extend_from_slice(body);
         e
     }
