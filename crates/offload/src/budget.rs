@@ -10,12 +10,14 @@
 //! of milliseconds per 64 MiB block, which on the broker's own workers would hold up the
 //! producers and consumers they serve; its threads run at a lower CPU priority (nice 10).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::throttle::ByteRate;
+use crate::topic_order::{TopicOrder, Turn};
 
 /// Limits shared by every offload of a broker.
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct OffloadBudget {
     upload_rate: Option<Arc<ByteRate>>,
     /// The same rate for the offloads' reads of their ledgers, without bursts.
     source_read_rate: Option<Arc<ByteRate>>,
+    /// Each topic's lines under the rate, while one of its offloads runs.
+    topic_orders: Arc<Mutex<HashMap<String, Weak<TopicOrder>>>>,
 }
 
 impl OffloadBudget {
@@ -45,6 +49,7 @@ impl OffloadBudget {
             parts_uploading: Arc::default(),
             upload_rate: None,
             source_read_rate: None,
+            topic_orders: Arc::default(),
         }
     }
 
@@ -64,6 +69,20 @@ impl OffloadBudget {
     /// The upload rate again, for the offloads' reads of their ledgers (`upload::read_pace`).
     pub fn source_read_rate(&self) -> Option<&Arc<ByteRate>> {
         self.source_read_rate.as_ref()
+    }
+
+    /// The lines in which `managed_ledger`'s offloads read and send under a rate
+    /// ([`TopicOrder`]): the same for every offload of that topic running at the same time.
+    pub fn topic_order(&self, managed_ledger: &str) -> Arc<TopicOrder> {
+        let mut orders = self.topic_orders.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(order) = orders.get(managed_ledger).and_then(Weak::upgrade) {
+            return order;
+        }
+        // Lines of topics with no offload running go now and then, not one by one.
+        orders.retain(|_, o| o.strong_count() > 0);
+        let order = Arc::new(TopicOrder::default());
+        orders.insert(managed_ledger.to_string(), Arc::downgrade(&order));
+        order
     }
 
     /// How many ledgers may upload at once.
@@ -115,8 +134,20 @@ impl OffloadBudget {
             Ok(permit) => LedgerTurn {
                 budget: self.clone(),
                 _permit: permit,
+                _topic_read: None,
             },
             Err(_) => unreachable_closed(),
+        }
+    }
+
+    /// [`Self::ledger`] for ledger `ledger_id` under a rate: first its turn in its topic's read
+    /// line (after the topic's older ledgers have read theirs: [`TopicOrder`]), then the
+    /// broker's turn, so that a ledger waiting for its topic holds no turn other topics need.
+    pub async fn ledger_in_order(&self, topic: &TopicOrder, ledger_id: i64) -> LedgerTurn {
+        let topic_read = topic.reads.turn(ledger_id, 0).await;
+        LedgerTurn {
+            _topic_read: Some(topic_read),
+            ..self.ledger().await
         }
     }
 
@@ -134,6 +165,8 @@ impl OffloadBudget {
 pub struct LedgerTurn {
     budget: OffloadBudget,
     _permit: OwnedSemaphorePermit,
+    /// Under a rate, the ledger's turn in its topic's read line, released with the rest.
+    _topic_read: Option<Turn>,
 }
 
 impl LedgerTurn {

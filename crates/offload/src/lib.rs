@@ -15,7 +15,8 @@
 //! - [`cache`]: the local disk cache of chunks read from the tier (its read buffers reused:
 //!   `buffer_pool`);
 //! - [`budget`]: how many ledgers and blocks all offloads of a broker use at once, and at what
-//!   byte rate they upload ([`throttle`]);
+//!   byte rate they upload ([`throttle`]; under a rate a topic's parts go oldest ledger first:
+//!   [`topic_order`]);
 //! - [`inventory`]: the offload attempts a location holds and what their indexes say;
 //! - [`scrub`]: every object of a location or a topic read back and checked;
 //! - [`gc`]: orphan collection (unreferenced objects, incomplete uploads; [`s3_uploads`]);
@@ -44,6 +45,7 @@ pub mod scrub;
 pub mod source;
 pub mod stores;
 pub mod throttle;
+pub mod topic_order;
 pub mod upload;
 
 pub use budget::{LedgerTurn, OffloadBudget};

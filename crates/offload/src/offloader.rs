@@ -240,16 +240,28 @@ impl LedgerOffloader for BlobStoreOffloader {
         uuid: Uuid,
         extra: &BTreeMap<String, String>,
     ) -> Result<OffloadResult> {
-        let turn = self.stores.offload_budget().ledger().await;
+        let budget = self.stores.offload_budget();
+        let limits = &self.config.upload_limits;
+        let parts = self.stores.rates(Direction::Upload, limits);
+        // Under a rate a topic's ledgers go oldest first (`topic_order`); the topic is the
+        // managed ledger the objects record.
+        let order = match extra.get(keys::MANAGED_LEDGER_NAME) {
+            Some(name) if !parts.is_empty() => Some(budget.topic_order(name)),
+            _ => None,
+        };
+        let turn = match &order {
+            Some(order) => budget.ledger_in_order(order, ledger.ledger_id()).await,
+            None => budget.ledger().await,
+        };
         let started = std::time::Instant::now();
         let store = self
             .stores
             .get(&self.config.location, &self.config.credentials)
             .await?;
-        let limits = &self.config.upload_limits;
         let rates = OffloadRates {
-            parts: self.stores.rates(Direction::Upload, limits),
+            parts,
             source: self.stores.rates(Direction::SourceRead, limits),
+            order,
         };
         let result = offload_ledger(&self.config, &store, ledger, uuid, extra, rates, turn).await;
         match &result {

@@ -2,8 +2,8 @@
 //! S3 with `s3ManagedLedgerOffloadPayloadChecksum` sha256 or crc64nvme): a part waits until the
 //! rate lets its whole size pass, then goes. The wait happens in the part's own future (which
 //! the offloader runs in its own task), so the next block is read and built meanwhile and the
-//! rate is not left unused. The parts of one upload pass in the order they were made, so
-//! several waiting parts of one ledger do not pass together and go out as one burst.
+//! rate is not left unused. The parts pass one at a time, those of one topic oldest ledger
+//! first (`topic_order`), so several waiting parts do not pass together and go out as one burst.
 //! (S3 uploads with CRC32C parts stream each body at the rate instead: `s3_multipart`.)
 
 use std::ops::Range;
@@ -18,6 +18,7 @@ use object_store::{
 };
 
 use crate::throttle::Rates;
+use crate::topic_order::PartSending;
 
 /// `inner` with each multipart upload's parts paced by the [`Rates`] in its options'
 /// extensions (none: not paced).
@@ -42,8 +43,11 @@ impl std::fmt::Display for PacedStore {
 struct PacedUpload {
     inner: Box<dyn MultipartUpload>,
     rates: Rates,
-    /// Held by a part while it waits for the rate: the parts pass one at a time, in order.
-    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Held by a part while it waits for the rate: the parts pass one at a time, in the line
+    /// of their topic (`topic_order`).
+    sending: PartSending,
+    /// The number of the next part (from 1), its place in the line.
+    next_part: u32,
 }
 
 #[async_trait::async_trait]
@@ -53,10 +57,11 @@ impl MultipartUpload for PacedUpload {
         // The part is numbered now (by call order) and sent when polled.
         let part = self.inner.put_part(data);
         let rates = self.rates.clone();
-        let turn = Arc::clone(&self.turn);
+        let (sending, number) = (self.sending.clone(), self.next_part);
+        self.next_part = self.next_part.saturating_add(1);
         Box::pin(async move {
             if !rates.is_empty() {
-                let _turn = turn.lock().await;
+                let _turn = sending.turn(number).await;
                 rates.take(bytes).await;
             }
             part.await
@@ -92,11 +97,17 @@ impl ObjectStore for PacedStore {
         if rates.is_empty() {
             return self.inner.put_multipart_opts(location, opts).await;
         }
+        let sending = opts
+            .extensions
+            .get::<PartSending>()
+            .cloned()
+            .unwrap_or_else(PartSending::alone);
         let inner = self.inner.put_multipart_opts(location, opts).await?;
         Ok(Box::new(PacedUpload {
             inner,
             rates,
-            turn: Arc::default(),
+            sending,
+            next_part: 1,
         }))
     }
 

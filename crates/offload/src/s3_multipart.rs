@@ -37,6 +37,7 @@ use crate::error::Result;
 use crate::s3_signing::{S3Target, without_url};
 use crate::stores::ClientSettings;
 use crate::throttle::Rates;
+use crate::topic_order::PartSending;
 
 /// The largest piece of a body sent at once.
 const MAX_PIECE: usize = 256 << 10;
@@ -654,8 +655,8 @@ struct ChecksummedUpload {
     rates: Rates,
     /// Uploaded parts by number − 1.
     parts: Arc<Mutex<Vec<Option<CompletedPart>>>>,
-    /// Parts of this upload take turns sending while a rate is set.
-    turn: Arc<tokio::sync::Mutex<()>>,
+    /// While a rate is set, parts are sent one at a time in this line (`topic_order`).
+    sending: PartSending,
 }
 
 #[async_trait::async_trait]
@@ -666,7 +667,7 @@ impl MultipartUpload for ChecksummedUpload {
         let client = Arc::clone(&self.client);
         let (key, upload_id) = (Arc::clone(&self.key), Arc::clone(&self.upload_id));
         let parts = Arc::clone(&self.parts);
-        let turn = Arc::clone(&self.turn);
+        let sending = self.sending.clone();
         let rates = self.rates.clone();
         Box::pin(async move {
             if number > 10_000 {
@@ -676,7 +677,7 @@ impl MultipartUpload for ChecksummedUpload {
                 });
             }
             let _turn = match rates.is_empty() {
-                false => Some(turn.lock().await),
+                false => Some(sending.turn(u32::from(number)).await),
                 true => None,
             };
             let part = client
@@ -754,7 +755,11 @@ impl ObjectStore for ChecksummedS3 {
             next_part: 1,
             rates: opts.extensions.get::<Rates>().cloned().unwrap_or_default(),
             parts: Arc::default(),
-            turn: Arc::default(),
+            sending: opts
+                .extensions
+                .get::<PartSending>()
+                .cloned()
+                .unwrap_or_else(PartSending::alone),
         }))
     }
 

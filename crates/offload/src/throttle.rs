@@ -54,11 +54,13 @@ impl Rates {
 }
 
 /// The rates of one offload: its parts' (`parts`, which the store client paces) and its reads
-/// of the ledger (`source`, the same limits in buckets without bursts).
+/// of the ledger (`source`, the same limits in buckets without bursts); under them, the lines
+/// its topic's offloads read and send in (`order`; none for an offload of no topic).
 #[derive(Debug, Clone, Default)]
 pub struct OffloadRates {
     pub parts: Rates,
     pub source: Rates,
+    pub order: Option<Arc<crate::topic_order::TopicOrder>>,
 }
 
 impl ByteRate {

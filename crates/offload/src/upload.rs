@@ -34,6 +34,7 @@ use crate::keys::{self, MANAGED_LEDGER_NAME};
 use crate::location::Location;
 use crate::source::LedgerSource;
 use crate::throttle::{OffloadRates, Rates};
+use crate::topic_order::PartSending;
 
 /// What an offload wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +213,12 @@ pub async fn offload_ledger(
                 // The client paces the parts by these (`paced_upload`, `s3_multipart`).
                 extensions: {
                     let mut e = object_store::Extensions::new();
+                    if let Some(order) = &rates.order {
+                        e.insert(PartSending {
+                            order: Arc::clone(&order.sends),
+                            ledger_id,
+                        });
+                    }
                     e.insert(rates.parts);
                     e
                 },

@@ -356,3 +356,83 @@ async fn the_next_ledger_reads_while_the_ledger_before_sends_its_last_parts() {
         "b waited {b_waited:?} after a was read; a's upload ended {a_sent_after:?} after it"
     );
 }
+
+/// Ledger `id` of a topic, with `entries`.
+struct Ledger {
+    id: i64,
+    entries: Entries,
+}
+
+#[async_trait::async_trait]
+impl LedgerSource for Ledger {
+    fn ledger_id(&self) -> i64 {
+        self.id
+    }
+    fn last_entry_id(&self) -> i64 {
+        self.entries.last_entry_id()
+    }
+    fn length(&self) -> u64 {
+        self.entries.length()
+    }
+    fn created_ms(&self) -> u64 {
+        1
+    }
+    async fn read(&self, first: i64, last: i64, max: usize) -> Result<Vec<Bytes>, String> {
+        self.entries.read(first, last, max).await
+    }
+}
+
+/// Under a rate, two ledgers of one topic offloading at once send their parts oldest ledger
+/// first: the older is done about halfway, not both at the end (when they shared the rate part
+/// by part, neither was offloaded until the last part of both went). Two topics' offloads
+/// still share the rate side by side: neither waits for the other to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_rate_a_topics_older_ledger_goes_first_and_topics_share_the_rate() {
+    use std::time::{Duration, Instant};
+    const RATE: u64 = 16 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let stores = Arc::new(
+        ObjectStores::default()
+            .with_offload_budget(OffloadBudget::new(2, 10).with_upload_rate(RATE)),
+    );
+    let mut c = OffloadConfig::new(Location::filesystem(dir.path()));
+    c.max_block_size_bytes = 5 << 20;
+    let o = Arc::new(BlobStoreOffloader::with_stores(c, stores).await.unwrap());
+    // Two ledgers of ~16 MiB (four parts each) at once: ~2 s at the rate.
+    let offload = |id: i64, topic: &str, start: Instant| {
+        let o = Arc::clone(&o);
+        let extra = BTreeMap::from([(
+            offload::keys::MANAGED_LEDGER_NAME.to_string(),
+            topic.to_string(),
+        )]);
+        tokio::spawn(async move {
+            let ledger = Ledger {
+                id,
+                entries: four_kib_entries(4000),
+            };
+            o.offload(&ledger, uuid::Uuid::new_v4(), &extra)
+                .await
+                .unwrap();
+            start.elapsed()
+        })
+    };
+    let both = |(a_topic, b_topic): (&'static str, &'static str)| async move {
+        let start = Instant::now();
+        let a = offload(1, a_topic, start);
+        // Ledger 1 asks first, as a managed ledger starts its offloads oldest first.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let b = offload(2, b_topic, start);
+        (a.await.unwrap(), b.await.unwrap())
+    };
+    let (older, younger) = both(("t/ns/x", "t/ns/x")).await;
+    assert!(younger >= Duration::from_millis(1500), "{younger:?}");
+    assert!(
+        older.as_secs_f64() <= 0.7 * younger.as_secs_f64(),
+        "one topic: ledger 1 done at {older:?}, ledger 2 at {younger:?}"
+    );
+    let (x, y) = both(("t/ns/x", "t/ns/y")).await;
+    assert!(
+        x.min(y).as_secs_f64() >= 0.75 * x.max(y).as_secs_f64(),
+        "two topics: done at {x:?} and {y:?}"
+    );
+}
