@@ -7,7 +7,10 @@
 //! (its hot copy releasable, its progress safe from a restart) until the last part of the last
 //! one went, and the stores' `CompleteMultipartUpload`s, which take a while for large objects,
 //! all came at once at the end instead of overlapping the uploads still running. In order, the
-//! rate is used as fully (it is all that passes) and ledgers finish one after another. Other
+//! rate is used as fully (it is all that passes) and ledgers finish one after another — as long
+//! as one part's stream can carry the rate: a topic now sends one S3 part at a time where it
+//! sent one per ledger, so a limit above what one connection to the store reaches (hundreds of
+//! MB/s to a remote region) would be reached by several topics together, not by one. Other
 //! topics are not held up: each topic has its own lines, taken before the broker's ledger turn
 //! (a ledger waiting for its topic holds no turn), and the topics' parts share the rate (the
 //! token bucket serves its waiters in turn). Without a rate none of this applies: a topic's
