@@ -299,6 +299,27 @@ def tls_vs_plain(report):
     b.stop()
 
 
+def start_s3s(root, nice=False):
+    """s3s-fs serving bucket `tier` from `root` (at the lowest CPU priority if `nice`), once it
+    answers: (process, endpoint, boto3 client)."""
+    os.makedirs(os.path.join(root, "tier"))
+    port = free_port()
+    proc = subprocess.Popen((["nice", "-n", "19"] if nice else []) +
+                            [S3S, "--host", "127.0.0.1", "--port", str(port), "--access-key", "k",
+                             "--secret-key", "s", "--domain", "localhost", root],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",
+                          region_name="us-east-1")
+    for _ in range(100):
+        try:
+            client.list_objects_v2(Bucket="tier")
+            break
+        except Exception:
+            time.sleep(0.1)
+    return proc, endpoint, client
+
+
 def offload_env(endpoint):
     """The broker settings of the phases that offload to the s3s-fs at `endpoint`."""
     return {
@@ -326,14 +347,9 @@ def throttled_offload(report):
     LIMIT = 50_000_000
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else WORK
     s3dir_t = os.path.join(shm, f"tierlog-bench-s3-{os.getpid()}")
-    os.makedirs(os.path.join(s3dir_t, "tier"))
-    s3port_t = free_port()
-    s3_t = subprocess.Popen(["nice", "-n", "19", S3S, "--host", "127.0.0.1", "--port", str(s3port_t), "--access-key", "k",
-                             "--secret-key", "s", "--domain", "localhost", s3dir_t],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    s3_t, endpoint_t, _ = start_s3s(s3dir_t, nice=True)
     b = Broker(os.path.join(WORK, "throttled"),
-               {**offload_env(f"http://127.0.0.1:{s3port_t}"),
+               {**offload_env(endpoint_t),
                 "TIERLOG_managedLedgerOffloadFlowPermitsPerSecond": str(LIMIT)})
     perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), "throttled")
     stats = json.loads(b.get("/admin/v2/persistent/public/default/throttled/internalStats"))
@@ -427,15 +443,9 @@ def offload_cold(b, data):
 
 def reread_only(report):
     """Offload, restart, a cold read, then rereads_vs_hot."""
-    s3dir_r = os.path.join(WORK, "s3-reread")
-    os.makedirs(os.path.join(s3dir_r, "tier"))
-    port = free_port()
-    s3_r = subprocess.Popen([S3S, "--host", "127.0.0.1", "--port", str(port), "--access-key", "k",
-                             "--secret-key", "s", "--domain", "localhost", s3dir_r],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    s3_r, endpoint_r, _ = start_s3s(os.path.join(WORK, "s3-reread"))
     data = os.path.join(WORK, "reread")
-    env = offload_env(f"http://127.0.0.1:{port}")
+    env = offload_env(endpoint_r)
     b = Broker(data, env)
     perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-m", str(PRODUCE_MSGS), "cold")
     sealed_bytes, _ = offload_cold(b, data)
@@ -532,21 +542,7 @@ report.append(line("consume catch-up (hot tier, best/3)", best, "MB/s",
 b.stop()
 
 # Tiered: offload to s3s-fs through the broker, then cold catch-up after the hot copies are gone.
-s3dir = os.path.join(WORK, "s3")
-os.makedirs(os.path.join(s3dir, "tier"))
-s3port = free_port()
-s3 = subprocess.Popen([S3S, "--host", "127.0.0.1", "--port", str(s3port), "--access-key", "k",
-                       "--secret-key", "s", "--domain", "localhost", s3dir],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-endpoint = f"http://127.0.0.1:{s3port}"
-client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",
-                      region_name="us-east-1")
-for _ in range(100):
-    try:
-        client.list_objects_v2(Bucket="tier")
-        break
-    except Exception:
-        time.sleep(0.1)
+s3, endpoint, client = start_s3s(os.path.join(WORK, "s3"))
 env = offload_env(endpoint)
 data = os.path.join(WORK, "tiered")
 b = Broker(data, env)
