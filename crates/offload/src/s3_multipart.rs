@@ -14,8 +14,9 @@
 //!
 //! With an upload rate set, a part's body is sent at that rate, a piece at a time, rather than
 //! held until the rate allows its whole size and then sent in one burst: other work on the
-//! machine sees a steady stream, not 64 MiB at line rate every second or so. The parts of one
-//! upload are sent one after another while a rate is set (the rate is the bottleneck then).
+//! machine sees a steady stream, not 64 MiB at line rate every second or so. While a rate is set
+//! the parts are sent one after another, those of one topic oldest ledger first
+//! ([`crate::topic_order`]; the rate is the bottleneck then).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
