@@ -131,7 +131,7 @@ fn crash_runs(ledgers: u64) {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
-                "crash_child",
+                &child_test_name(),
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",
@@ -274,4 +274,11 @@ async fn verify(dir: &std::path::Path, seed: u64, ledgers: u64, acks: &[Ack]) ->
         Bytes::from_static(b"after restart")
     );
     (acks.len(), total)
+}
+
+/// `crash_child`'s name as the test harness knows it: its module path without the crate's name
+/// (every integration test of this crate is one binary, a module per file).
+fn child_test_name() -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::crash_child")
 }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use hot_tier::{HotTierError, LedgerStore, StoreOptions};
 
-mod common;
+use crate::common;
 use common::{damage_byte_at, ledger_file};
 
 /// Options whose read-ahead windows hold three 1000-byte entries (16-byte record headers).

@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use bytes::Bytes;
 use hot_tier::{HotTierError, LedgerStore, StoreOptions};
 
-mod common;
+use crate::common;
 use common::{damage_byte_at, ledger_file, open_rw};
 
 fn payload(i: u64) -> Bytes {

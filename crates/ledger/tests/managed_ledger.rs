@@ -1,6 +1,6 @@
 //! Managed-ledger behaviour over a real ledger store and a real redb metadata store.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! format and their extents dropped, and a broker that lost its whole data directory finds
 //! every acknowledged entry again from the metadata store and the bucket.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

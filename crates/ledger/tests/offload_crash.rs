@@ -6,7 +6,7 @@
 //! The child is this test binary (`crash_child`, ignored in normal runs); it aborts itself
 //! (SIGABRT: no destructors, no flushing) at the chosen step.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -186,7 +186,7 @@ fn crash_at_each_offload_step() {
         let status = Command::new(&exe)
             .args([
                 "--exact",
-                "crash_child",
+                &child_test_name(),
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",
@@ -248,4 +248,11 @@ fn crash_at_each_offload_step() {
 
 async fn read_all(ml: &ManagedLedger) -> Vec<Bytes> {
     common::read_payloads(ml, 500).await
+}
+
+/// `crash_child`'s name as the test harness knows it: its module path without the crate's name
+/// (every integration test of this crate is one binary, a module per file).
+fn child_test_name() -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::crash_child")
 }

@@ -2,7 +2,7 @@
 //! with a reason naming the bucket, the topic keeps working, and once the bucket exists a later
 //! offload succeeds and reads come from the bucket.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

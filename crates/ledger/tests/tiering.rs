@@ -1,7 +1,7 @@
 //! Offload orchestration in the managed ledger over a real ledger store, a real redb metadata
 //! store and a real filesystem offloader (Pulsar's object format in a directory).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

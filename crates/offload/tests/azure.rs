@@ -1,6 +1,6 @@
 //! The azureblob driver against a real Azurite blob server on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -5,7 +5,7 @@
 //! test in its own process, so they cannot leak into each other. The instance metadata service is
 //! disabled so the chain never reaches for a non-loopback address.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

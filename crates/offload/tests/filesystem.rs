@@ -1,7 +1,7 @@
 //! Offload round trips through the filesystem driver (real files, same format as the object
 //! stores), plus the error cases that need no server.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

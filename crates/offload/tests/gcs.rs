@@ -3,7 +3,7 @@
 //! request goes to a stub on 127.0.0.1 (the key file's `gcs_base_url`), and the RS256 signature of
 //! its bearer JWT is verified with openssl against the key's public half.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! The golden vector in `tests/golden/` (built from the format spec by `make_golden.py`, not by
 //! tierlog): it decodes to the expected entries, and tierlog's writer reproduces it byte for byte.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

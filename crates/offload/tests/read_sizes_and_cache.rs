@@ -1,7 +1,7 @@
 //! How reads size their GETs, and the disk cache of the cold tier, through the filesystem driver
 //! (every request is counted as it is for the object stores).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Offload against a real S3-compatible server (moto on 127.0.0.1), with faults injected by a
 //! real HTTP proxy or by killing the server.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! Producer access modes with the official Python client (Pulsar's `AbstractTopic` rules).
 
-mod common;
+use crate::common;
 
 #[test]
 fn exclusive_wait_for_exclusive_and_fencing_producers_as_pulsar_answers_them() {

@@ -2,7 +2,7 @@
 //! entry (Pulsar's "Invalid mark deleted position") and individual acks of entries that were
 //! never written must not make later messages look consumed.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

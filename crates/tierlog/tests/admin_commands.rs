@@ -2,7 +2,7 @@
 //! the REST API): each row checks the exit status and either the exact output text, the JSON
 //! shape (field names and types as Pulsar's), or the error's reason.
 
-mod common;
+use crate::common;
 
 use pulsar::producer::ProducerOptions;
 use serde_json::Value;

@@ -7,7 +7,7 @@
 //! - messages older than the namespace's TTL are acknowledged by the periodic check, and
 //!   `topics expire-messages` expires on request.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! client) and through `tierlog admin`: each is refused with Pulsar's `{"reason": …}` naming what
 //! was wrong, and nothing is stored.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use testkit::standalone::Standalone;

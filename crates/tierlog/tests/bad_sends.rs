@@ -2,7 +2,7 @@
 //! stored: required fields missing, batch counts the payload does not hold, counts that
 //! disagree. The official Python client then reads the topic and finds only the good messages.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! acknowledged as a whole once its last message is. Off, Pulsar's older behaviour: the whole
 //! batch comes again.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use testkit::standalone::Standalone;

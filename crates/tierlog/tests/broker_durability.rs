@@ -3,7 +3,7 @@
 //! ledgers whose hot copy is gone serve new subscriptions, and malformed frames close only their
 //! own connection.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! Unmodified Pulsar clients against `tierlog standalone`: the official Python client (C++ core,
 //! protocol v20) and pulsar-rs (protocol v12), producing and consuming over real sockets.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;

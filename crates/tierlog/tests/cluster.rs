@@ -5,7 +5,7 @@
 //! stopped with SIGTERM gives up its bundles at once, and a broker paused past its session's
 //! TTL acknowledges nothing after it resumes, closes its producers, and registers again.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! (an empty value deletes its key, messages without a key are dropped), then continues on the
 //! live log; the view survives a SIGKILL; a plain reader still reads every message.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Message deduplication with the official Python client, across a SIGKILL of the broker and a
 //! full offload of the ledgers that carried the sequence ids (their hot copies deleted).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

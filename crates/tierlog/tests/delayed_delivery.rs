@@ -1,7 +1,7 @@
 //! Delayed delivery with the official Python client: Shared subscriptions hold a message until
 //! its `deliver_after`, across a SIGKILL of the broker too; Exclusive ones do not hold it.
 
-mod common;
+use crate::common;
 
 fn run(broker: &testkit::standalone::Standalone, args: &[&str]) -> String {
     let url = broker.service_url();

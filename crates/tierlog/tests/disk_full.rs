@@ -5,7 +5,7 @@
 //!
 //! Needs root to mount a small tmpfs; without it the test says so and does nothing.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! owner's listener is what a redirect names); one naming no listener gets the internal one; an
 //! unknown listener is Pulsar's error. The official Python client works through a listener.
 
-mod common;
+use crate::common;
 
 use common::raw::Raw;
 use pb::command_lookup_topic_response::LookupType;

@@ -2,7 +2,7 @@
 //! the hot tier's journal serves every ledger (no thread per ledger), blocking work has a bounded
 //! pool. The thread count is sampled from /proc while the topics are created and written.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

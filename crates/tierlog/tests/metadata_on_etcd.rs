@@ -2,7 +2,7 @@
 //! in a real etcd (no `metadata.redb` is created), survive a restart of the broker, and an
 //! unreachable etcd stops start-up with a message naming it.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

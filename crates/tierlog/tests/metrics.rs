@@ -4,7 +4,7 @@
 //! offloaded bytes, bytes read back from the tier, backlogs, producers, consumers — and
 //! `topics stats` rates add up to the messages produced and consumed.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! stored or shown safely), and every metadata key encodes each name, so no two topics or
 //! subscriptions share state.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! internal stats), and GET_TOPICS_OF_NAMESPACE answers per mode (persistent, non-persistent,
 //! all), so a NonPersistentOnly regex consumer of the official Python client finds the topic.
 
-mod common;
+use crate::common;
 
 use common::raw::Raw;
 use protocol::pb;

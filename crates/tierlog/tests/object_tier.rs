@@ -3,7 +3,7 @@
 //! loses nothing the client saw acknowledged; a broker that lost its whole data directory
 //! still has every acknowledged message.
 
-mod common;
+use crate::common;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

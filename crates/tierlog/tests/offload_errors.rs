@@ -3,7 +3,7 @@
 //! Pulsar's strings and exits non-zero, the topic keeps serving producers and consumers, and an
 //! offload after the bucket exists succeeds.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

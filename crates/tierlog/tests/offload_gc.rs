@@ -3,7 +3,7 @@
 //! upload once past the grace period, and keep everything a ledger list references, everything
 //! younger, and another cluster's objects. The referenced messages still read back afterwards.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! Pulsar uses, 412 for what Pulsar refuses, topic over namespace over broker, and a namespace
 //! policy with its own S3 location sending that namespace's ledgers to its bucket.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

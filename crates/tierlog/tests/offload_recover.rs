@@ -3,7 +3,7 @@
 //! message is served again, byte-equal and in order, with new ledgers numbered after the
 //! restored ones.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `tierlog perf` against a real broker: pulsar-perf's stats lines and summaries, -m limits,
 //! batching on and off, JSON summaries, and consume catching up from Earliest.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! within a deadline; after it, buffers grow with what arrives, and all connections together are
 //! held to `maxMessagePublishBufferSizeInMB` (reading stops instead of allocating).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

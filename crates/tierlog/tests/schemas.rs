@@ -1,7 +1,7 @@
 //! The schema registry with the official Python client: versions per schema, messages tagged
 //! with their producer's version, compatibility enforced (the broker's default FULL).
 
-mod common;
+use crate::common;
 
 #[test]
 fn an_evolved_avro_schema_is_version_1_and_every_message_decodes_with_its_own_version() {

@@ -2,7 +2,7 @@
 //! Pulsar's standalone-ssl.conf keys (TLS on both ports; token, basic and TLS-certificate
 //! providers; authorization; anonymousUserRole=anonymous).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! (single and batch entries), examine-message, get-message-by-id, last-message-id, and
 //! unsubscribe refused while a consumer is attached unless forced.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! shows in `stats-internal`, in `/metrics` and (once, not per retry) in the log, and the
 //! consumer gets everything when the objects return.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

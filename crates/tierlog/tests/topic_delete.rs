@@ -3,7 +3,7 @@
 //! close (CLOSE_PRODUCER, CLOSE_CONSUMER), then deletes, and a SEND arriving on the closed
 //! producer neither is stored nor brings the topic back.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `topics stats` as Pulsar's `TopicStats` JSON, with a real client attached: the subscription's
 //! real type, its backlog of unacknowledged entries, its consumers, and the producers.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! by a real Pulsar client, `topics offload --size-threshold 10M`, `offload-status -w`, hot copies
 //! gone with deletion lag 0, and after a restart every entry read back from the start, in order.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! bring it below half, a subscription at `maxUnackedMessagesPerSubscription`; Exclusive
 //! subscriptions keep no per-message state at all; and what was held goes when the consumers go.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
