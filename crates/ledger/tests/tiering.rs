@@ -625,3 +625,92 @@ async fn a_managed_ledger_offloads_as_many_ledgers_at_once_as_its_offloader_take
         assert_eq!(read_all(&ml).await, (0..550).map(entry).collect::<Vec<_>>());
     }
 }
+
+/// A real offloader that names a runtime of its own for the source's reads and counts the
+/// threads that runtime starts.
+struct WithBackground {
+    inner: BlobStoreOffloader,
+    runtime: &'static tokio::runtime::Runtime,
+    threads_started: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl TierReader for WithBackground {
+    async fn read(
+        &self,
+        ledger_id: i64,
+        uuid: Uuid,
+        at: &Location,
+    ) -> offload::Result<OffloadedLedger> {
+        self.inner.read(ledger_id, uuid, at).await
+    }
+    async fn delete(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> offload::Result<()> {
+        self.inner.delete(ledger_id, uuid, at).await
+    }
+}
+
+#[async_trait::async_trait]
+impl LedgerOffloader for WithBackground {
+    fn location(&self) -> &Location {
+        self.inner.location()
+    }
+    fn background(&self) -> Option<tokio::runtime::Handle> {
+        Some(self.runtime.handle().clone())
+    }
+    async fn offload(
+        &self,
+        ledger: &dyn LedgerSource,
+        uuid: Uuid,
+        extra: &BTreeMap<String, String>,
+    ) -> offload::Result<OffloadResult> {
+        self.inner.offload(ledger, uuid, extra).await
+    }
+}
+
+/// An offload's reads of the hot copy run on the offloader's background runtime (whose threads
+/// yield the CPUs to the broker's), not on the managed ledger's: there a ledger's worth of
+/// copying and checksums delayed producers' acknowledgements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offloads_reads_of_the_hot_copy_run_on_the_offloaders_background_runtime() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new(1_000_000);
+    let threads_started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&threads_started);
+    // Leaked: a runtime may not be dropped inside another one, and the test process ends here.
+    let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .on_thread_start(move || {
+                counter.fetch_add(1, SeqCst);
+            })
+            .build()
+            .unwrap(),
+    ));
+    // Its one worker thread has started (and been counted) once it has run a task.
+    runtime.spawn(async {}).await.unwrap();
+    let o = Arc::new(WithBackground {
+        inner: BlobStoreOffloader::new(OffloadConfig::new(Location::filesystem(
+            dir.path().join("tier"),
+        )))
+        .await
+        .unwrap(),
+        runtime,
+        threads_started: Arc::clone(&threads_started),
+    });
+    let f = factory(
+        dir.path(),
+        &clock,
+        Arc::clone(&o) as Arc<dyn LedgerOffloader>,
+    );
+    let ml = f.open(NAME, config()).await.unwrap();
+    append(&ml, 0..250).await; // two full ledgers and the one being written
+    let before = o.threads_started.load(SeqCst);
+    let current = ml.stats().await.ledgers.last().unwrap().ledger_id;
+    ml.offload_prefix(Position::new(current, 0)).await.unwrap();
+    assert!(
+        o.threads_started.load(SeqCst) > before,
+        "the reads started a blocking thread of the offloader's runtime ({before} threads before)"
+    );
+    assert_eq!(read_all(&ml).await, (0..250).map(entry).collect::<Vec<_>>());
+}

@@ -113,6 +113,11 @@ impl OffloadBudget {
         self.parts_uploading.load(Ordering::Relaxed)
     }
 
+    /// The uploads' runtime, for other background work of an offload (its source's reads).
+    pub fn background(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime.0.as_ref().map(|rt| rt.handle().clone())
+    }
+
     /// Runs `build` (a block's copy: CPU and fresh memory) on a blocking thread of the uploads'
     /// runtime, whose threads yield the CPUs to the broker's own.
     pub fn spawn_build<F, R>(&self, build: F) -> tokio::task::JoinHandle<R>

@@ -40,6 +40,12 @@ pub trait LedgerOffloader: TierReader {
     fn max_parallel_ledgers(&self) -> usize {
         1
     }
+    /// The runtime a source should read on for this offloader (its blocking threads): threads
+    /// at a lower CPU priority than the broker's, so that an offload's reads of whole ledgers
+    /// wait for producers and consumers rather than delay them. `None`: the caller's runtime.
+    fn background(&self) -> Option<tokio::runtime::Handle> {
+        None
+    }
     /// Writes the ledger under `uuid` (data object, then index).
     async fn offload(
         &self,
@@ -232,6 +238,10 @@ impl LedgerOffloader for BlobStoreOffloader {
     /// its last parts after it, while another ledger, already waiting, takes the turn.
     fn max_parallel_ledgers(&self) -> usize {
         2 * self.stores.offload_budget().max_ledgers()
+    }
+
+    fn background(&self) -> Option<tokio::runtime::Handle> {
+        self.stores.offload_budget().background()
     }
 
     async fn offload(

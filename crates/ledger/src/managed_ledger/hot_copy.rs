@@ -13,13 +13,14 @@ use crate::error::{LedgerError, Result};
 use crate::info::LedgerInfo;
 
 /// Who reads a hot copy, which decides how a local one reads its disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) enum HotReader {
     /// Consumers, and reads the tier cannot serve: the shared file handle, with read-ahead.
     Dispatch,
     /// The offloader's copy: in small reads off the kernel's read-ahead, so producers'
-    /// `fdatasync`s do not queue behind it (`LedgerStore::read_in_background`).
-    Offload,
+    /// `fdatasync`s do not queue behind it (`LedgerStore::read_in_background`), on the
+    /// offloader's background runtime if it has one (`LedgerOffloader::background`).
+    Offload(Option<tokio::runtime::Handle>),
 }
 
 /// The writer of the ledger being written.
@@ -157,13 +158,21 @@ impl ManagedLedger {
                 if let Some(entries) = store.read_ahead(id, start, last, budget) {
                     return Ok(entries);
                 }
-                tokio::task::spawn_blocking(move || match reader {
-                    HotReader::Dispatch => store.read(id, start, last, budget),
-                    HotReader::Offload => store.read_in_background(id, start, last, budget),
-                })
-                .await
-                .map_err(|e| LedgerError::Task(e.to_string()))?
-                .map_err(Into::into)
+                let read = match reader {
+                    HotReader::Dispatch => {
+                        tokio::task::spawn_blocking(move || store.read(id, start, last, budget))
+                    }
+                    HotReader::Offload(background) => {
+                        let read = move || store.read_in_background(id, start, last, budget);
+                        match background {
+                            Some(rt) => rt.spawn_blocking(read),
+                            None => tokio::task::spawn_blocking(read),
+                        }
+                    }
+                };
+                read.await
+                    .map_err(|e| LedgerError::Task(e.to_string()))?
+                    .map_err(Into::into)
             }
             HotTier::Object => Ok(self
                 .wal()?

@@ -70,6 +70,8 @@ impl OffloadProgress {
 pub(super) struct HotLedgerSource {
     pub ml: ManagedLedger,
     pub info: LedgerInfo,
+    /// Where its reads run (`LedgerOffloader::background`).
+    pub background: Option<tokio::runtime::Handle>,
 }
 
 #[async_trait::async_trait]
@@ -90,7 +92,13 @@ impl LedgerSource for HotLedgerSource {
         let started = std::time::Instant::now();
         let data = self
             .ml
-            .read_hot(&self.info, first, last, max_bytes, HotReader::Offload)
+            .read_hot(
+                &self.info,
+                first,
+                last,
+                max_bytes,
+                HotReader::Offload(self.background.clone()),
+            )
             .await
             .map_err(|e| e.to_string())?;
         self.ml
@@ -512,6 +520,7 @@ impl ManagedLedger {
         let source = HotLedgerSource {
             ml: self.clone(),
             info,
+            background: offloader.background(),
         };
         let extra = BTreeMap::from([(
             offload::keys::MANAGED_LEDGER_NAME.to_string(),
