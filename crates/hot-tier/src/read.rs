@@ -5,7 +5,6 @@
 //! returned, so damaged bytes surface as [`HotTierError::ChecksumMismatch`], never as data.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -104,39 +103,15 @@ pub(crate) fn read_exact_into(
     Ok(())
 }
 
-/// Appends the `len` bytes at `start` of `file` to `buf` in `pread`s of at most `piece` bytes
-/// each (see `LedgerStore::read_in_background`). The buffer is zero-filled first: these reads
-/// are paced or disk-bound, where that costs nothing that shows.
-pub(crate) fn read_exact_in_pieces(
-    file: &File,
-    path: &Path,
-    buf: &mut Vec<u8>,
-    start: u64,
-    len: usize,
-    piece: usize,
-) -> Result<()> {
-    let base = buf.len();
-    buf.resize(base + len, 0);
-    let mut done = 0;
-    while done < len {
-        let n = piece.max(1).min(len - done);
-        let at = base + done;
-        match file.read_at(&mut buf[at..at + n], start + done as u64) {
-            Ok(0) => {
-                buf.truncate(at);
-                return Err(HotTierError::io(
-                    "read",
-                    path,
-                    std::io::ErrorKind::UnexpectedEof.into(),
-                ));
-            }
-            Ok(read) => done += read,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(at);
-                return Err(HotTierError::io("read", path, e));
-            }
-        }
+/// Whether `first..=last` are entries of the ledger, in order.
+pub(crate) fn check_range(ledger_id: u64, index: &EntryIndex, first: u64, last: u64) -> Result<()> {
+    let last_entry_id = index.last_entry_id();
+    if first > last || last as i64 > last_entry_id || last > i64::MAX as u64 {
+        return Err(HotTierError::NoSuchEntry {
+            ledger_id,
+            entry_id: if first > last { first } else { last },
+            last_entry_id,
+        });
     }
     Ok(())
 }
@@ -151,14 +126,7 @@ pub fn read_range_with(
     max_bytes: usize,
     fill: impl FnOnce(&mut Vec<u8>, u64, usize) -> Result<()>,
 ) -> Result<Vec<Bytes>> {
-    let last_entry_id = index.last_entry_id();
-    if first > last || last as i64 > last_entry_id || last > i64::MAX as u64 {
-        return Err(HotTierError::NoSuchEntry {
-            ledger_id,
-            entry_id: if first > last { first } else { last },
-            last_entry_id,
-        });
-    }
+    check_range(ledger_id, index, first, last)?;
     // Choose how many entries fit in the byte budget using the index alone (no I/O).
     let first_i = first as usize;
     let last_i = index.read_end(first, last, max_bytes) as usize;

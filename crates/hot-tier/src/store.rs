@@ -15,7 +15,7 @@ use crate::error::{HotTierError, Result};
 use crate::files::{self, LedgerFileKind};
 use crate::format::{FOOTER_TRAILER_LEN, decode_footer_offsets, decode_footer_trailer};
 use crate::journal::{Journal, JournalOptions, Position};
-use crate::read::{EntryIndex, read_exact_in_pieces, read_range, read_range_with};
+use crate::read::{EntryIndex, check_range, read_exact_into, read_range, read_range_with};
 use crate::read_ahead::{ReadAhead, WindowRead};
 use crate::writer::{LedgerWriter, OpenLedger, SealedLedger};
 
@@ -335,7 +335,8 @@ impl LedgerStore {
 
     /// Reads like [`LedgerStore::read`], for a copy made in the background (the offloader):
     /// from a file descriptor of its own with the kernel's read-ahead off, in `pread`s of at
-    /// most `BACKGROUND_READ_PIECE_BYTES`, and without starting the store's read-ahead.
+    /// most `BACKGROUND_READ_PIECE_BYTES` (or one entry), and without starting the store's
+    /// read-ahead.
     ///
     /// Why: a sequential read through the shared descriptor lets the kernel read ahead in
     /// windows of `read_ahead_kb` (8 MiB here), which reach the disk as requests of up to
@@ -365,9 +366,26 @@ impl LedgerStore {
         };
         rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Random)
             .map_err(|e| HotTierError::io("fadvise", &h.path, e.into()))?;
-        read_range_with(id, &h.index, first, last, max_bytes, |buf, start, len| {
-            read_exact_in_pieces(&file, &h.path, buf, start, len, BACKGROUND_READ_PIECE_BYTES)
-        })
+        // The entries the whole budget allows, then read in spans of at most a piece (an entry
+        // larger than a piece alone), each in one `pread` into a buffer of its own that is
+        // never zero-filled first.
+        check_range(id, &h.index, first, last)?;
+        let end = h.index.read_end(first, last, max_bytes);
+        let mut entries = Vec::new();
+        let mut next = first;
+        while next <= end {
+            let span = read_range_with(
+                id,
+                &h.index,
+                next,
+                end,
+                BACKGROUND_READ_PIECE_BYTES,
+                |buf, start, len| read_exact_into(&file, &h.path, buf, start, len),
+            )?;
+            next += span.len() as u64;
+            entries.extend(span);
+        }
+        Ok(entries)
     }
 
     /// Entries `first..=last` of a sealed ledger if a read-ahead has them in memory (up to
