@@ -20,7 +20,6 @@ use ledger::{ManagedLedger, ManagedLedgerConfig, ManagedLedgerFactory, Position,
 use meta::RedbStore;
 use offload::{
     BlobStoreOffloader, LedgerOffloader, LedgerSource, Location, OffloadConfig, OffloadResult,
-    OffloadedLedger, TierReader,
 };
 use uuid::Uuid;
 
@@ -66,20 +65,7 @@ struct Crashing {
     step: String,
 }
 
-#[async_trait::async_trait]
-impl TierReader for Crashing {
-    async fn read(
-        &self,
-        ledger_id: i64,
-        uuid: Uuid,
-        at: &Location,
-    ) -> offload::Result<OffloadedLedger> {
-        self.inner.read(ledger_id, uuid, at).await
-    }
-    async fn delete(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> offload::Result<()> {
-        self.inner.delete(ledger_id, uuid, at).await
-    }
-}
+common::tier_reader_through_inner!(Crashing);
 
 #[async_trait::async_trait]
 impl LedgerOffloader for Crashing {

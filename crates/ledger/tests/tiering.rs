@@ -546,20 +546,7 @@ struct Concurrent {
     most: std::sync::atomic::AtomicUsize,
 }
 
-#[async_trait::async_trait]
-impl TierReader for Concurrent {
-    async fn read(
-        &self,
-        ledger_id: i64,
-        uuid: Uuid,
-        at: &Location,
-    ) -> offload::Result<OffloadedLedger> {
-        self.inner.read(ledger_id, uuid, at).await
-    }
-    async fn delete(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> offload::Result<()> {
-        self.inner.delete(ledger_id, uuid, at).await
-    }
-}
+common::tier_reader_through_inner!(Concurrent);
 
 #[async_trait::async_trait]
 impl LedgerOffloader for Concurrent {
@@ -634,20 +621,7 @@ struct WithBackground {
     threads_started: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-#[async_trait::async_trait]
-impl TierReader for WithBackground {
-    async fn read(
-        &self,
-        ledger_id: i64,
-        uuid: Uuid,
-        at: &Location,
-    ) -> offload::Result<OffloadedLedger> {
-        self.inner.read(ledger_id, uuid, at).await
-    }
-    async fn delete(&self, ledger_id: i64, uuid: Uuid, at: &Location) -> offload::Result<()> {
-        self.inner.delete(ledger_id, uuid, at).await
-    }
-}
+common::tier_reader_through_inner!(WithBackground);
 
 #[async_trait::async_trait]
 impl LedgerOffloader for WithBackground {

@@ -25,3 +25,30 @@ pub async fn read_payloads(ml: &ManagedLedger, batch: usize) -> Vec<Bytes> {
         .map(|e| e.data)
         .collect()
 }
+
+/// `TierReader` for a test offloader that wraps a real one in its field `inner` and reads and
+/// deletes through it unchanged (it differs only in how it offloads).
+macro_rules! tier_reader_through_inner {
+    ($offloader:ty) => {
+        #[async_trait::async_trait]
+        impl offload::TierReader for $offloader {
+            async fn read(
+                &self,
+                ledger_id: i64,
+                uuid: uuid::Uuid,
+                at: &offload::Location,
+            ) -> offload::Result<offload::OffloadedLedger> {
+                self.inner.read(ledger_id, uuid, at).await
+            }
+            async fn delete(
+                &self,
+                ledger_id: i64,
+                uuid: uuid::Uuid,
+                at: &offload::Location,
+            ) -> offload::Result<()> {
+                self.inner.delete(ledger_id, uuid, at).await
+            }
+        }
+    };
+}
+pub(crate) use tier_reader_through_inner;
