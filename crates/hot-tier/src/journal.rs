@@ -138,6 +138,8 @@ pub(crate) struct Shared {
     pub budget_bytes: usize,
     sync: Mutex<SyncQueue>,
     sync_wake: Condvar,
+    /// The syncer took the queued rounds: the flusher may write the next one.
+    sync_taken: Condvar,
     /// Ledger files created since the last round: the directory needs an fsync.
     dir_dirty: AtomicBool,
     /// The journal is durable up to here (every ledger-file write before it is done).
@@ -152,6 +154,18 @@ pub(crate) struct Shared {
     seal_tx: Mutex<Option<std::sync::mpsc::Sender<SealJob>>>,
     /// Frees the journal files a checkpoint no longer needs (and the store's deleted ledgers).
     pub deleter: Arc<Deleter>,
+    /// Group commits made and the fsyncs they took, for [`CommitStats`].
+    group_commits: AtomicU64,
+    fsyncs: AtomicU64,
+}
+
+/// What the journal's group commits cost so far: each makes every round written since the last
+/// one durable with one fsync per journal file, one per directly written ledger and, when ledger
+/// files were created, one of their directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    pub group_commits: u64,
+    pub fsyncs: u64,
 }
 
 /// The journal and its threads. Dropping it drains what is pending and stops them.
@@ -173,6 +187,7 @@ impl Journal {
             wake: Condvar::new(),
             sync: Mutex::new(SyncQueue::default()),
             sync_wake: Condvar::new(),
+            sync_taken: Condvar::new(),
             dir_dirty: AtomicBool::new(false),
             synced: Mutex::new(Position {
                 seq,
@@ -185,6 +200,8 @@ impl Journal {
             checkpoint_lock: Mutex::new(false),
             seal_tx: Mutex::new(Some(seal_tx)),
             deleter,
+            group_commits: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -263,6 +280,13 @@ impl Shared {
 
     fn lock_sync(&self) -> MutexGuard<'_, SyncQueue> {
         self.sync.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            group_commits: self.group_commits.load(Ordering::Relaxed),
+            fsyncs: self.fsyncs.load(Ordering::Relaxed),
+        }
     }
 
     pub fn synced(&self) -> Position {
@@ -367,6 +391,15 @@ fn flush_loop(shared: &Shared, first: Arc<JournalFile>) {
     let mut offset = JOURNAL_HEADER_LEN;
     let mut buf: Vec<u8> = Vec::new();
     loop {
+        // One round written ahead of the syncer at most: while it syncs, appends collect into
+        // the next round instead of into many small ones it would sync together anyway (each
+        // with its own direct ledgers, so their fsyncs would add up).
+        {
+            let mut q = shared.lock_sync();
+            while !q.rounds.is_empty() {
+                q = shared.sync_taken.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+        }
         let (ledgers, seals) = {
             let mut p = shared.lock_pending();
             while p.ledgers.is_empty() && p.seals.is_empty() && !p.closed {
@@ -525,6 +558,7 @@ fn sync_loop(shared: &Shared) {
             }
             std::mem::take(&mut q.rounds)
         };
+        shared.sync_taken.notify_one();
         sync_rounds(shared, rounds);
     }
     // Dropping the sender ends the seal thread once it has sealed what it was given.
@@ -536,7 +570,10 @@ fn sync_loop(shared: &Shared) {
 }
 
 fn sync_rounds(shared: &Shared, rounds: Vec<Round>) {
+    shared.group_commits.fetch_add(1, Ordering::Relaxed);
+    let fsync = || shared.fsyncs.fetch_add(1, Ordering::Relaxed);
     let dir_failure = if rounds.iter().any(|r| r.dir_sync) {
+        fsync();
         files::fsync_dir(&shared.options.ledger_dir)
             .err()
             .map(|e| Failure::from_error(&e))
@@ -568,6 +605,7 @@ fn sync_rounds(shared: &Shared, rounds: Vec<Round>) {
                 .map(|(_, e)| *e)
                 .max()
                 .unwrap_or(*end);
+            fsync();
             match file.file.sync_data() {
                 Ok(()) => {
                     synced_to = synced_to.max(Some(Position {
@@ -592,7 +630,10 @@ fn sync_rounds(shared: &Shared, rounds: Vec<Round>) {
     for r in &rounds {
         for b in &r.direct {
             if synced_direct.insert(b.ledger.id)
-                && let Err(e) = b.ledger.file.sync_data()
+                && let Err(e) = {
+                    fsync();
+                    b.ledger.file.sync_data()
+                }
             {
                 direct_failures.insert(
                     b.ledger.id,

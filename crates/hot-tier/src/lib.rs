@@ -30,5 +30,6 @@ mod store;
 pub mod writer;
 
 pub use error::{HotTierError, Result};
+pub use journal::CommitStats;
 pub use store::{LedgerStat, LedgerStore, RecoveredLedger, StoreOptions};
 pub use writer::{LedgerWriter, PendingAppend, SealedLedger};

@@ -14,7 +14,7 @@ use crate::deleter::Deleter;
 use crate::error::{HotTierError, Result};
 use crate::files::{self, LedgerFileKind};
 use crate::format::{FOOTER_TRAILER_LEN, decode_footer_offsets, decode_footer_trailer};
-use crate::journal::{Journal, JournalOptions, Position};
+use crate::journal::{CommitStats, Journal, JournalOptions, Position};
 use crate::read::{EntryIndex, check_range, read_exact_into, read_range, read_range_with};
 use crate::read_ahead::{ReadAhead, WindowRead};
 use crate::writer::{LedgerWriter, OpenLedger, SealedLedger};
@@ -216,6 +216,11 @@ impl LedgerStore {
         let st = rustix::fs::statvfs(&self.inner.dir)
             .map_err(|e| HotTierError::io("statvfs", &self.inner.dir, e.into()))?;
         Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    /// What the journal's group commits have cost so far.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.inner.journal.shared.commit_stats()
     }
 
     /// Ids of every ledger that has a file (open or sealed), ascending.

@@ -362,6 +362,46 @@ async fn a_thousand_open_ledgers_share_the_stores_threads_and_fsyncs() {
     assert!(recovered.iter().all(|r| r.sealed.entries == 1));
 }
 
+/// Many ledgers with one append in flight each (a producer per topic waiting for each receipt)
+/// bring their appends one or two at a time. While the syncer works they must collect into the
+/// next round rather than into many small rounds the syncer then commits together: a ledger alone
+/// in a small round is written directly, and the fsyncs of all those ledgers would add up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commits_fsyncs_do_not_grow_with_the_ledgers_it_carries() {
+    const MAX_DIRECT: u64 = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        max_direct_per_round: MAX_DIRECT as usize,
+        ..StoreOptions::default()
+    };
+    let (store, _) = LedgerStore::open(dir.path(), options).unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in 0..300u64 {
+        let w = store.create_ledger(id).unwrap();
+        tasks.spawn(async move {
+            for i in 0..20 {
+                assert_eq!(w.append(payload(i)).await.unwrap().await.unwrap(), i);
+            }
+            w
+        });
+    }
+    let writers = tasks.join_all().await;
+    let stats = store.commit_stats();
+    // Per group commit: the journal, at most MAX_DIRECT ledger files, the ledger directory.
+    assert!(
+        stats.fsyncs <= stats.group_commits * (1 + MAX_DIRECT + 1),
+        "{stats:?}"
+    );
+    assert!(stats.group_commits < 300 * 20, "{stats:?}: no group commit");
+    for (id, w) in writers.iter().enumerate() {
+        assert_eq!(w.entries_accepted(), 20);
+        assert_eq!(
+            store.read(id as u64, 19, 19, usize::MAX).unwrap(),
+            vec![payload(19)]
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torn_tail_and_garbage_after_the_last_record_are_truncated() {
     let dir = tempfile::tempdir().unwrap();
