@@ -165,11 +165,8 @@ impl OpenLedger {
             let c = self.lock_cache();
             (c.base, c.segments.iter().cloned().collect())
         };
-        let mut at = base;
-        for seg in &segments {
-            self.file.write_all_at(seg, at)?;
-            at += seg.len() as u64;
-        }
+        crate::files::write_all_vectored_at(&self.file, &segments, base)?;
+        let at = base + segments.iter().map(|s| s.len() as u64).sum::<u64>();
         let mut c = self.lock_cache();
         for _ in 0..segments.len() {
             c.segments.pop_front();
