@@ -52,6 +52,8 @@ fn record_crc(len: u32, entry_id: u64, payload: &[u8]) -> u32 {
 /// Appends one record to `out`.
 pub fn encode_record(out: &mut Vec<u8>, entry_id: u64, payload: &[u8]) {
     let len = payload.len() as u32;
+    // One allocation for the record, not one per field as the vector grows.
+    out.reserve(RECORD_HEADER_LEN + payload.len());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&record_crc(len, entry_id, payload).to_le_bytes());
     out.extend_from_slice(&entry_id.to_le_bytes());

@@ -17,6 +17,7 @@ mod deletion;
 mod fencing;
 mod hot_copy;
 mod positions;
+mod tier_read;
 mod tiering;
 
 use counters::IoCounters;
