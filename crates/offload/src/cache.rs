@@ -82,7 +82,14 @@ struct State {
     by_tick: BTreeMap<u64, (String, u64)>,
     next_tick: u64,
     total: u64,
+    /// Objects whose offload was deleted, newest last (at most [`REMEMBERED_REMOVALS`]): a
+    /// chunk of one that a read fetched before the deletion and stores after it is dropped.
+    /// An object name holds its offload's uuid, so it is never written again.
+    removed: std::collections::VecDeque<String>,
 }
+
+/// How many deleted objects the cache remembers against late writes of their chunks.
+const REMEMBERED_REMOVALS: usize = 1024;
 
 impl State {
     fn touch(&mut self, key: &(String, u64)) -> bool {
@@ -354,12 +361,20 @@ impl ChunkCache {
             tracing::warn!(object, offset, error = %e, "offload cache: chunk not stored");
             return;
         }
-        CacheCounters::add(&self.counters.written_bytes, payload.len() as u64);
         let victims = {
             let mut state = self.lock();
+            if state.removed.iter().any(|o| o == object) {
+                // Its offload was deleted while this chunk was on its way: the deletion may
+                // have run before the file was written, so the file goes now.
+                drop(state);
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_dir(self.dir.join(object));
+                return;
+            }
             state.insert((object.to_string(), offset), payload.len() as u64);
             state.over(self.limit_bytes)
         };
+        CacheCounters::add(&self.counters.written_bytes, payload.len() as u64);
         self.delete_files(&victims);
     }
 
@@ -402,10 +417,15 @@ impl ChunkCache {
         let _ = std::fs::remove_file(self.file(object, offset));
     }
 
-    /// Forgets every chunk of `object` (its offload was deleted). Blocking.
+    /// Forgets every chunk of `object` (its offload was deleted), also one a read stores later.
+    /// Blocking.
     pub fn remove_object_blocking(&self, object: &str) {
         {
             let mut state = self.lock();
+            if state.removed.len() >= REMEMBERED_REMOVALS {
+                state.removed.pop_front();
+            }
+            state.removed.push_back(object.to_string());
             let keys: Vec<_> = state
                 .files
                 .keys()
@@ -517,6 +537,24 @@ mod tests {
             &c.get_range_blocking(object, 0, 2 * 4096).unwrap()[..],
             &chunks[..2].concat()[..]
         );
+    }
+
+    /// A read that fetched a chunk before its offload was deleted stores it after: the chunk
+    /// must not come back (it would sit in the cache, unreachable, until evicted).
+    #[test]
+    fn a_chunk_stored_after_its_object_was_removed_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ChunkCache::open(dir.path(), 1 << 20, 1000).unwrap();
+        c.put_blocking("gone", 0, &chunk(1000, 1));
+        c.put_blocking("kept", 0, &chunk(1000, 2));
+        c.remove_object_blocking("gone");
+        c.put_blocking("gone", 1000, &chunk(1000, 3));
+        assert!(c.get_blocking("gone", 1000, None).is_none());
+        assert!(!dir.path().join("gone").exists());
+        assert_eq!(c.size_bytes(), 1000, "only the other object's chunk");
+        assert!(c.get_blocking("kept", 0, None).is_some());
+        c.put_blocking("kept", 1000, &chunk(1000, 4));
+        assert_eq!(c.size_bytes(), 2000);
     }
 
     #[test]
