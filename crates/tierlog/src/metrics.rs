@@ -8,7 +8,8 @@
 //! - managed-ledger metrics per namespace (`pulsar_ml_*`, namespace label `<tenant>/<ns>/persistent`
 //!   as Pulsar writes it) when `exposeManagedLedgerMetricsInPrometheus`;
 //! - the offloader's `brk_ledgeroffloader_*` (labels `namespace`, `topic`);
-//! - tierlog's own, prefixed `tierlog_` (object-store requests of every offload location).
+//! - tierlog's own, prefixed `tierlog_` (object-store requests of every offload location, the
+//!   hot tier's group commits and their fsyncs).
 //!
 //! Rates are those of the last `statsUpdateFrequencyInSecs` (see `broker::rates`).
 
@@ -184,6 +185,7 @@ fn latency_suffixes() -> Vec<String> {
 pub async fn render(
     broker: &BrokerService,
     object_stores: &offload::ObjectStores,
+    hot_tier: &hot_tier::LedgerStore,
     settings: &MetricsSettings,
 ) -> String {
     let cluster = broker.config().cluster_name.clone();
@@ -198,6 +200,7 @@ pub async fn render(
     }
     offloader_families(&mut scrape, &topics, settings.topic_level);
     tierlog_families(&mut scrape, object_stores.counters());
+    hot_tier_families(&mut scrape, hot_tier.commit_stats());
     if let Some(cache) = object_stores.chunk_cache() {
         cache_families(&mut scrape, cache);
     }
@@ -685,6 +688,24 @@ fn tierlog_families(s: &mut Scrape, c: &offload::counting::RequestCounters) {
             .into_iter()
             .map(|(d, v)| (labels(&[("direction", d)]), v.load(Relaxed)))
             .collect::<Vec<_>>(),
+    );
+}
+
+/// The local hot tier's journal: how many group commits, and what they cost in fsyncs (a
+/// healthy broker's ratio stays near one journal fsync per commit, plus its few directly written
+/// ledgers, however many topics it serves).
+fn hot_tier_families(s: &mut Scrape, c: hot_tier::CommitStats) {
+    s.counter(
+        "tierlog_hot_tier_group_commits",
+        "Group commits of the local hot tier's journal: each makes the appends written since the \
+         one before durable, then acknowledges them.",
+        [(labels(&[]), c.group_commits)],
+    );
+    s.counter(
+        "tierlog_hot_tier_fsyncs",
+        "fsyncs the hot tier's group commits took: the journal's, directly written ledger \
+         files', the ledger directory's.",
+        [(labels(&[]), c.fsyncs)],
     );
 }
 

@@ -180,6 +180,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     };
     // Topics without an offloader still read (and delete) what they offloaded before.
     let reader = config.tier_reader(Arc::clone(&object_stores));
+    let hot_tier = store.clone();
     let mut factory = ManagedLedgerFactory::new(store, Arc::clone(&meta), Arc::new(SystemClock))
         .with_reader(Arc::new(reader));
     if mode == Mode::ClusterBroker {
@@ -307,6 +308,7 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         policy,
         broker: Arc::clone(&service),
         object_stores,
+        hot_tier,
         web_service_url,
         web_service_url_tls,
         broker_id: broker_id.clone(),

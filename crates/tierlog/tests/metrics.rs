@@ -205,6 +205,15 @@ async fn metrics_and_rates_agree_with_a_produce_offload_and_cold_read() {
         ("topic", TOPIC),
     ];
     assert_eq!(value(&m, "pulsar_in_messages_total", &t), 500.0);
+    // The hot tier's journal made those appends durable in group commits, each with an fsync
+    // at least.
+    let commits = value(&m, "tierlog_hot_tier_group_commits_total", &[]);
+    let fsyncs = value(&m, "tierlog_hot_tier_fsyncs_total", &[]);
+    assert!(commits >= 1.0, "{commits}");
+    assert!(
+        fsyncs >= commits,
+        "{fsyncs} fsyncs for {commits} group commits"
+    );
     assert_eq!(value(&m, "pulsar_out_messages_total", &t), 500.0);
     assert_eq!(value(&m, "pulsar_in_bytes_total", &t), storage as f64);
     assert_eq!(value(&m, "pulsar_storage_size", &t), storage as f64);

@@ -55,7 +55,7 @@ async fn state(dir: &std::path::Path) -> Arc<WebState> {
     let meta: Arc<dyn meta::MetadataStore> =
         Arc::new(meta::RedbStore::open(&dir.join("meta.redb")).unwrap());
     let factory = Arc::new(ledger::ManagedLedgerFactory::new(
-        store,
+        store.clone(),
         Arc::clone(&meta),
         Arc::new(ledger::SystemClock),
     ));
@@ -103,6 +103,7 @@ async fn state(dir: &std::path::Path) -> Arc<WebState> {
         policy,
         broker,
         object_stores: stores,
+        hot_tier: store.clone(),
         web_service_url: "http://127.0.0.1:8080".into(),
         web_service_url_tls: None,
         broker_id: "127.0.0.1:8080".into(),

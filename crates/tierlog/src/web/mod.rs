@@ -35,6 +35,8 @@ pub struct WebState {
     pub broker: Arc<BrokerService>,
     /// Request counters of every object store, for `/metrics`.
     pub object_stores: Arc<offload::ObjectStores>,
+    /// The local hot tier, for its journal's counters on `/metrics`.
+    pub hot_tier: hot_tier::LedgerStore,
     /// `http://host:port` of this web service, for HTTP lookups.
     pub web_service_url: String,
     /// `https://host:port` of this web service's TLS port, for HTTP lookups.
@@ -111,7 +113,7 @@ async fn metrics(State(s): S) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        crate::metrics::render(&s.broker, &s.object_stores, &s.metrics).await,
+        crate::metrics::render(&s.broker, &s.object_stores, &s.hot_tier, &s.metrics).await,
     )
 }
 
