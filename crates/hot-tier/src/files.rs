@@ -65,11 +65,16 @@ pub fn write_all_vectored_at(
     segments: &[bytes::Bytes],
     offset: u64,
 ) -> std::io::Result<()> {
-    let (mut seg, mut skip, mut at) = (0usize, 0usize, offset);
+    // `seg`/`skip`: where the bytes not yet written start; `left`: bytes of the last call not
+    // yet passed over.
+    let (mut seg, mut skip, mut at, mut left) = (0usize, 0usize, offset, 0usize);
     loop {
-        while seg < segments.len() && segments[seg].len() == skip {
+        // Past the buffers written whole (and empty ones), into the one written in part.
+        while seg < segments.len() && left >= segments[seg].len() - skip {
+            left -= segments[seg].len() - skip;
             (seg, skip) = (seg + 1, 0);
         }
+        skip += std::mem::take(&mut left);
         if seg == segments.len() {
             return Ok(());
         }
@@ -79,7 +84,7 @@ pub fn write_all_vectored_at(
             .enumerate()
             .map(|(i, s)| std::io::IoSlice::new(if i == 0 { &s[skip..] } else { s }))
             .collect();
-        let written = match rustix::io::pwritev(file, &slices, at) {
+        left = match rustix::io::pwritev(file, &slices, at) {
             Ok(0) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::WriteZero,
@@ -87,18 +92,10 @@ pub fn write_all_vectored_at(
                 ));
             }
             Ok(n) => n,
-            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::INTR) => 0,
             Err(e) => return Err(e.into()),
         };
-        at += written as u64;
-        // Past the buffers written whole, into the one written in part.
-        let mut left = written;
-        while seg < segments.len() && left >= segments[seg].len() - skip {
-            left -= segments[seg].len() - skip;
-            seg += 1;
-            skip = 0;
-        }
-        skip += left;
+        at += left as u64;
     }
 }
 
