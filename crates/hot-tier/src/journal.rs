@@ -385,12 +385,50 @@ fn create_journal_file(dir: &Path, seq: u64) -> Result<Arc<JournalFile>> {
 
 /// Stage 1: writes each pending batch (journal chunks, ledger files) and hands it to the syncer.
 fn flush_loop(shared: &Shared, first: Arc<JournalFile>) {
-    let opts = &shared.options;
-    let mut current: Option<Arc<JournalFile>> = Some(first);
-    let mut next_seq = current.as_ref().map_or(0, |f| f.seq + 1);
-    let mut offset = JOURNAL_HEADER_LEN;
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
+    let mut flusher = Flusher {
+        shared,
+        next_seq: first.seq + 1,
+        current: Some(first),
+        offset: JOURNAL_HEADER_LEN,
+        buf: Vec::new(),
+    };
+    while let Some((ledgers, seals)) = flusher.next_round() {
+        let dir_sync = shared.dir_dirty.swap(false, Ordering::AcqRel);
+        let (mut journaled, direct) = flusher.split(ledgers);
+        let journal = flusher.write_journal(&mut journaled);
+        if journal.is_some() {
+            flusher.cache_journaled(&mut journaled);
+        }
+        let direct = flusher.write_direct(direct);
+        shared.lock_sync().rounds.push(Round {
+            journal,
+            journaled,
+            direct,
+            dir_sync,
+            seals,
+        });
+        shared.sync_wake.notify_one();
+    }
+    shared.lock_sync().done = true;
+    shared.sync_wake.notify_one();
+}
+
+/// The flusher's state between rounds: the journal file it writes and where.
+struct Flusher<'a> {
+    shared: &'a Shared,
+    /// `None` after creating a new file failed: the next round tries again.
+    current: Option<Arc<JournalFile>>,
+    next_seq: u64,
+    offset: u64,
+    /// The round's chunks, reused.
+    buf: Vec<u8>,
+}
+
+impl Flusher<'_> {
+    /// Waits until the syncer took the last round and appends are pending, then takes them;
+    /// `None` once the journal is closed and drained.
+    fn next_round(&mut self) -> Option<(HashMap<u64, LedgerBatch>, Vec<SealJob>)> {
+        let shared = self.shared;
         // One round written ahead of the syncer at most: while it syncs, appends collect into
         // the next round instead of into many small ones it would sync together anyway (each
         // with its own direct ledgers, so their fsyncs would add up).
@@ -400,23 +438,23 @@ fn flush_loop(shared: &Shared, first: Arc<JournalFile>) {
                 q = shared.sync_taken.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         }
-        let (ledgers, seals) = {
-            let mut p = shared.lock_pending();
-            while p.ledgers.is_empty() && p.seals.is_empty() && !p.closed {
-                p = shared.wake.wait(p).unwrap_or_else(|e| e.into_inner());
-            }
-            if p.ledgers.is_empty() && p.seals.is_empty() {
-                break;
-            }
-            (std::mem::take(&mut p.ledgers), std::mem::take(&mut p.seals))
-        };
-        let dir_sync = shared.dir_dirty.swap(false, Ordering::AcqRel);
-        let mut journaled = Vec::new();
-        let mut direct = Vec::new();
+        let mut p = shared.lock_pending();
+        while p.ledgers.is_empty() && p.seals.is_empty() && !p.closed {
+            p = shared.wake.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+        if p.ledgers.is_empty() && p.seals.is_empty() {
+            return None;
+        }
+        Some((std::mem::take(&mut p.ledgers), std::mem::take(&mut p.seals)))
+    }
+
+    /// Fails the batches of failed ledgers and splits the rest into (journaled, direct).
+    fn split(&self, ledgers: HashMap<u64, LedgerBatch>) -> (Vec<LedgerBatch>, Vec<LedgerBatch>) {
+        let opts = &self.shared.options;
         let mut batches: Vec<LedgerBatch> = Vec::with_capacity(ledgers.len());
         for (_, batch) in ledgers {
             match batch.ledger.failure() {
-                Some(failure) => shared.fail_batch(batch, &failure),
+                Some(failure) => self.shared.fail_batch(batch, &failure),
                 None => batches.push(batch),
             }
         }
@@ -430,6 +468,7 @@ fn flush_loop(shared: &Shared, first: Arc<JournalFile>) {
         // A ledger alone in its round goes direct whatever its size: one fsync either way, and
         // no second copy.
         let alone = opts.direct_when_alone && batches.len() == 1;
+        let (mut journaled, mut direct) = (Vec::new(), Vec::new());
         for (i, batch) in batches.into_iter().enumerate() {
             if alone
                 || (i < opts.max_direct_per_round
@@ -440,108 +479,115 @@ fn flush_loop(shared: &Shared, first: Arc<JournalFile>) {
                 journaled.push(batch);
             }
         }
+        (journaled, direct)
+    }
 
-        let mut journal = None;
-        if !journaled.is_empty() {
-            // A full or retired file is replaced before the round is written.
-            let usable = current
-                .as_ref()
-                .is_some_and(|f| !f.retired.load(Ordering::Acquire) && offset < opts.file_bytes);
-            if !usable {
-                match create_journal_file(&opts.dir, next_seq) {
-                    Ok(f) => {
-                        current = Some(f);
-                        next_seq += 1;
-                        offset = JOURNAL_HEADER_LEN;
-                    }
-                    Err(e) => {
-                        current = None;
-                        let failure = Failure::from_error(&e);
-                        for b in journaled.drain(..) {
-                            shared.fail_batch(b, &failure);
-                        }
-                    }
-                }
-            }
+    /// Writes the journaled batches' records as one chunk each, with one `pwrite`; returns the
+    /// file and where the round ends in it. On failure the batches are failed and drained.
+    fn write_journal(
+        &mut self,
+        journaled: &mut Vec<LedgerBatch>,
+    ) -> Option<(Arc<JournalFile>, u64)> {
+        if journaled.is_empty() {
+            return None;
         }
-        if let (false, Some(file)) = (journaled.is_empty(), &current) {
-            buf.clear();
-            for b in &journaled {
-                encode_chunk(&mut buf, b.ledger.id, &b.bytes);
-            }
-            match file.file.write_all_at(&buf, offset) {
-                Ok(()) => {
-                    offset += buf.len() as u64;
-                    let total = shared
-                        .bytes_since_checkpoint
-                        .fetch_add(buf.len() as u64, Ordering::Relaxed)
-                        + buf.len() as u64;
-                    if total >= opts.checkpoint_journal_bytes {
-                        shared.checkpoint_wake.notify_all();
-                    }
-                    journal = Some((Arc::clone(file), offset));
+        let shared = self.shared;
+        let opts = &shared.options;
+        // A full or retired file is replaced before the round is written.
+        let usable = self
+            .current
+            .as_ref()
+            .is_some_and(|f| !f.retired.load(Ordering::Acquire) && self.offset < opts.file_bytes);
+        if !usable {
+            match create_journal_file(&opts.dir, self.next_seq) {
+                Ok(f) => {
+                    self.current = Some(f);
+                    self.next_seq += 1;
+                    self.offset = JOURNAL_HEADER_LEN;
                 }
                 Err(e) => {
-                    file.retired.store(true, Ordering::Release);
-                    let failure = Failure::of(format!("write of {}", file.path.display()), &e);
+                    self.current = None;
+                    let failure = Failure::from_error(&e);
                     for b in journaled.drain(..) {
                         shared.fail_batch(b, &failure);
                     }
+                    return None;
                 }
             }
         }
+        let file = Arc::clone(self.current.as_ref()?);
+        self.buf.clear();
+        for b in journaled.iter() {
+            encode_chunk(&mut self.buf, b.ledger.id, &b.bytes);
+        }
+        let written = file.file.write_all_at(&self.buf, self.offset);
+        let len = self.buf.len() as u64;
         // Bounded so an idle store holds little it does not use.
-        if buf.capacity() > 16 << 20 {
-            buf = Vec::new();
+        if self.buf.capacity() > 16 << 20 {
+            self.buf = Vec::new();
         }
+        match written {
+            Ok(()) => {
+                self.offset += len;
+                let total = shared
+                    .bytes_since_checkpoint
+                    .fetch_add(len, Ordering::Relaxed)
+                    + len;
+                if total >= opts.checkpoint_journal_bytes {
+                    shared.checkpoint_wake.notify_all();
+                }
+                Some((file, self.offset))
+            }
+            Err(e) => {
+                file.retired.store(true, Ordering::Release);
+                let failure = Failure::of(format!("write of {}", file.path.display()), &e);
+                for b in journaled.drain(..) {
+                    shared.fail_batch(b, &failure);
+                }
+                None
+            }
+        }
+    }
 
-        // Journaled records wait in their ledgers' write caches for the next checkpoint.
-        if journal.is_some() {
-            let mut cached = 0u64;
-            let mut dirty = shared.dirty.lock().unwrap_or_else(|p| p.into_inner());
-            for b in &mut journaled {
-                cached += b.bytes.len() as u64;
-                b.ledger
-                    .cache_append(bytes::Bytes::from(std::mem::take(&mut b.bytes)));
-                dirty
-                    .entry(b.ledger.id)
-                    .or_insert_with(|| Arc::clone(&b.ledger));
-            }
-            drop(dirty);
-            let total = shared.cache_bytes.fetch_add(cached, Ordering::Relaxed) + cached;
-            if total >= opts.write_cache_bytes {
-                shared.checkpoint_wake.notify_all();
-            }
+    /// Journaled records wait in their ledgers' write caches for the next checkpoint.
+    fn cache_journaled(&self, journaled: &mut [LedgerBatch]) {
+        let shared = self.shared;
+        let mut cached = 0u64;
+        let mut dirty = shared.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        for b in journaled {
+            cached += b.bytes.len() as u64;
+            b.ledger
+                .cache_append(bytes::Bytes::from(std::mem::take(&mut b.bytes)));
+            dirty
+                .entry(b.ledger.id)
+                .or_insert_with(|| Arc::clone(&b.ledger));
         }
-        // Direct ledgers: the cache, then the round's records, into the file.
-        let direct = {
-            let mut ok = Vec::with_capacity(direct.len());
-            for b in direct {
-                match b.ledger.write_direct(b.start, &b.bytes) {
-                    Ok(flushed) => {
-                        shared.cache_bytes.fetch_sub(flushed, Ordering::Relaxed);
-                        ok.push(b);
-                    }
-                    Err(e) => {
-                        let failure =
-                            Failure::of(format!("write of {}", b.ledger.path.display()), &e);
-                        shared.fail_batch(b, &failure);
-                    }
+        drop(dirty);
+        let total = shared.cache_bytes.fetch_add(cached, Ordering::Relaxed) + cached;
+        if total >= shared.options.write_cache_bytes {
+            shared.checkpoint_wake.notify_all();
+        }
+    }
+
+    /// Direct ledgers: the cache, then the round's records, into the file; returns those
+    /// written (the others are failed).
+    fn write_direct(&self, direct: Vec<LedgerBatch>) -> Vec<LedgerBatch> {
+        let shared = self.shared;
+        let mut ok = Vec::with_capacity(direct.len());
+        for b in direct {
+            match b.ledger.write_direct(b.start, &b.bytes) {
+                Ok(flushed) => {
+                    shared.cache_bytes.fetch_sub(flushed, Ordering::Relaxed);
+                    ok.push(b);
+                }
+                Err(e) => {
+                    let failure = Failure::of(format!("write of {}", b.ledger.path.display()), &e);
+                    shared.fail_batch(b, &failure);
                 }
             }
-            ok
-        };
-        shared.lock_sync().rounds.push(Round {
-            journal,
-            journaled,
-            direct,
-            dir_sync,
-            seals,
-        });
-        shared.sync_wake.notify_one();
+        }
+        ok
     }
-    shared.lock_sync().done = true;
-    shared.sync_wake.notify_one();
 }
 
 /// Stage 2: makes every round written so far durable with as few fsyncs as it can, then
@@ -571,77 +617,16 @@ fn sync_loop(shared: &Shared) {
 
 fn sync_rounds(shared: &Shared, rounds: Vec<Round>) {
     shared.group_commits.fetch_add(1, Ordering::Relaxed);
-    let fsync = || shared.fsyncs.fetch_add(1, Ordering::Relaxed);
     let dir_failure = if rounds.iter().any(|r| r.dir_sync) {
-        fsync();
+        shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         files::fsync_dir(&shared.options.ledger_dir)
             .err()
             .map(|e| Failure::from_error(&e))
     } else {
         None
     };
-    // One fdatasync per journal file touched (rounds of a retired file fail: see the module doc).
-    let mut journal_failures: HashMap<u64, Failure> = HashMap::new();
-    let mut synced_to: Option<Position> = None;
-    for r in &rounds {
-        let Some((file, end)) = &r.journal else {
-            continue;
-        };
-        if journal_failures.contains_key(&file.seq) {
-            continue;
-        }
-        let failure = if file.retired.load(Ordering::Acquire) {
-            Some(Failure::plain(format!(
-                "an earlier write or fsync of {} failed",
-                file.path.display()
-            )))
-        } else if synced_to.is_some_and(|p| p.seq == file.seq) {
-            None
-        } else {
-            let last_end = rounds
-                .iter()
-                .filter_map(|r| r.journal.as_ref())
-                .filter(|(f, _)| f.seq == file.seq)
-                .map(|(_, e)| *e)
-                .max()
-                .unwrap_or(*end);
-            fsync();
-            match file.file.sync_data() {
-                Ok(()) => {
-                    synced_to = synced_to.max(Some(Position {
-                        seq: file.seq,
-                        offset: last_end,
-                    }));
-                    None
-                }
-                Err(e) => {
-                    file.retired.store(true, Ordering::Release);
-                    Some(Failure::of(format!("fsync of {}", file.path.display()), &e))
-                }
-            }
-        };
-        if let Some(f) = failure {
-            journal_failures.insert(file.seq, f);
-        }
-    }
-    // One fdatasync per directly written ledger.
-    let mut direct_failures: HashMap<u64, Failure> = HashMap::new();
-    let mut synced_direct = std::collections::HashSet::new();
-    for r in &rounds {
-        for b in &r.direct {
-            if synced_direct.insert(b.ledger.id)
-                && let Err(e) = {
-                    fsync();
-                    b.ledger.file.sync_data()
-                }
-            {
-                direct_failures.insert(
-                    b.ledger.id,
-                    Failure::of(format!("fsync of {}", b.ledger.path.display()), &e),
-                );
-            }
-        }
-    }
+    let (journal_failures, synced_to) = sync_journals(shared, &rounds);
+    let direct_failures = sync_direct(shared, &rounds);
     for r in rounds {
         let journal_failure = r
             .journal
@@ -662,27 +647,94 @@ fn sync_rounds(shared: &Shared, rounds: Vec<Round>) {
                 None => complete(shared, b),
             }
         }
-        let seal_tx = shared
-            .seal_tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for job in r.seals {
-            match &seal_tx {
-                Some(tx) => {
-                    if let Err(std::sync::mpsc::SendError(job)) = tx.send(job) {
-                        let _ = job.reply.send(Err(HotTierError::Sealed(job.ledger.id)));
-                    }
-                }
-                None => {
-                    let _ = job.reply.send(Err(HotTierError::Sealed(job.ledger.id)));
-                }
-            }
-        }
+        pass_on_seals(shared, r.seals);
     }
     if let Some(p) = synced_to {
         let mut s = shared.synced.lock().unwrap_or_else(|e| e.into_inner());
         *s = (*s).max(p);
+    }
+}
+
+/// One `fdatasync` per journal file the rounds wrote into; returns the failures by file (rounds
+/// of a retired file fail: see the module doc) and where the journal is durable up to now.
+fn sync_journals(shared: &Shared, rounds: &[Round]) -> (HashMap<u64, Failure>, Option<Position>) {
+    let mut failures: HashMap<u64, Failure> = HashMap::new();
+    let mut synced_to: Option<Position> = None;
+    for (file, end) in rounds.iter().filter_map(|r| r.journal.as_ref()) {
+        if failures.contains_key(&file.seq) || synced_to.is_some_and(|p| p.seq == file.seq) {
+            continue;
+        }
+        if file.retired.load(Ordering::Acquire) {
+            let why = format!(
+                "an earlier write or fsync of {} failed",
+                file.path.display()
+            );
+            failures.insert(file.seq, Failure::plain(why));
+            continue;
+        }
+        let last_end = rounds
+            .iter()
+            .filter_map(|r| r.journal.as_ref())
+            .filter(|(f, _)| f.seq == file.seq)
+            .map(|(_, e)| *e)
+            .max()
+            .unwrap_or(*end);
+        shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        match file.file.sync_data() {
+            Ok(()) => {
+                synced_to = synced_to.max(Some(Position {
+                    seq: file.seq,
+                    offset: last_end,
+                }));
+            }
+            Err(e) => {
+                file.retired.store(true, Ordering::Release);
+                let failure = Failure::of(format!("fsync of {}", file.path.display()), &e);
+                failures.insert(file.seq, failure);
+            }
+        }
+    }
+    (failures, synced_to)
+}
+
+/// One `fdatasync` per directly written ledger; returns the failures by ledger.
+fn sync_direct(shared: &Shared, rounds: &[Round]) -> HashMap<u64, Failure> {
+    let mut failures = HashMap::new();
+    let mut synced = std::collections::HashSet::new();
+    for b in rounds.iter().flat_map(|r| &r.direct) {
+        if !synced.insert(b.ledger.id) {
+            continue;
+        }
+        shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = b.ledger.file.sync_data() {
+            let failure = Failure::of(format!("fsync of {}", b.ledger.path.display()), &e);
+            failures.insert(b.ledger.id, failure);
+        }
+    }
+    failures
+}
+
+/// Hands a settled round's seals to the seal thread (or fails them once it is gone).
+fn pass_on_seals(shared: &Shared, seals: Vec<SealJob>) {
+    if seals.is_empty() {
+        return;
+    }
+    let seal_tx = shared
+        .seal_tx
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    for job in seals {
+        let unsent = match &seal_tx {
+            Some(tx) => tx
+                .send(job)
+                .err()
+                .map(|std::sync::mpsc::SendError(job)| job),
+            None => Some(job),
+        };
+        if let Some(job) = unsent {
+            let _ = job.reply.send(Err(HotTierError::Sealed(job.ledger.id)));
+        }
     }
 }
 
