@@ -270,15 +270,41 @@ where
                     frame = queued.try_recv().ok();
                 }
             }
-            for out in [&buf[..], large.as_deref().unwrap_or_default()] {
-                if !out.is_empty() && writer.write_all(out).await.is_err() {
-                    return;
-                }
+            // One system call for both where the stream takes vectors: written on its own, a
+            // large frame's head is a system call and a TCP segment of its own (and on
+            // loopback a wake-up of the peer for 32 bytes).
+            let large = large.unwrap_or_default();
+            if write_all_vectored(&mut writer, [&buf[..], &large[..]])
+                .await
+                .is_err()
+            {
+                return;
             }
         }
         let _ = writer.shutdown().await;
     });
     (Outbox(outbox), task)
+}
+
+/// Writes both buffers in order, in as few writes as the stream allows.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    parts: [&[u8]; 2],
+) -> std::io::Result<()> {
+    let mut slices = [
+        std::io::IoSlice::new(parts[0]),
+        std::io::IoSlice::new(parts[1]),
+    ];
+    let mut slices = &mut slices[..];
+    std::io::IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let n = writer.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -407,5 +433,85 @@ mod tests {
             reader.next().await,
             Err(ReadError::Frame(FrameError::TooLarge { .. }))
         ));
+    }
+
+    /// Takes at most `per_call` bytes per write, across the buffers of a vectored one.
+    struct Trickle {
+        got: Vec<u8>,
+        per_call: usize,
+        calls: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.calls += 1;
+            let mut room = self.per_call;
+            for b in bufs {
+                let n = b.len().min(room);
+                self.got.extend_from_slice(&b[..n]);
+                room -= n;
+            }
+            std::task::Poll::Ready(Ok(self.per_call - room))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_head_and_body_go_out_whole_in_order_in_one_write_or_in_pieces() {
+        let head: Vec<u8> = (0..100u8).collect();
+        let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        for (head, per_call) in [
+            (&head[..], 1 << 20),
+            (&head[..], 7),
+            (&[][..], 64),
+            (&head[..], 100),
+        ] {
+            let mut w = Trickle {
+                got: Vec::new(),
+                per_call,
+                calls: 0,
+            };
+            write_all_vectored(&mut w, [head, &body]).await.unwrap();
+            assert_eq!(
+                w.got,
+                [head, &body[..]].concat(),
+                "{per_call} bytes per call"
+            );
+            let total = head.len() + body.len();
+            assert_eq!(
+                w.calls,
+                total.div_ceil(per_call),
+                "{per_call} bytes per call"
+            );
+        }
     }
 }
