@@ -131,6 +131,38 @@ async fn a_corrupt_entry_is_never_read_ahead_and_its_read_fails() {
     assert_eq!(store.read(4, 3, 9, usize::MAX).unwrap().len(), 7);
 }
 
+/// Read-ahead windows map the file (see the hot tier's `mapped` module): a window that reaches
+/// past the file's end — a sealed file truncated under the store — must fail as a read, not end
+/// the process with `SIGBUS` when its checksums are computed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_past_a_truncated_files_end_fails_as_a_read_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
+    sealed_kib_ledger(&store, 5, 20).await;
+    // Out of order: loads the ledger's index, starts no read-ahead.
+    assert_eq!(store.read(5, 10, 10, usize::MAX).unwrap(), vec![kib_entry(10)]);
+    // Entries 0-3 end at 16 + 4 * 1016 = 4080: the first page keeps them, the window of
+    // entries 4-6 starts in it and ends past it.
+    common::open_rw(&ledger_file(dir.path(), 5, "sealed"))
+        .set_len(4096)
+        .unwrap();
+    assert_eq!(store.read(5, 0, 0, usize::MAX).unwrap(), vec![kib_entry(0)]);
+    assert_eq!(
+        read_ahead_of(&store, 5, 1).await,
+        Some(vec![kib_entry(1)]),
+        "the window within the file is read ahead"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        store.read_ahead(5, 4, 4, usize::MAX).is_none(),
+        "the window past the end is not kept"
+    );
+    assert!(matches!(
+        store.read(5, 4, 4, usize::MAX),
+        Err(HotTierError::Io { .. })
+    ));
+}
+
 mod read_ahead_property {
     use super::*;
     use proptest::prelude::*;
