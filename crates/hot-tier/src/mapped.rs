@@ -1,10 +1,10 @@
 //! Sealed ledger bytes mapped instead of copied, for the read-ahead.
 //!
-//! A catch-up read of a sealed ledger copies every byte three times on this side of the socket
-//! when it reads with `pread`: page cache → read buffer, then the CRC check reads the buffer,
-//! then the send copies it into the socket. Mapped, the CRC check reads the page cache where it
-//! is and the send copies from there: one pass less over every byte (a catch-up to a consumer on
-//! the same two CPUs went from 2.9 to 3.3-3.4 GB/s on average, `./scripts/bench catchup`).
+//! A catch-up read of a sealed ledger passes over every byte three times on this side of the
+//! socket when it reads with `pread`: the copy from the page cache into a read buffer, the CRC
+//! check of the buffer, the send's copy into the socket. Mapped, the CRC check reads the page cache where it
+//! is and the send copies from there: one pass less over every byte (catch-up to a consumer on
+//! the same two CPUs: +10-16 % on average, `./scripts/bench catchup`, docs/benchmarks.md).
 //!
 //! What a mapping risks, and why it is confined:
 //! - Reading a mapped page that cannot be read (a disk error, or a file truncated under it)
