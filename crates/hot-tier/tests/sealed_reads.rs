@@ -140,7 +140,10 @@ async fn a_window_past_a_truncated_files_end_fails_as_a_read_would() {
     let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
     sealed_kib_ledger(&store, 5, 20).await;
     // Out of order: loads the ledger's index, starts no read-ahead.
-    assert_eq!(store.read(5, 10, 10, usize::MAX).unwrap(), vec![kib_entry(10)]);
+    assert_eq!(
+        store.read(5, 10, 10, usize::MAX).unwrap(),
+        vec![kib_entry(10)]
+    );
     // Entries 0-3 end at 16 + 4 * 1016 = 4080: the first page keeps them, the window of
     // entries 4-6 starts in it and ends past it.
     common::open_rw(&ledger_file(dir.path(), 5, "sealed"))
