@@ -1,119 +1,14 @@
-//! `/metrics`: Pulsar's Prometheus metric names and labels, built on request from live state
-//! and written by `prometheus-client` (OpenMetrics text).
-//!
-//! - topic metrics (`pulsar_rate_in`, `pulsar_storage_size`, `pulsar_msg_backlog`, …, labels
-//!   `cluster`, `namespace`, `topic`; summed per namespace, with `pulsar_topics_count`, when
-//!   `exposeTopicLevelMetricsInPrometheus=false`), subscription metrics
-//!   (`pulsar_subscription_*`), broker totals (`pulsar_broker_*`);
-//! - managed-ledger metrics per namespace (`pulsar_ml_*`, namespace label `<tenant>/<ns>/persistent`
-//!   as Pulsar writes it) when `exposeManagedLedgerMetricsInPrometheus`;
-//! - the offloader's `brk_ledgeroffloader_*` (labels `namespace`, `topic`);
-//! - tierlog's own, prefixed `tierlog_` (object-store requests of every offload location, the
-//!   hot tier's group commits and their fsyncs).
-//!
-//! Rates are those of the last `statsUpdateFrequencyInSecs` (see `broker::rates`).
+//! Pulsar's families, from the topics' stats: topic (`pulsar_*`), subscription, broker totals,
+//! managed ledger (`pulsar_ml_*`) and offloader (`brk_ledgeroffloader_*`, with tierlog's
+//! per-topic offload and tier-read totals beside them).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use broker::BrokerService;
 use broker::rates::WRITE_LATENCY_BOUNDS_MS;
 use broker::stats::TopicStats;
-use policy::MetricsSettings;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use protocol::TopicName;
 
-type Labels = Vec<(String, String)>;
-
-/// A gauge family: its name, its help, and its value in a row of type `R`.
-type GaugeDef<R> = (String, &'static str, fn(&R) -> f64);
-
-/// The families of one scrape.
-struct Scrape {
-    registry: Registry,
-}
-
-impl Scrape {
-    /// Registers a family. prometheus-client ends every help text with a period of its own, so
-    /// the one the sentence has is dropped (else `# HELP … broker..`).
-    fn register(
-        &mut self,
-        name: &str,
-        help: &str,
-        metric: impl prometheus_client::registry::Metric,
-    ) {
-        self.registry
-            .register(name, help.trim_end_matches('.'), metric);
-    }
-
-    fn gauge(&mut self, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, f64)>) {
-        let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
-        for (labels, v) in rows {
-            family.get_or_create(&labels).set(v);
-        }
-        self.register(name, help, family);
-    }
-
-    /// A gauge family per `(name, help, value)` of `table`, with a sample per row.
-    fn gauges<R>(&mut self, rows: &BTreeMap<Labels, R>, table: &[GaugeDef<R>]) {
-        for (name, help, value) in table {
-            self.gauge(name, help, rows.iter().map(|(l, r)| (l.clone(), value(r))));
-        }
-    }
-
-    /// A counter family; the exposition names its samples `<name>_total`.
-    fn counter(&mut self, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, u64)>) {
-        let family = Family::<Labels, Counter<u64>>::default();
-        for (labels, v) in rows {
-            family.get_or_create(&labels).inc_by(v);
-        }
-        self.register(name, help, family);
-    }
-}
-
-/// Latency histograms built from snapshots, one per label set (prometheus-client's own
-/// histograms only take observations as they happen).
-#[derive(Debug)]
-struct Histograms(Vec<(Labels, ledger::LatencySnapshot)>);
-
-impl prometheus_client::encoding::EncodeMetric for Histograms {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::MetricEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        for (labels, h) in &self.0 {
-            let mut buckets: Vec<(f64, u64)> = ledger::LATENCY_BOUNDS_US
-                .iter()
-                .zip(h.counts)
-                .map(|(b, n)| (*b as f64, n))
-                .collect();
-            buckets.push((f64::INFINITY, h.counts[ledger::LATENCY_BOUNDS_US.len()]));
-            encoder
-                .encode_family(labels)?
-                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                    h.sum_us as f64,
-                    h.count(),
-                    &buckets,
-                    None,
-                )?;
-        }
-        Ok(())
-    }
-
-    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
-        prometheus_client::metrics::MetricType::Histogram
-    }
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use super::{GaugeDef, Histograms, Labels, Scrape, labels};
 
 /// One row of topic metrics: a topic, or a namespace's topics summed.
 #[derive(Default, Clone)]
@@ -178,36 +73,6 @@ fn latency_suffixes() -> Vec<String> {
         .map(|b| format!("le_{}", b.to_string().replace('.', "_")))
         .collect();
     out.push("le_overflow".into());
-    out
-}
-
-/// Renders every metric of the broker.
-pub async fn render(
-    broker: &BrokerService,
-    object_stores: &offload::ObjectStores,
-    hot_tier: &hot_tier::LedgerStore,
-    settings: &MetricsSettings,
-) -> String {
-    let cluster = broker.config().cluster_name.clone();
-    let topics = broker.all_topic_stats().await;
-    let mut scrape = Scrape {
-        registry: Registry::default(),
-    };
-    topic_families(&mut scrape, &cluster, &topics, settings.topic_level);
-    broker_families(&mut scrape, &cluster, &topics);
-    if settings.managed_ledger {
-        managed_ledger_families(&mut scrape, &cluster, &topics);
-    }
-    offloader_families(&mut scrape, &topics, settings.topic_level);
-    tierlog_families(&mut scrape, object_stores.counters());
-    hot_tier_families(&mut scrape, hot_tier.commit_stats());
-    if let Some(cache) = object_stores.chunk_cache() {
-        cache_families(&mut scrape, cache);
-    }
-    let mut out = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &scrape.registry) {
-        tracing::warn!(error = %e, "encoding metrics failed");
-    }
     out
 }
 
@@ -302,7 +167,7 @@ const ROW_GAUGES: [(&str, &str, RowValue, bool); 14] = [
     ),
 ];
 
-fn topic_families(
+pub(super) fn topic_families(
     s: &mut Scrape,
     cluster: &str,
     topics: &[(TopicName, TopicStats)],
@@ -422,7 +287,7 @@ fn subscription_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, To
     s.gauges(&rows, &table);
 }
 
-fn broker_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, TopicStats)]) {
+pub(super) fn broker_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, TopicStats)]) {
     let mut total = Row::default();
     for (_, stats) in topics {
         total.add(stats);
@@ -443,7 +308,11 @@ fn broker_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, TopicSta
 }
 
 /// Pulsar's managed-ledger metrics, per namespace (`<tenant>/<ns>/persistent`).
-fn managed_ledger_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, TopicStats)]) {
+pub(super) fn managed_ledger_families(
+    s: &mut Scrape,
+    cluster: &str,
+    topics: &[(TopicName, TopicStats)],
+) {
     #[derive(Default)]
     struct Ml {
         add_bytes_rate: f64,
@@ -540,7 +409,11 @@ fn managed_ledger_families(s: &mut Scrape, cluster: &str, topics: &[(TopicName, 
 }
 
 /// Pulsar's `brk_ledgeroffloader_*`, per topic (per namespace without topic-level metrics).
-fn offloader_families(s: &mut Scrape, topics: &[(TopicName, TopicStats)], per_topic: bool) {
+pub(super) fn offloader_families(
+    s: &mut Scrape,
+    topics: &[(TopicName, TopicStats)],
+    per_topic: bool,
+) {
     let mut rows: BTreeMap<Labels, (f64, f64, ledger::IoStats, u64)> = BTreeMap::new();
     for (name, st) in topics {
         let ns = name.namespace().to_string();
@@ -651,96 +524,5 @@ fn offloader_families(s: &mut Scrape, topics: &[(TopicName, TopicStats)], per_to
         rows.iter()
             .map(|(l, r)| (l.clone(), r.2.tier_read_bytes))
             .collect::<Vec<_>>(),
-    );
-}
-
-fn tierlog_families(s: &mut Scrape, c: &offload::counting::RequestCounters) {
-    s.gauge(
-        "tierlog_build_info",
-        "Build of the running broker.",
-        [(labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1.0)],
-    );
-    s.counter(
-        "tierlog_offload_requests",
-        "Object store requests by operation (every offload location).",
-        [
-            ("get", &c.gets),
-            ("put", &c.puts),
-            ("upload_part", &c.parts),
-            ("delete", &c.deletes),
-        ]
-        .into_iter()
-        .map(|(op, v)| (labels(&[("op", op)]), v.load(Relaxed)))
-        .collect::<Vec<_>>(),
-    );
-    s.counter(
-        "tierlog_offload_orphans_removed",
-        "What orphan collection removed: unreferenced offloaded objects and incomplete multipart uploads.",
-        [("object", &c.orphans_deleted), ("upload", &c.uploads_aborted)]
-            .into_iter()
-            .map(|(k, v)| (labels(&[("kind", k)]), v.load(Relaxed)))
-            .collect::<Vec<_>>(),
-    );
-    s.counter(
-        "tierlog_offload_bytes",
-        "Bytes moved to and from the object store.",
-        [("read", &c.get_bytes), ("write", &c.part_bytes)]
-            .into_iter()
-            .map(|(d, v)| (labels(&[("direction", d)]), v.load(Relaxed)))
-            .collect::<Vec<_>>(),
-    );
-}
-
-/// The local hot tier's journal: how many group commits, and what they cost in fsyncs (a
-/// healthy broker's ratio stays near one journal fsync per commit, plus its few directly written
-/// ledgers, however many topics it serves).
-fn hot_tier_families(s: &mut Scrape, c: hot_tier::CommitStats) {
-    s.counter(
-        "tierlog_hot_tier_group_commits",
-        "Group commits of the local hot tier's journal: each makes the appends written since the \
-         one before durable, then acknowledges them.",
-        [(labels(&[]), c.group_commits)],
-    );
-    s.counter(
-        "tierlog_hot_tier_fsyncs",
-        "fsyncs the hot tier's group commits took: the journal's, directly written ledger \
-         files', the ledger directory's.",
-        [(labels(&[]), c.fsyncs)],
-    );
-}
-
-/// The disk cache of the cold tier.
-fn cache_families(s: &mut Scrape, cache: &offload::ChunkCache) {
-    let c = cache.counters();
-    s.counter(
-        "tierlog_offload_cache_chunks",
-        "Chunk lookups and changes of the offload disk cache, by outcome: hit (served from disk), \
-         miss (read from the store), eviction (removed for space), corrupt (damaged file removed \
-         and refetched).",
-        [
-            ("hit", &c.hits),
-            ("miss", &c.misses),
-            ("eviction", &c.evictions),
-            ("corrupt", &c.corrupt),
-        ]
-        .into_iter()
-        .map(|(o, v)| (labels(&[("outcome", o)]), v.load(Relaxed)))
-        .collect::<Vec<_>>(),
-    );
-    s.counter(
-        "tierlog_offload_cache_bytes",
-        "Bytes served from (read) and written to (write) the offload disk cache.",
-        [("read", &c.hit_bytes), ("write", &c.written_bytes)]
-            .into_iter()
-            .map(|(d, v)| (labels(&[("direction", d)]), v.load(Relaxed)))
-            .collect::<Vec<_>>(),
-    );
-    s.gauge(
-        "tierlog_offload_cache_size_bytes",
-        "Bytes the offload disk cache holds, and its limit.",
-        [
-            (labels(&[("kind", "used")]), cache.size_bytes() as f64),
-            (labels(&[("kind", "limit")]), cache.limit_bytes() as f64),
-        ],
     );
 }
