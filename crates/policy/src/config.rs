@@ -7,21 +7,24 @@
 //! type namespace and topic policies use, and are resolved by the same code.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use ::offload::ClientSettings;
 use ledger::ManagedLedgerConfig;
-use offload::{BlobStoreReader, ClientSettings, ObjectStores};
 
 use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
 
 mod backlog;
+mod cluster;
 mod hot_tier;
 mod metrics;
+mod offload;
 mod properties;
 mod security;
 pub use backlog::BacklogSettings;
+pub use cluster::{ClusterSettings, MetadataBackend, SessionExpiredPolicy, WalSettings};
 pub use hot_tier::HotTierSettings;
 pub use metrics::MetricsSettings;
+pub use offload::{OffloadCacheSettings, OrphanGcSettings};
 pub use properties::{Properties, PropertyValue};
 pub use security::SecuritySettings;
 
@@ -45,51 +48,7 @@ pub enum ConfigError {
     Secret { key: String, reason: String },
     /// The offload settings describe no usable offload location.
     #[error("offload configuration refused: {0}")]
-    Offload(#[source] offload::OffloadError),
-}
-
-/// Where the broker's metadata lives (`metadataStoreUrl`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MetadataBackend {
-    /// Unset: the embedded redb store under the data directory (`metadata.redb`).
-    Embedded,
-    /// `etcd:http://host:2379[,http://host2:2379]`: an etcd cluster's members.
-    Etcd(Vec<String>),
-}
-
-impl MetadataBackend {
-    const ALLOWED: &'static str = "unset (embedded) or etcd:http://host:port[,http://host:port…]";
-
-    fn parse(key: &str, v: &str) -> Result<MetadataBackend, ConfigError> {
-        let bad = |why: &str| ConfigError::InvalidValue {
-            key: key.into(),
-            value: v.into(),
-            allowed: format!("{} ({why})", Self::ALLOWED),
-        };
-        let Some(list) = v.strip_prefix("etcd:") else {
-            return Err(bad("only etcd is supported"));
-        };
-        let endpoints: Vec<String> = list
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_string)
-            .collect();
-        if endpoints.is_empty() {
-            return Err(bad("no endpoint"));
-        }
-        for e in &endpoints {
-            let Some(rest) = e.strip_prefix("http://") else {
-                return Err(bad(
-                    "endpoints are http://host:port; TLS to etcd is not supported yet",
-                ));
-            };
-            if rest.is_empty() || rest.starts_with(['/', ':']) {
-                return Err(bad("an endpoint has no host"));
-            }
-        }
-        Ok(MetadataBackend::Etcd(endpoints))
-    }
+    Offload(#[source] ::offload::OffloadError),
 }
 
 /// Every setting of the broker, typed and validated.
@@ -100,7 +59,7 @@ pub struct BrokerConfig {
     pub advertised_address: String,
     /// `advertisedListeners` and `internalListenerName`: the broker's service URLs by listener
     /// name (empty: the one pair of URLs from `advertisedAddress` and the ports).
-    pub listeners: cluster::ListenerSettings,
+    pub listeners: ::cluster::ListenerSettings,
     /// Ports, TLS, authentication and authorization.
     pub security: SecuritySettings,
     /// Root of everything the broker stores locally (hot tier, metadata).
@@ -165,62 +124,6 @@ pub struct BrokerConfig {
     pub orphan_gc: OrphanGcSettings,
 }
 
-/// Orphan collection (tierlog's keys, in Pulsar's style).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrphanGcSettings {
-    /// `managedLedgerOffloadOrphanGcIntervalSeconds` (21 600; 0 = never): how often a broker
-    /// collects orphans in its offload location.
-    pub interval: Option<std::time::Duration>,
-    /// `managedLedgerOffloadOrphanGracePeriodSeconds` (86 400): nothing younger is touched.
-    pub grace: std::time::Duration,
-    /// `managedLedgerOffloadOrphanDeletesPerSecond` (10).
-    pub deletes_per_second: u32,
-}
-
-/// The disk cache of the cold tier (tierlog's keys, in Pulsar's style).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffloadCacheSettings {
-    /// `managedLedgerOffloadCacheDirectory` (`<dataDirectory>/offload-cache`).
-    pub directory: PathBuf,
-    /// `managedLedgerOffloadCacheSizeMB` (1024; 0 turns the cache off).
-    pub size_bytes: u64,
-}
-
-/// The object-storage WAL's batching (tierlog's keys, in Pulsar's style).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WalSettings {
-    /// `objectStorageWalFlushIntervalMs` (250): the longest an entry waits for its flush.
-    pub flush_interval: std::time::Duration,
-    /// `objectStorageWalFlushMaxBytes` (8 MiB): a flush starts once this much is buffered.
-    pub flush_max_bytes: usize,
-    /// `objectStorageWalMaxExtentsPerLedger` (2000): an object-tier ledger rolls over at this
-    /// many flushes, which bounds its keys in the metadata store until its rewrite.
-    pub max_extents_per_ledger: usize,
-}
-
-/// A cluster broker's coordination settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterSettings {
-    /// `metadataStoreSessionTimeoutMillis`: the TTL of the broker's session lease; its
-    /// registration and bundles are taken over this long after it dies (tierlog default 10 s).
-    pub session_timeout: std::time::Duration,
-    /// `defaultNumberOfNamespaceBundles` (4): the bundles every namespace is split into.
-    pub bundles_per_namespace: u32,
-    /// `zookeeperSessionExpiredPolicy` (Pulsar's key and default, `reconnect`): what a broker
-    /// does when its session is lost.
-    pub session_expired: SessionExpiredPolicy,
-}
-
-/// What a broker does when its metadata session is lost (it owns nothing from then on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionExpiredPolicy {
-    /// Drop every topic (clients look them up again) and register anew once the metadata
-    /// store answers; lookups give bundles back from then on.
-    Reconnect,
-    /// Exit (non-zero), for a supervisor to restart.
-    Shutdown,
-}
-
 impl BrokerConfig {
     /// The configuration `props` describe; returns it with the warnings to log (unknown keys).
     pub fn from_properties(
@@ -280,118 +183,14 @@ impl BrokerConfig {
             )?,
             ..ManagedLedgerConfig::default()
         };
-        let offload_defaults = OffloadDefaults {
-            filesystem_path: data_directory.join("offloaded"),
-            parallel_parts: raw.unsigned("managedLedgerOffloadUploadParallelism", 4, 1, 64)?
-                as usize,
-            max_parallel_ledgers: raw.unsigned("managedLedgerOffloadMaxThreads", 2, 1, 256)?
-                as usize,
-            // Pulsar's convention: a value <= 0 means no limit.
-            upload_bytes_per_second: u64::try_from(raw.signed(
-                "managedLedgerOffloadFlowPermitsPerSecond",
-                -1,
-                i64::MIN,
-            )?)
-            .ok()
-            .filter(|r| *r > 0),
-            read_bytes_per_second: u64::try_from(raw.signed(
-                "managedLedgerOffloadReadFlowPermitsPerSecond",
-                -1,
-                i64::MIN,
-            )?)
-            .ok()
-            .filter(|r| *r > 0),
-            read_ahead_requests: raw.unsigned(
-                "managedLedgerOffloadReadAheadRequests",
-                16,
-                1,
-                256,
-            )? as usize,
-            max_read_range_bytes: raw.unsigned(
-                "managedLedgerOffloadMaxReadRangeSizeInBytes",
-                offload::ReadSizes::default().max_read_range_bytes,
-                1,
-                1 << 30,
-            )?,
-            cluster_name: cluster_name.clone(),
-        };
-        let offload_cache = {
-            let directory = raw
-                .take("managedLedgerOffloadCacheDirectory")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| data_directory.join("offload-cache"));
-            let size_mb = raw.unsigned("managedLedgerOffloadCacheSizeMB", 1024, 0, 1 << 30)?;
-            (size_mb > 0).then_some(OffloadCacheSettings {
-                directory,
-                size_bytes: size_mb << 20,
-            })
-        };
-        let metadata_store = match raw.take("metadataStoreUrl") {
-            None => MetadataBackend::Embedded,
-            Some(v) => MetadataBackend::parse("metadataStoreUrl", &v)?,
-        };
-        if let Some(v) = raw.take("configurationMetadataStoreUrl") {
-            let config_store = MetadataBackend::parse("configurationMetadataStoreUrl", &v)?;
-            if config_store != metadata_store {
-                return Err(ConfigError::InvalidValue {
-                    key: "configurationMetadataStoreUrl".into(),
-                    value: v,
-                    allowed: "unset, or the same store as metadataStoreUrl".into(),
-                });
-            }
-        }
-        let millis = |raw: &mut Properties, key: &str, default: std::time::Duration| {
-            raw.unsigned(key, default.as_millis() as u64, 100, 3_600_000)
-                .map(std::time::Duration::from_millis)
-        };
-        let object_store_client = ClientSettings {
-            request_timeout: millis(
-                raw,
-                "managedLedgerOffloadRequestTimeoutMs",
-                ClientSettings::DEFAULT_REQUEST_TIMEOUT,
-            )?,
-            operation_timeout: millis(
-                raw,
-                "managedLedgerOffloadOperationTimeoutMs",
-                ClientSettings::DEFAULT_OPERATION_TIMEOUT,
-            )?,
-            max_retries: raw.unsigned(
-                "managedLedgerOffloadMaxRetries",
-                ClientSettings::DEFAULT_MAX_RETRIES as u64,
-                0,
-                100,
-            )? as usize,
-            s3_payload_checksum: raw.choice(
-                "s3ManagedLedgerOffloadPayloadChecksum",
-                offload::S3PayloadChecksum::default(),
-                offload::S3PayloadChecksum::parse,
-                "crc32c, sha256 or crc64nvme",
-            )?,
-            ..ClientSettings::default()
-        };
-        let mut offload = OffloadPolicies::from_properties(raw)?;
-        if offload.managed_ledger_offload_driver.is_none() {
-            // tierlog offloads to a local directory unless told otherwise.
-            offload.managed_ledger_offload_driver = Some("filesystem".into());
-        }
-        // Refuse a broker-level offload setting that cannot work now, not at the first offload.
-        offload
-            .resolve(&offload_defaults, &ManagedLedgerConfig::default())
-            .map_err(|e| match e {
-                crate::offload_policies::ResolveError::Offload(e) => ConfigError::Offload(e),
-                crate::offload_policies::ResolveError::InvalidValue {
-                    key,
-                    value,
-                    allowed,
-                } => ConfigError::InvalidValue {
-                    key: key.into(),
-                    value,
-                    allowed: allowed.into(),
-                },
-            })?;
+        let offload_defaults = offload::parse_defaults(raw, &data_directory, &cluster_name)?;
+        let offload_cache = offload::parse_cache(raw, &data_directory)?;
+        let metadata_store = cluster::parse_metadata_store(raw)?;
+        let object_store_client = offload::parse_client(raw)?;
+        let offload = offload::parse_policies(raw, &offload_defaults)?;
         let security = security::parse(raw)?;
         let explicit_address = raw.take("advertisedAddress");
-        let listeners = parse_listeners(raw, explicit_address.is_some(), &security)?;
+        let listeners = cluster::parse_listeners(raw, explicit_address.is_some(), &security)?;
         let config = BrokerConfig {
             bind_address: raw.string("bindAddress", "0.0.0.0"),
             advertised_address: explicit_address
@@ -474,73 +273,9 @@ impl BrokerConfig {
             offload_cache,
             object_store_client,
             metadata_store,
-            cluster: ClusterSettings {
-                session_timeout: std::time::Duration::from_millis(raw.unsigned(
-                    "metadataStoreSessionTimeoutMillis",
-                    10_000,
-                    1_000,
-                    600_000,
-                )?),
-                bundles_per_namespace: raw.unsigned(
-                    "defaultNumberOfNamespaceBundles",
-                    4,
-                    1,
-                    1024,
-                )? as u32,
-                session_expired: raw.choice(
-                    "zookeeperSessionExpiredPolicy",
-                    SessionExpiredPolicy::Reconnect,
-                    |v| match v {
-                        "reconnect" => Some(SessionExpiredPolicy::Reconnect),
-                        "shutdown" => Some(SessionExpiredPolicy::Shutdown),
-                        _ => None,
-                    },
-                    "reconnect or shutdown",
-                )?,
-            },
-            orphan_gc: OrphanGcSettings {
-                interval: match raw.unsigned(
-                    "managedLedgerOffloadOrphanGcIntervalSeconds",
-                    21_600,
-                    0,
-                    30 * 86_400,
-                )? {
-                    0 => None,
-                    s => Some(std::time::Duration::from_secs(s)),
-                },
-                grace: std::time::Duration::from_secs(raw.unsigned(
-                    "managedLedgerOffloadOrphanGracePeriodSeconds",
-                    86_400,
-                    1,
-                    365 * 86_400,
-                )?),
-                deletes_per_second: raw.unsigned(
-                    "managedLedgerOffloadOrphanDeletesPerSecond",
-                    10,
-                    1,
-                    10_000,
-                )? as u32,
-            },
-            wal: WalSettings {
-                flush_interval: std::time::Duration::from_millis(raw.unsigned(
-                    "objectStorageWalFlushIntervalMs",
-                    250,
-                    1,
-                    60_000,
-                )?),
-                flush_max_bytes: raw.unsigned(
-                    "objectStorageWalFlushMaxBytes",
-                    8 << 20,
-                    1 << 10,
-                    1 << 30,
-                )? as usize,
-                max_extents_per_ledger: raw.unsigned(
-                    "objectStorageWalMaxExtentsPerLedger",
-                    2000,
-                    1,
-                    1_000_000,
-                )? as usize,
-            },
+            cluster: cluster::parse_settings(raw)?,
+            orphan_gc: offload::parse_orphan_gc(raw)?,
+            wal: cluster::parse_wal(raw)?,
         };
         if config.managed_ledger.hot_tier == ledger::HotTier::Object
             && config.offload_target().is_none()
@@ -557,69 +292,6 @@ impl BrokerConfig {
             .collect();
         Ok((config, warnings))
     }
-
-    /// How topics that offload nowhere now still read and delete what they offloaded before:
-    /// the broker's credentials and read sizes, through the broker's store cache.
-    pub fn tier_reader(&self, stores: Arc<ObjectStores>) -> BlobStoreReader {
-        let (credentials, read_buffer) = match self.offload_target() {
-            Some(t) => (t.credentials, t.read_buffer_size_bytes),
-            None => (
-                self.offload.credentials(),
-                offload::ReadSizes::default().read_buffer_size_bytes,
-            ),
-        };
-        let sizes = offload::ReadSizes {
-            read_buffer_size_bytes: read_buffer,
-            max_read_range_bytes: self.offload_defaults.max_read_range_bytes,
-            read_ahead_requests: self.offload_defaults.read_ahead_requests,
-        };
-        BlobStoreReader::new(credentials, sizes, stores)
-    }
-
-    /// The broker's offload settings resolved: the managed-ledger settings of a topic without
-    /// policies of its own, and where its ledgers go (`None`: offload is off).
-    pub fn offload_target(&self) -> Option<offload::OffloadConfig> {
-        self.offload
-            .resolve(&self.offload_defaults, &self.managed_ledger)
-            .ok()
-            .and_then(|(_, target)| target)
-    }
-}
-
-/// `advertisedListeners` and `internalListenerName`, checked against the ports that are on.
-fn parse_listeners(
-    raw: &mut Properties,
-    explicit_address: bool,
-    security: &SecuritySettings,
-) -> Result<cluster::ListenerSettings, ConfigError> {
-    let internal = raw.take("internalListenerName");
-    let Some(value) = raw.take("advertisedListeners") else {
-        return Ok(cluster::ListenerSettings::default());
-    };
-    let invalid = |allowed: String| ConfigError::InvalidValue {
-        key: "advertisedListeners".into(),
-        value: value.clone(),
-        allowed,
-    };
-    if explicit_address {
-        return Err(invalid(
-            "not together with advertisedAddress (the internal listener's host is the advertised address)".into(),
-        ));
-    }
-    cluster::parse_listeners(
-        &value,
-        internal.as_deref(),
-        security.broker_port.is_some(),
-        security.broker_port_tls.is_some(),
-    )
-    .map_err(|e| match e {
-        cluster::ListenerError::UnknownInternal { name } => ConfigError::InvalidValue {
-            key: "internalListenerName".into(),
-            value: name,
-            allowed: "one of the names in advertisedListeners".into(),
-        },
-        e => invalid(e.to_string()),
-    })
 }
 
 #[cfg(test)]
@@ -762,14 +434,14 @@ mod tests {
         let o = c.offload_target().unwrap();
         assert_eq!(
             o.location,
-            offload::Location::filesystem("/srv/tl/offloaded")
+            ::offload::Location::filesystem("/srv/tl/offloaded")
         );
         let (c, _) = load("managedLedgerOffloadDriver=none\n", &[]).unwrap();
         assert!(c.offload_target().is_none());
         let (c, _) = load("fileSystemURI=file:///mnt/tier\n", &[]).unwrap();
         assert_eq!(
             c.offload_target().unwrap().location,
-            offload::Location::filesystem("/mnt/tier")
+            ::offload::Location::filesystem("/mnt/tier")
         );
     }
 
@@ -782,7 +454,7 @@ mod tests {
         let o = c.offload_target().unwrap();
         assert_eq!(
             o.location,
-            offload::Location::s3_compatible("bucket1", "http://127.0.0.1:9000")
+            ::offload::Location::s3_compatible("bucket1", "http://127.0.0.1:9000")
         );
         assert_eq!(o.location.region_or_default(), "us-east-1");
         assert_eq!(o.credentials.role.as_deref(), Some("arn:r"));
@@ -844,11 +516,14 @@ mod tests {
         assert_eq!(s.request_timeout, std::time::Duration::from_millis(1500));
         assert_eq!(s.operation_timeout, std::time::Duration::from_secs(4));
         assert_eq!(s.max_retries, 1);
-        assert_eq!(s.s3_payload_checksum, offload::S3PayloadChecksum::Crc64Nvme);
+        assert_eq!(
+            s.s3_payload_checksum,
+            ::offload::S3PayloadChecksum::Crc64Nvme
+        );
         let (c, _) = load("", &[]).unwrap();
         assert_eq!(
             c.object_store_client.s3_payload_checksum,
-            offload::S3PayloadChecksum::Crc32c
+            ::offload::S3PayloadChecksum::Crc32c
         );
         let e = load("s3ManagedLedgerOffloadPayloadChecksum=md5\n", &[])
             .unwrap_err()
