@@ -15,9 +15,7 @@ use crate::error::{HotTierError, Result};
 use crate::files::{self, LedgerFileKind};
 use crate::format::{FOOTER_TRAILER_LEN, decode_footer_offsets, decode_footer_trailer};
 use crate::journal::{CommitStats, Journal, JournalOptions, Position};
-use crate::read::{
-    EntryIndex, check_range, read_exact_into, read_range, read_range_mapped, read_range_with,
-};
+use crate::read::{EntryIndex, check_range, read_exact_into, read_range, read_range_with};
 use crate::read_ahead::{ReadAhead, WindowRead};
 use crate::writer::{LedgerWriter, OpenLedger, SealedLedger};
 
@@ -425,9 +423,7 @@ impl LedgerStore {
         let h = Arc::clone(h);
         Some(WindowRead {
             last: end,
-            read: Box::new(move || {
-                read_range_mapped(id, &h.file, &h.path, &h.index, from, end, window)
-            }),
+            read: Box::new(move || read_range(id, &h.file, &h.path, &h.index, from, end, window)),
         })
     }
 

@@ -131,9 +131,10 @@ async fn a_corrupt_entry_is_never_read_ahead_and_its_read_fails() {
     assert_eq!(store.read(4, 3, 9, usize::MAX).unwrap().len(), 7);
 }
 
-/// Read-ahead windows map the file (see the hot tier's `mapped` module): a window that reaches
-/// past the file's end — a sealed file truncated under the store — must fail as a read, not end
-/// the process with `SIGBUS` when its checksums are computed.
+/// A read-ahead window that reaches past a sealed file's end (the file truncated under the
+/// store) fails as a read and is not kept; the entries before it are still served. (Had the
+/// window been read through a mapping without populating it first, this test would die of
+/// `SIGBUS`: it was written for that, see docs/benchmarks.md's catch-up section.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_past_a_truncated_files_end_fails_as_a_read_would() {
     let dir = tempfile::tempdir().unwrap();
