@@ -60,7 +60,7 @@ impl Scrape {
     /// A gauge family per `(name, help, value)` of `table`, with a sample per row.
     fn gauges<R>(&mut self, rows: &BTreeMap<Labels, R>, table: &[GaugeDef<R>]) {
         for (name, help, value) in table {
-            self.gauge(name, help, rows.iter().map(|(l, r)| (l.clone(), value(r))));
+            self.gauge(name, help, column(rows, value));
         }
     }
 
@@ -106,6 +106,11 @@ impl prometheus_client::encoding::EncodeMetric for Histograms {
     fn metric_type(&self) -> prometheus_client::metrics::MetricType {
         prometheus_client::metrics::MetricType::Histogram
     }
+}
+
+/// One value per row of `rows`, under the row's labels.
+fn column<R, T>(rows: &BTreeMap<Labels, R>, value: impl Fn(&R) -> T) -> Vec<(Labels, T)> {
+    rows.iter().map(|(l, r)| (l.clone(), value(r))).collect()
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {

@@ -8,7 +8,7 @@ use broker::rates::WRITE_LATENCY_BOUNDS_MS;
 use broker::stats::TopicStats;
 use protocol::TopicName;
 
-use super::{GaugeDef, Histograms, Labels, Scrape, labels};
+use super::{GaugeDef, Histograms, Labels, Scrape, column, labels};
 
 /// One row of topic metrics: a topic, or a namespace's topics summed.
 #[derive(Default, Clone)]
@@ -188,9 +188,7 @@ pub(super) fn topic_families(
         };
         rows.entry(key).or_default().add(stats);
     }
-    let c = |f: fn(&Row) -> u64| -> Vec<(Labels, u64)> {
-        rows.iter().map(|(l, r)| (l.clone(), f(r))).collect()
-    };
+    let c = |f: fn(&Row) -> u64| column(&rows, f);
     if !per_topic {
         s.gauges(
             &rows,
@@ -210,9 +208,7 @@ pub(super) fn topic_families(
         s.gauge(
             &format!("pulsar_storage_write_latency_{suffix}"),
             "Entries of the last stats interval that became durable within this latency.",
-            rows.iter()
-                .map(|(l, r)| (l.clone(), r.latency[i] as f64))
-                .collect::<Vec<_>>(),
+            column(&rows, |r| r.latency[i] as f64),
         );
     }
     s.gauges(
@@ -460,36 +456,28 @@ pub(super) fn offloader_families(
         ),
     ];
     for (name, help, pick) in latencies {
-        let h = Histograms(rows.iter().map(|(l, r)| (l.clone(), pick(&r.2))).collect());
+        let h = Histograms(column(&rows, |r| pick(&r.2)));
         s.register(name, help, h);
     }
     s.gauge(
         "brk_ledgeroffloader_offload_rate",
         "Bytes per second offloaded over the last stats interval.",
-        rows.iter()
-            .map(|(l, r)| (l.clone(), r.0))
-            .collect::<Vec<_>>(),
+        column(&rows, |r| r.0),
     );
     s.gauge(
         "brk_ledgeroffloader_read_offload_rate",
         "Bytes per second read from tiered storage over the last stats interval.",
-        rows.iter()
-            .map(|(l, r)| (l.clone(), r.1))
-            .collect::<Vec<_>>(),
+        column(&rows, |r| r.1),
     );
     s.counter(
         "brk_ledgeroffloader_offload_error",
         "Offloads of a ledger that failed.",
-        rows.iter()
-            .map(|(l, r)| (l.clone(), r.2.offload_errors))
-            .collect::<Vec<_>>(),
+        column(&rows, |r| r.2.offload_errors),
     );
     s.counter(
         "brk_ledgeroffloader_read_offload_error",
         "Reads of offloaded ledgers the tier failed (served from the hot copy or retried).",
-        rows.iter()
-            .map(|(l, r)| (l.clone(), r.3))
-            .collect::<Vec<_>>(),
+        column(&rows, |r| r.3),
     );
     s.counter(
         "brk_ledgeroffloader_delete_offload_ops",
@@ -507,22 +495,16 @@ pub(super) fn offloader_families(
     s.counter(
         "tierlog_offloaded_bytes",
         "Bytes of ledgers offloaded since the topic loaded.",
-        rows.iter()
-            .map(|(l, r)| (l.clone(), r.2.offloaded_bytes))
-            .collect::<Vec<_>>(),
+        column(&rows, |r| r.2.offloaded_bytes),
     );
     s.counter(
         "tierlog_tier_read_entries",
         "Entries read from tiered storage since the topic loaded.",
-        rows.iter()
-            .map(|(l, r)| (l.clone(), r.2.tier_read_entries))
-            .collect::<Vec<_>>(),
+        column(&rows, |r| r.2.tier_read_entries),
     );
     s.counter(
         "tierlog_tier_read_bytes",
         "Bytes read from tiered storage since the topic loaded.",
-        rows.iter()
-            .map(|(l, r)| (l.clone(), r.2.tier_read_bytes))
-            .collect::<Vec<_>>(),
+        column(&rows, |r| r.2.tier_read_bytes),
     );
 }
