@@ -22,6 +22,7 @@ pub mod error;
 mod files;
 pub mod format;
 mod journal;
+mod mapped;
 mod read;
 mod read_ahead;
 pub mod recovery;

@@ -6,9 +6,11 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::deleter::MappedFiles;
 use crate::error::{HotTierError, Result};
 use crate::format::{RECORD_HEADER_LEN, decode_record_header};
 
@@ -144,13 +146,56 @@ pub fn read_range_with(
             detail: format!("read {} bytes of a {len}-byte span", buf.len()),
         });
     }
-    let buf = Bytes::from(buf);
+    split_records(ledger_id, index, first_i, last_i, Bytes::from(buf))
+}
 
+/// [`read_range`] of a sealed ledger's file with its records mapped rather than copied (see
+/// [`crate::mapped`]), the mapping pinned in `mapped`; read with `pread` when the kernel will
+/// not map them or the file is being freed.
+#[allow(clippy::too_many_arguments)] // read_range's seven, and where to pin
+pub(crate) fn read_range_mapped(
+    mapped: &Arc<MappedFiles>,
+    ledger_id: u64,
+    file: &File,
+    path: &Path,
+    index: &EntryIndex,
+    first: u64,
+    last: u64,
+    max_bytes: usize,
+) -> Result<Vec<Bytes>> {
+    check_range(ledger_id, index, first, last)?;
+    let first_i = first as usize;
+    let last_i = index.read_end(first, last, max_bytes) as usize;
+    let start = index.offsets[first_i];
+    let len =
+        usize::try_from(index.record_end(last_i) - start).map_err(|_| HotTierError::Corrupt {
+            ledger_id,
+            detail: "record span does not fit in memory".into(),
+        })?;
+    let Some(pin) = mapped.pin(path) else {
+        return read_range(ledger_id, file, path, index, first, last, max_bytes);
+    };
+    match crate::mapped::map_populated(file, path, start, len, pin)? {
+        Some(records) => split_records(ledger_id, index, first_i, last_i, records),
+        None => read_range(ledger_id, file, path, index, first, last, max_bytes),
+    }
+}
+
+/// Splits `records`, those of entries `first_i..=last_i`, into the entries' payloads, each
+/// checked against its record's CRC and entry id.
+fn split_records(
+    ledger_id: u64,
+    index: &EntryIndex,
+    first_i: usize,
+    last_i: usize,
+    records: Bytes,
+) -> Result<Vec<Bytes>> {
+    let start = index.offsets[first_i];
     let mut out = Vec::with_capacity(last_i - first_i + 1);
     for entry in first_i..=last_i {
         let rel = (index.offsets[entry] - start) as usize;
         let rel_end = (index.record_end(entry) - start) as usize;
-        let record = &buf[rel..rel_end];
+        let record = &records[rel..rel_end];
         let entry_id = entry as u64;
         let header: &[u8; RECORD_HEADER_LEN] = record
             .get(..RECORD_HEADER_LEN)
@@ -160,7 +205,7 @@ pub fn read_range_with(
                 entry_id,
             })?;
         let header = decode_record_header(header);
-        let payload = buf.slice(rel + RECORD_HEADER_LEN..rel_end);
+        let payload = records.slice(rel + RECORD_HEADER_LEN..rel_end);
         if header.entry_id != entry_id || !header.matches(&payload) {
             return Err(HotTierError::ChecksumMismatch {
                 ledger_id,

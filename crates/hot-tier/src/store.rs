@@ -15,7 +15,9 @@ use crate::error::{HotTierError, Result};
 use crate::files::{self, LedgerFileKind};
 use crate::format::{FOOTER_TRAILER_LEN, decode_footer_offsets, decode_footer_trailer};
 use crate::journal::{CommitStats, Journal, JournalOptions, Position};
-use crate::read::{EntryIndex, check_range, read_exact_into, read_range, read_range_with};
+use crate::read::{
+    EntryIndex, check_range, read_exact_into, read_range, read_range_mapped, read_range_with,
+};
 use crate::read_ahead::{ReadAhead, WindowRead};
 use crate::writer::{LedgerWriter, OpenLedger, SealedLedger};
 
@@ -421,9 +423,12 @@ impl LedgerStore {
         let window = self.inner.options.read_ahead_window_bytes.max(1);
         let end = h.index.read_end(from, last, window);
         let h = Arc::clone(h);
+        let mapped = Arc::clone(self.inner.deleter.mapped_files());
         Some(WindowRead {
             last: end,
-            read: Box::new(move || read_range(id, &h.file, &h.path, &h.index, from, end, window)),
+            read: Box::new(move || {
+                read_range_mapped(&mapped, id, &h.file, &h.path, &h.index, from, end, window)
+            }),
         })
     }
 

@@ -131,10 +131,10 @@ async fn a_corrupt_entry_is_never_read_ahead_and_its_read_fails() {
     assert_eq!(store.read(4, 3, 9, usize::MAX).unwrap().len(), 7);
 }
 
-/// A read-ahead window that reaches past a sealed file's end (the file truncated under the
-/// store) fails as a read and is not kept; the entries before it are still served. (Had the
-/// window been read through a mapping without populating it first, this test would die of
-/// `SIGBUS`: it was written for that, see docs/benchmarks.md's catch-up section.)
+/// Read-ahead windows map the file (see the hot tier's `mapped` module): a window that reaches
+/// past the file's end — a sealed file truncated under the store — fails as a read and is not
+/// kept, and does not end the process with `SIGBUS` when its checksums are computed; the entries
+/// before it are still served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_past_a_truncated_files_end_fails_as_a_read_would() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,6 +165,49 @@ async fn a_window_past_a_truncated_files_end_fails_as_a_read_would() {
         store.read(5, 4, 4, usize::MAX),
         Err(HotTierError::Io { .. })
     ));
+}
+
+/// Entries read ahead (through a mapping) and still held — queued on a stalled consumer's
+/// connection, say — keep their bytes when their ledger is deleted: the deleter does not shorten
+/// a file while a window of it is mapped, and frees it once the last one is dropped. Without
+/// that, the file is shortened after the deleter's 2 s grace and touching the held bytes (as a
+/// TLS connection encrypting them would) ends the process with `SIGBUS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_held_across_their_ledgers_deletion_keep_their_bytes_until_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LedgerStore::open(dir.path(), small_read_ahead()).unwrap();
+    sealed_kib_ledger(&store, 6, 20).await;
+    // A handle of our own, to watch the deleted file's length.
+    let file = std::fs::File::open(ledger_file(dir.path(), 6, "sealed")).unwrap();
+    let len = file.metadata().unwrap().len();
+    assert_eq!(store.read(6, 0, 0, usize::MAX).unwrap(), vec![kib_entry(0)]);
+    let held = read_ahead_of(&store, 6, 1)
+        .await
+        .expect("entry 1 read ahead");
+    let store_ = store.clone();
+    tokio::task::spawn_blocking(move || store_.delete_ledger(6))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!ledger_file(dir.path(), 6, "sealed").exists());
+    // Past the deleter's grace (2 s) and several of its looks at the pinned file.
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    assert_eq!(
+        file.metadata().unwrap().len(),
+        len,
+        "the file was shortened under a mapped window"
+    );
+    assert_eq!(held, vec![kib_entry(1)], "the held entry's bytes changed");
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while file.metadata().unwrap().len() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file was not freed once its windows were dropped ({} bytes left)",
+            file.metadata().unwrap().len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 mod read_ahead_property {
