@@ -80,6 +80,16 @@ impl FrameDecoder {
     /// Takes one frame off the front of `buf`, or returns `None` when more bytes are needed. An
     /// error means the stream can no longer be trusted: the connection should be closed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        self.decode_with_crc(buf, None)
+    }
+
+    /// [`FrameDecoder::decode`], with the CRC32C of the front frame's checksummed bytes already
+    /// computed while they arrived (see [`PayloadCrc`]); used only if it covers exactly them.
+    pub(crate) fn decode_with_crc(
+        &self,
+        buf: &mut BytesMut,
+        crc: Option<PayloadCrc>,
+    ) -> Result<Option<Frame>, FrameError> {
         if buf.len() < 4 {
             return Ok(None);
         }
@@ -97,12 +107,24 @@ impl FrameDecoder {
         }
         buf.advance(4);
         let frame = buf.split_to(total as usize).freeze();
-        decode_frame_body(frame).map(Some)
+        decode_frame_body_with(frame, crc).map(Some)
     }
 }
 
+/// The CRC32C of the bytes a payload's checksum covers (after the magic and the checksum, to the
+/// frame's end), and how many there were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PayloadCrc {
+    pub(crate) crc: u32,
+    pub(crate) len: usize,
+}
+
 /// Decodes `[commandSize][BaseCommand][payload section]` (everything after `totalSize`).
-pub fn decode_frame_body(mut frame: Bytes) -> Result<Frame, FrameError> {
+pub fn decode_frame_body(frame: Bytes) -> Result<Frame, FrameError> {
+    decode_frame_body_with(frame, None)
+}
+
+fn decode_frame_body_with(mut frame: Bytes, crc: Option<PayloadCrc>) -> Result<Frame, FrameError> {
     if frame.len() < 4 {
         return Err(FrameError::Malformed(format!(
             "frame of {} bytes has no command size",
@@ -123,7 +145,7 @@ pub fn decode_frame_body(mut frame: Bytes) -> Result<Frame, FrameError> {
             payload: None,
         });
     }
-    match split_payload(frame) {
+    match split_payload(frame, crc) {
         Ok(payload) => Ok(Frame {
             command,
             payload: Some(payload),
@@ -142,7 +164,7 @@ enum PayloadError {
     Checksum { expected: u32, actual: u32 },
 }
 
-fn split_payload(payload: Bytes) -> Result<Payload, PayloadError> {
+fn split_payload(payload: Bytes, crc: Option<PayloadCrc>) -> Result<Payload, PayloadError> {
     let malformed = |m: String| PayloadError::Frame(FrameError::Malformed(m));
     if payload.len() >= 2 && payload[..2] == MAGIC_BROKER_ENTRY_METADATA.to_be_bytes() {
         return Err(malformed(
@@ -154,7 +176,10 @@ fn split_payload(payload: Bytes) -> Result<Payload, PayloadError> {
             return Err(malformed("payload ends inside its checksum".into()));
         }
         let expected = u32::from_be_bytes([payload[2], payload[3], payload[4], payload[5]]);
-        let actual = crc_fast::crc32_iscsi(&payload[6..]);
+        let actual = match crc {
+            Some(c) if c.len == payload.len() - 6 => c.crc,
+            _ => crc_fast::crc32_iscsi(&payload[6..]),
+        };
         if expected != actual {
             return Err(PayloadError::Checksum { expected, actual });
         }

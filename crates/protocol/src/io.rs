@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::frame::{Frame, FrameDecoder, FrameError, OutFrame};
+use crate::frame::{Frame, FrameDecoder, FrameError, MAGIC_CRC32C, OutFrame, PayloadCrc};
 
 /// Why reading the next frame failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,20 @@ pub struct FrameReader<R> {
     reserve_announced: bool,
     /// The size of the frame read last.
     last_frame_len: usize,
+    /// The checksum of the large frame being received, as far as it has arrived.
+    running_crc: Option<RunningCrc>,
+}
+
+/// The CRC32C of a large frame's checksummed bytes (from `from` to the frame's end), computed as
+/// they arrive: a reserving reader (a client's) checks a large frame's checksum piece by piece
+/// while the rest is on its way, so that when the frame is complete only its last piece is
+/// left to check. One CRC of a 1 MB entry is ~50 µs on this machine, and a catch-up consumer
+/// asks for its next entry only once it holds the current one, checked.
+struct RunningCrc {
+    /// Offsets in the reader's buffer, whose front is the frame's first byte.
+    from: usize,
+    upto: usize,
+    digest: crc_fast::Digest,
 }
 
 /// The most a reader adds to its buffer in one read.
@@ -111,6 +125,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             held: 0,
             reserve_announced: false,
             last_frame_len: 0,
+            running_crc: None,
         }
     }
 
@@ -155,10 +170,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub async fn next(&mut self) -> Result<Option<Frame>, ReadError> {
         loop {
             let before = self.buf.len();
-            let decoded = self.decoder.decode(&mut self.buf);
+            let crc = self.check_arrived();
+            let decoded = self.decoder.decode_with_crc(&mut self.buf, crc);
             self.account();
             if let Some(frame) = decoded? {
                 self.last_frame_len = before - self.buf.len();
+                self.running_crc = None;
                 return Ok(Some(frame));
             }
             if let Some(b) = &self.budget {
@@ -213,6 +230,44 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 };
             }
         }
+    }
+}
+
+impl<R> FrameReader<R> {
+    /// Adds what has arrived of the front frame, if it is large and has a checksum, to its
+    /// running CRC; the CRC of all its checksummed bytes once the frame is complete.
+    fn check_arrived(&mut self) -> Option<PayloadCrc> {
+        if !self.reserve_announced {
+            return None;
+        }
+        let total = FrameDecoder::announced(&self.buf)?;
+        if total < READ_CHUNK {
+            return None;
+        }
+        if self.running_crc.is_none() {
+            // [totalSize][commandSize][command][magic][checksum][checksummed bytes…]
+            let cmd_size: [u8; 4] = self.buf.get(4..8)?.try_into().ok()?;
+            let at = 8usize.checked_add(u32::from_be_bytes(cmd_size) as usize)?;
+            if self.buf.get(at..at.checked_add(2)?)? != MAGIC_CRC32C.to_be_bytes() {
+                return None;
+            }
+            let from = at.checked_add(6)?;
+            self.running_crc = Some(RunningCrc {
+                from,
+                upto: from,
+                digest: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi),
+            });
+        }
+        let r = self.running_crc.as_mut()?;
+        let arrived = self.buf.len().min(total);
+        if let Some(new) = self.buf.get(r.upto..arrived) {
+            r.digest.update(new);
+            r.upto = arrived;
+        }
+        (r.upto == total).then(|| PayloadCrc {
+            crc: r.digest.finalize() as u32,
+            len: total - r.from,
+        })
     }
 }
 
@@ -498,6 +553,70 @@ mod tests {
         let last = reader.next().await.unwrap().expect("the small frame");
         assert!(last.payload.is_none());
         assert!(reader.next().await.unwrap().is_none());
+    }
+
+    /// A MESSAGE frame of an entry of `len` bytes of `fill`, with its checksum.
+    fn large_message(fill: u8, len: usize) -> Bytes {
+        let entry = crate::entry::encode_entry(&Default::default(), &vec![fill; len]);
+        crate::frame::encode_message(&commands::ping(), &entry)
+    }
+
+    /// A reserving reader checks a large frame's checksum as its pieces arrive: the frames come
+    /// whole and equal whatever the pieces, and a byte changed anywhere in the checked bytes —
+    /// the first, the middle, the last — still fails the frame's checksum.
+    #[tokio::test]
+    async fn a_large_frames_checksum_is_checked_as_it_arrives_and_still_catches_any_change() {
+        let frames: Vec<Bytes> = (0..3u8)
+            .map(|i| large_message(i, (1 << 20) + 7 * usize::from(i)))
+            .collect();
+        let (mut a, b) = tokio::io::duplex(64 << 10);
+        let sent = frames.clone();
+        let writer = tokio::spawn(async move {
+            for f in &sent {
+                a.write_all(f).await.unwrap();
+            }
+        });
+        let mut reader = FrameReader::new(b, FrameDecoder::new(4 << 20)).reserving_announced();
+        for (i, f) in frames.iter().enumerate() {
+            let got = reader.next().await.unwrap().expect("a frame");
+            let entry = got.payload.expect("a payload").entry;
+            assert_eq!(entry[..], f[f.len() - entry.len()..], "frame {i}");
+        }
+        writer.await.unwrap();
+
+        let frame = large_message(9, 1 << 20);
+        // Offset of the first checked byte: size fields, the command, magic and checksum.
+        let cmd_size = u32::from_be_bytes(frame[4..8].try_into().unwrap()) as usize;
+        let first = 8 + cmd_size + 6;
+        for at in [first, (first + frame.len()) / 2, frame.len() - 1] {
+            let mut bad = frame.to_vec();
+            bad[at] ^= 0x20;
+            let (mut a, b) = tokio::io::duplex(64 << 10);
+            let mut reader = FrameReader::new(b, FrameDecoder::new(4 << 20)).reserving_announced();
+            // Half the frame first: its checksum is under way before the rest arrives.
+            let half = bad[..bad.len() / 2].to_vec();
+            let rest = bad[bad.len() / 2..].to_vec();
+            let (go_on, wait) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                a.write_all(&half).await.unwrap();
+                let _ = wait.await;
+                a.write_all(&rest).await.unwrap();
+            });
+            let waited =
+                tokio::time::timeout(std::time::Duration::from_millis(300), reader.next()).await;
+            assert!(waited.is_err(), "half a frame is no frame");
+            let running = reader.running_crc.as_ref().expect("a checksum under way");
+            assert!(running.upto > running.from, "nothing checked as it arrived");
+            go_on.send(()).unwrap();
+            assert!(
+                matches!(
+                    reader.next().await,
+                    Err(ReadError::Frame(FrameError::Checksum { .. }))
+                ),
+                "byte {at} of {} changed, and the frame was taken",
+                bad.len()
+            );
+        }
     }
 
     #[tokio::test]
