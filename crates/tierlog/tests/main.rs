@@ -36,6 +36,7 @@ mod perf_tool;
 mod pre_connect;
 mod schemas;
 mod security;
+mod stalled_consumer;
 mod standalone;
 mod subscription_admin;
 mod tier_read_failures;
