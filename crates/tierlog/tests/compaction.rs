@@ -33,12 +33,7 @@ fn compaction_reads_offloaded_ledgers_and_read_compacted_readers_get_the_latest_
     let dir = tempfile::tempdir().unwrap();
     let b = common::start(dir.path(), &env());
     client(&b, "produce");
-    common::admin_ok(&b, &["topics", "offload", "--size-threshold", "0", TOPIC]);
-    let status = common::admin_ok(&b, &["topics", "offload-status", "-w", TOPIC]);
-    assert!(
-        status.trim_end().ends_with("Offload was a success"),
-        "{status}"
-    );
+    common::offload_now(&b, TOPIC);
     common::wait_for_no_hot_sealed_ledger(dir.path());
     // The compacted ledger is offloaded as the namespace's threshold says (0: at once).
     common::admin_ok(

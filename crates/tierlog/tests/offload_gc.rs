@@ -126,12 +126,7 @@ async fn orphans_past_the_grace_period_go_and_everything_referenced_young_or_for
     drop(c);
     b.stop("TERM");
     let b = common::start(dir.path(), &env);
-    common::admin_ok(&b, &["topics", "offload", "--size-threshold", "0", TOPIC]);
-    let status = common::admin_ok(&b, &["topics", "offload-status", "-w", TOPIC]);
-    assert!(
-        status.trim_end().ends_with("Offload was a success"),
-        "{status}"
-    );
+    common::offload_now(&b, TOPIC);
     common::wait_for_no_hot_sealed_ledger(dir.path());
     b.stop("TERM");
     let referenced = moto.list_keys("orphans");

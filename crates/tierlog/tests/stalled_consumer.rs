@@ -82,12 +82,7 @@ fn a_stalled_tls_consumer_gets_every_message_after_the_hot_copies_it_was_reading
     std::thread::sleep(Duration::from_millis(20));
     signal(consumer.id(), "STOP");
 
-    common::admin_ok(&b, &["topics", "offload", "--size-threshold", "0", TOPIC]);
-    let status = common::admin_ok(&b, &["topics", "offload-status", "-w", TOPIC]);
-    assert!(
-        status.trim_end().ends_with("Offload was a success"),
-        "{status}"
-    );
+    common::offload_now(&b, TOPIC);
     common::wait_for_no_hot_sealed_ledger(dir.path());
     // Past the deleter's grace (2 s) and several of its looks at the pinned files.
     std::thread::sleep(Duration::from_secs(4));

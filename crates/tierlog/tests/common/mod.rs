@@ -272,6 +272,17 @@ pub async fn receive_until_quiet_with(
     out
 }
 
+/// Offloads every sealed ledger of `topic` (`topics offload --size-threshold 0`) and waits
+/// until the offload succeeded.
+pub fn offload_now(b: &Standalone, topic: &str) {
+    admin_ok(b, &["topics", "offload", "--size-threshold", "0", topic]);
+    let status = admin_ok(b, &["topics", "offload-status", "-w", topic]);
+    assert!(
+        status.trim_end().ends_with("Offload was a success"),
+        "{status}"
+    );
+}
+
 /// Waits (up to 30 s) until no sealed ledger has a hot copy left (all offloaded, deletion
 /// lag 0).
 pub fn wait_for_no_hot_sealed_ledger(dir: &std::path::Path) {
