@@ -66,13 +66,19 @@ impl Flusher<'_> {
             }
         }
         let mut p = shared.lock_pending();
-        while p.ledgers.is_empty() && p.seals.is_empty() && !p.closed {
+        while p.is_empty() && !p.closed {
             p = shared.wake.wait(p).unwrap_or_else(|e| e.into_inner());
         }
-        if p.ledgers.is_empty() && p.seals.is_empty() {
+        if p.is_empty() {
             return None;
         }
-        Some((std::mem::take(&mut p.ledgers), std::mem::take(&mut p.seals)))
+        // The next round likely carries as many ledgers: sized now, appends do not rehash it
+        // while they hold the lock.
+        let ledgers = HashMap::with_capacity(p.ledgers.len());
+        Some((
+            std::mem::replace(&mut p.ledgers, ledgers),
+            std::mem::take(&mut p.seals),
+        ))
     }
 
     /// Fails the batches of failed ledgers and splits the rest into (journaled, direct).
