@@ -498,6 +498,7 @@ def topic_counts(report):
     """The same load over more topics: one journal serves every open ledger of the broker."""
     secs = os.environ.get("TIERLOG_BENCH_TOPICS_SECS", "20")
     one = None
+    per_topic = {}
     for n in (1, 100, 1000, 10000):
         drop_caches()
         b = Broker(os.path.join(WORK, f"topics-{n}"))
@@ -507,6 +508,7 @@ def topic_counts(report):
                  "--max-pending", str(max(1, 10000 // n)), "--test-duration", secs, "spread")
         mbs = p["mbytePerSec"] * 1.048576
         one = one or mbs
+        per_topic[n] = mbs
         threads = len(os.listdir(f"/proc/{b.proc.pid}/task"))
         s = (f"produce 1 KiB at max rate to {n:>5} topics: {mbs:8.1f} MB/s, "
              f"{mbs / one:.2f} of 1 topic, publish p99 {p['latencyMs']['p99']:.1f} ms, "
@@ -515,6 +517,24 @@ def topic_counts(report):
         report.append(s)
         b.stop()
         shutil.rmtree(os.path.join(WORK, f"topics-{n}"), ignore_errors=True)
+    # The same comparison at the same entry shape: with one message in flight per topic, every
+    # entry at 10 000 topics holds one message, so one topic sending one message per entry
+    # (batching off, the same 10 000 in flight) shows what the number of topics itself costs.
+    drop_caches()
+    b = Broker(os.path.join(WORK, "topics-unbatched"))
+    p = perf("produce", "-u", b.url(), "-r", "0", "-s", "1024", "-d", "--max-pending", "10000",
+             "--test-duration", secs, "unbatched")
+    mbs = p["mbytePerSec"] * 1.048576
+    s = (f"produce 1 KiB at max rate to     1 topic, one message per entry: {mbs:8.1f} MB/s; "
+         f"1000 topics {per_topic[1000] / mbs:.2f} and 10000 topics {per_topic[10000] / mbs:.2f} "
+         f"of it")
+    print(s, flush=True)
+    report.append(s)
+    b.stop()
+    shutil.rmtree(os.path.join(WORK, "topics-unbatched"), ignore_errors=True)
+    # Synced like the runs above: the 10 000-topic run's deletion (and a build just before)
+    # leave the file system dirty, and the checkpoint's syncfs would wait for all of it.
+    drop_caches()
     b = Broker(os.path.join(WORK, "topics-latency"))
     lat = perf("produce", "-u", b.url(), "-r", "1000", "-s", "2048", "-t", "1000",
                "--test-duration", str(LATENCY_SECS), "spread")
