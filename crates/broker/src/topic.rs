@@ -359,8 +359,8 @@ impl Topic {
         p.admit(key, entry, request)
     }
 
-    /// Whether the producer may send: attached, not waiting for exclusive access nor fenced out.
-    /// The counters of producer `key` if it is attached (its SENDs are stored only then).
+    /// The counters of producer `key` if it is attached: admitted, not waiting for exclusive
+    /// access (its SENDs are stored only then).
     pub(crate) fn attached_producer(
         &self,
         key: (u64, u64),
