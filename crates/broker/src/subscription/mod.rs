@@ -246,19 +246,8 @@ impl State {
 
     /// Takes a delivery out of the tracking (acknowledged, or returned for redelivery).
     fn untrack(&mut self, p: Position) {
-        let Some((key, count)) = self.pending.remove(&p) else {
-            return;
-        };
-        let limits = self.limits;
-        self.unacked = self.unacked.saturating_sub(u64::from(count));
-        if below_half(self.unacked, limits.per_subscription) {
-            self.blocked = false;
-        }
-        if let Some(c) = self.consumers.iter_mut().find(|c| c.spec.key == key) {
-            c.unacked = c.unacked.saturating_sub(u64::from(count));
-            if below_half(c.unacked, limits.per_consumer) {
-                c.blocked = false;
-            }
+        if let Some((key, count)) = self.pending.remove(&p) {
+            self.release(key, count);
         }
     }
 
@@ -271,13 +260,19 @@ impl State {
         let acked = acked.min(*count);
         *count -= acked;
         let key = *key;
+        self.release(key, acked);
+    }
+
+    /// `messages` held by consumer `key` are no longer unacknowledged: the subscription and the
+    /// consumer count them off, and deliver again once below half their limit.
+    fn release(&mut self, key: ConsumerKey, messages: u32) {
         let limits = self.limits;
-        self.unacked = self.unacked.saturating_sub(u64::from(acked));
+        self.unacked = self.unacked.saturating_sub(u64::from(messages));
         if below_half(self.unacked, limits.per_subscription) {
             self.blocked = false;
         }
         if let Some(c) = self.consumers.iter_mut().find(|c| c.spec.key == key) {
-            c.unacked = c.unacked.saturating_sub(u64::from(acked));
+            c.unacked = c.unacked.saturating_sub(u64::from(messages));
             if below_half(c.unacked, limits.per_consumer) {
                 c.blocked = false;
             }
