@@ -212,11 +212,11 @@ impl Conn {
                     self.client_version = c.client_version.clone();
                     tracing::debug!(conn = self.id, peer = %self.peer, client = %c.client_version, version = self.protocol_version, role = ?self.role.as_ref().map(Role::as_str), "connected");
                     self.send(BaseCommand {
-                        connected: Some(pb::CommandConnected {
+                        connected: Some(Box::new(pb::CommandConnected {
                             server_version: self.svc.config.server_version.clone(),
                             protocol_version: Some(self.protocol_version),
                             max_message_size: Some(self.svc.config.max_message_size as i32),
-                        }),
+                        })),
                         ..commands::base(Type::Connected)
                     });
                     Ok(())
@@ -226,7 +226,7 @@ impl Conn {
         }
         macro_rules! body {
             ($field:ident) => {
-                cmd.$field.ok_or_else(|| {
+                *cmd.$field.ok_or_else(|| {
                     Close(format!("{ty:?} without its {} body", stringify!($field)))
                 })?
             };
@@ -282,7 +282,7 @@ impl Conn {
                 };
                 match listed {
                     Ok(topics) => self.send(BaseCommand {
-                        get_topics_of_namespace_response: Some(
+                        get_topics_of_namespace_response: Some(Box::new(
                             pb::CommandGetTopicsOfNamespaceResponse {
                                 request_id: c.request_id,
                                 // System topics (`__…`) are not listed, as in Pulsar.
@@ -295,7 +295,7 @@ impl Conn {
                                 topics_hash: None,
                                 changed: Some(true),
                             },
-                        ),
+                        )),
                         ..commands::base(Type::GetTopicsOfNamespaceResponse)
                     }),
                     Err(e) => self.fail(c.request_id, &e),
@@ -415,12 +415,12 @@ impl Conn {
                 }
                 Err(e) => {
                     self.send(BaseCommand {
-                        get_schema_response: Some(pb::CommandGetSchemaResponse {
+                        get_schema_response: Some(Box::new(pb::CommandGetSchemaResponse {
                             request_id: c.request_id,
                             error_code: Some(e.server_error() as i32),
                             error_message: Some(e.to_string()),
                             ..Default::default()
-                        }),
+                        })),
                         ..commands::base(Type::GetSchemaResponse)
                     });
                     return;
@@ -444,7 +444,7 @@ impl Conn {
             },
         };
         self.send(BaseCommand {
-            get_schema_response: Some(resp),
+            get_schema_response: Some(Box::new(resp)),
             ..commands::base(Type::GetSchemaResponse)
         });
     }

@@ -300,14 +300,14 @@ impl Producers {
             match self.grant(w.key, w.entry, w.request.epoch) {
                 Ok(Admitted::Ready { epoch }) => {
                     let _ = outbox.send(encode_command(&BaseCommand {
-                        producer_success: Some(pb::CommandProducerSuccess {
+                        producer_success: Some(Box::new(pb::CommandProducerSuccess {
                             request_id: w.request.request_id,
                             producer_name: name,
                             last_sequence_id: Some(-1),
                             schema_version: w.request.schema_version,
                             topic_epoch: epoch,
                             producer_ready: Some(true),
-                        }),
+                        })),
                         ..commands::base(Type::ProducerSuccess)
                     }));
                 }

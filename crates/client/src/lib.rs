@@ -210,13 +210,13 @@ impl Connection {
             r.consumers.clear();
         });
         let _ = out.send(encode_command(&BaseCommand {
-            connect: Some(pb::CommandConnect {
+            connect: Some(Box::new(pb::CommandConnect {
                 client_version: format!("tierlog-perf-{}", env!("CARGO_PKG_VERSION")),
                 protocol_version: Some(protocol::SERVER_PROTOCOL_VERSION),
                 auth_method_name: options.auth.as_ref().map(|a| a.method.clone()),
                 auth_data: options.auth.as_ref().map(|a| a.data.clone().into()),
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::Connect)
         }));
         connected_rx.await.map_err(|_| ClientError::Closed)??;
@@ -254,11 +254,11 @@ impl Connection {
             .request(
                 rid,
                 BaseCommand {
-                    partition_metadata: Some(pb::CommandPartitionedTopicMetadata {
+                    partition_metadata: Some(Box::new(pb::CommandPartitionedTopicMetadata {
                         topic: topic.to_string(),
                         request_id: rid,
                         ..Default::default()
-                    }),
+                    })),
                     ..commands::base(Type::PartitionedMetadata)
                 },
             )
@@ -285,12 +285,12 @@ impl Connection {
             .request(
                 rid,
                 BaseCommand {
-                    lookup_topic: Some(pb::CommandLookupTopic {
+                    lookup_topic: Some(Box::new(pb::CommandLookupTopic {
                         topic: topic.to_string(),
                         request_id: rid,
                         authoritative: Some(false),
                         ..Default::default()
-                    }),
+                    })),
                     ..commands::base(Type::Lookup)
                 },
             )
@@ -329,12 +329,12 @@ impl Connection {
             .request(
                 rid,
                 BaseCommand {
-                    producer: Some(pb::CommandProducer {
+                    producer: Some(Box::new(pb::CommandProducer {
                         topic: topic.to_string(),
                         producer_id: id,
                         request_id: rid,
                         ..Default::default()
-                    }),
+                    })),
                     ..commands::base(Type::Producer)
                 },
             )
@@ -370,7 +370,7 @@ impl Connection {
         self.request(
             rid,
             BaseCommand {
-                subscribe: Some(pb::CommandSubscribe {
+                subscribe: Some(Box::new(pb::CommandSubscribe {
                     topic: topic.to_string(),
                     subscription: subscription.to_string(),
                     sub_type,
@@ -378,7 +378,7 @@ impl Connection {
                     request_id: rid,
                     initial_position: Some(initial),
                     ..Default::default()
-                }),
+                })),
                 ..commands::base(Type::Subscribe)
             },
         )
@@ -521,12 +521,12 @@ impl Producer {
             }
         }
         let cmd = BaseCommand {
-            send: Some(pb::CommandSend {
+            send: Some(Box::new(pb::CommandSend {
                 producer_id: self.id,
                 sequence_id: seq,
                 num_messages: (payloads.len() > 1).then_some(payloads.len() as i32),
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::Send)
         };
         self.conn
@@ -552,10 +552,10 @@ impl Consumer {
         self.conn
             .out
             .send(encode_command(&BaseCommand {
-                flow: Some(pb::CommandFlow {
+                flow: Some(Box::new(pb::CommandFlow {
                     consumer_id: self.id,
                     message_permits: permits,
-                }),
+                })),
                 ..commands::base(Type::Flow)
             }))
             .map_err(|_| ClientError::Closed)
@@ -579,12 +579,12 @@ impl Consumer {
         self.conn
             .out
             .send(encode_command(&BaseCommand {
-                ack: Some(pb::CommandAck {
+                ack: Some(Box::new(pb::CommandAck {
                     consumer_id: self.id,
                     ack_type: ack_type as i32,
                     message_id: ids,
                     ..Default::default()
-                }),
+                })),
                 ..commands::base(Type::Ack)
             }))
             .map_err(|_| ClientError::Closed)

@@ -26,55 +26,55 @@ pub fn message_id(ledger_id: i64, entry_id: i64, partition: i32) -> MessageIdDat
 
 pub fn error(request_id: u64, error: ServerError, message: impl Into<String>) -> BaseCommand {
     BaseCommand {
-        error: Some(pb::CommandError {
+        error: Some(Box::new(pb::CommandError {
             request_id,
             error: error as i32,
             message: message.into(),
-        }),
+        })),
         ..base(Type::Error)
     }
 }
 
 pub fn success(request_id: u64) -> BaseCommand {
     BaseCommand {
-        success: Some(pb::CommandSuccess {
+        success: Some(Box::new(pb::CommandSuccess {
             request_id,
             schema: None,
-        }),
+        })),
         ..base(Type::Success)
     }
 }
 
 pub fn ping() -> BaseCommand {
     BaseCommand {
-        ping: Some(pb::CommandPing {}),
+        ping: Some(Box::new(pb::CommandPing {})),
         ..base(Type::Ping)
     }
 }
 
 pub fn pong() -> BaseCommand {
     BaseCommand {
-        pong: Some(pb::CommandPong {}),
+        pong: Some(Box::new(pb::CommandPong {})),
         ..base(Type::Pong)
     }
 }
 
 pub fn close_consumer(consumer_id: u64) -> BaseCommand {
     BaseCommand {
-        close_consumer: Some(pb::CommandCloseConsumer {
+        close_consumer: Some(Box::new(pb::CommandCloseConsumer {
             consumer_id,
             request_id: BROKER_REQUEST_ID,
-        }),
+        })),
         ..base(Type::CloseConsumer)
     }
 }
 
 pub fn close_producer(producer_id: u64) -> BaseCommand {
     BaseCommand {
-        close_producer: Some(pb::CommandCloseProducer {
+        close_producer: Some(Box::new(pb::CommandCloseProducer {
             producer_id,
             request_id: BROKER_REQUEST_ID,
-        }),
+        })),
         ..base(Type::CloseProducer)
     }
 }
@@ -86,12 +86,12 @@ pub fn send_error(
     message: impl Into<String>,
 ) -> BaseCommand {
     BaseCommand {
-        send_error: Some(pb::CommandSendError {
+        send_error: Some(Box::new(pb::CommandSendError {
             producer_id,
             sequence_id,
             error: error as i32,
             message: message.into(),
-        }),
+        })),
         ..base(Type::SendError)
     }
 }
@@ -106,13 +106,13 @@ pub fn message(
     ack_set: Vec<i64>,
 ) -> BaseCommand {
     BaseCommand {
-        message: Some(pb::CommandMessage {
+        message: Some(Box::new(pb::CommandMessage {
             consumer_id,
             message_id: id,
             redelivery_count: (redelivery_count > 0).then_some(redelivery_count),
             ack_set,
             ..Default::default()
-        }),
+        })),
         ..base(Type::Message)
     }
 }

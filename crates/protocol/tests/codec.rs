@@ -89,11 +89,11 @@ fn send_7() -> (BaseCommand, pb::MessageMetadata) {
         ..Default::default()
     };
     let cmd = BaseCommand {
-        send: Some(pb::CommandSend {
+        send: Some(Box::new(pb::CommandSend {
             producer_id: 3,
             sequence_id: 7,
             ..Default::default()
-        }),
+        })),
         ..commands::base(Type::Send)
     };
     (cmd, meta)
@@ -208,7 +208,7 @@ proptest! {
             ..Default::default()
         };
         let cmd = BaseCommand {
-            send: Some(pb::CommandSend { producer_id, sequence_id, ..Default::default() }),
+            send: Some(Box::new(pb::CommandSend { producer_id, sequence_id, ..Default::default() })),
             ..commands::base(Type::Send)
         };
         let bytes: Bytes = encode_send(&cmd, &meta, &payload);

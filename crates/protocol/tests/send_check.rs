@@ -13,12 +13,12 @@ const MAX: u32 = 5 * 1024 * 1024;
 
 fn send_cmd(num_messages: Option<i32>) -> BaseCommand {
     BaseCommand {
-        send: Some(pb::CommandSend {
+        send: Some(Box::new(pb::CommandSend {
             producer_id: 1,
             sequence_id: 0,
             num_messages,
             ..Default::default()
-        }),
+        })),
         ..commands::base(Type::Send)
     }
 }
@@ -45,7 +45,7 @@ fn roundtrip(
         .expect("decodes")
         .expect("whole frame");
     (
-        frame.command.send.expect("send"),
+        *frame.command.send.expect("send"),
         frame.payload.expect("payload"),
     )
 }

@@ -284,11 +284,11 @@ impl Raw {
             buf: BytesMut::new(),
         };
         r.send(&BaseCommand {
-            connect: Some(pb::CommandConnect {
+            connect: Some(Box::new(pb::CommandConnect {
                 client_version: "raw-test".into(),
                 protocol_version: Some(20),
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::Connect)
         });
         assert_eq!(r.recv().expect("CONNECTED").r#type, Type::Connected as i32);
@@ -316,12 +316,12 @@ impl Raw {
 
     fn create_producer(&mut self, topic: &str) {
         self.send(&BaseCommand {
-            producer: Some(pb::CommandProducer {
+            producer: Some(Box::new(pb::CommandProducer {
                 topic: topic.into(),
                 producer_id: 1,
                 request_id: 1,
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::Producer)
         });
         assert_eq!(self.recv().unwrap().r#type, Type::ProducerSuccess as i32);
@@ -340,11 +340,11 @@ impl Raw {
 
 fn send_command(seq: u64) -> BaseCommand {
     BaseCommand {
-        send: Some(pb::CommandSend {
+        send: Some(Box::new(pb::CommandSend {
             producer_id: 1,
             sequence_id: seq,
             ..Default::default()
-        }),
+        })),
         ..commands::base(Type::Send)
     }
 }
@@ -431,13 +431,13 @@ fn schemas_are_stored_and_returned_by_get_schema_after_a_restart() {
     };
     let mut raw = Raw::connect(broker.broker_port);
     raw.send(&BaseCommand {
-        producer: Some(pb::CommandProducer {
+        producer: Some(Box::new(pb::CommandProducer {
             topic: "persistent://public/default/orders-partition-1".into(),
             producer_id: 1,
             request_id: 1,
             schema: Some(schema.clone()),
             ..Default::default()
-        }),
+        })),
         ..commands::base(Type::Producer)
     });
     let ok = raw
@@ -452,11 +452,11 @@ fn schemas_are_stored_and_returned_by_get_schema_after_a_restart() {
     let broker = common::start(dir.path(), &[]);
     let mut raw = Raw::connect(broker.broker_port);
     let get = |topic: &str| BaseCommand {
-        get_schema: Some(pb::CommandGetSchema {
+        get_schema: Some(Box::new(pb::CommandGetSchema {
             request_id: 9,
             topic: topic.into(),
             schema_version: None,
-        }),
+        })),
         ..commands::base(Type::GetSchema)
     };
     // Partitions share their base topic's schema.

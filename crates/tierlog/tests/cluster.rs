@@ -257,7 +257,7 @@ async fn a_broker_paused_past_its_lease_acknowledges_nothing_more_and_registers_
         ..Default::default()
     };
     raw.write(&protocol::encode_command(&pb::BaseCommand {
-        lookup_topic: Some(lookup.clone()),
+        lookup_topic: Some(Box::new(lookup.clone())),
         ..protocol::commands::base(pb::base_command::Type::Lookup)
     }))
     .await;

@@ -22,16 +22,16 @@ fn listeners(port: u16) -> String {
 async fn lookup(port: u16, topic: &str, listener: Option<&str>) -> pb::CommandLookupTopicResponse {
     let mut raw = Raw::connect(port).await;
     raw.write(&protocol::encode_command(&pb::BaseCommand {
-        lookup_topic: Some(pb::CommandLookupTopic {
+        lookup_topic: Some(Box::new(pb::CommandLookupTopic {
             topic: topic.into(),
             request_id: 1,
             advertised_listener_name: listener.map(str::to_string),
             ..Default::default()
-        }),
+        })),
         ..protocol::commands::base(pb::base_command::Type::Lookup)
     }))
     .await;
-    raw.next()
+    *raw.next()
         .await
         .lookup_topic_response
         .expect("a LOOKUP_RESPONSE")

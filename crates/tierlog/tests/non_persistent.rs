@@ -12,12 +12,12 @@ use protocol::pb::command_get_topics_of_namespace::Mode;
 async fn topics_of(port: u16, mode: Mode) -> Vec<String> {
     let mut raw = Raw::connect(port).await;
     raw.write(&protocol::encode_command(&pb::BaseCommand {
-        get_topics_of_namespace: Some(pb::CommandGetTopicsOfNamespace {
+        get_topics_of_namespace: Some(Box::new(pb::CommandGetTopicsOfNamespace {
             request_id: 1,
             namespace: "public/default".into(),
             mode: Some(mode as i32),
             ..Default::default()
-        }),
+        })),
         ..protocol::commands::base(pb::base_command::Type::GetTopicsOfNamespace)
     }))
     .await;

@@ -14,11 +14,11 @@ use tokio::net::TcpStream;
 
 fn connect_frame() -> bytes::Bytes {
     encode_command(&BaseCommand {
-        connect: Some(pb::CommandConnect {
+        connect: Some(Box::new(pb::CommandConnect {
             client_version: "pre-connect-test".into(),
             protocol_version: Some(20),
             ..Default::default()
-        }),
+        })),
         ..commands::base(Type::Connect)
     })
 }

@@ -575,14 +575,14 @@ async fn expiring_tokens_are_challenged_and_refreshed_or_the_connection_closes()
         );
         let fresh = expiring(role, 3600);
         raw.write(&protocol::encode_command(&BaseCommand {
-            auth_response: Some(pb::CommandAuthResponse {
+            auth_response: Some(Box::new(pb::CommandAuthResponse {
                 client_version: Some("raw-test-client".into()),
                 response: Some(pb::AuthData {
                     auth_method_name: Some("token".into()),
                     auth_data: Some(fresh.into_bytes().into()),
                 }),
                 protocol_version: Some(20),
-            }),
+            })),
             ..protocol::commands::base(Type::AuthResponse)
         }))
         .await;

@@ -313,10 +313,10 @@ async fn a_terminated_topic_takes_no_more_messages_and_says_where_it_ends() {
     consumer.subscribe(topic, "reader", 1).await;
     consumer
         .write(&protocol::encode_command(&BaseCommand {
-            flow: Some(pb::CommandFlow {
+            flow: Some(Box::new(pb::CommandFlow {
                 consumer_id: 1,
                 message_permits: 100,
-            }),
+            })),
             ..protocol::commands::base(Type::Flow)
         }))
         .await;

@@ -77,14 +77,14 @@ impl Conn {
         }
         self.auth.challenged = true;
         self.send(BaseCommand {
-            auth_challenge: Some(pb::CommandAuthChallenge {
+            auth_challenge: Some(Box::new(pb::CommandAuthChallenge {
                 server_version: Some(self.svc.config.server_version.clone()),
                 challenge: Some(pb::AuthData {
                     auth_method_name: self.auth.method.clone(),
                     auth_data: Some(bytes::Bytes::from_static(b"refresh")),
                 }),
                 protocol_version: Some(self.protocol_version),
-            }),
+            })),
             ..commands::base(Type::AuthChallenge)
         });
         Ok(())

@@ -88,11 +88,11 @@ impl Conn {
             // Nothing is kept to acknowledge; a client waiting for the receipt gets it.
             if let Some(rid) = c.request_id {
                 self.send(BaseCommand {
-                    ack_response: Some(pb::CommandAckResponse {
+                    ack_response: Some(Box::new(pb::CommandAckResponse {
                         consumer_id: c.consumer_id,
                         request_id: Some(rid),
                         ..Default::default()
-                    }),
+                    })),
                     ..commands::base(Type::AckResponse)
                 });
             }
@@ -142,13 +142,13 @@ impl Conn {
                 Err(e) => (Some(e.server_error() as i32), Some(e.to_string())),
             };
             self.send(BaseCommand {
-                ack_response: Some(pb::CommandAckResponse {
+                ack_response: Some(Box::new(pb::CommandAckResponse {
                     consumer_id: c.consumer_id,
                     request_id: Some(rid),
                     error,
                     message,
                     ..Default::default()
-                }),
+                })),
                 ..commands::base(Type::AckResponse)
             });
         } else if let Err(e) = result {
@@ -220,7 +220,7 @@ impl Conn {
         }
         let md = k.sub.mark_delete();
         self.send(BaseCommand {
-            get_last_message_id_response: Some(pb::CommandGetLastMessageIdResponse {
+            get_last_message_id_response: Some(Box::new(pb::CommandGetLastMessageIdResponse {
                 last_message_id: id,
                 request_id: c.request_id,
                 consumer_mark_delete_position: Some(commands::message_id(
@@ -228,7 +228,7 @@ impl Conn {
                     md.entry_id,
                     partition,
                 )),
-            }),
+            })),
             ..commands::base(Type::GetLastMessageIdResponse)
         });
         Ok(())

@@ -47,7 +47,7 @@ impl Conn {
             },
         };
         self.send(BaseCommand {
-            partition_metadata_response: Some(resp),
+            partition_metadata_response: Some(Box::new(resp)),
             ..commands::base(Type::PartitionedMetadataResponse)
         });
     }
@@ -136,7 +136,7 @@ impl Conn {
             }
         };
         self.send(BaseCommand {
-            lookup_topic_response: Some(resp),
+            lookup_topic_response: Some(Box::new(resp)),
             ..commands::base(Type::LookupResponse)
         });
     }

@@ -28,13 +28,13 @@ impl Conn {
         topic.add_producer((self.id, c.producer_id), &producer_name)?;
         self.np_producers.insert(c.producer_id, topic);
         self.send(BaseCommand {
-            producer_success: Some(pb::CommandProducerSuccess {
+            producer_success: Some(Box::new(pb::CommandProducerSuccess {
                 request_id: c.request_id,
                 last_sequence_id: Some(-1),
                 producer_name,
                 producer_ready: Some(true),
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::ProducerSuccess)
         });
         Ok(())
@@ -59,12 +59,12 @@ impl Conn {
         }
         topic.publish(&payload.entry);
         self.send(BaseCommand {
-            send_receipt: Some(pb::CommandSendReceipt {
+            send_receipt: Some(Box::new(pb::CommandSendReceipt {
                 producer_id: c.producer_id,
                 sequence_id: c.sequence_id,
                 message_id: Some(commands::message_id(0, 0, -1)),
                 highest_sequence_id: c.highest_sequence_id,
-            }),
+            })),
             ..commands::base(Type::SendReceipt)
         });
     }

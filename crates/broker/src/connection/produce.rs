@@ -63,7 +63,7 @@ pub(super) async fn send_receipts(
                     );
                 }
                 BaseCommand {
-                    send_receipt: Some(pb::CommandSendReceipt {
+                    send_receipt: Some(Box::new(pb::CommandSendReceipt {
                         producer_id: p.producer_id,
                         sequence_id: p.sequence_id,
                         message_id: Some(pb::MessageIdData {
@@ -72,7 +72,7 @@ pub(super) async fn send_receipts(
                             ..Default::default()
                         }),
                         highest_sequence_id: Some(p.highest_sequence_id),
-                    }),
+                    })),
                     ..commands::base(Type::SendReceipt)
                 }
             }
@@ -222,14 +222,14 @@ impl Conn {
             crate::topic::Admitted::Queued => (None, false),
         };
         self.send(BaseCommand {
-            producer_success: Some(pb::CommandProducerSuccess {
+            producer_success: Some(Box::new(pb::CommandProducerSuccess {
                 request_id: c.request_id,
                 last_sequence_id: Some(last_sequence_id),
                 producer_name,
                 schema_version,
                 topic_epoch,
                 producer_ready: Some(ready),
-            }),
+            })),
             ..commands::base(Type::ProducerSuccess)
         });
         Ok(())
@@ -343,7 +343,7 @@ impl Conn {
                 drop(d);
                 tracing::debug!(topic = %topic.name, producer = %name, sequence_id = c.sequence_id, "duplicate SEND acknowledged, not stored");
                 self.send(BaseCommand {
-                    send_receipt: Some(pb::CommandSendReceipt {
+                    send_receipt: Some(Box::new(pb::CommandSendReceipt {
                         producer_id: c.producer_id,
                         sequence_id: c.sequence_id,
                         message_id: Some(pb::MessageIdData {
@@ -352,7 +352,7 @@ impl Conn {
                             ..Default::default()
                         }),
                         highest_sequence_id: Some(highest),
-                    }),
+                    })),
                     ..commands::base(Type::SendReceipt)
                 });
                 DedupOutcome::Answered

@@ -229,9 +229,9 @@ impl Subscription {
         let mut st = self.state();
         for c in st.consumers.iter_mut().filter(|c| !c.told_end_of_topic) {
             let cmd = protocol::pb::BaseCommand {
-                reached_end_of_topic: Some(protocol::pb::CommandReachedEndOfTopic {
+                reached_end_of_topic: Some(Box::new(protocol::pb::CommandReachedEndOfTopic {
                     consumer_id: c.spec.key.1,
-                }),
+                })),
                 ..commands::base(protocol::pb::base_command::Type::ReachedEndOfTopic)
             };
             c.told_end_of_topic = c.spec.outbox.send(protocol::encode_command(&cmd)).is_ok();

@@ -33,11 +33,11 @@ impl Raw {
             writer: w,
         };
         raw.write(&encode_command(&BaseCommand {
-            connect: Some(pb::CommandConnect {
+            connect: Some(Box::new(pb::CommandConnect {
                 client_version: "raw-test-client".into(),
                 protocol_version: Some(20),
                 ..connect
-            }),
+            })),
             ..commands::base(Type::Connect)
         }))
         .await;
@@ -53,18 +53,18 @@ impl Raw {
     ) -> pb::CommandGetSchemaResponse {
         let mut raw = Self::connect(port).await;
         raw.write(&encode_command(&BaseCommand {
-            get_schema: Some(pb::CommandGetSchema {
+            get_schema: Some(Box::new(pb::CommandGetSchema {
                 request_id: 1,
                 topic: topic.into(),
                 schema_version: version.map(|v| v.to_be_bytes().to_vec().into()),
-            }),
+            })),
             ..commands::base(Type::GetSchema)
         }))
         .await;
         loop {
             let reply = raw.next().await;
             if let Some(r) = reply.get_schema_response {
-                return r;
+                return *r;
             }
         }
     }
@@ -78,13 +78,13 @@ impl Raw {
     ) -> BaseCommand {
         let mut raw = Self::connect(port).await;
         raw.write(&encode_command(&BaseCommand {
-            producer: Some(pb::CommandProducer {
+            producer: Some(Box::new(pb::CommandProducer {
                 topic: topic.into(),
                 producer_id: 1,
                 request_id: 1,
                 schema,
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::Producer)
         }))
         .await;
@@ -187,12 +187,12 @@ impl Raw {
 
     pub async fn producer(&mut self, topic: &str) {
         self.write(&encode_command(&BaseCommand {
-            producer: Some(pb::CommandProducer {
+            producer: Some(Box::new(pb::CommandProducer {
                 topic: topic.into(),
                 producer_id: 1,
                 request_id: 1,
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::Producer)
         }))
         .await;
@@ -223,15 +223,16 @@ impl Raw {
     /// LOOKUP of `topic`; returns the answer.
     pub async fn lookup(&mut self, topic: &str, request_id: u64) -> pb::CommandLookupTopicResponse {
         self.write(&encode_command(&BaseCommand {
-            lookup_topic: Some(pb::CommandLookupTopic {
+            lookup_topic: Some(Box::new(pb::CommandLookupTopic {
                 topic: topic.into(),
                 request_id,
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::Lookup)
         }))
         .await;
-        self.next()
+        *self
+            .next()
             .await
             .lookup_topic_response
             .expect("a LOOKUP_RESPONSE")
@@ -244,7 +245,7 @@ impl Raw {
     /// Subscribes `consumer_id` to `subscription` (Exclusive, from the earliest message).
     pub async fn subscribe(&mut self, topic: &str, subscription: &str, consumer_id: u64) {
         self.write(&encode_command(&BaseCommand {
-            subscribe: Some(pb::CommandSubscribe {
+            subscribe: Some(Box::new(pb::CommandSubscribe {
                 topic: topic.into(),
                 subscription: subscription.into(),
                 sub_type: pb::command_subscribe::SubType::Exclusive as i32,
@@ -252,7 +253,7 @@ impl Raw {
                 request_id: 100 + consumer_id,
                 initial_position: Some(pb::command_subscribe::InitialPosition::Earliest as i32),
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::Subscribe)
         }))
         .await;
@@ -263,11 +264,11 @@ impl Raw {
     /// Writes one SEND of producer 1 without waiting for an answer.
     pub async fn send_only(&mut self, sequence_id: u64, meta: &impl Message, payload: &[u8]) {
         let cmd = BaseCommand {
-            send: Some(pb::CommandSend {
+            send: Some(Box::new(pb::CommandSend {
                 producer_id: 1,
                 sequence_id,
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::Send)
         };
         self.write(&encode_send_parts(&cmd, meta, &[payload])).await;
@@ -282,12 +283,12 @@ impl Raw {
         payload: &[u8],
     ) -> BaseCommand {
         let cmd = BaseCommand {
-            send: Some(pb::CommandSend {
+            send: Some(Box::new(pb::CommandSend {
                 producer_id: 1,
                 sequence_id,
                 num_messages,
                 ..Default::default()
-            }),
+            })),
             ..commands::base(Type::Send)
         };
         self.write(&encode_send_parts(&cmd, meta, &[payload])).await;
