@@ -91,10 +91,32 @@ pub struct Delivery {
     pub entry: Bytes,
 }
 
+/// A channel that several producers' receipts share, each with its producer's id
+/// ([`Producer::id`]): one task can drive thousands of producers without a wake-up per receipt.
+pub type SharedReceipts = mpsc::UnboundedSender<(u64, std::result::Result<Receipt, ClientError>)>;
+
+/// Where a producer's receipts go.
+enum ReceiptRoute {
+    /// Its own channel, in SEND order.
+    Own(mpsc::UnboundedSender<std::result::Result<Receipt, ClientError>>),
+    /// A channel shared with other producers.
+    Shared(SharedReceipts),
+}
+
+impl ReceiptRoute {
+    /// Hands `r` over; a receiver already gone stopped listening, so it is dropped.
+    fn deliver(&self, producer_id: u64, r: std::result::Result<Receipt, ClientError>) {
+        match self {
+            ReceiptRoute::Own(tx) => drop(tx.send(r)),
+            ReceiptRoute::Shared(tx) => drop(tx.send((producer_id, r))),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Routes {
     requests: HashMap<u64, oneshot::Sender<BaseCommand>>,
-    producers: HashMap<u64, mpsc::UnboundedSender<std::result::Result<Receipt, ClientError>>>,
+    producers: HashMap<u64, ReceiptRoute>,
     consumers: HashMap<u64, mpsc::UnboundedSender<Delivery>>,
 }
 
@@ -204,8 +226,8 @@ impl Connection {
             }
             let mut r = lock(&reader_routes);
             r.requests.clear();
-            for (_, p) in r.producers.drain() {
-                let _ = p.send(Err(ClientError::Closed));
+            for (id, p) in r.producers.drain() {
+                p.deliver(id, Err(ClientError::Closed));
             }
             r.consumers.clear();
         });
@@ -322,9 +344,24 @@ impl Connection {
         Producer,
         mpsc::UnboundedReceiver<std::result::Result<Receipt, ClientError>>,
     )> {
-        let (id, rid) = (self.next_id(), self.next_id());
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.routes).producers.insert(id, tx);
+        let producer = self.create_producer(topic, ReceiptRoute::Own(tx)).await?;
+        Ok((producer, rx))
+    }
+
+    /// Creates a producer whose receipts go to `receipts`, with its id, in SEND order.
+    pub async fn producer_sharing(
+        &self,
+        topic: &str,
+        receipts: SharedReceipts,
+    ) -> Result<Producer> {
+        self.create_producer(topic, ReceiptRoute::Shared(receipts))
+            .await
+    }
+
+    async fn create_producer(&self, topic: &str, route: ReceiptRoute) -> Result<Producer> {
+        let (id, rid) = (self.next_id(), self.next_id());
+        lock(&self.routes).producers.insert(id, route);
         let reply = self
             .request(
                 rid,
@@ -343,16 +380,13 @@ impl Connection {
             .producer_success
             .map(|p| p.producer_name)
             .ok_or_else(|| ClientError::Protocol("no PRODUCER_SUCCESS".into()))?;
-        Ok((
-            Producer {
-                conn: self.clone(),
-                id,
-                name,
-                next_sequence: 0,
-                scratch: BytesMut::new(),
-            },
-            rx,
-        ))
+        Ok(Producer {
+            conn: self.clone(),
+            id,
+            name,
+            next_sequence: 0,
+            scratch: BytesMut::new(),
+        })
     }
 
     /// Subscribes; deliveries arrive on the returned channel. `sub_type` and `initial` use the
@@ -411,11 +445,14 @@ fn route(
                 && let Some(p) = r.producers.get(&s.producer_id)
             {
                 let id = s.message_id.unwrap_or_default();
-                let _ = p.send(Ok(Receipt {
-                    sequence_id: s.sequence_id,
-                    ledger_id: id.ledger_id,
-                    entry_id: id.entry_id,
-                }));
+                p.deliver(
+                    s.producer_id,
+                    Ok(Receipt {
+                        sequence_id: s.sequence_id,
+                        ledger_id: id.ledger_id,
+                        entry_id: id.entry_id,
+                    }),
+                );
             }
             return;
         }
@@ -423,11 +460,14 @@ fn route(
             if let Some(s) = cmd.send_error
                 && let Some(p) = r.producers.get(&s.producer_id)
             {
-                let _ = p.send(Err(ClientError::Server {
-                    code: pb::ServerError::try_from(s.error)
-                        .unwrap_or(pb::ServerError::UnknownError),
-                    message: s.message,
-                }));
+                p.deliver(
+                    s.producer_id,
+                    Err(ClientError::Server {
+                        code: pb::ServerError::try_from(s.error)
+                            .unwrap_or(pb::ServerError::UnknownError),
+                        message: s.message,
+                    }),
+                );
             }
             return;
         }
@@ -478,6 +518,11 @@ fn now_ms() -> u64 {
 impl Producer {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The id the broker knows this producer by; receipts on a shared channel carry it.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Sends `payloads` as one entry: a single message, or a batch when there are several.

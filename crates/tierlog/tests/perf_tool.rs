@@ -93,6 +93,43 @@ fn perf_produce_and_consume_report_like_pulsar_perf() {
     assert_eq!(v["failures"], 0);
     assert_eq!(entries(&b, "single"), 2000);
 
+    // Eight producers (4 topics × 2) driven by 3 sending tasks: every message counted once,
+    // every producer used (each task hands messages to its producers in turn).
+    let out = perf(&[
+        "produce",
+        "-u",
+        &url,
+        "-r",
+        "0",
+        "-s",
+        "100",
+        "-m",
+        "4000",
+        "-t",
+        "4",
+        "-n",
+        "2",
+        "--num-test-threads",
+        "3",
+        "--max-pending",
+        "50",
+        "--disable-batching",
+        "--output",
+        "json",
+        "spread",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["messages"].as_u64(), v["failures"].as_u64()),
+        (Some(4000), Some(0)),
+        "{out}"
+    );
+    let per_topic: Vec<i64> = (0..4)
+        .map(|i| entries(&b, &format!("spread-{i}")))
+        .collect();
+    assert_eq!(per_topic.iter().sum::<i64>(), 4000, "{per_topic:?}");
+    assert!(per_topic.iter().all(|&n| n >= 100), "{per_topic:?}");
+
     let out = perf(&[
         "consume", "-u", &url, "-p", "Earliest", "-m", "3000", "--output", "json", "batched",
     ]);

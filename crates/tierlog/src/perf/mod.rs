@@ -67,6 +67,10 @@ pub struct ProduceArgs {
     /// Producers per topic.
     #[arg(long = "num-producers", short = 'n', default_value_t = 1)]
     producers: usize,
+    /// Tasks that send (pulsar-perf's test threads): each drives its share of the producers
+    /// in turn and collects their receipts from one channel.
+    #[arg(long = "num-test-threads", default_value_t = 1)]
+    threads: usize,
     /// Stop after this many messages (0 = no limit).
     #[arg(long = "num-messages", short = 'm', default_value_t = 0)]
     total: u64,
