@@ -400,8 +400,23 @@ async fn no_more_uploads_run_at_once_than_configured_and_the_buffer_grows_meanwh
     let ledger = wal.create_ledger("public/default/persistent/slow", 77);
     let entry = |e: u64| Bytes::from(format!("{e:>4096}"));
     let mut pending = Vec::new();
+    let (puts_before, _) = proxy.counts();
     for e in 0..256u64 {
         pending.push(ledger.append(entry(e), None).await.unwrap());
+        // After each of the first two 64 KiB, wait for its flush's PUT to reach the store:
+        // 256 appends made at once could all be taken by one flush before the flusher ran
+        // (one PUT, no test of the limit: seen on a loaded machine even with 1 s PUTs).
+        if e == 15 || e == 31 {
+            let started = (e + 1) / 16;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while proxy.counts().0 - puts_before < started {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "flush {started} never started"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
     }
     for (e, a) in pending.into_iter().enumerate() {
         assert_eq!(a.await.unwrap(), e as u64);
