@@ -249,6 +249,40 @@ async fn checkpoints_write_the_files_and_trim_the_journal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_write_cache_starts_a_checkpoint_before_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    let options = StoreOptions {
+        // Only the cache's size can start a checkpoint during the test.
+        checkpoint_interval: std::time::Duration::from_secs(3600),
+        write_cache_bytes: 4 << 10,
+        ..journaled()
+    };
+    let (store, _) = LedgerStore::open(&live, options).unwrap();
+    let w = store.create_ledger(4).unwrap();
+    let file_len = || {
+        std::fs::metadata(ledger_file(&live, 4, "open"))
+            .unwrap()
+            .len()
+    };
+    let empty = file_len();
+    // Under the cache's limit: the entries wait in it, nothing starts a checkpoint.
+    append_each(&w, 0..20).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(file_len(), empty, "no checkpoint below the cache's limit");
+    // Past it (~10 KiB cached in all): a checkpoint writes them into the file.
+    append_each(&w, 20..200).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while file_len() < empty + (4 << 10) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a full write cache started no checkpoint"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_missing_from_the_journal_ends_the_ledger_before_the_gap() {
     let dir = tempfile::tempdir().unwrap();
     let (live, image) = (dir.path().join("live"), dir.path().join("image"));

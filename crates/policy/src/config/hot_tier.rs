@@ -1,5 +1,6 @@
 //! The hot tier's keys, BookKeeper's since the hot tier plays the bookie's role: the journal
-//! (`journalDirectory`, `journalMaxSizeMB`, `flushInterval`) and the read-ahead
+//! (`journalDirectory`, `journalMaxSizeMB`, `flushInterval`), the write cache
+//! (`dbStorage_writeCacheMaxSizeMb`) and the read-ahead
 //! (`dbStorage_readAheadCacheMaxSizeMb`, `dbStorage_readAheadCacheBatchBytesSize`).
 
 use std::path::PathBuf;
@@ -19,6 +20,10 @@ pub struct HotTierSettings {
     /// `flushInterval` (10 000 ms): the longest time between checkpoints, which make the
     /// ledger files durable and let the journal before them be deleted.
     pub checkpoint_interval: std::time::Duration,
+    /// `dbStorage_writeCacheMaxSizeMb` (64): memory for journaled entries waiting for the next
+    /// checkpoint to write them into their ledger files; a checkpoint starts early once they
+    /// fill it.
+    pub write_cache_bytes: u64,
     /// `dbStorage_readAheadCacheMaxSizeMb` (64): memory for entries of sealed ledgers read
     /// ahead of readers reading in order; 0 turns read-ahead off.
     pub read_ahead_cache_bytes: usize,
@@ -43,6 +48,7 @@ pub(super) fn parse(raw: &mut Properties) -> Result<HotTierSettings, ConfigError
             10,
             3_600_000,
         )?),
+        write_cache_bytes: raw.unsigned("dbStorage_writeCacheMaxSizeMb", 64, 1, 1 << 20)? << 20,
         read_ahead_cache_bytes: (raw.unsigned(
             "dbStorage_readAheadCacheMaxSizeMb",
             64,
@@ -74,18 +80,21 @@ mod tests {
         assert_eq!(h.directory, None);
         assert_eq!(h.max_file_bytes, 512 << 20);
         assert_eq!(h.checkpoint_interval, std::time::Duration::from_secs(10));
+        assert_eq!(h.write_cache_bytes, 64 << 20);
         assert_eq!(
             (h.read_ahead_cache_bytes, h.read_ahead_window_bytes),
             (64 << 20, 4 << 20)
         );
         let h = &settings(
             "journalDirectory=/j\njournalMaxSizeMB=8\nflushInterval=500\n\
+             dbStorage_writeCacheMaxSizeMb=256\n\
              dbStorage_readAheadCacheMaxSizeMb=0\ndbStorage_readAheadCacheBatchBytesSize=65536\n",
         )
         .unwrap();
         assert_eq!(h.directory, Some(PathBuf::from("/j")));
         assert_eq!(h.max_file_bytes, 8 << 20);
         assert_eq!(h.checkpoint_interval, std::time::Duration::from_millis(500));
+        assert_eq!(h.write_cache_bytes, 256 << 20);
         assert_eq!(
             (h.read_ahead_cache_bytes, h.read_ahead_window_bytes),
             (0, 65536)
