@@ -48,6 +48,13 @@ use pb::mvccpb::event::EventType;
 /// How long one request to etcd may take, and connecting to a member.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Keys per request of a listing, and key/value pairs per request of a scan: a prefix's keys
+/// are read a page at a time, so no answer outgrows the client's message limit.
+const LIST_PAGE_KEYS: i64 = 1000;
+const SCAN_PAGE_KEYS: i64 = 128;
+/// The largest answer the client takes: gRPC's default 4 MiB would refuse a page of large
+/// values (a topic's ledger list can reach megabytes).
+const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// Metadata in an etcd cluster.
 #[derive(Clone)]
@@ -197,7 +204,7 @@ impl EtcdStore {
         }
         let channel = Channel::balance_list(list.into_iter());
         let store = EtcdStore {
-            kv: KvClient::new(channel.clone()),
+            kv: KvClient::new(channel.clone()).max_decoding_message_size(MAX_ANSWER_BYTES),
             lease: LeaseClient::new(channel.clone()),
             watch: WatchClient::new(channel),
             endpoints: shown.clone(),
@@ -220,6 +227,60 @@ impl EtcdStore {
             })?;
         Ok(store)
     }
+
+    /// Every key under `prefix` in key order, `page` keys per request, all pages read at the
+    /// first page's revision (one snapshot however many pages). One answer is bounded by the
+    /// client's message limit: a prefix with more keys than that fit would fail in one request.
+    async fn range_pages(
+        &self,
+        op: &'static str,
+        prefix: &str,
+        keys_only: bool,
+        page: i64,
+        mut each: impl FnMut(pb::mvccpb::KeyValue) -> Result<()>,
+    ) -> Result<()> {
+        let range_end = prefix_end(prefix.as_bytes());
+        let mut from = prefix.as_bytes().to_vec();
+        let mut revision = 0;
+        loop {
+            let resp = self
+                .kv
+                .clone()
+                .range(RangeRequest {
+                    key: from,
+                    range_end: range_end.clone(),
+                    limit: page,
+                    revision,
+                    keys_only,
+                    sort_order: SortOrder::Ascend as i32,
+                    sort_target: SortTarget::Key as i32,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|s| status(op, prefix, s))?
+                .into_inner();
+            if revision == 0 {
+                revision = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
+            }
+            let mut last = None;
+            for kv in resp.kvs {
+                last = Some(kv.key.clone());
+                each(kv)?;
+            }
+            match last {
+                // The next page starts right after the last key of this one.
+                Some(mut key) if resp.more => {
+                    key.push(0);
+                    from = key;
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+fn key_string(op: &'static str, prefix: &str, key: Vec<u8>) -> Result<String> {
+    String::from_utf8(key).map_err(|_| backend(op, prefix, "a key is not UTF-8"))
 }
 
 #[async_trait::async_trait]
@@ -242,26 +303,30 @@ impl MetadataStore for EtcdStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let resp = self
-            .kv
-            .clone()
-            .range(RangeRequest {
-                key: prefix.as_bytes().to_vec(),
-                range_end: prefix_end(prefix.as_bytes()),
-                keys_only: true,
-                sort_order: SortOrder::Ascend as i32,
-                sort_target: SortTarget::Key as i32,
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| status("list", prefix, s))?
-            .into_inner();
-        resp.kvs
-            .into_iter()
-            .map(|kv| {
-                String::from_utf8(kv.key).map_err(|_| backend("list", prefix, "a key is not UTF-8"))
-            })
-            .collect()
+        let mut keys = Vec::new();
+        self.range_pages("list", prefix, true, LIST_PAGE_KEYS, |kv| {
+            keys.push(key_string("list", prefix, kv.key)?);
+            Ok(())
+        })
+        .await?;
+        Ok(keys)
+    }
+
+    async fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>> {
+        let mut out = Vec::new();
+        self.range_pages("scan", prefix, false, SCAN_PAGE_KEYS, |kv| {
+            let version = kv.mod_revision as u64;
+            out.push((
+                key_string("scan", prefix, kv.key)?,
+                Versioned {
+                    value: kv.value,
+                    version,
+                },
+            ));
+            Ok(())
+        })
+        .await?;
+        Ok(out)
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<u64> {

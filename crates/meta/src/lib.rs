@@ -268,6 +268,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Versioned>>;
     /// Every key that starts with `prefix`, in ascending order.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Every key that starts with `prefix` with its value, in ascending key order, as one
+    /// snapshot: what `list` and a `get` per key give, without a round trip per key.
+    async fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>>;
     /// Applies every operation, or none: if any precondition fails, nothing is written and
     /// the error is the [`MetaError::Conflict`] of the first operation (in `ops` order) whose
     /// precondition failed. Returns the new version of every key written (one revision for the

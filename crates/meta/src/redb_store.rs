@@ -277,6 +277,32 @@ impl RedbStore {
         .await
         .map_err(|e| backend(op, key, e))?
     }
+
+    /// Every key under `prefix` in key order, each with what `value` makes of its stored
+    /// bytes, from one read transaction.
+    async fn range<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        prefix: &str,
+        value: fn(&str, &[u8]) -> Result<T>,
+    ) -> Result<Vec<(String, T)>> {
+        let p = prefix.to_string();
+        self.blocking(op, prefix, move |_, db| {
+            let tx = db.begin_read().map_err(redb_err)?;
+            let table = tx.open_table(TABLE).map_err(redb_err)?;
+            let mut out = Vec::new();
+            for item in table.range(p.as_str()..).map_err(redb_err)? {
+                let (k, v) = item.map_err(redb_err)?;
+                let k = k.value();
+                if !k.starts_with(p.as_str()) {
+                    break;
+                }
+                out.push((k.to_string(), value(k, v.value())?));
+            }
+            Ok(out)
+        })
+        .await
+    }
 }
 
 /// The next revision, stored (in `tx`).
@@ -315,22 +341,16 @@ impl MetadataStore for RedbStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let p = prefix.to_string();
-        self.blocking("list", prefix, move |_, db| {
-            let tx = db.begin_read().map_err(redb_err)?;
-            let table = tx.open_table(TABLE).map_err(redb_err)?;
-            let mut out = Vec::new();
-            for item in table.range(p.as_str()..).map_err(redb_err)? {
-                let (k, _) = item.map_err(redb_err)?;
-                let k = k.value();
-                if !k.starts_with(p.as_str()) {
-                    break;
-                }
-                out.push(k.to_string());
-            }
-            Ok(out)
-        })
-        .await
+        Ok(self
+            .range("list", prefix, |_, _| Ok(()))
+            .await?
+            .into_iter()
+            .map(|(k, ())| k)
+            .collect())
+    }
+
+    async fn scan(&self, prefix: &str) -> Result<Vec<(String, Versioned)>> {
+        self.range("scan", prefix, decode).await
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<u64> {

@@ -47,6 +47,13 @@ async fn contract(s: Arc<dyn MetadataStore>) {
     s.put("/a%2Fz", b"".to_vec(), Expected::Any).await.unwrap();
     assert_eq!(s.list("/a").await.unwrap(), vec!["/a", "/a%2Fz", "/ab/c"]);
     assert_eq!(s.list("/ab/").await.unwrap(), vec!["/ab/c"]);
+    let scanned = s.scan("/a").await.unwrap();
+    assert_eq!(
+        scanned.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        vec!["/a", "/a%2Fz", "/ab/c"]
+    );
+    assert_eq!(scanned[0].1, s.get("/a").await.unwrap().unwrap());
+    assert!(s.scan("/zz").await.unwrap().is_empty());
     assert!(s.list("/zz").await.unwrap().is_empty());
     assert!(matches!(
         s.delete("/b", Expected::Version(vb + 1000)).await,
@@ -329,4 +336,37 @@ async fn a_stopped_etcd_fails_requests_with_a_backend_error_naming_the_key() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("etcd"), "{err}");
+}
+
+/// Keys and values of a listing larger than one etcd answer carries (gRPC's 4 MiB): 24 000
+/// keys of ~220 bytes with 220-byte values, ~10 MB listed with values, ~5 MB keys alone.
+async fn many_large_keys(s: &dyn MetadataStore) -> Vec<String> {
+    let pad = "k".repeat(200);
+    let keys: Vec<String> = (0..24_000).map(|i| format!("/big/{pad}/{i:08}")).collect();
+    for chunk in keys.chunks(128) {
+        let ops = chunk
+            .iter()
+            .map(|k| Op::put(k.clone(), k.as_bytes().to_vec(), Expected::Absent))
+            .collect();
+        s.commit(ops).await.unwrap();
+    }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_lists_more_keys_than_one_answer_carries() {
+    let etcd = EtcdServer::start();
+    let s = EtcdStore::connect(&[etcd.endpoint()]).await.unwrap();
+    let keys = many_large_keys(&s).await;
+    let listed = s.list("/big/").await.unwrap();
+    assert_eq!(listed.len(), keys.len());
+    assert_eq!(listed, keys);
+    let scanned = s.scan("/big/").await.unwrap();
+    assert_eq!(scanned.len(), keys.len());
+    assert!(
+        scanned
+            .iter()
+            .zip(&keys)
+            .all(|((k, v), want)| k == want && v.value == want.as_bytes())
+    );
 }

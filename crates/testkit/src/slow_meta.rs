@@ -56,6 +56,10 @@ impl MetadataStore for SlowMeta {
         self.wait_if_slow(prefix).await;
         self.inner.list(prefix).await
     }
+    async fn scan(&self, prefix: &str) -> meta::Result<Vec<(String, Versioned)>> {
+        self.wait_if_slow(prefix).await;
+        self.inner.scan(prefix).await
+    }
     async fn grant_lease(&self, ttl: Duration) -> meta::Result<LeaseId> {
         self.inner.grant_lease(ttl).await
     }
