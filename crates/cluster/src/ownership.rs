@@ -284,10 +284,8 @@ impl Cluster {
     /// Live brokers, by id.
     pub async fn brokers(&self) -> Result<Vec<BrokerInfo>> {
         let mut out = Vec::new();
-        for key in self.meta.list(BROKERS).await? {
-            if let Some(v) = self.meta.get(&key).await? {
-                out.push(decode::<BrokerInfo>(&key, &v.value)?);
-            }
+        for (key, v) in self.meta.scan(BROKERS).await? {
+            out.push(decode::<BrokerInfo>(&key, &v.value)?);
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
@@ -296,11 +294,9 @@ impl Cluster {
     /// Every owned bundle in the cluster and its owner's id.
     pub async fn ownerships(&self) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for key in self.meta.list(OWNERS).await? {
-            if let Some(v) = self.meta.get(&key).await? {
-                let r: OwnerRecord = decode(&key, &v.value)?;
-                out.push((key, r.broker_id));
-            }
+        for (key, v) in self.meta.scan(OWNERS).await? {
+            let r: OwnerRecord = decode(&key, &v.value)?;
+            out.push((key, r.broker_id));
         }
         Ok(out)
     }

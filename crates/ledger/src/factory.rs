@@ -174,10 +174,7 @@ impl ManagedLedgerFactory {
     /// Run at start-up, before [`collect_garbage`](Self::collect_garbage).
     pub async fn finish_deletions(&self) -> Result<Vec<String>> {
         let mut finished = Vec::new();
-        for key in self.deps.meta.list(info::ML_PREFIX).await? {
-            let Some(v) = self.deps.meta.get(&key).await? else {
-                continue;
-            };
+        for (key, v) in self.deps.meta.scan(info::ML_PREFIX).await? {
             let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
             if ml_info.deleting {
                 let name = &key[info::ML_PREFIX.len()..];
@@ -197,11 +194,9 @@ impl ManagedLedgerFactory {
     pub async fn collect_garbage(&self) -> Result<Vec<u64>> {
         let meta = &self.deps.meta;
         let mut referenced = BTreeSet::new();
-        for key in meta.list(info::ML_PREFIX).await? {
-            if let Some(v) = meta.get(&key).await? {
-                let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
-                referenced.extend(ml_info.ledgers.iter().map(|l| l.ledger_id as u64));
-            }
+        for (key, v) in meta.scan(info::ML_PREFIX).await? {
+            let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
+            referenced.extend(ml_info.ledgers.iter().map(|l| l.ledger_id as u64));
         }
         let mut removed = Vec::new();
         for id in self.deps.store.list_ledgers()? {

@@ -238,16 +238,14 @@ impl ManagedLedger {
             check_hot_copies_are_here(name, &ml_info, me)?;
         }
         let mut cursors = BTreeMap::new();
-        for ck in meta.list(&info::cursor_prefix(name)).await? {
+        for (ck, v) in meta.scan(&info::cursor_prefix(name)).await? {
             let cname = info::cursor_of_key(name, &ck).ok_or_else(|| LedgerError::BadMetadata {
                 key: ck.clone(),
                 detail: "not a cursor key of this managed ledger".into(),
             })?;
-            if let Some(v) = meta.get(&ck).await? {
-                let ci: CursorInfo = info::decode(&ck, &v.value)?;
-                let state = CursorState::from_info(&ck, &ci)?;
-                cursors.insert(cname, Arc::new(cursors::CursorSlot::persisted(state)));
-            }
+            let ci: CursorInfo = info::decode(&ck, &v.value)?;
+            let state = CursorState::from_info(&ck, &ci)?;
+            cursors.insert(cname, Arc::new(cursors::CursorSlot::persisted(state)));
         }
         let deleting = ml_info.deleting;
         let terminated = ml_info.terminated;

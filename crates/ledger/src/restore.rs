@@ -95,10 +95,7 @@ pub async fn referenced_offloads(
     meta: &dyn MetadataStore,
 ) -> Result<std::collections::HashSet<(uuid::Uuid, i64)>> {
     let mut out = std::collections::HashSet::new();
-    for key in meta.list(crate::info::ML_PREFIX).await? {
-        let Some(v) = meta.get(&key).await? else {
-            continue; // deleted meanwhile
-        };
+    for (key, v) in meta.scan(crate::info::ML_PREFIX).await? {
         let info: ManagedLedgerInfo = crate::info::decode(&key, &v.value)?;
         for l in &info.ledgers {
             if let Some(uuid) = l.offload.as_ref().and_then(OffloadContext::uuid) {

@@ -130,12 +130,9 @@ impl Wal {
     async fn list_extents(&self, managed_ledger: &str, ledger_id: i64) -> Result<Vec<Extent>> {
         let prefix = keys::ledger_prefix(managed_ledger, ledger_id);
         let mut out: Vec<Extent> = Vec::new();
-        for key in self.inner.meta.list(&prefix).await? {
+        for (key, v) in self.inner.meta.scan(&prefix).await? {
             let Some(first) = keys::first_of_key(&prefix, &key) else {
                 continue;
-            };
-            let Some(v) = self.inner.meta.get(&key).await? else {
-                continue; // deleted meanwhile
             };
             let extent = Extent::decode(&key, &v.value)?;
             let expected = out.last().map(|e| e.first + e.entries).unwrap_or(0);

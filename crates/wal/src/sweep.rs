@@ -57,10 +57,8 @@ impl Wal {
             return Ok(report);
         }
         let mut named = HashSet::new();
-        for key in self.inner.meta.list(keys::EXTENT_PREFIX).await? {
-            if let Some(v) = self.inner.meta.get(&key).await? {
-                named.insert(Extent::decode(&key, &v.value)?.object);
-            }
+        for (key, v) in self.inner.meta.scan(keys::EXTENT_PREFIX).await? {
+            named.insert(Extent::decode(&key, &v.value)?.object);
         }
         for path in candidates {
             if !named.contains(path.as_ref()) {
