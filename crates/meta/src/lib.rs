@@ -18,7 +18,7 @@ mod etcd_store;
 mod redb_store;
 mod session;
 
-pub use etcd_store::EtcdStore;
+pub use etcd_store::{EtcdStore, compact_history};
 pub use redb_store::RedbStore;
 pub use session::Session;
 

@@ -557,6 +557,18 @@ mod tests {
             c.metadata_store,
             MetadataBackend::Etcd(vec!["http://e1:2379".into(), "http://e2:2379".into()])
         );
+        // Its history is compacted every 5 minutes unless told otherwise; 0 leaves it to etcd.
+        assert_eq!(
+            c.cluster.etcd_compaction_interval,
+            Some(std::time::Duration::from_secs(300))
+        );
+        let (c, _) = load("etcdCompactionIntervalSeconds=0\n", &[]).unwrap();
+        assert_eq!(c.cluster.etcd_compaction_interval, None);
+        let (c, _) = load("etcdCompactionIntervalSeconds=60\n", &[]).unwrap();
+        assert_eq!(
+            c.cluster.etcd_compaction_interval,
+            Some(std::time::Duration::from_secs(60))
+        );
         for (text, why) in [
             ("metadataStoreUrl=zk:localhost:2181\n", "only etcd"),
             ("metadataStoreUrl=etcd:\n", "no endpoint"),

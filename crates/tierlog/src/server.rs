@@ -121,6 +121,17 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         );
     }
     let meta = open_metadata_store(&config).await?;
+    if let (MetadataBackend::Etcd(endpoints), Some(every)) = (
+        &config.metadata_store,
+        config.cluster.etcd_compaction_interval,
+    ) {
+        // Compaction is etcd's own API, which the shared store's trait does not carry: a
+        // client of its own.
+        let etcd = EtcdStore::connect(endpoints)
+            .await
+            .context("connecting to the metadata store (metadataStoreUrl)")?;
+        tokio::spawn(meta::compact_history(etcd, every));
+    }
     let gc_meta = Arc::clone(&meta);
 
     // One cache of object-store clients for every offloader and reader of the broker.

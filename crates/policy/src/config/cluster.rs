@@ -71,6 +71,10 @@ pub struct ClusterSettings {
     /// `zookeeperSessionExpiredPolicy` (Pulsar's key and default, `reconnect`): what a broker
     /// does when its session is lost.
     pub session_expired: SessionExpiredPolicy,
+    /// `etcdCompactionIntervalSeconds` (tierlog's key, 300 as Kubernetes' API server; 0: off,
+    /// for an etcd run with `--auto-compaction-retention`): how often a broker on etcd compacts
+    /// its history, to the revision it read one interval earlier.
+    pub etcd_compaction_interval: Option<std::time::Duration>,
 }
 
 /// What a broker does when its metadata session is lost (it owns nothing from then on).
@@ -123,6 +127,15 @@ pub(super) fn parse_settings(raw: &mut Properties) -> Result<ClusterSettings, Co
             },
             "reconnect or shutdown",
         )?,
+        etcd_compaction_interval: match raw.unsigned(
+            "etcdCompactionIntervalSeconds",
+            300,
+            0,
+            86_400,
+        )? {
+            0 => None,
+            s => Some(std::time::Duration::from_secs(s)),
+        },
     })
 }
 
