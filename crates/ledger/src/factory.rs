@@ -11,6 +11,7 @@ use offload::{BlobStoreReader, Credentials, LedgerOffloader, ObjectStores, TierR
 use once_map::OnceMap;
 
 use crate::clock::Clock;
+use crate::compression::Compression;
 use crate::config::ManagedLedgerConfig;
 use crate::error::{LedgerError, Result};
 use crate::ids::LedgerIdAllocator;
@@ -30,6 +31,9 @@ pub(crate) struct Deps {
     /// In a cluster, this broker's id: recorded with every ledger it creates, and a managed
     /// ledger whose hot data is on another broker's disk is refused.
     pub hot_tier_owner: Option<String>,
+    /// How ledger lists and cursors are stored (compressed above a size).
+    pub ledger_info_compression: Compression,
+    pub cursor_info_compression: Compression,
 }
 
 pub struct ManagedLedgerFactory {
@@ -55,10 +59,24 @@ impl ManagedLedgerFactory {
                 clock,
                 reader: Arc::new(reader),
                 hot_tier_owner: None,
+                ledger_info_compression: Compression::default(),
+                cursor_info_compression: Compression::default(),
             },
             open: OnceMap::new(),
             offloader: None,
         }
+    }
+
+    /// Ledger lists and cursors are stored compressed as these say (both LZ4 above 16 KiB
+    /// unless set).
+    pub fn with_metadata_compression(
+        mut self,
+        ledger_info: Compression,
+        cursor_info: Compression,
+    ) -> Self {
+        self.deps.ledger_info_compression = ledger_info;
+        self.deps.cursor_info_compression = cursor_info;
+        self
     }
 
     /// Managed ledgers opened with [`open`](Self::open) offload through `offloader`.

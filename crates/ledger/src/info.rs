@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::compression::Compression;
 use crate::config::HotTier;
 use crate::error::{LedgerError, Result};
 use crate::position::Position;
@@ -166,11 +167,19 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// `value` as stored under `compression`: JSON, compressed above its threshold.
+pub fn encode_with<T: Serialize>(value: &T, compression: Compression) -> Vec<u8> {
+    crate::compression::compress(encode(value), compression)
+}
+
+/// A stored value, plain or compressed (whatever this broker is configured to write).
 pub fn decode<T: for<'de> Deserialize<'de>>(key: &str, raw: &[u8]) -> Result<T> {
-    serde_json::from_slice(raw).map_err(|e| LedgerError::BadMetadata {
+    let bad = |detail: String| LedgerError::BadMetadata {
         key: key.to_string(),
-        detail: e.to_string(),
-    })
+        detail,
+    };
+    let json = crate::compression::decompress(raw).map_err(bad)?;
+    serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))
 }
 
 /// Turns a sorted set of positions into inclusive per-ledger ranges.

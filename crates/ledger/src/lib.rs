@@ -12,6 +12,7 @@
 
 pub mod ack_set;
 pub mod clock;
+pub mod compression;
 pub mod config;
 pub mod cursor;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod retention;
 
 pub use ack_set::AckSet;
 pub use clock::{Clock, SystemClock, TestClock};
+pub use compression::{Codec, Compression};
 pub use config::{HotTier, ManagedLedgerConfig};
 pub use cursor::{CursorState, InitialPosition};
 pub use error::{LedgerError, Result};

@@ -114,6 +114,9 @@ struct Shared {
     ids: Arc<LedgerIdAllocator>,
     /// In a cluster, this broker's id, recorded with every ledger created here.
     hot_tier_owner: Option<String>,
+    /// How the ledger list and the cursors are stored.
+    ledger_info_compression: crate::Compression,
+    cursor_info_compression: crate::Compression,
     /// The check every metadata write carries (in a cluster), and whether it failed.
     fence: RwLock<Option<Fence>>,
     fenced: std::sync::atomic::AtomicBool,
@@ -229,7 +232,11 @@ impl ManagedLedger {
             None => {
                 let fresh = ManagedLedgerInfo::default();
                 let version = meta
-                    .put(&key, info::encode(&fresh), Expected::Absent)
+                    .put(
+                        &key,
+                        info::encode_with(&fresh, deps.ledger_info_compression),
+                        Expected::Absent,
+                    )
                     .await?;
                 (fresh, version)
             }
@@ -258,6 +265,8 @@ impl ManagedLedger {
                 clock: Arc::clone(&deps.clock),
                 ids: Arc::clone(&deps.ids),
                 hot_tier_owner: deps.hot_tier_owner.clone(),
+                ledger_info_compression: deps.ledger_info_compression,
+                cursor_info_compression: deps.cursor_info_compression,
                 fence: RwLock::new(None),
                 fenced: std::sync::atomic::AtomicBool::new(false),
                 config: RwLock::new(config),
@@ -354,7 +363,7 @@ impl ManagedLedger {
         let version = self
             .commit_fenced(vec![meta::Op::put(
                 key,
-                info::encode(&next),
+                info::encode_with(&next, self.shared.ledger_info_compression),
                 Expected::Version(st.info_version),
             )])
             .await?;

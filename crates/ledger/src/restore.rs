@@ -13,7 +13,7 @@ use meta::{Expected, MetaError, MetadataStore};
 
 use crate::error::Result;
 use crate::ids::LedgerIdAllocator;
-use crate::info::{LedgerInfo, ManagedLedgerInfo, OffloadContext, encode, ml_key};
+use crate::info::{LedgerInfo, ManagedLedgerInfo, OffloadContext, encode_with, ml_key};
 
 /// What restoring one managed ledger's list did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,13 @@ pub async fn restore_ledger_list(
         ..ManagedLedgerInfo::default()
     };
     match meta
-        .put(&ml_key(name), encode(&info), Expected::Absent)
+        // A list rebuilt from a bucket can hold thousands of ledgers: stored as a broker
+        // stores a large one by default (every broker reads it whatever its own setting).
+        .put(
+            &ml_key(name),
+            encode_with(&info, crate::Compression::default()),
+            Expected::Absent,
+        )
         .await
     {
         Ok(_) => Ok(Restored::Written),

@@ -4,6 +4,7 @@
 
 mod common;
 mod managed_ledger;
+mod metadata_compression;
 mod object_tier;
 mod offload_crash;
 mod offload_s3;

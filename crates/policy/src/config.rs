@@ -16,6 +16,7 @@ use crate::offload_policies::{OffloadDefaults, OffloadPolicies};
 mod backlog;
 mod cluster;
 mod hot_tier;
+mod ledger_metadata;
 mod metrics;
 mod offload;
 mod properties;
@@ -67,6 +68,10 @@ pub struct BrokerConfig {
     /// The local hot tier's journal and read-ahead (BookKeeper's keys).
     pub hot_tier: HotTierSettings,
     pub max_message_size: u64,
+    /// How ledger lists (`managedLedgerInfoCompression*`) and cursors
+    /// (`managedCursorInfoCompression*`) are stored in the metadata store.
+    pub ledger_info_compression: ledger::Compression,
+    pub cursor_info_compression: ledger::Compression,
     /// How often idle ledgers are checked for time-based rollover and retention.
     pub retention_check_interval_in_seconds: u64,
     /// `maxUnackedMessagesPerConsumer` (50 000) and `maxUnackedMessagesPerSubscription`
@@ -200,6 +205,8 @@ impl BrokerConfig {
             security,
             hot_tier: hot_tier::parse(raw)?,
             max_message_size: raw.unsigned("maxMessageSize", 5 * 1024 * 1024, 1024, 1 << 30)?,
+            ledger_info_compression: ledger_metadata::parse(raw, "managedLedgerInfo")?,
+            cursor_info_compression: ledger_metadata::parse(raw, "managedCursorInfo")?,
             retention_check_interval_in_seconds: raw.unsigned(
                 "retentionCheckIntervalInSeconds",
                 120,

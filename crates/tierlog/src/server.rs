@@ -199,7 +199,11 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
     let reader = config.tier_reader(Arc::clone(&object_stores));
     let hot_tier = store.clone();
     let mut factory = ManagedLedgerFactory::new(store, Arc::clone(&meta), Arc::new(SystemClock))
-        .with_reader(Arc::new(reader));
+        .with_reader(Arc::new(reader))
+        .with_metadata_compression(
+            config.ledger_info_compression,
+            config.cursor_info_compression,
+        );
     if mode == Mode::ClusterBroker {
         // Local ledgers live on this broker's disk: another broker must not serve them.
         factory = factory.with_hot_tier_owner(broker_id.clone());

@@ -103,7 +103,7 @@ impl ManagedLedger {
         let key = info::cursor_key(&self.shared.name, name);
         self.commit_fenced(vec![meta::Op::put(
             key,
-            info::encode(&state.to_info()),
+            info::encode_with(&state.to_info(), self.shared.cursor_info_compression),
             Expected::Any,
         )])
         .await?;
