@@ -295,9 +295,8 @@ impl EtcdStore {
             if revision == 0 {
                 revision = resp.header.as_ref().map(|h| h.revision).unwrap_or(0);
             }
-            let mut last = None;
+            let last = resp.kvs.last().map(|kv| kv.key.clone());
             for kv in resp.kvs {
-                last = Some(kv.key.clone());
                 each(kv)?;
             }
             match last {
