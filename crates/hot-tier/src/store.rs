@@ -49,7 +49,8 @@ pub struct StoreOptions {
     pub write_cache_bytes: u64,
     /// The longest time between checkpoints (BookKeeper's `flushInterval`).
     pub checkpoint_interval: Duration,
-    /// A checkpoint starts early once this much was journaled since the last one.
+    /// A checkpoint starts early once this much was journaled since the last one (at least
+    /// twice `write_cache_bytes`).
     pub checkpoint_journal_bytes: u64,
     /// Bytes of sealed-ledger entries read ahead for readers reading in order, for the whole
     /// store (0: no read-ahead).
@@ -163,7 +164,12 @@ impl LedgerStore {
                     .max(options.max_entry_bytes + 64)
                     .min(tokio::sync::Semaphore::MAX_PERMITS),
                 checkpoint_interval: options.checkpoint_interval,
-                checkpoint_journal_bytes: options.checkpoint_journal_bytes,
+                // Every journaled entry waits in the write cache, so the journal since the last
+                // checkpoint is at least as large: a journal trigger below the cache's would
+                // start every checkpoint before the cache is full.
+                checkpoint_journal_bytes: options
+                    .checkpoint_journal_bytes
+                    .max(options.write_cache_bytes.saturating_mul(2)),
             },
             replayed.next_seq,
             Arc::clone(&deleter),

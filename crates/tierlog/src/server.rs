@@ -100,11 +100,6 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         journal_file_bytes: config.hot_tier.max_file_bytes,
         checkpoint_interval: config.hot_tier.checkpoint_interval,
         write_cache_bytes: config.hot_tier.write_cache_bytes,
-        // Every journaled entry waits in the write cache, so the journal since the last
-        // checkpoint is at least as large: a journal trigger below the cache's would start each
-        // checkpoint before the cache is full and make a larger cache pointless.
-        checkpoint_journal_bytes: (2 * config.hot_tier.write_cache_bytes)
-            .max(StoreOptions::default().checkpoint_journal_bytes),
         read_ahead_cache_bytes: config.hot_tier.read_ahead_cache_bytes,
         read_ahead_window_bytes: config.hot_tier.read_ahead_window_bytes,
         ..StoreOptions::default()
