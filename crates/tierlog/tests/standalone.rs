@@ -42,6 +42,28 @@ fn standalone_serves_metrics_and_shuts_down_cleanly_on_sigterm_and_sigint() {
     );
 }
 
+/// mimalloc's memory re-faulted as 2 MiB huge pages was 28 % of the broker's CPU under load
+/// (docs/benchmarks.md): the process turns transparent huge pages off for itself.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_broker_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Standalone::start(Path::new(env!("CARGO_BIN_EXE_tierlog")), dir.path(), &[]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", broker.pid())).unwrap();
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    // Kernels before 5.0 do not report it; every kernel we run on does.
+    assert_eq!(thp, Some("0"), "{status}");
+    let out = broker.stop("TERM");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn bad_configuration_stops_startup_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
