@@ -206,15 +206,27 @@ impl ManagedLedgerFactory {
         Ok(finished)
     }
 
-    /// Deletes ledger files that no ledger list references (left by a crash between a list update
-    /// and a file deletion). Run at start-up, before any managed ledger is opened: a ledger being
-    /// created concurrently could otherwise look unreferenced.
+    /// Deletes ledger files that no ledger list references, or whose ledger the list says is
+    /// offloaded with its hot copy deleted (left by a crash between a list update and a file
+    /// deletion: retention's, or the deletion lag's). Run at start-up, before any managed
+    /// ledger is opened: a ledger being created concurrently could otherwise look unreferenced.
     pub async fn collect_garbage(&self) -> Result<Vec<u64>> {
         let meta = &self.deps.meta;
         let mut referenced = BTreeSet::new();
         for (key, v) in meta.scan(info::ML_PREFIX).await? {
             let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
-            referenced.extend(ml_info.ledgers.iter().map(|l| l.ledger_id as u64));
+            // A ledger whose hot copy is recorded deleted is never read from it again.
+            referenced.extend(
+                ml_info
+                    .ledgers
+                    .iter()
+                    .filter(|l| {
+                        !l.offload
+                            .as_ref()
+                            .is_some_and(|o| o.complete && o.hot_deleted)
+                    })
+                    .map(|l| l.ledger_id as u64),
+            );
         }
         let mut removed = Vec::new();
         for id in self.deps.store.list_ledgers()? {

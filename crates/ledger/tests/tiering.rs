@@ -688,3 +688,62 @@ async fn an_offloads_reads_of_the_hot_copy_run_on_the_offloaders_background_runt
     );
     assert_eq!(read_all(&ml).await, (0..250).map(entry).collect::<Vec<_>>());
 }
+
+/// A crash after the ledger list recorded a hot copy deleted but before its file went (trim
+/// persists first, deletes second): the file is garbage, and start-up's collection deletes it,
+/// while the hot copies of offloaded ledgers still within their deletion lag stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_deletes_a_hot_copy_the_ledger_list_says_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = dir.path().join("tier");
+    let clock = TestClock::new(1_000_000);
+    let mut c = config();
+    c.offload_deletion_lag_ms = None;
+    let first = {
+        let f = factory(
+            dir.path(),
+            &clock,
+            offloader(&tier, FailAt::Never, None).await,
+        );
+        let ml = f.open(NAME, c.clone()).await.unwrap();
+        append(&ml, 0..300).await;
+        let stats = ml.stats().await;
+        let current = stats.ledgers.last().unwrap().ledger_id;
+        ml.offload_prefix(Position::new(current, 0)).await.unwrap();
+        f.close_all().await.unwrap();
+        stats.ledgers[0].ledger_id
+    };
+    assert_eq!(hot_files(dir.path()), 4);
+    // What trim persists before deleting the file, without the deletion: the crash window.
+    {
+        use meta::{Expected, MetadataStore};
+        let meta = RedbStore::open(&dir.path().join("meta.redb")).unwrap();
+        let key = ledger::info::ml_key(NAME);
+        let v = meta.get(&key).await.unwrap().unwrap();
+        let mut info: ledger::info::ManagedLedgerInfo =
+            ledger::info::decode(&key, &v.value).unwrap();
+        let o = info.ledgers[0].offload.as_mut().unwrap();
+        assert!(o.complete && !o.hot_deleted);
+        o.hot_deleted = true;
+        meta.put(
+            &key,
+            ledger::info::encode(&info),
+            Expected::Version(v.version),
+        )
+        .await
+        .unwrap();
+    }
+    let f = factory(
+        dir.path(),
+        &clock,
+        offloader(&tier, FailAt::Never, None).await,
+    );
+    assert_eq!(f.collect_garbage().await.unwrap(), vec![first as u64]);
+    assert_eq!(
+        hot_files(dir.path()),
+        3,
+        "the two offloaded ledgers within their lag and the open one keep their files"
+    );
+    let ml = f.open(NAME, c).await.unwrap();
+    assert_eq!(read_all(&ml).await, (0..300).map(entry).collect::<Vec<_>>());
+}
