@@ -2,7 +2,7 @@
 //! per name so every user of a topic shares its state. Opening one managed ledger (metadata
 //! reads, recovery of its last ledger) never holds up opening another.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use hot_tier::LedgerStore;
@@ -239,6 +239,78 @@ impl ManagedLedgerFactory {
             tracing::info!(?removed, "deleted unreferenced ledger files");
         }
         Ok(removed)
+    }
+
+    /// Deletes the WAL extent keys no ledger needs any more: those of ledgers no list names
+    /// (retention or a topic deletion removed them and the process stopped before their
+    /// extents went) or that their list records as offloaded with the hot copy deleted (a crash
+    /// between trim's list update and the extents' deletion). Their objects then go to the
+    /// WAL's sweeper, which keeps every object an extent names. Returns how many keys went.
+    ///
+    /// Safe beside brokers writing meanwhile: a ledger is listed before its first extent is
+    /// committed, and the extents are listed here *before* the ledger lists are read, so an
+    /// extent seen here belongs to a ledger that is still listed when the lists are read
+    /// unless it was removed in between (garbage then too); a ledger recorded hot-deleted
+    /// never gets an extent again. A list that cannot be read stops the pass before any
+    /// deletion.
+    pub async fn collect_stale_extents(&self) -> Result<usize> {
+        let meta = &self.deps.meta;
+        let extents = meta.list(wal::keys::EXTENT_PREFIX).await?;
+        if extents.is_empty() {
+            return Ok(0);
+        }
+        // The ledgers whose extents are still needed, by their managed ledger's key segment.
+        let mut needed: HashMap<String, HashSet<i64>> = HashMap::new();
+        for (key, v) in meta.scan(info::ML_PREFIX).await? {
+            let Some(name) = key.strip_prefix(info::ML_PREFIX) else {
+                continue;
+            };
+            let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
+            needed.insert(
+                meta::key_segment(name),
+                ml_info
+                    .ledgers
+                    .iter()
+                    .filter(|l| {
+                        !l.offload
+                            .as_ref()
+                            .is_some_and(|o| o.complete && o.hot_deleted)
+                    })
+                    .map(|l| l.ledger_id)
+                    .collect(),
+            );
+        }
+        let stale: Vec<String> = extents
+            .into_iter()
+            .filter(|key| {
+                let mut parts = key
+                    .strip_prefix(wal::keys::EXTENT_PREFIX)
+                    .unwrap_or_default()
+                    .split('/');
+                let (Some(segment), Some(Ok(ledger_id))) =
+                    (parts.next(), parts.next().map(str::parse::<i64>))
+                else {
+                    return false; // not an extent key: not ours to judge
+                };
+                !needed
+                    .get(segment)
+                    .is_some_and(|ids| ids.contains(&ledger_id))
+            })
+            .collect();
+        for chunk in stale.chunks(meta::MAX_TXN_OPS) {
+            let ops = chunk
+                .iter()
+                .map(|k| meta::Op::delete(k.clone(), meta::Expected::Any))
+                .collect();
+            meta.commit(ops).await?;
+        }
+        if !stale.is_empty() {
+            tracing::info!(
+                keys = stale.len(),
+                "deleted WAL extents of ledgers no longer needed"
+            );
+        }
+        Ok(stale.len())
     }
 
     /// Closes the managed ledger `name` if it is open and forgets it: the next open reads it

@@ -232,3 +232,68 @@ async fn a_zombie_owner_cannot_append_after_another_broker_took_the_topic_over()
     a.wal.shutdown().await;
     b2.wal.shutdown().await;
 }
+
+/// Extent keys no ledger needs — of a ledger its list records as rewritten with the hot copy
+/// deleted (a crash between trim's list update and the extents' deletion), of a ledger no list
+/// names, of a managed ledger that is gone — are deleted by the collection; the extents of the
+/// ledger being written stay, and every entry still reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_extents_are_collected_and_needed_ones_kept() {
+    let moto = MotoServer::start();
+    moto.create_bucket("tier");
+    let meta_dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetadataStore> =
+        Arc::new(RedbStore::open(&meta_dir.path().join("meta.redb")).unwrap());
+    let data = tempfile::tempdir().unwrap();
+    let b = broker(&moto, Arc::clone(&meta), data.path()).await;
+    let ml = b.factory.open(NAME, config()).await.unwrap();
+    let mut receipts = Vec::new();
+    for i in 0..150 {
+        receipts.push(ml.append(entry(i)).await.unwrap());
+    }
+    for r in receipts {
+        r.await.unwrap();
+    }
+    let stats = ml.stats().await;
+    let (sealed, current) = (stats.ledgers[0].ledger_id, stats.ledgers[1].ledger_id);
+    // Rewritten, recorded hot-deleted, and then (trim's next step) its extents deleted.
+    wait_for("the rewrite of the sealed ledger", async || {
+        ml.stats().await.ledgers[0]
+            .offload
+            .as_ref()
+            .is_some_and(|o| o.complete && o.hot_deleted)
+            && meta
+                .list(&wal::keys::ledger_prefix(NAME, sealed))
+                .await
+                .unwrap()
+                .is_empty()
+    })
+    .await;
+    assert_eq!(b.factory.collect_stale_extents().await.unwrap(), 0);
+    let needed = meta.list(wal::keys::EXTENT_PREFIX).await.unwrap();
+    assert!(
+        !needed.is_empty()
+            && needed
+                .iter()
+                .all(|k| k.starts_with(&wal::keys::ledger_prefix(NAME, current)))
+    );
+    // Stale keys as the crash windows leave them (any valid extent value will do).
+    let value = meta.get(&needed[0]).await.unwrap().unwrap().value;
+    let stale = [
+        wal::keys::extent_key(NAME, sealed, 0),
+        wal::keys::extent_key(NAME, current + 1000, 0),
+        wal::keys::extent_key("public/default/persistent/gone", 5, 0),
+    ];
+    for key in &stale {
+        meta.put(key, value.clone(), meta::Expected::Absent)
+            .await
+            .unwrap();
+    }
+    assert_eq!(b.factory.collect_stale_extents().await.unwrap(), 3);
+    assert_eq!(meta.list(wal::keys::EXTENT_PREFIX).await.unwrap(), needed);
+    assert_eq!(
+        common::read_payloads(&ml, 64).await,
+        (0..150).map(entry).collect::<Vec<_>>()
+    );
+    b.wal.shutdown().await;
+}

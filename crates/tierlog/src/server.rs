@@ -215,6 +215,11 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         .collect_garbage()
         .await
         .context("collecting unreferenced ledger files")?;
+    // WAL extents no ledger needs (left by a crash between a ledger list update and their
+    // deletion): housekeeping, so a failure is only reported; the periodic pass retries.
+    if let Err(e) = factory.collect_stale_extents().await {
+        tracing::warn!(error = %e, "collecting stale WAL extents failed");
+    }
     let meta_for_cluster = Arc::clone(&meta);
     let policy = Arc::new(PolicyService::new(
         meta,
@@ -389,6 +394,21 @@ pub async fn run(config: BrokerConfig, mode: Mode) -> anyhow::Result<()> {
         Duration::from_secs(config.retention_check_interval_in_seconds),
         shutdown_rx.clone(),
     ));
+    if wal.is_some() {
+        let factory = Arc::clone(&factory);
+        tokio::spawn(every(
+            STALE_EXTENTS_INTERVAL,
+            shutdown_rx.clone(),
+            move || {
+                let factory = Arc::clone(&factory);
+                async move {
+                    if let Err(e) = factory.collect_stale_extents().await {
+                        tracing::warn!(error = %e, "collecting stale WAL extents failed (retried later)");
+                    }
+                }
+            },
+        ));
+    }
     // Rates (stats and metrics) over the last statsUpdateFrequencyInSecs.
     {
         let svc = Arc::clone(&service);
@@ -563,6 +583,10 @@ async fn maintenance_loop(
 }
 
 /// Runs `f` every `interval` (the first time one interval after start) until shutdown.
+/// How often a broker with the object hot tier looks for WAL extents no ledger needs (a
+/// listing of every extent key and every ledger list, so not often).
+const STALE_EXTENTS_INTERVAL: Duration = Duration::from_secs(600);
+
 pub(crate) async fn every<F, Fut>(interval: Duration, mut shutdown: watch::Receiver<bool>, f: F)
 where
     F: Fn() -> Fut,

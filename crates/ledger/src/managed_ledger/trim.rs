@@ -3,9 +3,10 @@
 //!
 //! Crash windows: the ledger list is persisted first, then hot copies and offloaded objects are
 //! deleted. A crash in between leaves hot-tier files no list names (deleted at the next start-up,
-//! `ManagedLedgerFactory::collect_garbage`), WAL extents of a rewritten ledger (deleted by the
-//! next open or the WAL's sweep) or offloaded objects no list names (the broker's periodic orphan
-//! pass, `tierlog offload gc`); never a listed ledger whose data is gone.
+//! `ManagedLedgerFactory::collect_garbage`), WAL extents no ledger needs (deleted at start-up
+//! and every 10 minutes, `ManagedLedgerFactory::collect_stale_extents`) or offloaded objects no
+//! list names (the broker's periodic orphan pass, `tierlog offload gc`); never a listed ledger
+//! whose data is gone.
 
 use super::ManagedLedger;
 use crate::config::HotTier;
