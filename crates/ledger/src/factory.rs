@@ -215,16 +215,11 @@ impl ManagedLedgerFactory {
         let mut referenced = BTreeSet::new();
         for (key, v) in meta.scan(info::ML_PREFIX).await? {
             let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
-            // A ledger whose hot copy is recorded deleted is never read from it again.
             referenced.extend(
                 ml_info
                     .ledgers
                     .iter()
-                    .filter(|l| {
-                        !l.offload
-                            .as_ref()
-                            .is_some_and(|o| o.complete && o.hot_deleted)
-                    })
+                    .filter(|l| !l.hot_copy_deleted())
                     .map(|l| l.ledger_id as u64),
             );
         }
@@ -271,11 +266,7 @@ impl ManagedLedgerFactory {
                 ml_info
                     .ledgers
                     .iter()
-                    .filter(|l| {
-                        !l.offload
-                            .as_ref()
-                            .is_some_and(|o| o.complete && o.hot_deleted)
-                    })
+                    .filter(|l| !l.hot_copy_deleted())
                     .map(|l| l.ledger_id)
                     .collect(),
             );

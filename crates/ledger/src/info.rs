@@ -122,6 +122,14 @@ impl LedgerInfo {
             hot_tier: HotTier::Local,
         }
     }
+
+    /// Whether its hot copy is recorded deleted (offloaded, deletion lag passed): the ledger is
+    /// never read from the hot tier again, and what is left of that copy is garbage.
+    pub fn hot_copy_deleted(&self) -> bool {
+        self.offload
+            .as_ref()
+            .is_some_and(|o| o.complete && o.hot_deleted)
+    }
 }
 
 /// The persisted ledger list of one managed ledger.

@@ -58,6 +58,18 @@ fn entry(i: usize) -> Bytes {
     Bytes::from(format!("diskless-{i}-").repeat(1 + i % 5))
 }
 
+/// Appends `range` and waits for every receipt: appends of many entries resolve together, a
+/// flush at a time.
+async fn append_all(ml: &ledger::ManagedLedger, range: std::ops::Range<usize>) {
+    let mut receipts = Vec::new();
+    for i in range {
+        receipts.push(ml.append(entry(i)).await.unwrap());
+    }
+    for r in receipts {
+        r.await.unwrap();
+    }
+}
+
 async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
     for _ in 0..200 {
         if done().await {
@@ -78,14 +90,7 @@ async fn entries_survive_the_loss_of_the_data_directory_and_sealed_ledgers_are_r
     let data = tempfile::tempdir().unwrap();
     let b = broker(&moto, Arc::clone(&meta), data.path()).await;
     let ml = b.factory.open(NAME, config()).await.unwrap();
-    // Appends of many entries resolve together, a flush at a time.
-    let mut receipts = Vec::new();
-    for i in 0..250 {
-        receipts.push(ml.append(entry(i)).await.unwrap());
-    }
-    for r in receipts {
-        r.await.unwrap();
-    }
+    append_all(&ml, 0..250).await;
     let stats = ml.stats().await;
     assert_eq!(stats.ledgers.len(), 3, "{:?}", stats.ledgers);
     assert!(stats.ledgers.iter().all(|l| l.hot_tier == HotTier::Object));
@@ -247,13 +252,7 @@ async fn stale_extents_are_collected_and_needed_ones_kept() {
     let data = tempfile::tempdir().unwrap();
     let b = broker(&moto, Arc::clone(&meta), data.path()).await;
     let ml = b.factory.open(NAME, config()).await.unwrap();
-    let mut receipts = Vec::new();
-    for i in 0..150 {
-        receipts.push(ml.append(entry(i)).await.unwrap());
-    }
-    for r in receipts {
-        r.await.unwrap();
-    }
+    append_all(&ml, 0..150).await;
     let stats = ml.stats().await;
     let (sealed, current) = (stats.ledgers[0].ledger_id, stats.ledgers[1].ledger_id);
     // Rewritten, recorded hot-deleted, and then (trim's next step) its extents deleted.
