@@ -58,6 +58,16 @@ fn entry(i: usize) -> Bytes {
     Bytes::from(format!("diskless-{i}-").repeat(1 + i % 5))
 }
 
+/// A moto server with the tier's bucket, and a metadata store in a directory of its own.
+fn tier_and_meta() -> (MotoServer, tempfile::TempDir, Arc<dyn MetadataStore>) {
+    let moto = MotoServer::start();
+    moto.create_bucket("tier");
+    let dir = tempfile::tempdir().unwrap();
+    let meta: Arc<dyn MetadataStore> =
+        Arc::new(RedbStore::open(&dir.path().join("meta.redb")).unwrap());
+    (moto, dir, meta)
+}
+
 /// Appends `range` and waits for every receipt: appends of many entries resolve together, a
 /// flush at a time.
 async fn append_all(ml: &ledger::ManagedLedger, range: std::ops::Range<usize>) {
@@ -82,11 +92,7 @@ async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_survive_the_loss_of_the_data_directory_and_sealed_ledgers_are_rewritten() {
-    let moto = MotoServer::start();
-    moto.create_bucket("tier");
-    let meta_dir = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetadataStore> =
-        Arc::new(RedbStore::open(&meta_dir.path().join("meta.redb")).unwrap());
+    let (moto, _meta_dir, meta) = tier_and_meta();
     let data = tempfile::tempdir().unwrap();
     let b = broker(&moto, Arc::clone(&meta), data.path()).await;
     let ml = b.factory.open(NAME, config()).await.unwrap();
@@ -171,11 +177,7 @@ async fn entries_survive_the_loss_of_the_data_directory_and_sealed_ledgers_are_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombie_owner_cannot_append_after_another_broker_took_the_topic_over() {
-    let moto = MotoServer::start();
-    moto.create_bucket("tier");
-    let meta_dir = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetadataStore> =
-        Arc::new(RedbStore::open(&meta_dir.path().join("meta.redb")).unwrap());
+    let (moto, _meta_dir, meta) = tier_and_meta();
     let owner_key = "/namespace/public/default/0x00000000_0xffffffff";
     let fence_of = |version| {
         Some(meta::Fence {
@@ -244,11 +246,7 @@ async fn a_zombie_owner_cannot_append_after_another_broker_took_the_topic_over()
 /// ledger being written stay, and every entry still reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_extents_are_collected_and_needed_ones_kept() {
-    let moto = MotoServer::start();
-    moto.create_bucket("tier");
-    let meta_dir = tempfile::tempdir().unwrap();
-    let meta: Arc<dyn MetadataStore> =
-        Arc::new(RedbStore::open(&meta_dir.path().join("meta.redb")).unwrap());
+    let (moto, _meta_dir, meta) = tier_and_meta();
     let data = tempfile::tempdir().unwrap();
     let b = broker(&moto, Arc::clone(&meta), data.path()).await;
     let ml = b.factory.open(NAME, config()).await.unwrap();
