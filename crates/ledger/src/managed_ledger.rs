@@ -16,6 +16,7 @@ mod cursors;
 mod deletion;
 mod fencing;
 mod hot_copy;
+mod out_of_space;
 mod positions;
 mod tier_read;
 mod tiering;
@@ -152,11 +153,6 @@ struct Shared {
     /// outright; after it one probe checks for room. No ledger is created while it is set.
     out_of_space_until: std::sync::Mutex<Option<u64>>,
 }
-
-/// How long appends are refused after the file system said it is full, before a probe.
-const SPACE_RETRY_MS: u64 = 1000;
-/// Free bytes a probe wants before appends resume.
-const MIN_FREE_BYTES: u64 = 1 << 20;
 
 /// A topic's log. Cheap to clone; every clone is the same ledger.
 #[derive(Clone)]
@@ -440,54 +436,6 @@ impl ManagedLedger {
         Ok(())
     }
 
-    fn space_guard(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
-        self.shared
-            .out_of_space_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Refuses appends while the file system is out of space: outright until the retry time,
-    /// then after a probe of the free space (which ends the state when there is room again).
-    fn refuse_if_out_of_space(&self) -> Result<()> {
-        let mut until = self.space_guard();
-        let Some(retry_at) = *until else {
-            return Ok(());
-        };
-        let now = self.shared.clock.now_ms();
-        if now < retry_at {
-            return Err(self.storage_full("appends are refused until space returns"));
-        }
-        match self.shared.store.free_bytes() {
-            Ok(free) if free >= MIN_FREE_BYTES => {
-                *until = None;
-                tracing::info!(ledger = %self.shared.name, free, "space is back: appends resume");
-                Ok(())
-            }
-            _ => {
-                *until = Some(now + SPACE_RETRY_MS);
-                Err(self.storage_full("appends are refused until space returns"))
-            }
-        }
-    }
-
-    /// Enters the out-of-space state (reported once, not per refused append).
-    fn out_of_space(&self, cause: &dyn std::fmt::Display) -> LedgerError {
-        let mut until = self.space_guard();
-        if until.is_none() {
-            tracing::warn!(ledger = %self.shared.name, %cause, "the file system is out of space: appends are refused, no ledger is created, until space returns");
-        }
-        *until = Some(self.shared.clock.now_ms() + SPACE_RETRY_MS);
-        self.storage_full(&cause.to_string())
-    }
-
-    fn storage_full(&self, detail: &str) -> LedgerError {
-        LedgerError::StorageFull {
-            ledger: self.shared.name.clone(),
-            detail: detail.to_string(),
-        }
-    }
-
     /// An error of a rollover or append: out of space enters the out-of-space state.
     fn classify_write_error(&self, e: LedgerError) -> LedgerError {
         match &e {
@@ -495,12 +443,6 @@ impl ManagedLedger {
             LedgerError::Wal(wal::WalError::Fenced { .. }) => self.fenced_now(),
             _ => e,
         }
-    }
-
-    /// Whether appends are refused for lack of space now (checks for room again once the retry
-    /// time has passed).
-    pub fn is_out_of_space(&self) -> bool {
-        self.refuse_if_out_of_space().is_err()
     }
 
     /// Appends an entry. Returns once the entry is queued (waiting only for rollover or memory
