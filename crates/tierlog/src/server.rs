@@ -582,11 +582,11 @@ async fn maintenance_loop(
     .await
 }
 
-/// Runs `f` every `interval` (the first time one interval after start) until shutdown.
 /// How often a broker with the object hot tier looks for WAL extents no ledger needs (a
 /// listing of every extent key and every ledger list, so not often).
 const STALE_EXTENTS_INTERVAL: Duration = Duration::from_secs(600);
 
+/// Runs `f` every `interval` (the first time one interval after start) until shutdown.
 pub(crate) async fn every<F, Fut>(interval: Duration, mut shutdown: watch::Receiver<bool>, f: F)
 where
     F: Fn() -> Fut,
