@@ -206,23 +206,38 @@ impl ManagedLedgerFactory {
         Ok(finished)
     }
 
+    /// Every managed ledger's ledgers whose hot copy is still needed (all listed ledgers but
+    /// those recorded as offloaded with the hot copy deleted), by managed-ledger name.
+    async fn ledgers_with_hot_copies(&self) -> Result<HashMap<String, HashSet<i64>>> {
+        let mut needed = HashMap::new();
+        for (key, v) in self.deps.meta.scan(info::ML_PREFIX).await? {
+            let Some(name) = key.strip_prefix(info::ML_PREFIX) else {
+                continue;
+            };
+            let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
+            let ids = ml_info
+                .ledgers
+                .iter()
+                .filter(|l| !l.hot_copy_deleted())
+                .map(|l| l.ledger_id)
+                .collect();
+            needed.insert(name.to_string(), ids);
+        }
+        Ok(needed)
+    }
+
     /// Deletes ledger files that no ledger list references, or whose ledger the list says is
     /// offloaded with its hot copy deleted (left by a crash between a list update and a file
     /// deletion: retention's, or the deletion lag's). Run at start-up, before any managed
     /// ledger is opened: a ledger being created concurrently could otherwise look unreferenced.
     pub async fn collect_garbage(&self) -> Result<Vec<u64>> {
-        let meta = &self.deps.meta;
-        let mut referenced = BTreeSet::new();
-        for (key, v) in meta.scan(info::ML_PREFIX).await? {
-            let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
-            referenced.extend(
-                ml_info
-                    .ledgers
-                    .iter()
-                    .filter(|l| !l.hot_copy_deleted())
-                    .map(|l| l.ledger_id as u64),
-            );
-        }
+        let referenced: BTreeSet<u64> = self
+            .ledgers_with_hot_copies()
+            .await?
+            .into_values()
+            .flatten()
+            .map(|id| id as u64)
+            .collect();
         let mut removed = Vec::new();
         for id in self.deps.store.list_ledgers()? {
             if !referenced.contains(&id) {
@@ -255,22 +270,12 @@ impl ManagedLedgerFactory {
             return Ok(0);
         }
         // The ledgers whose extents are still needed, by their managed ledger's key segment.
-        let mut needed: HashMap<String, HashSet<i64>> = HashMap::new();
-        for (key, v) in meta.scan(info::ML_PREFIX).await? {
-            let Some(name) = key.strip_prefix(info::ML_PREFIX) else {
-                continue;
-            };
-            let ml_info: ManagedLedgerInfo = info::decode(&key, &v.value)?;
-            needed.insert(
-                meta::key_segment(name),
-                ml_info
-                    .ledgers
-                    .iter()
-                    .filter(|l| !l.hot_copy_deleted())
-                    .map(|l| l.ledger_id)
-                    .collect(),
-            );
-        }
+        let needed: HashMap<String, HashSet<i64>> = self
+            .ledgers_with_hot_copies()
+            .await?
+            .into_iter()
+            .map(|(name, ids)| (meta::key_segment(&name), ids))
+            .collect();
         let stale: Vec<String> = extents
             .into_iter()
             .filter(|key| {
