@@ -265,6 +265,9 @@ impl ManagedLedgerFactory {
     /// deletion.
     pub async fn collect_stale_extents(&self) -> Result<usize> {
         let meta = &self.deps.meta;
+        // Flush records left unindexed (a writer stopped after a commit) become extent keys
+        // first, so that those of ledgers no longer needed are collected in this pass.
+        wal::index_records(meta.as_ref(), |_| true).await?;
         let extents = meta.list(wal::keys::EXTENT_PREFIX).await?;
         if extents.is_empty() {
             return Ok(0);

@@ -2,8 +2,9 @@
 //!
 //! An object is `"TLWAL001"` followed by one *extent* per ledger of the flush: that ledger's
 //! entries of the flush as records `[len: u32 BE][crc32c of the entry: u32 BE][entry bytes]`.
-//! The object orders nothing; each extent's place in its ledger is its metadata record
-//! ([`Extent`], at [`crate::keys::extent_key`]).
+//! The object orders nothing; each extent's place in its ledger is its metadata record: first
+//! one [`FlushRecord`] for the whole flush, then ([`Extent`], at [`crate::keys::extent_key`])
+//! one key per ledger.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,78 @@ impl Extent {
             });
         }
         Ok(e)
+    }
+}
+
+/// One commit of a flush: where each of its ledgers' entries lives, in one metadata value
+/// (at [`crate::keys::flush_record_key`]). Committing one key instead of one per ledger keeps
+/// the commit on the acknowledgement path short (etcd's cost grows with the keys a transaction
+/// writes); the writer then *indexes* the record — copies its extents to their per-ledger keys
+/// and deletes it — off that path. Until then readers merge it with the extent keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushRecord {
+    /// The object every part lives in.
+    pub object: String,
+    pub parts: Vec<RecordPart>,
+}
+
+/// One ledger's extent in a [`FlushRecord`] (its object is the record's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordPart {
+    pub managed_ledger: String,
+    pub ledger_id: i64,
+    pub offset: u64,
+    pub length: u64,
+    pub first: u64,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+impl FlushRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes a record; every part must be a valid extent.
+    pub fn decode(key: &str, value: &[u8]) -> Result<FlushRecord> {
+        let r: FlushRecord = serde_json::from_slice(value).map_err(|e| WalError::Corrupt {
+            what: key.to_string(),
+            detail: e.to_string(),
+        })?;
+        if let Some(p) = r
+            .parts
+            .iter()
+            .find(|p| p.entries == 0 || p.length < p.entries * RECORD_HEADER_LEN as u64)
+        {
+            return Err(WalError::Corrupt {
+                what: key.to_string(),
+                detail: format!(
+                    "ledger {}: {} entries in {} bytes",
+                    p.ledger_id, p.entries, p.length
+                ),
+            });
+        }
+        Ok(r)
+    }
+
+    /// The extent of one part.
+    pub fn extent(&self, part: &RecordPart) -> Extent {
+        Extent {
+            object: self.object.clone(),
+            offset: part.offset,
+            length: part.length,
+            first: part.first,
+            entries: part.entries,
+            bytes: part.bytes,
+        }
+    }
+
+    /// The part of `ledger_id` of `managed_ledger`, as an extent, if the record has one.
+    pub fn extent_of(&self, managed_ledger: &str, ledger_id: i64) -> Option<Extent> {
+        self.parts
+            .iter()
+            .find(|p| p.ledger_id == ledger_id && p.managed_ledger == managed_ledger)
+            .map(|p| self.extent(p))
     }
 }
 

@@ -2,10 +2,21 @@
 //!
 //! - `/wal/<managed ledger, one segment>/<ledger id:020>/<first entry:020>` → [`crate::Extent`]:
 //!   one key per ledger per flush, in entry order under its ledger's prefix;
+//! - `/walflush/<uuid>` → [`crate::format::FlushRecord`]: a committed flush not yet indexed
+//!   into extent keys (normally for milliseconds; longer only if its writer stopped);
 //! - objects `<object prefix>/<uuid>`, object prefix `wal/<cluster>/<broker>`.
 
 /// Prefix of every extent key.
 pub const EXTENT_PREFIX: &str = "/wal/";
+
+/// Prefix of every flush record. Not under [`EXTENT_PREFIX`]: who lists extent keys never
+/// takes a record for one.
+pub const FLUSH_RECORD_PREFIX: &str = "/walflush/";
+
+/// A new flush record's key.
+pub fn flush_record_key() -> String {
+    format!("{FLUSH_RECORD_PREFIX}{}", uuid::Uuid::new_v4())
+}
 
 /// Prefix of the extent keys of one ledger.
 pub fn ledger_prefix(managed_ledger: &str, ledger_id: i64) -> String {
@@ -40,5 +51,6 @@ mod tests {
         );
         // A name cannot reach into another managed ledger's keys.
         assert!(!extent_key("a/b", 1, 0).starts_with(&ledger_prefix("a", 1)));
+        assert!(!flush_record_key().starts_with(EXTENT_PREFIX));
     }
 }

@@ -1,5 +1,6 @@
 //! Reading entries back: from memory, else by ranged GETs of their extents; listing a
-//! ledger's extents to recover where it ends; deleting a ledger's extents.
+//! ledger's extents (flush records and extent keys) to recover where it ends; deleting a
+//! ledger's extents.
 
 use std::sync::Arc;
 
@@ -10,8 +11,8 @@ use object_store::path::Path;
 
 use crate::error::{Result, WalError};
 use crate::format::{Extent, decode_extent};
-use crate::keys;
 use crate::writer::Wal;
+use crate::{index, keys};
 
 /// Fetched extents kept for readers stepping through one.
 const FETCHED_EXTENTS: usize = 16;
@@ -125,30 +126,10 @@ impl Wal {
             .await
     }
 
-    /// A ledger's extents from the metadata store, in entry order, up to the first gap (there
-    /// is none unless keys were removed by hand: commits keep them contiguous).
+    /// A ledger's extents from the metadata store: its flush records not yet indexed and its
+    /// extent keys.
     async fn list_extents(&self, managed_ledger: &str, ledger_id: i64) -> Result<Vec<Extent>> {
-        let prefix = keys::ledger_prefix(managed_ledger, ledger_id);
-        let mut out: Vec<Extent> = Vec::new();
-        for (key, v) in self.inner.meta.scan(&prefix).await? {
-            let Some(first) = keys::first_of_key(&prefix, &key) else {
-                continue;
-            };
-            let extent = Extent::decode(&key, &v.value)?;
-            let expected = out.last().map(|e| e.first + e.entries).unwrap_or(0);
-            if extent.first != first || first != expected {
-                tracing::warn!(
-                    managed_ledger,
-                    ledger_id,
-                    key,
-                    expected,
-                    "WAL extents of a ledger have a gap: the ledger ends before it"
-                );
-                break;
-            }
-            out.push(extent);
-        }
-        Ok(out)
+        index::ledger_extents(self.inner.meta.as_ref(), managed_ledger, ledger_id).await
     }
 
     /// Where a ledger ends: its committed entries and bytes. For a ledger written here, once
@@ -178,12 +159,16 @@ impl Wal {
 }
 
 /// Deletes a ledger's extent keys (also where no WAL runs: deleting a topic whose ledgers were
-/// written elsewhere).
+/// written elsewhere). Flush records naming the ledger are indexed first: indexed later, they
+/// would put its keys back. (The ledger is sealed by now, so no record naming it is committed
+/// after this looked; a stopped writer's record cannot be indexed after this either, since
+/// indexing checks that the record still exists.)
 pub async fn delete_extents(
     meta: &dyn MetadataStore,
     managed_ledger: &str,
     ledger_id: i64,
 ) -> Result<()> {
+    index::index_records(meta, |r| r.extent_of(managed_ledger, ledger_id).is_some()).await?;
     let keys = meta
         .list(&keys::ledger_prefix(managed_ledger, ledger_id))
         .await?;

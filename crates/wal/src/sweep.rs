@@ -1,11 +1,14 @@
 //! Garbage collection by reconciliation: WAL objects that no extent names any more (their
 //! ledgers were rewritten or deleted, or their commit never happened) are deleted once older
-//! than the grace period. No reference counts: the extent keys are the only truth.
+//! than the grace period. No reference counts: the flush records and extent keys are the only
+//! truth. Each sweep also indexes the flush records it finds (a writer that stopped between a
+//! commit and its indexing leaves one).
 //!
 //! Why it never deletes an object a commit is about to name: candidates are listed first, and
 //! only objects older than the grace period; a commit is attempted only within half the grace
-//! period of its upload's start. So an extent naming a candidate was committed before the
-//! extents are listed, and is seen.
+//! period of its upload's start. So a record naming a candidate was committed before the
+//! records are listed, and is seen there or (indexed meanwhile) in the extent keys listed
+//! after them.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -16,8 +19,8 @@ use object_store::path::Path;
 
 use crate::error::Result;
 use crate::format::Extent;
-use crate::keys;
 use crate::writer::Wal;
+use crate::{index, keys};
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -28,7 +31,7 @@ pub struct SweepReport {
 }
 
 impl Wal {
-    /// Deletes WAL objects older than the grace period that no extent names.
+    /// Deletes WAL objects older than the grace period that no record or extent names.
     pub async fn sweep(&self) -> Result<SweepReport> {
         self.sweep_older_than(self.inner.config.garbage_grace).await
     }
@@ -56,8 +59,21 @@ impl Wal {
         if candidates.is_empty() {
             return Ok(report);
         }
-        let mut named = HashSet::new();
-        for (key, v) in self.inner.meta.scan(keys::EXTENT_PREFIX).await? {
+        let meta = self.inner.meta.as_ref();
+        // Records a stopped writer left are indexed here; a failure to index changes nothing
+        // below, where records count as much as extent keys.
+        match index::index_records(meta, |_| true).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "indexed WAL flush records left unindexed"),
+            Err(e) => tracing::warn!(error = %e, "indexing WAL flush records failed"),
+        }
+        // Records before extent keys (see `index`): an extent moving between them is seen.
+        let mut named: HashSet<String> = index::pending_records(meta)
+            .await?
+            .into_iter()
+            .map(|(_, _, r)| r.object)
+            .collect();
+        for (key, v) in meta.scan(keys::EXTENT_PREFIX).await? {
             named.insert(Extent::decode(&key, &v.value)?.object);
         }
         for path in candidates {

@@ -1,5 +1,6 @@
-//! The broker's WAL: the shared buffer, the flusher (one object per flush) and the committer
-//! (extent keys in flush order, fenced per bundle).
+//! The broker's WAL: the shared buffer, the flusher (one object per flush), the committer
+//! (one flush record per flush, in flush order, fenced per bundle) and the indexer (the
+//! records' extents to per-ledger keys, after the acknowledgements).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,9 +17,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{Result, WalError};
-use crate::format::{Extent, ObjectBody};
-use crate::keys;
+use crate::format::{Extent, FlushRecord, ObjectBody, RecordPart};
 use crate::ledger::{LedgerState, WalAppend, WalLedger};
+use crate::{index, keys};
 
 /// How the WAL batches and where it writes.
 #[derive(Debug, Clone)]
@@ -65,9 +66,11 @@ pub struct WalCounters {
     /// Objects uploaded, and their bytes.
     pub objects: AtomicU64,
     pub object_bytes: AtomicU64,
-    /// Entries committed, and commit transactions.
+    /// Entries committed, and commit transactions (one flush record each).
     pub entries: AtomicU64,
     pub commits: AtomicU64,
+    /// Flush records this broker indexed into extent keys after their commit.
+    pub indexed: AtomicU64,
     /// Flush parts (one ledger's extent) that failed.
     pub failed_extents: AtomicU64,
 }
@@ -95,7 +98,9 @@ pub(crate) struct Inner {
     pub fetched: Mutex<std::collections::VecDeque<((String, u64), Bytes)>>,
     pub counters: WalCounters,
     closed: AtomicBool,
+    /// The flusher, the committer and the indexer: each ends once the one before it did.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    sweeper: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Entries waiting for the next flush, by ledger.
@@ -154,12 +159,16 @@ impl Wal {
                 counters: WalCounters::default(),
                 closed: AtomicBool::new(false),
                 tasks: Mutex::new(Vec::new()),
+                sweeper: Mutex::new(None),
             }),
         };
+        let (index_tx, index_rx) = mpsc::unbounded_channel();
         let flusher = tokio::spawn(wal.clone().flusher(tx));
-        let committer = tokio::spawn(wal.clone().committer(rx));
-        let sweeper = tokio::spawn(wal.clone().sweeper());
-        wal.tasks().extend([flusher, committer, sweeper]);
+        let committer = tokio::spawn(wal.clone().committer(rx, index_tx));
+        let indexer = tokio::spawn(wal.clone().indexer(index_rx));
+        wal.tasks().extend([flusher, committer, indexer]);
+        *wal.inner.sweeper.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(tokio::spawn(wal.clone().sweeper()));
         wal
     }
 
@@ -175,15 +184,23 @@ impl Wal {
         &self.inner.counters
     }
 
-    /// Flushes what is buffered, waits for its commits, and stops. Appends after it fail.
+    /// Flushes what is buffered, waits for its commits and their indexing, and stops. Appends
+    /// after it fail.
     pub async fn shutdown(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
+        let sweeper = self
+            .inner
+            .sweeper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort(); // it has nothing to finish
+            let _ = sweeper.await;
+        }
         let tasks: Vec<_> = self.tasks().drain(..).collect();
-        for (i, t) in tasks.into_iter().enumerate() {
-            if i == 2 {
-                t.abort(); // the sweeper has nothing to finish
-            }
+        for t in tasks {
             let _ = t.await;
         }
     }
@@ -377,8 +394,12 @@ impl Wal {
         }
     }
 
-    /// Commits flushes in the order they were taken.
-    async fn committer(self, mut rx: mpsc::Receiver<Flush>) {
+    /// Commits flushes in the order they were taken, and hands their records to the indexer.
+    async fn committer(
+        self,
+        mut rx: mpsc::Receiver<Flush>,
+        index: mpsc::UnboundedSender<(String, u64, FlushRecord)>,
+    ) {
         while let Some(flush) = rx.recv().await {
             let Flush {
                 object,
@@ -406,14 +427,19 @@ impl Wal {
             }
             let commits = transactions_of(parts);
             let wal = &self;
+            let object = &object;
             let uploaded_at = started.elapsed();
             let transactions = commits.len();
-            futures::future::join_all(
+            let records = futures::future::join_all(
                 commits
                     .into_iter()
-                    .map(|parts| async move { wal.commit(parts).await }),
+                    .map(|parts| async move { wal.commit(object, parts).await }),
             )
             .await;
+            for record in records.into_iter().flatten() {
+                // Cannot fail: the indexer ends only once this task has dropped its sender.
+                let _ = index.send(record);
+            }
             tracing::debug!(
                 %object,
                 uploaded_us = uploaded_at.as_micros() as u64,
@@ -425,11 +451,12 @@ impl Wal {
         }
     }
 
-    /// Commits the extents of `parts` in one transaction that carries the fencing check of
-    /// every bundle among them, then settles them. A failed check fails only the ledgers behind
-    /// it: etcd applies nothing of a transaction whose compare fails and names (through
+    /// Commits the extents of `parts` as one flush record, in one transaction that carries the
+    /// fencing check of every bundle among them, then settles them; returns the record and its
+    /// key and version, for the indexer. A failed check fails only the ledgers behind it: etcd
+    /// applies nothing of a transaction whose compare fails and names (through
     /// [`MetaError::Conflict`]) the key that failed, so the others are retried without it.
-    async fn commit(&self, parts: Vec<Part>) {
+    async fn commit(&self, object: &str, parts: Vec<Part>) -> Option<(String, u64, FlushRecord)> {
         let mut ready = Vec::with_capacity(parts.len());
         for (batch, extent) in parts {
             match batch.state.refuses_extent(extent.first) {
@@ -437,33 +464,30 @@ impl Wal {
                 None => ready.push((batch, extent)),
             }
         }
-        let key_of = |b: &Batch, e: &Extent| {
-            keys::extent_key(&b.state.managed_ledger, b.state.ledger_id, e.first)
-        };
-        // Which parts a failed commit names: those behind the bundle whose check failed, or
-        // the one whose extent key exists already.
+        // Which parts a failed commit names: those behind the bundle whose check failed.
         let fenced_by =
             |(b, _): &Part, e: &MetaError| b.fence.as_ref().is_some_and(|f| f.failed(e));
-        let taken_by = |(b, x): &Part, e: &MetaError| matches!(e, MetaError::Conflict { key, .. } if *key == key_of(b, x));
         while !ready.is_empty() {
             let mut fences: Vec<&Fence> =
                 ready.iter().filter_map(|(b, _)| b.fence.as_ref()).collect();
             fences.sort_by(|a, b| a.key.cmp(&b.key));
             fences.dedup_by(|a, b| a.key == b.key);
             let mut ops: Vec<Op> = fences.iter().map(|f| f.check()).collect();
-            ops.extend(
-                ready
-                    .iter()
-                    .map(|(b, e)| Op::put(key_of(b, e), e.encode(), Expected::Absent)),
-            );
+            let record = FlushRecord {
+                object: object.to_string(),
+                parts: ready.iter().map(record_part).collect(),
+            };
+            let key = keys::flush_record_key();
+            let value = record.encode();
+            ops.push(Op::put(key.clone(), value.clone(), Expected::Absent));
             let outcome = self.inner.meta.commit(ops).await;
             self.inner.counters.commits.fetch_add(1, Ordering::Relaxed);
             match outcome {
-                Ok(_) => {
+                Ok(version) => {
                     for (batch, extent) in ready {
                         self.settle(batch, extent);
                     }
-                    return;
+                    return Some((key, version, record));
                 }
                 Err(e) if ready.iter().any(|p| fenced_by(p, &e)) => {
                     let (fenced, rest): (Vec<Part>, Vec<Part>) =
@@ -474,43 +498,97 @@ impl Wal {
                     }
                     ready = rest;
                 }
-                Err(e) if ready.iter().any(|p| taken_by(p, &e)) => {
-                    // An extent key that exists already: that ledger has another writer.
-                    let (taken, rest): (Vec<Part>, Vec<Part>) =
-                        ready.into_iter().partition(|p| taken_by(p, &e));
-                    for (batch, extent) in taken {
-                        let key = key_of(&batch, &extent);
-                        self.fail_ledger(batch, format!("its WAL extent {key} exists already"));
-                    }
-                    ready = rest;
-                }
                 Err(e @ MetaError::Backend { .. }) => {
                     // The answer was lost: the transaction may have been applied. Read back.
-                    tracing::warn!(error = %e, "WAL commit outcome unknown: reading the extents back");
-                    for (batch, extent) in ready {
-                        let key = key_of(&batch, &extent);
-                        match self.inner.meta.get(&key).await {
-                            Ok(Some(v))
-                                if Extent::decode(&key, &v.value).ok() == Some(extent.clone()) =>
-                            {
-                                self.settle(batch, extent)
-                            }
-                            Ok(_) => {
-                                self.fail_ledger(batch, format!("committing its WAL extent: {e}"))
-                            }
-                            Err(read) => self.fail_ledger(
-                                batch,
-                                format!("committing its WAL extent: {e}; reading it back: {read}"),
-                            ),
-                        }
-                    }
-                    return;
+                    tracing::warn!(error = %e, "WAL commit outcome unknown: reading the record back");
+                    return self.resolve_unknown(ready, key, &value, record, &e).await;
                 }
                 Err(e) => {
                     for (batch, _) in ready {
                         self.fail_ledger(batch, format!("committing its WAL extent: {e}"));
                     }
-                    return;
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Settles or fails `ready` after a commit of `record` at `key` whose answer was lost:
+    /// committed if the record is there, or if its extents are (somebody indexed it already:
+    /// a sweep, a deletion); failed if neither, or if they cannot be read.
+    async fn resolve_unknown(
+        &self,
+        ready: Vec<Part>,
+        key: String,
+        value: &[u8],
+        record: FlushRecord,
+        error: &MetaError,
+    ) -> Option<(String, u64, FlushRecord)> {
+        match self.inner.meta.get(&key).await {
+            Ok(Some(v)) if v.value == value => {
+                for (batch, extent) in ready {
+                    self.settle(batch, extent);
+                }
+                return Some((key, v.version, record));
+            }
+            Ok(_) => {}
+            Err(read) => {
+                for (batch, _) in ready {
+                    self.fail_ledger(
+                        batch,
+                        format!("committing its WAL extent: {error}; reading it back: {read}"),
+                    );
+                }
+                return None;
+            }
+        }
+        for (batch, extent) in ready {
+            let key = keys::extent_key(
+                &batch.state.managed_ledger,
+                batch.state.ledger_id,
+                extent.first,
+            );
+            match self.inner.meta.get(&key).await {
+                Ok(Some(v)) if Extent::decode(&key, &v.value).ok() == Some(extent.clone()) => {
+                    self.settle(batch, extent)
+                }
+                Ok(_) => self.fail_ledger(batch, format!("committing its WAL extent: {error}")),
+                Err(read) => self.fail_ledger(
+                    batch,
+                    format!("committing its WAL extent: {error}; reading it back: {read}"),
+                ),
+            }
+        }
+        None
+    }
+
+    /// Indexes committed flush records into extent keys, one after the other, off the
+    /// acknowledgement path. One that fails stays a record (merged by readers) until a sweep
+    /// indexes it.
+    async fn indexer(self, mut rx: mpsc::UnboundedReceiver<(String, u64, FlushRecord)>) {
+        let meta = self.inner.meta.as_ref();
+        while let Some(first) = rx.recv().await {
+            // The records waiting, indexed together (a flush over many bundles or thousands of
+            // ledgers has several, and a slow etcd lets them pile up).
+            let mut records = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                records.push(more);
+            }
+            let outcomes = futures::future::join_all(records.iter().map(
+                |(key, version, record)| async move {
+                    (key, index::index_record(meta, key, *version, record).await)
+                },
+            ))
+            .await;
+            for (key, outcome) in outcomes {
+                match outcome {
+                    Ok(_) => {
+                        self.inner.counters.indexed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%key, error = %e, "indexing a WAL flush record failed: a sweep will")
+                    }
                 }
             }
         }
@@ -572,16 +650,40 @@ fn timer_deadline(at: Instant) -> Instant {
 /// The resolution of tokio's timer.
 const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
-/// Packs a flush's parts into commit transactions: as few as etcd's operation limit allows,
-/// each holding one put per ledger and the fencing check of every bundle it touches, once.
-/// One transaction per flush (rather than one per bundle) keeps the commit to one etcd round
-/// trip and one raft entry. Two fences on one key (a bundle that changed owner between two
-/// appends of one flush) go to different transactions: a transaction names each key once.
+/// A part of a flush record.
+fn record_part((batch, extent): &Part) -> RecordPart {
+    RecordPart {
+        managed_ledger: batch.state.managed_ledger.clone(),
+        ledger_id: batch.state.ledger_id,
+        offset: extent.offset,
+        length: extent.length,
+        first: extent.first,
+        entries: extent.entries,
+        bytes: extent.bytes,
+    }
+}
+
+/// A flush record's value stays under this many bytes (etcd refuses requests over 1.5 MiB).
+const RECORD_MAX_BYTES: usize = 512 * 1024;
+
+/// What a part adds to a record's value, at most (JSON: the name and seven numbers with their
+/// field names).
+fn record_bytes(part: &Part) -> usize {
+    part.0.state.managed_ledger.len() + 200
+}
+
+/// Packs a flush's parts into commit transactions, each one flush record and the fencing check
+/// of every bundle it touches, once: one for a flush unless its record would pass
+/// [`RECORD_MAX_BYTES`] or its checks etcd's operation limit. One transaction per flush (rather
+/// than one per bundle) keeps the commit to one etcd round trip and one raft entry. Two fences
+/// on one key (a bundle that changed owner between two appends of one flush) go to different
+/// transactions: a transaction names each key once.
 fn transactions_of(mut parts: Vec<Part>) -> Vec<Vec<Part>> {
     let fence_of = |p: &Part| p.0.fence.as_ref().map(|f| (f.key.clone(), f.version));
     parts.sort_by_cached_key(fence_of);
     let mut transactions = Vec::new();
     let mut current: Vec<Part> = Vec::new();
+    let mut bytes = 0usize;
     let mut checks: HashMap<String, u64> = HashMap::new();
     for part in parts {
         let fence = fence_of(&part);
@@ -590,19 +692,22 @@ fn transactions_of(mut parts: Vec<Part>) -> Vec<Vec<Part>> {
                 .as_ref()
                 .is_some_and(|(k, v)| checks.get(k).is_some_and(|held| held != v))
         };
-        let ops_needed = |checks: &HashMap<String, u64>| {
-            1 + usize::from(fence.as_ref().is_some_and(|(k, _)| !checks.contains_key(k)))
+        let new_check = |checks: &HashMap<String, u64>| {
+            usize::from(fence.as_ref().is_some_and(|(k, _)| !checks.contains_key(k)))
         };
         if !current.is_empty()
             && (clashes(&checks)
-                || current.len() + checks.len() + ops_needed(&checks) > meta::MAX_TXN_OPS)
+                || checks.len() + new_check(&checks) + 1 > meta::MAX_TXN_OPS
+                || bytes + record_bytes(&part) > RECORD_MAX_BYTES)
         {
             transactions.push(std::mem::take(&mut current));
             checks.clear();
+            bytes = 0;
         }
         if let Some((k, v)) = fence {
             checks.insert(k, v);
         }
+        bytes += record_bytes(&part);
         current.push(part);
     }
     if !current.is_empty() {
@@ -639,41 +744,49 @@ mod tests {
         (batch, extent)
     }
 
-    /// Operations a transaction of these parts holds: a put per part, a check per fence key.
-    fn ops(parts: &[Part]) -> usize {
+    /// The fencing checks a transaction of these parts holds: one per fence key.
+    fn checks(parts: &[Part]) -> usize {
         let keys: std::collections::HashSet<_> = parts
             .iter()
             .filter_map(|(b, _)| b.fence.as_ref().map(|f| f.key.clone()))
             .collect();
-        parts.len() + keys.len()
+        keys.len()
     }
 
     #[test]
     fn a_flush_over_a_few_bundles_is_one_transaction() {
         let bundles = ["/b/0", "/b/1", "/b/2", "/b/3"];
-        let parts = (0..100)
+        let parts = (0..1000)
             .map(|i| part(i, Some((bundles[i as usize % 4], 7))))
             .collect();
         let txns = transactions_of(parts);
         assert_eq!(txns.len(), 1);
-        assert_eq!(ops(&txns[0]), 104);
+        assert_eq!(checks(&txns[0]), 4);
     }
 
     #[test]
-    fn transactions_stay_within_etcds_operation_limit_and_keep_every_part() {
+    fn transactions_stay_within_etcds_limits_and_keep_every_part() {
+        // More bundles than one transaction has operations for their checks and the record.
+        let bundles: Vec<String> = (0..300).map(|b| format!("/b/{b}")).collect();
         let parts = (0..1000)
-            .map(|i| part(i, Some((["/b/0", "/b/1", "/b/2"][i as usize % 3], 1))))
+            .map(|i| part(i, Some((bundles[i as usize % 300].as_str(), 1))))
             .collect();
         let txns = transactions_of(parts);
-        assert!(txns.iter().all(|t| ops(t) <= meta::MAX_TXN_OPS));
+        assert!(txns.iter().all(|t| checks(t) < meta::MAX_TXN_OPS));
         assert_eq!(txns.iter().map(Vec::len).sum::<usize>(), 1000);
-        // Nearly full: 1000 puts and a few checks fit in 8 transactions of 128.
-        assert_eq!(txns.len(), 8);
-        let unfenced = transactions_of((0..300).map(|i| part(i, None)).collect());
-        assert_eq!(
-            unfenced.iter().map(Vec::len).collect::<Vec<_>>(),
-            [128, 128, 44]
-        );
+        assert_eq!(txns.len(), 3);
+        // More parts than one record's value holds.
+        let parts: Vec<Part> = (0..4000).map(|i| part(i, None)).collect();
+        let txns = transactions_of(parts);
+        assert!(txns.len() > 1);
+        for t in &txns {
+            let record = FlushRecord {
+                object: "o".into(),
+                parts: t.iter().map(record_part).collect(),
+            };
+            assert!(record.encode().len() <= RECORD_MAX_BYTES);
+        }
+        assert_eq!(txns.iter().map(Vec::len).sum::<usize>(), 4000);
     }
 
     #[test]

@@ -9,7 +9,8 @@ use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, ObjectStoreExt};
 use testkit::moto::MotoServer;
 use testkit::proxy::HttpProxy;
-use wal::{Wal, WalConfig, WalError};
+use wal::format::RecordPart;
+use wal::{FlushRecord, Wal, WalConfig, WalError};
 
 const BUCKET: &str = "wal";
 
@@ -435,4 +436,169 @@ async fn no_more_uploads_run_at_once_than_configured_and_the_buffer_grows_meanwh
         .unwrap();
     assert_eq!(read, (0..256).map(entry).collect::<Vec<_>>());
     wal.shutdown().await;
+}
+
+/// The extent keys of a ledger, with its names.
+async fn extent_keys(meta: &dyn MetadataStore, ml: &str, id: i64) -> Vec<(String, i64, String)> {
+    let keys = meta.list(&wal::keys::ledger_prefix(ml, id)).await.unwrap();
+    keys.into_iter().map(|k| (ml.to_string(), id, k)).collect()
+}
+
+/// Extent keys moved back into flush records, one per object: what a writer that stopped
+/// between a flush's commit and its indexing leaves in the metadata store. Returns how many
+/// records.
+async fn unindex(meta: &dyn MetadataStore, keys: Vec<(String, i64, String)>) -> usize {
+    let mut records: std::collections::BTreeMap<String, FlushRecord> = Default::default();
+    for (ml, id, key) in keys {
+        let v = meta.get(&key).await.unwrap().unwrap();
+        let e = wal::Extent::decode(&key, &v.value).unwrap();
+        records
+            .entry(e.object.clone())
+            .or_insert_with(|| FlushRecord {
+                object: e.object.clone(),
+                parts: Vec::new(),
+            })
+            .parts
+            .push(RecordPart {
+                managed_ledger: ml,
+                ledger_id: id,
+                offset: e.offset,
+                length: e.length,
+                first: e.first,
+                entries: e.entries,
+                bytes: e.bytes,
+            });
+        meta.delete(&key, Expected::Any).await.unwrap();
+    }
+    for record in records.values() {
+        meta.put(
+            &wal::keys::flush_record_key(),
+            record.encode(),
+            Expected::Absent,
+        )
+        .await
+        .unwrap();
+    }
+    records.len()
+}
+
+async fn keys_under(meta: &dyn MetadataStore, prefix: &str) -> Vec<String> {
+    meta.list(prefix).await.unwrap()
+}
+
+/// A flush commits one record and its writer indexes it into per-ledger extent keys; a record
+/// left unindexed (its writer stopped) is read by a new owner (alone, or merged with the
+/// ledger's keys), kept and indexed by a sweep, and indexed before a deletion of a ledger it
+/// names, which therefore leaves no key behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_records_are_indexed_and_one_left_unindexed_loses_nothing() {
+    let s = setup();
+    let store = s3(&s.moto);
+    let meta = s.meta.as_ref();
+    let wal = Wal::start(Arc::clone(&store), Arc::clone(&s.meta), config(50));
+    let names: Vec<String> = (0..3)
+        .map(|l| format!("public/default/persistent/r{l}"))
+        .collect();
+    let ids = [500i64, 501, 502];
+    let ledgers: Vec<_> = (0..3)
+        .map(|l| wal.create_ledger(&names[l], ids[l]))
+        .collect();
+    const ENTRIES: u64 = 12;
+    for e in (0..ENTRIES).step_by(3) {
+        // Three entries of each ledger per flush: four flushes.
+        let mut waits = Vec::new();
+        for e in e..e + 3 {
+            for (l, ledger) in ledgers.iter().enumerate() {
+                waits.push(ledger.append(payload(l as i64, e), None).await.unwrap());
+            }
+        }
+        for w in waits {
+            w.await.unwrap();
+        }
+    }
+    let counters = wal.counters();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    // The indexer runs after the acknowledgements: wait for it.
+    for _ in 0..100 {
+        if load(&counters.indexed) == load(&counters.commits) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(load(&counters.indexed), load(&counters.commits));
+    assert!(load(&counters.commits) >= 4);
+    assert!(
+        keys_under(meta, wal::keys::FLUSH_RECORD_PREFIX)
+            .await
+            .is_empty()
+    );
+    for l in 0..3 {
+        let keys = extent_keys(meta, &names[l], ids[l]).await;
+        assert_eq!(keys.len(), ledgers[l].extents(), "ledger {l}: {keys:?}");
+        assert!(keys.len() >= 4);
+    }
+    wal.shutdown().await;
+    let expected = |l: usize| {
+        (0..ENTRIES)
+            .map(|e| payload(l as i64, e))
+            .collect::<Vec<_>>()
+    };
+    let read_all = async |w: &Wal, l: usize| {
+        w.read(&names[l], ids[l], 0, ENTRIES - 1, usize::MAX)
+            .await
+            .unwrap()
+    };
+
+    // The writer stopped before indexing: all of ledgers 0 and 1 in records, and the last two
+    // extents of ledger 2 (its first ones are keys).
+    let mut moved = extent_keys(meta, &names[0], ids[0]).await;
+    moved.extend(extent_keys(meta, &names[1], ids[1]).await);
+    let of_2 = extent_keys(meta, &names[2], ids[2]).await;
+    moved.extend(of_2[of_2.len() - 2..].iter().cloned());
+    assert!(unindex(meta, moved).await >= 4);
+    let other = Wal::start(Arc::clone(&store), Arc::clone(&s.meta), config(50));
+    for l in 0..3 {
+        assert_eq!(
+            other.recover(&names[l], ids[l]).await.unwrap().0,
+            ENTRIES,
+            "ledger {l}"
+        );
+        assert_eq!(read_all(&other, l).await, expected(l), "ledger {l}");
+    }
+    // A sweep keeps the objects the records name, and indexes the records.
+    tokio::time::sleep(Duration::from_millis(1100)).await; // object timestamps have 1 s steps
+    let report = other
+        .sweep_older_than(Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert!(report.candidates >= 4);
+    assert_eq!(report.deleted, 0);
+    assert!(
+        keys_under(meta, wal::keys::FLUSH_RECORD_PREFIX)
+            .await
+            .is_empty()
+    );
+    let fresh = Wal::start(Arc::clone(&store), Arc::clone(&s.meta), config(50));
+    for l in 0..3 {
+        assert_eq!(extent_keys(meta, &names[l], ids[l]).await.len(), of_2.len());
+        assert_eq!(read_all(&fresh, l).await, expected(l), "ledger {l}");
+    }
+    // Left unindexed again, ledger 0 is deleted: its records are indexed first, so no key of
+    // it comes back later, and ledger 1's extents (in the same records) stay.
+    let mut moved = extent_keys(meta, &names[0], ids[0]).await;
+    moved.extend(extent_keys(meta, &names[1], ids[1]).await);
+    unindex(meta, moved).await;
+    wal::delete_extents(meta, &names[0], ids[0]).await.unwrap();
+    assert!(
+        keys_under(meta, wal::keys::FLUSH_RECORD_PREFIX)
+            .await
+            .is_empty()
+    );
+    assert!(extent_keys(meta, &names[0], ids[0]).await.is_empty());
+    assert_eq!(wal::index_records(meta, |_| true).await.unwrap(), 0);
+    let fresh2 = Wal::start(Arc::clone(&store), Arc::clone(&s.meta), config(50));
+    assert_eq!(read_all(&fresh2, 1).await, expected(1));
+    other.shutdown().await;
+    fresh.shutdown().await;
+    fresh2.shutdown().await;
 }
