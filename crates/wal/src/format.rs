@@ -42,16 +42,8 @@ impl Extent {
     }
 
     pub fn decode(key: &str, value: &[u8]) -> Result<Extent> {
-        let e: Extent = serde_json::from_slice(value).map_err(|e| WalError::Corrupt {
-            what: key.to_string(),
-            detail: e.to_string(),
-        })?;
-        if e.entries == 0 || e.length < e.entries * RECORD_HEADER_LEN as u64 {
-            return Err(WalError::Corrupt {
-                what: key.to_string(),
-                detail: format!("{} entries in {} bytes", e.entries, e.length),
-            });
-        }
+        let e: Extent = decode_json(key, value)?;
+        check_extent(key, "", e.entries, e.length)?;
         Ok(e)
     }
 }
@@ -87,22 +79,10 @@ impl FlushRecord {
 
     /// Decodes a record; every part must be a valid extent.
     pub fn decode(key: &str, value: &[u8]) -> Result<FlushRecord> {
-        let r: FlushRecord = serde_json::from_slice(value).map_err(|e| WalError::Corrupt {
-            what: key.to_string(),
-            detail: e.to_string(),
-        })?;
-        if let Some(p) = r
-            .parts
-            .iter()
-            .find(|p| p.entries == 0 || p.length < p.entries * RECORD_HEADER_LEN as u64)
-        {
-            return Err(WalError::Corrupt {
-                what: key.to_string(),
-                detail: format!(
-                    "ledger {}: {} entries in {} bytes",
-                    p.ledger_id, p.entries, p.length
-                ),
-            });
+        let r: FlushRecord = decode_json(key, value)?;
+        for p in &r.parts {
+            let ledger = format!("ledger {}: ", p.ledger_id);
+            check_extent(key, &ledger, p.entries, p.length)?;
         }
         Ok(r)
     }
@@ -126,6 +106,26 @@ impl FlushRecord {
             .find(|p| p.ledger_id == ledger_id && p.managed_ledger == managed_ledger)
             .map(|p| self.extent(p))
     }
+}
+
+/// A metadata value of the WAL's, decoded; `key` names it in the error.
+fn decode_json<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
+    serde_json::from_slice(value).map_err(|e| WalError::Corrupt {
+        what: key.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Whether `entries` entries can be in `length` bytes of an extent (at least one entry, and
+/// a record header each).
+fn check_extent(key: &str, which: &str, entries: u64, length: u64) -> Result<()> {
+    if entries == 0 || length < entries.saturating_mul(RECORD_HEADER_LEN as u64) {
+        return Err(WalError::Corrupt {
+            what: key.to_string(),
+            detail: format!("{which}{entries} entries in {length} bytes"),
+        });
+    }
+    Ok(())
 }
 
 /// Entries this long or longer go into an object without being copied: the body references
@@ -199,7 +199,8 @@ pub fn decode_extent(what: &str, bytes: &Bytes, entries: u64) -> Result<Vec<Byte
         what: what.to_string(),
         detail,
     };
-    let mut out = Vec::with_capacity(entries as usize);
+    // Every record has a header: no more can be in these bytes, whatever `entries` says.
+    let mut out = Vec::with_capacity((entries as usize).min(bytes.len() / RECORD_HEADER_LEN));
     let mut at = 0usize;
     for i in 0..entries {
         let header = bytes
@@ -237,6 +238,15 @@ mod tests {
         body.push_extent(entries);
         let all: Vec<u8> = body.into_chunks().concat();
         Bytes::from(all).slice(OBJECT_MAGIC.len()..)
+    }
+
+    /// Some bytes that are sometimes JSON of a record.
+    fn bytes_of(n: u64) -> Vec<u8> {
+        match n % 3 {
+            0 => b"{\"object\":\"o\",\"parts\":[{}]}".to_vec(),
+            1 => format!("{{\"object\":\"o\",\"parts\":[{{\"managed_ledger\":\"a\",\"ledger_id\":1,\"offset\":0,\"length\":{n},\"first\":0,\"entries\":{},\"bytes\":0}}]}}", u64::MAX - n).into_bytes(),
+            _ => vec![n as u8; n as usize],
+        }
     }
 
     /// Entry lengths on both sides of [`ZERO_COPY_MIN`].
@@ -298,7 +308,41 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), n in 0u64..10) {
-            let _ = decode_extent("t", &Bytes::from(bytes), n);
+            let bytes = Bytes::from(bytes);
+            let _ = decode_extent("t", &bytes, n);
+            let _ = decode_extent("t", &bytes, u64::MAX - n);
+            let _ = FlushRecord::decode("k", &bytes_of(n));
+        }
+
+        #[test]
+        fn flush_records_round_trip_and_refuse_impossible_extents(
+            parts in proptest::collection::vec(("[a-z/]{1,30}", any::<i64>(), any::<u64>(), 0u64..1 << 40, any::<u64>(), 0u64..1 << 30, any::<u64>()), 0..20),
+        ) {
+            let record = FlushRecord {
+                object: "wal/c/b/o".into(),
+                parts: parts
+                    .into_iter()
+                    .map(|(managed_ledger, ledger_id, offset, length, first, entries, bytes)| RecordPart {
+                        managed_ledger, ledger_id, offset, length, first, entries, bytes,
+                    })
+                    .collect(),
+            };
+            let possible = record
+                .parts
+                .iter()
+                .all(|p| p.entries > 0 && p.length >= p.entries * RECORD_HEADER_LEN as u64);
+            match FlushRecord::decode("k", &record.encode()) {
+                Ok(decoded) => {
+                    prop_assert!(possible);
+                    prop_assert_eq!(&decoded, &record);
+                    for p in &decoded.parts {
+                        let e = decoded.extent_of(&p.managed_ledger, p.ledger_id).unwrap();
+                        prop_assert_eq!(e.object.as_str(), "wal/c/b/o");
+                    }
+                }
+                Err(WalError::Corrupt { .. }) => prop_assert!(!possible),
+                Err(e) => prop_assert!(false, "{e}"),
+            }
         }
     }
 }
