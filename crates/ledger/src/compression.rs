@@ -24,6 +24,8 @@ const MAX_JSON_BYTES: usize = 256 << 20;
 pub enum Codec {
     Lz4,
     Zlib,
+    Zstd,
+    Snappy,
 }
 
 impl Codec {
@@ -31,6 +33,8 @@ impl Codec {
         match self {
             Codec::Lz4 => 1,
             Codec::Zlib => 2,
+            Codec::Zstd => 3,
+            Codec::Snappy => 4,
         }
     }
 
@@ -38,6 +42,8 @@ impl Codec {
         match id {
             1 => Some(Codec::Lz4),
             2 => Some(Codec::Zlib),
+            3 => Some(Codec::Zstd),
+            4 => Some(Codec::Snappy),
             _ => None,
         }
     }
@@ -96,6 +102,16 @@ pub(crate) fn compress(json: Vec<u8>, compression: Compression) -> Vec<u8> {
                 Err(_) => return json,
             }
         }
+        // Level 1: metadata values are rewritten at every rollover and cursor move, and the
+        // faster levels already shrink JSON lists several times.
+        Codec::Zstd => match zstd::bulk::compress(&json, 1) {
+            Ok(z) => out.extend_from_slice(&z),
+            Err(_) => return json,
+        },
+        Codec::Snappy => match snap::raw::Encoder::new().compress_vec(&json) {
+            Ok(z) => out.extend_from_slice(&z),
+            Err(_) => return json,
+        },
     }
     out
 }
@@ -125,6 +141,19 @@ pub(crate) fn decompress(raw: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, Strin
                 .read_to_end(&mut json)
                 .map_err(|e| format!("zlib: {e}"))?;
             json
+        }
+        // Room for exactly `len` bytes: a body that holds more fails instead of growing it.
+        Codec::Zstd => zstd::bulk::decompress(body, len).map_err(|e| format!("zstd: {e}"))?,
+        Codec::Snappy => {
+            let claimed = snap::raw::decompress_len(body).map_err(|e| format!("snappy: {e}"))?;
+            if claimed != len {
+                return Err(format!(
+                    "compressed value holds {claimed} bytes, its header says {len}"
+                ));
+            }
+            snap::raw::Decoder::new()
+                .decompress_vec(body)
+                .map_err(|e| format!("snappy: {e}"))?
         }
     };
     if json.len() != len {
@@ -160,7 +189,7 @@ mod tests {
     #[test]
     fn large_values_shrink_and_come_back() {
         let big = json(2000);
-        for codec in [Codec::Lz4, Codec::Zlib] {
+        for codec in [Codec::Lz4, Codec::Zlib, Codec::Zstd, Codec::Snappy] {
             let stored = compress(
                 big.clone(),
                 Compression {
@@ -203,13 +232,13 @@ mod tests {
         #[test]
         fn any_bytes_round_trip_under_any_setting(
             bytes in proptest::collection::vec(any::<u8>(), 0..4096),
-            lz4 in any::<bool>(),
+            codec in 1u8..=4,
             threshold in 0usize..2048,
         ) {
             // JSON never starts with a NUL: neither do the values this module is given.
             prop_assume!(bytes.first() != Some(&0));
             let c = Compression {
-                codec: Some(if lz4 { Codec::Lz4 } else { Codec::Zlib }),
+                codec: Codec::from_id(codec),
                 threshold_bytes: threshold,
             };
             let stored = compress(bytes.clone(), c);

@@ -6,7 +6,7 @@ use ledger::{Codec, Compression};
 
 use super::{ConfigError, Properties};
 
-const ALLOWED: &str = "NONE, LZ4 or ZLIB (Pulsar's ZSTD and SNAPPY are not supported)";
+const ALLOWED: &str = "NONE, LZ4, ZLIB, ZSTD or SNAPPY";
 
 /// `<what>CompressionType` and `<what>CompressionThresholdInBytes`, for `what` =
 /// `managedLedgerInfo` or `managedCursorInfo`. tierlog's default codec is LZ4 where Pulsar's is
@@ -21,6 +21,8 @@ pub(super) fn parse(raw: &mut Properties, what: &str) -> Result<Compression, Con
             "NONE" => Some(None),
             "LZ4" => Some(Some(Codec::Lz4)),
             "ZLIB" => Some(Some(Codec::Zlib)),
+            "ZSTD" => Some(Some(Codec::Zstd)),
+            "SNAPPY" => Some(Some(Codec::Snappy)),
             _ => None,
         },
         ALLOWED,
@@ -69,14 +71,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.codec, None);
+        for (name, codec) in [("zstd", Codec::Zstd), ("SNAPPY", Codec::Snappy)] {
+            let c = parse_text(
+                &format!("managedCursorInfoCompressionType={name}\n"),
+                "managedCursorInfo",
+            )
+            .unwrap();
+            assert_eq!(c.codec, Some(codec));
+        }
         let e = parse_text(
-            "managedLedgerInfoCompressionType=ZSTD\n",
+            "managedLedgerInfoCompressionType=BROTLI\n",
             "managedLedgerInfo",
         )
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("managedLedgerInfoCompressionType") && e.contains("ZSTD"),
+            e.contains("managedLedgerInfoCompressionType")
+                && e.contains("BROTLI")
+                && e.contains("SNAPPY"),
             "{e}"
         );
     }
