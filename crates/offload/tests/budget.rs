@@ -431,8 +431,12 @@ async fn under_a_rate_a_topics_older_ledger_goes_first_and_topics_share_the_rate
         "one topic: ledger 1 done at {older:?}, ledger 2 at {younger:?}"
     );
     let (x, y) = both(("t/ns/x", "t/ns/y")).await;
+    // One after the other, the first would be done at half the time of the second; sharing
+    // part by part, near the same time. A part is 5 MiB, ~0.3 s at the rate, and on a loaded
+    // machine one topic may get a part's turn ahead (1.47 s against 1.98 s, 0.74, seen in CI):
+    // the bound sits between the two shapes, not at the ideal.
     assert!(
-        x.min(y).as_secs_f64() >= 0.75 * x.max(y).as_secs_f64(),
+        x.min(y).as_secs_f64() >= 0.6 * x.max(y).as_secs_f64(),
         "two topics: done at {x:?} and {y:?}"
     );
 }
