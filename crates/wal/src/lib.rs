@@ -33,6 +33,7 @@
 //! Reads of recent entries come from memory (a per-ledger budget); older ones by one ranged
 //! GET per extent (a small cache of fetched extents serves consumers reading in small steps).
 
+mod commit;
 mod error;
 pub mod format;
 mod index;
