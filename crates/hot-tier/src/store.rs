@@ -70,9 +70,9 @@ impl Default for StoreOptions {
             direct_write_min_bytes: 128 << 10,
             max_direct_per_round: 8,
             direct_when_alone: true,
-            write_cache_bytes: 64 << 20,
+            write_cache_bytes: 512 << 20,
             checkpoint_interval: Duration::from_secs(10),
-            checkpoint_journal_bytes: 256 << 20,
+            checkpoint_journal_bytes: 1 << 30,
             read_ahead_cache_bytes: 64 << 20,
             read_ahead_window_bytes: 4 << 20,
         }
