@@ -72,7 +72,7 @@ impl Default for StoreOptions {
             direct_when_alone: true,
             write_cache_bytes: 512 << 20,
             checkpoint_interval: Duration::from_secs(10),
-            checkpoint_journal_bytes: 1 << 30,
+            checkpoint_journal_bytes: 256 << 20,
             read_ahead_cache_bytes: 64 << 20,
             read_ahead_window_bytes: 4 << 20,
         }
